@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "fd-util.h"
+#include "fileio.h"
+#include "string-util.h"
+
+static bool filename_is_valid(const char *name) {
+        if (isempty(name) || streq(name, ".") || streq(name, ".."))
+                return false;
+        if (strchr(name, '/'))
+                return false;
+        return strlen(name) <= NAME_MAX;
+}
+
+/* Six characters for the temporary name. They only need to make collisions
+ * unlikely (O_EXCL makes them harmless), so when the kernel has no entropy
+ * yet we fall back to mixing time, pid and a counter. */
+static void random_suffix(char s[static 7]) {
+        static const char chars[] =
+                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        static unsigned counter;
+        uint8_t b[6];
+
+        if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t) sizeof(b)) {
+                struct timespec ts = {};
+                uint64_t x;
+
+                (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+                x = (uint64_t) ts.tv_nsec ^ ((uint64_t) ts.tv_sec << 20) ^
+                    ((uint64_t) getpid() << 40) ^ ((uint64_t) ++counter * 0x9E3779B97F4A7C15ULL);
+                for (size_t i = 0; i < sizeof(b); i++, x >>= 8)
+                        b[i] = (uint8_t) x;
+        }
+
+        for (size_t i = 0; i < sizeof(b); i++)
+                s[i] = chars[b[i] % (sizeof(chars) - 1)];
+        s[6] = '\0';
+}
+
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+        _cleanup_close_ int dfd = -EBADF, fd = -EBADF;
+        _cleanup_free_ char *tmp = NULL;
+        int r = 0;
+
+        assert_return(dirfd >= 0 || dirfd == AT_FDCWD, -EBADF);
+        assert_return(filename_is_valid(name), -EINVAL);
+        assert_return(data || len == 0, -EINVAL);
+
+        /* Our own descriptor for the directory: dirfd may be O_PATH, which
+         * cannot be fsync()ed, and AT_FDCWD must be opened anyway. */
+        dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+
+        for (unsigned attempt = 0;; attempt++) {
+                char suffix[7];
+
+                random_suffix(suffix);
+                free(tmp);
+                tmp = strjoin(".#", name, ".", suffix);
+                if (!tmp)
+                        return -ENOMEM;
+
+                fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, mode);
+                if (fd >= 0)
+                        break;
+                if (errno != EEXIST || attempt >= 64)
+                        return -errno;
+        }
+
+        r = loop_write(fd, data, len, /* do_poll= */ false);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        /* Delayed write errors (NFS, quota) can surface only at close(). */
+        if (r >= 0 && close(TAKE_FD(fd)) < 0)
+                r = -errno;
+        if (r >= 0 && renameat(dfd, tmp, dfd, name) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlinkat(dfd, tmp, 0);
+                return r;
+        }
+
+        /* Make the rename itself durable. */
+        if (fsync(dfd) < 0)
+                return -errno;
+
+        return 0;
+}
+
+int write_file_atomic(const char *dir, const char *name, const void *data, size_t len, mode_t mode) {
+        _cleanup_close_ int dfd = -EBADF;
+
+        if (!dir)
+                return write_file_atomic_at(AT_FDCWD, name, data, len, mode);
+
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+
+        return write_file_atomic_at(dfd, name, data, len, mode);
+}
+
+static int mkdir_one(const char *path, mode_t mode) {
+        struct stat st;
+
+        if (mkdir(path, mode) >= 0)
+                return 0;
+        if (errno != EEXIST)
+                return -errno;
+
+        /* Something exists; fine if it is (or points to) a directory. */
+        if (stat(path, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        return 0;
+}
+
+int mkdir_p(const char *path, mode_t mode) {
+        _cleanup_free_ char *p = NULL;
+        int r;
+
+        assert_return(!isempty(path), -EINVAL);
+
+        p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+
+        /* Walk the path, temporarily cutting it after each component. The
+         * first character is skipped so that "/" itself is never created;
+         * empty components ("a//b", trailing "/") are skipped too. */
+        for (char *s = p + 1;; s++) {
+                char c = *s;
+
+                if (c != '/' && c != '\0')
+                        continue;
+
+                if (s[-1] != '/') {
+                        *s = '\0';
+                        r = mkdir_one(p, mode);
+                        *s = c;
+                        if (r < 0)
+                                return r;
+                }
+
+                if (c == '\0')
+                        break;
+        }
+
+        return 0;
+}

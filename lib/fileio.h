@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Crash-safe file replacement and directory creation. */
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Replaces the file `name` in directory `dirfd` (or AT_FDCWD) with `data`:
+ * the data goes to a temporary ".#<name>.XXXXXX" in the same directory, is
+ * fsync()ed, renamed over `name`, and the directory is fsync()ed. Readers
+ * see either the complete old or the complete new file, also after a crash.
+ *
+ * `name` must be a single path component. The new file gets `mode` minus the
+ * umask. On any failure before the rename, the temporary file is removed and
+ * the old file is untouched. If only the final directory fsync() fails, the
+ * new content is already in place and the error is returned anyway.
+ */
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+
+/* Same, with the directory given as a path (NULL means the current one). */
+int write_file_atomic(const char *dir, const char *name, const void *data, size_t len, mode_t mode);
+
+/* Creates path and any missing parent directories with mode (minus umask).
+ * Existing directories (also via symlinks) are fine; an existing
+ * non-directory in the way is -ENOTDIR. */
+int mkdir_p(const char *path, mode_t mode);

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The test command: install dependencies, build everything (a normal build
+# and an ASan+UBSan build), build the guest artifacts (kernel from cache),
+# run every test suite. Used as is by .ci/run.
+#
+#   scripts/check.sh            all suites
+#   ZVM_SUITES="unit" scripts/check.sh     only some
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${ZVM_BUILD_DIR:-$src/build}
+asan=${ZVM_ASAN_BUILD_DIR:-$src/build-asan}
+cd "$src"
+
+"$src/scripts/install-deps"
+
+[ -f "$build/build.ninja" ] || meson setup "$build" >/dev/null
+meson compile -C "$build"
+[ -f "$asan/build.ninja" ] || meson setup "$asan" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+meson compile -C "$asan"
+
+"$src/scripts/build-guest" "$build"
+
+# Every VM test must really boot here: a skip is a failure.
+export ZVM_MUST_BOOT=${ZVM_MUST_BOOT:-1}
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+rc=0
+suites=${ZVM_SUITES:-unit vm}
+args=()
+for s in $suites; do args+=(--suite "$s"); done
+meson test -C "$asan" --suite unit --print-errorlogs || rc=1
+meson test -C "$build" "${args[@]}" --print-errorlogs --num-processes "$(nproc)" || rc=1
+
+# One plain summary line over both runs, for humans and for CI.
+python3 - "$build/meson-logs/testlog.json" "$asan/meson-logs/testlog.json" <<'PY'
+import json, sys
+count = {"OK": 0, "FAIL": 0, "SKIP": 0}
+for path in sys.argv[1:]:
+    try:
+        for line in open(path):
+            r = json.loads(line).get("result", "FAIL")
+            key = "OK" if r in ("OK", "EXPECTEDFAIL") else "SKIP" if r == "SKIP" else "FAIL"
+            count[key] += 1
+    except OSError:
+        pass
+print(f"{count['OK']} passed, {count['FAIL']} failed, {count['SKIP']} skipped")
+PY
+exit $rc

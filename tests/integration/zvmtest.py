@@ -1,0 +1,200 @@
+"""Shared helpers for zvm's integration tests: TAP output, locating the guest
+artifacts, probing the accelerator, building microVM command lines and
+booting them with a hard time bound.
+
+Stdlib only: tests run on a bare Debian host after scripts/install-deps.
+"""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+BUILD = os.environ.get("ZVM_BUILD_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
+GUEST = os.path.join(BUILD, "guest")
+MUST_BOOT = os.environ.get("ZVM_MUST_BOOT") == "1"
+QEMU = os.environ.get("ZVM_QEMU", "qemu-system-x86_64")
+QBOOT = "/usr/share/qemu/qboot.rom"
+# A TCG boot of the tiny template takes ~2 s wall here; a guest that has not
+# finished in this time never will.
+BOOT_TIMEOUT = float(os.environ.get("ZVM_BOOT_TIMEOUT", "45"))
+
+
+class Tap:
+    """A minimal TAP producer. The plan is printed at the end (TAP allows
+    that), so it always matches what ran. Exits non-zero if any test failed
+    or none ran."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, detail=None):
+        self.n += 1
+        if not cond:
+            self.failed += 1
+        print(f"{'ok' if cond else 'not ok'} {self.n} - {name}", flush=True)
+        if not cond and detail:
+            self.diag(detail)
+        return cond
+
+    def diag(self, text):
+        for line in str(text).splitlines()[-60:]:
+            print(f"# {line}", flush=True)
+
+    def done(self):
+        print(f"1..{self.n}", flush=True)
+        sys.exit(1 if self.failed or self.n == 0 else 0)
+
+
+def skip_all(reason):
+    """Skip the whole file, unless CI demands that VMs really boot."""
+    if MUST_BOOT:
+        print("1..1")
+        print(f"not ok 1 - cannot boot a VM (ZVM_MUST_BOOT=1): {reason}")
+        sys.exit(1)
+    print(f"1..0 # SKIP {reason}")
+    sys.exit(0)
+
+
+def guest_artifacts():
+    paths = {name: os.path.join(GUEST, name)
+             for name in ("vmlinux", "initrd.img", "rootfs-tiny.img")}
+    missing = [p for p in paths.values() if not os.path.exists(p)]
+    if missing:
+        skip_all(f"guest artifacts missing ({', '.join(missing)}); run scripts/build-guest")
+    if not shutil.which(QEMU):
+        skip_all(f"{QEMU} not installed; run scripts/install-deps")
+    return paths
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_tsc_khz = None
+
+
+def host_tsc_khz():
+    """The host TSC frequency, measured by tests/helpers/host-tsc-khz (0 if
+    the host has no invariant TSC)."""
+    global _tsc_khz
+    if _tsc_khz is None:
+        r = subprocess.run([os.path.join(BUILD, "tests", "helpers", "host-tsc-khz")],
+                           capture_output=True, text=True)
+        _tsc_khz = int(r.stdout) if r.returncode == 0 else 0
+    return _tsc_khz
+
+
+def microvm_argv(accel, kernel, initrd, append, disks=(), memory=256, cpus=1, extra=()):
+    """The command line for a zvm-style microVM. disks: list of
+    (path, bus, readonly) where bus is 'blk' or 'scsi'."""
+    # Under TCG the kernel hangs calibrating the TSC without the PIT and
+    # userspace timers stall without the PIC; under KVM kvmclock makes both
+    # unnecessary.
+    machine = "microvm,x-option-roms=off,rtc=on"
+    if accel == "kvm":
+        machine += ",pit=off,pic=off"
+    # Under TCG the guest TSC ticks at the host's rate; calibrating it against
+    # the emulated PIT fails when the host is busy and the boot then hangs,
+    # so tell the kernel the rate (see lib/tsc.c).
+    if accel == "tcg" and host_tsc_khz():
+        append = f"tsc_early_khz={host_tsc_khz()} " + append
+    argv = [QEMU, "-M", machine, "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
+            "-m", str(memory), "-smp", str(cpus), "-nodefaults", "-no-user-config",
+            "-display", "none", "-no-reboot", "-bios", QBOOT,
+            "-chardev", "stdio,id=con0", "-serial", "chardev:con0",
+            "-kernel", kernel, "-initrd", initrd,
+            "-append", "console=ttyS0 panic=-1 " + append]
+    scsi = False
+    for i, (path, bus, readonly) in enumerate(disks):
+        ro = ",readonly=on" if readonly else ""
+        argv += ["-drive", f"id=d{i},file={path},format=raw,if=none,cache=unsafe{ro}"]
+        if bus == "scsi":
+            if not scsi:
+                argv += ["-device", "virtio-scsi-device,id=scsi0"]
+                scsi = True
+            argv += ["-device", f"scsi-hd,drive=d{i},bus=scsi0.0"]
+        else:
+            argv += ["-device", f"virtio-blk-device,drive=d{i}"]
+    return argv + list(extra)
+
+
+class Boot:
+    def __init__(self, rc, output, seconds, timed_out):
+        self.rc, self.output, self.seconds, self.timed_out = rc, output, seconds, timed_out
+
+    def has(self, text):
+        return text in self.output
+
+
+def boot(argv, timeout=BOOT_TIMEOUT, until=None):
+    """Runs QEMU with the serial console on stdout. Returns when QEMU exits,
+    when `until` appears on the console (QEMU is then killed), or after
+    timeout seconds (QEMU is killed, timed_out=True)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    os.set_blocking(proc.stdout.fileno(), False)
+    out = b""
+    timed_out = False
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    while True:
+        left = timeout - (time.monotonic() - start)
+        if left <= 0:
+            timed_out = True
+            break
+        if sel.select(left):
+            chunk = proc.stdout.read() or b""
+            out += chunk
+            if not chunk and proc.poll() is not None:
+                break
+            if until and until.encode() in out:
+                break
+        elif proc.poll() is not None:
+            break
+    if proc.poll() is None:
+        proc.kill()
+    rc = proc.wait()
+    rest = proc.stdout.read()
+    if rest:
+        out += rest
+    return Boot(rc, out.decode(errors="replace"), time.monotonic() - start, timed_out)
+
+
+def probe_accel(paths):
+    """'kvm' if KVM can really boot our kernel here, else 'tcg'. Probed by
+    booting the kernel + initrd into zvm.diag under KVM with a short bound
+    (on a nested PVM host /dev/kvm exists but a standard guest hangs).
+    Cached next to the kernel, keyed by kernel hash and QEMU version."""
+    forced = os.environ.get("ZVM_ACCEL")
+    if forced:
+        return forced
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    qemu_version = subprocess.run([QEMU, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256((sha256(paths["vmlinux"]) + qemu_version).encode()).hexdigest()
+    cache = os.path.join(GUEST, "accel-probe.json")
+    try:
+        with open(cache) as f:
+            data = json.load(f)
+        if data.get("key") == key:
+            return data["accel"]
+    except (OSError, ValueError):
+        pass
+    argv = microvm_argv("kvm", paths["vmlinux"], paths["initrd.img"], "zvm.diag=1 rootwait=1")
+    b = boot(argv, timeout=10, until="diag: done")
+    accel = "kvm" if b.has("diag: done") else "tcg"
+    with open(cache + ".tmp", "w") as f:
+        json.dump({"key": key, "accel": accel, "probe_seconds": round(b.seconds, 2)}, f)
+    os.replace(cache + ".tmp", cache)
+    return accel

@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "fd-util.h"
+#include "fileio.h"
+#include "string-util.h"
+#include "tap.h"
+
+static char tmpdir[] = "/tmp/test-fileio.XXXXXX";
+
+static char *tmp_path(const char *name) {
+        char *p = strjoin(tmpdir, "/", name);
+        assert_se(p);
+        return p;
+}
+
+/* Number of leftover ".#*" temporary files in dir. */
+static unsigned count_temp_files(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        unsigned n = 0;
+
+        assert_se(d);
+        while ((de = readdir(d)))
+                if (startswith(de->d_name, ".#"))
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static bool file_has_content(const char *path, const char *content) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size;
+
+        if (read_full_file(path, &buf, &size, 0) < 0)
+                return false;
+        return size == strlen(content) && memcmp(buf, content, size) == 0;
+}
+
+static void test_basic(void) {
+        _cleanup_free_ char *p = tmp_path("state.json");
+        struct stat st1, st2;
+
+        is_int(write_file_atomic(tmpdir, "state.json", "{\"a\":1}\n", 8, 0640), 0, "create a new file");
+        ok(file_has_content(p, "{\"a\":1}\n"), "new file has the content");
+        assert_se(stat(p, &st1) == 0);
+        is_int(st1.st_mode & 07777, 0640, "mode applied (umask 022)");
+
+        is_int(write_file_atomic(tmpdir, "state.json", "{}", 2, 0600), 0, "replace with shorter content");
+        ok(file_has_content(p, "{}"), "content replaced, no stale tail");
+        assert_se(stat(p, &st2) == 0);
+        ok(st1.st_ino != st2.st_ino, "replaced by rename (new inode)");
+        is_int(st2.st_mode & 07777, 0600, "new mode applied");
+
+        is_int(write_file_atomic(tmpdir, "state.json", NULL, 0, 0600), 0, "empty content");
+        ok(file_has_content(p, ""), "file is empty");
+
+        is_int(count_temp_files(tmpdir), 0, "no temporary files left behind");
+}
+
+static void test_at(void) {
+        _cleanup_close_ int dfd = open(tmpdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_free_ char *p = tmp_path("at"), *cwd = get_current_dir_name();
+
+        assert_se(dfd >= 0 && cwd);
+        is_int(write_file_atomic_at(dfd, "at", "x", 1, 0644), 0, "write_file_atomic_at with an O_PATH dirfd");
+        ok(file_has_content(p, "x"), "content");
+
+        assert_se(chdir(tmpdir) == 0);
+        is_int(write_file_atomic(NULL, "at", "yy", 2, 0644), 0, "dir NULL is the current directory");
+        is_int(write_file_atomic_at(AT_FDCWD, "at2", "z", 1, 0644), 0, "AT_FDCWD");
+        assert_se(chdir(cwd) == 0);
+        ok(file_has_content(p, "yy"), "content via cwd");
+
+        static const char *const bad[] = { "", ".", "..", "a/b", "/abs" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                is_int(write_file_atomic(tmpdir, bad[i], "x", 1, 0644), -EINVAL, "name \"%s\" rejected", bad[i]);
+        is_int(write_file_atomic(tmpdir, NULL, "x", 1, 0644), -EINVAL, "NULL name rejected");
+        is_int(write_file_atomic("/nonexistent-dir", "x", "x", 1, 0644), -ENOENT, "missing directory");
+        is_int(write_file_atomic_at(-5, "x", "x", 1, 0644), -EBADF, "bad dirfd");
+        is_int(count_temp_files(tmpdir), 0, "no temporary files left behind");
+}
+
+static void test_fail_directory_in_the_way(void) {
+        _cleanup_free_ char *d = tmp_path("isdir"), *inner = tmp_path("isdir/keep");
+
+        assert_se(mkdir(d, 0755) == 0);
+        assert_se(write_file_atomic(d, "keep", "old", 3, 0644) == 0);
+
+        is_int(write_file_atomic(tmpdir, "isdir", "new", 3, 0644), -EISDIR, "a directory at the name is -EISDIR");
+        ok(file_has_content(inner, "old"), "directory and its content untouched");
+        is_int(count_temp_files(tmpdir), 0, "temporary file removed after failure");
+
+        (void) unlink(inner);
+        (void) rmdir(d);
+}
+
+/* The write itself fails half-way (file size limit), after the temporary
+ * file was created: the temporary file must go and the old file stay. */
+static void test_fail_write(void) {
+        _cleanup_free_ char *p = tmp_path("limited"), *big = malloc(1024 * 1024);
+        struct sigaction sa = { .sa_handler = SIG_IGN }, old_sa;
+        struct rlimit old_rl, rl;
+        int r;
+
+        assert_se(big);
+        memset(big, 'N', 1024 * 1024);
+        assert_se(write_file_atomic(tmpdir, "limited", "old content", 11, 0644) == 0);
+
+        assert_se(getrlimit(RLIMIT_FSIZE, &old_rl) == 0);
+        rl = (struct rlimit) { .rlim_cur = 4096, .rlim_max = old_rl.rlim_max };
+        assert_se(sigaction(SIGXFSZ, &sa, &old_sa) == 0);
+        assert_se(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+        r = write_file_atomic(tmpdir, "limited", big, 1024 * 1024, 0644);
+        assert_se(setrlimit(RLIMIT_FSIZE, &old_rl) == 0);
+        assert_se(sigaction(SIGXFSZ, &old_sa, NULL) == 0);
+
+        is_int(r, -EFBIG, "failing write returns its error");
+        ok(file_has_content(p, "old content"), "old file untouched after a failed write");
+        is_int(count_temp_files(tmpdir), 0, "temporary file removed after failed write");
+}
+
+/* The directory is not writable for the caller. As root, permissions do not
+ * apply, so the check runs in a child that drops to nobody. */
+static void test_fail_unwritable_dir(void) {
+        _cleanup_free_ char *d = tmp_path("ro"), *p = tmp_path("ro/f");
+        int status;
+        pid_t pid;
+
+        assert_se(mkdir(d, 0755) == 0);
+        assert_se(write_file_atomic(d, "f", "old", 3, 0644) == 0);
+        assert_se(chmod(tmpdir, 0755) == 0); /* let nobody reach d */
+
+        pid = fork();
+        assert_se(pid >= 0);
+        if (pid == 0) {
+                if (geteuid() == 0) {
+                        if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+                                _exit(200);
+                } else if (chmod(d, 0555) < 0)
+                        _exit(201);
+                _exit(-write_file_atomic(d, "f", "new", 3, 0644));
+        }
+        assert_se(waitpid(pid, &status, 0) == pid);
+        ok(WIFEXITED(status) && WEXITSTATUS(status) == EACCES, "unwritable directory is -EACCES (exit %d)",
+           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        ok(file_has_content(p, "old"), "old file untouched");
+        is_int(count_temp_files(d), 0, "no temporary file in the directory");
+
+        (void) chmod(d, 0755);
+        (void) unlink(p);
+        (void) rmdir(d);
+        (void) chmod(tmpdir, 0700);
+}
+
+/* Readers must only ever see one complete version. */
+static void test_readers_see_whole_files(void) {
+        _cleanup_free_ char *p = tmp_path("flip"), *a = malloc(65536), *b = malloc(65536);
+        unsigned reads = 0, torn = 0;
+        int status;
+        pid_t pid;
+
+        assert_se(a && b);
+        memset(a, 'A', 65536);
+        memset(b, 'B', 65536);
+        assert_se(write_file_atomic(tmpdir, "flip", a, 65536, 0644) == 0);
+
+        pid = fork();
+        assert_se(pid >= 0);
+        if (pid == 0) {
+                for (unsigned i = 0; i < 40; i++)
+                        if (write_file_atomic(tmpdir, "flip", i % 2 ? a : b, 65536, 0644) < 0)
+                                _exit(EXIT_FAILURE);
+                _exit(EXIT_SUCCESS);
+        }
+
+        while (waitpid(pid, &status, WNOHANG) == 0) {
+                _cleanup_free_ char *buf = NULL;
+                size_t size;
+
+                assert_se(read_full_file(p, &buf, &size, 0) == 0);
+                reads++;
+                if (size != 65536 || (memcmp(buf, a, size) != 0 && memcmp(buf, b, size) != 0))
+                        torn++;
+        }
+        ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer succeeded");
+        is_int(torn, 0, "no torn reads in %u reads during 40 replacements", reads);
+        is_int(count_temp_files(tmpdir), 0, "no temporary files left behind");
+}
+
+static void test_mkdir_p(void) {
+        _cleanup_free_ char *abc = tmp_path("m/a/b/c"), *slashes = tmp_path("m//x///y/"),
+                            *file = tmp_path("m/file"), *under = tmp_path("m/file/sub"),
+                            *link = tmp_path("m/link"), *vialink = tmp_path("m/link/z");
+        struct stat st;
+
+        is_int(mkdir_p(abc, 0755), 0, "mkdir_p nested");
+        ok(stat(abc, &st) == 0 && S_ISDIR(st.st_mode), "directory exists");
+        is_int(mkdir_p(abc, 0755), 0, "mkdir_p of an existing directory");
+        is_int(mkdir_p(slashes, 0755), 0, "mkdir_p with repeated and trailing slashes");
+        ok(stat(slashes, &st) == 0 && S_ISDIR(st.st_mode), "directory exists");
+
+        assert_se(write_file_atomic(NULL, file, "x", 1, 0644) == -EINVAL); /* a path is not a name */
+        {
+                _cleanup_free_ char *m = tmp_path("m");
+                assert_se(write_file_atomic(m, "file", "x", 1, 0644) == 0);
+        }
+        is_int(mkdir_p(under, 0755), -ENOTDIR, "a file in the way is -ENOTDIR");
+        is_int(mkdir_p(file, 0755), -ENOTDIR, "a file at the path is -ENOTDIR");
+
+        assert_se(symlink("a", link) == 0);
+        is_int(mkdir_p(vialink, 0755), 0, "mkdir_p through a symlink to a directory");
+        is_int(mkdir_p("", 0755), -EINVAL, "empty path");
+        is_int(mkdir_p("/", 0755), 0, "\"/\" exists");
+}
+
+static int rm_rf(const char *path) {
+        _cleanup_free_ char *cmd = strjoin("rm -rf -- '", path, "'");
+
+        assert_se(cmd);
+        return system(cmd);
+}
+
+int main(void) {
+        umask(022);
+        assert_se(mkdtemp(tmpdir));
+
+        test_basic();
+        test_at();
+        test_fail_directory_in_the_way();
+        test_fail_write();
+        test_fail_unwritable_dir();
+        test_readers_see_whole_files();
+        test_mkdir_p();
+
+        ok(rm_rf(tmpdir) == 0, "cleaned up");
+        return done_testing();
+}
