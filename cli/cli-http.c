@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <sys/un.h>
+
+#include "api.h"
+#include "cli-http.h"
+#include "cli-util.h"
+#include "log.h"
+#include "string-util.h"
+#include "zvm-config.h"
+
+#define SUN_PATH_MAX sizeof(((struct sockaddr_un *) NULL)->sun_path)
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct curl_slist *, curl_slist_free_all);
+
+typedef struct HttpBuffer {
+        char *data;
+        size_t size, allocated;
+        bool too_large;
+} HttpBuffer;
+
+/* Collects the answer, refusing to grow it past CLI_RESPONSE_MAX: returning
+ * less than we were given makes libcurl fail the transfer. */
+static size_t http_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        HttpBuffer *b = userdata;
+        size_t n = size * nmemb;
+
+        if (n > CLI_RESPONSE_MAX - b->size) {
+                b->too_large = true;
+                return 0;
+        }
+        if (b->size + n + 1 > b->allocated) {
+                size_t a = MIN(MAX(b->allocated * 2, b->size + n + 1), (size_t) CLI_RESPONSE_MAX + 1);
+                char *p = realloc(b->data, a);
+
+                if (!p)
+                        return 0;
+                b->data = p;
+                b->allocated = a;
+        }
+        memcpy(b->data + b->size, ptr, n);
+        b->size += n;
+        b->data[b->size] = '\0';
+        return n;
+}
+
+/* "http://localhost/api/v1/vms" on the unix socket; with --url, the URL as
+ * given, with or without a trailing "/api/v1". */
+static char *http_url(const Cli *cli, const char *path) {
+        _cleanup_free_ char *base = strdup(cli->url ?: "http://localhost");
+        size_t l;
+
+        if (!base)
+                return NULL;
+        l = strlen(base);
+        while (l > 0 && base[l - 1] == '/')
+                base[--l] = '\0';
+        if (l >= strlen(ZVM_API_PREFIX) && streq(base + l - strlen(ZVM_API_PREFIX), ZVM_API_PREFIX))
+                base[l - strlen(ZVM_API_PREFIX)] = '\0';
+        return strjoin(base, ZVM_API_PREFIX, path);
+}
+
+static const char *http_endpoint(const Cli *cli) {
+        return cli->url ?: cli->socket_path;
+}
+
+/* Turns a failed transfer into a message about reaching zvmd. */
+static int http_log_transport_error(const Cli *cli, CURL *curl, CURLcode code, const char *errbuf,
+                                    const HttpBuffer *b) {
+        const char *why = !isempty(errbuf) ? errbuf : curl_easy_strerror(code);
+        curl_off_t connect_time = 0;
+        long os_errno = 0;
+
+        (void) curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
+        (void) curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_time);
+
+        switch (code) {
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+                if (os_errno > 0) {
+                        (void) log_error_errno((int) os_errno, "cannot reach zvmd at %s: %m (%s)",
+                                               http_endpoint(cli),
+                                               os_errno == EACCES ? "is this user root or in group zvm?" :
+                                                                    "is zvmd running?");
+                        return -EHOSTUNREACH;
+                }
+                /* On a unix socket, libcurl's own text names "localhost port 80". */
+                log_error("cannot reach zvmd at %s: %s (is zvmd running?)", http_endpoint(cli),
+                          cli->url ? why : curl_easy_strerror(code));
+                return -EHOSTUNREACH;
+
+        case CURLE_OPERATION_TIMEDOUT:
+                if (connect_time == 0)
+                        log_error("cannot reach zvmd at %s: no connection within %u s (is zvmd running?)",
+                                  http_endpoint(cli), CLI_CONNECT_TIMEOUT_SEC);
+                else
+                        log_error("zvmd at %s did not answer within %u s", http_endpoint(cli), cli->timeout_sec);
+                return -ETIMEDOUT;
+
+        case CURLE_WRITE_ERROR:
+        case CURLE_FILESIZE_EXCEEDED:
+                if (b->too_large || code == CURLE_FILESIZE_EXCEEDED) {
+                        log_error("the answer of zvmd is larger than %u MiB, refusing it", CLI_RESPONSE_MAX >> 20);
+                        return -EFBIG;
+                }
+                return log_oom();
+
+        case CURLE_GOT_NOTHING:
+        case CURLE_SEND_ERROR:
+        case CURLE_RECV_ERROR:
+        case CURLE_PARTIAL_FILE:
+                log_error("connection to zvmd at %s failed: %s", http_endpoint(cli), why);
+                return -EHOSTUNREACH;
+
+        default:
+                log_error("request to zvmd at %s failed: %s", http_endpoint(cli), why);
+                return -EIO;
+        }
+}
+
+/* Shows zvmd's {"error": Name, "message": ..., "key": ...}, or the first
+ * line of what we got instead. */
+static int http_log_api_error(const Cli *cli, long status, const HttpBuffer *b) {
+        _cleanup_(json_object_putp) json_object *o = b->data ? json_tokener_parse(b->data) : NULL;
+        json_object *message = NULL, *error = NULL, *key = NULL;
+        const char *m, *k;
+
+        if (json_object_object_get_ex(o, "message", &message) && json_object_is_type(message, json_type_string)) {
+                (void) json_object_object_get_ex(o, "error", &error);
+                (void) json_object_object_get_ex(o, "key", &key);
+                log_debug("zvmd: HTTP %ld %s", status, strnull(json_object_get_string(error)));
+
+                m = json_object_get_string(message);
+                k = json_object_is_type(key, json_type_string) ? json_object_get_string(key) : NULL;
+                log_error("%s%s%s%s%s", m,
+                          k && !strstr(m, k) ? " (key '" : "", k && !strstr(m, k) ? k : "",
+                          k && !strstr(m, k) ? "')" : "",
+                          status == 401 && !cli->token ? " (give a token with --token or $ZVM_TOKEN)" : "");
+        } else {
+                int n = b->data ? (int) MIN(strcspn(b->data, "\r\n"), (size_t) 200) : 0;
+
+                log_error("zvmd answered HTTP %ld%s%.*s", status, n > 0 ? ": " : "", n, strempty(b->data));
+        }
+        return cli_errno_from_http_status(status);
+}
+
+int cli_http_request(const Cli *cli, const char *method, const char *path, json_object *body,
+                     char **ret_body, size_t *ret_size) {
+        _cleanup_(curl_easy_cleanupp) CURL *curl = NULL;
+        _cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
+        _cleanup_free_ char *url = NULL, *auth = NULL, *data = NULL;
+        char errbuf[CURL_ERROR_SIZE] = "";
+        HttpBuffer b = {};
+        CURLcode code;
+        long status = 0;
+        int r;
+
+        assert_return(cli && method && path, -EINVAL);
+
+        url = http_url(cli, path);
+        if (!url)
+                return log_oom();
+
+        curl = curl_easy_init();
+        if (!curl)
+                return log_oom();
+
+        if (!cli->url) {
+                if (strlen(cli->socket_path) >= SUN_PATH_MAX)
+                        return log_error_errno(SYNTHETIC_ERRNO(ENAMETOOLONG),
+                                               "cannot reach zvmd at %s: socket path too long", cli->socket_path);
+                code = curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, cli->socket_path);
+                if (code != CURLE_OK)
+                        return log_error_errno(SYNTHETIC_ERRNO(EOPNOTSUPP),
+                                               "libcurl cannot talk over unix sockets: %s", curl_easy_strerror(code));
+        }
+
+        headers = curl_slist_append(headers, "Accept: application/json");
+        /* No "Expect: 100-continue" round trip for larger bodies. */
+        headers = curl_slist_append(headers, "Expect:");
+        /* Without a body, drop the form Content-Type libcurl would add to a POST. */
+        headers = curl_slist_append(headers, body ? "Content-Type: application/json" : "Content-Type:");
+        if (cli->token) {
+                auth = strjoin("Authorization: Bearer ", cli->token);
+                if (!auth)
+                        return log_oom();
+                headers = curl_slist_append(headers, auth);
+        }
+        if (!headers)
+                return log_oom();
+
+        if (body) {
+                data = strdup(json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+                if (!data)
+                        return log_oom();
+        }
+
+        if (curl_easy_setopt(curl, CURLOPT_URL, url) != CURLE_OK ||
+#if LIBCURL_VERSION_NUM >= 0x075500
+            curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+#else
+            curl_easy_setopt(curl, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS)) != CURLE_OK ||
+#endif
+            curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+            curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long) CLI_CONNECT_TIMEOUT_SEC * 1000L) != CURLE_OK ||
+            curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) cli->timeout_sec * 1000L) != CURLE_OK ||
+            curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) CLI_RESPONSE_MAX) != CURLE_OK ||
+            curl_easy_setopt(curl, CURLOPT_USERAGENT, "zvm/" ZVM_VERSION) != CURLE_OK ||
+            curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
+            curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
+            curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, http_write) != CURLE_OK ||
+            curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b) != CURLE_OK)
+                return log_error_errno(SYNTHETIC_ERRNO(EIO), "failed to set up libcurl");
+
+        if (streq(method, "POST") || data) {
+                /* POST with an empty body when there is none: Content-Length: 0. */
+                if (curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) (data ? strlen(data) : 0)) != CURLE_OK ||
+                    curl_easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, strempty(data)) != CURLE_OK)
+                        return log_oom();
+        }
+        if (!streq(method, "GET") && !streq(method, "POST") &&
+            curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK)
+                return log_oom();
+
+        log_debug("%s %s%s%s", method, url, data ? " " : "", strempty(data));
+
+        code = curl_easy_perform(curl);
+        if (code != CURLE_OK) {
+                r = http_log_transport_error(cli, curl, code, errbuf, &b);
+                free(b.data);
+                return r;
+        }
+
+        (void) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        log_debug("HTTP %ld, %zu bytes", status, b.size);
+
+        if (status < 200 || status >= 300) {
+                r = http_log_api_error(cli, status, &b);
+                free(b.data);
+                return r;
+        }
+
+        if (ret_body)
+                *ret_body = b.data ?: strdup("");
+        else
+                free(b.data);
+        if (ret_body && !*ret_body)
+                return log_oom();
+        if (ret_size)
+                *ret_size = b.size;
+        return 0;
+}
+
+int cli_http_call(const Cli *cli, const char *method, const char *path, json_object *body,
+                  json_object **ret) {
+        _cleanup_free_ char *answer = NULL;
+        json_tokener *tok;
+        json_object *o;
+        size_t size = 0;
+        int r;
+
+        r = cli_http_request(cli, method, path, body, &answer, &size);
+        if (r < 0)
+                return r;
+        if (!ret)
+                return 0;
+
+        tok = json_tokener_new();
+        if (!tok)
+                return log_oom();
+        o = json_tokener_parse_ex(tok, answer, (int) size);
+        if (!o || json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != size) {
+                json_tokener_free(tok);
+                json_object_put(o);
+                return log_error_errno(SYNTHETIC_ERRNO(EBADMSG), "zvmd sent an answer that is not JSON");
+        }
+        json_tokener_free(tok);
+
+        *ret = o;
+        return 0;
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * zvm's HTTP client: one libcurl request to zvmd, over its unix socket or
+ * its TCP listener (cli->url, with a bearer token). Connecting is bounded by
+ * CLI_CONNECT_TIMEOUT_SEC, the whole request by cli->timeout_sec, the answer
+ * by CLI_RESPONSE_MAX.
+ *
+ * These are program code: they log what went wrong (zvmd's own message for
+ * API errors) and return an errno that cli_exit_from_errno() turns into the
+ * exit status: -EHOSTUNREACH/-ETIMEDOUT when zvmd cannot be reached or does
+ * not answer, cli_errno_from_http_status() for error statuses.
+ */
+
+#include <json-c/json.h>
+#include <stddef.h>
+
+#include "zvm.h"
+
+/* Sends method to ZVM_API_PREFIX + path ("/vms/web/start"; the caller
+ * escapes it) with body as JSON (NULL: none). On 2xx, *ret_body (optional)
+ * gets the answer, NUL-terminated, and *ret_size its length. */
+int cli_http_request(const Cli *cli, const char *method, const char *path, json_object *body,
+                     char **ret_body, size_t *ret_size);
+
+/* Same, and parses the answer as JSON into *ret (optional). An answer that
+ * is not JSON is -EBADMSG. */
+int cli_http_call(const Cli *cli, const char *method, const char *path, json_object *body,
+                  json_object **ret);

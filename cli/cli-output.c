@@ -1,0 +1,758 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <time.h>
+
+#include "cli-output.h"
+#include "macro.h"
+#include "string-util.h"
+
+/* ---- scalars ----------------------------------------------------------------- */
+
+char *cli_format_duration(char *buf, size_t l, double seconds) {
+        uint64_t s;
+
+        if (isnan(seconds) || seconds < 0) {
+                (void) snprintf(buf, l, "-");
+                return buf;
+        }
+        s = seconds >= (double) UINT64_MAX ? UINT64_MAX : (uint64_t) seconds;
+
+        if (s < 60)
+                (void) snprintf(buf, l, "%" PRIu64 "s", s);
+        else if (s < 3600)
+                (void) snprintf(buf, l, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+        else if (s < 86400)
+                (void) snprintf(buf, l, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, s % 3600 / 60);
+        else
+                (void) snprintf(buf, l, "%" PRIu64 "d%02" PRIu64 "h", s / 86400, s % 86400 / 3600);
+        return buf;
+}
+
+char *cli_format_cpu(char *buf, size_t l, double seconds) {
+        if (!isnan(seconds) && seconds >= 0 && seconds < 60) {
+                (void) snprintf(buf, l, "%.2fs", seconds);
+                return buf;
+        }
+        return cli_format_duration(buf, l, seconds);
+}
+
+char *cli_format_bytes(char *buf, size_t l, uint64_t bytes) {
+        static const char units[] = "BKMGTPE";
+        uint64_t unit = 1;
+        size_t i = 0;
+
+        while (i + 1 < sizeof(units) - 1 && bytes / 1024 >= unit) {
+                unit *= 1024;
+                i++;
+        }
+
+        if (bytes % unit == 0)
+                (void) snprintf(buf, l, "%" PRIu64 "%c", bytes / unit, units[i]);
+        else {
+                double v = (double) bytes / (double) unit;
+
+                (void) snprintf(buf, l, v < 10 ? "%.1f%c" : "%.0f%c", v, units[i]);
+        }
+        return buf;
+}
+
+char *cli_format_mib(char *buf, size_t l, uint64_t mib) {
+        if (mib > UINT64_MAX >> 20) {
+                (void) snprintf(buf, l, "%" PRIu64 "M", mib);
+                return buf;
+        }
+        return cli_format_bytes(buf, l, mib << 20);
+}
+
+char *cli_format_timestamp(char *buf, size_t l, int64_t t) {
+        time_t tt = (time_t) t;
+        struct tm tm;
+
+        if (!gmtime_r(&tt, &tm) || strftime(buf, l, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                (void) snprintf(buf, l, "%" PRIi64, t);
+        return buf;
+}
+
+char *cli_json_to_value_string(json_object *v) {
+        char *s;
+
+        switch (json_object_get_type(v)) {
+        case json_type_null:
+                return strdup("");
+        case json_type_string:
+                return strdup(json_object_get_string(v));
+        case json_type_boolean:
+                return strdup(json_object_get_boolean(v) ? "1" : "0");
+        case json_type_int:
+                if (asprintf(&s, "%" PRIi64, json_object_get_int64(v)) < 0)
+                        return NULL;
+                return s;
+        default:
+                return strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+                                                                JSON_C_TO_STRING_NOSLASHESCAPE));
+        }
+}
+
+/* Numbers from zvmd may arrive as JSON numbers or, for config values (which
+ * are stored as strings), as decimal strings. */
+static bool json_get_u64(json_object *v, uint64_t *ret) {
+        switch (json_object_get_type(v)) {
+        case json_type_int:
+                if (json_object_get_int64(v) < 0)
+                        return false;
+                *ret = (uint64_t) json_object_get_int64(v);
+                return true;
+        case json_type_double:
+                if (!(json_object_get_double(v) >= 0))
+                        return false;
+                *ret = (uint64_t) json_object_get_double(v);
+                return true;
+        case json_type_string:
+                return safe_atou64(json_object_get_string(v), ret) >= 0;
+        default:
+                return false;
+        }
+}
+
+static bool json_get_double(json_object *v, double *ret) {
+        uint64_t u;
+
+        switch (json_object_get_type(v)) {
+        case json_type_int:
+        case json_type_double:
+                *ret = json_object_get_double(v);
+                return true;
+        case json_type_string:
+                if (!json_get_u64(v, &u))
+                        return false;
+                *ret = (double) u;
+                return true;
+        default:
+                return false;
+        }
+}
+
+/* Looks up "key" or "key.sub" (one level) in an object; NULL if absent or
+ * JSON null. */
+static json_object *json_get_path(json_object *o, const char *path) {
+        const char *dot = strchr(path, '.');
+        json_object *v = NULL;
+
+        if (!dot) {
+                (void) json_object_object_get_ex(o, path, &v);
+                return v;
+        }
+
+        _cleanup_free_ char *first = strndup(path, dot - path);
+        if (!first || !json_object_object_get_ex(o, first, &v))
+                return NULL;
+        return json_get_path(v, dot + 1);
+}
+
+static char *sanitize_dup(const char *s) {
+        char *d = strdup(strempty(s));
+
+        if (!d)
+                return NULL;
+        for (char *p = d; *p; p++)
+                if ((unsigned char) *p < ' ' || *p == 0x7f)
+                        *p = '?';
+        return d;
+}
+
+/* ---- memstream helpers ---------------------------------------------------------- */
+
+/* Closes f and hands its buffer over: the renderers write with stdio into
+ * an open_memstream() and return the string. */
+static int memstream_finish(FILE **f, char **buf, char **ret) {
+        int r = 0;
+
+        if (fflush(*f) != 0 || ferror(*f))
+                r = -ENOMEM;
+        if (fclose(*f) != 0 && r == 0)
+                r = -ENOMEM;
+        *f = NULL;
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(*buf);
+        return 0;
+}
+
+#define MEMSTREAM_OPEN(f, buf, size)                                            \
+        do {                                                                    \
+                f = open_memstream(&(buf), &(size));                            \
+                if (!f)                                                         \
+                        return -ENOMEM;                                         \
+        } while (false)
+
+/* ---- tables ------------------------------------------------------------------ */
+
+struct CliTable {
+        size_t ncols;
+        char **header;          /* NULL or ncols strings */
+        bool *right;
+        char **cells;
+        size_t n_cells, allocated;
+};
+
+CliTable *cli_table_new(size_t ncols, const char *const *header) {
+        _cleanup_(cli_table_freep) CliTable *t = NULL;
+
+        if (ncols == 0)
+                return NULL;
+
+        t = calloc(1, sizeof(CliTable));
+        if (!t)
+                return NULL;
+        t->ncols = ncols;
+        t->right = calloc(ncols, sizeof(bool));
+        if (!t->right)
+                return NULL;
+
+        if (header) {
+                t->header = calloc(ncols + 1, sizeof(char *));
+                if (!t->header)
+                        return NULL;
+                for (size_t i = 0; i < ncols; i++) {
+                        const char *h = header[i];
+
+                        if (h[0] == '>') {
+                                t->right[i] = true;
+                                h++;
+                        }
+                        t->header[i] = strdup(h);
+                        if (!t->header[i])
+                                return NULL;
+                }
+        }
+        return TAKE_PTR(t);
+}
+
+CliTable *cli_table_free(CliTable *t) {
+        if (!t)
+                return NULL;
+        if (t->header)
+                for (size_t i = 0; i < t->ncols; i++)
+                        free(t->header[i]);
+        free(t->header);
+        for (size_t i = 0; i < t->n_cells; i++)
+                free(t->cells[i]);
+        free(t->cells);
+        free(t->right);
+        return mfree(t);
+}
+
+int cli_table_add(CliTable *t, const char *cell) {
+        char *c;
+
+        assert_return(t, -EINVAL);
+
+        if (t->n_cells >= t->allocated) {
+                size_t n = MAX(t->allocated * 2, (size_t) 16);
+                char **p = reallocarray(t->cells, n, sizeof(char *));
+
+                if (!p)
+                        return -ENOMEM;
+                t->cells = p;
+                t->allocated = n;
+        }
+
+        c = sanitize_dup(cell ?: "-");
+        if (!c)
+                return -ENOMEM;
+        t->cells[t->n_cells++] = c;
+        return 0;
+}
+
+/* Display width: UTF-8 code points (continuation bytes do not count). */
+static size_t text_width(const char *s) {
+        size_t w = 0;
+
+        for (; *s; s++)
+                if (((unsigned char) *s & 0xc0) != 0x80)
+                        w++;
+        return w;
+}
+
+/* Writes one row. Blanks are only written once something follows them, so
+ * that no line ends in padding. */
+static void table_write_row(const CliTable *t, char *const *row, const size_t *width,
+                            const char *sep, FILE *f) {
+        size_t pending = 0;
+
+        for (size_t i = 0; i < t->ncols; i++) {
+                size_t w = text_width(row[i]), pad = width[i] - w;
+
+                if (i > 0)
+                        pending += strlen(sep);
+                if (t->right[i])
+                        pending += pad;
+                if (row[i][0] != '\0') {
+                        fprintf(f, "%*s%s", (int) pending, "", row[i]);
+                        pending = 0;
+                }
+                if (!t->right[i])
+                        pending += pad;
+        }
+        fputc('\n', f);
+}
+
+static int table_format_sep(const CliTable *t, const char *sep, char **ret) {
+        _cleanup_free_ size_t *width = NULL;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        _cleanup_fclose_ FILE *f = NULL;
+
+        assert_return(t && ret, -EINVAL);
+
+        if (t->n_cells % t->ncols != 0)
+                return -EINVAL;
+
+        width = calloc(t->ncols, sizeof(size_t));
+        if (!width)
+                return -ENOMEM;
+        for (size_t i = 0; i < t->ncols; i++)
+                if (t->header)
+                        width[i] = text_width(t->header[i]);
+        for (size_t i = 0; i < t->n_cells; i++)
+                width[i % t->ncols] = MAX(width[i % t->ncols], text_width(t->cells[i]));
+
+        MEMSTREAM_OPEN(f, buf, size);
+        if (t->header)
+                table_write_row(t, t->header, width, sep, f);
+        for (size_t i = 0; i < t->n_cells; i += t->ncols)
+                table_write_row(t, t->cells + i, width, sep, f);
+
+        return memstream_finish(&f, &buf, ret);
+}
+
+int cli_table_format(const CliTable *t, char **ret) {
+        return table_format_sep(t, "  ", ret);
+}
+
+/* ---- key/value blocks ------------------------------------------------------------ */
+
+typedef enum FieldKind {
+        FIELD_TEXT,
+        FIELD_DURATION,
+        FIELD_CPU,
+        FIELD_BYTES,
+        FIELD_MIB,
+        FIELD_LIST,             /* array of strings, joined with ", " */
+        FIELD_LINES,            /* array of strings, one indented line each, after the block */
+} FieldKind;
+
+typedef struct Field {
+        const char *path;       /* "key" or "key.sub" */
+        const char *label;
+        FieldKind kind;
+} Field;
+
+static char *field_value(FieldKind kind, json_object *v) {
+        char buf[CLI_FORMAT_MAX];
+        uint64_t u;
+        double d;
+
+        switch (kind) {
+        case FIELD_DURATION:
+                if (json_get_double(v, &d))
+                        return strdup(cli_format_duration(buf, sizeof(buf), d));
+                break;
+        case FIELD_CPU:
+                if (json_get_double(v, &d))
+                        return strdup(cli_format_cpu(buf, sizeof(buf), d));
+                break;
+        case FIELD_BYTES:
+                if (json_get_u64(v, &u))
+                        return strdup(cli_format_bytes(buf, sizeof(buf), u));
+                break;
+        case FIELD_MIB:
+                if (json_get_u64(v, &u))
+                        return strdup(cli_format_mib(buf, sizeof(buf), u));
+                break;
+        case FIELD_LIST:
+                if (json_object_is_type(v, json_type_array)) {
+                        _cleanup_free_ char *joined = NULL;
+
+                        for (size_t i = 0; i < json_object_array_length(v); i++) {
+                                _cleanup_free_ char *item = cli_json_to_value_string(json_object_array_get_idx(v, i));
+                                char *n;
+
+                                if (!item)
+                                        return NULL;
+                                n = strjoin(strempty(joined), joined ? ", " : "", item);
+                                if (!n)
+                                        return NULL;
+                                free(joined);
+                                joined = n;
+                        }
+                        return joined ? TAKE_PTR(joined) : strdup("");
+                }
+                break;
+        default:
+                break;
+        }
+        return cli_json_to_value_string(v);
+}
+
+static bool field_known(const Field *fields, size_t n, const char *key) {
+        for (size_t i = 0; i < n; i++) {
+                size_t l = strcspn(fields[i].path, ".");
+
+                if (strlen(key) == l && strneq(fields[i].path, key, l))
+                        return true;
+        }
+        return false;
+}
+
+static int kv_add(CliTable *t, const char *label, const char *value) {
+        _cleanup_free_ char *l = strjoin(label, ":");
+        int r;
+
+        if (!l || !value)
+                return -ENOMEM;
+        r = cli_table_add(t, l);
+        if (r < 0)
+                return r;
+        return cli_table_add(t, value);
+}
+
+/* Writes the fields of obj that are present, aligned; with extras, also
+ * keys the table does not know (a newer daemon's), so nothing is hidden. */
+static int kv_write(json_object *obj, const Field *fields, size_t n, bool extras, FILE *f) {
+        _cleanup_table_ CliTable *t = NULL;
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        t = cli_table_new(2, NULL);
+        if (!t)
+                return -ENOMEM;
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_get_path(obj, fields[i].path);
+
+                if (!v || fields[i].kind == FIELD_LINES ||
+                    (fields[i].kind == FIELD_LIST && json_object_is_type(v, json_type_array) &&
+                     json_object_array_length(v) == 0))
+                        continue;
+                _cleanup_free_ char *value = field_value(fields[i].kind, v);
+                r = kv_add(t, fields[i].label, value);
+                if (r < 0)
+                        return r;
+        }
+
+        if (extras && json_object_is_type(obj, json_type_object)) {
+                /* json_object_object_foreach() declares key and val in this block. */
+                json_object_object_foreach(obj, key, val) {
+                        if (!val || field_known(fields, n, key))
+                                continue;
+                        _cleanup_free_ char *value = cli_json_to_value_string(val);
+                        r = kv_add(t, key, value);
+                        if (r < 0)
+                                return r;
+                }
+        }
+
+        r = table_format_sep(t, " ", &text);
+        if (r < 0)
+                return r;
+        fputs(text, f);
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_get_path(obj, fields[i].path);
+
+                if (fields[i].kind != FIELD_LINES || !json_object_is_type(v, json_type_array) ||
+                    json_object_array_length(v) == 0)
+                        continue;
+                fprintf(f, "%s:\n", fields[i].label);
+                for (size_t j = 0; j < json_object_array_length(v); j++) {
+                        _cleanup_free_ char *raw = cli_json_to_value_string(json_object_array_get_idx(v, j));
+                        _cleanup_free_ char *line = raw ? sanitize_dup(raw) : NULL;
+
+                        if (!line)
+                                return -ENOMEM;
+                        fprintf(f, "  %s\n", line);
+                }
+        }
+        return 0;
+}
+
+static int kv_format(json_object *obj, const Field *fields, size_t n, bool extras, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        _cleanup_fclose_ FILE *f = NULL;
+        int r;
+
+        assert_return(ret, -EINVAL);
+        if (!json_object_is_type(obj, json_type_object))
+                return -EBADMSG;
+
+        MEMSTREAM_OPEN(f, buf, size);
+        r = kv_write(obj, fields, n, extras, f);
+        if (r < 0)
+                return r;
+        return memstream_finish(&f, &buf, ret);
+}
+
+/* ---- renderers ----------------------------------------------------------------- */
+
+int cli_output_json(json_object *o, char **ret) {
+        const char *s;
+
+        assert_return(ret, -EINVAL);
+
+        s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                              JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!s)
+                return -ENOMEM;
+        *ret = strjoin(s, "\n");
+        return *ret ? 0 : -ENOMEM;
+}
+
+int cli_output_vmid(json_object *vm, char **ret) {
+        json_object *v = json_get_path(vm, "vmid");
+        uint64_t u;
+
+        assert_return(ret, -EINVAL);
+        if (!json_get_u64(v, &u))
+                return -EBADMSG;
+        return asprintf(ret, "%" PRIu64 "\n", u) < 0 ? -ENOMEM : 0;
+}
+
+int cli_output_token_secret(json_object *token, char **ret) {
+        json_object *v = json_get_path(token, "secret");
+
+        assert_return(ret, -EINVAL);
+        if (!json_object_is_type(v, json_type_string))
+                return -EBADMSG;
+        _cleanup_free_ char *secret = sanitize_dup(json_object_get_string(v));
+        if (!secret)
+                return -ENOMEM;
+        *ret = strjoin(secret, "\n");
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int table_add_u64(CliTable *t, json_object *v, bool mib) {
+        char buf[CLI_FORMAT_MAX];
+        uint64_t u;
+
+        if (!v)
+                return cli_table_add(t, NULL);
+        if (!json_get_u64(v, &u)) {
+                _cleanup_free_ char *s = cli_json_to_value_string(v);
+
+                return s ? cli_table_add(t, s) : -ENOMEM;
+        }
+        if (mib)
+                return cli_table_add(t, cli_format_mib(buf, sizeof(buf), u));
+        (void) snprintf(buf, sizeof(buf), "%" PRIu64, u);
+        return cli_table_add(t, buf);
+}
+
+static int vm_list_add_row(CliTable *t, json_object *vm) {
+        const char *state = json_object_get_string(json_get_path(vm, "state"));
+        json_object *uptime = json_get_path(vm, "status.uptime");
+        char buf[CLI_FORMAT_MAX];
+        double d;
+        int r;
+
+        r = table_add_u64(t, json_get_path(vm, "vmid"), false);
+        if (r >= 0)
+                r = cli_table_add(t, json_object_get_string(json_get_path(vm, "name")));
+        if (r >= 0)
+                r = cli_table_add(t, state);
+        if (r >= 0)
+                r = table_add_u64(t, json_get_path(vm, "cid"), false);
+        if (r >= 0)
+                r = table_add_u64(t, json_get_path(vm, "config.memory"), true);
+        if (r >= 0)
+                r = table_add_u64(t, json_get_path(vm, "config.cores"), false);
+        if (r < 0)
+                return r;
+
+        /* A stopped VM has no uptime, whatever a stale field says. */
+        if (!uptime || !json_get_double(uptime, &d) || streq_ptr(state, "stopped") || streq_ptr(state, "crashed"))
+                return cli_table_add(t, NULL);
+        return cli_table_add(t, cli_format_duration(buf, sizeof(buf), d));
+}
+
+int cli_output_vm_list(json_object *vms, char **ret) {
+        static const char *const header[] = { ">VMID", "NAME", "STATE", ">CID", ">MEMORY", ">CORES", ">UPTIME" };
+        _cleanup_table_ CliTable *t = NULL;
+        int r;
+
+        assert_return(ret, -EINVAL);
+        if (!json_object_is_type(vms, json_type_array))
+                return -EBADMSG;
+
+        t = cli_table_new(ELEMENTSOF(header), header);
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_object_array_length(vms); i++) {
+                r = vm_list_add_row(t, json_object_array_get_idx(vms, i));
+                if (r < 0)
+                        return r;
+        }
+        return cli_table_format(t, ret);
+}
+
+static int config_write(json_object *config, const char *indent, FILE *f) {
+        if (!json_object_is_type(config, json_type_object))
+                return -EBADMSG;
+
+        /* json-c keeps the daemon's key order, which is the file's. */
+        json_object_object_foreach(config, key, v) {
+                _cleanup_free_ char *raw = cli_json_to_value_string(v);
+                _cleanup_free_ char *value = raw ? sanitize_dup(raw) : NULL;
+                _cleanup_free_ char *k = sanitize_dup(key);
+
+                if (!value || !k)
+                        return -ENOMEM;
+                fprintf(f, "%s%s: %s\n", indent, k, value);
+        }
+        return 0;
+}
+
+int cli_output_vm_show(json_object *vm, char **ret) {
+        static const Field fields[] = {
+                { "vmid",            "vmid",            FIELD_TEXT },
+                { "name",            "name",            FIELD_TEXT },
+                { "state",           "state",           FIELD_TEXT },
+                { "cid",             "cid",             FIELD_TEXT },
+                { "status.uptime",   "uptime",          FIELD_DURATION },
+                { "pending_restart", "pending-restart", FIELD_LIST },
+        };
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        _cleanup_fclose_ FILE *f = NULL;
+        json_object *config;
+        int r;
+
+        assert_return(ret, -EINVAL);
+        if (!json_object_is_type(vm, json_type_object))
+                return -EBADMSG;
+
+        MEMSTREAM_OPEN(f, buf, size);
+        r = kv_write(vm, fields, ELEMENTSOF(fields), false, f);
+        if (r < 0)
+                return r;
+
+        config = json_get_path(vm, "config");
+        if (config) {
+                fputs("config:\n", f);
+                r = config_write(config, "  ", f);
+                if (r < 0)
+                        return r;
+        }
+        return memstream_finish(&f, &buf, ret);
+}
+
+int cli_output_vm_status(json_object *status, char **ret) {
+        static const Field fields[] = {
+                { "vmid",               "vmid",           FIELD_TEXT },
+                { "name",               "name",           FIELD_TEXT },
+                { "state",              "state",          FIELD_TEXT },
+                { "pid",                "pid",            FIELD_TEXT },
+                { "uptime",             "uptime",         FIELD_DURATION },
+                { "cpu_seconds",        "cpu",            FIELD_CPU },
+                { "rss_bytes",          "rss",            FIELD_BYTES },
+                { "cid",                "cid",            FIELD_TEXT },
+                { "accel",              "accel",          FIELD_TEXT },
+                { "memory_mib",         "memory",         FIELD_MIB },
+                { "balloon_target_mib", "balloon-target", FIELD_MIB },
+                { "balloon_actual_mib", "balloon-actual", FIELD_MIB },
+                { "exit.code",          "exit-code",      FIELD_TEXT },
+                { "exit.signal",        "exit-signal",    FIELD_TEXT },
+                { "exit.reason",        "exit-reason",    FIELD_TEXT },
+                { "exit.stderr",        "stderr",         FIELD_LINES },
+        };
+
+        return kv_format(status, fields, ELEMENTSOF(fields), true, ret);
+}
+
+int cli_output_vm_config(json_object *vm, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        _cleanup_fclose_ FILE *f = NULL;
+        int r;
+
+        assert_return(ret, -EINVAL);
+
+        MEMSTREAM_OPEN(f, buf, size);
+        r = config_write(json_get_path(vm, "config"), "", f);
+        if (r < 0)
+                return r;
+        return memstream_finish(&f, &buf, ret);
+}
+
+int cli_output_pending_restart(json_object *vm, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
+        _cleanup_fclose_ FILE *f = NULL;
+        json_object *pending;
+
+        assert_return(ret, -EINVAL);
+
+        MEMSTREAM_OPEN(f, buf, size);
+        pending = json_get_path(vm, "pending_restart");
+        for (size_t i = 0; json_object_is_type(pending, json_type_array) && i < json_object_array_length(pending); i++) {
+                _cleanup_free_ char *key = sanitize_dup(json_object_get_string(json_object_array_get_idx(pending, i)));
+
+                if (!key)
+                        return -ENOMEM;
+                fprintf(f, "%s: needs restart\n", key);
+        }
+        return memstream_finish(&f, &buf, ret);
+}
+
+int cli_output_host(json_object *host, char **ret) {
+        static const Field fields[] = {
+                { "version",      "version",      FIELD_TEXT },
+                { "qemu",         "qemu",         FIELD_TEXT },
+                { "accel",        "accel",        FIELD_TEXT },
+                { "accel_reason", "accel-reason", FIELD_TEXT },
+                { "vsock_mode",   "vsock",        FIELD_TEXT },
+                { "kernel",       "kernel",       FIELD_TEXT },
+                { "initrd",       "initrd",       FIELD_TEXT },
+                { "cpus",         "cpus",         FIELD_TEXT },
+                { "memory_mib",   "memory",       FIELD_MIB },
+                { "vms",          "vms",          FIELD_TEXT },
+                { "running",      "running",      FIELD_TEXT },
+        };
+
+        return kv_format(host, fields, ELEMENTSOF(fields), true, ret);
+}
+
+int cli_output_token_list(json_object *tokens, char **ret) {
+        static const char *const header[] = { "ID", "CREATED", "COMMENT" };
+        _cleanup_table_ CliTable *t = NULL;
+        int r;
+
+        assert_return(ret, -EINVAL);
+        if (!json_object_is_type(tokens, json_type_array))
+                return -EBADMSG;
+
+        t = cli_table_new(ELEMENTSOF(header), header);
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_object_array_length(tokens); i++) {
+                json_object *tok = json_object_array_get_idx(tokens, i), *created;
+                char buf[CLI_FORMAT_MAX];
+
+                r = cli_table_add(t, json_object_get_string(json_get_path(tok, "id")));
+                if (r < 0)
+                        return r;
+                created = json_get_path(tok, "created");
+                r = cli_table_add(t, json_object_is_type(created, json_type_int) ?
+                                     cli_format_timestamp(buf, sizeof(buf), json_object_get_int64(created)) : NULL);
+                if (r < 0)
+                        return r;
+                r = cli_table_add(t, json_object_get_string(json_get_path(tok, "comment")) ?: "");
+                if (r < 0)
+                        return r;
+        }
+        return cli_table_format(t, ret);
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * zvm's human output: pure functions from zvmd's JSON (api/openapi.yaml) to
+ * text. Nothing here does I/O; each renderer returns a new string (ending in
+ * a newline unless empty) so that tests compare it byte for byte.
+ *
+ * Values from the daemon are untrusted text: control characters are shown
+ * as '?' so that a VM name or token comment cannot drive the terminal.
+ */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+#define CLI_FORMAT_MAX 32
+
+/* "0s", "45s", "3m12s", "1h05m", "2d03h": the two most significant units,
+ * the second zero-padded. Negative or NaN: "-". Returns buf. */
+char *cli_format_duration(char *buf, size_t l, double seconds);
+
+/* CPU time: "0.52s" below a minute, else as cli_format_duration(). */
+char *cli_format_cpu(char *buf, size_t l, double seconds);
+
+/* Powers of 1024 with one-letter units: "512B", "256M", "1G", "1.5G",
+ * "223M" (exact values as integers, else one decimal below 10). */
+char *cli_format_bytes(char *buf, size_t l, uint64_t bytes);
+
+/* A MiB count as cli_format_bytes() does: 256 → "256M", 2048 → "2G". */
+char *cli_format_mib(char *buf, size_t l, uint64_t mib);
+
+/* Seconds since the epoch as "2024-05-01T12:00:00Z" (UTC, so the output does
+ * not depend on the reader's time zone). */
+char *cli_format_timestamp(char *buf, size_t l, int64_t t);
+
+/* A config value as it appears in the .conf file: strings as they are,
+ * integers in decimal, booleans as 1/0, null as "", anything else as
+ * compact JSON. New string, NULL on OOM. */
+char *cli_json_to_value_string(json_object *v);
+
+/* ---- tables ---------------------------------------------------------------- */
+
+typedef struct CliTable CliTable;
+
+/* A table with ncols columns; header may be NULL (no header line). Columns
+ * whose header starts with '>' are right-aligned (the '>' is not shown). */
+CliTable *cli_table_new(size_t ncols, const char *const *header);
+CliTable *cli_table_free(CliTable *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CliTable *, cli_table_free);
+#define _cleanup_table_ _cleanup_(cli_table_freep)
+
+/* Appends one cell; rows fill left to right. NULL is shown as "-". */
+int cli_table_add(CliTable *t, const char *cell);
+
+/* Columns separated by two spaces, padded to the widest cell (counted in
+ * UTF-8 code points), no trailing blanks. An incomplete last row is -EINVAL. */
+int cli_table_format(const CliTable *t, char **ret);
+
+/* ---- renderers for the API's objects ---------------------------------------- */
+
+/* Pretty JSON, two-space indent, with a final newline (--json). */
+int cli_output_json(json_object *o, char **ret);
+
+/* The "vmid" of a Vm alone: what "zvm create" prints. */
+int cli_output_vmid(json_object *vm, char **ret);
+
+/* The "secret" of a new Token alone: what "zvm token create" prints. */
+int cli_output_token_secret(json_object *token, char **ret);
+
+/* GET /vms: VMID NAME STATE CID MEMORY CORES UPTIME. */
+int cli_output_vm_list(json_object *vms, char **ret);
+
+/* GET /vms/{id}: summary lines, then the config indented under "config:". */
+int cli_output_vm_show(json_object *vm, char **ret);
+
+/* GET /vms/{id}/status: aligned "key: value" lines (state, pid, uptime, cpu,
+ * rss, cid, memory, balloon target/actual, accel, exit info). */
+int cli_output_vm_status(json_object *status, char **ret);
+
+/* "config" of a Vm as "key: value" lines, in the daemon's order, like the
+ * .conf file. */
+int cli_output_vm_config(json_object *vm, char **ret);
+
+/* "key: needs restart" for each key in "pending_restart" of a Vm; "" if
+ * there is none. */
+int cli_output_pending_restart(json_object *vm, char **ret);
+
+/* GET /host: aligned "key: value" lines. */
+int cli_output_host(json_object *host, char **ret);
+
+/* GET /tokens: ID CREATED COMMENT. */
+int cli_output_token_list(json_object *tokens, char **ret);

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+
+#include "cli-util.h"
+#include "macro.h"
+#include "string-util.h"
+
+int cli_errno_from_http_status(long status) {
+        static const struct {
+                long status;
+                int error;
+        } table[] = {
+                { 400, EINVAL },
+                { 401, EACCES },
+                { 403, EACCES },
+                { 404, ENOENT },
+                { 405, EOPNOTSUPP },
+                { 409, EBUSY },
+                { 413, EFBIG },
+                { 503, EAGAIN },
+        };
+
+        if (status >= 200 && status < 300)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (table[i].status == status)
+                        return -table[i].error;
+        return status >= 400 && status < 500 ? -EINVAL : -EIO;
+}
+
+CliExit cli_exit_from_errno(int r) {
+        static const struct {
+                int error;
+                CliExit exit;
+        } table[] = {
+                { EINVAL,       CLI_EXIT_USAGE },
+                { ENOENT,       CLI_EXIT_NOT_FOUND },
+                { EBUSY,        CLI_EXIT_CONFLICT },
+                { EHOSTUNREACH, CLI_EXIT_UNREACHABLE },
+                { ETIMEDOUT,    CLI_EXIT_UNREACHABLE },
+        };
+
+        if (r >= 0)
+                return CLI_EXIT_SUCCESS;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (table[i].error == ERRNO_VALUE(r))
+                        return table[i].exit;
+        return CLI_EXIT_FAILURE;
+}
+
+int cli_parse_mib(const char *s, uint64_t *ret) {
+        uint64_t v;
+        int r;
+
+        assert_return(ret, -EINVAL);
+
+        if (isempty(s))
+                return -EINVAL;
+
+        if (s[strspn(s, "0123456789")] == '\0') {
+                /* A bare number: MiB, like the "memory" config key. */
+                r = safe_atou64(s, &v);
+                if (r < 0)
+                        return r;
+        } else {
+                r = parse_size(s, &v);
+                if (r < 0)
+                        return r;
+                if (v % (UINT64_C(1) << 20) != 0)
+                        return -EINVAL;
+                v >>= 20;
+        }
+
+        if (v > UINT32_MAX)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+bool cli_config_key_is_valid(const char *key) {
+        size_t n;
+
+        if (isempty(key) || !strchr("abcdefghijklmnopqrstuvwxyz", key[0]))
+                return false;
+        n = strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_");
+        return n <= 63 && key[n] == '\0';
+}
+
+int cli_parse_assignment(const char *s, char **ret_key, const char **ret_value) {
+        _cleanup_free_ char *key = NULL;
+        const char *eq;
+
+        assert_return(s && ret_key && ret_value, -EINVAL);
+
+        eq = strchr(s, '=');
+        if (!eq)
+                return -EINVAL;
+        key = strndup(s, eq - s);
+        if (!key)
+                return -ENOMEM;
+        if (!cli_config_key_is_valid(key))
+                return -EINVAL;
+
+        *ret_key = TAKE_PTR(key);
+        *ret_value = eq + 1;
+        return 0;
+}
+
+int cli_body_add(json_object *body, const char *key, json_object *value) {
+        if (!body || !key) {
+                json_object_put(value);
+                return -EINVAL;
+        }
+        if (json_object_object_get_ex(body, key, NULL)) {
+                json_object_put(value);
+                return -EEXIST;
+        }
+        /* json-c only takes the reference on success. */
+        if (json_object_object_add(body, key, value) < 0) {
+                json_object_put(value);
+                return -ENOMEM;
+        }
+        return 0;
+}

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "cli-http.h"
+#include "cli-output.h"
+#include "cli-util.h"
+#include "cli-vm.h"
+#include "fd-util.h"
+#include "log.h"
+#include "string-util.h"
+
+int cli_vm_path(const char *id, const char *suffix, char **ret) {
+        char *p;
+
+        /* VMIDs are digits, which string_is_safe_name() accepts too; zvmd
+         * tells a VMID from a name. */
+        if (!string_is_safe_name(id))
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "invalid VM name or VMID '%s'", id);
+
+        p = strjoin("/vms/", id, strempty(suffix));
+        if (!p)
+                return log_oom();
+        *ret = p;
+        return 0;
+}
+
+int cli_print(const Cli *cli, json_object *o, CliRender render) {
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        if (cli->json)
+                render = cli_output_json;
+        if (!render)
+                return 0;
+
+        r = render(o, &text);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_error_errno(r, "zvmd sent an answer zvm does not understand: %m");
+
+        fputs(text, stdout);
+        return 0;
+}
+
+int cli_call_print(const Cli *cli, const char *method, const char *path, json_object *body, CliRender render) {
+        json_object *answer = NULL;
+        int r;
+
+        r = cli_http_call(cli, method, path, body, &answer);
+        if (r < 0)
+                return r;
+        r = cli_print(cli, answer, render);
+        json_object_put(answer);
+        return r;
+}
+
+int cli_vm_call_print(const Cli *cli, const char *method, const char *id, const char *suffix,
+                      json_object *body, CliRender render) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = cli_vm_path(id, suffix, &path);
+        if (r < 0)
+                return r;
+        return cli_call_print(cli, method, path, body, render);
+}
+
+int cli_vm_logs(const Cli *cli, const char *id, uint64_t tail, bool have_tail) {
+        _cleanup_free_ char *path = NULL, *log = NULL;
+        char suffix[64];
+        size_t size = 0;
+        int r;
+
+        if (have_tail)
+                (void) snprintf(suffix, sizeof(suffix), "/console/log?tail=%" PRIu64, tail);
+        else
+                (void) snprintf(suffix, sizeof(suffix), "/console/log");
+
+        r = cli_vm_path(id, suffix, &path);
+        if (r < 0)
+                return r;
+        r = cli_http_request(cli, "GET", path, NULL, &log, &size);
+        if (r < 0)
+                return r;
+
+        /* The guest's bytes, unfiltered, like cat on the log file. */
+        if (fflush(stdout) != 0)
+                return log_error_errno(-errno, "failed to write to stdout: %m");
+        r = loop_write(STDOUT_FILENO, log, size, false);
+        if (r < 0)
+                return log_error_errno(r, "failed to write to stdout: %m");
+        return 0;
+}
+
+int cli_token_create(const Cli *cli, const char *comment) {
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *token = NULL;
+        json_object *id = NULL;
+        int r;
+
+        if (!body)
+                return log_oom();
+        if (comment) {
+                r = cli_body_put(body, "comment", json_object_new_string(comment));
+                if (r < 0)
+                        return r;
+        }
+
+        r = cli_http_call(cli, "POST", "/tokens", body, &token);
+        if (r < 0)
+                return r;
+        r = cli_print(cli, token, cli_output_token_secret);
+        if (r < 0)
+                return r;
+
+        /* stdout carries the secret alone, for scripts; the reminder goes to stderr. */
+        if (!cli->json && json_object_object_get_ex(token, "id", &id))
+                log_info("Created token %s. Its secret is shown only this once.", json_object_get_string(id));
+        return 0;
+}
+
+int cli_token_delete(const Cli *cli, const char *id) {
+        _cleanup_free_ char *path = NULL;
+        char *escaped;
+
+        if (isempty(id))
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "empty token ID");
+        escaped = curl_easy_escape(NULL, id, 0);
+        if (!escaped)
+                return log_oom();
+        path = strjoin("/tokens/", escaped);
+        curl_free(escaped);
+        if (!path)
+                return log_oom();
+        return cli_call_print(cli, "DELETE", path, NULL, NULL);
+}
+
+int cli_body_put(json_object *body, const char *key, json_object *value) {
+        int r;
+
+        if (!value)
+                return log_oom();
+        r = cli_body_add(body, key, value);
+        if (r == -EEXIST)
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "'%s' given twice", key);
+        if (r < 0)
+                return log_oom();
+        return 0;
+}
+
+int cli_body_put_null(json_object *body, const char *key) {
+        int r;
+
+        if (!cli_config_key_is_valid(key))
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "invalid config key '%s'", key);
+        r = cli_body_add(body, key, NULL);
+        if (r == -EEXIST)
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "'%s' given twice", key);
+        if (r < 0)
+                return log_oom();
+        return 0;
+}
+
+int cli_body_put_assignment(json_object *body, const char *assignment) {
+        _cleanup_free_ char *key = NULL;
+        const char *value;
+        int r;
+
+        r = cli_parse_assignment(assignment, &key, &value);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                       "invalid setting '%s', expected KEY=VALUE with a lower-case key", assignment);
+        return cli_body_put(body, key, json_object_new_string(value));
+}
+
+int cli_body_put_mib(json_object *body, const char *key, const char *option, const char *arg) {
+        uint64_t mib;
+        int r;
+
+        r = cli_parse_mib(arg, &mib);
+        if (r < 0)
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                       "invalid size for %s: '%s' (MiB, or a whole number of MiB with K, M, G or T: 512, 512M, 1G)",
+                                       option, arg);
+        return cli_body_put(body, key, json_object_new_int64((int64_t) mib));
+}
+
+int cli_body_put_uint(json_object *body, const char *key, const char *option, const char *arg,
+                      uint32_t min, uint32_t max) {
+        uint32_t v;
+
+        if (safe_atou32(arg, &v) < 0 || v < min || v > max)
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "invalid value for %s: '%s' (expected %" PRIu32 "-%" PRIu32 ")",
+                                       option, arg, min, max);
+        return cli_body_put(body, key, json_object_new_int64(v));
+}

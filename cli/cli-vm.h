@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The work behind zvm's verbs: build the request path, call zvmd, print
+ * the answer (zvmd's JSON with --json, else a cli-output.c renderer).
+ * Program code: errors are logged here and returned as -errno.
+ */
+
+#include <json-c/json.h>
+#include <stdint.h>
+
+#include "zvm.h"
+
+/* A cli-output.c renderer: JSON → text. */
+typedef int (*CliRender)(json_object *o, char **ret);
+
+/* "/vms/<id><suffix>". id is a VM name or VMID; anything else is a usage
+ * error (-EINVAL, logged), so that it always is one safe path segment. */
+int cli_vm_path(const char *id, const char *suffix, char **ret);
+
+/* Prints o: pretty JSON with --json, else render's text (nothing if render
+ * is NULL). */
+int cli_print(const Cli *cli, json_object *o, CliRender render);
+
+/* Sends the request (body may be NULL) and prints the answer. */
+int cli_call_print(const Cli *cli, const char *method, const char *path, json_object *body, CliRender render);
+
+/* cli_call_print() on /vms/<id><suffix>. */
+int cli_vm_call_print(const Cli *cli, const char *method, const char *id, const char *suffix,
+                      json_object *body, CliRender render);
+
+/* GET /vms/<id>/console/log[?tail=N] and write it to stdout as it is. */
+int cli_vm_logs(const Cli *cli, const char *id, uint64_t tail, bool have_tail);
+
+/* Attaches the terminal to the VM's serial console (cli-console.c). */
+int cli_console_attach(const Cli *cli, const char *id);
+
+/* POST /tokens; prints the secret (zvmd shows it only this once). */
+int cli_token_create(const Cli *cli, const char *comment);
+
+/* DELETE /tokens/<id>, id URL-escaped. */
+int cli_token_delete(const Cli *cli, const char *id);
+
+/* ---- request bodies; these log what is wrong with the user's input ------------ */
+
+/* Adds key → value (NULL value: out of memory); a key given twice is a
+ * usage error. */
+int cli_body_put(json_object *body, const char *key, json_object *value);
+
+/* key → null: "unset" in a PATCH. */
+int cli_body_put_null(json_object *body, const char *key);
+
+/* "key=value" → key → "value" (config values are strings on the wire). */
+int cli_body_put_assignment(json_object *body, const char *assignment);
+
+/* A size in MiB ("512", "512M", "1G") given to option, as an integer. */
+int cli_body_put_mib(json_object *body, const char *key, const char *option, const char *arg);
+
+/* An integer in [min, max] given to option. */
+int cli_body_put_uint(json_object *body, const char *key, const char *option, const char *arg,
+                      uint32_t min, uint32_t max);

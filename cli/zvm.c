@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * zvm: the command-line client of zvmd. Global options, then a verb from
+ * the table below; each verb lives in its own verb-*.c file. Scripts rely on
+ * the verbs, their output and the exit statuses (cli-util.h): change them
+ * only in ways that keep old uses working.
+ */
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+
+#include "cli-util.h"
+#include "log.h"
+#include "string-util.h"
+#include "zvm-config.h"
+#include "zvm.h"
+
+#define DEFAULT_RUN_DIR "/run/zvm"
+
+static const char create_details[] =
+        "Options:\n"
+        "  --vmid N          VMID (100-999999999; default: the lowest free one)\n"
+        "  --memory SIZE     Memory, MiB or with a unit: 512, 512M, 2G (default 256)\n"
+        "  --balloon SIZE    Balloon floor, like --memory (0: no balloon; default: memory)\n"
+        "  --cores N         Virtual CPUs (default 1)\n"
+        "  --template T      Root filesystem: a template name or an image path (default tiny)\n"
+        "  --set KEY=VALUE   Any other config key, as in \"zvm config set\"; repeatable\n"
+        "\n"
+        "Prints the VMID of the new VM, alone, on stdout.\n";
+
+static const char shutdown_details[] =
+        "Options:\n"
+        "  --timeout S       Seconds to wait for the guest before killing it (0-3600, default 60)\n";
+
+static const char config_set_details[] =
+        "Keys are those of the VM's .conf file (memory, cores, cmdline, disk0, net0, ...).\n"
+        "Prints \"KEY: needs restart\" for each changed key that takes effect at the next start.\n";
+
+static const char set_memory_details[] =
+        "SIZE is MiB or has a unit: 512, 512M, 1G. It must lie between the VM's balloon\n"
+        "floor and its memory.\n";
+
+static const char console_details[] =
+        "Connects to <run>/vms/<vmid>/console.sock on this host. On a terminal, Ctrl-]\n"
+        "detaches. With stdin not a terminal, bytes pass through as they are and zvm\n"
+        "exits once stdin has ended and the console has been quiet for a second.\n";
+
+static const char logs_details[] =
+        "Options:\n"
+        "  --tail BYTES      Only the last BYTES (512, 64K, 1M; zvmd sends at most 1M)\n";
+
+static const Verb verbs[] = {
+        { "create",       verb_create,       "NAME [--vmid N] [--memory SIZE] [--balloon SIZE] [--cores N] [--template T] [--set KEY=VALUE]...", "Create a VM and print its VMID", create_details },
+        { "list",         verb_list,         "",                       "List the VMs: VMID NAME STATE CID MEMORY CORES UPTIME", NULL },
+        { "show",         verb_show,         "NAME",                   "Show a VM and its config", NULL },
+        { "status",       verb_status,       "NAME",                   "Show a VM's live status (pid, uptime, cpu, rss, balloon, exit)", NULL },
+        { "start",        verb_action,       "NAME",                   "Start a VM", NULL },
+        { "shutdown",     verb_shutdown,     "NAME [--timeout S]",     "Shut a VM down cleanly, kill it after a timeout", shutdown_details },
+        { "stop",         verb_action,       "NAME",                   "Stop a VM at once (QMP quit, then SIGKILL)", NULL },
+        { "reboot",       verb_action,       "NAME",                   "Reset a VM", NULL },
+        { "kill",         verb_action,       "NAME",                   "SIGKILL a VM's QEMU", NULL },
+        { "delete",       verb_delete,       "NAME [--force]",         "Delete a stopped VM (--force: stop it first)", NULL },
+        { "config show",  verb_config_show,  "NAME",                   "Print a VM's config as \"key: value\" lines", NULL },
+        { "config set",   verb_config_set,   "NAME KEY=VALUE...",      "Set config keys", config_set_details },
+        { "config unset", verb_config_unset, "NAME KEY...",            "Remove config keys", NULL },
+        { "set-memory",   verb_set_memory,   "NAME SIZE",              "Set a running VM's balloon target", set_memory_details },
+        { "console",      verb_console,      "NAME",                   "Attach to a VM's serial console (Ctrl-] detaches)", console_details },
+        { "logs",         verb_logs,         "NAME [--tail BYTES]",    "Print a VM's serial console log", logs_details },
+        { "host",         verb_host,         "",                       "Show host facts (versions, accelerator, capacity)", NULL },
+        { "token create", verb_token_create, "[--comment C]",          "Create an API token and print its secret, once", NULL },
+        { "token list",   verb_token_list,   "",                       "List API tokens", NULL },
+        { "token delete", verb_token_delete, "ID",                     "Revoke an API token", NULL },
+        { "help",         verb_help,         "[VERB]",                 "Show help, for all verbs or one", NULL },
+};
+
+static void help_print(FILE *f) {
+        fputs("zvm [OPTIONS] VERB [ARGS...]\n\n"
+              "Manage QEMU microVMs through zvmd. NAME is a VM name or VMID.\n\n"
+              "Verbs:\n", f);
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                fprintf(f, "  %-14s %s\n", verbs[i].name, verbs[i].summary);
+        fputs("\nOptions (before the verb):\n"
+              "  --root DIR         Prefix of /run/zvm, as given to zvmd ($ZVM_ROOT)\n"
+              "  --socket PATH      zvmd's unix socket (default <root>/run/zvm/api.sock)\n"
+              "  --url URL          Use zvmd's TCP listener at URL instead of the socket\n"
+              "  --token TOKEN      API token for --url ($ZVM_TOKEN)\n"
+              "  --json             Print zvmd's JSON instead of text (also after the verb)\n"
+              "  --log-level LEVEL  err, warning, notice, info or debug ($ZVM_LOG_LEVEL)\n"
+              "  -h --help          Show this help\n"
+              "     --version       Show the version\n"
+              "\nExit status: 0 success, 1 failure, 2 usage error or invalid request,\n"
+              "3 not found, 4 conflict or wrong VM state, 5 zvmd unreachable.\n"
+              "\nSee 'zvm help VERB' for the options of a verb.\n", f);
+}
+
+void verb_print_help(const Verb *verb, FILE *f) {
+        fprintf(f, "zvm %s%s%s\n\n%s.\n", verb->name, isempty(verb->synopsis) ? "" : " ",
+                verb->synopsis, verb->summary);
+        if (verb->details)
+                fprintf(f, "\n%s", verb->details);
+}
+
+int verb_common_option(Cli *cli, int c) {
+        switch (c) {
+        case 'h':
+                verb_print_help(cli->verb, stdout);
+                return 1;
+        case ARG_VERB_JSON:
+                cli->json = true;
+                return 0;
+        case '?':               /* getopt_long() said what is wrong */
+                log_error("see 'zvm help %s'", cli->verb->name);
+                return -EINVAL;
+        default:
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "unhandled option %d", c);
+        }
+}
+
+int verb_check_args(const Cli *cli, int argc, char *argv[], int min, int max) {
+        int n = argc - optind;
+
+        if (n >= min && (max < 0 || n <= max))
+                return 0;
+        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "%s, usage: zvm %s %s",
+                               n < min ? "missing arguments" : "too many arguments",
+                               cli->verb->name, cli->verb->synopsis);
+}
+
+int verb_parse_simple(Cli *cli, int argc, char *argv[], int min, int max) {
+        static const struct option options[] = {
+                VERB_COMMON_OPTIONS,
+                {}
+        };
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                r = verb_common_option(cli, c);
+                if (r != 0)
+                        return r;
+        }
+        return verb_check_args(cli, argc, argv, min, max);
+}
+
+/* Finds the verb named by argv[0] (and argv[1] for two-word verbs);
+ * *ret_words says how many words it took. */
+static const Verb *verb_find(int argc, char *argv[], int *ret_words) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                const char *name = verbs[i].name, *space = strchr(name, ' ');
+
+                if (!space && streq(name, argv[0])) {
+                        *ret_words = 1;
+                        return verbs + i;
+                }
+                if (space && strlen(argv[0]) == (size_t) (space - name) && strneq(name, argv[0], space - name) &&
+                    argc > 1 && streq(space + 1, argv[1])) {
+                        *ret_words = 2;
+                        return verbs + i;
+                }
+        }
+        return NULL;
+}
+
+/* For "zvm config" or "zvm help token": the verbs whose first word is w. */
+static bool verb_is_group(const char *w, FILE *f) {
+        bool found = false;
+
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                const char *s = startswith(verbs[i].name, w);
+
+                if (!s || s[0] != ' ')
+                        continue;
+                if (f)
+                        fprintf(f, "  zvm %s %s\n", verbs[i].name, verbs[i].synopsis);
+                found = true;
+        }
+        return found;
+}
+
+int verb_help(Cli *cli, int argc, char *argv[]) {
+        const Verb *verb;
+        int r, words;
+
+        r = verb_parse_simple(cli, argc, argv, 0, 2);
+        if (r != 0)
+                return r;
+
+        if (optind >= argc) {
+                help_print(stdout);
+                return 0;
+        }
+
+        verb = verb_find(argc - optind, argv + optind, &words);
+        if (verb && optind + words == argc) {
+                verb_print_help(verb, stdout);
+                return 0;
+        }
+        if (argc - optind == 1 && verb_is_group(argv[optind], stdout))
+                return 0;
+        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "unknown verb '%s', see 'zvm --help'", argv[optind]);
+}
+
+static int run_verb(Cli *cli, int argc, char *argv[]) {
+        _cleanup_free_ char *prog = NULL;
+        const Verb *verb;
+        int words;
+
+        if (argc <= 0) {
+                help_print(stderr);
+                return -EINVAL;
+        }
+
+        verb = verb_find(argc, argv, &words);
+        if (!verb) {
+                if (verb_is_group(argv[0], NULL)) {
+                        log_error("'%s' needs one of:", argv[0]);
+                        (void) verb_is_group(argv[0], stderr);
+                        return -EINVAL;
+                }
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "unknown verb '%s', see 'zvm --help'", argv[0]);
+        }
+
+        /* getopt_long() names argv[0] in its messages: make that "zvm config set". */
+        prog = strjoin("zvm ", verb->name);
+        if (!prog)
+                return log_oom();
+        argc -= words - 1;
+        argv += words - 1;
+        argv[0] = prog;
+        optind = 0;
+
+        cli->verb = verb;
+        return verb->run(cli, argc, argv);
+}
+
+/* Tokens go into an HTTP header: printable ASCII only, or a crafted value
+ * could add headers of its own. */
+static bool token_is_valid(const char *t) {
+        if (isempty(t))
+                return false;
+        for (; *t; t++)
+                if (*t <= ' ' || *t > '~')
+                        return false;
+        return true;
+}
+
+/* Returns 1 to run a verb, 0 if there is nothing more to do, or -EINVAL. */
+static int parse_argv(Cli *cli, int argc, char *argv[]) {
+        enum {
+                ARG_ROOT = 0x100,
+                ARG_SOCKET,
+                ARG_URL,
+                ARG_TOKEN,
+                ARG_JSON,
+                ARG_LOG_LEVEL,
+                ARG_VERSION,
+        };
+        static const struct option options[] = {
+                { "root",      required_argument, NULL, ARG_ROOT },
+                { "socket",    required_argument, NULL, ARG_SOCKET },
+                { "url",       required_argument, NULL, ARG_URL },
+                { "token",     required_argument, NULL, ARG_TOKEN },
+                { "json",      no_argument,       NULL, ARG_JSON },
+                { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "help",      no_argument,       NULL, 'h' },
+                { "version",   no_argument,       NULL, ARG_VERSION },
+                {}
+        };
+        const char *root = NULL, *socket = NULL;
+        int c, level;
+
+        /* "+": stop at the verb; its options are its own. */
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+                switch (c) {
+                case ARG_ROOT:
+                        if (isempty(optarg))
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--root needs a directory");
+                        root = optarg;
+                        break;
+                case ARG_SOCKET:
+                        if (isempty(optarg))
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--socket needs a path");
+                        socket = optarg;
+                        break;
+                case ARG_URL:
+                        if (!startswith(optarg, "http://") && !startswith(optarg, "https://"))
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                                       "--url needs an http:// or https:// URL, not '%s'", optarg);
+                        cli->url = optarg;
+                        break;
+                case ARG_TOKEN:
+                        cli->token = optarg;
+                        break;
+                case ARG_JSON:
+                        cli->json = true;
+                        break;
+                case ARG_LOG_LEVEL:
+                        level = log_parse_level(optarg);
+                        if (level < 0)
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "invalid log level '%s'", optarg);
+                        log_set_max_level(level);
+                        break;
+                case 'h':
+                        help_print(stdout);
+                        return 0;
+                case ARG_VERSION:
+                        printf("zvm %s\n", ZVM_VERSION);
+                        return 0;
+                case '?':
+                        log_error("see 'zvm --help'");
+                        return -EINVAL;
+                default:
+                        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "unhandled option %d", c);
+                }
+
+        if (!root && !isempty(getenv("ZVM_ROOT")))
+                root = getenv("ZVM_ROOT");
+        if (!cli->token && !isempty(getenv("ZVM_TOKEN")))
+                cli->token = getenv("ZVM_TOKEN");
+        if (cli->token && !token_is_valid(cli->token))
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "the API token contains invalid characters");
+        if (socket && cli->url)
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--socket and --url exclude each other");
+
+        cli->run_dir = root ? strjoin(root, DEFAULT_RUN_DIR) : strdup(DEFAULT_RUN_DIR);
+        cli->socket_path = socket ? strdup(socket) : strjoin(strempty(cli->run_dir), "/api.sock");
+        if (!cli->run_dir || !cli->socket_path)
+                return log_oom();
+        return 1;
+}
+
+static void cli_done(Cli *cli) {
+        free(cli->run_dir);
+        free(cli->socket_path);
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(cli_done) Cli cli = {
+                .timeout_sec = CLI_REQUEST_TIMEOUT_SEC,
+        };
+        int r;
+
+        if (log_setup_from_env() < 0)
+                log_warning("ignoring invalid $ZVM_LOG_LEVEL");
+
+        r = parse_argv(&cli, argc, argv);
+        if (r > 0) {
+                if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                        r = log_error_errno(SYNTHETIC_ERRNO(EIO), "failed to initialize libcurl");
+                else {
+                        r = run_verb(&cli, argc - optind, argv + optind);
+                        curl_global_cleanup();
+                }
+        }
+
+        /* Output is what scripts read: a failed write is a failure. */
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+                int e = errno > 0 ? -errno : -EIO;
+
+                if (r >= 0)
+                        r = log_error_errno(e, "failed to write to stdout: %m");
+        }
+        return cli_exit_from_errno(r);
+}

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * zvmd's HTTP server: libmicrohttpd (MHD) does all of HTTP, driven from an
+ * sd-event loop with no threads of its own. The server answers some requests
+ * by itself, before the handler ever sees them:
+ *
+ *   401 Unauthorized     TCP listener, missing or rejected "Authorization: Bearer …"
+ *   413 PayloadTooLarge  request body over HTTP_BODY_MAX
+ *   503 Unavailable      all in-flight request bodies together over HTTP_BODY_TOTAL_MAX
+ *   500 Internal         out of memory and similar
+ *   4xx from MHD itself  malformed HTTP, headers over the per-connection memory
+ *                        limit (these bodies are MHD's short HTML, not our JSON)
+ *
+ * Everything else reaches the handler once, with the complete body. Routing
+ * (404/405) is the handler's job, see http-route.h.
+ *
+ * Ownership rules (single-threaded; all calls from the sd-event loop thread):
+ *
+ *   HttpRequest: the handler receives a request it now owes exactly one reply
+ *   to: http_request_reply_json/_error/_text/_stream(). The reply consumes
+ *   the request: the pointer (and every string the accessors returned) stays
+ *   valid until the reply call, and must not be used after it. That holds
+ *   even when the client has gone away: the closed handler then fires (at
+ *   most once, from the event loop or http_server_free(), never from inside
+ *   one of the calls below),
+ *   and the caller still replies when it gets round to it (from the closed
+ *   handler itself, or when its operation completes); that reply is a no-op
+ *   that only frees the request. So a pointer the caller keeps is never
+ *   dangling, and a forgotten reply leaks one request and keeps one
+ *   connection suspended, nothing else.
+ *
+ *   HttpStream: http_request_reply_stream() consumes the request and gives
+ *   the caller a stream, which it owns until it calls http_stream_close()
+ *   exactly once. If the client goes away (or its queue overflows) the
+ *   stream's closed handler fires once, from the event loop, and later sends
+ *   return -EPIPE; the caller still calls http_stream_close() to release it
+ *   (from the closed handler is fine). After http_stream_close() the closed
+ *   handler never fires.
+ *
+ *   http_server_free(): fires the closed handlers of all requests still
+ *   waiting for a reply and of all open streams, drops their connections, and
+ *   leaves the objects themselves alive until their owners reply/close, as
+ *   above. Do not free the server from inside one of its callbacks.
+ *
+ * Client disconnects: MHD does not watch a suspended connection, so while a
+ * request waits for its reply (or a stream for data) the server watches the
+ * socket for EPOLLRDHUP/EPOLLHUP itself. A client that half-closes its side
+ * after sending the request counts as gone, as it does for nginx.
+ *
+ * SIGPIPE: MHD sends with MSG_NOSIGNAL on Linux (checked for 0.9.75), so
+ * writing to a closed client raises no SIGPIPE. zvmd still ignores SIGPIPE
+ * process-wide at startup (signal(SIGPIPE, SIG_IGN)), because other code
+ * (QMP, vsock, child pipes) uses plain write(); library code does not change
+ * signal dispositions, so that is the daemon's job.
+ *
+ * Never logs above debug.
+ */
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+#include <systemd/sd-event.h>
+
+#include "api.h"
+#include "macro.h"
+
+/* Limits. Connections and idle timeout are per listener. */
+#define HTTP_BODY_MAX (1024U * 1024U)                   /* per request → 413 */
+#define HTTP_BODY_TOTAL_MAX (64U * 1024U * 1024U)       /* all buffered bodies → 503 */
+#define HTTP_CONNECTIONS_MAX 256U
+#define HTTP_IDLE_TIMEOUT_SEC 60U                       /* not for streams or requests awaiting their reply */
+#define HTTP_CONNECTION_MEMORY 32768U                   /* MHD's per-connection pool: request line + headers */
+#define HTTP_STREAM_QUEUE_MAX (1024U * 1024U)           /* unsent stream data; beyond it the client is dropped */
+#define HTTP_LISTENERS_MAX 8U
+
+typedef struct HttpServer HttpServer;
+typedef struct HttpRequest HttpRequest;
+typedef struct HttpStream HttpStream;
+
+typedef void (*http_handler_fn)(HttpRequest *req, void *userdata);
+typedef bool (*http_auth_fn)(const char *bearer_token, void *userdata);
+typedef void (*http_closed_fn)(HttpRequest *req, void *userdata);
+typedef void (*http_stream_closed_fn)(HttpStream *s, void *userdata);
+
+/* The handler is called once per request with the complete body. */
+int http_server_new(sd_event *e, http_handler_fn handler, void *userdata, HttpServer **ret);
+HttpServer *http_server_free(HttpServer *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(HttpServer *, http_server_free);
+
+/* Idle timeout for listeners added afterwards (default HTTP_IDLE_TIMEOUT_SEC;
+ * 0 disables it). Mostly for tests. */
+int http_server_set_idle_timeout(HttpServer *s, unsigned sec);
+
+/*
+ * Listens on a unix socket at an absolute path: creates, binds, chmods to
+ * mode (and chowns to gid unless it is (gid_t) -1), then listens, so nobody
+ * can connect while the permissions are still the umask's. A stale socket
+ * file at path is unlinked first: that is safe only because the caller holds
+ * the daemon-wide lock that makes it the only zvmd for this directory, so the
+ * file cannot belong to a live server. http_server_free() removes the socket
+ * file again.
+ */
+int http_server_listen_unix(HttpServer *s, const char *path, mode_t mode, gid_t gid);
+
+/*
+ * Listens on TCP, "127.0.0.1:8007", "[::1]:8007", "0.0.0.0:8007" ("[::]:…"
+ * listens on IPv6 only). Port 0 picks a free port, see
+ * http_server_tcp_port(). Every request must carry "Authorization: Bearer X"
+ * with auth(X, auth_userdata) true, else it is answered 401 Unauthorized
+ * before the handler sees it. auth must not be NULL.
+ */
+int http_server_listen_tcp(HttpServer *s, const char *address, http_auth_fn auth, void *auth_userdata);
+
+/* Port of the most recently added TCP listener, or -ENXIO. */
+int http_server_tcp_port(HttpServer *s);
+
+/* Accessors; the strings live as long as the request (see above). */
+const char *http_request_method(HttpRequest *r);
+/* The path as the client sent it, without the query string and with its
+ * %-escapes intact (MHD would decode them, turning "a%2Fb" into two
+ * segments); route_match() splits first and decodes each segment. */
+const char *http_request_path(HttpRequest *r);
+/* Decoded query argument; "" for a key given without '=' ("?force");
+ * NULL if absent. */
+const char *http_request_query(HttpRequest *r, const char *key);
+/* Header value, name matched case-insensitively; NULL if absent. */
+const char *http_request_header(HttpRequest *r, const char *name);
+/* NUL-terminated (the NUL is not counted in *ret_size); "" if none. */
+const char *http_request_body(HttpRequest *r, size_t *ret_size);
+bool http_request_is_tcp(HttpRequest *r);
+/* Whether the client went away (the closed handler has fired or is about to). */
+bool http_request_is_closed(HttpRequest *r);
+void http_request_set_closed_handler(HttpRequest *r, http_closed_fn fn, void *userdata);
+
+/*
+ * Replies; each consumes the request (see above). They return 0 also when
+ * the client has gone away (the reply is then dropped); a negative errno
+ * means the reply could not be built (e.g. -ENOMEM, a NULL body, or a status
+ * outside 200..599), in which case the server answered 500 Internal instead or, if
+ * even that failed, closed the connection. The request is consumed in every
+ * case.
+ */
+int http_request_reply_json(HttpRequest *r, unsigned status, json_object *body /* reference taken */);
+/* {"error": api_error_to_string(e), "message": …, "key": key} with api_error_http_status(e). */
+int http_request_reply_error(HttpRequest *r, ApiError e, const char *key, const char *fmt, ...) _printf_(4, 5);
+int http_request_reply_errorv(HttpRequest *r, ApiError e, const char *key, const char *fmt, va_list ap) _printf_(4, 0);
+int http_request_reply_text(HttpRequest *r, unsigned status, const char *content_type, const char *data, size_t size);
+
+/*
+ * Starts a 200 response of unknown length (chunked) that stays open: for
+ * server-sent events use content_type "text/event-stream" (the default for
+ * NULL) and send "event: …\ndata: …\n\n" blocks. The connection gets no
+ * idle timeout and "Connection: close" (it is not reused afterwards).
+ * Consumes the request; *ret is owned by the caller until
+ * http_stream_close(). If the client is already gone, *ret is still a valid
+ * stream on which sends fail with -EPIPE.
+ */
+int http_request_reply_stream(HttpRequest *r, const char *content_type, HttpStream **ret);
+
+/* Queues data and wakes the connection. -EPIPE once the client is gone or
+ * the stream was dropped; -ENOBUFS if the unsent data would exceed
+ * HTTP_STREAM_QUEUE_MAX: the client is too slow and is dropped (its closed
+ * handler fires later from the event loop). */
+int http_stream_send(HttpStream *s, const char *data, size_t size);
+bool http_stream_is_closed(HttpStream *s);
+void http_stream_set_closed_handler(HttpStream *s, http_stream_closed_fn fn, void *userdata);
+/* Ends the response once the queued data is sent, and releases the caller's
+ * ownership. NULL is fine. */
+void http_stream_close(HttpStream *s);

@@ -1,0 +1,956 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The daemon's state: the VM registry, the event subscribers, and the REST
+ * routes that act on them. Everything runs in one sd-event loop, so requests
+ * are serialised; a daemon-wide flock keeps a second zvmd off the same root.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cid-alloc.h"
+#include "fd-util.h"
+#include "fileio.h"
+#include "http-route.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "string-util.h"
+#include "vm.h"
+#include "zvm-config.h"
+
+#define CONSOLE_LOG_MAX (1024 * 1024)
+#define SHUTDOWN_TIMEOUT_DEFAULT 60U
+#define SHUTDOWN_TIMEOUT_MAX 3600U
+
+/* ---- registry -------------------------------------------------------------- */
+
+static int vm_cmp(const void *a, const void *b) {
+        const Vm *x = *(Vm *const *) a, *y = *(Vm *const *) b;
+
+        return x->vmid < y->vmid ? -1 : x->vmid > y->vmid;
+}
+
+int manager_add_vm(Manager *m, Vm *vm) {
+        Vm **n;
+
+        if (m->n_vms >= MANAGER_VMS_MAX)
+                return -ENOSPC;
+        n = reallocarray(m->vms, m->n_vms + 1, sizeof(Vm *));
+        if (!n)
+                return -ENOMEM;
+        m->vms = n;
+        m->vms[m->n_vms++] = vm;
+        qsort(m->vms, m->n_vms, sizeof(Vm *), vm_cmp);
+        return 0;
+}
+
+void manager_remove_vm(Manager *m, Vm *vm) {
+        for (size_t i = 0; i < m->n_vms; i++)
+                if (m->vms[i] == vm) {
+                        memmove(m->vms + i, m->vms + i + 1, (m->n_vms - i - 1) * sizeof(Vm *));
+                        m->n_vms--;
+                        return;
+                }
+}
+
+Vm *manager_find_vmid(Manager *m, uint32_t vmid) {
+        for (size_t i = 0; i < m->n_vms; i++)
+                if (m->vms[i]->vmid == vmid)
+                        return m->vms[i];
+        return NULL;
+}
+
+Vm *manager_find_name(Manager *m, const char *name) {
+        for (size_t i = 0; i < m->n_vms; i++)
+                if (streq(m->vms[i]->config->name, name))
+                        return m->vms[i];
+        return NULL;
+}
+
+Vm *manager_find(Manager *m, const char *id) {
+        uint32_t vmid;
+
+        if (safe_atou32(id, &vmid) >= 0)
+                return manager_find_vmid(m, vmid);
+        return manager_find_name(m, id);
+}
+
+int manager_free_vmid(Manager *m, uint32_t *ret) {
+        for (uint32_t v = ZVM_VMID_MIN; v <= ZVM_VMID_MAX; v++)
+                if (!manager_find_vmid(m, v)) {
+                        *ret = v;
+                        return 0;
+                }
+        return -ENOSPC;
+}
+
+int manager_taken_cids(Manager *m, const Vm *except, uint32_t **ret, size_t *ret_n) {
+        uint32_t *cids = calloc(m->n_vms + 1, sizeof(uint32_t));
+        size_t n = 0;
+
+        if (!cids)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_vms; i++)
+                if (m->vms[i] != except && m->vms[i]->config->cid > 0)
+                        cids[n++] = m->vms[i]->config->cid;
+        *ret = cids;
+        *ret_n = n;
+        return 0;
+}
+
+/* ---- events ------------------------------------------------------------------ */
+
+static void on_stream_closed(HttpStream *s, void *userdata) {
+        Manager *m = userdata;
+
+        for (size_t i = 0; i < m->n_streams; i++)
+                if (m->streams[i] == s) {
+                        m->streams[i] = m->streams[--m->n_streams];
+                        break;
+                }
+        http_stream_close(s);           /* the caller owns the stream until it closes it */
+}
+
+void manager_emit_state(Manager *m, Vm *vm, int previous) {
+        _cleanup_free_ char *msg = NULL;
+        json_object *o;
+        struct timespec ts;
+
+        if (m->n_streams == 0)
+                return;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        o = json_object_new_object();
+        if (!o)
+                return;
+        json_object_object_add(o, "vmid", json_object_new_int64(vm->vmid));
+        json_object_object_add(o, "name", json_object_new_string(vm->config->name));
+        json_object_object_add(o, "state", json_object_new_string(vm_state_to_string(vm->state)));
+        json_object_object_add(o, "previous", json_object_new_string(strempty(vm_state_to_string(previous))));
+        json_object_object_add(o, "time", json_object_new_double((double) ts.tv_sec + (double) ts.tv_nsec / 1e9));
+        if (asprintf(&msg, "event: state\ndata: %s\n\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) < 0)
+                msg = NULL;
+        json_object_put(o);
+        if (!msg)
+                return;
+        for (size_t i = 0; i < m->n_streams; i++)
+                (void) http_stream_send(m->streams[i], msg, strlen(msg));
+}
+
+/* ---- request helpers ------------------------------------------------------------ */
+
+static json_object *parse_body_object(HttpRequest *req) {
+        enum json_tokener_error jerr = json_tokener_success;
+        json_object *o;
+        size_t size;
+        const char *body = http_request_body(req, &size);
+
+        if (!body || size == 0) {
+                http_request_reply_error(req, API_ERROR_INVALID_JSON, NULL, "request body must be a JSON object");
+                return NULL;
+        }
+        if (strlen(body) != size) {
+                http_request_reply_error(req, API_ERROR_INVALID_JSON, NULL, "request body contains a NUL byte");
+                return NULL;
+        }
+        o = json_tokener_parse_verbose(body, &jerr);
+        if (!o) {
+                http_request_reply_error(req, API_ERROR_INVALID_JSON, NULL, "malformed JSON: %s",
+                                         json_tokener_error_desc(jerr));
+                return NULL;
+        }
+        if (!json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                http_request_reply_error(req, API_ERROR_INVALID_JSON, NULL, "request body must be a JSON object");
+                return NULL;
+        }
+        return o;
+}
+
+static void reply_vm(HttpRequest *req, Vm *vm, unsigned status) {
+        json_object *j = NULL;
+
+        if (vm_to_json(vm, true, &j) < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        http_request_reply_json(req, status, j);
+}
+
+static Vm *lookup_or_404(Manager *m, HttpRequest *req, const char *id) {
+        Vm *vm = manager_find(m, id);
+
+        if (!vm)
+                http_request_reply_error(req, API_ERROR_NOT_FOUND, NULL, "no VM with VMID or name '%s'", id);
+        return vm;
+}
+
+/* Maps a vm_config_* failure to an API error. */
+static void reply_config_error(HttpRequest *req, int r, const char *bad_key, const char *msg) {
+        ApiError e = bad_key && !vm_config_key_known(bad_key) ? API_ERROR_UNKNOWN_KEY : API_ERROR_INVALID_VALUE;
+
+        if (r == -ENOMEM)
+                e = API_ERROR_INTERNAL;
+        http_request_reply_error(req, e, bad_key, "%s", msg ? msg : strerror(-r));
+}
+
+/* Checks the cross-VM rules a single config cannot: unique names and
+ * CIDs. */
+static bool check_unique(Manager *m, HttpRequest *req, const Vm *self, const VmConfig *c) {
+        for (size_t i = 0; i < m->n_vms; i++) {
+                Vm *o = m->vms[i];
+
+                if (o == self)
+                        continue;
+                if (streq(o->config->name, c->name)) {
+                        http_request_reply_error(req, API_ERROR_NAME_TAKEN, "name", "name '%s' is already used by VM %u",
+                                                 c->name, o->vmid);
+                        return false;
+                }
+                if (c->cid > 0 && o->config->cid == c->cid) {
+                        http_request_reply_error(req, API_ERROR_CONFLICT, "vsock", "vsock CID %u is already used by VM %u",
+                                                 c->cid, o->vmid);
+                        return false;
+                }
+        }
+        return true;
+}
+
+/* ---- routes: VMs ------------------------------------------------------------------- */
+
+static void route_vms_list(void *ctx, HttpRequest *req, char **params) {
+        Manager *m = ctx;
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; a && i < m->n_vms; i++) {
+                json_object *j = NULL;
+
+                if (vm_to_json(m->vms[i], true, &j) >= 0)
+                        json_object_array_add(a, j);
+        }
+        if (!a) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        http_request_reply_json(req, 200, a);
+}
+
+static void route_vms_create(void *ctx, HttpRequest *req, char **params) {
+        Manager *m = ctx;
+        _cleanup_(config_file_freep) ConfigFile *cf = NULL;
+        _cleanup_free_ char *err = NULL, *bad_key = NULL, *path = NULL;
+        _cleanup_strv_free_ char **changed = NULL;
+        _cleanup_free_ uint32_t *cids = NULL;
+        json_object *body, *v;
+        VmConfig *c = NULL;
+        uint32_t vmid = 0;
+        size_t n_cids = 0;
+        char name[32];
+        Vm *vm = NULL;
+        int r;
+
+        body = parse_body_object(req);
+        if (!body)
+                return;
+        if (json_object_object_get_ex(body, "vmid", &v)) {
+                int64_t n = json_object_get_int64(v);
+                const char *s = json_object_get_string(v);
+
+                if (!(json_object_is_type(v, json_type_int) ||
+                      (json_object_is_type(v, json_type_string) && safe_atou32(s, &vmid) >= 0)) ||
+                    (json_object_is_type(v, json_type_int) && (n < ZVM_VMID_MIN || n > ZVM_VMID_MAX)) ||
+                    (json_object_is_type(v, json_type_string) && (vmid < ZVM_VMID_MIN || vmid > ZVM_VMID_MAX))) {
+                        http_request_reply_error(req, API_ERROR_INVALID_VALUE, "vmid",
+                                                 "vmid: must be an integer between %u and %u", ZVM_VMID_MIN, ZVM_VMID_MAX);
+                        goto out;
+                }
+                if (json_object_is_type(v, json_type_int))
+                        vmid = (uint32_t) n;
+                json_object_object_del(body, "vmid");
+                if (manager_find_vmid(m, vmid)) {
+                        http_request_reply_error(req, API_ERROR_VMID_TAKEN, "vmid", "VMID %u already exists", vmid);
+                        goto out;
+                }
+        } else if (manager_free_vmid(m, &vmid) < 0) {
+                http_request_reply_error(req, API_ERROR_CONFLICT, "vmid", "no free VMID");
+                goto out;
+        }
+        if (m->n_vms >= MANAGER_VMS_MAX) {
+                http_request_reply_error(req, API_ERROR_CONFLICT, NULL, "this host has %u VMs, the limit", MANAGER_VMS_MAX);
+                goto out;
+        }
+        if (!json_object_object_get_ex(body, "name", NULL)) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "name", "name: required");
+                goto out;
+        }
+        r = config_file_new(&cf);
+        if (r >= 0)
+                r = vm_config_apply_json(cf, body, &changed, &err, &bad_key);
+        if (r < 0) {
+                reply_config_error(req, r, bad_key, err);
+                goto out;
+        }
+        /* Allocate a CID unless one was asked for (then checked below). */
+        if (!config_file_get(cf, NULL, "vsock")) {
+                uint32_t cid;
+                char value[32];
+
+                r = manager_taken_cids(m, NULL, &cids, &n_cids);
+                if (r >= 0)
+                        r = cid_alloc_pick(vmid, cids, n_cids, NULL, NULL, &cid);
+                if (r < 0) {
+                        http_request_reply_error(req, API_ERROR_CONFLICT, "vsock", "cannot allocate a vsock CID: %s",
+                                                 strerror(-r));
+                        goto out;
+                }
+                snprintf(value, sizeof(value), "cid=%u", cid);
+                r = vm_config_set(cf, "vsock", value, &err);
+                if (r < 0) {
+                        reply_config_error(req, r, "vsock", err);
+                        goto out;
+                }
+        }
+        r = vm_config_from_file(cf, vmid, &c, &err);
+        if (r < 0) {
+                reply_config_error(req, r, NULL, err);
+                goto out;
+        }
+        if (!check_unique(m, req, NULL, c))
+                goto out;
+
+        snprintf(name, sizeof(name), "/%u.conf", vmid);
+        path = strjoin(m->paths.vms_dir, name);
+        if (!path || access(path, F_OK) == 0) {
+                http_request_reply_error(req, API_ERROR_VMID_TAKEN, "vmid", "%s already exists", strnull(path));
+                goto out;
+        }
+        snprintf(name, sizeof(name), "%u.conf", vmid);
+        r = config_file_save(cf, m->paths.vms_dir, name, 0640);
+        if (r < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot write %s: %s", path, strerror(-r));
+                goto out;
+        }
+        r = vm_load(m, vmid, &vm, &err);
+        if (r >= 0)
+                r = manager_add_vm(m, vm);
+        if (r < 0) {
+                (void) unlink(path);
+                vm_free(vm);
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot load the new VM: %s",
+                                         err ? err : strerror(-r));
+                goto out;
+        }
+        log_info("VM %u (%s) created", vmid, vm->config->name);
+        manager_emit_state(m, vm, -1);
+        reply_vm(req, vm, 201);
+out:
+        vm_config_free(c);
+        json_object_put(body);
+}
+
+static void route_vm_get(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = lookup_or_404(ctx, req, params[0]);
+
+        if (vm)
+                reply_vm(req, vm, 200);
+}
+
+static void route_vm_patch(void *ctx, HttpRequest *req, char **params) {
+        Manager *m = ctx;
+        Vm *vm = lookup_or_404(m, req, params[0]);
+        _cleanup_free_ char *err = NULL, *bad_key = NULL, *old_text = NULL;
+        _cleanup_strv_free_ char **changed = NULL;
+        VmConfig *c = NULL;
+        json_object *body;
+        int r;
+
+        if (!vm)
+                return;
+        body = parse_body_object(req);
+        if (!body)
+                return;
+        if (json_object_object_get_ex(body, "vmid", NULL)) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "vmid", "vmid: cannot be changed");
+                goto out;
+        }
+        r = config_file_format(vm->cf, &old_text, NULL);
+        if (r < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                goto out;
+        }
+        /* Validate on a copy: nothing changes unless everything passes. */
+        _cleanup_(config_file_freep) ConfigFile *copy = NULL;
+        r = config_file_parse(old_text, strlen(old_text), &copy, NULL);
+        if (r >= 0)
+                r = vm_config_apply_json(copy, body, &changed, &err, &bad_key);
+        if (r < 0) {
+                reply_config_error(req, r, bad_key, err);
+                goto out;
+        }
+        r = vm_config_from_file(copy, vm->vmid, &c, &err);
+        if (r < 0) {
+                reply_config_error(req, r, NULL, err);
+                goto out;
+        }
+        if (!check_unique(m, req, vm, c))
+                goto out;
+
+        ConfigFile *old_cf = vm->cf;
+        vm->cf = copy;
+        r = vm_save_config(vm);
+        if (r < 0) {
+                vm->cf = old_cf;
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot write the config: %s", strerror(-r));
+                goto out;
+        }
+        copy = NULL;
+        config_file_free(old_cf);
+        vm_config_free(vm->config);
+        vm->config = TAKE_PTR(c);
+        if (vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_CRASHED)
+                STRV_FOREACH(k, changed)
+                        if (vm_config_key_needs_restart(*k) && !strv_contains(vm->pending_restart, *k))
+                                (void) strv_extend(&vm->pending_restart, *k);
+        reply_vm(req, vm, 200);
+out:
+        vm_config_free(c);
+        json_object_put(body);
+}
+
+static bool vm_up(const Vm *vm) {
+        return vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_CRASHED;
+}
+
+static bool query_bool(HttpRequest *req, const char *key) {
+        const char *v = http_request_query(req, key);
+
+        return v && (streq(v, "1") || streq(v, "true") || streq(v, "yes") || isempty(v));
+}
+
+static void route_vm_delete(void *ctx, HttpRequest *req, char **params) {
+        Manager *m = ctx;
+        Vm *vm = lookup_or_404(m, req, params[0]);
+        json_object *j = NULL;
+        int r;
+
+        if (!vm)
+                return;
+        if (vm_up(vm)) {
+                if (!query_bool(req, "force")) {
+                        http_request_reply_error(req, API_ERROR_INVALID_STATE, NULL,
+                                                 "VM %u is %s: stop it first, or delete with force", vm->vmid,
+                                                 vm_state_to_string(vm->state));
+                        return;
+                }
+                r = vm_add_waiter(vm, req, VM_WAIT_DOWN, true);
+                if (r >= 0)
+                        r = vm_kill(vm);
+                if (r < 0)
+                        http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot kill VM %u: %s", vm->vmid,
+                                                 strerror(-r));
+                return;
+        }
+        (void) vm_to_json(vm, false, &j);
+        r = vm_remove_files(vm);
+        if (r < 0) {
+                json_object_put(j);
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot delete VM %u: %s", vm->vmid, strerror(-r));
+                return;
+        }
+        log_info("VM %u (%s) deleted", vm->vmid, vm->config->name);
+        manager_remove_vm(m, vm);
+        vm_free(vm);
+        if (j)
+                http_request_reply_json(req, 200, j);
+        else
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+}
+
+static void route_vm_start(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = lookup_or_404(ctx, req, params[0]);
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        if (!vm)
+                return;
+        if (vm_up(vm)) {
+                http_request_reply_error(req, API_ERROR_INVALID_STATE, NULL, "VM %u is already %s", vm->vmid,
+                                         vm_state_to_string(vm->state));
+                return;
+        }
+        r = vm_start(vm, &err);
+        if (r < 0) {
+                http_request_reply_error(req, r == -EINVAL || r == -E2BIG || r == -ENOENT ? API_ERROR_INVALID_VALUE
+                                                                                          : API_ERROR_QEMU_FAILED,
+                                         NULL, "cannot start VM %u: %s", vm->vmid, err ? err : strerror(-r));
+                return;
+        }
+        if (vm->state == VM_STATE_RUNNING)
+                reply_vm(req, vm, 200);
+        else if (vm_add_waiter(vm, req, VM_WAIT_RUNNING, false) < 0)
+                reply_vm(req, vm, 200);
+}
+
+typedef int (*vm_down_fn)(Vm *vm, unsigned timeout);
+
+static int do_shutdown(Vm *vm, unsigned timeout) {
+        return vm_shutdown(vm, timeout);
+}
+static int do_stop(Vm *vm, unsigned timeout) {
+        return vm_stop(vm);
+}
+static int do_kill(Vm *vm, unsigned timeout) {
+        return vm_kill(vm);
+}
+
+static void route_vm_down(Manager *m, HttpRequest *req, const char *id, vm_down_fn fn, unsigned timeout) {
+        Vm *vm = lookup_or_404(m, req, id);
+        int r;
+
+        if (!vm)
+                return;
+        if (!vm_up(vm)) {
+                http_request_reply_error(req, API_ERROR_INVALID_STATE, NULL, "VM %u is %s", vm->vmid,
+                                         vm_state_to_string(vm->state));
+                return;
+        }
+        r = vm_add_waiter(vm, req, VM_WAIT_DOWN, false);
+        if (r < 0) {
+                http_request_reply_error(req, API_ERROR_CONFLICT, NULL, "too many requests waiting on VM %u", vm->vmid);
+                return;
+        }
+        r = fn(vm, timeout);
+        if (r < 0)
+                log_warning_errno(r, "VM %u: stop request failed: %m", vm->vmid);
+}
+
+static void route_vm_shutdown(void *ctx, HttpRequest *req, char **params) {
+        const char *t = http_request_query(req, "timeout");
+        unsigned timeout = SHUTDOWN_TIMEOUT_DEFAULT;
+
+        if (t && (safe_atou32(t, &timeout) < 0 || timeout > SHUTDOWN_TIMEOUT_MAX)) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "timeout",
+                                         "timeout: must be an integer between 0 and %u seconds", SHUTDOWN_TIMEOUT_MAX);
+                return;
+        }
+        route_vm_down(ctx, req, params[0], do_shutdown, timeout);
+}
+
+static void route_vm_stop(void *ctx, HttpRequest *req, char **params) {
+        route_vm_down(ctx, req, params[0], do_stop, 0);
+}
+
+static void route_vm_kill(void *ctx, HttpRequest *req, char **params) {
+        route_vm_down(ctx, req, params[0], do_kill, 0);
+}
+
+static void route_vm_reboot(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = lookup_or_404(ctx, req, params[0]);
+        int r;
+
+        if (!vm)
+                return;
+        r = vm_reboot(vm, NULL, NULL);
+        if (r < 0) {
+                http_request_reply_error(req, API_ERROR_INVALID_STATE, NULL, "VM %u cannot reboot: it is %s", vm->vmid,
+                                         vm_state_to_string(vm->state));
+                return;
+        }
+        reply_vm(req, vm, 200);
+}
+
+static void route_vm_memory(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = lookup_or_404(ctx, req, params[0]);
+        _cleanup_free_ char *err = NULL;
+        json_object *body, *v;
+        int64_t target;
+        int r;
+
+        if (!vm)
+                return;
+        body = parse_body_object(req);
+        if (!body)
+                return;
+        if (!json_object_object_get_ex(body, "target", &v) || !json_object_is_type(v, json_type_int) ||
+            (target = json_object_get_int64(v)) <= 0) {
+                json_object_put(body);
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "target", "target: must be a positive integer (MiB)");
+                return;
+        }
+        json_object_put(body);
+        r = vm_set_balloon(vm, (uint64_t) target, NULL, NULL, &err);
+        if (r < 0) {
+                http_request_reply_error(req, r == -ERANGE || r == -EOPNOTSUPP ? API_ERROR_INVALID_VALUE
+                                                                               : API_ERROR_INVALID_STATE,
+                                         "target", "%s", err ? err : strerror(-r));
+                return;
+        }
+        reply_vm(req, vm, 200);
+}
+
+static void route_vm_status(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = lookup_or_404(ctx, req, params[0]);
+        json_object *j = NULL;
+
+        if (!vm)
+                return;
+        if (vm_status_to_json(vm, &j) < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        http_request_reply_json(req, 200, j);
+}
+
+static void route_vm_console_log(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = lookup_or_404(ctx, req, params[0]);
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        const char *t = http_request_query(req, "tail");
+        uint64_t tail = CONSOLE_LOG_MAX;
+        struct stat st;
+        ssize_t n;
+
+        if (!vm)
+                return;
+        if (t && (safe_atou64(t, &tail) < 0)) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "tail", "tail: must be a byte count");
+                return;
+        }
+        if (tail > CONSOLE_LOG_MAX)
+                tail = CONSOLE_LOG_MAX;
+        path = strjoin(vm->run_dir, "/console.log");
+        fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                http_request_reply_text(req, 200, "text/plain; charset=utf-8", "", 0);
+                return;
+        }
+        off_t start = st.st_size > (off_t) tail ? st.st_size - (off_t) tail : 0;
+        buf = malloc((size_t) (st.st_size - start) + 1);
+        if (!buf) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        n = pread(fd, buf, (size_t) (st.st_size - start), start);
+        http_request_reply_text(req, 200, "text/plain; charset=utf-8", buf, n > 0 ? (size_t) n : 0);
+}
+
+/* ---- routes: host, events, tokens ---------------------------------------------------- */
+
+static void route_host(void *ctx, HttpRequest *req, char **params) {
+        Manager *m = ctx;
+        json_object *j = NULL;
+        unsigned running = 0;
+
+        if (host_to_json(&m->host, &m->paths, &j) < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        for (size_t i = 0; i < m->n_vms; i++)
+                running += vm_up(m->vms[i]);
+        json_object_object_add(j, "vms", json_object_new_int((int) m->n_vms));
+        json_object_object_add(j, "running", json_object_new_int((int) running));
+        http_request_reply_json(req, 200, j);
+}
+
+static void route_events(void *ctx, HttpRequest *req, char **params) {
+        Manager *m = ctx;
+        HttpStream *s;
+        HttpStream **n;
+
+        if (m->n_streams >= MANAGER_STREAMS_MAX) {
+                http_request_reply_error(req, API_ERROR_UNAVAILABLE, NULL, "too many event subscribers");
+                return;
+        }
+        n = reallocarray(m->streams, m->n_streams + 1, sizeof(HttpStream *));
+        if (!n) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        m->streams = n;
+        if (http_request_reply_stream(req, "text/event-stream", &s) < 0)
+                return;
+        m->streams[m->n_streams++] = s;
+        http_stream_set_closed_handler(s, on_stream_closed, m);
+        /* A comment line right away, so clients know the stream is live. */
+        (void) http_stream_send(s, ": zvm events\n\n", 14);
+}
+
+static bool tokens_local_only(HttpRequest *req) {
+        if (!http_request_is_tcp(req))
+                return true;
+        http_request_reply_error(req, API_ERROR_UNAUTHORIZED, NULL, "tokens can only be managed on the local socket");
+        return false;
+}
+
+static void route_tokens_list(void *ctx, HttpRequest *req, char **params) {
+        Manager *m = ctx;
+        json_object *j = NULL;
+
+        if (!tokens_local_only(req))
+                return;
+        if (token_store_to_json(m->tokens, &j) < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        http_request_reply_json(req, 200, j);
+}
+
+static void route_tokens_create(void *ctx, HttpRequest *req, char **params) {
+        Manager *m = ctx;
+        _cleanup_free_ char *id = NULL, *token = NULL;
+        const char *comment = "";
+        json_object *body = NULL, *v, *o;
+        size_t size;
+        int r;
+
+        if (!tokens_local_only(req))
+                return;
+        if (http_request_body(req, &size) && size > 0) {
+                body = parse_body_object(req);
+                if (!body)
+                        return;
+                if (json_object_object_get_ex(body, "comment", &v)) {
+                        if (!json_object_is_type(v, json_type_string)) {
+                                json_object_put(body);
+                                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "comment", "comment: must be a string");
+                                return;
+                        }
+                        comment = json_object_get_string(v);
+                }
+        }
+        r = token_store_create(m->tokens, comment, &id, &token);
+        json_object_put(body);
+        if (r < 0) {
+                http_request_reply_error(req, r == -EINVAL ? API_ERROR_INVALID_VALUE : API_ERROR_INTERNAL, "comment",
+                                         "cannot create a token: %s", strerror(-r));
+                return;
+        }
+        o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(id));
+        json_object_object_add(o, "secret", json_object_new_string(token));
+        http_request_reply_json(req, 201, o);
+}
+
+static void route_tokens_delete(void *ctx, HttpRequest *req, char **params) {
+        Manager *m = ctx;
+        json_object *o;
+        int r;
+
+        if (!tokens_local_only(req))
+                return;
+        r = token_store_delete(m->tokens, params[0]);
+        if (r == -ENOENT) {
+                http_request_reply_error(req, API_ERROR_NOT_FOUND, NULL, "no token '%s'", params[0]);
+                return;
+        }
+        if (r < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot delete token: %s", strerror(-r));
+                return;
+        }
+        o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(params[0]));
+        http_request_reply_json(req, 200, o);
+}
+
+static const Route routes[] = {
+        { "GET", ZVM_API_PREFIX "/vms", route_vms_list },
+        { "POST", ZVM_API_PREFIX "/vms", route_vms_create },
+        { "GET", ZVM_API_PREFIX "/vms/{id}", route_vm_get },
+        { "PATCH", ZVM_API_PREFIX "/vms/{id}", route_vm_patch },
+        { "DELETE", ZVM_API_PREFIX "/vms/{id}", route_vm_delete },
+        { "POST", ZVM_API_PREFIX "/vms/{id}/start", route_vm_start },
+        { "POST", ZVM_API_PREFIX "/vms/{id}/shutdown", route_vm_shutdown },
+        { "POST", ZVM_API_PREFIX "/vms/{id}/stop", route_vm_stop },
+        { "POST", ZVM_API_PREFIX "/vms/{id}/reboot", route_vm_reboot },
+        { "POST", ZVM_API_PREFIX "/vms/{id}/kill", route_vm_kill },
+        { "PUT", ZVM_API_PREFIX "/vms/{id}/memory", route_vm_memory },
+        { "GET", ZVM_API_PREFIX "/vms/{id}/status", route_vm_status },
+        { "GET", ZVM_API_PREFIX "/vms/{id}/console/log", route_vm_console_log },
+        { "GET", ZVM_API_PREFIX "/host", route_host },
+        { "GET", ZVM_API_PREFIX "/events", route_events },
+        { "GET", ZVM_API_PREFIX "/tokens", route_tokens_list },
+        { "POST", ZVM_API_PREFIX "/tokens", route_tokens_create },
+        { "DELETE", ZVM_API_PREFIX "/tokens/{tokenid}", route_tokens_delete },
+};
+
+void manager_dump_routes(void) {
+        for (size_t i = 0; i < ELEMENTSOF(routes); i++)
+                printf("%s %s\n", routes[i].method, routes[i].pattern);
+}
+
+void manager_handle_request(HttpRequest *req, void *userdata) {
+        Manager *m = userdata;
+        const Route *route = NULL;
+        char *params[ROUTE_PARAMS_MAX] = {};
+        int r;
+
+        r = route_match(routes, ELEMENTSOF(routes), http_request_method(req), http_request_path(req), &route, params);
+        if (r == -EOPNOTSUPP)
+                http_request_reply_error(req, API_ERROR_METHOD_NOT_ALLOWED, NULL, "%s is not allowed on %s",
+                                         http_request_method(req), http_request_path(req));
+        else if (r == -EINVAL)
+                http_request_reply_error(req, API_ERROR_BAD_REQUEST, NULL, "malformed path");
+        else if (r < 0)
+                http_request_reply_error(req, API_ERROR_NOT_FOUND, NULL, "no route %s %s", http_request_method(req),
+                                         http_request_path(req));
+        else
+                route->handler(m, req, params);
+        for (size_t i = 0; i < ROUTE_PARAMS_MAX; i++)
+                free(params[i]);
+}
+
+/* ---- lifecycle of the manager ------------------------------------------------------------ */
+
+static bool tcp_auth(const char *bearer, void *userdata) {
+        Manager *m = userdata;
+
+        return bearer && token_store_verify(m->tokens, bearer);
+}
+
+int manager_new(const char *root, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return log_oom();
+        m->lock_fd = -EBADF;
+        r = paths_init(&m->paths, root);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up paths: %m");
+        r = paths_mkdirs(&m->paths);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create zvm's directories under '%s': %m",
+                                       isempty(m->paths.root) ? "/" : m->paths.root);
+        m->lock_fd = open(m->paths.lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (m->lock_fd < 0)
+                return log_error_errno(-errno, "Failed to open %s: %m", m->paths.lock);
+        if (flock(m->lock_fd, LOCK_EX | LOCK_NB) < 0)
+                return log_error_errno(-errno, "Another zvmd is running for %s (%s is locked): %m", m->paths.run,
+                                       m->paths.lock);
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the event loop: %m");
+        if (sd_booted() > 0 && isempty(m->paths.root)) {
+                r = sd_bus_open_system(&m->bus);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot connect to the system bus, QEMU will not get its own scope: %m");
+        }
+        r = token_store_load(m->paths.tokens, &m->tokens);
+        if (r < 0)
+                return log_error_errno(r, "Failed to load %s: %m", m->paths.tokens);
+        r = host_probe(&m->host, &m->paths);
+        if (r < 0)
+                return r;
+        log_info("zvmd %s: QEMU %s, accelerator %s (%s), %s vsock", ZVM_VERSION, m->host.qemu_version,
+                 m->host.caps.kvm_usable ? "kvm" : "tcg", m->host.accel_reason,
+                 m->host.caps.vhost_vsock ? "kernel" : "hybrid");
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        for (size_t i = 0; i < m->n_streams; i++)
+                http_stream_close(m->streams[i]);
+        m->n_streams = 0;
+        m->http = http_server_free(m->http);
+        for (size_t i = 0; i < m->n_vms; i++)
+                vm_free(m->vms[i]);
+        free(m->vms);
+        free(m->streams);
+        token_store_free(m->tokens);
+        sd_event_source_disable_unref(m->watchdog);
+        sd_bus_flush_close_unref(m->bus);
+        sd_event_unref(m->event);
+        host_done(&m->host);
+        paths_done(&m->paths);
+        safe_close(m->lock_fd);
+        return mfree(m);
+}
+
+int manager_load(Manager *m) {
+        DIR *d = opendir(m->paths.vms_dir);
+        struct dirent *de;
+
+        if (!d)
+                return log_error_errno(-errno, "Failed to open %s: %m", m->paths.vms_dir);
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *err = NULL;
+                char *dot = strrchr(de->d_name, '.');
+                uint32_t vmid;
+                Vm *vm = NULL;
+                int r;
+
+                if (!dot || !streq(dot, ".conf"))
+                        continue;
+                *dot = 0;
+                if (safe_atou32(de->d_name, &vmid) < 0 || vmid < ZVM_VMID_MIN || vmid > ZVM_VMID_MAX)
+                        continue;
+                r = vm_load(m, vmid, &vm, &err);
+                if (r < 0) {
+                        /* Leave a broken file as it is for the admin to fix;
+                         * the VM is simply not managed until then. */
+                        log_error("Ignoring VM %u: %s", vmid, err ? err : strerror(-r));
+                        continue;
+                }
+                r = manager_add_vm(m, vm);
+                if (r < 0) {
+                        vm_free(vm);
+                        log_error_errno(r, "Ignoring VM %u: %m", vmid);
+                        continue;
+                }
+                r = vm_adopt(vm);
+                if (r < 0)
+                        log_warning_errno(r, "VM %u: re-adoption failed: %m", vmid);
+        }
+        closedir(d);
+        return 0;
+}
+
+void manager_start_onboot(Manager *m) {
+        for (size_t i = 0; i < m->n_vms; i++) {
+                Vm *vm = m->vms[i];
+                _cleanup_free_ char *err = NULL;
+
+                if (!vm->config->onboot || vm_up(vm))
+                        continue;
+                if (vm_start(vm, &err) < 0)
+                        log_error("onboot: cannot start VM %u (%s): %s", vm->vmid, vm->config->name, strnull(err));
+        }
+}
+
+static gid_t zvm_gid(void) {
+        struct group *g = getgrnam("zvm");
+
+        return g ? g->gr_gid : (gid_t) -1;
+}
+
+int manager_listen(Manager *m, const char *tcp_address) {
+        int r;
+
+        r = http_server_new(m->event, manager_handle_request, m, &m->http);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the HTTP server: %m");
+        r = http_server_listen_unix(m->http, m->paths.api_socket, 0660, zvm_gid());
+        if (r < 0)
+                return log_error_errno(r, "Failed to listen on %s: %m", m->paths.api_socket);
+        if (tcp_address) {
+                r = http_server_listen_tcp(m->http, tcp_address, tcp_auth, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to listen on %s: %m", tcp_address);
+        }
+        return 0;
+}

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "macro.h"
+#include "paths.h"
+#include "string-util.h"
+#include "zvm-config.h"
+
+static bool running_from_build_tree(void) {
+        _cleanup_free_ char *exe = realpath("/proc/self/exe", NULL);
+        _cleanup_free_ char *build = realpath(ZVM_BUILD_ROOT, NULL);
+        size_t n;
+
+        if (!exe || !build)
+                return false;
+        n = strlen(build);
+        return strneq(exe, build, n) && exe[n] == '/';
+}
+
+int paths_init(Paths *p, const char *root) {
+        const char *r = root ? root : "";
+        _cleanup_free_ char *build_guest = NULL;
+
+        *p = (Paths) {};
+        p->root = strdup(r);
+        p->etc = strjoin(r, "/etc/zvm");
+        p->run = strjoin(r, "/run/zvm");
+        p->data = strjoin(r, "/var/lib/zvm");
+        p->cache = strjoin(r, "/var/cache/zvm");
+        if (!p->root || !p->etc || !p->run || !p->data || !p->cache)
+                return -ENOMEM;
+        p->vms_dir = strjoin(p->etc, "/vms");
+        p->tokens = strjoin(p->etc, "/tokens.conf");
+        p->run_vms = strjoin(p->run, "/vms");
+        p->api_socket = strjoin(p->run, "/api.sock");
+        p->lock = strjoin(p->run, "/zvmd.lock");
+        p->data_vms = strjoin(p->data, "/vms");
+        p->templates = strjoin(p->data, "/templates");
+
+        build_guest = strjoin(ZVM_BUILD_ROOT, "/guest");
+        if (getenv("ZVM_GUEST_DIR"))
+                p->guest_dir = strdup(getenv("ZVM_GUEST_DIR"));
+        else if (running_from_build_tree())
+                p->guest_dir = TAKE_PTR(build_guest);
+        else
+                p->guest_dir = strdup(ZVM_DATADIR);
+        if (!p->vms_dir || !p->tokens || !p->run_vms || !p->api_socket || !p->lock || !p->data_vms ||
+            !p->templates || !p->guest_dir)
+                return -ENOMEM;
+        p->default_kernel = strjoin(p->guest_dir, "/vmlinux");
+        p->default_initrd = strjoin(p->guest_dir, "/initrd.img");
+        if (!p->default_kernel || !p->default_initrd)
+                return -ENOMEM;
+        return 0;
+}
+
+void paths_done(Paths *p) {
+        char **all[] = { &p->root, &p->etc, &p->vms_dir, &p->run, &p->run_vms, &p->api_socket, &p->lock,
+                         &p->data, &p->data_vms, &p->templates, &p->cache, &p->tokens, &p->guest_dir,
+                         &p->default_kernel, &p->default_initrd };
+
+        for (size_t i = 0; i < ELEMENTSOF(all); i++)
+                *all[i] = mfree(*all[i]);
+}
+
+int paths_mkdirs(const Paths *p) {
+        const char *dirs[] = { p->vms_dir, p->run_vms, p->data_vms, p->templates, p->cache };
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                r = mkdir_p(dirs[i], 0755);
+                if (r < 0)
+                        return r;
+        }
+        /* Config and tokens are readable by root only: tokens.conf holds
+         * hashes, VM configs may name private disks. */
+        (void) chmod(p->etc, 0750);
+        return 0;
+}
+
+int paths_template_image(const Paths *p, const char *name, char **ret) {
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+
+        a = strjoin(p->templates, "/", name, ".img");
+        b = strjoin(p->guest_dir, "/rootfs-", name, ".img");
+        c = strjoin(p->guest_dir, "/templates/", name, ".img");
+        if (!a || !b || !c)
+                return -ENOMEM;
+        if (access(a, R_OK) == 0)
+                *ret = TAKE_PTR(a);
+        else if (access(b, R_OK) == 0)
+                *ret = TAKE_PTR(b);
+        else if (access(c, R_OK) == 0)
+                *ret = TAKE_PTR(c);
+        else
+                return -ENOENT;
+        return 0;
+}
+
+char *paths_vm_run_dir(const Paths *p, uint32_t vmid) {
+        char buf[16];
+
+        snprintf(buf, sizeof(buf), "%u", vmid);
+        return strjoin(p->run_vms, "/", buf);
+}
+
+char *paths_vm_data_dir(const Paths *p, uint32_t vmid) {
+        char buf[16];
+
+        snprintf(buf, sizeof(buf), "%u", vmid);
+        return strjoin(p->data_vms, "/", buf);
+}

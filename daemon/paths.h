@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Where zvmd keeps things. Everything hangs off one optional root so a
+ * private instance (tests, a user's experiment) can run next to the system
+ * one: --root DIR gives DIR/etc/zvm, DIR/run/zvm, DIR/var/lib/zvm and
+ * DIR/var/cache/zvm. */
+typedef struct Paths {
+        char *root;             /* "" for the system instance */
+        char *etc;              /* /etc/zvm */
+        char *vms_dir;          /* /etc/zvm/vms: <vmid>.conf */
+        char *run;              /* /run/zvm */
+        char *run_vms;          /* /run/zvm/vms/<vmid>/ */
+        char *api_socket;       /* /run/zvm/api.sock */
+        char *lock;             /* /run/zvm/zvmd.lock */
+        char *data;             /* /var/lib/zvm */
+        char *data_vms;         /* /var/lib/zvm/vms/<vmid>/ (writable layers) */
+        char *templates;        /* /var/lib/zvm/templates/<name>.img */
+        char *cache;            /* /var/cache/zvm */
+        char *tokens;           /* /etc/zvm/tokens.conf */
+        /* The guest artifacts: the build tree's build/guest when zvmd runs
+         * from its build tree, else the installed /usr/share/zvm. */
+        char *guest_dir;
+        char *default_kernel;
+        char *default_initrd;
+} Paths;
+
+int paths_init(Paths *p, const char *root);
+void paths_done(Paths *p);
+int paths_mkdirs(const Paths *p);
+
+/* Resolves a template name to its image: <data>/templates/<name>.img, then
+ * the guest dir's rootfs-<name>.img (build tree) or templates/<name>.img
+ * (installed). -ENOENT if none exists. */
+int paths_template_image(const Paths *p, const char *name, char **ret);
+
+char *paths_vm_run_dir(const Paths *p, uint32_t vmid);
+char *paths_vm_data_dir(const Paths *p, uint32_t vmid);

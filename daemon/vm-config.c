@@ -1,0 +1,1071 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "api.h"
+#include "string-util.h"
+#include "vm-config.h"
+
+/* ---- messages ------------------------------------------------------------------- */
+
+/* Offending values are quoted in messages. They may come from a JSON body
+ * (1 MB strings, newlines, invalid UTF-8), so they are cut and escaped: a
+ * message is always one short line of printable ASCII. */
+#define QUOTE_CUT 64
+#define QUOTE_BUF (2 + QUOTE_CUT * 4 + 3 + 1)
+
+static const char *quote(const char *v, char buf[static QUOTE_BUF]) {
+        char *p = buf;
+        size_t i;
+
+        *p++ = '"';
+        for (i = 0; v[i] && i < QUOTE_CUT; i++) {
+                unsigned char ch = (unsigned char) v[i];
+
+                if (ch == '"' || ch == '\\') {
+                        *p++ = '\\';
+                        *p++ = (char) ch;
+                } else if (ch < 0x20 || ch >= 0x7f)
+                        p += sprintf(p, "\\x%02x", ch);
+                else
+                        *p++ = (char) ch;
+        }
+        *p++ = '"';
+        if (v[i])
+                p = stpcpy(p, "...");
+        *p = '\0';
+        return buf;
+}
+
+/* A key for a message: as is if it is a valid config key, else quoted. */
+static const char *key_for_message(const char *key, char buf[static QUOTE_BUF]) {
+        if (config_key_is_valid(key) && strlen(key) < QUOTE_BUF)
+                return strcpy(buf, key);
+        return quote(key, buf);
+}
+
+/* Sets *reason to a new formatted string. Returns -EINVAL, or -ENOMEM if
+ * even the message cannot be allocated. */
+static int reason_set(char **reason, const char *format, ...) _printf_(2, 3);
+static int reason_set(char **reason, const char *format, ...) {
+        va_list ap;
+        char *s;
+        int r;
+
+        va_start(ap, format);
+        r = vasprintf(&s, format, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+
+        free(*reason);
+        *reason = s;
+        return -EINVAL;
+}
+
+/* Composes "<key>: <reason>" into *ret_error (if given). Returns r. */
+static int error_for_key(int r, const char *key, const char *reason, char **ret_error) {
+        char kb[QUOTE_BUF];
+        char *s;
+
+        if (!ret_error)
+                return r;
+        if (asprintf(&s, "%s: %s", key_for_message(key, kb), reason ?: "invalid") < 0)
+                return -ENOMEM;
+        free(*ret_error);
+        *ret_error = s;
+        return r;
+}
+
+static int error_set(int r, char **ret_error, const char *format, ...) _printf_(3, 4);
+static int error_set(int r, char **ret_error, const char *format, ...) {
+        va_list ap;
+        char *s;
+        int k;
+
+        if (!ret_error)
+                return r;
+        va_start(ap, format);
+        k = vasprintf(&s, format, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        free(*ret_error);
+        *ret_error = s;
+        return r;
+}
+
+/* ---- value helpers -------------------------------------------------------------- */
+
+static int set_string(char **field, const char *value) {
+        char *s = NULL;
+
+        if (value) {
+                s = strdup(value);
+                if (!s)
+                        return -ENOMEM;
+        }
+        free(*field);
+        *field = s;
+        return 0;
+}
+
+static int parse_range(const char *value, uint64_t min, uint64_t max, const char *unit, uint64_t *ret,
+                       char **reason) {
+        char qb[QUOTE_BUF];
+        uint64_t v;
+
+        if (safe_atou64(value, &v) < 0 || v < min || v > max)
+                return reason_set(reason, "must be an integer between %" PRIu64 " and %" PRIu64 "%s (got %s)",
+                                  min, max, unit, quote(value, qb));
+        *ret = v;
+        return 0;
+}
+
+static int parse_bool01(const char *value, bool *ret, char **reason) {
+        char qb[QUOTE_BUF];
+
+        if (streq(value, "0") || streq(value, "1")) {
+                *ret = value[0] == '1';
+                return 0;
+        }
+        return reason_set(reason, "must be 0 or 1 (got %s)", quote(value, qb));
+}
+
+/* Absolute paths of images, kernels, initrds: '/' first, printable ASCII
+ * without whitespace or ',' (',' separates options in disk and rootfs
+ * values and in QEMU's -drive; refusing it everywhere keeps the rule
+ * simple). */
+static int check_path(const char *value, char **reason) {
+        char qb[QUOTE_BUF];
+
+        if (value[0] != '/')
+                return reason_set(reason, "must be an absolute path (got %s)", quote(value, qb));
+        if (strlen(value) > VM_PATH_MAX)
+                return reason_set(reason, "path too long (at most %u bytes)", VM_PATH_MAX);
+        for (const char *p = value; *p; p++)
+                if (*p <= ' ' || *p >= 0x7f || *p == ',')
+                        return reason_set(reason,
+                                          "path must be printable ASCII without whitespace or ',' (got %s)",
+                                          quote(value, qb));
+        return 0;
+}
+
+/* "a=b" → *ret_key = "a" (malloc'd), *ret_value = "b" (into opt). */
+static int option_split(const char *opt, char **ret_key, const char **ret_value) {
+        const char *eq = strchr(opt, '=');
+        char *k;
+
+        if (!eq)
+                return -EINVAL;
+        k = strndup(opt, (size_t) (eq - opt));
+        if (!k)
+                return -ENOMEM;
+        *ret_key = k;
+        *ret_value = eq + 1;
+        return 0;
+}
+
+/* Splits "first,opt=v,opt=v" strictly: no empty fields. */
+static int option_list_split(const char *value, char ***ret, char **reason) {
+        char qb[QUOTE_BUF];
+        size_t l = strlen(value);
+        int r;
+
+        if (l == 0 || value[0] == ',' || value[l - 1] == ',' || strstr(value, ",,"))
+                return reason_set(reason, "empty element in %s", quote(value, qb));
+        r = strv_split(value, ",", ret);
+        return r < 0 ? r : 0;
+}
+
+static bool is_template_name(const char *s) {
+        size_t l = strlen(s);
+
+        if (l < 1 || l > 63)
+                return false;
+        if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789", s[0]))
+                return false;
+        return s[strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-")] == '\0';
+}
+
+static bool is_ifname(const char *s) {
+        size_t l = strlen(s);
+
+        if (l < 1 || l > VM_IFNAME_MAX || streq(s, ".") || streq(s, ".."))
+                return false;
+        return s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")] == '\0';
+}
+
+/* "xx:xx:xx:xx:xx:xx", unicast, not all zero; stored lower case. */
+static int parse_mac(const char *s, char ret[static 18], char **reason) {
+        char qb[QUOTE_BUF];
+        bool nonzero = false;
+
+        if (strlen(s) != 17)
+                goto bad;
+        for (size_t i = 0; i < 17; i++) {
+                if (i % 3 == 2) {
+                        if (s[i] != ':')
+                                goto bad;
+                } else if (!isxdigit((unsigned char) s[i]))
+                        goto bad;
+                else if (s[i] != '0')
+                        nonzero = true;
+        }
+        if (!nonzero)
+                return reason_set(reason, "mac: %s is not a usable address (all zero)", quote(s, qb));
+        /* The group bit is the lowest bit of the first octet, i.e. of its
+         * second hex digit. */
+        if (strchr("13579bBdDfF", s[1]))
+                return reason_set(reason, "mac: %s is a multicast address, must be unicast", quote(s, qb));
+        for (size_t i = 0; i < 17; i++)
+                ret[i] = (char) tolower((unsigned char) s[i]);
+        ret[17] = '\0';
+        return 0;
+bad:
+        return reason_set(reason, "mac: must look like 52:54:00:12:34:56 (got %s)", quote(s, qb));
+}
+
+/* ---- key parsers ---------------------------------------------------------------- */
+
+/* Parses value into c. idx is the N of diskN/netN. Returns 0, -EINVAL with
+ * *reason set (without the "key: " prefix), or -ENOMEM. */
+typedef int (*VmKeyParser)(const char *value, unsigned idx, VmConfig *c, char **reason);
+
+static int parse_name(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        char qb[QUOTE_BUF];
+
+        if (!string_is_safe_name(value))
+                return reason_set(reason, "must match [A-Za-z0-9][A-Za-z0-9._-]{0,62} without \"..\" (got %s)",
+                                  quote(value, qb));
+        return set_string(&c->name, value);
+}
+
+static int parse_memory(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        return parse_range(value, VM_MEMORY_MIN_MIB, VM_MEMORY_MAX_MIB, " MiB", &c->memory_mib, reason);
+}
+
+static int parse_balloon(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        /* The floor against memory is a cross-key rule, checked once all
+         * keys are known (vm_config_parse()). */
+        return parse_range(value, 0, VM_MEMORY_MAX_MIB, " MiB", &c->balloon_mib, reason);
+}
+
+static int parse_cores(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        uint64_t v = 0;
+        int r;
+
+        r = parse_range(value, 1, VM_CORES_MAX, "", &v, reason);
+        if (r < 0)
+                return r;
+        c->cores = (unsigned) v;
+        return 0;
+}
+
+static int parse_kernel(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        int r = check_path(value, reason);
+        return r < 0 ? r : set_string(&c->kernel, value);
+}
+
+static int parse_initrd(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        int r = check_path(value, reason);
+        return r < 0 ? r : set_string(&c->initrd, value);
+}
+
+static int parse_model(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        int r = check_path(value, reason);
+        return r < 0 ? r : set_string(&c->model, value);
+}
+
+/* Kernel parameters zvm sets itself; a second copy from the user would
+ * override them (the kernel and the initrd take the last one). */
+static const char *const cmdline_reserved[] = {
+        "root", "zvm.overlay", "zvm.upper", "zvm.models", "console",
+};
+
+static int parse_cmdline(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        _cleanup_strv_free_ char **words = NULL;
+        char qb[QUOTE_BUF];
+        int r;
+
+        for (const char *p = value; *p; p++)
+                if (*p < ' ' || *p >= 0x7f)
+                        return reason_set(reason, "must be printable ASCII (got %s)", quote(value, qb));
+        /* The kernel strips quotes ("root=x" is root=x) and keeps quoted
+         * spaces inside one parameter: refuse quotes, so that splitting at
+         * spaces below sees the parameters the kernel will see. */
+        if (strchr(value, '"'))
+                return reason_set(reason, "must not contain '\"'");
+
+        r = strv_split(value, " ", &words);
+        if (r < 0)
+                return r;
+        STRV_FOREACH(w, words) {
+                size_t n = strcspn(*w, "=");
+
+                for (size_t i = 0; i < ELEMENTSOF(cmdline_reserved); i++)
+                        if (n == strlen(cmdline_reserved[i]) && strneq(*w, cmdline_reserved[i], n))
+                                return reason_set(reason, "must not set %s=, zvm sets it itself",
+                                                  cmdline_reserved[i]);
+        }
+
+        return set_string(&c->cmdline, isempty(value) ? NULL : value);
+}
+
+static int parse_rootfs(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        _cleanup_strv_free_ char **parts = NULL;
+        char qb[QUOTE_BUF];
+        uint64_t size = VM_ROOTFS_SIZE_DEFAULT;
+        bool have_size = false, path;
+        int r;
+
+        r = option_list_split(value, &parts, reason);
+        if (r < 0)
+                return r;
+
+        path = parts[0][0] == '/';
+        if (path) {
+                r = check_path(parts[0], reason);
+                if (r < 0)
+                        return r;
+        } else if (!is_template_name(parts[0]))
+                return reason_set(reason,
+                                  "must be a template name ([a-z0-9][a-z0-9_-]{0,62}) or an absolute image path (got %s)",
+                                  quote(parts[0], qb));
+
+        for (char **o = parts + 1; *o; o++) {
+                _cleanup_free_ char *k = NULL;
+                const char *v = NULL;
+
+                r = option_split(*o, &k, &v);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0 || !streq(k, "size"))
+                        return reason_set(reason, "unknown option %s (only size=)", quote(*o, qb));
+                if (have_size)
+                        return reason_set(reason, "size= given twice");
+                have_size = true;
+                if (parse_size(v, &size) < 0 || size < VM_ROOTFS_SIZE_MIN || size > VM_ROOTFS_SIZE_MAX)
+                        return reason_set(reason, "size= must be a size between 64M and 16T (got %s)",
+                                          quote(v, qb));
+        }
+        if (path && have_size)
+                return reason_set(reason,
+                                  "size= applies to the writable layer of a template; an image path is used as is");
+
+        r = set_string(&c->rootfs_template, path ? NULL : parts[0]);
+        if (r < 0)
+                return r;
+        r = set_string(&c->rootfs_path, path ? parts[0] : NULL);
+        if (r < 0)
+                return r;
+        c->rootfs_size = size;
+        return 0;
+}
+
+static int parse_disk(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        _cleanup_strv_free_ char **parts = NULL;
+        char qb[QUOTE_BUF];
+        bool have_ro = false, have_bus = false, ro = false, scsi = false;
+        int r;
+
+        r = option_list_split(value, &parts, reason);
+        if (r < 0)
+                return r;
+        r = check_path(parts[0], reason);
+        if (r < 0)
+                return r;
+
+        for (char **o = parts + 1; *o; o++) {
+                _cleanup_free_ char *k = NULL;
+                const char *v = NULL;
+
+                r = option_split(*o, &k, &v);
+                if (r == -ENOMEM)
+                        return r;
+                if (r >= 0 && streq(k, "ro")) {
+                        if (have_ro)
+                                return reason_set(reason, "ro= given twice");
+                        have_ro = true;
+                        if (!streq(v, "0") && !streq(v, "1"))
+                                return reason_set(reason, "ro= must be 0 or 1 (got %s)", quote(v, qb));
+                        ro = v[0] == '1';
+                } else if (r >= 0 && streq(k, "bus")) {
+                        if (have_bus)
+                                return reason_set(reason, "bus= given twice");
+                        have_bus = true;
+                        if (!streq(v, "blk") && !streq(v, "scsi"))
+                                return reason_set(reason, "bus= must be blk or scsi (got %s)", quote(v, qb));
+                        scsi = streq(v, "scsi");
+                } else
+                        return reason_set(reason, "unknown option %s (ro=, bus=)", quote(*o, qb));
+        }
+
+        r = set_string(&c->disks[idx].path, parts[0]);
+        if (r < 0)
+                return r;
+        c->disks[idx].readonly = ro;
+        c->disks[idx].scsi = scsi;
+        return 0;
+}
+
+static int parse_net(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        _cleanup_strv_free_ char **parts = NULL;
+        char qb[QUOTE_BUF], mac[18] = "";
+        const char *bridge = NULL;
+        bool user = false, have_tag = false;
+        uint64_t tag = 0;
+        int r;
+
+        r = option_list_split(value, &parts, reason);
+        if (r < 0)
+                return r;
+
+        STRV_FOREACH(o, parts) {
+                _cleanup_free_ char *k = NULL;
+                const char *v = NULL;
+
+                if (streq(*o, "user")) {
+                        if (o != parts)
+                                return reason_set(reason, "\"user\" must come first");
+                        user = true;
+                        continue;
+                }
+                r = option_split(*o, &k, &v);
+                if (r == -ENOMEM)
+                        return r;
+                if (r >= 0 && streq(k, "bridge")) {
+                        if (bridge)
+                                return reason_set(reason, "bridge= given twice");
+                        if (!is_ifname(v))
+                                return reason_set(reason,
+                                                  "bridge= must be an interface name of 1-15 characters [A-Za-z0-9_.-] (got %s)",
+                                                  quote(v, qb));
+                        bridge = v;
+                } else if (r >= 0 && streq(k, "tag")) {
+                        if (have_tag)
+                                return reason_set(reason, "tag= given twice");
+                        have_tag = true;
+                        if (safe_atou64(v, &tag) < 0 || tag < 1 || tag > 4094)
+                                return reason_set(reason, "tag= must be a VLAN id between 1 and 4094 (got %s)",
+                                                  quote(v, qb));
+                } else if (r >= 0 && streq(k, "mac")) {
+                        if (mac[0])
+                                return reason_set(reason, "mac= given twice");
+                        r = parse_mac(v, mac, reason);
+                        if (r < 0)
+                                return r;
+                } else
+                        return reason_set(reason, "unknown option %s (user, bridge=, tag=, mac=)", quote(*o, qb));
+        }
+
+        if (user == !!bridge)
+                return reason_set(reason, "must be user[,mac=..] or bridge=<ifname>[,tag=N][,mac=..] (got %s)",
+                                  quote(value, qb));
+        if (user && have_tag)
+                return reason_set(reason, "tag= needs bridge=");
+
+        r = set_string(&c->nets[idx].ifname, bridge);
+        if (r < 0)
+                return r;
+        c->nets[idx].present = true;
+        c->nets[idx].bridge = !!bridge;
+        c->nets[idx].tag = (unsigned) tag;
+        memcpy(c->nets[idx].mac, mac, sizeof(mac));
+        return 0;
+}
+
+static int parse_vsock(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        char qb[QUOTE_BUF];
+        const char *n = startswith(value, "cid=");
+        uint64_t v;
+
+        if (!n || safe_atou64(n, &v) < 0 || v < VM_CID_MIN || v > VM_CID_MAX)
+                return reason_set(reason, "must be cid=N with N between %u and %u (got %s)", VM_CID_MIN, VM_CID_MAX,
+                                  quote(value, qb));
+        c->cid = (uint32_t) v;
+        return 0;
+}
+
+static int parse_agent(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        return parse_bool01(value, &c->agent, reason);
+}
+
+static int parse_onboot(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        return parse_bool01(value, &c->onboot, reason);
+}
+
+static int parse_pcie(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        return parse_bool01(value, &c->pcie, reason);
+}
+
+static int parse_tags(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        _cleanup_strv_free_ char **tags = NULL;
+        char qb[QUOTE_BUF];
+        size_t l = strlen(value);
+        int r;
+
+        if (l > 0 && (value[0] == ';' || value[l - 1] == ';' || strstr(value, ";;")))
+                return reason_set(reason, "empty tag in %s", quote(value, qb));
+        r = strv_split(value, ";", &tags);
+        if (r < 0)
+                return r;
+        if ((size_t) r > VM_TAGS_MAX)
+                return reason_set(reason, "too many tags (%d, at most %u)", r, VM_TAGS_MAX);
+        for (size_t i = 0; tags[i]; i++) {
+                const char *t = tags[i];
+
+                if (strlen(t) > VM_TAG_LEN_MAX ||
+                    t[strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_-")] != '\0')
+                        return reason_set(reason, "tag %s must match [a-z0-9_-]{1,32}", quote(t, qb));
+                for (size_t j = 0; j < i; j++)
+                        if (streq(tags[j], t))
+                                return reason_set(reason, "tag %s given twice", quote(t, qb));
+        }
+
+        strv_free(c->tags);
+        c->tags = TAKE_PTR(tags);
+        return 0;
+}
+
+static int parse_description(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        /* Length, single line, no control characters, valid UTF-8: checked
+         * for every value by vm_key_parse(). */
+        return set_string(&c->description, isempty(value) ? NULL : value);
+}
+
+static int parse_accel(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        char qb[QUOTE_BUF];
+        VmAccel a = vm_accel_from_string(value);
+
+        if (a < 0)
+                return reason_set(reason, "must be auto, kvm or tcg (got %s)", quote(value, qb));
+        c->accel = a;
+        return 0;
+}
+
+/* ---- the key table -------------------------------------------------------------- */
+
+typedef struct VmKey {
+        const char *name;               /* with n_indexed: the prefix of name0..name<n-1> */
+        unsigned n_indexed;
+        VmKeyParser parse;
+        const char *default_value;      /* parsed when the key is absent; NULL: none */
+        bool needs_restart;
+        bool json_int;                  /* an integer in the API's "config" object */
+        size_t max_len;                 /* bytes; 0: what fits in one config line */
+} VmKey;
+
+static const VmKey vm_keys[] = {
+        /* name           n   parser              default  restart json_int max_len */
+        { "name",         0,  parse_name,         NULL,    false,  false,   0 },
+        { "memory",       0,  parse_memory,       "256",   true,   true,    0 },
+        /* The balloon floor only bounds the next balloon target. Its
+         * default is memory (no ballooning), filled in after parsing. */
+        { "balloon",      0,  parse_balloon,      NULL,    false,  true,    0 },
+        { "cores",        0,  parse_cores,        "1",     true,   true,    0 },
+        { "kernel",       0,  parse_kernel,       NULL,    true,   false,   VM_PATH_MAX },
+        { "initrd",       0,  parse_initrd,       NULL,    true,   false,   VM_PATH_MAX },
+        { "cmdline",      0,  parse_cmdline,      NULL,    true,   false,   VM_CMDLINE_MAX },
+        { "rootfs",       0,  parse_rootfs,       VM_ROOTFS_DEFAULT, true, false, 0 },
+        { "disk",         VM_DISKS_MAX, parse_disk, NULL,  true,   false,   0 },
+        { "net",          VM_NETS_MAX,  parse_net,  NULL,  true,   false,   0 },
+        { "vsock",        0,  parse_vsock,        NULL,    true,   false,   0 },
+        { "model",        0,  parse_model,        NULL,    true,   false,   VM_PATH_MAX },
+        { "agent",        0,  parse_agent,        "1",     true,   true,    0 },
+        { "onboot",       0,  parse_onboot,       "0",     false,  true,    0 },
+        { "tags",         0,  parse_tags,         "",      false,  false,   0 },
+        { "description",  0,  parse_description,  NULL,    false,  false,   VM_DESCRIPTION_MAX },
+        { "accel",        0,  parse_accel,        "auto",  true,   false,   0 },
+        { "pcie",         0,  parse_pcie,         "0",     true,   true,    0 },
+};
+
+static const VmKey *vm_key_find(const char *key, unsigned *ret_idx) {
+        if (!key)
+                return NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(vm_keys); i++) {
+                const VmKey *k = &vm_keys[i];
+                const char *rest;
+
+                if (k->n_indexed == 0) {
+                        if (streq(key, k->name)) {
+                                if (ret_idx)
+                                        *ret_idx = 0;
+                                return k;
+                        }
+                        continue;
+                }
+
+                /* name0 .. name<n-1>, one digit, no leading zeros or signs. */
+                rest = startswith(key, k->name);
+                if (rest && rest[0] >= '0' && rest[0] <= '9' && rest[1] == '\0' &&
+                    (unsigned) (rest[0] - '0') < k->n_indexed) {
+                        if (ret_idx)
+                                *ret_idx = (unsigned) (rest[0] - '0');
+                        return k;
+                }
+        }
+        return NULL;
+}
+
+bool vm_config_key_known(const char *key) {
+        return vm_key_find(key, NULL);
+}
+
+bool vm_config_key_needs_restart(const char *key) {
+        const VmKey *k = vm_key_find(key, NULL);
+        return k && k->needs_restart;
+}
+
+const char *vm_config_key_default(const char *key) {
+        const VmKey *k = vm_key_find(key, NULL);
+        return k ? k->default_value : NULL;
+}
+
+static int unknown_key(const char *key, char **ret_error) {
+        if (streq_ptr(key, "vmid"))
+                return error_for_key(-ENOKEY, key,
+                                     "not a config key (the VMID is the file name, given at creation)", ret_error);
+        return error_for_key(-ENOKEY, key, "unknown key", ret_error);
+}
+
+/* Checks that hold for every value (they would otherwise corrupt the file
+ * or the QEMU command line), then runs the key's parser. The length check
+ * comes first so that nothing below ever walks a huge value twice. */
+static int vm_key_parse(const VmKey *k, unsigned idx, const char *value, VmConfig *c, char **reason) {
+        /* "key: value" must fit in one line of the file; the key's own
+         * bound may be lower. (Indexed keys have one digit after the name.) */
+        size_t l = strlen(value), max = CONFIG_LINE_MAX - strlen(k->name) - (k->n_indexed > 0) - 2;
+
+        if (k->max_len > 0)
+                max = MIN(max, k->max_len);
+        if (l > max)
+                return reason_set(reason, "too long (%zu bytes, at most %zu)", l, max);
+        if (strchr(value, '\n'))
+                return reason_set(reason, "must be a single line (contains a newline)");
+        for (size_t i = 0; i < l; i++)
+                if ((unsigned char) value[i] < 0x20 || value[i] == 0x7f)
+                        return reason_set(reason, "must not contain control characters");
+        if (!utf8_is_valid_n(value, l))
+                return reason_set(reason, "must be valid UTF-8");
+        if (l > 0 && (value[0] == ' ' || value[l - 1] == ' '))
+                return reason_set(reason, "must not start or end with a space");
+
+        return k->parse(value, idx, c, reason);
+}
+
+/* ---- VmConfig ------------------------------------------------------------------- */
+
+VmConfig *vm_config_free(VmConfig *c) {
+        if (!c)
+                return NULL;
+
+        free(c->name);
+        free(c->kernel);
+        free(c->initrd);
+        free(c->cmdline);
+        free(c->rootfs_template);
+        free(c->rootfs_path);
+        for (size_t i = 0; i < VM_DISKS_MAX; i++)
+                free(c->disks[i].path);
+        for (size_t i = 0; i < VM_NETS_MAX; i++)
+                free(c->nets[i].ifname);
+        free(c->model);
+        strv_free(c->tags);
+        free(c->description);
+        return mfree(c);
+}
+
+/* The typed view, without the check of vmid (vm_config_apply_json()
+ * validates files of VMs that do not have a VMID yet). ret_bad_key
+ * (optional) gets the key an error is about. */
+static int vm_config_parse(const ConfigFile *cf, uint32_t vmid, VmConfig **ret, char **ret_error,
+                           char **ret_bad_key) {
+        _cleanup_vm_config_free_ VmConfig *c = NULL;
+        _cleanup_free_ char *reason = NULL;
+        const char *key, *value, *bad = NULL;
+        int r;
+
+        c = calloc(1, sizeof(VmConfig));
+        if (!c)
+                return -ENOMEM;
+        c->vmid = vmid;
+
+        /* Defaults first, through the same parsers, then the file. */
+        for (size_t i = 0; i < ELEMENTSOF(vm_keys); i++)
+                if (vm_keys[i].default_value) {
+                        r = vm_keys[i].parse(vm_keys[i].default_value, 0, c, &reason);
+                        if (r < 0)
+                                return r == -EINVAL ? -EIO : r;        /* a broken table */
+                }
+        c->balloon_mib = UINT64_MAX;    /* "not set" */
+
+        CONFIG_FILE_FOREACH(cf, NULL, key, value) {
+                const VmKey *k;
+                unsigned idx;
+
+                k = vm_key_find(key, &idx);
+                if (!k) {
+                        r = unknown_key(key, ret_error);
+                        bad = key;
+                        r = r == -ENOMEM ? r : -EINVAL;
+                        goto fail;
+                }
+                r = vm_key_parse(k, idx, value, c, &reason);
+                if (r < 0) {
+                        bad = key;
+                        if (r == -EINVAL)
+                                r = error_for_key(r, key, reason, ret_error);
+                        goto fail;
+                }
+        }
+
+        if (!c->name) {
+                bad = "name";
+                r = error_set(-EINVAL, ret_error, "name: missing (every VM needs a name)");
+                goto fail;
+        }
+
+        if (c->balloon_mib == UINT64_MAX)
+                c->balloon_mib = c->memory_mib;
+        else if (c->balloon_mib > c->memory_mib) {
+                bad = "balloon";
+                r = error_set(-EINVAL, ret_error, "balloon: %" PRIu64 " exceeds memory (%" PRIu64 ")",
+                              c->balloon_mib, c->memory_mib);
+                goto fail;
+        }
+
+        *ret = TAKE_PTR(c);
+        return 0;
+
+fail:
+        if (ret_bad_key && bad) {
+                char *s = strdup(bad);
+                if (!s)
+                        return -ENOMEM;
+                free(*ret_bad_key);
+                *ret_bad_key = s;
+        }
+        return r;
+}
+
+int vm_config_from_file(const ConfigFile *cf, uint32_t vmid, VmConfig **ret, char **ret_error) {
+        assert_return(cf, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        if (vmid < ZVM_VMID_MIN || vmid > ZVM_VMID_MAX)
+                return error_set(-EINVAL, ret_error, "vmid: %" PRIu32 " is not between %u and %u", vmid,
+                                 ZVM_VMID_MIN, ZVM_VMID_MAX);
+        return vm_config_parse(cf, vmid, ret, ret_error, NULL);
+}
+
+/* Validates value for key, alone. */
+static int vm_config_check(const char *key, const char *value, char **ret_error) {
+        _cleanup_vm_config_free_ VmConfig *scratch = NULL;
+        _cleanup_free_ char *reason = NULL;
+        const VmKey *k;
+        unsigned idx;
+        int r;
+
+        k = vm_key_find(key, &idx);
+        if (!k)
+                return unknown_key(key, ret_error);
+
+        scratch = calloc(1, sizeof(VmConfig));
+        if (!scratch)
+                return -ENOMEM;
+
+        r = vm_key_parse(k, idx, value, scratch, &reason);
+        if (r == -EINVAL)
+                return error_for_key(r, key, reason, ret_error);
+        return r;
+}
+
+/* config_file_set() with errors explained. */
+static int vm_config_store(ConfigFile *cf, const char *key, const char *value, char **ret_error) {
+        int r;
+
+        r = config_file_set(cf, NULL, key, value);
+        if (r == -E2BIG)
+                return error_for_key(-EINVAL, key, "the config file would exceed its size bounds", ret_error);
+        if (r == -EINVAL)
+                return error_for_key(-EINVAL, key, "cannot be stored in the config file", ret_error);
+        return r;
+}
+
+int vm_config_set(ConfigFile *cf, const char *key, const char *value, char **ret_error) {
+        int r;
+
+        assert_return(cf, -EINVAL);
+        assert_return(key, -EINVAL);
+        assert_return(value, -EINVAL);
+
+        r = vm_config_check(key, value, ret_error);
+        if (r < 0)
+                return r;
+        return vm_config_store(cf, key, value, ret_error);
+}
+
+int vm_config_unset(ConfigFile *cf, const char *key, char **ret_error) {
+        assert_return(cf, -EINVAL);
+        assert_return(key, -EINVAL);
+
+        if (!vm_config_key_known(key))
+                return unknown_key(key, ret_error);
+        if (streq(key, "name"))
+                return error_for_key(-EINVAL, key, "cannot be removed (every VM needs a name)", ret_error);
+        return config_file_unset(cf, NULL, key);
+}
+
+/* ---- JSON ----------------------------------------------------------------------- */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
+#define _cleanup_json_object_put_ _cleanup_(json_object_putp)
+
+/* A JSON body value as the string stored in the file: strings as they are,
+ * integers in decimal, booleans as 1/0. */
+static int json_value_to_string(json_object *v, char **ret, char **reason) {
+        char *s = NULL;
+
+        switch (json_object_get_type(v)) {
+
+        case json_type_string: {
+                const char *p = json_object_get_string(v);
+
+                /* "\u0000" reaches us as an embedded NUL: the C string
+                 * would silently be cut there. */
+                if (strlen(p) != (size_t) json_object_get_string_len(v))
+                        return reason_set(reason, "must not contain NUL characters");
+                s = strdup(p);
+                break;
+        }
+
+        case json_type_int: {
+                int64_t i = json_object_get_int64(v);
+
+                if (i < 0) {
+                        if (asprintf(&s, "%" PRId64, i) < 0)
+                                s = NULL;
+                } else if (asprintf(&s, "%" PRIu64, json_object_get_uint64(v)) < 0)
+                        s = NULL;
+                break;
+        }
+
+        case json_type_boolean:
+                s = strdup(json_object_get_boolean(v) ? "1" : "0");
+                break;
+
+        case json_type_double:
+                return reason_set(reason, "must be an integer, a string or a boolean (got a number with a fraction or exponent)");
+        case json_type_array:
+                return reason_set(reason, "must be an integer, a string or a boolean (got an array)");
+        default:
+                return reason_set(reason, "must be an integer, a string or a boolean (got an object)");
+        }
+
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+static int bad_key_set(char **ret_bad_key, const char *key) {
+        char *s;
+
+        if (!ret_bad_key || !key)
+                return 0;
+        s = strdup(key);
+        if (!s)
+                return -ENOMEM;
+        free(*ret_bad_key);
+        *ret_bad_key = s;
+        return 0;
+}
+
+/* Sets (value != NULL) or removes key in cf, without validation. */
+static int vm_config_put_raw(ConfigFile *cf, const char *key, const char *value) {
+        if (value)
+                return config_file_set(cf, NULL, key, value);
+        return config_file_unset(cf, NULL, key);
+}
+
+/* One key of a JSON body: validated, then set in (or, for null, removed
+ * from) cf. */
+static int vm_config_apply_one(ConfigFile *cf, const char *key, json_object *val, char **ret_error) {
+        _cleanup_free_ char *value = NULL, *reason = NULL;
+        int r;
+
+        if (!vm_config_key_known(key))
+                return unknown_key(key, ret_error);
+        if (!val)
+                return vm_config_unset(cf, key, ret_error);
+
+        r = json_value_to_string(val, &value, &reason);
+        if (r == -EINVAL)
+                return error_for_key(r, key, reason, ret_error);
+        if (r < 0)
+                return r;
+        r = vm_config_check(key, value, ret_error);
+        if (r < 0)
+                return r;
+        return vm_config_store(cf, key, value, ret_error);
+}
+
+/*
+ * Everything is tried on a copy of cf first (format + parse: ConfigFile has
+ * no other way to copy), including the whole-file check. Only then are the
+ * changed keys replayed on cf in the same order, which gives the same text:
+ * config_file_set() and config_file_unset() are deterministic, and what
+ * could fail for a bound already failed on the copy. What remains is
+ * -ENOMEM half-way through the replay, which is rolled back on a best-effort
+ * basis (restored lines may be respelled or moved to the end).
+ */
+int vm_config_apply_json(ConfigFile *cf, json_object *obj, char ***ret_changed_keys, char **ret_error,
+                         char **ret_bad_key) {
+        _cleanup_config_file_free_ ConfigFile *copy = NULL;
+        _cleanup_vm_config_free_ VmConfig *check = NULL;
+        _cleanup_strv_free_ char **changed = NULL;
+        _cleanup_free_ char *text = NULL, *bad = NULL;
+        _cleanup_free_ char **old = NULL;
+        size_t size, n_changed;
+        int r;
+
+        assert_return(cf, -EINVAL);
+
+        if (!obj || !json_object_is_type(obj, json_type_object))
+                return error_set(-EINVAL, ret_error, "the config must be a JSON object");
+
+        r = config_file_format(cf, &text, &size);
+        if (r < 0)
+                return r;
+        r = config_file_parse(text, size, &copy, NULL);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EIO;         /* cf formatted into something it cannot parse */
+
+        json_object_object_foreach(obj, key, val) {
+                r = vm_config_apply_one(copy, key, val, ret_error);
+                if (r < 0) {
+                        if (bad_key_set(ret_bad_key, key) < 0)
+                                return -ENOMEM;
+                        return r;
+                }
+
+                /* JSON object keys are unique, so each key is recorded once. */
+                if (!streq_ptr(config_file_get(cf, NULL, key), config_file_get(copy, NULL, key))) {
+                        r = strv_extend(&changed, key);
+                        if (r < 0)
+                                return r;
+                }
+        }
+
+        r = vm_config_parse(copy, 0, &check, ret_error, &bad);
+        if (r < 0) {
+                if (bad_key_set(ret_bad_key, bad) < 0)
+                        return -ENOMEM;
+                return r;
+        }
+
+        /* Replay on cf, remembering the old values for a rollback. */
+        n_changed = strv_length(changed);
+        old = calloc(n_changed + 1, sizeof(char *));
+        if (!old)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_changed; i++) {
+                const char *v = config_file_get(cf, NULL, changed[i]);
+
+                if (v && !(old[i] = strdup(v)))
+                        goto fail_oom;
+        }
+        for (size_t i = 0; i < n_changed; i++) {
+                r = vm_config_put_raw(cf, changed[i], config_file_get(copy, NULL, changed[i]));
+                if (r < 0) {
+                        for (size_t j = i; j > 0; j--)
+                                (void) vm_config_put_raw(cf, changed[j - 1], old[j - 1]);
+                        for (size_t j = 0; j < n_changed; j++)
+                                free(old[j]);
+                        return r;
+                }
+        }
+        for (size_t j = 0; j < n_changed; j++)
+                free(old[j]);
+
+        if (ret_changed_keys) {
+                if (!changed) {
+                        changed = calloc(1, sizeof(char *));
+                        if (!changed)
+                                return -ENOMEM;
+                }
+                *ret_changed_keys = TAKE_PTR(changed);
+        }
+        return 0;
+
+fail_oom:
+        for (size_t j = 0; j < n_changed; j++)
+                free(old[j]);
+        return -ENOMEM;
+}
+
+int vm_config_to_json(const ConfigFile *cf, json_object **ret) {
+        _cleanup_json_object_put_ json_object *o = NULL;
+        const char *key, *value;
+
+        assert_return(cf, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+
+        CONFIG_FILE_FOREACH(cf, NULL, key, value) {
+                const VmKey *k = vm_key_find(key, NULL);
+                json_object *j;
+                uint64_t v;
+
+                if (k && k->json_int && safe_atou64(value, &v) >= 0 && v <= INT64_MAX)
+                        j = json_object_new_int64((int64_t) v);
+                else
+                        j = json_object_new_string(value);
+                if (!j)
+                        return -ENOMEM;
+                if (json_object_object_add(o, key, j) < 0) {
+                        json_object_put(j);
+                        return -ENOMEM;
+                }
+        }
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+/* ---- small things --------------------------------------------------------------- */
+
+static const char *const vm_accel_table[_VM_ACCEL_MAX] = {
+        [VM_ACCEL_AUTO] = "auto",
+        [VM_ACCEL_KVM] = "kvm",
+        [VM_ACCEL_TCG] = "tcg",
+};
+
+const char *vm_accel_to_string(VmAccel a) {
+        if (a < 0 || a >= _VM_ACCEL_MAX)
+                return NULL;
+        return vm_accel_table[a];
+}
+
+VmAccel vm_accel_from_string(const char *s) {
+        if (!s)
+                return _VM_ACCEL_INVALID;
+        for (size_t i = 0; i < ELEMENTSOF(vm_accel_table); i++)
+                if (streq(s, vm_accel_table[i]))
+                        return (VmAccel) i;
+        return _VM_ACCEL_INVALID;
+}
+
+void vm_net_derive_mac(uint32_t vmid, unsigned idx, char ret[static 18]) {
+        uint32_t v = (uint32_t) (((uint64_t) vmid * 8 + idx) & 0xFFFFFF);
+
+        (void) snprintf(ret, 18, "52:54:00:%02x:%02x:%02x", (v >> 16) & 0xFF, (v >> 8) & 0xFF, v & 0xFF);
+}

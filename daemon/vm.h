@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "api.h"
+#include "config-file.h"
+#include "http-server.h"
+#include "qmp.h"
+#include "vm-config.h"
+
+typedef struct Manager Manager;
+
+typedef enum VmWaitFor {
+        VM_WAIT_RUNNING,                /* start */
+        VM_WAIT_DOWN,                   /* shutdown/stop/kill: stopped or crashed */
+        VM_WAIT_QMP,                    /* a QMP command's answer (reboot, balloon) */
+} VmWaitFor;
+
+/* An HTTP request parked until the VM reaches a state. */
+typedef struct VmWaiter {
+        HttpRequest *req;
+        VmWaitFor what;
+        bool delete_after;              /* DELETE ?force=1: delete once down */
+} VmWaiter;
+
+#define VM_WAITERS_MAX 32U
+#define VM_EXIT_STDERR_LINES 10U
+
+typedef struct Vm {
+        Manager *manager;
+        uint32_t vmid;
+        ConfigFile *cf;                 /* the config text, source of truth */
+        VmConfig *config;               /* typed view of cf */
+        VmState state;
+        char *run_dir;
+        char *data_dir;
+
+        /* QEMU */
+        pid_t pid;
+        uint64_t starttime;             /* clock ticks since boot, with pid = identity */
+        int pidfd;
+        sd_event_source *pid_source;
+        bool own_child;                 /* spawned by this zvmd (else re-adopted) */
+        uint64_t started_usec;          /* CLOCK_REALTIME */
+        VmAccel accel;
+
+        /* vsock helper (hybrid vsock) */
+        pid_t helper_pid;
+        uint64_t helper_starttime;
+        int helper_pidfd;
+        sd_event_source *helper_source;
+
+        QmpClient *qmp;
+        sd_event_source *qmp_source;
+        bool guest_shutdown_seen;       /* QMP SHUTDOWN event: the exit that follows is clean */
+        bool stop_requested;            /* stop/kill/shutdown by us: the exit that follows is expected */
+        sd_event_source *timeout_source;/* shutdown → kill, stop → kill, start → fail */
+
+        uint64_t balloon_target_mib;
+        uint64_t balloon_actual_mib;
+
+        /* last exit, for crashed */
+        int exit_code;
+        int exit_signal;
+        char **exit_stderr;
+        char *crash_reason;
+        char *kill_reason;              /* why zvmd killed it (start timeout, reboot loop) */
+        uint64_t resets[3];             /* CLOCK_MONOTONIC µs of the last guest resets */
+
+        char **pending_restart;         /* config keys changed while running */
+        VmWaiter waiters[VM_WAITERS_MAX];
+        size_t n_waiters;
+} Vm;
+
+Vm *vm_free(Vm *vm);
+/* Loads <vms_dir>/<vmid>.conf. */
+int vm_load(Manager *m, uint32_t vmid, Vm **ret, char **ret_error);
+/* Re-adopts a VM that runs since before this zvmd (state file in run dir). */
+int vm_adopt(Vm *vm);
+
+int vm_start(Vm *vm, char **ret_error);
+int vm_shutdown(Vm *vm, unsigned timeout_s);
+int vm_stop(Vm *vm);
+int vm_kill(Vm *vm);
+int vm_reboot(Vm *vm, qmp_result_fn cb, void *userdata);
+int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata, char **ret_error);
+/* Removes what zvm created for the VM: config, run dir, data dir. */
+int vm_remove_files(Vm *vm);
+
+int vm_add_waiter(Vm *vm, HttpRequest *req, VmWaitFor what, bool delete_after);
+int vm_to_json(Vm *vm, bool with_status, json_object **ret);
+int vm_status_to_json(Vm *vm, json_object **ret);
+void vm_set_state(Vm *vm, VmState s);
+int vm_save_config(Vm *vm);

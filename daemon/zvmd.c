@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * zvmd: the zvm host daemon. Serves the REST API on <run>/api.sock (and an
+ * optional token-authenticated TCP listener), owns the VM registry, starts
+ * and supervises QEMU. VMs outlive zvmd: a restarted zvmd re-adopts them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "zvm-config.h"
+
+static void help(void) {
+        printf("Usage: zvmd [OPTIONS]\n\n"
+               "The zvm host daemon.\n\n"
+               "  --root DIR          keep config, runtime and data under DIR (default /)\n"
+               "                      (also ZVM_ROOT)\n"
+               "  --listen ADDR:PORT  also serve the API on TCP; requests need a bearer token\n"
+               "  --log-level LEVEL   emerg..debug (also ZVM_LOG_LEVEL)\n"
+               "  --dump-routes       print the REST route table and exit\n"
+               "  --version           print the version and exit\n"
+               "  -h, --help          this help\n");
+}
+
+static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) sd_notify(false, "WATCHDOG=1");
+        return sd_event_source_set_time_relative(s, m->watchdog_usec / 2);
+}
+
+int main(int argc, char **argv) {
+        static const struct option options[] = {
+                { "root", required_argument, NULL, 'r' },
+                { "listen", required_argument, NULL, 'l' },
+                { "log-level", required_argument, NULL, 'L' },
+                { "dump-routes", no_argument, NULL, 'D' },
+                { "version", no_argument, NULL, 'V' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        _cleanup_(manager_freep) Manager *m = NULL;
+        const char *root = getenv("ZVM_ROOT"), *listen_tcp = NULL;
+        sigset_t mask;
+        int c, r;
+
+        if (log_setup_from_env() < 0)
+                log_warning("Ignoring invalid ZVM_LOG_LEVEL");
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'r':
+                        root = optarg;
+                        break;
+                case 'l':
+                        listen_tcp = optarg;
+                        break;
+                case 'L':
+                        r = log_parse_level(optarg);
+                        if (r < 0) {
+                                log_error("Invalid --log-level '%s'", optarg);
+                                return 2;
+                        }
+                        log_set_max_level(r);
+                        break;
+                case 'D':
+                        manager_dump_routes();
+                        return 0;
+                case 'V':
+                        printf("zvmd %s\n", ZVM_VERSION);
+                        return 0;
+                case 'h':
+                        help();
+                        return 0;
+                default:
+                        return 2;
+                }
+        if (optind < argc) {
+                log_error("Unexpected argument '%s'", argv[optind]);
+                return 2;
+        }
+        if (root && (isempty(root) || root[0] != '/')) {
+                log_error("--root must be an absolute path");
+                return 2;
+        }
+
+        /* sd-event handles these; a client closing a socket must not kill
+         * us (SIGPIPE), and child pidfd sources need SIGCHLD blocked. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = manager_new(root, &m);
+        if (r < 0)
+                return 1;
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up signal handling: %m");
+                return 1;
+        }
+        r = manager_load(m);
+        if (r < 0)
+                return 1;
+        r = manager_listen(m, listen_tcp);
+        if (r < 0)
+                return 1;
+        manager_start_onboot(m);
+
+        if (sd_watchdog_enabled(false, &m->watchdog_usec) > 0) {
+                r = sd_event_add_time_relative(m->event, &m->watchdog, CLOCK_MONOTONIC, m->watchdog_usec / 2, 0,
+                                               on_watchdog, m);
+                if (r >= 0)
+                        (void) sd_event_source_set_enabled(m->watchdog, SD_EVENT_ON);
+        }
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %s, %zu VMs", m->paths.api_socket, m->n_vms);
+        log_info("Listening on %s%s%s", m->paths.api_socket, listen_tcp ? " and " : "", strempty(listen_tcp));
+
+        r = sd_event_loop(m->event);
+        (void) sd_notify(false, "STOPPING=1");
+        if (r < 0) {
+                log_error_errno(r, "Event loop failed: %m");
+                return 1;
+        }
+        /* VMs keep running: the next zvmd re-adopts them. */
+        log_info("Exiting; running VMs stay up");
+        return 0;
+}

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vsock-echo: a guest-side test helper (static, musl).
+ *
+ *   vsock-echo [PORT]
+ *         Listens on vsock PORT (default 5000), prints
+ *         "vsock-echo: listening on PORT" and echoes every connection's bytes
+ *         back until the peer closes it. One child process per connection.
+ *
+ *   vsock-echo --connect-host PORT MESSAGE
+ *         Connects to the host (CID 2) on PORT, writes MESSAGE plus "\n",
+ *         reads the reply (up to a newline, EOF, 4 KiB or 10 s), prints
+ *         "vsock-echo: reply: REPLY" and exits (0 on success).
+ *
+ * As PID 1 (the test root image uses it as /sbin/init; arguments reach it
+ * through the kernel command line after "--") it must never exit, so
+ * --connect-host runs once in a child while the parent serves echo on
+ * PORT (or 5000), with both options allowed together:
+ *
+ *   vsock-echo [PORT] [--connect-host HOSTPORT MESSAGE]
+ *
+ * A PID 1 that cannot serve prints why and powers the VM off, so a test
+ * sees QEMU exit instead of waiting for its timeout.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* musl ships no kernel UAPI headers, so no <linux/vm_sockets.h>. This is the
+ * kernel's vsock socket ABI (include/uapi/linux/socket.h and
+ * include/uapi/linux/vm_sockets.h), stable since Linux 3.9. */
+#ifndef AF_VSOCK
+#define AF_VSOCK 40
+#endif
+#define VMADDR_CID_ANY  (~0U)
+#define VMADDR_CID_HOST 2U
+struct sockaddr_vm {
+        sa_family_t svm_family;
+        unsigned short svm_reserved1;
+        unsigned int svm_port;
+        unsigned int svm_cid;
+        unsigned char svm_flags;
+        unsigned char svm_zero[sizeof(struct sockaddr) - sizeof(sa_family_t) - sizeof(unsigned short) -
+                               2 * sizeof(unsigned int) - sizeof(unsigned char)];
+};
+
+#define PREFIX "vsock-echo: "
+#define DEFAULT_PORT 5000U
+#define REPLY_MAX 4096
+#define REPLY_TIMEOUT_MS 10000
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) {
+        char buf[REPLY_MAX + 128];
+        va_list ap;
+        int n;
+
+        /* One write() per line, unbuffered: as PID 1 our stdout is the
+         * console, and the test waits for these lines in the console log. */
+        memcpy(buf, PREFIX, sizeof(PREFIX) - 1);
+        va_start(ap, fmt);
+        n = vsnprintf(buf + sizeof(PREFIX) - 1, sizeof(buf) - sizeof(PREFIX), fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        n += (int) sizeof(PREFIX) - 1;
+        if ((size_t) n > sizeof(buf) - 2)
+                n = (int) sizeof(buf) - 2;
+        buf[n++] = '\n';
+        (void) !write(STDOUT_FILENO, buf, (size_t) n);
+}
+
+static bool parse_port(const char *s, unsigned *ret) {
+        char *end;
+        unsigned long v;
+
+        if (!s || *s < '0' || *s > '9')
+                return false;
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno != 0 || *end != '\0' || v == 0 || v > 0xffffffffUL)
+                return false;
+        *ret = (unsigned) v;
+        return true;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -1;
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+static void echo_connection(int fd) {
+        char buf[16384];
+
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return;
+                if (write_all(fd, buf, (size_t) n) < 0)
+                        return;
+        }
+}
+
+static int serve(unsigned port) {
+        struct sockaddr_vm sa = {
+                .svm_family = AF_VSOCK,
+                .svm_port = port,
+                .svm_cid = VMADDR_CID_ANY,
+        };
+        int fd;
+
+        fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+                say("socket(AF_VSOCK) failed: %s", strerror(errno));
+                return -1;
+        }
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
+                say("cannot listen on vsock port %u: %s", port, strerror(errno));
+                close(fd);
+                return -1;
+        }
+        say("listening on %u", port);
+
+        for (;;) {
+                int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+                pid_t pid;
+
+                if (c < 0) {
+                        if (errno == EINTR || errno == ECONNABORTED)
+                                continue;
+                        say("accept failed: %s", strerror(errno));
+                        close(fd);
+                        return -1;
+                }
+                /* A child per connection, so that one peer that never closes
+                 * does not starve the others. SIGCHLD is ignored: the kernel
+                 * reaps the children (also when we are PID 1). */
+                pid = fork();
+                if (pid == 0) {
+                        close(fd);
+                        echo_connection(c);
+                        _exit(EXIT_SUCCESS);
+                }
+                if (pid < 0)
+                        say("fork failed: %s", strerror(errno));
+                close(c);
+        }
+}
+
+static int connect_host(unsigned port, const char *message) {
+        struct sockaddr_vm sa = {
+                .svm_family = AF_VSOCK,
+                .svm_port = port,
+                .svm_cid = VMADDR_CID_HOST,
+        };
+        char reply[REPLY_MAX + 1];
+        size_t n = 0;
+        int fd;
+
+        fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+                say("socket(AF_VSOCK) failed: %s", strerror(errno));
+                return -1;
+        }
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                say("cannot connect to host port %u: %s", port, strerror(errno));
+                close(fd);
+                return -1;
+        }
+        if (write_all(fd, message, strlen(message)) < 0 || write_all(fd, "\n", 1) < 0) {
+                say("cannot send to host port %u: %s", port, strerror(errno));
+                close(fd);
+                return -1;
+        }
+
+        /* Bounded: a host that never answers must not keep us forever. */
+        while (n < REPLY_MAX && !memchr(reply, '\n', n)) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                ssize_t k;
+                int r = poll(&p, 1, REPLY_TIMEOUT_MS);
+
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0) {
+                        say("no reply from host port %u", port);
+                        close(fd);
+                        return -1;
+                }
+                k = read(fd, reply + n, REPLY_MAX - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        say("cannot read from host port %u: %s", port, strerror(errno));
+                        close(fd);
+                        return -1;
+                }
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+        }
+        close(fd);
+        reply[n] = '\0';
+        reply[strcspn(reply, "\n")] = '\0';
+        say("reply: %s", reply);
+        return 0;
+}
+
+static __attribute__((noreturn)) void pid1_give_up(void) {
+        say("giving up, powering off");
+        sync();
+        (void) reboot(RB_POWER_OFF);
+        for (;;)
+                pause();
+}
+
+static void usage(void) {
+        fprintf(stderr,
+                "usage: vsock-echo [PORT]\n"
+                "       vsock-echo --connect-host PORT MESSAGE\n"
+                "as PID 1: vsock-echo [PORT] [--connect-host HOSTPORT MESSAGE]\n");
+}
+
+int main(int argc, char **argv) {
+        unsigned port = DEFAULT_PORT, host_port = 0;
+        const char *message = NULL;
+        bool have_port = false, pid1 = getpid() == 1;
+
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--connect-host") == 0 && i + 2 < argc) {
+                        if (!parse_port(argv[i + 1], &host_port)) {
+                                usage();
+                                return 2;
+                        }
+                        message = argv[i + 2];
+                        i += 2;
+                } else if (!have_port && parse_port(argv[i], &port))
+                        have_port = true;
+                else {
+                        say("bad argument '%s'", argv[i]);
+                        usage();
+                        if (pid1)
+                                pid1_give_up();
+                        return 2;
+                }
+        }
+
+        (void) signal(SIGPIPE, SIG_IGN);
+        (void) signal(SIGCHLD, SIG_IGN);
+
+        if (message && !pid1 && !have_port)
+                return connect_host(host_port, message) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+
+        if (message) {
+                pid_t pid = fork();
+
+                if (pid == 0)
+                        _exit(connect_host(host_port, message) < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+                if (pid < 0)
+                        say("fork failed: %s", strerror(errno));
+        }
+
+        (void) serve(port);
+        /* From here on: serving failed. PID 1 may not exit (that panics the
+         * kernel), so it powers off instead. */
+        if (pid1)
+                pid1_give_up();
+        return EXIT_FAILURE;
+}

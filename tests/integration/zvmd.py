@@ -1,0 +1,168 @@
+"""A private zvmd for integration tests: started under a temporary --root,
+driven over its real unix socket with http.client and with the real `zvm`
+CLI. Stdlib only."""
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import zvmtest as zt
+
+ZVMD = os.path.join(zt.BUILD, "daemon", "zvmd")
+ZVM = os.path.join(zt.BUILD, "cli", "zvm")
+START_TIMEOUT = 30.0
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=60):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.path)
+        self.sock = s
+
+
+class Zvmd:
+    def __init__(self, tap=None, extra_args=()):
+        self.tmp = tempfile.mkdtemp(prefix="zvmd-test-")
+        self.root = self.tmp
+        self.sock = os.path.join(self.root, "run", "zvm", "api.sock")
+        self.log_path = os.path.join(self.tmp, "zvmd.log")
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.tap = tap
+
+    # -- process ---------------------------------------------------------
+    def start(self):
+        env = dict(os.environ, ZVM_GUEST_DIR=zt.GUEST, ZVM_LOG_LEVEL="debug")
+        # The accelerator probe's answer is cached per root; tests share
+        # the one in the build tree's guest dir when present.
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([ZVMD, "--root", self.root] + self.extra_args, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log, env=env)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"zvmd exited with {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                status, _ = self.request("GET", "/host", timeout=2)
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"zvmd did not answer within {START_TIMEOUT}s:\n{self.log_text()}")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def cleanup(self):
+        """Stops zvmd and every QEMU / helper it left running."""
+        self.terminate()
+        for pid in self.vm_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if os.environ.get("ZVM_KEEP_TEST_ROOT") != "1":
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def vm_pids(self):
+        pids = []
+        run = os.path.join(self.root, "run", "zvm", "vms")
+        for d in os.listdir(run) if os.path.isdir(run) else []:
+            try:
+                with open(os.path.join(run, d, "state.json")) as f:
+                    s = json.load(f)
+                pids += [p for p in (s.get("pid"), s.get("helper_pid")) if p]
+            except (OSError, ValueError):
+                pass
+        return pids
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-6000:]
+        except OSError:
+            return ""
+
+    # -- API -------------------------------------------------------------
+    def request(self, method, path, body=None, raw=None, timeout=120, headers=None):
+        conn = UnixHTTPConnection(self.sock, timeout=timeout)
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        hdrs = {"Content-Type": "application/json"} if data is not None else {}
+        hdrs.update(headers or {})
+        conn.request(method, "/api/v1" + path, body=data, headers=hdrs)
+        resp = conn.getresponse()
+        text = resp.read().decode(errors="replace")
+        conn.close()
+        try:
+            return resp.status, json.loads(text) if text else None
+        except ValueError:
+            return resp.status, text
+
+    def zvm(self, *args, timeout=120, input=None):
+        return subprocess.run([ZVM, "--root", self.root] + list(args), capture_output=True, text=True,
+                              timeout=timeout, input=input)
+
+    def wait_state(self, vm, states, timeout=60):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            status, body = self.request("GET", f"/vms/{vm}/status")
+            if status == 200:
+                last = body
+                if body.get("state") in states:
+                    return body
+            time.sleep(0.1)
+        return last
+
+    def wait_console(self, vm, text, timeout=60):
+        deadline = time.monotonic() + timeout
+        log = ""
+        while time.monotonic() < deadline:
+            status, log = self.request("GET", f"/vms/{vm}/console/log")
+            if status == 200 and isinstance(log, str) and text in log:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def etc_checksum(self):
+        """A hash over every file under <root>/etc/zvm, to show a refused
+        request changed nothing on disk."""
+        h = hashlib.sha256()
+        etc = os.path.join(self.root, "etc", "zvm")
+        for dirpath, dirnames, filenames in sorted(os.walk(etc)):
+            dirnames.sort()
+            for name in sorted(filenames):
+                p = os.path.join(dirpath, name)
+                h.update(p.encode())
+                with open(p, "rb") as f:
+                    h.update(f.read())
+        return h.hexdigest()
+
+
+def require_daemon():
+    zt.guest_artifacts()
+    for exe in (ZVMD, ZVM):
+        if not os.access(exe, os.X_OK):
+            zt.skip_all(f"{exe} not built")

@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* zvm's pure parts: formatting of sizes and durations, tables, the
+ * renderers of zvmd's JSON, argument parsing and the exit-status mapping. */
+
+#include <errno.h>
+#include <math.h>
+
+#include "cli-output.h"
+#include "cli-util.h"
+#include "macro.h"
+#include "tap.h"
+
+static void test_format_duration(void) {
+        static const struct {
+                double seconds;
+                const char *expected;
+        } table[] = {
+                { 0, "0s" },
+                { 0.9, "0s" },
+                { 45, "45s" },
+                { 59.99, "59s" },
+                { 60, "1m00s" },
+                { 192, "3m12s" },
+                { 3599, "59m59s" },
+                { 3600, "1h00m" },
+                { 3900, "1h05m" },
+                { 86399, "23h59m" },
+                { 86400, "1d00h" },
+                { 2 * 86400 + 3 * 3600 + 59, "2d03h" },
+                { -1, "-" },
+                { NAN, "-" },
+        };
+        char buf[CLI_FORMAT_MAX];
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                is_str(cli_format_duration(buf, sizeof(buf), table[i].seconds), table[i].expected,
+                       "duration %g → %s", table[i].seconds, table[i].expected);
+
+        is_str(cli_format_cpu(buf, sizeof(buf), 0.5249), "0.52s", "cpu below a minute has decimals");
+        is_str(cli_format_cpu(buf, sizeof(buf), 125.7), "2m05s", "cpu above a minute is a duration");
+}
+
+static void test_format_bytes(void) {
+        static const struct {
+                uint64_t bytes;
+                const char *expected;
+        } table[] = {
+                { 0, "0B" },
+                { 512, "512B" },
+                { 1023, "1023B" },
+                { 1024, "1K" },
+                { 1536, "1.5K" },
+                { 256ULL << 20, "256M" },
+                { 1ULL << 30, "1G" },
+                { 1536ULL << 20, "1.5G" },
+                { 233832448, "223M" },          /* 222.998 MiB */
+                { (10ULL << 30) + 1, "10G" },
+                { 3ULL << 40, "3T" },
+                { UINT64_MAX, "16E" },
+        };
+        char buf[CLI_FORMAT_MAX];
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                is_str(cli_format_bytes(buf, sizeof(buf), table[i].bytes), table[i].expected,
+                       "bytes %llu → %s", (unsigned long long) table[i].bytes, table[i].expected);
+
+        is_str(cli_format_mib(buf, sizeof(buf), 256), "256M", "mib 256");
+        is_str(cli_format_mib(buf, sizeof(buf), 2048), "2G", "mib 2048");
+        is_str(cli_format_mib(buf, sizeof(buf), 1536), "1.5G", "mib 1536");
+        is_str(cli_format_timestamp(buf, sizeof(buf), 1714564800), "2024-05-01T12:00:00Z", "timestamp is UTC");
+}
+
+static void test_parse_mib(void) {
+        static const struct {
+                const char *s;
+                int r;
+                uint64_t mib;
+        } table[] = {
+                { "512", 0, 512 },
+                { "0", 0, 0 },
+                { "512M", 0, 512 },
+                { "512m", 0, 512 },
+                { "512MiB", 0, 512 },
+                { "1G", 0, 1024 },
+                { "2g", 0, 2048 },
+                { "1T", 0, 1048576 },
+                { "1048576K", 0, 1024 },
+                { "1536K", -EINVAL, 0 },        /* not a whole MiB */
+                { "1048576B", 0, 1 },
+                { "100B", -EINVAL, 0 },
+                { "", -EINVAL, 0 },
+                { "M", -EINVAL, 0 },
+                { "-1", -EINVAL, 0 },
+                { "1.5G", -EINVAL, 0 },
+                { " 512", -EINVAL, 0 },
+                { "512 M", -EINVAL, 0 },
+                { "1X", -EINVAL, 0 },
+                { "4294967296", -ERANGE, 0 },
+                { "99999999999999999999", -ERANGE, 0 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                uint64_t v = 4242;
+                int r = cli_parse_mib(table[i].s, &v);
+
+                is_int(r, table[i].r, "parse_mib '%s' returns %d", table[i].s, table[i].r);
+                is_int(v, table[i].r == 0 ? table[i].mib : 4242, "parse_mib '%s' value", table[i].s);
+        }
+}
+
+static void test_parse_assignment(void) {
+        static const struct {
+                const char *s;
+                int r;
+                const char *key, *value;
+        } table[] = {
+                { "memory=512", 0, "memory", "512" },
+                { "cmdline=console=ttyS0 quiet", 0, "cmdline", "console=ttyS0 quiet" },
+                { "description=", 0, "description", "" },
+                { "net0=bridge=vmbr0,tag=5", 0, "net0", "bridge=vmbr0,tag=5" },
+                { "balloon_x=1", 0, "balloon_x", "1" },
+                { "memory", -EINVAL, NULL, NULL },
+                { "=512", -EINVAL, NULL, NULL },
+                { "Memory=512", -EINVAL, NULL, NULL },
+                { "0net=1", -EINVAL, NULL, NULL },
+                { "mem ory=1", -EINVAL, NULL, NULL },
+                { "mem-ory=1", -EINVAL, NULL, NULL },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                _cleanup_free_ char *key = NULL;
+                const char *value = NULL;
+                int r = cli_parse_assignment(table[i].s, &key, &value);
+
+                is_int(r, table[i].r, "assignment '%s' returns %d", table[i].s, table[i].r);
+                is_str(key, table[i].key, "assignment '%s' key", table[i].s);
+                is_str(value, table[i].value, "assignment '%s' value", table[i].s);
+        }
+
+        ok(cli_config_key_is_valid("disk7"), "disk7 is a key");
+        ok(!cli_config_key_is_valid("a234567890123456789012345678901234567890123456789012345678901234"),
+           "64-character key is too long");
+}
+
+static void test_body_add(void) {
+        json_object *body = json_object_new_object();
+
+        is_int(cli_body_add(body, "memory", json_object_new_string("512")), 0, "body: add memory");
+        is_int(cli_body_add(body, "cores", NULL), 0, "body: add null (unset)");
+        is_int(cli_body_add(body, "memory", json_object_new_int(1)), -EEXIST, "body: duplicate key refused");
+        is_str(json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN), "{\"memory\":\"512\",\"cores\":null}",
+               "body: resulting JSON");
+        json_object_put(body);
+}
+
+static void test_exit_status(void) {
+        static const struct {
+                long status;
+                CliExit exit;
+        } table[] = {
+                { 200, CLI_EXIT_SUCCESS },
+                { 201, CLI_EXIT_SUCCESS },
+                { 400, CLI_EXIT_USAGE },
+                { 401, CLI_EXIT_FAILURE },
+                { 404, CLI_EXIT_NOT_FOUND },
+                { 405, CLI_EXIT_FAILURE },
+                { 409, CLI_EXIT_CONFLICT },
+                { 413, CLI_EXIT_FAILURE },
+                { 418, CLI_EXIT_USAGE },
+                { 500, CLI_EXIT_FAILURE },
+                { 503, CLI_EXIT_FAILURE },
+                { 302, CLI_EXIT_FAILURE },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                is_int(cli_exit_from_errno(cli_errno_from_http_status(table[i].status)), table[i].exit,
+                       "HTTP %ld → exit %d", table[i].status, table[i].exit);
+
+        is_int(cli_exit_from_errno(-EHOSTUNREACH), CLI_EXIT_UNREACHABLE, "unreachable → 5");
+        is_int(cli_exit_from_errno(-ETIMEDOUT), CLI_EXIT_UNREACHABLE, "timeout → 5");
+        is_int(cli_exit_from_errno(-SYNTHETIC_ERRNO(EINVAL)), CLI_EXIT_USAGE, "synthetic EINVAL → 2");
+        is_int(cli_exit_from_errno(-ENOMEM), CLI_EXIT_FAILURE, "ENOMEM → 1");
+        is_int(cli_exit_from_errno(0), CLI_EXIT_SUCCESS, "0 → 0");
+}
+
+static void test_table(void) {
+        static const char *const header[] = { ">ID", "NAME", ">N", "LAST" };
+        static const char *const cells[] = {
+                "1", "a", "10", "x",
+                "100", "long-name", "2", "",
+                "7", "\xc3\xa9t\xc3\xa9", NULL, "esc\x1b[2J",
+        };
+        _cleanup_table_ CliTable *t = cli_table_new(ELEMENTSOF(header), header);
+        _cleanup_free_ char *text = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(cells); i++)
+                assert_se(cli_table_add(t, cells[i]) == 0);
+        is_int(cli_table_format(t, &text), 0, "table formats");
+        is_str(text,
+               " ID  NAME        N  LAST\n"
+               "  1  a          10  x\n"
+               "100  long-name   2\n"
+               "  7  \xc3\xa9t\xc3\xa9         -  esc?[2J\n",
+               "table: right/left alignment, UTF-8 width, no trailing blanks, control characters masked");
+
+        assert_se(cli_table_add(t, "partial") == 0);
+        text = mfree(text);
+        is_int(cli_table_format(t, &text), -EINVAL, "incomplete row refused");
+}
+
+/* Renders json with f and compares with expected. */
+static void check_render(int (*f)(json_object *, char **), const char *json, int expected_r,
+                         const char *expected, const char *name) {
+        json_object *o = json_tokener_parse(json);
+        _cleanup_free_ char *text = NULL;
+
+        if (!ok(o, "%s: test JSON parses", name))
+                return;
+        is_int(f(o, &text), expected_r, "%s: returns %d", name, expected_r);
+        is_str(text, expected, "%s: output", name);
+        json_object_put(o);
+}
+
+static void test_renderers(void) {
+        static const struct {
+                int (*f)(json_object *, char **);
+                const char *name, *json;
+                int r;
+                const char *expected;
+        } table[] = {
+                {
+                        cli_output_vm_list, "vm list",
+                        "[{\"vmid\":100,\"name\":\"web\",\"state\":\"running\",\"cid\":3,"
+                        "  \"config\":{\"name\":\"web\",\"memory\":\"512\",\"cores\":\"2\"},"
+                        "  \"status\":{\"uptime\":192.4}},"
+                        " {\"vmid\":101,\"name\":\"db-primary\",\"state\":\"stopped\",\"cid\":4,"
+                        "  \"config\":{\"memory\":2048,\"cores\":1},\"status\":{\"uptime\":7}},"
+                        " {\"vmid\":1000,\"name\":\"x\",\"state\":\"crashed\",\"config\":{}}]",
+                        0,
+                        "VMID  NAME        STATE    CID  MEMORY  CORES  UPTIME\n"
+                        " 100  web         running    3    512M      2   3m12s\n"
+                        " 101  db-primary  stopped    4      2G      1       -\n"
+                        "1000  x           crashed    -       -      -       -\n",
+                },
+                {
+                        cli_output_vm_list, "empty vm list", "[]", 0,
+                        "VMID  NAME  STATE  CID  MEMORY  CORES  UPTIME\n",
+                },
+                { cli_output_vm_list, "vm list of a non-array", "{}", -EBADMSG, NULL },
+                {
+                        cli_output_vm_status, "status of a running VM",
+                        "{\"vmid\":100,\"name\":\"web\",\"state\":\"running\",\"pid\":4242,\"uptime\":3900,"
+                        " \"cpu_seconds\":1.234,\"rss_bytes\":233832448,\"cid\":3,\"accel\":\"tcg\","
+                        " \"memory_mib\":512,\"balloon_target_mib\":384,\"balloon_actual_mib\":400}",
+                        0,
+                        "vmid:           100\n"
+                        "name:           web\n"
+                        "state:          running\n"
+                        "pid:            4242\n"
+                        "uptime:         1h05m\n"
+                        "cpu:            1.23s\n"
+                        "rss:            223M\n"
+                        "cid:            3\n"
+                        "accel:          tcg\n"
+                        "memory:         512M\n"
+                        "balloon-target: 384M\n"
+                        "balloon-actual: 400M\n",
+                },
+                {
+                        cli_output_vm_status, "status of a crashed VM, with an unknown key",
+                        "{\"vmid\":100,\"name\":\"web\",\"state\":\"crashed\",\"pid\":null,"
+                        " \"exit\":{\"code\":1,\"signal\":\"SIGABRT\",\"reason\":\"QEMU exited\","
+                        "  \"stderr\":[\"qemu: oops\",\"bye\\u001b\"]},"
+                        " \"boot_ms\":650}",
+                        0,
+                        "vmid:        100\n"
+                        "name:        web\n"
+                        "state:       crashed\n"
+                        "exit-code:   1\n"
+                        "exit-signal: SIGABRT\n"
+                        "exit-reason: QEMU exited\n"
+                        "boot_ms:     650\n"
+                        "stderr:\n"
+                        "  qemu: oops\n"
+                        "  bye?\n",
+                },
+                {
+                        cli_output_vm_config, "config show",
+                        "{\"vmid\":100,\"config\":{\"name\":\"web\",\"memory\":\"512\",\"cores\":2,"
+                        " \"agent\":true,\"cmdline\":\"console=ttyS0 quiet\",\"vsock\":\"cid=3\"}}",
+                        0,
+                        "name: web\n"
+                        "memory: 512\n"
+                        "cores: 2\n"
+                        "agent: 1\n"
+                        "cmdline: console=ttyS0 quiet\n"
+                        "vsock: cid=3\n",
+                },
+                { cli_output_vm_config, "config show without config", "{\"vmid\":100}", -EBADMSG, NULL },
+                {
+                        cli_output_vm_show, "show",
+                        "{\"vmid\":100,\"name\":\"web\",\"state\":\"running\",\"cid\":3,"
+                        " \"pending_restart\":[\"memory\",\"cores\"],\"status\":{\"uptime\":45},"
+                        " \"config\":{\"name\":\"web\",\"memory\":\"1024\"}}",
+                        0,
+                        "vmid:            100\n"
+                        "name:            web\n"
+                        "state:           running\n"
+                        "cid:             3\n"
+                        "uptime:          45s\n"
+                        "pending-restart: memory, cores\n"
+                        "config:\n"
+                        "  name: web\n"
+                        "  memory: 1024\n",
+                },
+                {
+                        cli_output_vm_show, "show of a stopped VM, nothing pending",
+                        "{\"vmid\":101,\"name\":\"db\",\"state\":\"stopped\",\"pending_restart\":[],"
+                        " \"config\":{}}",
+                        0,
+                        "vmid:  101\n"
+                        "name:  db\n"
+                        "state: stopped\n"
+                        "config:\n",
+                },
+                {
+                        cli_output_pending_restart, "pending restart",
+                        "{\"vmid\":100,\"pending_restart\":[\"memory\",\"cores\"]}", 0,
+                        "memory: needs restart\n"
+                        "cores: needs restart\n",
+                },
+                { cli_output_pending_restart, "nothing pending", "{\"vmid\":100,\"pending_restart\":[]}", 0, "" },
+                { cli_output_pending_restart, "no pending list", "{\"vmid\":100}", 0, "" },
+                {
+                        cli_output_host, "host",
+                        "{\"version\":\"0.1.0\",\"qemu\":\"7.2.0\",\"accel\":\"tcg\","
+                        " \"accel_reason\":\"KVM probe timed out\",\"vsock_mode\":\"hybrid\","
+                        " \"kernel\":\"/usr/share/zvm/vmlinux\",\"cpus\":2,\"memory_mib\":24576,"
+                        " \"vms\":3,\"running\":1}",
+                        0,
+                        "version:      0.1.0\n"
+                        "qemu:         7.2.0\n"
+                        "accel:        tcg\n"
+                        "accel-reason: KVM probe timed out\n"
+                        "vsock:        hybrid\n"
+                        "kernel:       /usr/share/zvm/vmlinux\n"
+                        "cpus:         2\n"
+                        "memory:       24G\n"
+                        "vms:          3\n"
+                        "running:      1\n",
+                },
+                {
+                        cli_output_token_list, "tokens",
+                        "[{\"id\":\"a1b2\",\"created\":1714564800,\"comment\":\"ci\"},"
+                        " {\"id\":\"c3d4e5\",\"created\":0}]",
+                        0,
+                        "ID      CREATED               COMMENT\n"
+                        "a1b2    2024-05-01T12:00:00Z  ci\n"
+                        "c3d4e5  1970-01-01T00:00:00Z\n",
+                },
+                { cli_output_vmid, "vmid of a new VM", "{\"vmid\":104,\"name\":\"x\"}", 0, "104\n" },
+                { cli_output_vmid, "vmid missing", "{\"name\":\"x\"}", -EBADMSG, NULL },
+                { cli_output_vmid, "vmid negative", "{\"vmid\":-1}", -EBADMSG, NULL },
+                { cli_output_token_secret, "token secret", "{\"id\":\"t1\",\"secret\":\"zvm_abc\"}", 0, "zvm_abc\n" },
+                { cli_output_token_secret, "token without secret", "{\"id\":\"t1\"}", -EBADMSG, NULL },
+                {
+                        cli_output_json, "pretty JSON",
+                        "{\"vmid\":100,\"tags\":[\"a/b\"]}", 0,
+                        "{\n"
+                        "  \"vmid\": 100,\n"
+                        "  \"tags\": [\n"
+                        "    \"a/b\"\n"
+                        "  ]\n"
+                        "}\n",
+                },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                check_render(table[i].f, table[i].json, table[i].r, table[i].expected, table[i].name);
+}
+
+int main(void) {
+        test_format_duration();
+        test_format_bytes();
+        test_parse_mib();
+        test_parse_assignment();
+        test_body_add();
+        test_exit_status();
+        test_table();
+        test_renderers();
+        return done_testing();
+}

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <ftw.h>
+#include <sys/stat.h>
+
+#include "fd-util.h"
+#include "fileio.h"
+#include "string-util.h"
+#include "tap.h"
+#include "token-store.h"
+
+static char tmpdir[] = "/tmp/test-token-store.XXXXXX";
+
+static char *tmp_path(const char *name) {
+        char *p = strjoin(tmpdir, "/", name);
+        assert_se(p);
+        return p;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path);
+}
+
+static void write_tokens(const char *name, const char *content) {
+        assert_se(write_file_atomic(tmpdir, name, content, strlen(content), 0600) >= 0);
+}
+
+static const char *json_get_string(json_object *o, const char *key) {
+        json_object *v;
+        return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+static void test_round_trip(void) {
+        _cleanup_free_ char *path = tmp_path("tokens.conf"), *id1 = NULL, *tok1 = NULL, *id2 = NULL, *tok2 = NULL;
+        _cleanup_free_ char *content = NULL;
+        TokenStore *s = NULL, *t = NULL;
+        json_object *j = NULL;
+        struct stat st;
+
+        is_int(token_store_load(path, &s), 0, "missing file loads as an empty store");
+        is_int(token_store_size(s), 0, "  empty");
+        ok(stat(path, &st) < 0 && errno == ENOENT, "  and is not created by loading");
+        ok(!token_store_verify(s, "zvm-00000000.0000000000000000000000000000000000000000000000000000000000000000"),
+           "  verifies nothing");
+
+        is_int(token_store_create(s, "ci runner", &id1, &tok1), 0, "create token 1");
+        is_int(strlen(id1), TOKEN_ID_LEN, "  id has %u characters", TOKEN_ID_LEN);
+        ok(startswith(tok1, "zvm-") && strneq(tok1 + 4, id1, TOKEN_ID_LEN) && tok1[4 + TOKEN_ID_LEN] == '.',
+           "  token is zvm-<id>.<secret>: %s", tok1);
+        is_int(strlen(tok1), 4 + TOKEN_ID_LEN + 1 + 64, "  secret is 64 hex characters");
+        ok(token_store_verify(s, tok1), "  verifies");
+
+        is_int(token_store_create(s, "  two\nlines\tand\x01" "ctl  ", &id2, &tok2), 0, "create token 2 with a messy comment");
+        ok(!streq(id1, id2) && !streq(tok1, tok2), "  different id and secret");
+
+        ok(stat(path, &st) == 0, "file exists");
+        is_int(st.st_mode & 07777, 0600, "  mode 0600");
+        assert_se(read_full_file(path, &content, NULL, 0) >= 0);
+        ok(!strstr(content, tok1 + 4 + TOKEN_ID_LEN + 1) && !strstr(content, tok2 + 4 + TOKEN_ID_LEN + 1),
+           "  secrets are not in the file");
+        ok(strstr(content, " two lines and ctl\n"), "  comment sanitised onto one line");
+
+        /* Reload */
+        is_int(token_store_load(path, &t), 0, "reload");
+        is_int(token_store_size(t), 2, "  two tokens");
+        ok(token_store_verify(t, tok1) && token_store_verify(t, tok2), "  both verify after reload");
+
+        is_int(token_store_to_json(t, &j), 0, "to_json");
+        is_int(json_object_array_length(j), 2, "  two entries");
+        is_str(json_get_string(json_object_array_get_idx(j, 0), "id"), id1, "  first id");
+        is_str(json_get_string(json_object_array_get_idx(j, 0), "comment"), "ci runner", "  first comment");
+        is_str(json_get_string(json_object_array_get_idx(j, 1), "comment"), "two lines and ctl", "  second comment");
+        ok(json_object_get_int64(json_object_object_get(json_object_array_get_idx(j, 0), "created")) > 1600000000,
+           "  created is a UNIX time");
+        ok(!strstr(json_object_to_json_string(j), tok1 + 4 + TOKEN_ID_LEN + 1), "  no secret in JSON");
+        is_int(json_object_object_length(json_object_array_get_idx(j, 0)), 3, "  only id, comment, created");
+        json_object_put(j);
+
+        /* Wrong secrets */
+        {
+                _cleanup_free_ char *bad = strdup(tok1);
+                char *last = bad + strlen(bad) - 1;
+
+                *last = *last == '0' ? '1' : '0';
+                ok(!token_store_verify(t, bad), "changed secret does not verify");
+                bad[strlen(bad) - 1] = '\0';
+                ok(!token_store_verify(t, bad), "truncated secret does not verify");
+                ok(!token_store_verify(t, tok1 + 4), "missing prefix does not verify");
+                ok(!token_store_verify(t, ""), "empty does not verify");
+                ok(!token_store_verify(t, NULL), "NULL does not verify");
+        }
+        {
+                /* The right secret under the other id. */
+                _cleanup_free_ char *swapped = strdup(tok2);
+                memcpy(swapped + 4, id1, TOKEN_ID_LEN);
+                ok(!token_store_verify(t, swapped), "secret of token 2 with id of token 1 does not verify");
+        }
+        {
+                _cleanup_free_ char *upper = strdup(tok1);
+                for (char *p = upper + 4; *p; p++)
+                        if (*p >= 'a' && *p <= 'f')
+                                *p = (char) (*p - 'a' + 'A');
+                ok(!token_store_verify(t, upper) || streq(upper, tok1), "upper-case hex is not the same token");
+        }
+
+        /* Delete */
+        is_int(token_store_delete(t, id1), 0, "delete token 1");
+        ok(!token_store_verify(t, tok1), "  no longer verifies");
+        ok(token_store_verify(t, tok2), "  token 2 still does");
+        is_int(token_store_delete(t, id1), -ENOENT, "  deleting again: -ENOENT");
+        is_int(token_store_delete(t, "nothere"), -ENOENT, "  unknown id: -ENOENT");
+        token_store_free(t);
+        is_int(token_store_load(path, &t), 0, "reload after delete");
+        ok(!token_store_verify(t, tok1) && token_store_verify(t, tok2), "  deletion persisted");
+        assert_se(stat(path, &st) == 0);
+        is_int(st.st_mode & 07777, 0600, "  still 0600");
+        token_store_free(t);
+
+        /* The first store is stale now (token 1 deleted by the other one);
+         * that is the caller's business (one store per daemon). */
+        token_store_free(s);
+}
+
+static void test_tampered(void) {
+        _cleanup_free_ char *path = tmp_path("tampered.conf"), *id = NULL, *tok = NULL, *content = NULL;
+        TokenStore *s = NULL;
+        char *hash;
+
+        assert_se(token_store_load(path, &s) >= 0);
+        assert_se(token_store_create(s, NULL, &id, &tok) >= 0);
+        token_store_free(s);
+
+        assert_se(read_full_file(path, &content, NULL, 0) >= 0);
+        hash = strstr(content, id);
+        assert_se(hash);
+        hash += TOKEN_ID_LEN + 1;
+        hash[10] = hash[10] == 'a' ? 'b' : 'a';
+        write_tokens("tampered.conf", content);
+
+        is_int(token_store_load(path, &s), 0, "tampered hash still parses");
+        ok(!token_store_verify(s, tok), "  but the token no longer verifies");
+        token_store_free(s);
+}
+
+static void test_malformed(void) {
+        static const struct {
+                const char *content;
+                int r;
+        } cases[] = {
+                { "", 0 },
+                { "# comment only\n\n", 0 },
+                { "0a1b2c3d " "0000000000000000000000000000000000000000000000000000000000000000" " 1700000000\n", 0 },
+                { "0a1b2c3d " "0000000000000000000000000000000000000000000000000000000000000000" " 1700000000 a comment\n", 0 },
+                { "0a1b2c3d " "0000000000000000000000000000000000000000000000000000000000000000" " 1700000000", 0 },
+                { "garbage\n", -EBADMSG },
+                { "0a1b2c3d\n", -EBADMSG },
+                { "0A1B2C3D " "0000000000000000000000000000000000000000000000000000000000000000" " 1700000000\n", -EBADMSG },
+                { "0a1b2c3 " "0000000000000000000000000000000000000000000000000000000000000000" " 1700000000\n", -EBADMSG },
+                { "0a1b2c3d " "000000000000000000000000000000000000000000000000000000000000000" " 1700000000\n", -EBADMSG },
+                { "0a1b2c3d " "000000000000000000000000000000000000000000000000000000000000000g" " 1700000000\n", -EBADMSG },
+                { "0a1b2c3d " "0000000000000000000000000000000000000000000000000000000000000000" " x\n", -EBADMSG },
+                { "0a1b2c3d " "0000000000000000000000000000000000000000000000000000000000000000" "\n", -EBADMSG },
+                { "0a1b2c3d " "0000000000000000000000000000000000000000000000000000000000000000" " 1700000000 tab\there\n", -EBADMSG },
+                { "0a1b2c3d " "0000000000000000000000000000000000000000000000000000000000000000" " 1700000000 bad \xff utf8\n", -EBADMSG },
+                { "0a1b2c3d " "0000000000000000000000000000000000000000000000000000000000000000" " 1700000000\r\n", -EBADMSG },
+                { "0a1b2c3d " "0000000000000000000000000000000000000000000000000000000000000000" " 1700000000\n"
+                  "0a1b2c3d " "1111111111111111111111111111111111111111111111111111111111111111" " 1700000001\n", -EBADMSG },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *path = tmp_path("m.conf");
+                TokenStore *s = (TokenStore *) 0x1;
+                int r;
+
+                write_tokens("m.conf", cases[i].content);
+                r = token_store_load(path, &s);
+                is_int(r, cases[i].r, "malformed case %zu → %d", i, cases[i].r);
+                if (r >= 0)
+                        token_store_free(s);
+                else
+                        ok(s == (TokenStore *) 0x1, "  ret untouched");
+        }
+
+        /* Embedded NUL */
+        {
+                _cleanup_free_ char *path = tmp_path("nul.conf");
+                static const char data[] = "# a\0b\n";
+                TokenStore *s = NULL;
+
+                assert_se(write_file_atomic(tmpdir, "nul.conf", data, sizeof(data) - 1, 0600) >= 0);
+                is_int(token_store_load(path, &s), -EBADMSG, "embedded NUL → -EBADMSG");
+        }
+
+        /* A comment too long to create */
+        {
+                _cleanup_free_ char *path = tmp_path("long.conf");
+                char c[TOKEN_COMMENT_MAX + 2];
+                TokenStore *s = NULL;
+                char *id = NULL, *tok = NULL;
+
+                memset(c, 'x', sizeof(c) - 1);
+                c[sizeof(c) - 1] = '\0';
+                assert_se(token_store_load(path, &s) >= 0);
+                is_int(token_store_create(s, c, &id, &tok), -EINVAL, "comment over TOKEN_COMMENT_MAX → -EINVAL");
+                is_int(token_store_create(s, "bad \xc3(", &id, &tok), -EINVAL, "invalid UTF-8 comment → -EINVAL");
+                ok(!id && !tok, "  outputs untouched");
+                is_int(token_store_size(s), 0, "  nothing added");
+                c[TOKEN_COMMENT_MAX] = '\0';
+                is_int(token_store_create(s, c, &id, &tok), 0, "comment of exactly TOKEN_COMMENT_MAX is fine");
+                free(id);
+                free(tok);
+                token_store_free(s);
+                is_int(token_store_load(path, &s), 0, "  and loads again");
+                token_store_free(s);
+        }
+}
+
+static void test_limit(void) {
+        _cleanup_free_ char *path = tmp_path("many.conf"), *content = NULL;
+        TokenStore *s = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        /* A file at the limit, written directly (creating 1024 tokens one by
+         * one would rewrite the file 1024 times). */
+        f = open_memstream(&content, &size);
+        assert_se(f);
+        for (unsigned i = 0; i < TOKEN_STORE_MAX; i++)
+                fprintf(f, "%08x %064x %u c%u\n", i, i, 1700000000U + i, i);
+        assert_se(fclose(f) == 0);
+        write_tokens("many.conf", content);
+
+        is_int(token_store_load(path, &s), 0, "file with TOKEN_STORE_MAX tokens loads");
+        is_int(token_store_size(s), TOKEN_STORE_MAX, "  all of them");
+        is_int(token_store_create(s, "one too many", NULL, NULL), -ENOSPC, "  one more → -ENOSPC");
+        is_int(token_store_delete(s, "00000000"), 0, "  delete one");
+        is_int(token_store_create(s, "fits again", NULL, NULL), 0, "  then there is room");
+        token_store_free(s);
+
+        /* One more line in the file itself → malformed. */
+        content = mfree(content);
+        f = open_memstream(&content, &size);
+        assert_se(f);
+        for (unsigned i = 0; i <= TOKEN_STORE_MAX; i++)
+                fprintf(f, "%08x %064x %u\n", i, i, 1700000000U + i);
+        assert_se(fclose(f) == 0);
+        write_tokens("many.conf", content);
+        is_int(token_store_load(path, &s), -EBADMSG, "file with TOKEN_STORE_MAX + 1 tokens → -EBADMSG");
+}
+
+static void test_persist_failure(void) {
+        _cleanup_free_ char *dir = tmp_path("ro"), *path = NULL;
+        TokenStore *s = NULL;
+        char *id = NULL, *tok = NULL;
+
+        if (geteuid() == 0) {
+                /* root ignores directory permissions: use a missing directory. */
+                path = strjoin(dir, "/missing/tokens.conf");
+        } else {
+                assert_se(mkdir(dir, 0500) == 0);
+                path = strjoin(dir, "/tokens.conf");
+        }
+        assert_se(path);
+        assert_se(token_store_load(path, &s) >= 0);
+        ok(token_store_create(s, "x", &id, &tok) < 0, "create fails when the file cannot be written");
+        ok(!id && !tok, "  outputs untouched");
+        is_int(token_store_size(s), 0, "  store unchanged");
+        token_store_free(s);
+}
+
+int main(void) {
+        assert_se(mkdtemp(tmpdir));
+
+        test_round_trip();
+        test_tampered();
+        test_malformed();
+        test_limit();
+        test_persist_failure();
+
+        (void) nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        return done_testing();
+}
