@@ -305,9 +305,15 @@ static void route_vms_create(void *ctx, HttpRequest *req, char **params) {
                 uint32_t cid;
                 char value[32];
 
+                CidVhostProbe probe = CID_VHOST_PROBE_INIT;
+
+                /* With kernel vsock, also skip CIDs other users of the host
+                 * hold; the reservation itself happens at each start. */
                 r = manager_taken_cids(m, NULL, &cids, &n_cids);
                 if (r >= 0)
-                        r = cid_alloc_pick(vmid, cids, n_cids, NULL, NULL, &cid);
+                        r = cid_alloc_pick(vmid, cids, n_cids, m->host.caps.vhost_vsock ? cid_probe_vhost : NULL,
+                                           &probe, &cid);
+                safe_close(probe.fd);
                 if (r < 0) {
                         http_request_reply_error(req, API_ERROR_CONFLICT, "vsock", "cannot allocate a vsock CID: %s",
                                                  strerror(-r));
@@ -490,7 +496,8 @@ static void route_vm_start(void *ctx, HttpRequest *req, char **params) {
         }
         r = vm_start(vm, &err);
         if (r < 0) {
-                http_request_reply_error(req, r == -EINVAL || r == -E2BIG || r == -ENOENT ? API_ERROR_INVALID_VALUE
+                http_request_reply_error(req, r == -EINVAL || r == -E2BIG || r == -ENOENT || r == -ENODEV || r == -EOPNOTSUPP
+                                                 ? API_ERROR_INVALID_VALUE
                                                                                           : API_ERROR_QEMU_FAILED,
                                          NULL, "cannot start VM %u: %s", vm->vmid, err ? err : strerror(-r));
                 return;

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cid-alloc.h"
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
@@ -49,6 +51,7 @@
 
 static void vm_qmp_detach(Vm *vm);
 static void vm_finish_waiters(Vm *vm);
+static void vm_taps_remove(Vm *vm);
 
 static uint64_t now_usec(clockid_t clock) {
         struct timespec ts;
@@ -130,11 +133,28 @@ int vm_load(Manager *m, uint32_t vmid, Vm **ret, char **ret_error) {
         return 0;
 }
 
+/* Writes the config atomically under a per-VM lock file, so that tools
+ * other than zvmd that follow the same protocol (flock on
+ * <etc>/vms/.<vmid>.lock) never interleave with us. */
 int vm_save_config(Vm *vm) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *lock = NULL;
         char name[32];
+        int r;
 
+        snprintf(name, sizeof(name), "/.%u.lock", vm->vmid);
+        lock = strjoin(vm->manager->paths.vms_dir, name);
+        if (!lock)
+                return -ENOMEM;
+        fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        if (flock(fd, LOCK_EX) < 0)
+                return -errno;
         snprintf(name, sizeof(name), "%u.conf", vm->vmid);
-        return config_file_save(vm->cf, vm->manager->paths.vms_dir, name, 0640);
+        r = config_file_save(vm->cf, vm->manager->paths.vms_dir, name, 0640);
+        (void) flock(fd, LOCK_UN);
+        return r;
 }
 
 void vm_set_state(Vm *vm, VmState s) {
@@ -226,6 +246,7 @@ static void vm_cleanup_runtime(Vm *vm) {
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
         vm->pidfd = safe_close(vm->pidfd);
         vm_stop_helper(vm);
+        vm_taps_remove(vm);
         vm_state_file_remove(vm);
         for (size_t i = 0; i < ELEMENTSOF(files); i++) {
                 _cleanup_free_ char *p = vm_run_path(vm, files[i]);
@@ -632,6 +653,131 @@ static int vm_spawn_helper(Vm *vm, char **ret_error) {
         return sd_event_add_io(vm->manager->event, &vm->helper_source, vm->helper_pidfd, EPOLLIN, on_helper_exit, vm);
 }
 
+/* ---- bridged networking ---------------------------------------------------------- */
+
+static void vm_tap_name(const Vm *vm, unsigned n, char buf[static 16]) {
+        /* Must match the ifname= qemu-argv gives QEMU. */
+        snprintf(buf, 16, "zvm%" PRIu32 "i%u", vm->vmid, n);
+}
+
+static int run_ip(char **argv, char **ret_error) {
+        _cleanup_free_ char *out = NULL;
+        int r = process_run(argv, 10000, &out);
+
+        if (r != 0) {
+                _cleanup_free_ char *cmd = strv_join(argv, " ");
+
+                set_error(ret_error, "'%s' failed: %s", strnull(cmd), r < 0 ? strerror(-r) : strstrip(out));
+                return r < 0 ? r : -EIO;
+        }
+        return 0;
+}
+
+static void vm_taps_remove(Vm *vm) {
+        for (unsigned n = 0; n < VM_NETS_MAX; n++) {
+                char tap[16];
+
+                if (!vm->config->nets[n].present || !vm->config->nets[n].bridge)
+                        continue;
+                vm_tap_name(vm, n, tap);
+                char *argv[] = { (char *) "ip", (char *) "link", (char *) "del", tap, NULL };
+                (void) process_run(argv, 10000, NULL);
+        }
+}
+
+/* Bridged NICs: zvmd makes each tap (persistent, so QEMU only opens it),
+ * enslaves it to the bridge and sets its VLAN, before QEMU starts. */
+static int vm_taps_create(Vm *vm, char **ret_error) {
+        for (unsigned n = 0; n < VM_NETS_MAX; n++) {
+                const VmNet *net = &vm->config->nets[n];
+                _cleanup_free_ char *brpath = NULL;
+                char tap[16], vid[16];
+                int r;
+
+                if (!net->present || !net->bridge)
+                        continue;
+                brpath = strjoin("/sys/class/net/", net->ifname, "/bridge");
+                if (!brpath)
+                        return -ENOMEM;
+                if (access(brpath, F_OK) < 0)
+                        return set_error(ret_error, "net%u: bridge '%s' does not exist on this host", n, net->ifname),
+                               -ENODEV;
+                vm_tap_name(vm, n, tap);
+                char *del[] = { (char *) "ip", (char *) "link", (char *) "del", tap, NULL };
+                (void) process_run(del, 10000, NULL);      /* a stale tap of ours */
+                char *add[] = { (char *) "ip", (char *) "tuntap", (char *) "add", (char *) "dev", tap, (char *) "mode",
+                                (char *) "tap", (char *) "vnet_hdr", NULL };
+                char *up[] = { (char *) "ip", (char *) "link", (char *) "set", (char *) "dev", tap, (char *) "master",
+                               net->ifname, (char *) "up", NULL };
+                r = run_ip(add, ret_error);
+                if (r >= 0)
+                        r = run_ip(up, ret_error);
+                if (r >= 0 && net->tag > 0) {
+                        snprintf(vid, sizeof(vid), "%u", net->tag);
+                        char *vlan[] = { (char *) "bridge", (char *) "vlan", (char *) "add", (char *) "dev", tap,
+                                         (char *) "vid", vid, (char *) "pvid", (char *) "untagged", NULL };
+                        char *novlan1[] = { (char *) "bridge", (char *) "vlan", (char *) "del", (char *) "dev", tap,
+                                            (char *) "vid", (char *) "1", NULL };
+                        _cleanup_free_ char *why = NULL;
+
+                        r = run_ip(vlan, &why);
+                        if (r >= 0)
+                                (void) process_run(novlan1, 10000, NULL);
+                        else {
+                                set_error(ret_error, "net%u: cannot put the tap on VLAN %u of bridge %s (is "
+                                          "vlan_filtering on?): %s", n, net->tag, net->ifname, strnull(why));
+                                r = -EOPNOTSUPP;
+                        }
+                }
+                if (r < 0) {
+                        vm_taps_remove(vm);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+/* Kernel vsock: reserve the VM's CID on /dev/vhost-vsock and keep the fd for
+ * QEMU. If another user of the host holds the CID, pick the next free one
+ * and persist it in the config. */
+static int vm_reserve_cid(Vm *vm, int *ret_fd, char **ret_error) {
+        Manager *m = vm->manager;
+        CidVhostProbe probe = CID_VHOST_PROBE_INIT;
+        _cleanup_free_ uint32_t *taken = NULL;
+        size_t n_taken = 0;
+        uint32_t cid = vm->config->cid;
+        int r;
+
+        r = cid > 0 ? cid_probe_vhost(cid, &probe) : -EADDRINUSE;
+        if (r == -EADDRINUSE) {
+                r = manager_taken_cids(m, vm, &taken, &n_taken);
+                if (r >= 0)
+                        r = cid_alloc_pick(vm->vmid, taken, n_taken, cid_probe_vhost, &probe, &cid);
+                if (r >= 0) {
+                        char value[32];
+                        _cleanup_free_ char *err = NULL;
+                        VmConfig *c = NULL;
+
+                        snprintf(value, sizeof(value), "cid=%u", cid);
+                        r = vm_config_set(vm->cf, "vsock", value, &err);
+                        if (r >= 0)
+                                r = vm_config_from_file(vm->cf, vm->vmid, &c, &err);
+                        if (r >= 0) {
+                                vm_config_free(vm->config);
+                                vm->config = c;
+                                r = vm_save_config(vm);
+                        }
+                        log_notice("VM %u: vsock CID in use on this host, moved to %u", vm->vmid, cid);
+                }
+        }
+        if (r < 0) {
+                safe_close(probe.fd);
+                return set_error(ret_error, "cannot reserve a vsock CID on /dev/vhost-vsock: %s", strerror(-r)), r;
+        }
+        *ret_fd = probe.fd;
+        return 0;
+}
+
 /* QMP listens on a socket we create: QEMU inherits the listening fd, and we
  * can connect at once (the connection waits in the backlog until QEMU's
  * monitor accepts it), so nothing polls for the socket to appear. */
@@ -702,7 +848,9 @@ int vm_start(Vm *vm, char **ret_error) {
         _cleanup_free_ char *template = NULL, *upper = NULL, *err = NULL, *qemu_log = NULL;
         _cleanup_free_ char *qmp_path = NULL, *console_sock = NULL, *console_log = NULL, *vhost_sock = NULL;
         _cleanup_strv_free_ char **argv = NULL;
-        _cleanup_close_ int qmp_fd = -EBADF, log_fd = -EBADF, client_fd = -EBADF;
+        _cleanup_close_ int qmp_fd = -EBADF, log_fd = -EBADF, client_fd = -EBADF, vhost_fd = -EBADF;
+        int keep_fds[2];
+        size_t n_keep = 0;
         VmPaths vp;
         VmAccel accel;
         int r;
@@ -740,9 +888,16 @@ int vm_start(Vm *vm, char **ret_error) {
                 return -ENOMEM;
         (void) unlink(console_sock);    /* stale: see vm_spawn_helper() */
 
+        if (h->caps.vhost_vsock) {
+                r = vm_reserve_cid(vm, &vhost_fd, ret_error);
+                if (r < 0)
+                        return r;
+                keep_fds[n_keep++] = vhost_fd;
+        }
         r = vm_qmp_listen(vm, &qmp_fd);
         if (r < 0)
                 return set_error(ret_error, "cannot create the QMP socket: %s", strerror(-r)), r;
+        keep_fds[n_keep++] = qmp_fd;
 
         vp = (VmPaths) {
                 .run_dir = vm->run_dir,
@@ -751,7 +906,7 @@ int vm_start(Vm *vm, char **ret_error) {
                 .console_socket = console_sock,
                 .console_log = console_log,
                 .vhost_user_vsock_socket = vhost_sock,
-                .vhost_vsock_fd = -1,
+                .vhost_vsock_fd = vhost_fd >= 0 ? vhost_fd : -1,
                 .template_image = template,
                 .upper_image = upper,
         };
@@ -768,16 +923,22 @@ int vm_start(Vm *vm, char **ret_error) {
         vm->pending_restart = strv_free(vm->pending_restart);
         vm->guest_shutdown_seen = vm->stop_requested = false;
 
+        r = vm_taps_create(vm, ret_error);
+        if (r < 0)
+                return r;
         if (!h->caps.vhost_vsock) {
                 r = vm_spawn_helper(vm, ret_error);
-                if (r < 0)
+                if (r < 0) {
+                        vm_taps_remove(vm);
                         return r;
+                }
         }
 
         log_fd = open(qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         if (log_fd < 0) {
                 r = -errno;
                 vm_stop_helper(vm);
+                vm_taps_remove(vm);
                 return set_error(ret_error, "cannot open %s: %s", qemu_log, strerror(-r)), r;
         }
         {
@@ -787,9 +948,10 @@ int vm_start(Vm *vm, char **ret_error) {
                 if (cmd)
                         (void) loop_write(log_fd, cmd, strlen(cmd), false), (void) loop_write(log_fd, "\n", 1, false);
         }
-        r = process_spawn(argv, &qmp_fd, 1, log_fd, true, &vm->pid);
+        r = process_spawn(argv, keep_fds, n_keep, log_fd, true, &vm->pid);
         if (r < 0) {
                 vm_stop_helper(vm);
+                vm_taps_remove(vm);
                 return set_error(ret_error, "cannot start %s: %s", argv[0], strerror(-r)), r;
         }
         vm->own_child = true;
@@ -989,6 +1151,11 @@ int vm_remove_files(Vm *vm) {
                 return -ENOMEM;
         if (unlink(conf) < 0 && errno != ENOENT)
                 return -errno;
+        snprintf(name, sizeof(name), "/.%u.lock", vm->vmid);
+        free(conf);
+        conf = strjoin(vm->manager->paths.vms_dir, name);
+        if (conf)
+                (void) unlink(conf);
         return 0;
 }
 

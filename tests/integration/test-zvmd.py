@@ -343,6 +343,48 @@ def scenario_pcie(t, d):
     d.request("POST", "/vms/pci/stop")
 
 
+def scenario_bridge(t, d):
+    """net0: bridge=BR[,tag=N]: zvmd makes the tap, enslaves it to the
+    bridge (with the VLAN where the bridge filters VLANs), the guest boots;
+    stop removes the tap. The bridge is the test's own, with no uplink."""
+    br = f"zvmtb{os.getpid() % 100000}"
+    if subprocess.run(["ip", "link", "add", "name", br, "type", "bridge"], capture_output=True).returncode != 0:
+        zt.skip_all("cannot create a bridge here (not root?)")
+    try:
+        subprocess.run(["ip", "link", "set", br, "up"], check=True)
+        vm = create(t, d, "br", net0=f"bridge={br}")
+        tap = f"zvm{vm['vmid']}i0"
+        status, body = d.request("POST", "/vms/br/start")
+        t.ok(status == 200, f"start with a bridged NIC: 200 ({status})", body)
+        master = os.path.realpath(f"/sys/class/net/{tap}/master") if os.path.exists(f"/sys/class/net/{tap}") else ""
+        t.ok(master.endswith("/" + br), f"tap {tap} is enslaved to {br}", master)
+        t.ok(d.wait_console("br", "zvm-tiny: ready", timeout=90), "guest booted")
+        d.request("POST", "/vms/br/stop")
+        d.wait_state("br", ["stopped"], timeout=30)
+        t.ok(not os.path.exists(f"/sys/class/net/{tap}"), "stop removed the tap")
+
+        d.request("PATCH", "/vms/br", {"net0": f"bridge={br},tag=42"})
+        filtering = subprocess.run(["ip", "link", "set", br, "type", "bridge", "vlan_filtering", "1"],
+                                   capture_output=True).returncode == 0
+        status, body = d.request("POST", "/vms/br/start")
+        if filtering:
+            vlans = subprocess.run(["bridge", "vlan", "show", "dev", tap], capture_output=True, text=True).stdout
+            t.ok(status == 200 and re.search(r"\b42\b.*PVID", vlans) is not None, "tap carries VLAN 42 as PVID",
+                 f"{status} {body} {vlans}")
+            d.request("POST", "/vms/br/stop")
+            d.wait_state("br", ["stopped"], timeout=30)
+        else:
+            t.ok(status == 400 and "VLAN 42" in body.get("message", ""),
+                 f"this host's bridges cannot filter VLANs: tag=42 is refused clearly ({status})", body)
+            t.ok(not os.path.exists(f"/sys/class/net/{tap}"), "and no tap is left behind")
+        d.request("PATCH", "/vms/br", {"net0": "bridge=nosuchbr0"})
+        status, body = d.request("POST", "/vms/br/start")
+        t.ok(status == 400 and "does not exist" in body.get("message", ""),
+             f"a missing bridge is a clear error ({status})", body)
+    finally:
+        subprocess.run(["ip", "link", "del", br], capture_output=True)
+
+
 def scenario_openapi(t, d):
     """api/openapi.yaml and zvmd's route table agree."""
     import yaml
