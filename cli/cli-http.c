@@ -148,11 +148,11 @@ static int http_log_api_error(const Cli *cli, long status, const HttpBuffer *b) 
         return cli_errno_from_http_status(status);
 }
 
-int cli_http_request(const Cli *cli, const char *method, const char *path, json_object *body,
-                     char **ret_body, size_t *ret_size) {
+int cli_http_request_data(const Cli *cli, const char *method, const char *path, const char *data, size_t data_size,
+                          const char *content_type, char **ret_body, size_t *ret_size) {
         _cleanup_(curl_easy_cleanupp) CURL *curl = NULL;
         _cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
-        _cleanup_free_ char *url = NULL, *auth = NULL, *data = NULL;
+        _cleanup_free_ char *url = NULL, *auth = NULL, *ctype = NULL;
         char errbuf[CURL_ERROR_SIZE] = "";
         HttpBuffer b = {};
         CURLcode code;
@@ -183,7 +183,10 @@ int cli_http_request(const Cli *cli, const char *method, const char *path, json_
         /* No "Expect: 100-continue" round trip for larger bodies. */
         headers = curl_slist_append(headers, "Expect:");
         /* Without a body, drop the form Content-Type libcurl would add to a POST. */
-        headers = curl_slist_append(headers, body ? "Content-Type: application/json" : "Content-Type:");
+        ctype = strjoin("Content-Type:", data ? " " : "", data ? content_type : "");
+        if (!ctype)
+                return log_oom();
+        headers = curl_slist_append(headers, ctype);
         if (cli->token) {
                 auth = strjoin("Authorization: Bearer ", cli->token);
                 if (!auth)
@@ -192,13 +195,6 @@ int cli_http_request(const Cli *cli, const char *method, const char *path, json_
         }
         if (!headers)
                 return log_oom();
-
-        if (body) {
-                data = strdup(json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
-                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
-                if (!data)
-                        return log_oom();
-        }
 
         if (curl_easy_setopt(curl, CURLOPT_URL, url) != CURLE_OK ||
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -219,7 +215,7 @@ int cli_http_request(const Cli *cli, const char *method, const char *path, json_
 
         if (streq(method, "POST") || data) {
                 /* POST with an empty body when there is none: Content-Length: 0. */
-                if (curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) (data ? strlen(data) : 0)) != CURLE_OK ||
+                if (curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) (data ? data_size : 0)) != CURLE_OK ||
                     curl_easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, strempty(data)) != CURLE_OK)
                         return log_oom();
         }
@@ -227,7 +223,7 @@ int cli_http_request(const Cli *cli, const char *method, const char *path, json_
             curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK)
                 return log_oom();
 
-        log_debug("%s %s%s%s", method, url, data ? " " : "", strempty(data));
+        log_debug("%s %s (%zu bytes of %s)", method, url, data ? data_size : 0, data ? content_type : "nothing");
 
         code = curl_easy_perform(curl);
         if (code != CURLE_OK) {
@@ -254,6 +250,20 @@ int cli_http_request(const Cli *cli, const char *method, const char *path, json_
         if (ret_size)
                 *ret_size = b.size;
         return 0;
+}
+
+int cli_http_request(const Cli *cli, const char *method, const char *path, json_object *body,
+                     char **ret_body, size_t *ret_size) {
+        _cleanup_free_ char *data = NULL;
+
+        if (body) {
+                data = strdup(json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+                if (!data)
+                        return log_oom();
+        }
+        return cli_http_request_data(cli, method, path, data, data ? strlen(data) : 0, "application/json", ret_body,
+                                     ret_size);
 }
 
 int cli_http_call(const Cli *cli, const char *method, const char *path, json_object *body,

@@ -24,6 +24,10 @@
 int cli_http_request(const Cli *cli, const char *method, const char *path, json_object *body,
                      char **ret_body, size_t *ret_size);
 
+/* Same with a raw body (data may be NULL: no body) of the given type. */
+int cli_http_request_data(const Cli *cli, const char *method, const char *path, const char *data, size_t data_size,
+                          const char *content_type, char **ret_body, size_t *ret_size);
+
 /* Same, and parses the answer as JSON into *ret (optional). An answer that
  * is not JSON is -EBADMSG. */
 int cli_http_call(const Cli *cli, const char *method, const char *path, json_object *body,

@@ -52,6 +52,16 @@ static const char logs_details[] =
         "Options:\n"
         "  --tail BYTES      Only the last BYTES (512, 64K, 1M; zvmd sends at most 1M)\n";
 
+static const char exec_details[] =
+        "stdin is passed to the command when it is not a terminal (at most 1 MiB);\n"
+        "stdout and stderr come back separately. Exit status: the command's, 128+N\n"
+        "when a signal killed it, 124 when it outlived --timeout (default 30 s).\n";
+
+static const char cp_details[] =
+        "  zvm cp web:/etc/hostname ./hostname     copy out of the VM\n"
+        "  zvm cp ./app.conf web:/etc/app.conf     copy in (atomic, mode of the local file)\n"
+        "Files up to 1 MiB, through the VM's agent.\n";
+
 static const Verb verbs[] = {
         { "create",       verb_create,       "NAME [--vmid N] [--memory SIZE] [--balloon SIZE] [--cores N] [--template T] [--set KEY=VALUE]...", "Create a VM and print its VMID", create_details },
         { "list",         verb_list,         "",                       "List the VMs: VMID NAME STATE CID MEMORY CORES UPTIME", NULL },
@@ -69,6 +79,8 @@ static const Verb verbs[] = {
         { "set-memory",   verb_set_memory,   "NAME SIZE",              "Set a running VM's balloon target", set_memory_details },
         { "console",      verb_console,      "NAME",                   "Attach to a VM's serial console (Ctrl-] detaches)", console_details },
         { "logs",         verb_logs,         "NAME [--tail BYTES]",    "Print a VM's serial console log", logs_details },
+        { "exec",         verb_exec,         "NAME [--timeout S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]", "Run a command in a VM through its agent; exits with its exit code", exec_details },
+        { "cp",           verb_cp,           "SRC DST",                "Copy a file into or out of a VM (one side is NAME:/path)", cp_details },
         { "host",         verb_host,         "",                       "Show host facts (versions, accelerator, capacity)", NULL },
         { "token create", verb_token_create, "[--comment C]",          "Create an API token and print its secret, once", NULL },
         { "token list",   verb_token_list,   "",                       "List API tokens", NULL },
@@ -362,5 +374,7 @@ int main(int argc, char *argv[]) {
                 if (r >= 0)
                         r = log_error_errno(e, "failed to write to stdout: %m");
         }
+        if (r >= 0 && cli.exit_status > 0)
+                return cli.exit_status;
         return cli_exit_from_errno(r);
 }

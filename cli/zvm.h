@@ -32,6 +32,7 @@ typedef struct Cli {
         bool json;              /* print zvmd's JSON instead of text */
         unsigned timeout_sec;   /* whole request */
         const Verb *verb;       /* the verb being run */
+        int exit_status;        /* set by verbs that pass a guest's exit code through (exec) */
 } Cli;
 
 typedef int (*VerbFunction)(Cli *cli, int argc, char *argv[]);
@@ -64,6 +65,8 @@ int verb_token_create(Cli *cli, int argc, char *argv[]);
 int verb_token_list(Cli *cli, int argc, char *argv[]);
 int verb_token_delete(Cli *cli, int argc, char *argv[]);
 int verb_help(Cli *cli, int argc, char *argv[]);
+int verb_exec(Cli *cli, int argc, char *argv[]);
+int verb_cp(Cli *cli, int argc, char *argv[]);
 
 /* ---- option parsing shared by the verbs (zvm.c) ------------------------------ */
 

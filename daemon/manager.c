@@ -5,6 +5,7 @@
  * are serialised; a daemon-wide flock keeps a second zvmd off the same root.
  */
 #include <dirent.h>
+#include <openssl/evp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -142,6 +143,18 @@ void manager_emit_state(Manager *m, Vm *vm, int previous) {
                 msg = NULL;
         json_object_put(o);
         if (!msg)
+                return;
+        for (size_t i = 0; i < m->n_streams; i++)
+                (void) http_stream_send(m->streams[i], msg, strlen(msg));
+}
+
+void manager_emit_agent(Manager *m, Vm *vm) {
+        _cleanup_free_ char *msg = NULL;
+
+        if (m->n_streams == 0)
+                return;
+        if (asprintf(&msg, "event: agent\ndata: {\"vmid\":%u,\"name\":\"%s\",\"agent\":\"%s\"}\n\n", vm->vmid,
+                     vm->config->name, agent_state_to_string(vm->agent_state)) < 0)
                 return;
         for (size_t i = 0; i < m->n_streams; i++)
                 (void) http_stream_send(m->streams[i], msg, strlen(msg));
@@ -652,6 +665,242 @@ static void route_vm_console_log(void *ctx, HttpRequest *req, char **params) {
         http_request_reply_text(req, 200, "text/plain; charset=utf-8", buf, n > 0 ? (size_t) n : 0);
 }
 
+/* ---- routes: the guest agent ------------------------------------------------------------ */
+
+#define EXEC_TIMEOUT_DEFAULT_S 30U
+#define EXEC_TIMEOUT_MAX_S 86400U
+#define FILE_MAX (1024U * 1024U)        /* what fits in one API request body */
+
+typedef void (*agent_reply_fn)(HttpRequest *req, json_object *response);
+
+/* An HTTP request waiting for the agent. Whichever comes first — the
+ * agent's answer or the client leaving — ends it. */
+typedef struct AgentForward {
+        HttpRequest *req;
+        AgentCall *call;
+        agent_reply_fn reply;
+} AgentForward;
+
+static ApiError agent_error_to_api(const char *code) {
+        if (streq_ptr(code, "EINVAL") || streq_ptr(code, "E2BIG") || streq_ptr(code, "EISDIR") ||
+            streq_ptr(code, "ENOTDIR"))
+                return API_ERROR_INVALID_VALUE;
+        if (streq_ptr(code, "ENOENT"))
+                return API_ERROR_NOT_FOUND;
+        if (streq_ptr(code, "ETIMEDOUT") || streq_ptr(code, "ECONNREFUSED") || streq_ptr(code, "ECONNRESET") ||
+            streq_ptr(code, "ESHUTDOWN"))
+                return API_ERROR_UNAVAILABLE;
+        return API_ERROR_INTERNAL;
+}
+
+static void on_forward_closed(HttpRequest *req, void *userdata) {
+        AgentForward *f = userdata;
+
+        agent_call_cancel(f->call);
+        http_request_reply_error(req, API_ERROR_UNAVAILABLE, NULL, "client went away");
+        free(f);
+}
+
+static void on_forward_result(Vm *vm, json_object *response, const char *code, const char *message, void *userdata) {
+        AgentForward *f = userdata;
+
+        http_request_set_closed_handler(f->req, NULL, NULL);
+        if (response)
+                f->reply(f->req, response);
+        else
+                http_request_reply_error(f->req, agent_error_to_api(code), NULL, "agent of VM %u: %s (%s)", vm->vmid,
+                                         strnull(message), strnull(code));
+        free(f);
+}
+
+static void forward_to_agent(Vm *vm, HttpRequest *req, json_object *request, uint64_t timeout_usec,
+                             agent_reply_fn reply) {
+        AgentForward *f;
+        int r;
+
+        if (vm->state != VM_STATE_RUNNING || vm->agent_state == AGENT_NONE) {
+                json_object_put(request);
+                http_request_reply_error(req, API_ERROR_INVALID_STATE, NULL, "VM %u has no running agent (%s, agent %s)",
+                                         vm->vmid, vm_state_to_string(vm->state), agent_state_to_string(vm->agent_state));
+                return;
+        }
+        f = calloc(1, sizeof(*f));
+        if (!f) {
+                json_object_put(request);
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        f->req = req;
+        f->reply = reply;
+        r = agent_call(vm, request, timeout_usec, on_forward_result, f, &f->call);
+        if (r < 0) {
+                free(f);
+                http_request_reply_error(req, API_ERROR_UNAVAILABLE, NULL, "cannot reach the agent of VM %u: %s",
+                                         vm->vmid, strerror(-r));
+                return;
+        }
+        http_request_set_closed_handler(req, on_forward_closed, f);
+}
+
+static void reply_agent_result(HttpRequest *req, json_object *response) {
+        json_object *copy = NULL;
+
+        if (json_object_deep_copy(response, &copy, NULL) < 0 || !copy) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        json_object_object_del(copy, "ok");
+        json_object_object_del(copy, "id");
+        http_request_reply_json(req, 200, copy);
+}
+
+static bool is_string_array(json_object *a, size_t min) {
+        size_t n;
+
+        if (!json_object_is_type(a, json_type_array))
+                return false;
+        n = json_object_array_length(a);
+        if (n < min)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!json_object_is_type(json_object_array_get_idx(a, i), json_type_string))
+                        return false;
+        return true;
+}
+
+static void route_vm_exec(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = lookup_or_404(ctx, req, params[0]);
+        json_object *body, *v, *r;
+        int64_t timeout = EXEC_TIMEOUT_DEFAULT_S;
+
+        if (!vm)
+                return;
+        body = parse_body_object(req);
+        if (!body)
+                return;
+        if (!json_object_object_get_ex(body, "argv", &v) || !is_string_array(v, 1)) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "argv", "argv: must be a non-empty array of strings");
+                goto out;
+        }
+        if (json_object_object_get_ex(body, "env", &v) && !is_string_array(v, 0)) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "env", "env: must be an array of \"KEY=VALUE\" strings");
+                goto out;
+        }
+        if (json_object_object_get_ex(body, "timeout", &v) &&
+            (!json_object_is_type(v, json_type_int) || (timeout = json_object_get_int64(v)) <= 0 ||
+             timeout > EXEC_TIMEOUT_MAX_S)) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "timeout",
+                                         "timeout: must be an integer between 1 and %u seconds", EXEC_TIMEOUT_MAX_S);
+                goto out;
+        }
+        r = json_object_new_object();
+        json_object_object_add(r, "op", json_object_new_string("exec"));
+        static const char *const passthrough[] = { "argv", "env", "cwd", "stdin", "max_output" };
+        for (size_t i = 0; i < ELEMENTSOF(passthrough); i++)
+                if (json_object_object_get_ex(body, passthrough[i], &v))
+                        json_object_object_add(r, passthrough[i], json_object_get(v));
+        json_object_object_add(r, "timeout_ms", json_object_new_int64(timeout * 1000));
+        /* The agent kills at the timeout; give it room to say so. */
+        forward_to_agent(vm, req, r, (uint64_t) (timeout + 15) * 1000000ULL, reply_agent_result);
+out:
+        json_object_put(body);
+}
+
+static int decode_base64(const char *in, unsigned char **ret, size_t *ret_size) {
+        size_t len = strlen(in), pad = 0;
+        unsigned char *out;
+        int n;
+
+        if (len % 4 != 0)
+                return -EINVAL;
+        out = malloc(len / 4 * 3 + 1);
+        if (!out)
+                return -ENOMEM;
+        n = EVP_DecodeBlock(out, (const unsigned char *) in, (int) len);
+        if (n < 0) {
+                free(out);
+                return -EINVAL;
+        }
+        /* EVP_DecodeBlock counts padding as zero bytes. */
+        while (pad < 2 && len > pad && in[len - 1 - pad] == '=')
+                pad++;
+        *ret = out;
+        *ret_size = (size_t) n - pad;
+        return 0;
+}
+
+static void reply_file_data(HttpRequest *req, json_object *response) {
+        _cleanup_free_ unsigned char *data = NULL;
+        json_object *v;
+        size_t size = 0;
+
+        if (!json_object_object_get_ex(response, "data", &v) ||
+            decode_base64(json_object_get_string(v), &data, &size) < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "the agent sent malformed file data");
+                return;
+        }
+        http_request_reply_text(req, 200, "application/octet-stream", (const char *) data, size);
+}
+
+static bool file_path_ok(HttpRequest *req, const char **ret) {
+        const char *path = http_request_query(req, "path");
+
+        if (isempty(path) || path[0] != '/') {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "path", "path: an absolute path in the guest is required");
+                return false;
+        }
+        *ret = path;
+        return true;
+}
+
+static void route_vm_file_get(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = lookup_or_404(ctx, req, params[0]);
+        const char *path;
+        json_object *r;
+
+        if (!vm || !file_path_ok(req, &path))
+                return;
+        r = json_object_new_object();
+        json_object_object_add(r, "op", json_object_new_string("file-read"));
+        json_object_object_add(r, "path", json_object_new_string(path));
+        json_object_object_add(r, "max_bytes", json_object_new_int64(FILE_MAX));
+        forward_to_agent(vm, req, r, 60ULL * 1000000ULL, reply_file_data);
+}
+
+static void route_vm_file_put(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = lookup_or_404(ctx, req, params[0]);
+        const char *path, *mode_s = http_request_query(req, "mode"), *body;
+        _cleanup_free_ char *b64 = NULL;
+        unsigned long mode = 0644;
+        size_t size = 0;
+        json_object *r;
+        char *end;
+
+        if (!vm || !file_path_ok(req, &path))
+                return;
+        if (mode_s) {
+                errno = 0;
+                mode = strtoul(mode_s, &end, 8);
+                if (errno || *end || end == mode_s || mode > 07777) {
+                        http_request_reply_error(req, API_ERROR_INVALID_VALUE, "mode", "mode: must be octal, e.g. 0644");
+                        return;
+                }
+        }
+        body = http_request_body(req, &size);
+        b64 = malloc(4 * ((size + 2) / 3) + 1);
+        if (!b64) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        EVP_EncodeBlock((unsigned char *) b64, (const unsigned char *) (body ? body : ""), (int) size);
+        r = json_object_new_object();
+        json_object_object_add(r, "op", json_object_new_string("file-write"));
+        json_object_object_add(r, "path", json_object_new_string(path));
+        json_object_object_add(r, "data", json_object_new_string(b64));
+        json_object_object_add(r, "mode", json_object_new_int((int) mode));
+        forward_to_agent(vm, req, r, 60ULL * 1000000ULL, reply_agent_result);
+}
+
 /* ---- routes: host, events, tokens ---------------------------------------------------- */
 
 static void route_host(void *ctx, HttpRequest *req, char **params) {
@@ -784,6 +1033,9 @@ static const Route routes[] = {
         { "PUT", ZVM_API_PREFIX "/vms/{id}/memory", route_vm_memory },
         { "GET", ZVM_API_PREFIX "/vms/{id}/status", route_vm_status },
         { "GET", ZVM_API_PREFIX "/vms/{id}/console/log", route_vm_console_log },
+        { "POST", ZVM_API_PREFIX "/vms/{id}/exec", route_vm_exec },
+        { "GET", ZVM_API_PREFIX "/vms/{id}/files", route_vm_file_get },
+        { "PUT", ZVM_API_PREFIX "/vms/{id}/files", route_vm_file_put },
         { "GET", ZVM_API_PREFIX "/host", route_host },
         { "GET", ZVM_API_PREFIX "/events", route_events },
         { "GET", ZVM_API_PREFIX "/tokens", route_tokens_list },
@@ -880,6 +1132,7 @@ Manager *manager_free(Manager *m) {
         free(m->streams);
         token_store_free(m->tokens);
         sd_event_source_disable_unref(m->watchdog);
+        sd_event_source_disable_unref(m->agent_listen);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         host_done(&m->host);
@@ -954,6 +1207,7 @@ int manager_listen(Manager *m, const char *tcp_address) {
         r = http_server_listen_unix(m->http, m->paths.api_socket, 0660, zvm_gid());
         if (r < 0)
                 return log_error_errno(r, "Failed to listen on %s: %m", m->paths.api_socket);
+        (void) agent_manager_listen(m);
         if (tcp_address) {
                 r = http_server_listen_tcp(m->http, tcp_address, tcp_auth, m);
                 if (r < 0)

@@ -27,6 +27,7 @@ typedef struct Manager {
         HttpStream **streams;           /* /events subscribers */
         size_t n_streams;
         sd_event_source *watchdog;
+        sd_event_source *agent_listen;  /* kernel vsock: READY from every guest */
         uint64_t watchdog_usec;
 } Manager;
 
@@ -49,6 +50,7 @@ int manager_free_vmid(Manager *m, uint32_t *ret);
 int manager_taken_cids(Manager *m, const Vm *except, uint32_t **ret, size_t *ret_n);
 
 void manager_emit_state(Manager *m, Vm *vm, int previous_state);
+void manager_emit_agent(Manager *m, Vm *vm);
 
 /* The route table, for the openapi consistency test (zvmd --dump-routes). */
 void manager_dump_routes(void);

@@ -450,6 +450,11 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
                 optf(&a, "-chardev", "socket,id=qmp,path=%s,server=on,wait=off", esc(&pool, p->qmp_socket));
         opt(&a, "-mon", "chardev=qmp,mode=control");
 
+        /* ---- the agent's secret: through fw_cfg, a file only root reads,
+         * never on a command line that ps shows (api/agent-protocol.md) ---- */
+        if (c->agent && p->agent_secret)
+                optf(&a, "-fw_cfg", "name=opt/zvm/agent-secret,file=%s", esc(&pool, p->agent_secret));
+
         /* ---- kernel ---- */
         opt(&a, "-kernel", kernel);
         if (!isempty(initrd))

@@ -61,6 +61,7 @@ typedef struct VmPaths {
         const char *upper_image;        /* per-VM writable layer image (NULL if rootfs_path; NULL with a
                                          * template: the upper layer is a tmpfs, lost at power-off) */
         const char *pidfile;            /* optional */
+        const char *agent_secret;       /* file with the agent's secret, handed over by fw_cfg; NULL: none */
 } VmPaths;
 
 /* auto → kvm if usable, else tcg. Returns the accelerator, or -EOPNOTSUPP

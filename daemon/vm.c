@@ -72,6 +72,8 @@ Vm *vm_free(Vm *vm) {
                 http_request_set_closed_handler(vm->waiters[i].req, NULL, NULL);
                 http_request_reply_error(vm->waiters[i].req, API_ERROR_UNAVAILABLE, NULL, "VM %u went away", vm->vmid);
         }
+        agent_stop(vm);
+        sd_event_source_disable_unref(vm->acpi_source);
         vm_qmp_detach(vm);
         sd_event_source_disable_unref(vm->pid_source);
         sd_event_source_disable_unref(vm->helper_source);
@@ -241,9 +243,11 @@ static void vm_stop_helper(Vm *vm) {
 static void vm_cleanup_runtime(Vm *vm) {
         static const char *const files[] = { "qmp.sock", "console.sock", "vhost-vsock.sock", "vsock.sock" };
 
+        agent_stop(vm);
         vm_qmp_detach(vm);
         vm->pid_source = sd_event_source_disable_unref(vm->pid_source);
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
+        vm->acpi_source = sd_event_source_disable_unref(vm->acpi_source);
         vm->pidfd = safe_close(vm->pidfd);
         vm_stop_helper(vm);
         vm_taps_remove(vm);
@@ -845,7 +849,7 @@ static int vm_arm_timeout(Vm *vm, uint64_t usec, sd_event_time_handler_t cb) {
 int vm_start(Vm *vm, char **ret_error) {
         Manager *m = vm->manager;
         Host *h = &m->host;
-        _cleanup_free_ char *template = NULL, *upper = NULL, *err = NULL, *qemu_log = NULL;
+        _cleanup_free_ char *template = NULL, *upper = NULL, *err = NULL, *qemu_log = NULL, *secret = NULL;
         _cleanup_free_ char *qmp_path = NULL, *console_sock = NULL, *console_log = NULL, *vhost_sock = NULL;
         _cleanup_strv_free_ char **argv = NULL;
         _cleanup_close_ int qmp_fd = -EBADF, log_fd = -EBADF, client_fd = -EBADF, vhost_fd = -EBADF;
@@ -898,6 +902,10 @@ int vm_start(Vm *vm, char **ret_error) {
         if (r < 0)
                 return set_error(ret_error, "cannot create the QMP socket: %s", strerror(-r)), r;
         keep_fds[n_keep++] = qmp_fd;
+        r = agent_prepare(vm, &secret);
+        if (r < 0)
+                return set_error(ret_error, "cannot prepare the guest agent's secret and listener: %s",
+                                 strerror(-r)), r;
 
         vp = (VmPaths) {
                 .run_dir = vm->run_dir,
@@ -909,6 +917,7 @@ int vm_start(Vm *vm, char **ret_error) {
                 .vhost_vsock_fd = vhost_fd >= 0 ? vhost_fd : -1,
                 .template_image = template,
                 .upper_image = upper,
+                .agent_secret = secret,
         };
         r = qemu_argv_build(vm->config, &h->caps, &vp, &argv, &err);
         if (r < 0)
@@ -957,6 +966,7 @@ int vm_start(Vm *vm, char **ret_error) {
         vm->own_child = true;
         vm->accel = accel;
         vm->started_usec = now_usec(CLOCK_REALTIME);
+        vm->started_mono = now_usec(CLOCK_MONOTONIC);
         vm->balloon_target_mib = vm->config->balloon_mib > 0 ? vm->config->memory_mib : 0;
         r = process_starttime(vm->pid, &vm->starttime);
         if (r >= 0)
@@ -1008,16 +1018,52 @@ static bool vm_is_up(const Vm *vm) {
         return vm->state == VM_STATE_RUNNING || vm->state == VM_STATE_STARTING || vm->state == VM_STATE_STOPPING;
 }
 
+static int on_shutdown_acpi(sd_event_source *s, uint64_t usec, void *userdata) {
+        Vm *vm = userdata;
+
+        vm->acpi_source = sd_event_source_disable_unref(vm->acpi_source);
+        log_info("VM %u (%s): asking by ACPI power button", vm->vmid, vm->config->name);
+        (void) vm_qmp_invoke(vm, "system_powerdown", NULL, NULL, NULL);
+        return 0;
+}
+
+static void on_agent_shutdown(Vm *vm, json_object *response, const char *code, const char *message, void *userdata) {
+        if (!response && vm->acpi_source) {
+                /* The agent could not take it: go to ACPI right away. */
+                log_info("VM %u: agent shutdown failed (%s)", vm->vmid, strnull(message));
+                on_shutdown_acpi(vm->acpi_source, 0, vm);
+        }
+}
+
+/* A clean shutdown asks the agent first (it knows the guest's init), then
+ * presses the ACPI power button, then kills at the timeout. */
 int vm_shutdown(Vm *vm, unsigned timeout_s) {
+        bool via_agent = false;
         int r;
 
         if (!vm_is_up(vm))
                 return -ESRCH;
         vm->stop_requested = true;
         vm_set_state(vm, VM_STATE_STOPPING);
-        r = vm_qmp_invoke(vm, "system_powerdown", NULL, NULL, NULL);
+        if (vm->agent_state == AGENT_READY) {
+                json_object *req = json_object_new_object();
+
+                json_object_object_add(req, "op", json_object_new_string("shutdown"));
+                via_agent = agent_call(vm, req, 10ULL * 1000000ULL, on_agent_shutdown, NULL, NULL) >= 0;
+                if (via_agent)
+                        log_info("VM %u (%s): asked the agent to shut down", vm->vmid, vm->config->name);
+        }
+        if (via_agent) {
+                uint64_t acpi_after = MIN((uint64_t) timeout_s * 1000000ULL / 2, 10ULL * 1000000ULL);
+
+                vm->acpi_source = sd_event_source_disable_unref(vm->acpi_source);
+                (void) sd_event_add_time_relative(vm->manager->event, &vm->acpi_source, CLOCK_MONOTONIC, acpi_after,
+                                                  0, on_shutdown_acpi, vm);
+                r = 0;
+        } else
+                r = vm_qmp_invoke(vm, "system_powerdown", NULL, NULL, NULL);
         if (r < 0)
-                timeout_s = 0;          /* no QMP: nothing will ask the guest */
+                timeout_s = 0;          /* nothing can ask the guest */
         return vm_arm_timeout(vm, (uint64_t) timeout_s * 1000000ULL, on_kill_timeout);
 }
 
@@ -1123,6 +1169,9 @@ int vm_adopt(Vm *vm) {
         r = vm_qmp_connect(vm);
         if (r < 0)
                 log_warning_errno(r, "VM %u: re-adopted, but QMP is unreachable: %m", vm->vmid);
+        r = agent_readopt(vm);
+        if (r < 0)
+                log_warning_errno(r, "VM %u: re-adopted, but the agent cannot be reached: %m", vm->vmid);
         log_info("VM %u (%s): re-adopted QEMU pid %d", vm->vmid, vm->config->name, (int) vm->pid);
         return 0;
 }
@@ -1182,6 +1231,7 @@ int vm_status_to_json(Vm *vm, json_object **ret) {
                 json_object_object_add(o, "cpu_seconds", json_object_new_double((double) cpu_ns / 1e9));
                 json_object_object_add(o, "rss_bytes", json_object_new_int64((int64_t) rss));
                 json_object_object_add(o, "accel", json_object_new_string(vm_accel_to_string(vm->accel)));
+                (void) agent_to_json(vm, o);
                 if (vm->config->balloon_mib > 0) {
                         json_object_object_add(o, "balloon_target_mib",
                                                json_object_new_int64((int64_t) vm->balloon_target_mib));

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "agent.h"
 #include "api.h"
 #include "config-file.h"
 #include "http-server.h"
@@ -70,6 +71,17 @@ typedef struct Vm {
         char *crash_reason;
         char *kill_reason;              /* why zvmd killed it (start timeout, reboot loop) */
         uint64_t resets[3];             /* CLOCK_MONOTONIC µs of the last guest resets */
+
+        /* the guest agent */
+        AgentState agent_state;
+        char agent_secret[65];          /* hex, for this run of the VM */
+        sd_event_source *agent_listen;  /* hybrid: <uds>_1025 */
+        sd_event_source *agent_health;
+        json_object *agent_info;        /* the READY message, without the secret */
+        uint64_t agent_ready_usec;      /* start → READY */
+        uint64_t started_mono;          /* CLOCK_MONOTONIC µs of the start */
+        AgentCall *agent_calls;
+        sd_event_source *acpi_source;   /* shutdown: agent first, ACPI when this fires */
 
         char **pending_restart;         /* config keys changed while running */
         VmWaiter waiters[VM_WAITERS_MAX];

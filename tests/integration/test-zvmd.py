@@ -385,6 +385,95 @@ def scenario_bridge(t, d):
         subprocess.run(["ip", "link", "del", br], capture_output=True)
 
 
+def wait_agent(d, vm, want="ready", timeout=90):
+    deadline = time.monotonic() + timeout
+    st = None
+    while time.monotonic() < deadline:
+        st = d.request("GET", f"/vms/{vm}/status")[1]
+        if st.get("agent") == want:
+            return st
+        time.sleep(0.2)
+    return st
+
+
+def scenario_agent(t, d):
+    """The agent: READY with boot timings, exec, cp, auth, shutdown, health."""
+    create(t, d, "ag")
+    d.request("POST", "/vms/ag/start")
+    st = wait_agent(d, "ag")
+    t.ok(st and st.get("agent") == "ready", "status: agent ready", st)
+    boot = (st or {}).get("boot", {})
+    t.ok(isinstance(boot.get("initrd_timing"), dict) and "switch" in boot["initrd_timing"],
+         "READY carried the initrd's stage timings", boot)
+    t.ok(boot.get("ready_seconds", 0) > 0, f"start → READY measured ({boot.get('ready_seconds')} s)", boot)
+
+    r = d.zvm("exec", "ag", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+    t.ok(r.returncode == 3 and r.stdout == "out\n" and r.stderr == "err\n",
+         "zvm exec: exit code 3, stdout and stderr separated", f"{r.returncode} {r.stdout!r} {r.stderr!r}")
+    r = d.zvm("exec", "ag", "--", "cat", input="hello stdin\n")
+    t.ok(r.returncode == 0 and r.stdout == "hello stdin\n", "zvm exec passes stdin", r)
+    r = d.zvm("exec", "--env", "FOO=bar", "--cwd", "/etc", "ag", "--", "sh", "-c", "echo $FOO $(pwd)")
+    t.ok(r.stdout == "bar /etc\n", "zvm exec --env --cwd", r)
+    t0 = time.monotonic()
+    r = d.zvm("exec", "--timeout", "2", "ag", "--", "sleep", "60")
+    t.ok(r.returncode == 124 and time.monotonic() - t0 < 20, f"a command past --timeout is killed: 124 "
+         f"({r.returncode}, {time.monotonic() - t0:.1f}s)", r.stderr)
+
+    local = os.path.join(d.tmp, "blob")
+    data = os.urandom(300 * 1024)
+    open(local, "wb").write(data)
+    r1 = d.zvm("cp", local, "ag:/tmp/blob")
+    back = os.path.join(d.tmp, "back")
+    r2 = d.zvm("cp", "ag:/tmp/blob", back)
+    t.ok(r1.returncode == 0 and r2.returncode == 0 and open(back, "rb").read() == data,
+         "zvm cp in and out: 300 KiB of random bytes round-trip", r1.stderr + r2.stderr)
+    status, body = d.request("GET", "/vms/ag/files?path=/no/such/file")
+    t.ok(status == 404, f"reading a missing guest file: 404 ({status})", body)
+
+    secret = open(os.path.join(d.root, "run", "zvm", "vms", str(st["vmid"]), "agent.secret")).read().strip()
+    cmdline = open(f"/proc/{st['pid']}/cmdline", "rb").read()
+    t.ok(len(secret) == 64 and secret.encode() not in cmdline, "the secret is not on QEMU's command line")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(os.path.join(d.root, "run", "zvm", "vms", str(st["vmid"]), "vsock.sock"))
+    s.sendall(b"CONNECT 1024\n")
+    ok = s.recv(64)
+    s.sendall(b'{"op":"ping"}\n')
+    reply = b""
+    try:
+        while not reply.endswith(b"\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        rest = s.recv(4096)
+    except socket.timeout:
+        rest = b"(timeout)"
+    s.close()
+    t.ok(ok.startswith(b"OK") and b'"ok":false' in reply.replace(b" ", b"") and b"EACCES" in reply and rest == b"",
+         "a connection without the secret is refused and closed", f"{ok!r} {reply!r} {rest!r}")
+
+    t0 = time.monotonic()
+    r = d.zvm("shutdown", "ag")
+    took = time.monotonic() - t0
+    st = d.wait_state("ag", ["stopped", "crashed"], timeout=10)
+    t.ok(r.returncode == 0 and st["state"] == "stopped" and "asked the agent to shut down" in d.log_text(),
+         f"zvm shutdown goes through the agent ({took:.1f}s)", d.log_text()[-1500:])
+
+
+def scenario_agent_health(t, d):
+    """The health check marks an agent that stops answering."""
+    create(t, d, "hc")
+    d.request("POST", "/vms/hc/start")
+    t.ok((wait_agent(d, "hc") or {}).get("agent") == "ready", "agent ready")
+    # Freeze the listening agent (the parent of the process serving this exec).
+    r = d.zvm("exec", "hc", "--", "sh", "-c", "kill -STOP $(cut -d' ' -f4 /proc/$PPID/stat)")
+    t.ok(r.returncode == 0, "froze the agent", r.stderr)
+    st = wait_agent(d, "hc", "unresponsive", timeout=30)
+    t.ok(st and st.get("agent") == "unresponsive", "status: agent unresponsive", st)
+    d.request("POST", "/vms/hc/stop")
+
+
 def scenario_openapi(t, d):
     """api/openapi.yaml and zvmd's route table agree."""
     import yaml
@@ -416,6 +505,8 @@ def main():
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         extra = ["--listen", f"127.0.0.1:{port}"]
+    if name == "agent_health":
+        os.environ["ZVM_AGENT_HEALTH_SECONDS"] = "1"
     d = Zvmd(t, extra_args=extra)
     d.tcp_port = port
     try:

@@ -81,6 +81,7 @@ static const VmPaths paths_std = {
         .template_image = "/var/lib/zvm/templates/tiny.img",
         .upper_image = "/var/lib/zvm/images/100/upper.img",
         .pidfile = "/run/zvm/vms/100/qemu.pid",
+        .agent_secret = "/run/zvm/vms/100/agent.secret",
 };
 
 static const VmPaths paths_vhost_fd = {

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli-http.h"
+#include "cli-vm.h"
+#include "fd-util.h"
+#include "log.h"
+#include "string-util.h"
+
+#define EXEC_STDIN_MAX (1024U * 1024U)
+
+/* Decodes base64 field `key` of o and writes it to fd. */
+static int write_b64(json_object *o, const char *key, int fd) {
+        json_object *v;
+        const char *in;
+        _cleanup_free_ unsigned char *out = NULL;
+        size_t len, pad = 0;
+        int n;
+
+        if (!json_object_object_get_ex(o, key, &v) || !(in = json_object_get_string(v)))
+                return 0;
+        len = strlen(in);
+        if (len == 0)
+                return 0;
+        out = malloc(len / 4 * 3 + 1);
+        if (!out)
+                return log_oom();
+        n = EVP_DecodeBlock(out, (const unsigned char *) in, (int) len);
+        if (n < 0)
+                return log_error_errno(SYNTHETIC_ERRNO(EBADMSG), "zvmd sent malformed %s", key);
+        while (pad < 2 && len > pad && in[len - 1 - pad] == '=')
+                pad++;
+        return loop_write(fd, out, (size_t) n - pad, false);
+}
+
+/* zvm exec NAME [--timeout S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]:
+ * runs CMD in the guest through the agent, passes stdin (when it is not a
+ * terminal), stdout and stderr through, and exits with CMD's exit code
+ * (128+N for a signal, 124 when the timeout killed it, like timeout(1)). */
+int verb_exec(Cli *cli, int argc, char *argv[]) {
+        enum { ARG_TIMEOUT = ARG_VERB_FIRST, ARG_ENV, ARG_CWD };
+        static const struct option options[] = {
+                VERB_COMMON_OPTIONS,
+                { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "env", required_argument, NULL, ARG_ENV },
+                { "cwd", required_argument, NULL, ARG_CWD },
+                {}
+        };
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *res = NULL;
+        json_object *args = json_object_new_array(), *env = json_object_new_array(), *v;
+        _cleanup_free_ char *path = NULL;
+        uint32_t timeout = 30;
+        int c, r;
+
+        if (!body || !args || !env)
+                return log_oom();
+        json_object_object_add(body, "argv", args);
+        json_object_object_add(body, "env", env);
+        /* "+": stop at the first non-option, so CMD's own options stay its. */
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+                switch (c) {
+                case ARG_TIMEOUT:
+                        if (safe_atou32(optarg, &timeout) < 0 || timeout == 0 || timeout > 86400)
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                                       "invalid --timeout '%s' (seconds, 1-86400)", optarg);
+                        break;
+                case ARG_ENV:
+                        if (!strchr(optarg, '='))
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--env wants KEY=VALUE, got '%s'",
+                                                       optarg);
+                        json_object_array_add(env, json_object_new_string(optarg));
+                        break;
+                case ARG_CWD:
+                        json_object_object_add(body, "cwd", json_object_new_string(optarg));
+                        break;
+                default:
+                        r = verb_common_option(cli, c);
+                        if (r != 0)
+                                return r;
+                }
+        if (optind >= argc)
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "usage: zvm exec NAME [OPTIONS] -- CMD [ARGS...]");
+        const char *name = argv[optind++];
+        if (optind < argc && streq(argv[optind], "--"))
+                optind++;
+        if (optind >= argc)
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "zvm exec: no command given (zvm exec %s -- CMD)", name);
+        for (int i = optind; i < argc; i++)
+                json_object_array_add(args, json_object_new_string(argv[i]));
+        json_object_object_add(body, "timeout", json_object_new_int64(timeout));
+
+        if (!isatty(STDIN_FILENO)) {
+                _cleanup_free_ char *in = NULL, *b64 = NULL;
+                size_t size = 0;
+
+                r = read_full_fd(STDIN_FILENO, &in, &size, EXEC_STDIN_MAX);
+                if (r == -EFBIG)
+                        return log_error_errno(r, "stdin is larger than %u bytes, the limit of zvm exec", EXEC_STDIN_MAX);
+                if (r < 0 && r != -EBADF)
+                        return log_error_errno(r, "cannot read stdin: %m");
+                if (r >= 0 && size > 0) {
+                        b64 = malloc(4 * ((size + 2) / 3) + 1);
+                        if (!b64)
+                                return log_oom();
+                        EVP_EncodeBlock((unsigned char *) b64, (const unsigned char *) in, (int) size);
+                        json_object_object_add(body, "stdin", json_object_new_string(b64));
+                }
+        }
+
+        r = cli_vm_path(name, "/exec", &path);
+        if (r < 0)
+                return r;
+        if (cli->timeout_sec < timeout + 30)
+                cli->timeout_sec = timeout + 30;
+        r = cli_http_call(cli, "POST", path, body, &res);
+        if (r < 0)
+                return r;
+        if (cli->json) {
+                puts(json_object_to_json_string_ext(res, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+                return 0;
+        }
+        (void) write_b64(res, "stdout", STDOUT_FILENO);
+        (void) write_b64(res, "stderr", STDERR_FILENO);
+        if (json_object_object_get_ex(res, "stdout_truncated", &v) && json_object_get_boolean(v))
+                log_warning("zvm exec: stdout was truncated");
+        if (json_object_object_get_ex(res, "stderr_truncated", &v) && json_object_get_boolean(v))
+                log_warning("zvm exec: stderr was truncated");
+        if (json_object_object_get_ex(res, "timed_out", &v) && json_object_get_boolean(v)) {
+                log_error("zvm exec: the command ran longer than %us and was killed", timeout);
+                cli->exit_status = 124;
+                return 0;
+        }
+        if (json_object_object_get_ex(res, "exit_code", &v) && json_object_is_type(v, json_type_int)) {
+                cli->exit_status = json_object_get_int(v) & 0xff;
+                return 0;
+        }
+        if (json_object_object_get_ex(res, "signal", &v) && json_object_get_string(v))
+                log_error("zvm exec: the command was killed by SIG%s", json_object_get_string(v));
+        cli->exit_status = 128 + 9;
+        return 0;
+}

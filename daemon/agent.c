@@ -1,0 +1,627 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * zvmd's side of zvm-agent (api/agent-protocol.md).
+ *
+ * Every call is its own vsock connection: connect (bounded), send the auth
+ * line and the request, then read two lines from the event loop. Calls never
+ * block the loop after the connect, which on both vsock paths is a local
+ * handshake of a few milliseconds (bounded by AGENT_CONNECT_TIMEOUT_MS).
+ */
+#include <errno.h>
+#include <linux/vm_sockets.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "fd-util.h"
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "string-util.h"
+#include "vm.h"
+#include "vsock.h"
+
+#define AGENT_CONNECT_TIMEOUT_MS 3000
+#define AGENT_LINE_MAX (48U * 1024 * 1024)     /* two 8 MiB streams in base64, and some */
+#define AGENT_READY_LINE_MAX (64U * 1024)
+#define AGENT_READY_TIMEOUT_USEC (5ULL * 1000000ULL)
+#define AGENT_HEALTH_INTERVAL_USEC_DEFAULT (30ULL * 1000000ULL)
+#define AGENT_HEALTH_TIMEOUT_USEC (10ULL * 1000000ULL)
+
+struct AgentCall {
+        Vm *vm;
+        AgentCall *next;
+        int fd;
+        sd_event_source *io;
+        sd_event_source *timer;
+        char *out;
+        size_t out_size, out_done;
+        char *in;
+        size_t in_size, in_alloc;
+        bool authed;
+        agent_result_fn cb;
+        void *userdata;
+};
+
+/* A guest connection to port 1025 that should say READY. */
+typedef struct ReadyConn {
+        Manager *manager;
+        Vm *vm;                         /* NULL on the kernel path until the CID is matched */
+        int fd;
+        sd_event_source *io;
+        sd_event_source *timer;
+        char buf[AGENT_READY_LINE_MAX];
+        size_t size;
+} ReadyConn;
+
+static const char *const agent_state_table[_AGENT_STATE_MAX] = {
+        [AGENT_NONE] = "none",
+        [AGENT_WAITING] = "waiting",
+        [AGENT_READY] = "ready",
+        [AGENT_UNRESPONSIVE] = "unresponsive",
+};
+
+const char *agent_state_to_string(AgentState s) {
+        return s >= 0 && s < _AGENT_STATE_MAX ? agent_state_table[s] : NULL;
+}
+
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+static void agent_set_state(Vm *vm, AgentState s) {
+        if (vm->agent_state == s)
+                return;
+        log_info("VM %u (%s): agent %s → %s", vm->vmid, vm->config->name, agent_state_to_string(vm->agent_state),
+                 agent_state_to_string(s));
+        vm->agent_state = s;
+        manager_emit_agent(vm->manager, vm);
+}
+
+/* ---- calls ------------------------------------------------------------------ */
+
+static void call_unlink(AgentCall *c) {
+        for (AgentCall **p = &c->vm->agent_calls; *p; p = &(*p)->next)
+                if (*p == c) {
+                        *p = c->next;
+                        break;
+                }
+}
+
+static void call_free(AgentCall *c) {
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->timer);
+        safe_close(c->fd);
+        free(c->out);
+        free(c->in);
+        free(c);
+}
+
+static void call_finish(AgentCall *c, json_object *response, const char *code, const char *message) {
+        agent_result_fn cb = c->cb;
+        void *userdata = c->userdata;
+        Vm *vm = c->vm;
+
+        call_unlink(c);
+        call_free(c);
+        if (cb)
+                cb(vm, response, code, message, userdata);
+}
+
+void agent_call_cancel(AgentCall *c) {
+        if (!c)
+                return;
+        call_unlink(c);
+        call_free(c);
+}
+
+void agent_calls_cancel_all(Vm *vm) {
+        while (vm->agent_calls) {
+                AgentCall *c = vm->agent_calls;
+
+                call_finish(c, NULL, "ESHUTDOWN", "the VM went down");
+        }
+}
+
+/* Handles one complete line; returns true when the call is finished. */
+static bool call_line(AgentCall *c, char *line) {
+        enum json_tokener_error jerr;
+        json_object *o, *ok, *err, *v;
+        const char *code = "EPROTO", *message = "malformed answer from the agent";
+
+        o = json_tokener_parse_verbose(line, &jerr);
+        if (!o || !json_object_object_get_ex(o, "ok", &ok)) {
+                json_object_put(o);
+                call_finish(c, NULL, code, message);
+                return true;
+        }
+        if (!json_object_get_boolean(ok)) {
+                char buf[512];
+
+                if (json_object_object_get_ex(o, "error", &err)) {
+                        if (json_object_object_get_ex(err, "code", &v))
+                                code = json_object_get_string(v);
+                        if (json_object_object_get_ex(err, "message", &v))
+                                message = json_object_get_string(v);
+                }
+                snprintf(buf, sizeof(buf), "%s%s", c->authed ? "" : "authentication failed: ", message);
+                char *code_copy = strdup(code);
+                json_object_put(o);
+                call_finish(c, NULL, code_copy ? code_copy : "EPROTO", buf);
+                free(code_copy);
+                return true;
+        }
+        if (!c->authed) {
+                c->authed = true;
+                json_object_put(o);
+                return false;
+        }
+        call_finish(c, o, NULL, NULL);
+        json_object_put(o);
+        return true;
+}
+
+static int on_call_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        AgentCall *c = userdata;
+        ssize_t n;
+
+        if (c->out_done < c->out_size && (revents & EPOLLOUT)) {
+                n = send(fd, c->out + c->out_done, c->out_size - c->out_done, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                        call_finish(c, NULL, "ECONNRESET", "the agent closed the connection");
+                        return 0;
+                }
+                if (n > 0)
+                        c->out_done += (size_t) n;
+                if (c->out_done == c->out_size)
+                        (void) sd_event_source_set_io_events(s, EPOLLIN);
+        }
+        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                return 0;
+        for (;;) {
+                char *nl;
+
+                if (c->in_alloc - c->in_size < 65536) {
+                        size_t na = c->in_alloc ? c->in_alloc * 2 : 131072;
+                        char *p;
+
+                        if (na > AGENT_LINE_MAX + 65536) {
+                                call_finish(c, NULL, "E2BIG", "the agent's answer is too large");
+                                return 0;
+                        }
+                        p = realloc(c->in, na);
+                        if (!p) {
+                                call_finish(c, NULL, "ENOMEM", "out of memory");
+                                return 0;
+                        }
+                        c->in = p;
+                        c->in_alloc = na;
+                }
+                n = recv(fd, c->in + c->in_size, c->in_alloc - c->in_size - 1, MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                return 0;
+                        call_finish(c, NULL, "ECONNRESET", "the agent connection failed");
+                        return 0;
+                }
+                if (n == 0) {
+                        call_finish(c, NULL, "ECONNRESET", "the agent closed the connection");
+                        return 0;
+                }
+                c->in_size += (size_t) n;
+                c->in[c->in_size] = 0;
+                while ((nl = memchr(c->in, '\n', c->in_size))) {
+                        size_t len = (size_t) (nl - c->in) + 1;
+
+                        *nl = 0;
+                        if (call_line(c, c->in))
+                                return 0;
+                        memmove(c->in, c->in + len, c->in_size - len);
+                        c->in_size -= len;
+                        c->in[c->in_size] = 0;
+                }
+        }
+}
+
+static int on_call_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        call_finish(userdata, NULL, "ETIMEDOUT", "the agent did not answer in time");
+        return 0;
+}
+
+static VsockTarget vm_vsock_target(Vm *vm, char **uds) {
+        if (vm->manager->host.caps.vhost_vsock)
+                return (VsockTarget) { .cid = vm->config->cid };
+        *uds = strjoin(vm->run_dir, "/vsock.sock");
+        return (VsockTarget) { .uds_path = *uds };
+}
+
+int agent_call(Vm *vm, json_object *request, uint64_t timeout_usec, agent_result_fn cb, void *userdata,
+               AgentCall **ret) {
+        _cleanup_free_ char *uds = NULL, *auth = NULL;
+        VsockTarget t;
+        AgentCall *c;
+        const char *req;
+        int fd, r;
+
+        if (vm->agent_state == AGENT_NONE || !vm->agent_secret[0]) {
+                json_object_put(request);
+                return -ENOTCONN;
+        }
+        t = vm_vsock_target(vm, &uds);
+        if (!vm->manager->host.caps.vhost_vsock && !uds) {
+                json_object_put(request);
+                return -ENOMEM;
+        }
+        r = vsock_connect(&t, AGENT_PORT, AGENT_CONNECT_TIMEOUT_MS, &fd);
+        if (r < 0) {
+                json_object_put(request);
+                return r;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                safe_close(fd);
+                json_object_put(request);
+                return -ENOMEM;
+        }
+        c->vm = vm;
+        c->fd = fd;
+        c->cb = cb;
+        c->userdata = userdata;
+        req = json_object_to_json_string_ext(request, JSON_C_TO_STRING_PLAIN);
+        if (asprintf(&auth, "{\"op\":\"auth\",\"secret\":\"%s\"}\n%s\n", vm->agent_secret, req) < 0)
+                auth = NULL;
+        json_object_put(request);
+        if (!auth) {
+                call_free(c);
+                return -ENOMEM;
+        }
+        c->out_size = strlen(auth);
+        c->out = TAKE_PTR(auth);
+        (void) fd_nonblock(fd, true);
+        r = sd_event_add_io(vm->manager->event, &c->io, fd, EPOLLIN | EPOLLOUT, on_call_io, c);
+        if (r >= 0)
+                r = sd_event_add_time_relative(vm->manager->event, &c->timer, CLOCK_MONOTONIC, timeout_usec, 0,
+                                               on_call_timeout, c);
+        if (r < 0) {
+                call_free(c);
+                return r;
+        }
+        c->next = vm->agent_calls;
+        vm->agent_calls = c;
+        if (ret)
+                *ret = c;
+        return 0;
+}
+
+/* ---- health check ------------------------------------------------------------ */
+
+/* Every 30 s; ZVM_AGENT_HEALTH_SECONDS changes it (tests use 1). */
+static uint64_t health_interval_usec(void) {
+        const char *e = getenv("ZVM_AGENT_HEALTH_SECONDS");
+        uint32_t s;
+
+        if (e && safe_atou32(e, &s) >= 0 && s > 0 && s <= 3600)
+                return (uint64_t) s * 1000000ULL;
+        return AGENT_HEALTH_INTERVAL_USEC_DEFAULT;
+}
+
+static void on_health_ping(Vm *vm, json_object *response, const char *code, const char *message, void *userdata) {
+        if (response)
+                agent_set_state(vm, AGENT_READY);
+        else if (vm->agent_state == AGENT_READY) {
+                log_warning("VM %u (%s): the agent stopped answering: %s", vm->vmid, vm->config->name,
+                            strnull(message));
+                agent_set_state(vm, AGENT_UNRESPONSIVE);
+        }
+}
+
+static int on_health_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Vm *vm = userdata;
+        json_object *req;
+        int r;
+
+        if (vm->agent_state == AGENT_READY || vm->agent_state == AGENT_UNRESPONSIVE) {
+                req = json_object_new_object();
+                json_object_object_add(req, "op", json_object_new_string("ping"));
+                r = agent_call(vm, req, AGENT_HEALTH_TIMEOUT_USEC, on_health_ping, NULL, NULL);
+                if (r < 0)
+                        on_health_ping(vm, NULL, "ECONNREFUSED", strerror(-r), NULL);
+        }
+        return sd_event_source_set_time_relative(s, health_interval_usec());
+}
+
+static int agent_start_health(Vm *vm) {
+        if (vm->agent_health)
+                return 0;
+        return sd_event_add_time_relative(vm->manager->event, &vm->agent_health, CLOCK_MONOTONIC,
+                                          health_interval_usec(), 0, on_health_timer, vm) < 0
+                       ? -EIO
+                       : sd_event_source_set_enabled(vm->agent_health, SD_EVENT_ON);
+}
+
+/* ---- READY ------------------------------------------------------------------- */
+
+static void ready_free(ReadyConn *rc) {
+        sd_event_source_disable_unref(rc->io);
+        sd_event_source_disable_unref(rc->timer);
+        safe_close(rc->fd);
+        free(rc);
+}
+
+static Vm *vm_by_cid(Manager *m, uint32_t cid) {
+        for (size_t i = 0; i < m->n_vms; i++)
+                if (m->vms[i]->config->cid == cid)
+                        return m->vms[i];
+        return NULL;
+}
+
+static void ready_handle(ReadyConn *rc) {
+        Vm *vm = rc->vm;
+        json_object *o, *v;
+        const char *secret;
+
+        o = json_tokener_parse(rc->buf);
+        if (!o || !json_object_object_get_ex(o, "op", &v) || !streq_ptr(json_object_get_string(v), "ready") ||
+            !json_object_object_get_ex(o, "secret", &v) || !(secret = json_object_get_string(v)) ||
+            strlen(secret) != strlen(vm->agent_secret) ||
+            CRYPTO_memcmp(secret, vm->agent_secret, strlen(secret)) != 0) {
+                log_warning("VM %u: ignoring a READY without the VM's secret", vm->vmid);
+                json_object_put(o);
+                return;
+        }
+        json_object_object_del(o, "secret");
+        json_object_object_del(o, "op");
+        json_object_put(vm->agent_info);
+        vm->agent_info = o;
+        vm->agent_ready_usec = vm->started_mono > 0 ? mono_usec() - vm->started_mono : 0;
+        log_info("VM %u (%s): agent ready %.2f s after start", vm->vmid, vm->config->name,
+                 (double) vm->agent_ready_usec / 1e6);
+        agent_set_state(vm, AGENT_READY);
+        (void) agent_start_health(vm);
+}
+
+static int on_ready_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        ReadyConn *rc = userdata;
+        ssize_t n;
+        char *nl;
+
+        n = recv(fd, rc->buf + rc->size, sizeof(rc->buf) - 1 - rc->size, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n <= 0) {
+                ready_free(rc);
+                return 0;
+        }
+        rc->size += (size_t) n;
+        rc->buf[rc->size] = 0;
+        nl = strchr(rc->buf, '\n');
+        if (nl) {
+                *nl = 0;
+                if (rc->vm)
+                        ready_handle(rc);
+                ready_free(rc);
+        } else if (rc->size >= sizeof(rc->buf) - 1)
+                ready_free(rc);
+        return 0;
+}
+
+static int on_ready_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        ready_free(userdata);
+        return 0;
+}
+
+static int ready_accept(Manager *m, Vm *vm, int listen_fd) {
+        ReadyConn *rc;
+        int fd, r;
+
+        fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0)
+                return errno == EAGAIN ? 0 : -errno;
+        if (!vm) {
+                /* Kernel vsock: which VM is it? The peer's CID says. */
+                struct sockaddr_vm sa = {};
+                socklen_t len = sizeof(sa);
+
+                if (getpeername(fd, (struct sockaddr *) &sa, &len) < 0 || !(vm = vm_by_cid(m, sa.svm_cid))) {
+                        safe_close(fd);
+                        return 0;
+                }
+        }
+        rc = calloc(1, sizeof(*rc));
+        if (!rc) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        rc->manager = m;
+        rc->vm = vm;
+        rc->fd = fd;
+        r = sd_event_add_io(m->event, &rc->io, fd, EPOLLIN, on_ready_io, rc);
+        if (r >= 0)
+                r = sd_event_add_time_relative(m->event, &rc->timer, CLOCK_MONOTONIC, AGENT_READY_TIMEOUT_USEC, 0,
+                                               on_ready_timeout, rc);
+        if (r < 0)
+                ready_free(rc);
+        return r;
+}
+
+static int on_vm_ready_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Vm *vm = userdata;
+
+        (void) ready_accept(vm->manager, vm, fd);
+        return 0;
+}
+
+static int on_manager_ready_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void) ready_accept(userdata, NULL, fd);
+        return 0;
+}
+
+int agent_manager_listen(Manager *m) {
+        VsockTarget t = { .cid = 0 };
+        int fd, r;
+
+        if (!m->host.caps.vhost_vsock)
+                return 0;               /* hybrid: one listener per VM */
+        r = vsock_listen(&t, AGENT_READY_PORT, 64, &fd);
+        if (r < 0)
+                return log_warning_errno(r, "Cannot listen on vsock port %u for agents, READY will not arrive: %m",
+                                         AGENT_READY_PORT);
+        (void) fd_nonblock(fd, true);
+        r = sd_event_add_io(m->event, &m->agent_listen, fd, EPOLLIN, on_manager_ready_listen, m);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        (void) sd_event_source_set_io_fd_own(m->agent_listen, true);
+        return 0;
+}
+
+static int agent_listen_hybrid(Vm *vm) {
+        _cleanup_free_ char *uds = strjoin(vm->run_dir, "/vsock.sock");
+        _cleanup_free_ char *path = NULL;
+        VsockTarget t = { .uds_path = uds };
+        int fd, r;
+
+        if (vm->manager->host.caps.vhost_vsock)
+                return 0;
+        if (!uds)
+                return -ENOMEM;
+        r = vsock_hybrid_listen_path(uds, AGENT_READY_PORT, &path);
+        if (r < 0)
+                return r;
+        /* A leftover from a previous run of this VM: the VM is not running
+         * (or is being re-adopted by the only zvmd for this root), so no
+         * one else listens there. */
+        (void) unlink(path);
+        r = vsock_listen(&t, AGENT_READY_PORT, 8, &fd);
+        if (r < 0)
+                return r;
+        (void) fd_nonblock(fd, true);
+        r = sd_event_add_io(vm->manager->event, &vm->agent_listen, fd, EPOLLIN, on_vm_ready_listen, vm);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        (void) sd_event_source_set_io_fd_own(vm->agent_listen, true);
+        return 0;
+}
+
+static int read_secret(Vm *vm) {
+        _cleanup_free_ char *path = strjoin(vm->run_dir, "/agent.secret"), *s = NULL;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        r = read_one_line_file(path, &s);
+        if (r < 0)
+                return r;
+        if (strlen(s) != sizeof(vm->agent_secret) - 1)
+                return -EBADMSG;
+        memcpy(vm->agent_secret, s, sizeof(vm->agent_secret));
+        return 0;
+}
+
+int agent_prepare(Vm *vm, char **ret_secret_path) {
+        uint8_t raw[32];
+        _cleanup_free_ char *hex = NULL;
+        int r;
+
+        *ret_secret_path = NULL;
+        agent_stop(vm);
+        if (!vm->config->agent)
+                return 0;
+        if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
+                return -EIO;
+        hex = hexencode(raw, sizeof(raw));
+        explicit_bzero(raw, sizeof(raw));
+        if (!hex)
+                return -ENOMEM;
+        r = write_file_atomic(vm->run_dir, "agent.secret", hex, strlen(hex), 0600);
+        if (r < 0)
+                return r;
+        memcpy(vm->agent_secret, hex, sizeof(vm->agent_secret));
+        explicit_bzero(hex, strlen(hex));
+        r = agent_listen_hybrid(vm);
+        if (r < 0)
+                return r;
+        vm->agent_state = AGENT_WAITING;
+        *ret_secret_path = strjoin(vm->run_dir, "/agent.secret");
+        return *ret_secret_path ? 0 : -ENOMEM;
+}
+
+static void on_readopt_ping(Vm *vm, json_object *response, const char *code, const char *message, void *userdata) {
+        if (response) {
+                agent_set_state(vm, AGENT_READY);
+                (void) agent_start_health(vm);
+        } else
+                log_notice("VM %u: re-adopted, agent not answering (%s); waiting for READY", vm->vmid,
+                           strnull(message));
+}
+
+int agent_readopt(Vm *vm) {
+        json_object *req;
+        int r;
+
+        if (!vm->config->agent)
+                return 0;
+        r = read_secret(vm);
+        if (r < 0)
+                return r;
+        r = agent_listen_hybrid(vm);
+        if (r < 0)
+                return r;
+        vm->agent_state = AGENT_WAITING;
+        req = json_object_new_object();
+        json_object_object_add(req, "op", json_object_new_string("ping"));
+        r = agent_call(vm, req, AGENT_HEALTH_TIMEOUT_USEC, on_readopt_ping, NULL, NULL);
+        if (r < 0)
+                log_notice_errno(r, "VM %u: re-adopted, agent not reachable (%m); waiting for READY", vm->vmid);
+        return 0;
+}
+
+void agent_stop(Vm *vm) {
+        agent_calls_cancel_all(vm);
+        vm->agent_listen = sd_event_source_disable_unref(vm->agent_listen);
+        vm->agent_health = sd_event_source_disable_unref(vm->agent_health);
+        json_object_put(vm->agent_info);
+        vm->agent_info = NULL;
+        explicit_bzero(vm->agent_secret, sizeof(vm->agent_secret));
+        vm->agent_ready_usec = 0;
+        if (vm->agent_state != AGENT_NONE) {
+                vm->agent_state = AGENT_NONE;
+                if (vm->run_dir) {
+                        _cleanup_free_ char *p = strjoin(vm->run_dir, "/agent.secret");
+                        _cleanup_free_ char *l = strjoin(vm->run_dir, "/vsock.sock_1025");
+
+                        if (p)
+                                (void) unlink(p);
+                        if (l)
+                                (void) unlink(l);
+                }
+        }
+}
+
+int agent_to_json(Vm *vm, json_object *status) {
+        json_object_object_add(status, "agent", json_object_new_string(agent_state_to_string(vm->agent_state)));
+        if (vm->agent_info) {
+                json_object *boot = NULL;
+
+                (void) json_object_deep_copy(vm->agent_info, &boot, NULL);
+                if (boot) {
+                        json_object_object_add(boot, "ready_seconds",
+                                               json_object_new_double((double) vm->agent_ready_usec / 1e6));
+                        json_object_object_add(status, "boot", boot);
+                }
+        }
+        return 0;
+}
