@@ -93,15 +93,18 @@ def host_tsc_khz():
     return _tsc_khz
 
 
-def microvm_argv(accel, kernel, initrd, append, disks=(), memory=256, cpus=1, extra=()):
+def microvm_argv(accel, kernel, initrd, append, disks=(), memory=256, cpus=1, extra=(), machine_extra=""):
     """The command line for a zvm-style microVM. disks: list of
-    (path, bus, readonly) where bus is 'blk' or 'scsi'."""
+    (path, bus, readonly) where bus is 'blk' or 'scsi'. machine_extra is
+    appended to the -M option (e.g. ",memory-backend=mem" for
+    vhost-user devices)."""
     # Under TCG the kernel hangs calibrating the TSC without the PIT and
     # userspace timers stall without the PIC; under KVM kvmclock makes both
     # unnecessary.
     machine = "microvm,x-option-roms=off,rtc=on"
     if accel == "kvm":
         machine += ",pit=off,pic=off"
+    machine += machine_extra
     # Under TCG the guest TSC ticks at the host's rate; calibrating it against
     # the emulated PIT fails when the host is busy and the boot then hangs,
     # so tell the kernel the rate (see lib/tsc.c).
