@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "cli-http.h"
 #include "cli-vm.h"
 #include "fd-util.h"
@@ -16,26 +16,16 @@
 
 /* Decodes base64 field `key` of o and writes it to fd. */
 static int write_b64(json_object *o, const char *key, int fd) {
+        _cleanup_free_ unsigned char *out = NULL;
         json_object *v;
         const char *in;
-        _cleanup_free_ unsigned char *out = NULL;
-        size_t len, pad = 0;
-        int n;
+        size_t size = 0;
 
-        if (!json_object_object_get_ex(o, key, &v) || !(in = json_object_get_string(v)))
+        if (!json_object_object_get_ex(o, key, &v) || !(in = json_object_get_string(v)) || !*in)
                 return 0;
-        len = strlen(in);
-        if (len == 0)
-                return 0;
-        out = malloc(len / 4 * 3 + 1);
-        if (!out)
-                return log_oom();
-        n = EVP_DecodeBlock(out, (const unsigned char *) in, (int) len);
-        if (n < 0)
+        if (base64_decode(in, &out, &size) < 0)
                 return log_error_errno(SYNTHETIC_ERRNO(EBADMSG), "zvmd sent malformed %s", key);
-        while (pad < 2 && len > pad && in[len - 1 - pad] == '=')
-                pad++;
-        return loop_write(fd, out, (size_t) n - pad, false);
+        return loop_write(fd, out, size, false);
 }
 
 /* zvm exec NAME [--timeout S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]:
@@ -104,10 +94,9 @@ int verb_exec(Cli *cli, int argc, char *argv[]) {
                 if (r < 0 && r != -EBADF)
                         return log_error_errno(r, "cannot read stdin: %m");
                 if (r >= 0 && size > 0) {
-                        b64 = malloc(4 * ((size + 2) / 3) + 1);
+                        b64 = base64_encode(in, size);
                         if (!b64)
                                 return log_oom();
-                        EVP_EncodeBlock((unsigned char *) b64, (const unsigned char *) in, (int) size);
                         json_object_object_add(body, "stdin", json_object_new_string(b64));
                 }
         }

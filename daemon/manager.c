@@ -5,7 +5,6 @@
  * are serialised; a daemon-wide flock keeps a second zvmd off the same root.
  */
 #include <dirent.h>
-#include <openssl/evp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -19,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "cid-alloc.h"
 #include "fd-util.h"
 #include "fileio.h"
@@ -806,36 +806,13 @@ out:
         json_object_put(body);
 }
 
-static int decode_base64(const char *in, unsigned char **ret, size_t *ret_size) {
-        size_t len = strlen(in), pad = 0;
-        unsigned char *out;
-        int n;
-
-        if (len % 4 != 0)
-                return -EINVAL;
-        out = malloc(len / 4 * 3 + 1);
-        if (!out)
-                return -ENOMEM;
-        n = EVP_DecodeBlock(out, (const unsigned char *) in, (int) len);
-        if (n < 0) {
-                free(out);
-                return -EINVAL;
-        }
-        /* EVP_DecodeBlock counts padding as zero bytes. */
-        while (pad < 2 && len > pad && in[len - 1 - pad] == '=')
-                pad++;
-        *ret = out;
-        *ret_size = (size_t) n - pad;
-        return 0;
-}
-
 static void reply_file_data(HttpRequest *req, json_object *response) {
         _cleanup_free_ unsigned char *data = NULL;
         json_object *v;
         size_t size = 0;
 
         if (!json_object_object_get_ex(response, "data", &v) ||
-            decode_base64(json_object_get_string(v), &data, &size) < 0) {
+            base64_decode(json_object_get_string(v), &data, &size) < 0) {
                 http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "the agent sent malformed file data");
                 return;
         }
@@ -887,12 +864,11 @@ static void route_vm_file_put(void *ctx, HttpRequest *req, char **params) {
                 }
         }
         body = http_request_body(req, &size);
-        b64 = malloc(4 * ((size + 2) / 3) + 1);
+        b64 = base64_encode(body, size);
         if (!b64) {
                 http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
                 return;
         }
-        EVP_EncodeBlock((unsigned char *) b64, (const unsigned char *) (body ? body : ""), (int) size);
         r = json_object_new_object();
         json_object_object_add(r, "op", json_object_new_string("file-write"));
         json_object_object_add(r, "path", json_object_new_string(path));

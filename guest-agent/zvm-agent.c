@@ -51,23 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* musl ships no kernel UAPI headers, so no <linux/vm_sockets.h>. This is the
- * kernel's vsock socket ABI (include/uapi/linux/socket.h and
- * include/uapi/linux/vm_sockets.h), stable since Linux 3.9. */
-#ifndef AF_VSOCK
-#define AF_VSOCK 40
-#endif
-#define VMADDR_CID_ANY  (~0U)
-#define VMADDR_CID_HOST 2U
-struct sockaddr_vm {
-        sa_family_t svm_family;
-        unsigned short svm_reserved1;
-        unsigned int svm_port;
-        unsigned int svm_cid;
-        unsigned char svm_flags;
-        unsigned char svm_zero[sizeof(struct sockaddr) - sizeof(sa_family_t) - sizeof(unsigned short) -
-                               2 * sizeof(unsigned int) - sizeof(unsigned char)];
-};
+#include "musl-vsock.h"
 
 /* include/uapi/linux/close_range.h (Linux 5.11). */
 #ifndef SYS_close_range
