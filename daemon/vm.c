@@ -419,6 +419,7 @@ static void vm_qmp_detach(Vm *vm) {
         vm->qmp = qmp_client_free(vm->qmp);
 }
 
+/* Takes ownership of args. */
 static int vm_qmp_invoke(Vm *vm, const char *cmd, json_object *args, qmp_result_fn cb, void *userdata) {
         int r;
 
@@ -426,7 +427,10 @@ static int vm_qmp_invoke(Vm *vm, const char *cmd, json_object *args, qmp_result_
                 json_object_put(args);
                 return -ENOTCONN;
         }
+        /* qmp_client_invoke() takes a reference of its own; ours was
+         * handed to us by the caller. */
         r = qmp_client_invoke(vm->qmp, cmd, args, cb, userdata);
+        json_object_put(args);
         vm_qmp_update_events(vm);
         return r;
 }

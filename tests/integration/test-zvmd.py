@@ -516,6 +516,10 @@ def main():
     except Exception as e:  # a crash of the test is a failure, with the daemon's log
         t.ok(False, f"scenario raised {type(e).__name__}: {e}", d.log_text())
     finally:
+        d.terminate()
+        if d.proc:
+            report = d.sanitizer_report()
+            t.ok(not report, "zvmd's log has no sanitizer report (ASan/UBSan/LSan builds report there)", report)
         if t.failed:
             t.diag("zvmd log:\n" + d.log_text())
         d.cleanup()

@@ -75,6 +75,20 @@ class Zvmd:
                 self.proc.kill()
                 self.proc.wait()
 
+    def sanitizer_report(self):
+        """What ASan/UBSan/LSan said in zvmd's log (an ASan build of zvmd
+        reports there, and leaks at exit): empty when clean."""
+        text = self.log_text_all()
+        hits = [m for m in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer") if m in text]
+        return text[text.index(hits[0]):][:4000] if hits else ""
+
+    def log_text_all(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
     def cleanup(self):
         """Stops zvmd and every QEMU / helper it left running."""
         self.terminate()

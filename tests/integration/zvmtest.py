@@ -14,7 +14,8 @@ import time
 
 BUILD = os.environ.get("ZVM_BUILD_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
-GUEST = os.path.join(BUILD, "guest")
+# The guest artifacts; an ASan build dir borrows the normal build's.
+GUEST = os.environ.get("ZVM_GUEST_DIR") or os.path.join(BUILD, "guest")
 MUST_BOOT = os.environ.get("ZVM_MUST_BOOT") == "1"
 QEMU = os.environ.get("ZVM_QEMU", "qemu-system-x86_64")
 QBOOT = "/usr/share/qemu/qboot.rom"
