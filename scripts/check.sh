@@ -28,17 +28,21 @@ suites=${ZVM_SUITES:-unit vm}
 args=()
 for s in $suites; do args+=(--suite "$s"); done
 meson test -C "$asan" --suite unit --print-errorlogs || rc=1
+# Each meson test run rewrites testlog.json: keep this one for the summary.
+cp "$asan/meson-logs/testlog.json" "$asan/meson-logs/testlog-unit.json" 2>/dev/null || true
 meson test -C "$build" "${args[@]}" --print-errorlogs --num-processes "$(nproc)" || rc=1
 # zvmd itself under ASan+UBSan (+LeakSanitizer at exit) on the scenarios that
 # push the most paths: a report in its log fails the scenario.
+asan_vm_log=
 if [[ " $suites " == *" vm "* ]]; then
+        asan_vm_log=$asan/meson-logs/testlog.json
         ZVM_GUEST_DIR=$build/guest ASAN_OPTIONS=detect_leaks=1 \
                 meson test -C "$asan" --print-errorlogs --num-processes "$(nproc)" \
                 zvmd-lifecycle zvmd-bad_input zvmd-crash zvmd-readopt zvmd-agent zvmd-balloon || rc=1
 fi
 
 # One plain summary line over both runs, for humans and for CI.
-python3 - "$build/meson-logs/testlog.json" "$asan/meson-logs/testlog.json" <<'PY'
+python3 - "$build/meson-logs/testlog.json" "$asan/meson-logs/testlog-unit.json" $asan_vm_log <<'PY'
 import json, sys
 count = {"OK": 0, "FAIL": 0, "SKIP": 0}
 for path in sys.argv[1:]:
