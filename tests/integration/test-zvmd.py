@@ -60,6 +60,9 @@ def scenario_lifecycle(t, d):
     t.ok(st and st.get("accel") in ("tcg", "kvm") and st.get("rss_bytes", 0) > 0, "status reports accel and RSS", st)
     t.ok(d.wait_console("web", "zvm-tiny: ready", timeout=60), "guest booted (console log)",
          d.request("GET", "/vms/web/console/log")[1])
+    r = d.zvm("console", "web", input="echo console-$((6*7))\n", timeout=30)
+    t.ok(r.returncode == 0 and "console-42" in r.stdout, "zvm console reaches the guest's shell (stdin piped)",
+         f"{r.returncode} {r.stdout[-500:]!r} {r.stderr!r}")
     status, _ = d.request("POST", "/vms/web/start")
     t.ok(status == 409, f"start of a running VM: 409 ({status})")
     status, body = d.request("DELETE", "/vms/web")
