@@ -477,6 +477,32 @@ def scenario_agent_health(t, d):
     d.request("POST", "/vms/hc/stop")
 
 
+def scenario_notify(t, d):
+    """sd_notify: READY=1 once the API answers, then WATCHDOG=1 pings at half
+    the interval systemd asks for, on a NOTIFY_SOCKET of the test's own."""
+    path = os.path.join(d.tmp, "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(5)
+    os.environ["NOTIFY_SOCKET"] = path
+    os.environ["WATCHDOG_USEC"] = "600000"
+    try:
+        d.start()
+    finally:
+        del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+    msgs = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and sum(m.count("WATCHDOG=1") for m in msgs) < 3:
+        try:
+            msgs.append(s.recv(4096).decode())
+        except socket.timeout:
+            break
+    s.close()
+    t.ok(any("READY=1" in m for m in msgs), "READY=1 sent", msgs)
+    t.ok(sum(m.count("WATCHDOG=1") for m in msgs) >= 3, "WATCHDOG=1 sent repeatedly (every 0.3 s)", msgs)
+    t.ok(any("STATUS=" in m for m in msgs), "a STATUS= line says what it serves", msgs)
+
+
 def scenario_openapi(t, d):
     """api/openapi.yaml and zvmd's route table agree."""
     import yaml
@@ -513,7 +539,7 @@ def main():
     d = Zvmd(t, extra_args=extra)
     d.tcp_port = port
     try:
-        if name != "openapi":
+        if name not in ("openapi", "notify"):
             d.start()
         SCENARIOS[name](t, d)
     except Exception as e:  # a crash of the test is a failure, with the daemon's log
