@@ -31,12 +31,13 @@
 #define CONSOLE_DRAIN_MSEC 1000
 #define CONSOLE_BUFFER_SIZE (16U * 1024U)
 
-/* Asks zvmd for the VM's VMID and state; the console socket is named by
- * VMID, and a stopped VM has none. */
-static int console_socket_path(const Cli *cli, const char *id, char **ret) {
+/* Asks zvmd for the VM's VMID and state, and returns
+ * <run>/vms/<vmid>/<name>: the runtime files are named by VMID, and a
+ * stopped VM has none. */
+int cli_vm_runtime_path(const Cli *cli, const char *id, const char *name, char **ret, uint32_t *ret_cid) {
         _cleanup_(json_object_putp) json_object *vm = NULL;
         _cleanup_free_ char *path = NULL;
-        json_object *vmid = NULL, *state = NULL;
+        json_object *vmid = NULL, *state = NULL, *cid = NULL;
         const char *s;
         char buf[32];
         int r;
@@ -56,9 +57,11 @@ static int console_socket_path(const Cli *cli, const char *id, char **ret) {
         if (!streq_ptr(s, "starting") && !streq_ptr(s, "running") && !streq_ptr(s, "stopping"))
                 return log_error_errno(SYNTHETIC_ERRNO(EBUSY), "VM %s is not running", id);
 
+        if (ret_cid)
+                *ret_cid = json_object_object_get_ex(vm, "cid", &cid) ? (uint32_t) json_object_get_int64(cid) : 0;
         (void) snprintf(buf, sizeof(buf), "%" PRIi64, json_object_get_int64(vmid));
         path = mfree(path);
-        path = strjoin(cli->run_dir, "/vms/", buf, "/console.sock");
+        path = strjoin(cli->run_dir, "/vms/", buf, "/", name);
         if (!path)
                 return log_oom();
         *ret = TAKE_PTR(path);
@@ -164,7 +167,7 @@ int cli_console_attach(const Cli *cli, const char *id) {
         bool tty;
         int r;
 
-        r = console_socket_path(cli, id, &path);
+        r = cli_vm_runtime_path(cli, id, "console.sock", &path, NULL);
         if (r < 0)
                 return r;
 

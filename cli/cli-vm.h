@@ -33,6 +33,9 @@ int cli_vm_call_print(const Cli *cli, const char *method, const char *id, const 
 /* GET /vms/<id>/console/log[?tail=N] and write it to stdout as it is. */
 int cli_vm_logs(const Cli *cli, const char *id, uint64_t tail, bool have_tail);
 
+/* <run>/vms/<vmid>/<name> of a running VM (asks zvmd), and its CID. */
+int cli_vm_runtime_path(const Cli *cli, const char *id, const char *name, char **ret, uint32_t *ret_cid);
+
 /* Attaches the terminal to the VM's serial console (cli-console.c). */
 int cli_console_attach(const Cli *cli, const char *id);
 

@@ -81,6 +81,7 @@ static const Verb verbs[] = {
         { "logs",         verb_logs,         "NAME [--tail BYTES]",    "Print a VM's serial console log", logs_details },
         { "exec",         verb_exec,         "NAME [--timeout S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]", "Run a command in a VM through its agent; exits with its exit code", exec_details },
         { "cp",           verb_cp,           "SRC DST",                "Copy a file into or out of a VM (one side is NAME:/path)", cp_details },
+        { "vsock-proxy",  verb_vsock_proxy,  "NAME[.zvm] PORT",        "Connect stdin/stdout to a guest vsock port (an ssh ProxyCommand)", NULL },
         { "host",         verb_host,         "",                       "Show host facts (versions, accelerator, capacity)", NULL },
         { "token create", verb_token_create, "[--comment C]",          "Create an API token and print its secret, once", NULL },
         { "token list",   verb_token_list,   "",                       "List API tokens", NULL },

@@ -67,6 +67,7 @@ int verb_token_delete(Cli *cli, int argc, char *argv[]);
 int verb_help(Cli *cli, int argc, char *argv[]);
 int verb_exec(Cli *cli, int argc, char *argv[]);
 int verb_cp(Cli *cli, int argc, char *argv[]);
+int verb_vsock_proxy(Cli *cli, int argc, char *argv[]);
 
 /* ---- option parsing shared by the verbs (zvm.c) ------------------------------ */
 

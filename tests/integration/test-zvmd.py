@@ -456,6 +456,13 @@ def scenario_agent(t, d):
     t.ok(ok.startswith(b"OK") and b'"ok":false' in reply.replace(b" ", b"") and b"EACCES" in reply and rest == b"",
          "a connection without the secret is refused and closed", f"{ok!r} {reply!r} {rest!r}")
 
+    r = d.zvm("vsock-proxy", "ag.zvm", "1024", timeout=30,
+              input=f'{{"op":"auth","secret":"{secret}"}}\n{{"id":7,"op":"ping"}}\n')
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
+    t.ok(r.returncode == 0 and len(lines) == 2 and lines[0].get("ok") and lines[1].get("pong") is True
+         and lines[1].get("id") == 7, "zvm vsock-proxy NAME.zvm 1024 carries a whole agent session and ends at EOF",
+         f"{r.returncode} {r.stdout!r} {r.stderr!r}")
+
     t0 = time.monotonic()
     r = d.zvm("shutdown", "ag")
     took = time.monotonic() - t0
