@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cli-http.h"
@@ -18,42 +17,50 @@
  * well below that too. */
 #define PROXY_CHUNK (16U * 1024U)
 
-/* Copies stdin → sock and sock → stdout until both directions ended: the
- * shape OpenSSH's ProxyCommand expects (stdin EOF half-closes the socket). */
+/* After stdin ends, keep relaying the guest's answers until it has been
+ * quiet this long, then close. No half-close: vhost-device-vsock turns a
+ * unix-socket SHUT_WR into a full vsock shutdown, so the guest could lose
+ * the last request before answering it. */
+#define PROXY_DRAIN_MS 3000
+
+/* Copies stdin → sock and sock → stdout until the guest closes, or stdin
+ * ended and the guest has been quiet for PROXY_DRAIN_MS. */
 static int relay(int sock) {
-        bool in_open = true, out_open = true;
+        bool in_open = true;
         char buf[PROXY_CHUNK];
 
-        while (out_open) {
+        for (;;) {
                 struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = STDIN_FILENO, .events = POLLIN } };
                 ssize_t n;
+                int k;
 
-                if (poll(p, in_open ? 2 : 1, -1) < 0) {
+                k = poll(p, in_open ? 2 : 1, in_open ? -1 : PROXY_DRAIN_MS);
+                if (k < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
                 }
+                if (k == 0)
+                        return 0;               /* stdin done, guest quiet */
                 if (p[0].revents) {
                         n = read(sock, buf, sizeof(buf));
                         if (n < 0 && errno != EINTR && errno != EAGAIN)
                                 return -errno;
                         if (n == 0)
-                                out_open = false;
-                        else if (n > 0 && loop_write(STDOUT_FILENO, buf, (size_t) n, false) < 0)
+                                return 0;       /* the guest closed */
+                        if (n > 0 && loop_write(STDOUT_FILENO, buf, (size_t) n, false) < 0)
                                 return -EPIPE;
                 }
                 if (in_open && p[1].revents) {
                         n = read(STDIN_FILENO, buf, sizeof(buf));
                         if (n < 0 && errno != EINTR && errno != EAGAIN)
                                 return -errno;
-                        if (n == 0) {
+                        if (n == 0)
                                 in_open = false;
-                                (void) shutdown(sock, SHUT_WR);
-                        } else if (n > 0 && loop_write(sock, buf, (size_t) n, false) < 0)
+                        else if (n > 0 && loop_write(sock, buf, (size_t) n, false) < 0)
                                 return -EPIPE;
                 }
         }
-        return 0;
 }
 
 /* zvm vsock-proxy NAME PORT: connects stdin/stdout to a guest's vsock port,

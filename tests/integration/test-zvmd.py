@@ -460,7 +460,7 @@ def scenario_agent(t, d):
               input=f'{{"op":"auth","secret":"{secret}"}}\n{{"id":7,"op":"ping"}}\n')
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.strip()]
     t.ok(r.returncode == 0 and len(lines) == 2 and lines[0].get("ok") and lines[1].get("pong") is True
-         and lines[1].get("id") == 7, "zvm vsock-proxy NAME.zvm 1024 carries a whole agent session and ends at EOF",
+         and lines[1].get("id") == 7, "zvm vsock-proxy NAME.zvm 1024 carries a whole agent session and ends after EOF",
          f"{r.returncode} {r.stdout!r} {r.stderr!r}")
 
     t0 = time.monotonic()
