@@ -756,3 +756,56 @@ int cli_output_token_list(json_object *tokens, char **ret) {
         }
         return cli_table_format(t, ret);
 }
+
+int cli_output_template_list(json_object *templates, char **ret) {
+        static const char *const header[] = { "NAME", "PROFILE", "STATE", ">SIZE", ">DISK", "CREATED", "USED BY" };
+        _cleanup_table_ CliTable *t = NULL;
+        int r;
+
+        assert_return(ret, -EINVAL);
+        if (!json_object_is_type(templates, json_type_array))
+                return -EBADMSG;
+
+        t = cli_table_new(ELEMENTSOF(header), header);
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_object_array_length(templates); i++) {
+                json_object *tp = json_object_array_get_idx(templates, i), *v, *users;
+                _cleanup_free_ char *used = NULL;
+                char size[CLI_FORMAT_MAX], disk[CLI_FORMAT_MAX], created[CLI_FORMAT_MAX];
+                const char *profile = json_object_get_string(json_get_path(tp, "profile"));
+                _cleanup_free_ char *prof = NULL;
+
+                if (json_object_get_boolean(json_get_path(tp, "builtin")) && asprintf(&prof, "%s (built in)",
+                                                                                     strnull(profile)) < 0)
+                        return -ENOMEM;
+                users = json_get_path(tp, "used_by");
+                for (size_t k = 0; json_object_is_type(users, json_type_array) && k < json_object_array_length(users); k++) {
+                        char *n = strjoin(strempty(used), used ? "," : "",
+                                          json_object_get_string(json_object_array_get_idx(users, k)));
+                        if (!n)
+                                return -ENOMEM;
+                        free(used);
+                        used = n;
+                }
+                v = json_get_path(tp, "size");
+                r = cli_table_add(t, json_object_get_string(json_get_path(tp, "name")));
+                if (r >= 0)
+                        r = cli_table_add(t, prof ?: profile);
+                if (r >= 0)
+                        r = cli_table_add(t, json_object_get_string(json_get_path(tp, "state")));
+                if (r >= 0)
+                        r = cli_table_add(t, v ? cli_format_bytes(size, sizeof(size), (uint64_t) json_object_get_int64(v)) : NULL);
+                v = json_get_path(tp, "disk_usage");
+                if (r >= 0)
+                        r = cli_table_add(t, v ? cli_format_bytes(disk, sizeof(disk), (uint64_t) json_object_get_int64(v)) : NULL);
+                v = json_get_path(tp, "created");
+                if (r >= 0)
+                        r = cli_table_add(t, v ? cli_format_timestamp(created, sizeof(created), json_object_get_int64(v)) : NULL);
+                if (r >= 0)
+                        r = cli_table_add(t, used ?: "");
+                if (r < 0)
+                        return r;
+        }
+        return cli_table_format(t, ret);
+}

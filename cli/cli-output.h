@@ -94,3 +94,6 @@ int cli_output_host(json_object *host, char **ret);
 
 /* GET /tokens: ID CREATED COMMENT. */
 int cli_output_token_list(json_object *tokens, char **ret);
+
+/* GET /templates: NAME PROFILE STATE SIZE DISK CREATED USED BY. */
+int cli_output_template_list(json_object *templates, char **ret);

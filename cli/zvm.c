@@ -27,6 +27,9 @@ static const char create_details[] =
         "  --balloon SIZE    Balloon floor, like --memory (0: no balloon; default: memory)\n"
         "  --cores N         Virtual CPUs (default 1)\n"
         "  --template T      Root filesystem: a template name or an image path (default tiny)\n"
+        "  --ssh-key FILE    OpenSSH public key(s) for root (sshkeys); repeatable.\n"
+        "                    Default: your ~/.ssh/*.pub\n"
+        "  --no-ssh-keys     Install no ssh keys\n"
         "  --set KEY=VALUE   Any other config key, as in \"zvm config set\"; repeatable\n"
         "\n"
         "Prints the VMID of the new VM, alone, on stdout.\n";
@@ -62,8 +65,29 @@ static const char cp_details[] =
         "  zvm cp ./app.conf web:/etc/app.conf     copy in (atomic, mode of the local file)\n"
         "Files up to 1 MiB, through the VM's agent.\n";
 
+static const char ssh_details[] =
+        "Runs the real ssh client as USER (default root) at NAME.zvm, with\n"
+        "ProxyCommand 'zvm vsock-proxy %h 22': the guest's sshd answers on vsock\n"
+        "port 22, no network needed. The guest's host key is checked against the\n"
+        "known_hosts zvmd keeps (recorded from the guest's agent), so even the\n"
+        "first connection is verified. Waits up to --wait seconds (default 120)\n"
+        "for the agent of a VM that is still booting. Your keys: the VM's sshkeys\n"
+        "config (zvm create puts ~/.ssh/*.pub there by default), installed by the\n"
+        "agent at every boot. Needs a template with sshd (--profile standard/llm).\n";
+
+static const char template_build_details[] =
+        "Profiles:\n"
+        "  tiny      busybox + zvm-agent (seconds to build, no sshd)\n"
+        "  standard  Debian (--suite, default bookworm) by mmdebstrap: systemd,\n"
+        "            openssh-server on vsock port 22, zvm-agent as a service\n"
+        "  llm       standard on Debian sid, plus llama.cpp-tools (llama-server)\n"
+        "--include adds Debian packages (comma-separated). zvmd runs the build and\n"
+        "this command follows its progress; Ctrl-C cancels it, --detach leaves it\n"
+        "running (zvm template list shows it). A failed build leaves no template.\n"
+        "Results are cached by content: an identical build is a copy.\n";
+
 static const Verb verbs[] = {
-        { "create",       verb_create,       "NAME [--vmid N] [--memory SIZE] [--balloon SIZE] [--cores N] [--template T] [--set KEY=VALUE]...", "Create a VM and print its VMID", create_details },
+        { "create",       verb_create,       "NAME [--vmid N] [--memory SIZE] [--balloon SIZE] [--cores N] [--template T] [--ssh-key FILE]... [--set KEY=VALUE]...", "Create a VM and print its VMID", create_details },
         { "list",         verb_list,         "",                       "List the VMs: VMID NAME STATE CID MEMORY CORES UPTIME", NULL },
         { "show",         verb_show,         "NAME",                   "Show a VM and its config", NULL },
         { "status",       verb_status,       "NAME",                   "Show a VM's live status (pid, uptime, cpu, rss, balloon, exit)", NULL },
@@ -81,7 +105,12 @@ static const Verb verbs[] = {
         { "logs",         verb_logs,         "NAME [--tail BYTES]",    "Print a VM's serial console log", logs_details },
         { "exec",         verb_exec,         "NAME [--timeout S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]", "Run a command in a VM through its agent; exits with its exit code", exec_details },
         { "cp",           verb_cp,           "SRC DST",                "Copy a file into or out of a VM (one side is NAME:/path)", cp_details },
+        { "ssh",          verb_ssh,          "[-l USER] [-i KEY] [-o OPT]... [--wait S] NAME [-- CMD [ARGS...]]", "Log into a VM with OpenSSH over vsock (host key verified)", ssh_details },
+        { "ssh-config",   verb_ssh_config,   "",                       "Print an OpenSSH 'Host *.zvm' block for ssh/scp/rsync to NAME.zvm", NULL },
         { "vsock-proxy",  verb_vsock_proxy,  "NAME[.zvm] PORT",        "Connect stdin/stdout to a guest vsock port (an ssh ProxyCommand)", NULL },
+        { "template build", verb_template_build, "NAME --profile tiny|standard|llm [--suite S] [--include PKG,...] [--detach] [--verbose]", "Build a root filesystem template", template_build_details },
+        { "template list", verb_template_list, "",                     "List templates: NAME PROFILE STATE SIZE DISK CREATED USED BY", NULL },
+        { "template rm",  verb_template_rm,  "NAME",                   "Remove a template (refused while a VM uses it; cancels a build)", NULL },
         { "host",         verb_host,         "",                       "Show host facts (versions, accelerator, capacity)", NULL },
         { "token create", verb_token_create, "[--comment C]",          "Create an API token and print its secret, once", NULL },
         { "token list",   verb_token_list,   "",                       "List API tokens", NULL },

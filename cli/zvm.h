@@ -68,6 +68,11 @@ int verb_help(Cli *cli, int argc, char *argv[]);
 int verb_exec(Cli *cli, int argc, char *argv[]);
 int verb_cp(Cli *cli, int argc, char *argv[]);
 int verb_vsock_proxy(Cli *cli, int argc, char *argv[]);
+int verb_ssh(Cli *cli, int argc, char *argv[]);
+int verb_ssh_config(Cli *cli, int argc, char *argv[]);
+int verb_template_build(Cli *cli, int argc, char *argv[]);
+int verb_template_list(Cli *cli, int argc, char *argv[]);
+int verb_template_rm(Cli *cli, int argc, char *argv[]);
 
 /* ---- option parsing shared by the verbs (zvm.c) ------------------------------ */
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "ssh.h"
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
@@ -388,6 +389,7 @@ static void ready_handle(ReadyConn *rc) {
                  (double) vm->agent_ready_usec / 1e6);
         agent_set_state(vm, AGENT_READY);
         (void) agent_start_health(vm);
+        ssh_on_agent_ready(vm);
 }
 
 static int on_ready_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {

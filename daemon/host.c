@@ -198,6 +198,8 @@ int host_to_json(const Host *h, const Paths *p, json_object **ret) {
         json_object_object_add(o, "vsock_mode", json_object_new_string(h->caps.vhost_vsock ? "kernel" : "hybrid"));
         json_object_object_add(o, "kernel", json_object_new_string(p->default_kernel));
         json_object_object_add(o, "initrd", json_object_new_string(p->default_initrd));
+        json_object_object_add(o, "templates_dir", json_object_new_string(p->templates));
+        json_object_object_add(o, "ssh_known_hosts", json_object_new_string(p->ssh_known_hosts));
         json_object_object_add(o, "tsc_khz", json_object_new_int64((int64_t) h->caps.tsc_khz));
         json_object_object_add(o, "cpus", json_object_new_int((int) h->cpus));
         json_object_object_add(o, "memory_mib", json_object_new_int64((int64_t) h->memory_mib));

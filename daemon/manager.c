@@ -26,6 +26,8 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "ssh.h"
+#include "template.h"
 #include "string-util.h"
 #include "vm.h"
 #include "zvm-config.h"
@@ -162,7 +164,7 @@ void manager_emit_agent(Manager *m, Vm *vm) {
 
 /* ---- request helpers ------------------------------------------------------------ */
 
-static json_object *parse_body_object(HttpRequest *req) {
+json_object *manager_parse_body_object(HttpRequest *req) {
         enum json_tokener_error jerr = json_tokener_success;
         json_object *o;
         size_t size;
@@ -272,7 +274,7 @@ static void route_vms_create(void *ctx, HttpRequest *req, char **params) {
         Vm *vm = NULL;
         int r;
 
-        body = parse_body_object(req);
+        body = manager_parse_body_object(req);
         if (!body)
                 return;
         if (json_object_object_get_ex(body, "vmid", &v)) {
@@ -390,12 +392,13 @@ static void route_vm_patch(void *ctx, HttpRequest *req, char **params) {
         _cleanup_free_ char *err = NULL, *bad_key = NULL, *old_text = NULL;
         _cleanup_strv_free_ char **changed = NULL;
         VmConfig *c = NULL;
+        bool renamed, keys_changed;
         json_object *body;
         int r;
 
         if (!vm)
                 return;
-        body = parse_body_object(req);
+        body = manager_parse_body_object(req);
         if (!body)
                 return;
         if (json_object_object_get_ex(body, "vmid", NULL)) {
@@ -434,8 +437,14 @@ static void route_vm_patch(void *ctx, HttpRequest *req, char **params) {
         }
         copy = NULL;
         config_file_free(old_cf);
+        renamed = !streq(vm->config->name, c->name);
+        keys_changed = !strv_equal(vm->config->sshkeys, c->sshkeys);
         vm_config_free(vm->config);
         vm->config = TAKE_PTR(c);
+        if (renamed)
+                (void) ssh_known_hosts_write(m);
+        if (keys_changed && vm->state == VM_STATE_RUNNING && vm->agent_state == AGENT_READY)
+                ssh_push_authorized_keys(vm);
         if (vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_CRASHED)
                 STRV_FOREACH(k, changed)
                         if (vm_config_key_needs_restart(*k) && !strv_contains(vm->pending_restart, *k))
@@ -489,6 +498,7 @@ static void route_vm_delete(void *ctx, HttpRequest *req, char **params) {
         log_info("VM %u (%s) deleted", vm->vmid, vm->config->name);
         manager_remove_vm(m, vm);
         vm_free(vm);
+        (void) ssh_known_hosts_write(m);
         if (j)
                 http_request_reply_json(req, 200, j);
         else
@@ -598,7 +608,7 @@ static void route_vm_memory(void *ctx, HttpRequest *req, char **params) {
 
         if (!vm)
                 return;
-        body = parse_body_object(req);
+        body = manager_parse_body_object(req);
         if (!body)
                 return;
         if (!json_object_object_get_ex(body, "target", &v) || !json_object_is_type(v, json_type_int) ||
@@ -775,7 +785,7 @@ static void route_vm_exec(void *ctx, HttpRequest *req, char **params) {
 
         if (!vm)
                 return;
-        body = parse_body_object(req);
+        body = manager_parse_body_object(req);
         if (!body)
                 return;
         if (!json_object_object_get_ex(body, "argv", &v) || !is_string_array(v, 1)) {
@@ -949,7 +959,7 @@ static void route_tokens_create(void *ctx, HttpRequest *req, char **params) {
         if (!tokens_local_only(req))
                 return;
         if (http_request_body(req, &size) && size > 0) {
-                body = parse_body_object(req);
+                body = manager_parse_body_object(req);
                 if (!body)
                         return;
                 if (json_object_object_get_ex(body, "comment", &v)) {
@@ -1017,6 +1027,11 @@ static const Route routes[] = {
         { "GET", ZVM_API_PREFIX "/tokens", route_tokens_list },
         { "POST", ZVM_API_PREFIX "/tokens", route_tokens_create },
         { "DELETE", ZVM_API_PREFIX "/tokens/{tokenid}", route_tokens_delete },
+        { "GET", ZVM_API_PREFIX "/templates", route_templates_list },
+        { "POST", ZVM_API_PREFIX "/templates", route_templates_build },
+        { "GET", ZVM_API_PREFIX "/templates/{name}", route_template_get },
+        { "DELETE", ZVM_API_PREFIX "/templates/{name}", route_template_delete },
+        { "GET", ZVM_API_PREFIX "/templates/{name}/log", route_template_log },
 };
 
 void manager_dump_routes(void) {
@@ -1109,6 +1124,7 @@ Manager *manager_free(Manager *m) {
         token_store_free(m->tokens);
         sd_event_source_disable_unref(m->watchdog);
         sd_event_source_disable_unref(m->agent_listen);
+        template_builds_free(m);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         host_done(&m->host);
@@ -1153,6 +1169,8 @@ int manager_load(Manager *m) {
                         log_warning_errno(r, "VM %u: re-adoption failed: %m", vmid);
         }
         closedir(d);
+        (void) ssh_known_hosts_write(m);
+        template_sweep(m);
         return 0;
 }
 

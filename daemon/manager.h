@@ -12,6 +12,7 @@
 #include "token-store.h"
 
 typedef struct Vm Vm;
+typedef struct TemplateBuild TemplateBuild;
 
 /* The daemon: one event loop, the VM registry, the API servers. */
 typedef struct Manager {
@@ -29,6 +30,8 @@ typedef struct Manager {
         sd_event_source *watchdog;
         sd_event_source *agent_listen;  /* kernel vsock: READY from every guest */
         uint64_t watchdog_usec;
+        TemplateBuild **template_builds;        /* running, and finished since start (daemon/template.h) */
+        size_t n_template_builds;
 } Manager;
 
 #define MANAGER_VMS_MAX 4096U
@@ -55,5 +58,7 @@ void manager_emit_agent(Manager *m, Vm *vm);
 /* The route table, for the openapi consistency test (zvmd --dump-routes). */
 void manager_dump_routes(void);
 void manager_handle_request(HttpRequest *req, void *userdata);
+/* The request's body as a JSON object, or NULL after replying 400. */
+json_object *manager_parse_body_object(HttpRequest *req);
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);

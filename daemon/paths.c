@@ -43,6 +43,17 @@ int paths_init(Paths *p, const char *root) {
         p->lock = strjoin(p->run, "/zvmd.lock");
         p->data_vms = strjoin(p->data, "/vms");
         p->templates = strjoin(p->data, "/templates");
+        p->ssh_known_hosts = strjoin(p->data, "/ssh_known_hosts");
+
+        if (running_from_build_tree()) {
+                p->mktemplate = strdup(getenv("ZVM_MKTEMPLATE") ?: ZVM_SOURCE_ROOT "/templates/zvm-mktemplate");
+                p->agent_binary = strdup(getenv("ZVM_AGENT") ?: ZVM_BUILD_ROOT "/guest-agent/zvm-agent");
+        } else {
+                p->mktemplate = strdup(getenv("ZVM_MKTEMPLATE") ?: ZVM_LIBEXECDIR "/zvm-mktemplate");
+                p->agent_binary = strdup(getenv("ZVM_AGENT") ?: ZVM_LIBEXECDIR "/zvm-agent");
+        }
+        if (!p->mktemplate || !p->agent_binary)
+                return -ENOMEM;
 
         build_guest = strjoin(ZVM_BUILD_ROOT, "/guest");
         if (getenv("ZVM_GUEST_DIR"))
@@ -52,7 +63,7 @@ int paths_init(Paths *p, const char *root) {
         else
                 p->guest_dir = strdup(ZVM_DATADIR);
         if (!p->vms_dir || !p->tokens || !p->run_vms || !p->api_socket || !p->lock || !p->data_vms ||
-            !p->templates || !p->guest_dir)
+            !p->templates || !p->ssh_known_hosts || !p->guest_dir)
                 return -ENOMEM;
         p->default_kernel = strjoin(p->guest_dir, "/vmlinux");
         p->default_initrd = strjoin(p->guest_dir, "/initrd.img");
@@ -63,8 +74,8 @@ int paths_init(Paths *p, const char *root) {
 
 void paths_done(Paths *p) {
         char **all[] = { &p->root, &p->etc, &p->vms_dir, &p->run, &p->run_vms, &p->api_socket, &p->lock,
-                         &p->data, &p->data_vms, &p->templates, &p->cache, &p->tokens, &p->guest_dir,
-                         &p->default_kernel, &p->default_initrd };
+                         &p->data, &p->data_vms, &p->templates, &p->ssh_known_hosts, &p->cache, &p->tokens, &p->guest_dir,
+                         &p->default_kernel, &p->default_initrd, &p->mktemplate, &p->agent_binary };
 
         for (size_t i = 0; i < ELEMENTSOF(all); i++)
                 *all[i] = mfree(*all[i]);

@@ -16,6 +16,7 @@ typedef struct Paths {
         char *data;             /* /var/lib/zvm */
         char *data_vms;         /* /var/lib/zvm/vms/<vmid>/ (writable layers) */
         char *templates;        /* /var/lib/zvm/templates/<name>.img */
+        char *ssh_known_hosts;  /* /var/lib/zvm/ssh_known_hosts (daemon/ssh.h) */
         char *cache;            /* /var/cache/zvm */
         char *tokens;           /* /etc/zvm/tokens.conf */
         /* The guest artifacts: the build tree's build/guest when zvmd runs
@@ -23,6 +24,11 @@ typedef struct Paths {
         char *guest_dir;
         char *default_kernel;
         char *default_initrd;
+        /* The template builder and the agent it puts into Debian templates:
+         * from the source and build trees when zvmd runs from its build tree,
+         * else installed; $ZVM_MKTEMPLATE and $ZVM_AGENT override. */
+        char *mktemplate;
+        char *agent_binary;
 } Paths;
 
 int paths_init(Paths *p, const char *root);

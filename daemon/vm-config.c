@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "api.h"
+#include "ssh-key.h"
 #include "string-util.h"
 #include "vm-config.h"
 
@@ -537,6 +538,23 @@ static int parse_description(const char *value, unsigned idx, VmConfig *c, char 
         return set_string(&c->description, isempty(value) ? NULL : value);
 }
 
+/* OpenSSH public keys for the guest's root, percent-encoded as Proxmox's
+ * sshkeys (api/ssh-key.h). Installed by the agent at every boot. */
+static int parse_sshkeys(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        _cleanup_free_ char *why = NULL;
+        char **keys = NULL;
+        int r;
+
+        r = ssh_keys_decode(value, &keys, &why);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return reason_set(reason, "%s", why);
+        strv_free(c->sshkeys);
+        c->sshkeys = keys;
+        return 0;
+}
+
 static int parse_accel(const char *value, unsigned idx, VmConfig *c, char **reason) {
         char qb[QUOTE_BUF];
         VmAccel a = vm_accel_from_string(value);
@@ -581,6 +599,7 @@ static const VmKey vm_keys[] = {
         { "description",  0,  parse_description,  NULL,    false,  false,   VM_DESCRIPTION_MAX },
         { "accel",        0,  parse_accel,        "auto",  true,   false,   0 },
         { "pcie",         0,  parse_pcie,         "0",     true,   true,    0 },
+        { "sshkeys",      0,  parse_sshkeys,      "",      false,  false,   0 },
 };
 
 static const VmKey *vm_key_find(const char *key, unsigned *ret_idx) {
@@ -676,6 +695,7 @@ VmConfig *vm_config_free(VmConfig *c) {
                 free(c->nets[i].ifname);
         free(c->model);
         strv_free(c->tags);
+        strv_free(c->sshkeys);
         free(c->description);
         return mfree(c);
 }

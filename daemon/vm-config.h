@@ -94,6 +94,7 @@ typedef struct VmConfig {
         char *model;            /* model disk image, or NULL */
         bool agent, onboot, pcie;
         char **tags;            /* strv, never NULL after parsing */
+        char **sshkeys;         /* authorized_keys lines, strv, never NULL after parsing */
         char *description;
         VmAccel accel;
 } VmConfig;

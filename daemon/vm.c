@@ -42,6 +42,7 @@
 #include "process.h"
 #include "qemu-argv.h"
 #include "string-util.h"
+#include "ssh.h"
 #include "vm.h"
 
 #define QMP_READY_TIMEOUT_USEC (30ULL * 1000000ULL)
@@ -1181,7 +1182,8 @@ int vm_adopt(Vm *vm) {
 }
 
 int vm_remove_files(Vm *vm) {
-        _cleanup_free_ char *conf = NULL, *upper = strjoin(vm->data_dir, "/upper.img");
+        _cleanup_free_ char *conf = NULL, *upper = strjoin(vm->data_dir, "/upper.img"),
+                            *hostkeys = strjoin(vm->data_dir, "/" SSH_HOST_KEYS_FILE);
         static const char *const run_files[] = { "console.log", "qemu.log", "vsock-helper.log", "state.json",
                                                  "qmp.sock", "console.sock", "vhost-vsock.sock", "vsock.sock" };
         char name[32];
@@ -1197,6 +1199,8 @@ int vm_remove_files(Vm *vm) {
         (void) rmdir(vm->run_dir);
         if (upper)
                 (void) unlink(upper);
+        if (hostkeys)
+                (void) unlink(hostkeys);
         (void) rmdir(vm->data_dir);
         snprintf(name, sizeof(name), "/%u.conf", vm->vmid);
         conf = strjoin(vm->manager->paths.vms_dir, name);

@@ -1086,6 +1086,38 @@ static void put_initrd_timing(Buf *b) {
         buf_puts(b, any ? "}" : "null");
 }
 
+/* The guest's ssh host public keys, as an array of "TYPE BASE64" strings
+ * (comments dropped): the host records them in its known_hosts, so the
+ * first ssh connection to the guest is verified. Only well-formed lines of
+ * printable ASCII are passed on; no keys (no sshd in this guest) is []. */
+static void put_ssh_host_keys(Buf *b) {
+        static const char *const files[] = {
+                "/etc/ssh/ssh_host_ed25519_key.pub",
+                "/etc/ssh/ssh_host_ecdsa_key.pub",
+                "/etc/ssh/ssh_host_rsa_key.pub",
+        };
+        bool any = false;
+
+        buf_putc(b, '[');
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+                static const char allowed[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=@.-";
+                char buf[4096], line[4096], *type, *key, *save = NULL;
+
+                if (read_small_file(files[i], buf, sizeof(buf)) <= 0)
+                        continue;
+                type = strtok_r(buf, " \t\n", &save);
+                key = type ? strtok_r(NULL, " \t\n", &save) : NULL;
+                if (!key || strlen(type) > 64 || type[strspn(type, allowed)] || key[strspn(key, allowed)])
+                        continue;
+                snprintf(line, sizeof(line), "%s %s", type, key);
+                if (any)
+                        buf_putc(b, ',');
+                json_put_cstring(b, line);
+                any = true;
+        }
+        buf_putc(b, ']');
+}
+
 /* ---- a connection ----------------------------------------------------------- */
 
 typedef enum After {
@@ -1392,6 +1424,8 @@ static int op_info(Request *rq, Buf *out) {
         json_put_double(out, uptime_seconds(), 3);
         put_key(out, "initrd_timing");
         put_initrd_timing(out);
+        put_key(out, "ssh_host_keys");
+        put_ssh_host_keys(out);
         put_key(out, "memory");
         put_memory(out);
         put_key(out, "load");
@@ -2266,6 +2300,8 @@ static void ready_message(Buf *b) {
         json_put_double(b, uptime_seconds(), 3);
         buf_puts(b, ",\"initrd_timing\":");
         put_initrd_timing(b);
+        buf_puts(b, ",\"ssh_host_keys\":");
+        put_ssh_host_keys(b);
         buf_puts(b, "}\n");
 }
 

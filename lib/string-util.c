@@ -286,6 +286,17 @@ size_t strv_length(char *const *l) {
         return n;
 }
 
+bool strv_equal(char *const *a, char *const *b) {
+        size_t n = strv_length(a);
+
+        if (n != strv_length(b))
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!streq(a[i], b[i]))
+                        return false;
+        return true;
+}
+
 bool strv_contains(char *const *l, const char *s) {
         assert_return(s, false);
 

@@ -55,6 +55,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 
 size_t strv_length(char *const *l);
 bool strv_contains(char *const *l, const char *s);
+/* Same strings in the same order; NULL equals an empty list. */
+bool strv_equal(char *const *a, char *const *b);
 
 /* Appends value to *l (which may be NULL), taking ownership of value on
  * success only. */

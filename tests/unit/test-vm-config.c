@@ -5,6 +5,7 @@
 #include "config-file.h"
 #include "string-util.h"
 #include "tap.h"
+#include "ssh-key.h"
 #include "vm-config.h"
 
 static ConfigFile *parse_str(const char *s) {
@@ -680,6 +681,53 @@ static void test_to_json(void) {
         json_object_put(o);
 }
 
+static void test_sshkeys(void) {
+        static const char *const k1 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINyb+HhEWW5rVsZDoJ38sGvJrQgv2XNL9LI4hYW5thDD alice@host";
+        /* The same blob under another type: the blob names ssh-ed25519. */
+        static const char *const wrong_type = "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAINyb+HhEWW5rVsZDoJ38sGvJrQgv2XNL9LI4hYW5thDD";
+        _cleanup_free_ char *text = NULL, *enc = NULL, *line = NULL, *err = NULL;
+        _cleanup_config_file_free_ ConfigFile *cf = NULL;
+        _cleanup_vm_config_free_ VmConfig *c = NULL;
+        const char *reason = NULL;
+
+        ok(ssh_pubkey_check(k1, &reason) == 0, "ed25519 key with comment is valid");
+        ok(ssh_pubkey_check("no-pty,command=\"echo a b\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINyb+HhEWW5rVsZDoJ38sGvJrQgv2XNL9LI4hYW5thDD",
+                            &reason) == 0, "key with options is valid");
+        is_int(ssh_pubkey_check(wrong_type, &reason), -EINVAL, "blob of another type refused");
+        is_int(ssh_pubkey_check("ssh-ed25519 AAAA!!!!", &reason), -EINVAL, "non-base64 refused");
+        is_int(ssh_pubkey_check("ssh-ed25519", &reason), -EINVAL, "type without data refused");
+        is_int(ssh_pubkey_check("-----BEGIN OPENSSH PRIVATE KEY-----", &reason), -EINVAL, "private key refused");
+        is_int(ssh_pubkey_check("ssh-dss AAAAB3NzaC1kc3M=", &reason), -EINVAL, "unknown type refused");
+
+        /* Two keys and a blank line, encoded as one config line. */
+        assert_se(asprintf(&text, "%s\n\n%s second\n", k1, k1) > 0);
+        enc = ssh_keys_encode(text);
+        ok(enc && !strchr(enc, ' ') && !strchr(enc, '\n') && strstr(enc, "%0A"), "encoded value is one line");
+        assert_se(asprintf(&line, "name: a\nsshkeys: %s\n", enc) > 0);
+        cf = parse_str(line);
+        is_int(vm_config_from_file(cf, 100, &c, &err), 0, "sshkeys parses");
+        if (c) {
+                is_int(strv_length(c->sshkeys), 2, "2 keys, blank line dropped");
+                is_str(c->sshkeys[0], k1, "first key decoded");
+        }
+        c = vm_config_free(c);
+        config_file_free(cf);
+        cf = parse_str("name: a\n");
+        is_int(vm_config_from_file(cf, 100, &c, &err), 0, "no sshkeys parses");
+        ok(c && c->sshkeys && !c->sshkeys[0], "no sshkeys: empty list");
+        c = vm_config_free(c);
+        config_file_free(cf);
+
+        cf = parse_str("name: a\nsshkeys: ssh-ed25519%20AAAA%ZZ\n");
+        is_int(vm_config_from_file(cf, 100, &c, &err), -EINVAL, "bad percent-encoding refused");
+        ok(err && strstr(err, "sshkeys:"), "error names the key: %s", strnull(err));
+        config_file_free(cf);
+        err = mfree(err);
+        cf = parse_str("name: a\nsshkeys: ssh-rsa%20AAAAC3NzaC1lZDI1NTE5AAAAINyb%2BHhEWW5rVsZDoJ38sGvJrQgv2XNL9LI4hYW5thDD\n");
+        is_int(vm_config_from_file(cf, 100, &c, &err), -EINVAL, "mismatched key refused");
+        ok(err && strstr(err, "key 1"), "error names the line: %s", strnull(err));
+}
+
 int main(void) {
         test_defaults();
         test_full();
@@ -695,5 +743,6 @@ int main(void) {
         test_apply_json();
         test_apply_json_big();
         test_to_json();
+        test_sshkeys();
         return done_testing();
 }

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "fd-util.h"
+#include "fileio.h"
+#include "log.h"
+#include "manager.h"
+#include "ssh-key.h"
+#include "ssh.h"
+#include "string-util.h"
+#include "vm.h"
+
+#define SSH_PUSH_TIMEOUT_USEC (15ULL * 1000000ULL)
+
+/* The READY's "ssh_host_keys" as "TYPE BASE64\n" lines, each checked to be a
+ * public key (a guest can send anything). NULL if there are none. */
+static char *host_keys_from_ready(Vm *vm) {
+        _cleanup_free_ char *text = NULL;
+        json_object *a;
+        size_t n, used = 0;
+
+        if (!vm->agent_info || !json_object_object_get_ex(vm->agent_info, "ssh_host_keys", &a) ||
+            !json_object_is_type(a, json_type_array))
+                return NULL;
+        n = json_object_array_length(a);
+        for (size_t i = 0; i < n && used < SSH_HOST_KEYS_MAX; i++) {
+                const char *k = json_object_get_string(json_object_array_get_idx(a, i)), *reason = NULL;
+                char *t;
+
+                if (!json_object_is_type(json_object_array_get_idx(a, i), json_type_string) ||
+                    strchr(k, '\n') || ssh_pubkey_check(k, &reason) < 0) {
+                        log_warning("VM %u: ignoring a malformed ssh host key from the guest (%s)", vm->vmid,
+                                    strnull(reason));
+                        continue;
+                }
+                t = strjoin(strempty(text), k, "\n");
+                if (!t)
+                        return NULL;
+                free(text);
+                text = t;
+                used++;
+        }
+        return TAKE_PTR(text);
+}
+
+int ssh_known_hosts_write(Manager *m) {
+        _cleanup_free_ char *out = strdup(
+                "# Written by zvmd: the ssh host keys of zvm's guests, as their agents reported them.\n"
+                "# Used by `zvm ssh` and the Host *.zvm block of `zvm ssh-config`. Do not edit.\n");
+        int r;
+
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_vms; i++) {
+                Vm *vm = m->vms[i];
+                _cleanup_free_ char *path = strjoin(vm->data_dir, "/" SSH_HOST_KEYS_FILE), *keys = NULL;
+                char *line, *save = NULL;
+
+                if (!path)
+                        return -ENOMEM;
+                if (read_full_file(path, &keys, NULL, 64 * 1024) < 0)
+                        continue;
+                for (line = strtok_r(keys, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                        char *t = strjoin(out, vm->config->name, ".zvm ", line, "\n");
+
+                        if (!t)
+                                return -ENOMEM;
+                        free(out);
+                        out = t;
+                }
+        }
+        r = write_file_atomic(m->paths.data, SSH_KNOWN_HOSTS_FILE, out, strlen(out), 0644);
+        if (r < 0)
+                return log_warning_errno(r, "Cannot write %s/%s: %m", m->paths.data, SSH_KNOWN_HOSTS_FILE);
+        return 0;
+}
+
+static void record_host_keys(Vm *vm) {
+        _cleanup_free_ char *keys = host_keys_from_ready(vm), *path = NULL, *old = NULL;
+        int r;
+
+        if (!keys)
+                return;         /* no sshd in this guest (tiny), or keys not made yet */
+        path = strjoin(vm->data_dir, "/" SSH_HOST_KEYS_FILE);
+        if (!path)
+                return;
+        if (read_full_file(path, &old, NULL, 64 * 1024) >= 0 && streq(old, keys))
+                return;
+        if (old)
+                log_notice("VM %u (%s): the guest's ssh host keys changed", vm->vmid, vm->config->name);
+        r = write_file_atomic(vm->data_dir, SSH_HOST_KEYS_FILE, keys, strlen(keys), 0644);
+        if (r < 0) {
+                log_warning_errno(r, "VM %u: cannot record its ssh host keys: %m", vm->vmid);
+                return;
+        }
+        (void) ssh_known_hosts_write(vm->manager);
+}
+
+static void on_keys_pushed(Vm *vm, json_object *response, const char *code, const char *message, void *userdata) {
+        if (response)
+                log_info("VM %u (%s): %zu ssh key(s) installed for root", vm->vmid, vm->config->name,
+                         strv_length(vm->config->sshkeys));
+        else
+                log_warning("VM %u (%s): cannot install ssh keys through the agent: %s (%s)", vm->vmid,
+                            vm->config->name, strnull(message), strnull(code));
+}
+
+void ssh_push_authorized_keys(Vm *vm) {
+        json_object *req, *keys;
+        int r;
+
+        if (strv_length(vm->config->sshkeys) == 0)
+                return;         /* keys managed inside the guest: leave them alone */
+        req = json_object_new_object();
+        keys = json_object_new_array();
+        if (!req || !keys) {
+                json_object_put(req);
+                json_object_put(keys);
+                return;
+        }
+        STRV_FOREACH(k, vm->config->sshkeys)
+                json_object_array_add(keys, json_object_new_string(*k));
+        json_object_object_add(req, "op", json_object_new_string("set-authorized-keys"));
+        json_object_object_add(req, "user", json_object_new_string("root"));
+        json_object_object_add(req, "keys", keys);
+        r = agent_call(vm, req, SSH_PUSH_TIMEOUT_USEC, on_keys_pushed, NULL, NULL);      /* takes req */
+        if (r < 0)
+                log_warning_errno(r, "VM %u: cannot reach the agent to install ssh keys: %m", vm->vmid);
+}
+
+void ssh_on_agent_ready(Vm *vm) {
+        record_host_keys(vm);
+        ssh_push_authorized_keys(vm);
+}

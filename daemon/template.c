@@ -1,0 +1,803 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "fileio.h"
+#include "http-server.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "process.h"
+#include "string-util.h"
+#include "template.h"
+#include "vm.h"
+
+#define TEMPLATE_BUILDS_MAX 4U
+#define TEMPLATE_LOG_CHUNK_MAX (64U * 1024U)
+#define TEMPLATE_META_MAX (16U * 1024U)
+
+typedef enum BuildState {
+        BUILD_RUNNING,
+        BUILD_DONE,
+        BUILD_FAILED,
+        BUILD_CANCELLED,
+} BuildState;
+
+static const char *const build_state_table[] = {
+        [BUILD_RUNNING] = "building",
+        [BUILD_DONE] = "ready",
+        [BUILD_FAILED] = "failed",
+        [BUILD_CANCELLED] = "cancelled",
+};
+
+struct TemplateBuild {
+        Manager *manager;
+        char *name, *profile, *suite;
+        char **include;
+        char *log_path;
+        pid_t pid;
+        int pidfd;
+        sd_event_source *exit_source, *timeout_source;
+        uint64_t started_mono;
+        int64_t started_wall;
+        double seconds;
+        BuildState state;
+        char *error;
+};
+
+bool template_name_is_valid(const char *name) {
+        size_t n;
+
+        if (isempty(name) || (n = strlen(name)) > TEMPLATE_NAME_MAX)
+                return false;
+        if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789", name[0]))
+                return false;
+        if (name[strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-")] != '\0')
+                return false;
+        return !(n >= 4 && streq(name + n - 4, ".img"));
+}
+
+/* Debian package names (policy 5.6.1), optionally with "/suite". */
+static bool package_name_is_valid(const char *p) {
+        size_t n = strlen(p);
+
+        return n >= 2 && n <= 64 && strchr("abcdefghijklmnopqrstuvwxyz0123456789", p[0]) &&
+               p[strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789+.-")] == '\0';
+}
+
+static bool suite_is_valid(const char *s) {
+        size_t n = strlen(s);
+
+        return n >= 2 && n <= 32 && s[strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-")] == '\0';
+}
+
+static uint64_t now_mono(Manager *m) {
+        uint64_t t = 0;
+
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &t);
+        return t;
+}
+
+/* ---- paths ---------------------------------------------------------------------- */
+
+static char *image_path(Manager *m, const char *name) {
+        return strjoin(m->paths.templates, "/", name, ".img");
+}
+
+static char *meta_name(const char *name) {
+        return strjoin(".", name, ".json");
+}
+
+static char *builtin_path(Manager *m, const char *name) {
+        return strjoin(m->paths.guest_dir, "/rootfs-", name, ".img");
+}
+
+static bool file_exists(const char *path) {
+        return path && access(path, F_OK) == 0;
+}
+
+static bool template_exists(Manager *m, const char *name, bool *ret_builtin) {
+        _cleanup_free_ char *a = image_path(m, name), *b = builtin_path(m, name);
+
+        if (ret_builtin)
+                *ret_builtin = !file_exists(a) && file_exists(b);
+        return file_exists(a) || file_exists(b);
+}
+
+/* ---- builds --------------------------------------------------------------------- */
+
+static TemplateBuild *build_find(Manager *m, const char *name) {
+        for (size_t i = 0; i < m->n_template_builds; i++)
+                if (streq(m->template_builds[i]->name, name))
+                        return m->template_builds[i];
+        return NULL;
+}
+
+bool template_is_building(Manager *m, const char *name) {
+        TemplateBuild *b = build_find(m, name);
+
+        return b && b->state == BUILD_RUNNING;
+}
+
+static void build_kill(TemplateBuild *b) {
+        if (b->state != BUILD_RUNNING || b->pid <= 0)
+                return;
+        /* The builder is a session leader: its whole group (mmdebstrap, apt,
+         * dpkg) goes; its EXIT trap removes the temporary image. */
+        (void) kill(-b->pid, SIGTERM);
+}
+
+static TemplateBuild *build_free(TemplateBuild *b) {
+        if (!b)
+                return NULL;
+        sd_event_source_disable_unref(b->exit_source);
+        sd_event_source_disable_unref(b->timeout_source);
+        safe_close(b->pidfd);
+        free(b->name);
+        free(b->profile);
+        free(b->suite);
+        strv_free(b->include);
+        free(b->log_path);
+        free(b->error);
+        return mfree(b);
+}
+
+static void build_remove(Manager *m, TemplateBuild *b) {
+        for (size_t i = 0; i < m->n_template_builds; i++)
+                if (m->template_builds[i] == b) {
+                        memmove(m->template_builds + i, m->template_builds + i + 1,
+                                (m->n_template_builds - i - 1) * sizeof(*m->template_builds));
+                        m->n_template_builds--;
+                        break;
+                }
+        build_free(b);
+}
+
+void template_builds_free(Manager *m) {
+        for (size_t i = 0; i < m->n_template_builds; i++) {
+                TemplateBuild *b = m->template_builds[i];
+
+                if (b->state == BUILD_RUNNING && b->pid > 0) {
+                        build_kill(b);
+                        /* Bounded: the builder's trap only removes files. */
+                        for (unsigned k = 0; k < 50 && waitpid(b->pid, NULL, WNOHANG) == 0; k++)
+                                usleep(100 * 1000);
+                        (void) kill(-b->pid, SIGKILL);
+                        (void) waitpid(b->pid, NULL, WNOHANG);
+                }
+                build_free(b);
+        }
+        m->template_builds = mfree(m->template_builds);
+        m->n_template_builds = 0;
+}
+
+/* The builder's last line that says what went wrong, for the API's error. */
+static char *log_error_line(const char *log_path) {
+        _cleanup_free_ char *text = NULL;
+        char *line, *save = NULL, *last = NULL, *last_error = NULL;
+        size_t size = 0;
+        _cleanup_close_ int fd = open(log_path, O_RDONLY | O_CLOEXEC);
+        off_t end;
+
+        if (fd < 0)
+                return NULL;
+        end = lseek(fd, 0, SEEK_END);
+        if (end > 32 * 1024)
+                (void) lseek(fd, end - 32 * 1024, SEEK_SET);
+        else
+                (void) lseek(fd, 0, SEEK_SET);
+        if (read_full_fd(fd, &text, &size, 64 * 1024) < 0)
+                return NULL;
+        for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                if (isempty(line))
+                        continue;
+                last = line;
+                if (strstr(line, "error") || strstr(line, "Error") || strstr(line, "E: "))
+                        last_error = line;
+        }
+        return strdup(last_error ?: last ?: "the builder failed without a message");
+}
+
+static void build_write_meta(TemplateBuild *b) {
+        Manager *m = b->manager;
+        _cleanup_free_ char *name = meta_name(b->name);
+        json_object *o = json_object_new_object(), *inc = json_object_new_array();
+        const char *text;
+
+        if (!o || !inc || !name) {
+                json_object_put(o);
+                json_object_put(inc);
+                return;
+        }
+        STRV_FOREACH(p, b->include)
+                json_object_array_add(inc, json_object_new_string(*p));
+        json_object_object_add(o, "profile", json_object_new_string(b->profile));
+        if (b->suite)
+                json_object_object_add(o, "suite", json_object_new_string(b->suite));
+        json_object_object_add(o, "include", inc);
+        json_object_object_add(o, "built", json_object_new_int64(time(NULL)));
+        json_object_object_add(o, "build_seconds", json_object_new_double(b->seconds));
+        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        if (write_file_atomic(m->paths.templates, name, text, strlen(text), 0644) < 0)
+                log_warning("Template %s: cannot write its metadata", b->name);
+        json_object_put(o);
+}
+
+static void build_finish(TemplateBuild *b, int status) {
+        _cleanup_free_ char *img = image_path(b->manager, b->name);
+
+        b->seconds = (double) (now_mono(b->manager) - b->started_mono) / 1e6;
+        b->exit_source = sd_event_source_disable_unref(b->exit_source);
+        b->timeout_source = sd_event_source_disable_unref(b->timeout_source);
+        b->pidfd = safe_close(b->pidfd);
+        b->pid = 0;
+        if (b->state == BUILD_CANCELLED) {
+                log_info("Template %s: build cancelled after %.1f s", b->name, b->seconds);
+                return;
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && file_exists(img)) {
+                b->state = BUILD_DONE;
+                build_write_meta(b);
+                log_info("Template %s: built in %.1f s", b->name, b->seconds);
+                return;
+        }
+        b->state = BUILD_FAILED;
+        free(b->error);
+        b->error = log_error_line(b->log_path);
+        if (!b->error && asprintf(&b->error, "the builder exited with status %d", status) < 0)
+                b->error = NULL;
+        log_warning("Template %s: build failed after %.1f s: %s", b->name, b->seconds, strnull(b->error));
+}
+
+static int on_build_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        TemplateBuild *b = userdata;
+        int status = 0;
+
+        if (waitpid(b->pid, &status, WNOHANG) <= 0)
+                status = W_EXITCODE(1, 0);
+        build_finish(b, status);
+        return 0;
+}
+
+static int on_build_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        TemplateBuild *b = userdata;
+
+        log_warning("Template %s: build still running after its time limit; killing it", b->name);
+        free(b->error);
+        b->error = strdup("the build took longer than its time limit (ZVM_TEMPLATE_BUILD_TIMEOUT)");
+        build_kill(b);
+        return 0;
+}
+
+static unsigned build_timeout_s(void) {
+        const char *e = getenv("ZVM_TEMPLATE_BUILD_TIMEOUT");
+        uint32_t v;
+
+        if (e && safe_atou32(e, &v) >= 0 && v > 0)
+                return v;
+        return TEMPLATE_BUILD_TIMEOUT_DEFAULT_S;
+}
+
+static int build_spawn(TemplateBuild *b) {
+        Manager *m = b->manager;
+        _cleanup_free_ char *out = image_path(m, b->name), *include = NULL, *logdir = NULL;
+        const char *cache = getenv("ZVM_CACHE_DIR") ?: m->paths.cache;
+        _cleanup_close_ int log_fd = -EBADF;
+        const char *argv[16];
+        size_t n = 0;
+        int r;
+
+        if (!out)
+                return -ENOMEM;
+        if (b->include) {
+                include = strv_join(b->include, ",");
+                if (!include)
+                        return -ENOMEM;
+        }
+        logdir = strjoin(m->paths.cache, "/template-logs");
+        if (!logdir)
+                return -ENOMEM;
+        r = mkdir_p(logdir, 0755);
+        if (r < 0)
+                return r;
+        b->log_path = strjoin(logdir, "/", b->name, ".log");
+        if (!b->log_path)
+                return -ENOMEM;
+        log_fd = open(b->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+        if (log_fd < 0)
+                return -errno;
+
+        argv[n++] = m->paths.mktemplate;
+        argv[n++] = "--profile";
+        argv[n++] = b->profile;
+        if (b->suite) {
+                argv[n++] = "--suite";
+                argv[n++] = b->suite;
+        }
+        if (include) {
+                argv[n++] = "--include";
+                argv[n++] = include;
+        }
+        argv[n++] = "--agent";
+        argv[n++] = m->paths.agent_binary;
+        argv[n++] = "--cache-dir";
+        argv[n++] = cache;
+        argv[n++] = out;
+        argv[n] = NULL;
+
+        r = process_spawn((char *const *) argv, NULL, 0, log_fd, true, &b->pid);
+        if (r < 0)
+                return r;
+        /* Our unreaped child: its pid cannot be reused yet. */
+        b->pidfd = (int) syscall(SYS_pidfd_open, b->pid, 0);
+        r = b->pidfd < 0 ? -errno : 0;
+        if (r < 0) {
+                (void) kill(-b->pid, SIGKILL);
+                (void) waitpid(b->pid, NULL, 0);
+                return r;
+        }
+        r = sd_event_add_io(m->event, &b->exit_source, b->pidfd, EPOLLIN, on_build_exit, b);
+        if (r >= 0)
+                r = sd_event_add_time_relative(m->event, &b->timeout_source, CLOCK_MONOTONIC,
+                                               (uint64_t) build_timeout_s() * 1000000ULL, 0, on_build_timeout, b);
+        if (r < 0) {
+                (void) kill(-b->pid, SIGKILL);
+                (void) waitpid(b->pid, NULL, 0);
+                return r;
+        }
+        b->started_mono = now_mono(m);
+        b->started_wall = time(NULL);
+        log_info("Template %s: building (profile %s%s%s), log %s", b->name, b->profile, b->suite ? ", suite " : "",
+                 strempty(b->suite), b->log_path);
+        return 0;
+}
+
+/* ---- sweeping ------------------------------------------------------------------- */
+
+void template_sweep(Manager *m) {
+        DIR *d = opendir(m->paths.templates);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d)))
+                if (strstr(de->d_name, ".img.tmp.") || startswith(de->d_name, ".#")) {
+                        log_notice("Removing %s/%s, left by an interrupted template build", m->paths.templates,
+                                   de->d_name);
+                        (void) unlinkat(dirfd(d), de->d_name, 0);
+                }
+        closedir(d);
+}
+
+/* ---- JSON ----------------------------------------------------------------------- */
+
+static json_object *used_by(Manager *m, const char *name) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; a && i < m->n_vms; i++)
+                if (streq_ptr(m->vms[i]->config->rootfs_template, name))
+                        json_object_array_add(a, json_object_new_string(m->vms[i]->config->name));
+        return a;
+}
+
+static void add_build(json_object *o, TemplateBuild *b) {
+        json_object *j = json_object_new_object();
+
+        if (!j)
+                return;
+        json_object_object_add(j, "state", json_object_new_string(build_state_table[b->state]));
+        json_object_object_add(j, "profile", json_object_new_string(b->profile));
+        json_object_object_add(j, "started", json_object_new_int64(b->started_wall));
+        json_object_object_add(j, "seconds",
+                               json_object_new_double(b->state == BUILD_RUNNING
+                                                              ? (double) (now_mono(b->manager) - b->started_mono) / 1e6
+                                                              : b->seconds));
+        json_object_object_add(j, "log", json_object_new_string(b->log_path));
+        if (b->error)
+                json_object_object_add(j, "error", json_object_new_string(b->error));
+        json_object_object_add(o, "build", j);
+}
+
+/* One template, as the API shows it. path: its image, or NULL while it
+ * only exists as a build. */
+static json_object *template_json(Manager *m, const char *name, const char *path, bool builtin) {
+        json_object *o = json_object_new_object(), *meta = NULL, *v;
+        TemplateBuild *b = build_find(m, name);
+        struct stat st;
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "name", json_object_new_string(name));
+        if (path && stat(path, &st) >= 0) {
+                _cleanup_free_ char *mname = meta_name(name), *mpath = NULL, *text = NULL;
+
+                json_object_object_add(o, "state", json_object_new_string(
+                                                   b && b->state == BUILD_RUNNING ? "building" : "ready"));
+                json_object_object_add(o, "path", json_object_new_string(path));
+                json_object_object_add(o, "size", json_object_new_int64((int64_t) st.st_size));
+                json_object_object_add(o, "disk_usage", json_object_new_int64((int64_t) st.st_blocks * 512));
+                json_object_object_add(o, "created", json_object_new_int64((int64_t) st.st_mtime));
+                json_object_object_add(o, "builtin", json_object_new_boolean(builtin));
+                mpath = mname ? strjoin(m->paths.templates, "/", mname) : NULL;
+                if (builtin)
+                        json_object_object_add(o, "profile", json_object_new_string(name));
+                else if (mpath && read_full_file(mpath, &text, NULL, TEMPLATE_META_MAX) >= 0 &&
+                         (meta = json_tokener_parse(text)) && json_object_is_type(meta, json_type_object)) {
+                        static const char *const keys[] = { "profile", "suite", "include", "build_seconds" };
+
+                        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                                if (json_object_object_get_ex(meta, keys[i], &v))
+                                        json_object_object_add(o, keys[i], json_object_get(v));
+                }
+                json_object_put(meta);
+        } else
+                json_object_object_add(o, "state",
+                                       json_object_new_string(b ? build_state_table[b->state] : "unknown"));
+        json_object_object_add(o, "used_by", used_by(m, name));
+        if (b)
+                add_build(o, b);
+        return o;
+}
+
+/* Finds a template by name: its image (user's first, then built-in). */
+static int template_lookup(Manager *m, const char *name, char **ret_path, bool *ret_builtin) {
+        _cleanup_free_ char *a = image_path(m, name), *b = builtin_path(m, name);
+
+        if (!a || !b)
+                return -ENOMEM;
+        if (file_exists(a)) {
+                *ret_path = TAKE_PTR(a);
+                *ret_builtin = false;
+                return 0;
+        }
+        if (file_exists(b)) {
+                *ret_path = TAKE_PTR(b);
+                *ret_builtin = true;
+                return 0;
+        }
+        return -ENOENT;
+}
+
+static bool name_seen(json_object *a, const char *name) {
+        for (size_t i = 0; i < json_object_array_length(a); i++) {
+                json_object *v;
+
+                if (json_object_object_get_ex(json_object_array_get_idx(a, i), "name", &v) &&
+                    streq(json_object_get_string(v), name))
+                        return true;
+        }
+        return false;
+}
+
+static void list_dir(Manager *m, json_object *a, const char *dir, const char *prefix, bool builtin) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *name = NULL, *path = NULL;
+                const char *n = de->d_name;
+                size_t l = strlen(n);
+
+                if (n[0] == '.' || !startswith(n, prefix) || l < strlen(prefix) + 5 || !streq(n + l - 4, ".img"))
+                        continue;
+                name = strndup(n + strlen(prefix), l - strlen(prefix) - 4);
+                path = strjoin(dir, "/", n);
+                if (!name || !path || !template_name_is_valid(name) || name_seen(a, name))
+                        continue;
+                json_object_array_add(a, template_json(m, name, path, builtin));
+        }
+        closedir(d);
+}
+
+static int cmp_name(const void *x, const void *y) {
+        json_object *const *a = x, *const *b = y;
+        json_object *va, *vb;
+
+        (void) json_object_object_get_ex(*a, "name", &va);
+        (void) json_object_object_get_ex(*b, "name", &vb);
+        return strcmp(json_object_get_string(va), json_object_get_string(vb));
+}
+
+/* ---- routes --------------------------------------------------------------------- */
+
+void route_templates_list(void *ctx, HttpRequest *req, char **params) {
+        Manager *m = ctx;
+        json_object *a = json_object_new_array();
+
+        if (!a) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        list_dir(m, a, m->paths.templates, "", false);
+        list_dir(m, a, m->paths.guest_dir, "rootfs-", true);
+        for (size_t i = 0; i < m->n_template_builds; i++)
+                if (!name_seen(a, m->template_builds[i]->name))
+                        json_object_array_add(a, template_json(m, m->template_builds[i]->name, NULL, false));
+        json_object_array_sort(a, cmp_name);
+        http_request_reply_json(req, 200, a);
+}
+
+static int parse_include(HttpRequest *req, json_object *v, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n;
+
+        if (json_object_is_type(v, json_type_string)) {
+                if (strv_split(json_object_get_string(v), ", ", &l) < 0)
+                        return -ENOMEM;
+        } else if (json_object_is_type(v, json_type_array)) {
+                n = json_object_array_length(v);
+                for (size_t i = 0; i < n; i++) {
+                        json_object *e = json_object_array_get_idx(v, i);
+
+                        if (!json_object_is_type(e, json_type_string))
+                                goto bad;
+                        if (strv_extend(&l, json_object_get_string(e)) < 0)
+                                return -ENOMEM;
+                }
+        } else
+                goto bad;
+        if (strv_length(l) > TEMPLATE_INCLUDE_MAX) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "include", "include: at most %u packages",
+                                         TEMPLATE_INCLUDE_MAX);
+                return -EINVAL;
+        }
+        STRV_FOREACH(p, l)
+                if (!package_name_is_valid(*p)) {
+                        http_request_reply_error(req, API_ERROR_INVALID_VALUE, "include",
+                                                 "include: '%.64s' is not a Debian package name", *p);
+                        return -EINVAL;
+                }
+        *ret = TAKE_PTR(l);
+        return 0;
+bad:
+        http_request_reply_error(req, API_ERROR_INVALID_VALUE, "include",
+                                 "include: must be an array of package names or a comma-separated string");
+        return -EINVAL;
+}
+
+static bool is_one_of(const char *s, const char *a, const char *b, const char *c) {
+        return streq(s, a) || streq(s, b) || (c && streq(s, c));
+}
+
+static void route_templates_build_body(Manager *m, HttpRequest *req, json_object *body) {
+        TemplateBuild *b = NULL, *old, **nb;
+        const char *name, *profile, *suite = NULL;
+        json_object *v;
+        size_t running = 0;
+        int r;
+
+        json_object_object_foreach(body, key, val) {
+                (void) val;
+                if (!is_one_of(key, "name", "profile", "suite") && !streq(key, "include")) {
+                        http_request_reply_error(req, API_ERROR_UNKNOWN_KEY, key,
+                                                 "%.64s: unknown (name, profile, suite, include)", key);
+                        return;
+                }
+        }
+        if (!json_object_object_get_ex(body, "name", &v) || !json_object_is_type(v, json_type_string) ||
+            !template_name_is_valid(name = json_object_get_string(v))) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "name",
+                                         "name: must match [a-z0-9][a-z0-9_.-]* (at most %u bytes, no .img)",
+                                         TEMPLATE_NAME_MAX);
+                return;
+        }
+        if (!json_object_object_get_ex(body, "profile", &v) || !json_object_is_type(v, json_type_string) ||
+            !is_one_of(profile = json_object_get_string(v), "tiny", "standard", "llm")) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "profile", "profile: must be tiny, standard or llm");
+                return;
+        }
+        if (json_object_object_get_ex(body, "suite", &v) &&
+            (!json_object_is_type(v, json_type_string) || !suite_is_valid(suite = json_object_get_string(v)))) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "suite",
+                                         "suite: must be a Debian suite or codename, e.g. bookworm, trixie, sid");
+                return;
+        }
+        if (streq(profile, "tiny") && (suite || json_object_object_get_ex(body, "include", NULL))) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, suite ? "suite" : "include",
+                                         "%s: the tiny profile is busybox, not Debian", suite ? "suite" : "include");
+                return;
+        }
+        if (template_is_building(m, name)) {
+                http_request_reply_error(req, API_ERROR_CONFLICT, "name", "template '%s' is being built already", name);
+                return;
+        }
+        if (template_exists(m, name, NULL)) {
+                http_request_reply_error(req, API_ERROR_NAME_TAKEN, "name",
+                                         "template '%s' exists: remove it first (zvm template rm %s)", name, name);
+                return;
+        }
+        for (size_t i = 0; i < m->n_template_builds; i++)
+                running += m->template_builds[i]->state == BUILD_RUNNING;
+        if (running >= TEMPLATE_BUILDS_MAX) {
+                http_request_reply_error(req, API_ERROR_UNAVAILABLE, NULL, "%zu template builds are running already",
+                                         running);
+                return;
+        }
+        if (access(m->paths.mktemplate, X_OK) < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "the template builder %s is missing: %s",
+                                         m->paths.mktemplate, strerror(errno));
+                return;
+        }
+
+        b = calloc(1, sizeof(*b));
+        if (!b)
+                goto oom;
+        *b = (TemplateBuild) { .manager = m, .pidfd = -EBADF, .state = BUILD_RUNNING };
+        b->name = strdup(name);
+        b->profile = strdup(profile);
+        if (!b->name || !b->profile || (suite && !(b->suite = strdup(suite))))
+                goto oom;
+        if (json_object_object_get_ex(body, "include", &v)) {
+                r = parse_include(req, v, &b->include);
+                if (r == -ENOMEM)
+                        goto oom;
+                if (r < 0) {
+                        build_free(b);
+                        return;
+                }
+        }
+        nb = reallocarray(m->template_builds, m->n_template_builds + 1, sizeof(*nb));
+        if (!nb)
+                goto oom;
+        m->template_builds = nb;
+        r = build_spawn(b);
+        if (r < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot start the template builder: %s",
+                                         strerror(-r));
+                build_free(b);
+                return;
+        }
+        old = build_find(m, name);
+        if (old)
+                build_remove(m, old);
+        m->template_builds[m->n_template_builds++] = b;
+        http_request_reply_json(req, 202, template_json(m, name, NULL, false));
+        return;
+oom:
+        build_free(b);
+        http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+}
+
+void route_templates_build(void *ctx, HttpRequest *req, char **params) {
+        Manager *m = ctx;
+        json_object *body = manager_parse_body_object(req);
+
+        if (!body)
+                return;
+        route_templates_build_body(m, req, body);
+        json_object_put(body);
+}
+
+void route_template_get(void *ctx, HttpRequest *req, char **params) {
+        Manager *m = ctx;
+        _cleanup_free_ char *path = NULL;
+        bool builtin = false;
+        json_object *j;
+        int r;
+
+        r = template_lookup(m, params[0], &path, &builtin);
+        if (r == -ENOENT && !build_find(m, params[0])) {
+                http_request_reply_error(req, API_ERROR_NOT_FOUND, NULL, "no template '%.64s'", params[0]);
+                return;
+        }
+        j = template_json(m, params[0], path, builtin);
+        if (!j) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        http_request_reply_json(req, 200, j);
+}
+
+void route_template_log(void *ctx, HttpRequest *req, char **params) {
+        Manager *m = ctx;
+        TemplateBuild *b = build_find(m, params[0]);
+        const char *off_s = http_request_query(req, "offset");
+        _cleanup_free_ char *buf = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t offset = 0;
+        ssize_t n;
+
+        if (!b) {
+                http_request_reply_error(req, API_ERROR_NOT_FOUND, NULL, "no build of template '%.64s' since zvmd started",
+                                         params[0]);
+                return;
+        }
+        if (off_s && safe_atou64(off_s, &offset) < 0) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "offset", "offset: must be a byte offset");
+                return;
+        }
+        fd = open(b->log_path, O_RDONLY | O_CLOEXEC);
+        buf = malloc(TEMPLATE_LOG_CHUNK_MAX);
+        if (fd < 0 || !buf) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot read the build log: %s",
+                                         strerror(fd < 0 ? errno : ENOMEM));
+                return;
+        }
+        n = pread(fd, buf, TEMPLATE_LOG_CHUNK_MAX, (off_t) offset);
+        if (n < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot read the build log: %s", strerror(errno));
+                return;
+        }
+        http_request_reply_text(req, 200, "text/plain; charset=utf-8", buf, (size_t) n);
+}
+
+void route_template_delete(void *ctx, HttpRequest *req, char **params) {
+        Manager *m = ctx;
+        const char *name = params[0];
+        TemplateBuild *b = build_find(m, name);
+        _cleanup_free_ char *path = NULL, *meta = NULL, *users = NULL;
+        json_object *j, *u;
+        bool builtin = false;
+        int r;
+
+        if (b && b->state == BUILD_RUNNING) {
+                b->state = BUILD_CANCELLED;
+                free(b->error);
+                b->error = strdup("cancelled");
+                build_kill(b);
+                http_request_reply_json(req, 200, template_json(m, name, NULL, false));
+                return;
+        }
+        r = template_lookup(m, name, &path, &builtin);
+        if (r == -ENOENT) {
+                if (b) {        /* only a failed build to forget */
+                        build_remove(m, b);
+                        http_request_reply_json(req, 200, json_object_new_object());
+                        return;
+                }
+                http_request_reply_error(req, API_ERROR_NOT_FOUND, NULL, "no template '%.64s'", name);
+                return;
+        }
+        if (builtin) {
+                http_request_reply_error(req, API_ERROR_CONFLICT, NULL,
+                                         "template '%s' is built in (%s), shipped with zvm", name, path);
+                return;
+        }
+        u = used_by(m, name);
+        if (u && json_object_array_length(u) > 0) {
+                for (size_t i = 0; i < json_object_array_length(u); i++) {
+                        char *t = strjoin(strempty(users), users ? ", " : "",
+                                          json_object_get_string(json_object_array_get_idx(u, i)));
+                        if (!t)
+                                break;
+                        free(users);
+                        users = t;
+                }
+                json_object_put(u);
+                http_request_reply_error(req, API_ERROR_CONFLICT, NULL,
+                                         "template '%s' is used by VM(s) %s: delete them or change their rootfs first",
+                                         name, strnull(users));
+                return;
+        }
+        json_object_put(u);
+        j = template_json(m, name, path, false);
+        if (unlink(path) < 0) {
+                json_object_put(j);
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot remove %s: %s", path, strerror(errno));
+                return;
+        }
+        meta = meta_name(name);
+        if (meta) {
+                _cleanup_free_ char *mpath = strjoin(m->paths.templates, "/", meta);
+
+                if (mpath)
+                        (void) unlink(mpath);
+        }
+        if (b)
+                build_remove(m, b);
+        log_info("Template %s removed", name);
+        http_request_reply_json(req, 200, j);
+}
