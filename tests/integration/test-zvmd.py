@@ -2,6 +2,7 @@
 """Integration tests for zvmd and zvm: a real zvmd under a temporary root,
 real QEMU microVMs, real HTTP over the unix socket, the real CLI.
 One scenario per invocation: test-zvmd.py SCENARIO."""
+import hashlib
 import json
 import os
 import re
@@ -523,6 +524,186 @@ def scenario_openapi(t, d):
          f"only in code: {sorted(code_routes - spec_routes)}\nonly in spec: {sorted(spec_routes - code_routes)}")
     t.ok(len(code_routes) >= 15, f"{len(code_routes)} routes")
 
+
+
+def procs_with(text):
+    """PIDs whose command line contains text."""
+    found = []
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit() and text in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace"):
+                found.append(int(p))
+        except OSError:
+            pass
+    return found
+
+
+def template_files(d, name):
+    tdir = os.path.join(d.root, "var", "lib", "zvm", "templates")
+    return sorted(f for f in os.listdir(tdir) if name in f) if os.path.isdir(tdir) else []
+
+
+def scenario_templates(t, d):
+    """zvm template build/list/rm: a tiny build boots, rm is refused while a
+    VM uses it, a failed or cancelled Debian build leaves nothing."""
+    r = d.zvm("template", "build", "mini", "--profile", "tiny", timeout=300)
+    t.ok(r.returncode == 0 and "zvm-mktemplate:" in r.stdout and "ready" in r.stdout,
+         "zvm template build --profile tiny: progress lines, then ready", f"{r.returncode} {r.stdout!r} {r.stderr!r}")
+    status, lst = d.request("GET", "/templates")
+    mini = [x for x in lst if x.get("name") == "mini"] if status == 200 else []
+    t.ok(mini and mini[0].get("state") == "ready" and mini[0].get("builtin") is False
+         and mini[0].get("profile") == "tiny" and mini[0].get("size", 0) > 0, "GET /templates lists it", lst)
+    t.ok(any(x.get("name") == "tiny" and x.get("builtin") for x in lst or []), "the built-in tiny is listed too", lst)
+
+    create(t, d, "tv", rootfs="mini")
+    d.request("POST", "/vms/tv/start")
+    st = wait_agent(d, "tv")
+    t.ok(st and st.get("agent") == "ready", "a VM boots the new template to agent READY", st)
+    r = d.zvm("template", "rm", "mini")
+    t.ok(r.returncode == 4 and "used by" in r.stderr and "tv" in r.stderr and template_files(d, "mini"),
+         "template rm is refused while a VM uses it (exit 4)", f"{r.returncode} {r.stderr!r}")
+    d.zvm("stop", "tv")
+    d.zvm("delete", "tv")
+    r = d.zvm("template", "rm", "mini")
+    t.ok(r.returncode == 0 and template_files(d, "mini") == [], "template rm removes image and metadata",
+         f"{r.returncode} {r.stderr!r} {template_files(d, 'mini')}")
+
+    # Bad input: every refusal is a clear usage error and changes nothing.
+    for args, code, what in ((["../x", "--profile", "tiny"], 2, "a name with '/'"),
+                             (["ok", "--profile", "huge"], 2, "an unknown profile"),
+                             (["ok", "--profile", "standard", "--include", "Bad;rm"], 2, "a package name with ';'"),
+                             (["ok", "--profile", "tiny", "--suite", "sid"], 2, "a suite for tiny"),
+                             (["tiny", "--profile", "tiny"], 4, "the name of an existing template")):
+        r = d.zvm("template", "build", *args)
+        t.ok(r.returncode == code and r.stderr.strip(), f"build refuses {what} (exit {code})",
+             f"{r.returncode} {r.stderr!r}")
+    r = d.zvm("template", "rm", "tiny")
+    t.ok(r.returncode == 4 and "built in" in r.stderr, "the built-in template cannot be removed", r.stderr)
+    r = d.zvm("template", "rm", "nosuch")
+    t.ok(r.returncode == 3, "rm of an unknown template: exit 3", r.stderr)
+
+    # A package that does not exist: mmdebstrap fails, nothing is left.
+    t0 = time.monotonic()
+    r = d.zvm("template", "build", "bad", "--profile", "standard", "--include", "no-such-package-zvm", timeout=900)
+    took = time.monotonic() - t0
+    status, bad = d.request("GET", "/templates/bad")
+    t.ok(r.returncode == 1 and "no-such-package-zvm" in r.stderr, f"a bad package fails the build ({took:.0f} s), "
+         "naming the package", f"{r.returncode} {r.stdout[-800:]!r} {r.stderr[-1500:]!r}")
+    t.ok(status == 200 and bad.get("state") == "failed" and "path" not in bad and template_files(d, "bad") == [],
+         "the failed build left no template and no temporary file", f"{bad} {template_files(d, 'bad')}")
+    r = d.zvm("create", "uses-bad", "--template", "bad", "--no-ssh-keys")
+    r2 = d.zvm("start", "uses-bad")
+    t.ok(r2.returncode != 0, "a VM cannot start from the failed template", f"{r.stderr!r} {r2.stderr!r}")
+    d.zvm("delete", "uses-bad")
+
+    # Cancel: DELETE during a build kills it and leaves nothing.
+    r = d.zvm("template", "build", "cx", "--profile", "standard", "--include", "less", "--detach")
+    t.ok(r.returncode == 0, "build --detach returns at once", r.stderr)
+    time.sleep(3)
+    status, cx = d.request("GET", "/templates/cx")
+    t.ok(status == 200 and cx.get("state") == "building", "GET /templates/NAME shows it building", cx)
+    r = d.zvm("template", "rm", "cx")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, cx = d.request("GET", "/templates/cx")
+        if cx.get("state") != "building" and cx.get("build", {}).get("state") != "building":
+            break
+        time.sleep(0.3)
+    time.sleep(1)
+    t.ok(r.returncode == 0 and cx.get("state") == "cancelled" and template_files(d, "cx") == []
+         and not procs_with(os.path.join(d.root, "var", "lib", "zvm", "templates", "cx")),
+         "rm cancels a build in progress: nothing left", f"{cx} {template_files(d, 'cx')}")
+
+
+def ssh_keypair(d, name):
+    path = os.path.join(d.tmp, name)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path], check=True)
+    return path
+
+
+def scenario_ssh(t, d):
+    """A standard (Debian) template: OpenSSH over vsock with a verified host
+    key, scp both ways, a wrong key and a wrong host key refused."""
+    t0 = time.monotonic()
+    r = d.zvm("template", "build", "std", "--profile", "standard", timeout=2400)
+    t.ok(r.returncode == 0, f"zvm template build --profile standard ({time.monotonic() - t0:.0f} s; cached by content)",
+         f"{r.stdout[-1500:]} {r.stderr[-1500:]}")
+    if r.returncode != 0:
+        return
+    good, wrong = ssh_keypair(d, "good"), ssh_keypair(d, "wrong")
+    r = d.zvm("create", "sv", "--template", "std", "--memory", "512", "--ssh-key", good + ".pub")
+    t.ok(r.returncode == 0, "create with --ssh-key", r.stderr)
+    t0 = time.monotonic()
+    d.request("POST", "/vms/sv/start")
+    st = wait_agent(d, "sv", timeout=240)
+    t.ok(st and st.get("agent") == "ready", f"the standard guest's agent is READY ({time.monotonic() - t0:.1f} s "
+         "after start)", st)
+
+    ssh_opts = ["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=60"]
+    t0 = time.monotonic()
+    r = d.zvm("ssh", "-i", good, *ssh_opts, "sv", "--", "uname", "-r", timeout=180)
+    took = time.monotonic() - t0
+    ex = d.zvm("exec", "sv", "--", "uname", "-r")
+    t.ok(r.returncode == 0 and r.stdout.strip() and r.stdout == ex.stdout,
+         f"zvm ssh sv -- uname -r: a real OpenSSH login over vsock ({took:.1f} s) prints the guest kernel "
+         f"{r.stdout.strip()!r}", f"{r.returncode} {r.stdout!r} {r.stderr!r}")
+
+    known = open(os.path.join(d.root, "var", "lib", "zvm", "ssh_known_hosts")).read()
+    hostkey = d.zvm("exec", "sv", "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()
+    t.ok(len(hostkey) >= 2 and f"sv.zvm {hostkey[0]} {hostkey[1]}\n" in known,
+         "the zvm-managed known_hosts holds the guest's own ed25519 host key", known)
+
+    cfg = os.path.join(d.tmp, "ssh_config")
+    r = d.zvm("ssh-config")
+    t.ok(r.returncode == 0 and "Host *.zvm" in r.stdout and "vsock-proxy %h 22" in r.stdout
+         and "StrictHostKeyChecking yes" in r.stdout, "zvm ssh-config prints a Host *.zvm block", r.stdout)
+    with open(cfg, "w") as f:
+        f.write(r.stdout + f"    IdentityFile {good}\n    IdentitiesOnly yes\n    BatchMode yes\n")
+    local = os.path.join(d.tmp, "up.bin")
+    data = os.urandom(1024 * 1024 + 123)
+    open(local, "wb").write(data)
+    t0 = time.monotonic()
+    r1 = subprocess.run(["scp", "-F", cfg, local, "root@sv.zvm:/root/up.bin"], capture_output=True, text=True,
+                        timeout=180)
+    up = time.monotonic() - t0
+    remote = d.zvm("exec", "sv", "--", "sha256sum", "/root/up.bin").stdout.split()
+    t.ok(r1.returncode == 0 and remote and remote[0] == hashlib.sha256(data).hexdigest(),
+         f"scp -F <ssh-config> into root@sv.zvm: 1 MiB intact ({up:.1f} s)", f"{r1.returncode} {r1.stderr!r}")
+    back = os.path.join(d.tmp, "down.bin")
+    t0 = time.monotonic()
+    r2 = subprocess.run(["scp", "-F", cfg, "root@sv.zvm:/root/up.bin", back], capture_output=True, text=True,
+                        timeout=180)
+    down = time.monotonic() - t0
+    t.ok(r2.returncode == 0 and os.path.exists(back) and open(back, "rb").read() == data,
+         f"scp out of the guest: 1 MiB intact ({down:.1f} s)", f"{r2.returncode} {r2.stderr!r}")
+
+    r = d.zvm("ssh", "-i", wrong, *ssh_opts, "sv", "--", "true", timeout=120)
+    t.ok(r.returncode == 255 and "Permission denied" in r.stderr, "a key not in sshkeys is refused (255)",
+         f"{r.returncode} {r.stderr!r}")
+
+    liar = os.path.join(d.tmp, "liar_known_hosts")
+    other = open(wrong + ".pub").read().split()
+    with open(liar, "w") as f:
+        f.write(f"sv.zvm {other[0]} {other[1]}\n")
+    r = subprocess.run(["ssh", "-F", cfg, "-o", f"UserKnownHostsFile={liar}", "-o", "HostKeyAlgorithms=ssh-ed25519",
+                        "root@sv.zvm", "true"], capture_output=True, text=True, timeout=120)
+    t.ok(r.returncode == 255 and ("verification failed" in r.stderr or "IDENTIFICATION HAS CHANGED" in r.stderr),
+         "a host key other than the recorded one is refused", f"{r.returncode} {r.stderr[-600:]!r}")
+
+    # sshkeys changed while running: pushed at once, the old key stops working.
+    pub = open(wrong + ".pub").read().strip()
+    enc = "".join(c if c.isalnum() or c in "._~@+/=-" else "%%%02X" % ord(c) for c in pub)
+    r = d.zvm("config", "set", "sv", f"sshkeys={enc}")
+    time.sleep(2)
+    ok_new = d.zvm("ssh", "-i", wrong, *ssh_opts, "sv", "--", "true", timeout=120)
+    old = d.zvm("ssh", "-i", good, *ssh_opts, "sv", "--", "true", timeout=120)
+    t.ok(r.returncode == 0 and ok_new.returncode == 0 and old.returncode == 255,
+         "config set sshkeys on a running VM takes effect at once",
+         f"{r.stderr!r} {ok_new.returncode} {ok_new.stderr!r} {old.returncode}")
+
+    r = d.zvm("ssh", "nosuchvm", "--", "true")
+    t.ok(r.returncode == 3, "zvm ssh of an unknown VM: exit 3", r.stderr)
+    d.zvm("stop", "sv")
 
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items() if name.startswith("scenario_")}
 

@@ -44,6 +44,10 @@ class Zvmd:
     # -- process ---------------------------------------------------------
     def start(self):
         env = dict(os.environ, ZVM_GUEST_DIR=zt.GUEST, ZVM_LOG_LEVEL="debug")
+        # Template builds share the developer's (and CI's) content cache,
+        # like the kernel: a private root must not mean a cold Debian build.
+        env.setdefault("ZVM_CACHE_DIR", os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                                      os.path.expanduser("~/.cache"), "zvm"))
         # The accelerator probe's answer is cached per root; tests share
         # the one in the build tree's guest dir when present.
         self.log = open(self.log_path, "ab")
