@@ -53,7 +53,18 @@ static int proxy_command(const Cli *cli, char **ret) {
         qsock = shell_quote(cli->socket_path);
         if (!qs || !qsock)
                 return log_oom();
-        *ret = strjoin(qs, " --socket ", qsock, " vsock-proxy %h 22");
+        /* The proxy finds the VM's vsock socket under the run directory:
+         * a private zvmd's root travels along with its API socket. */
+        size_t n = strlen(cli->run_dir), k = strlen("/run/zvm");
+        if (n > k && streq(cli->run_dir + n - k, "/run/zvm")) {
+                _cleanup_free_ char *root = strndup(cli->run_dir, n - k), *qroot = NULL;
+
+                qroot = root ? shell_quote(root) : NULL;
+                if (!qroot)
+                        return log_oom();
+                *ret = strjoin(qs, " --root ", qroot, " --socket ", qsock, " vsock-proxy %h 22");
+        } else
+                *ret = strjoin(qs, " --socket ", qsock, " vsock-proxy %h 22");
         return *ret ? 0 : log_oom();
 }
 

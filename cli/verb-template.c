@@ -168,7 +168,7 @@ static int follow_build(Cli *cli, const char *name, bool verbose) {
                 if (r < 0)
                         break;
                 state = build_state(t, &b);
-                if (streq(state, "building")) {
+                if (streq(state, "building") || streq(state, "cancelling")) {
                         sleep_ms(FOLLOW_INTERVAL_MS);
                         continue;
                 }

@@ -821,6 +821,17 @@ static void reply_file_data(HttpRequest *req, json_object *response) {
         json_object *v;
         size_t size = 0;
 
+        /* Never hand out a silently cut file. */
+        if (json_object_object_get_ex(response, "truncated", &v) && json_object_get_boolean(v)) {
+                json_object *sz = NULL;
+
+                (void) json_object_object_get_ex(response, "size", &sz);
+                http_request_reply_error(req, API_ERROR_PAYLOAD_TOO_LARGE, NULL,
+                                         "the file is %" PRId64 " bytes; the files API carries at most %u "
+                                         "(copy bigger files with scp over zvm ssh)",
+                                         json_object_get_int64(sz), FILE_MAX);
+                return;
+        }
         if (!json_object_object_get_ex(response, "data", &v) ||
             base64_decode(json_object_get_string(v), &data, &size) < 0) {
                 http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "the agent sent malformed file data");

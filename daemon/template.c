@@ -53,8 +53,14 @@ struct TemplateBuild {
         int64_t started_wall;
         double seconds;
         BuildState state;
+        bool cancel;            /* DELETE asked; the builder is still cleaning up */
         char *error;
 };
+
+/* "cancelling" while a cancelled builder is still removing its files. */
+static const char *build_state_name(const TemplateBuild *b) {
+        return b->state == BUILD_RUNNING && b->cancel ? "cancelling" : build_state_table[b->state];
+}
 
 bool template_name_is_valid(const char *name) {
         size_t n;
@@ -242,7 +248,8 @@ static void build_finish(TemplateBuild *b, int status) {
         b->timeout_source = sd_event_source_disable_unref(b->timeout_source);
         b->pidfd = safe_close(b->pidfd);
         b->pid = 0;
-        if (b->state == BUILD_CANCELLED) {
+        if (b->cancel) {
+                b->state = BUILD_CANCELLED;
                 log_info("Template %s: build cancelled after %.1f s", b->name, b->seconds);
                 return;
         }
@@ -396,7 +403,7 @@ static void add_build(json_object *o, TemplateBuild *b) {
 
         if (!j)
                 return;
-        json_object_object_add(j, "state", json_object_new_string(build_state_table[b->state]));
+        json_object_object_add(j, "state", json_object_new_string(build_state_name(b)));
         json_object_object_add(j, "profile", json_object_new_string(b->profile));
         json_object_object_add(j, "started", json_object_new_int64(b->started_wall));
         json_object_object_add(j, "seconds",
@@ -423,7 +430,7 @@ static json_object *template_json(Manager *m, const char *name, const char *path
                 _cleanup_free_ char *mname = meta_name(name), *mpath = NULL, *text = NULL;
 
                 json_object_object_add(o, "state", json_object_new_string(
-                                                   b && b->state == BUILD_RUNNING ? "building" : "ready"));
+                                                   b && b->state == BUILD_RUNNING ? build_state_name(b) : "ready"));
                 json_object_object_add(o, "path", json_object_new_string(path));
                 json_object_object_add(o, "size", json_object_new_int64((int64_t) st.st_size));
                 json_object_object_add(o, "disk_usage", json_object_new_int64((int64_t) st.st_blocks * 512));
@@ -443,7 +450,7 @@ static json_object *template_json(Manager *m, const char *name, const char *path
                 json_object_put(meta);
         } else
                 json_object_object_add(o, "state",
-                                       json_object_new_string(b ? build_state_table[b->state] : "unknown"));
+                                       json_object_new_string(b ? build_state_name(b) : "unknown"));
         json_object_object_add(o, "used_by", used_by(m, name));
         if (b)
                 add_build(o, b);
@@ -744,7 +751,7 @@ void route_template_delete(void *ctx, HttpRequest *req, char **params) {
         int r;
 
         if (b && b->state == BUILD_RUNNING) {
-                b->state = BUILD_CANCELLED;
+                b->cancel = true;
                 free(b->error);
                 b->error = strdup("cancelled");
                 build_kill(b);

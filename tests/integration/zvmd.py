@@ -139,7 +139,7 @@ class Zvmd:
             return resp.status, text
 
     def zvm(self, *args, timeout=120, input=None):
-        return subprocess.run([ZVM, "--root", self.root] + list(args), capture_output=True, text=True,
+        return subprocess.run([ZVM, "--root", self.root] + list(args), capture_output=True, text=True, errors="replace",
                               timeout=timeout, input=input)
 
     def wait_state(self, vm, states, timeout=60):
