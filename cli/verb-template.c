@@ -59,18 +59,16 @@ static void follow_line(LogFollow *f, const char *line) {
 }
 
 static int follow_feed(LogFollow *f, const char *data, size_t size) {
-        _cleanup_free_ char *text = NULL;
+        size_t have = f->partial ? strlen(f->partial) : 0;
+        _cleanup_free_ char *text = malloc(have + size + 1);
         char *p, *nl;
 
-        text = strjoin(strempty(f->partial), "");
         if (!text)
                 return -ENOMEM;
-        p = realloc(text, strlen(text) + size + 1);
-        if (!p)
-                return -ENOMEM;
-        text = p;
-        memcpy(text + strlen(text), data, size);
-        text[strlen(text) + size] = '\0';
+        if (have > 0)
+                memcpy(text, f->partial, have);
+        memcpy(text + have, data, size);
+        text[have + size] = '\0';
         f->partial = mfree(f->partial);
         for (p = text; (nl = strchr(p, '\n')); p = nl + 1) {
                 *nl = '\0';

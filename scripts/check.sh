@@ -38,7 +38,8 @@ if [[ " $suites " == *" vm "* ]]; then
         asan_vm_log=$asan/meson-logs/testlog.json
         ZVM_GUEST_DIR=$build/guest ASAN_OPTIONS=detect_leaks=1 \
                 meson test -C "$asan" --print-errorlogs --num-processes "$(nproc)" \
-                zvmd-lifecycle zvmd-bad_input zvmd-crash zvmd-readopt zvmd-agent zvmd-balloon || rc=1
+                zvmd-lifecycle zvmd-bad_input zvmd-crash zvmd-readopt zvmd-agent zvmd-balloon \
+                zvmd-templates zvmd-ssh || rc=1
 fi
 
 # One plain summary line over both runs, for humans and for CI.

@@ -6,10 +6,12 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -652,6 +654,9 @@ def scenario_ssh(t, d):
          f"zvm ssh sv -- uname -r: a real OpenSSH login over vsock ({took:.1f} s) prints the guest kernel "
          f"{r.stdout.strip()!r}", f"{r.returncode} {r.stdout!r} {r.stderr!r}")
 
+    r = d.zvm("exec", "sv", "--", "systemctl", "is-system-running", "--wait", timeout=180)
+    t.ok(r.stdout.strip() == "running", "systemd reports the standard guest running, no failed unit",
+         f"{r.stdout!r} {d.zvm('exec', 'sv', '--', 'systemctl', '--failed', '--no-legend').stdout!r}")
     known = open(os.path.join(d.root, "var", "lib", "zvm", "ssh_known_hosts")).read()
     hostkey = d.zvm("exec", "sv", "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()
     t.ok(len(hostkey) >= 2 and f"sv.zvm {hostkey[0]} {hostkey[1]}\n" in known,
@@ -709,6 +714,32 @@ def scenario_ssh(t, d):
     t.ok(r.returncode == 3, "zvm ssh of an unknown VM: exit 3", r.stderr)
     d.zvm("stop", "sv")
 
+
+def scenario_llm_template(t, d):
+    """The llm profile: Debian sid with llama.cpp-tools; llama-server runs
+    in a booted guest."""
+    t0 = time.monotonic()
+    r = d.zvm("template", "build", "llm", "--profile", "llm", timeout=2400)
+    t.ok(r.returncode == 0, f"zvm template build --profile llm ({time.monotonic() - t0:.0f} s; cached by content)",
+         f"{r.stdout[-1500:]} {r.stderr[-1500:]}")
+    if r.returncode != 0:
+        return
+    status, tp = d.request("GET", "/templates/llm")
+    t.ok(status == 200 and tp.get("profile") == "llm" and tp.get("suite") is None and tp.get("state") == "ready",
+         "the template records its profile", tp)
+    r = d.zvm("create", "lv", "--template", "llm", "--memory", "512", "--no-ssh-keys")
+    d.request("POST", "/vms/lv/start")
+    st = wait_agent(d, "lv", timeout=300)
+    t.ok(st and st.get("agent") == "ready", "an llm guest boots to agent READY", st)
+    r = d.zvm("exec", "lv", "--", "llama-server", "--version", timeout=120)
+    out = r.stdout + r.stderr
+    t.ok(r.returncode == 0 and "version" in out, f"llama-server runs in the guest: {out.strip().splitlines()[:1]}",
+         f"{r.returncode} {out!r}")
+    r = d.zvm("exec", "lv", "--", "systemctl", "is-system-running", "--wait", timeout=180)
+    t.ok(r.stdout.strip() == "running", "systemd reports the guest running, no failed unit",
+         f"{r.stdout!r} {d.zvm('exec', 'lv', '--', 'systemctl', '--failed', '--no-legend').stdout!r}")
+    d.zvm("stop", "lv")
+
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items() if name.startswith("scenario_")}
 
 
@@ -728,6 +759,11 @@ def main():
         extra = ["--listen", f"127.0.0.1:{port}"]
     if name == "agent_health":
         os.environ["ZVM_AGENT_HEALTH_SECONDS"] = "1"
+    cache_tmp = None
+    if name == "templates":
+        # Its builds must really run (fail, be cancelled): a cache of its own.
+        cache_tmp = tempfile.mkdtemp(prefix="zvm-cache-")
+        os.environ["ZVM_CACHE_DIR"] = cache_tmp
     d = Zvmd(t, extra_args=extra)
     d.tcp_port = port
     try:
@@ -744,6 +780,8 @@ def main():
         if t.failed:
             t.diag("zvmd log:\n" + d.log_text())
         d.cleanup()
+        if cache_tmp:
+            shutil.rmtree(cache_tmp, ignore_errors=True)
     t.done()
 
 
