@@ -88,16 +88,6 @@ int ssh_pubkey_check(const char *line, const char **ret_reason) {
         return 0;
 }
 
-static int unhex(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 int ssh_keys_decode(const char *value, char ***ret, char **ret_reason) {
         _cleanup_strv_free_ char **keys = NULL;
         _cleanup_free_ char *text = NULL;
@@ -111,7 +101,7 @@ int ssh_keys_decode(const char *value, char ***ret, char **ret_reason) {
         q = text;
         for (const char *p = value; *p; p++) {
                 if (*p == '%') {
-                        int hi = unhex(p[1]), lo = hi >= 0 ? unhex(p[2]) : -1;
+                        int hi = unhexchar(p[1]), lo = hi >= 0 ? unhexchar(p[2]) : -1;
 
                         if (lo < 0)
                                 return asprintf(ret_reason, "bad percent-encoding at byte %zu", (size_t) (p - value)) < 0

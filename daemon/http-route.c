@@ -6,22 +6,13 @@
 
 #include "http-route.h"
 #include "macro.h"
+#include "string-util.h"
 
 typedef struct PathSegments {
         char *buf;                              /* all decoded segments, NUL-separated */
         const char *seg[ROUTE_SEGMENTS_MAX];
         size_t n;
 } PathSegments;
-
-static int unhex(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -EINVAL;
-}
 
 /* Decodes one raw segment [s, s+l) into out (which has room for l+1 bytes)
  * and checks it. '+' stays '+': that convention belongs to query strings,
@@ -40,8 +31,8 @@ static int segment_decode(const char *s, size_t l, char *out) {
 
                         if (l - i < 3)
                                 return -EINVAL;
-                        hi = unhex(s[i + 1]);
-                        lo = unhex(s[i + 2]);
+                        hi = unhexchar(s[i + 1]);
+                        lo = unhexchar(s[i + 2]);
                         if (hi < 0 || lo < 0)
                                 return -EINVAL;
                         c = (unsigned char) (hi << 4 | lo);

@@ -22,6 +22,9 @@ char *strjoin_real(const char *x, ...) _sentinel_;
  * (to its first non-whitespace character), or NULL if s is NULL. */
 char *strstrip(char *s);
 
+/* The value of one hex digit (either case), or -EINVAL. */
+int unhexchar(char c);
+
 /* Strict decimal parsers: digits only (safe_atoi: one optional leading '-'),
  * no whitespace, no '+', no base prefixes, nothing after the number.
  * Empty or malformed → -EINVAL; out of range → -ERANGE. *ret is untouched

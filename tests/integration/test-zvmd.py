@@ -621,6 +621,13 @@ def scenario_templates(t, d):
          "rm cancels a build in progress: nothing left", f"{cx} {template_files(d, 'cx')}")
 
 
+def check_systemd_running(t, d, vm):
+    """systemd in a Debian guest finished booting with no failed unit."""
+    r = d.zvm("exec", vm, "--", "systemctl", "is-system-running", "--wait", timeout=180)
+    t.ok(r.stdout.strip() == "running", f"systemd reports {vm} running, no failed unit",
+         f"{r.stdout!r} {d.zvm('exec', vm, '--', 'systemctl', '--failed', '--no-legend').stdout!r}")
+
+
 def ssh_keypair(d, name):
     path = os.path.join(d.tmp, name)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path], check=True)
@@ -654,9 +661,7 @@ def scenario_ssh(t, d):
          f"zvm ssh sv -- uname -r: a real OpenSSH login over vsock ({took:.1f} s) prints the guest kernel "
          f"{r.stdout.strip()!r}", f"{r.returncode} {r.stdout!r} {r.stderr!r}")
 
-    r = d.zvm("exec", "sv", "--", "systemctl", "is-system-running", "--wait", timeout=180)
-    t.ok(r.stdout.strip() == "running", "systemd reports the standard guest running, no failed unit",
-         f"{r.stdout!r} {d.zvm('exec', 'sv', '--', 'systemctl', '--failed', '--no-legend').stdout!r}")
+    check_systemd_running(t, d, "sv")
     known = open(os.path.join(d.root, "var", "lib", "zvm", "ssh_known_hosts")).read()
     hostkey = d.zvm("exec", "sv", "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()
     t.ok(len(hostkey) >= 2 and f"sv.zvm {hostkey[0]} {hostkey[1]}\n" in known,
@@ -735,9 +740,7 @@ def scenario_llm_template(t, d):
     out = r.stdout + r.stderr
     t.ok(r.returncode == 0 and "version" in out, f"llama-server runs in the guest: {out.strip().splitlines()[:1]}",
          f"{r.returncode} {out!r}")
-    r = d.zvm("exec", "lv", "--", "systemctl", "is-system-running", "--wait", timeout=180)
-    t.ok(r.stdout.strip() == "running", "systemd reports the guest running, no failed unit",
-         f"{r.stdout!r} {d.zvm('exec', 'lv', '--', 'systemctl', '--failed', '--no-legend').stdout!r}")
+    check_systemd_running(t, d, "lv")
     d.zvm("stop", "lv")
 
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items() if name.startswith("scenario_")}
