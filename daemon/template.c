@@ -448,9 +448,11 @@ static json_object *template_json(Manager *m, const char *name, const char *path
                                         json_object_object_add(o, keys[i], json_object_get(v));
                 }
                 json_object_put(meta);
-        } else
-                json_object_object_add(o, "state",
-                                       json_object_new_string(b ? build_state_name(b) : "unknown"));
+        } else {
+                json_object_object_add(o, "state", json_object_new_string(b ? build_state_name(b) : "unknown"));
+                if (b)
+                        json_object_object_add(o, "profile", json_object_new_string(b->profile));
+        }
         json_object_object_add(o, "used_by", used_by(m, name));
         if (b)
                 add_build(o, b);
