@@ -126,7 +126,8 @@ static void help_print(FILE *f) {
                 fprintf(f, "  %-14s %s\n", verbs[i].name, verbs[i].summary);
         fputs("\nOptions (before the verb):\n"
               "  --root DIR         Prefix of /run/zvm, as given to zvmd ($ZVM_ROOT)\n"
-              "  --socket PATH      zvmd's unix socket (default <root>/run/zvm/api.sock)\n"
+              "  --socket PATH      zvmd's unix socket (default <root>/run/zvm/api.sock);\n"
+              "                     without --root, its directory is zvmd's run directory\n"
               "  --url URL          Use zvmd's TCP listener at URL instead of the socket\n"
               "  --token TOKEN      API token for --url ($ZVM_TOKEN)\n"
               "  --json             Print zvmd's JSON instead of text (also after the verb)\n"
@@ -366,7 +367,14 @@ static int parse_argv(Cli *cli, int argc, char *argv[]) {
         if (socket && cli->url)
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--socket and --url exclude each other");
 
-        cli->run_dir = root ? strjoin(root, DEFAULT_RUN_DIR) : strdup(DEFAULT_RUN_DIR);
+        /* zvmd keeps api.sock in its run directory: a --socket alone names
+         * that directory too (console and vsock sockets live there). */
+        if (!root && socket) {
+                const char *slash = strrchr(socket, '/');
+
+                cli->run_dir = slash ? strndup(socket, (size_t) (slash - socket)) : strdup(".");
+        } else
+                cli->run_dir = root ? strjoin(root, DEFAULT_RUN_DIR) : strdup(DEFAULT_RUN_DIR);
         cli->socket_path = socket ? strdup(socket) : strjoin(strempty(cli->run_dir), "/api.sock");
         if (!cli->run_dir || !cli->socket_path)
                 return log_oom();
