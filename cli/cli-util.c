@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
+#include <time.h>
 
 #include "cli-util.h"
 #include "macro.h"
@@ -122,4 +123,10 @@ int cli_body_add(json_object *body, const char *key, json_object *value) {
                 return -ENOMEM;
         }
         return 0;
+}
+
+void cli_sleep_ms(unsigned ms) {
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
+
+        (void) nanosleep(&ts, NULL);
 }

@@ -44,3 +44,7 @@ int cli_parse_assignment(const char *s, char **ret_key, const char **ret_value);
  * (NULL means JSON null, i.e. "unset"). -EEXIST if the key is already set:
  * giving one key twice is a user error, not "last one wins". */
 int cli_body_add(json_object *body, const char *key, json_object *value);
+
+/* Sleeps ms milliseconds (the bounded polling loops of ssh and template
+ * build). */
+void cli_sleep_ms(unsigned ms);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli-http.h"
+#include "cli-util.h"
 #include "cli-vm.h"
 #include "fd-util.h"
 #include "log.h"
@@ -53,18 +54,8 @@ static int proxy_command(const Cli *cli, char **ret) {
         qsock = shell_quote(cli->socket_path);
         if (!qs || !qsock)
                 return log_oom();
-        /* The proxy finds the VM's vsock socket under the run directory:
-         * a private zvmd's root travels along with its API socket. */
-        size_t n = strlen(cli->run_dir), k = strlen("/run/zvm");
-        if (n > k && streq(cli->run_dir + n - k, "/run/zvm")) {
-                _cleanup_free_ char *root = strndup(cli->run_dir, n - k), *qroot = NULL;
-
-                qroot = root ? shell_quote(root) : NULL;
-                if (!qroot)
-                        return log_oom();
-                *ret = strjoin(qs, " --root ", qroot, " --socket ", qsock, " vsock-proxy %h 22");
-        } else
-                *ret = strjoin(qs, " --socket ", qsock, " vsock-proxy %h 22");
+        /* The socket alone also tells the proxy zvmd's run directory. */
+        *ret = strjoin(qs, " --socket ", qsock, " vsock-proxy %h 22");
         return *ret ? 0 : log_oom();
 }
 
@@ -80,12 +71,6 @@ static int known_hosts_path(const Cli *cli, char **ret) {
                 return log_error_errno(SYNTHETIC_ERRNO(EPROTO), "zvmd does not manage ssh host keys (too old?)");
         *ret = strdup(json_object_get_string(v));
         return *ret ? 0 : log_oom();
-}
-
-static void sleep_ms(unsigned ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
-
-        (void) nanosleep(&ts, NULL);
 }
 
 /* Waits (bounded) until the VM runs and its agent said READY: only then
@@ -131,7 +116,7 @@ static int wait_agent_ready(const Cli *cli, const char *id, unsigned wait_s, cha
                                                strnull(agent), wait_s);
                 if (!said)
                         log_info("Waiting for VM %s's agent (%s)...", id, strnull(agent));
-                sleep_ms(SSH_POLL_MS);
+                cli_sleep_ms(SSH_POLL_MS);
         }
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli-http.h"
+#include "cli-util.h"
 #include "cli-output.h"
 #include "cli-vm.h"
 #include "log.h"
@@ -31,12 +32,6 @@ static int template_path(const char *name, const char *suffix, char **ret) {
                                        "Invalid template name '%s': use a-z, 0-9, '_', '.', '-' (at most 63)", name);
         *ret = strjoin("/templates/", name, strempty(suffix));
         return *ret ? 0 : log_oom();
-}
-
-static void sleep_ms(unsigned ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
-
-        (void) nanosleep(&ts, NULL);
 }
 
 /* The log's complete lines: printed when verbose or when they are the
@@ -167,7 +162,7 @@ static int follow_build(Cli *cli, const char *name, bool verbose) {
                         break;
                 state = build_state(t, &b);
                 if (streq(state, "building") || streq(state, "cancelling")) {
-                        sleep_ms(FOLLOW_INTERVAL_MS);
+                        cli_sleep_ms(FOLLOW_INTERVAL_MS);
                         continue;
                 }
                 /* Ended: the rest of the log (bounded), then the verdict. */
