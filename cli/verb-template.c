@@ -27,9 +27,10 @@ static void on_interrupt(int sig) {
 /* Template names go into the request path: the daemon's rule, checked
  * here so a '/' or '?' never reaches the URL. */
 static int template_path(const char *name, const char *suffix, char **ret) {
-        if (isempty(name) || strlen(name) > 63 || name[strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-")] != '\0')
+        if (!template_name_is_valid(name))
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
-                                       "Invalid template name '%s': use a-z, 0-9, '_', '.', '-' (at most 63)", name);
+                                       "Invalid template name '%s': use a-z, 0-9, '_', '.', '-' (at most 63, no .img)",
+                                       name);
         *ret = strjoin("/templates/", name, strempty(suffix));
         return *ret ? 0 : log_oom();
 }

@@ -62,18 +62,6 @@ static const char *build_state_name(const TemplateBuild *b) {
         return b->state == BUILD_RUNNING && b->cancel ? "cancelling" : build_state_table[b->state];
 }
 
-bool template_name_is_valid(const char *name) {
-        size_t n;
-
-        if (isempty(name) || (n = strlen(name)) > TEMPLATE_NAME_MAX)
-                return false;
-        if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789", name[0]))
-                return false;
-        if (name[strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-")] != '\0')
-                return false;
-        return !(n >= 4 && streq(name + n - 4, ".img"));
-}
-
 /* Debian package names (policy 5.6.1), optionally with "/suite". */
 static bool package_name_is_valid(const char *p) {
         size_t n = strlen(p);
@@ -111,14 +99,6 @@ static char *builtin_path(Manager *m, const char *name) {
 
 static bool file_exists(const char *path) {
         return path && access(path, F_OK) == 0;
-}
-
-static bool template_exists(Manager *m, const char *name, bool *ret_builtin) {
-        _cleanup_free_ char *a = image_path(m, name), *b = builtin_path(m, name);
-
-        if (ret_builtin)
-                *ret_builtin = !file_exists(a) && file_exists(b);
-        return file_exists(a) || file_exists(b);
 }
 
 /* ---- builds --------------------------------------------------------------------- */
@@ -582,7 +562,9 @@ static bool is_one_of(const char *s, const char *a, const char *b, const char *c
 }
 
 static void route_templates_build_body(Manager *m, HttpRequest *req, json_object *body) {
+        _cleanup_free_ char *existing = NULL;
         TemplateBuild *b = NULL, *old, **nb;
+        bool builtin;
         const char *name, *profile, *suite = NULL;
         json_object *v;
         size_t running = 0;
@@ -599,7 +581,7 @@ static void route_templates_build_body(Manager *m, HttpRequest *req, json_object
         if (!json_object_object_get_ex(body, "name", &v) || !json_object_is_type(v, json_type_string) ||
             !template_name_is_valid(name = json_object_get_string(v))) {
                 http_request_reply_error(req, API_ERROR_INVALID_VALUE, "name",
-                                         "name: must match [a-z0-9][a-z0-9_.-]* (at most %u bytes, no .img)",
+                                         "name: must match [a-z0-9][a-z0-9_.-]* (at most %u bytes, no \"..\", no .img)",
                                          TEMPLATE_NAME_MAX);
                 return;
         }
@@ -623,7 +605,7 @@ static void route_templates_build_body(Manager *m, HttpRequest *req, json_object
                 http_request_reply_error(req, API_ERROR_CONFLICT, "name", "template '%s' is being built already", name);
                 return;
         }
-        if (template_exists(m, name, NULL)) {
+        if (template_lookup(m, name, &existing, &builtin) >= 0) {
                 http_request_reply_error(req, API_ERROR_NAME_TAKEN, "name",
                                          "template '%s' exists: remove it first (zvm template rm %s)", name, name);
                 return;

@@ -34,9 +34,6 @@ typedef struct TemplateBuild TemplateBuild;
 #define TEMPLATE_INCLUDE_MAX 64U
 #define TEMPLATE_BUILD_TIMEOUT_DEFAULT_S (60U * 60U)
 
-/* [a-z0-9][a-z0-9_.-]*, at most 63 bytes, not ending in ".img". */
-bool template_name_is_valid(const char *name);
-
 /* Removes what killed builds left behind in the templates directory. */
 void template_sweep(Manager *m);
 /* Cancels every build (zvmd is exiting). */

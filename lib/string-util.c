@@ -417,3 +417,12 @@ int unhexchar(char c) {
                 return c - 'A' + 10;
         return -EINVAL;
 }
+
+bool template_name_is_valid(const char *s) {
+        size_t n;
+
+        if (!string_is_safe_name(s) || s[strcspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ")] != '\0')
+                return false;
+        n = strlen(s);
+        return !(n >= 4 && streq(s + n - 4, ".img"));
+}

@@ -43,6 +43,10 @@ int parse_size(const char *s, uint64_t *ret);
  * Such names are safe as a single path component and in a URL path. */
 bool string_is_safe_name(const char *s);
 
+/* Template names (zvmd's rule, checked by zvm before it builds a URL): a
+ * safe name in lower case, not ending in ".img". */
+bool template_name_is_valid(const char *s);
+
 /* Whether the first n bytes of s are valid UTF-8 (no overlong forms, no
  * surrogates, nothing above U+10FFFF). */
 bool utf8_is_valid_n(const char *s, size_t n);

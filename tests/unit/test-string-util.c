@@ -236,9 +236,21 @@ static void test_macros(void) {
         is_int(ERRNO_VALUE(-EIO), EIO, "ERRNO_VALUE of a negative errno");
 }
 
+static void test_template_name(void) {
+        static const char *const good[] = { "tiny", "std", "debian-12", "a.b_c", "x9" };
+        static const char *const bad[] = { "", "Std", "a/b", "../x", "a..b", "-x", ".x", "web.img", "x y" };
+
+        for (size_t k = 0; k < ELEMENTSOF(good); k++)
+                ok(template_name_is_valid(good[k]), "\"%s\" is a template name", good[k]);
+        for (size_t k = 0; k < ELEMENTSOF(bad); k++)
+                ok(!template_name_is_valid(bad[k]), "\"%s\" is not a template name", bad[k]);
+        ok(!template_name_is_valid(NULL), "NULL is not a template name");
+}
+
 int main(void) {
         test_strjoin();
         test_strstrip();
+        test_template_name();
         test_safe_ato();
         test_parse_size();
         test_safe_name();
