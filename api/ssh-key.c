@@ -117,15 +117,11 @@ int ssh_keys_decode(const char *value, char ***ret, char **ret_reason) {
 
         for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                 const char *reason = NULL;
-                size_t len;
                 int r;
 
                 lineno++;
-                line += strspn(line, " \t\r");
-                len = strlen(line);
-                while (len > 0 && strchr(" \t\r", line[len - 1]))
-                        line[--len] = '\0';
-                if (len == 0 || line[0] == '#')
+                line = strstrip(line);
+                if (isempty(line) || line[0] == '#')
                         continue;
                 r = ssh_pubkey_check(line, &reason);
                 if (r == -ENOMEM)

@@ -27,8 +27,7 @@ static int add_key_file(const char *file, bool explicit, char **text) {
                 const char *reason = NULL;
                 char *t;
 
-                line += strspn(line, " \t\r");
-                line[strcspn(line, "\r")] = '\0';
+                line = strstrip(line);
                 if (isempty(line) || line[0] == '#')
                         continue;
                 if (ssh_pubkey_check(line, &reason) < 0) {
