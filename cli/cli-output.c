@@ -137,6 +137,22 @@ static bool json_get_double(json_object *v, double *ret) {
 
 /* Looks up "key" or "key.sub" (one level) in an object; NULL if absent or
  * JSON null. */
+/* The items of a JSON array as config values, joined by sep; "" for an
+ * empty array or a non-array. NULL on OOM. */
+static char *json_list_join(json_object *a, const char *sep) {
+        _cleanup_strv_free_ char **items = NULL;
+
+        for (size_t i = 0; json_object_is_type(a, json_type_array) && i < json_object_array_length(a); i++) {
+                char *item = cli_json_to_value_string(json_object_array_get_idx(a, i));
+
+                if (!item || strv_push(&items, item) < 0) {
+                        free(item);
+                        return NULL;
+                }
+        }
+        return items ? strv_join(items, sep) : strdup("");
+}
+
 static json_object *json_get_path(json_object *o, const char *path) {
         const char *dot = strchr(path, '.');
         json_object *v = NULL;
@@ -374,23 +390,8 @@ static char *field_value(FieldKind kind, json_object *v) {
                         return strdup(cli_format_mib(buf, sizeof(buf), u));
                 break;
         case FIELD_LIST:
-                if (json_object_is_type(v, json_type_array)) {
-                        _cleanup_free_ char *joined = NULL;
-
-                        for (size_t i = 0; i < json_object_array_length(v); i++) {
-                                _cleanup_free_ char *item = cli_json_to_value_string(json_object_array_get_idx(v, i));
-                                char *n;
-
-                                if (!item)
-                                        return NULL;
-                                n = strjoin(strempty(joined), joined ? ", " : "", item);
-                                if (!n)
-                                        return NULL;
-                                free(joined);
-                                joined = n;
-                        }
-                        return joined ? TAKE_PTR(joined) : strdup("");
-                }
+                if (json_object_is_type(v, json_type_array))
+                        return json_list_join(v, ", ");
                 break;
         default:
                 break;
@@ -770,7 +771,7 @@ int cli_output_template_list(json_object *templates, char **ret) {
         if (!t)
                 return -ENOMEM;
         for (size_t i = 0; i < json_object_array_length(templates); i++) {
-                json_object *tp = json_object_array_get_idx(templates, i), *v, *users;
+                json_object *tp = json_object_array_get_idx(templates, i), *v;
                 _cleanup_free_ char *used = NULL;
                 char size[CLI_FORMAT_MAX], disk[CLI_FORMAT_MAX], created[CLI_FORMAT_MAX];
                 const char *profile = json_object_get_string(json_get_path(tp, "profile"));
@@ -779,15 +780,9 @@ int cli_output_template_list(json_object *templates, char **ret) {
                 if (json_object_get_boolean(json_get_path(tp, "builtin")) && asprintf(&prof, "%s (built in)",
                                                                                      strnull(profile)) < 0)
                         return -ENOMEM;
-                users = json_get_path(tp, "used_by");
-                for (size_t k = 0; json_object_is_type(users, json_type_array) && k < json_object_array_length(users); k++) {
-                        char *n = strjoin(strempty(used), used ? "," : "",
-                                          json_object_get_string(json_object_array_get_idx(users, k)));
-                        if (!n)
-                                return -ENOMEM;
-                        free(used);
-                        used = n;
-                }
+                used = json_list_join(json_get_path(tp, "used_by"), ",");
+                if (!used)
+                        return -ENOMEM;
                 v = json_get_path(tp, "size");
                 r = cli_table_add(t, json_object_get_string(json_get_path(tp, "name")));
                 if (r >= 0)
@@ -803,7 +798,7 @@ int cli_output_template_list(json_object *templates, char **ret) {
                 if (r >= 0)
                         r = cli_table_add(t, v ? cli_format_timestamp(created, sizeof(created), json_object_get_int64(v)) : NULL);
                 if (r >= 0)
-                        r = cli_table_add(t, used ?: "");
+                        r = cli_table_add(t, used);
                 if (r < 0)
                         return r;
         }

@@ -359,6 +359,19 @@ static void test_renderers(void) {
                         "a1b2    2024-05-01T12:00:00Z  ci\n"
                         "c3d4e5  1970-01-01T00:00:00Z\n",
                 },
+                {
+                        cli_output_template_list, "templates",
+                        "[{\"name\":\"std\",\"state\":\"ready\",\"profile\":\"standard\",\"size\":290455552,"
+                        "\"disk_usage\":107720704,\"created\":1714564800,\"builtin\":false,\"used_by\":[\"web\",\"db\"]},"
+                        " {\"name\":\"tiny\",\"state\":\"ready\",\"profile\":\"tiny\",\"size\":33554432,"
+                        "\"disk_usage\":6713344,\"created\":0,\"builtin\":true,\"used_by\":[]},"
+                        " {\"name\":\"bad\",\"state\":\"failed\",\"profile\":\"standard\",\"used_by\":[]}]",
+                        0,
+                        "NAME  PROFILE          STATE   SIZE  DISK  CREATED               USED BY\n"
+                        "std   standard         ready   277M  103M  2024-05-01T12:00:00Z  web,db\n"
+                        "tiny  tiny (built in)  ready    32M  6.4M  1970-01-01T00:00:00Z\n"
+                        "bad   standard         failed     -     -  -\n",
+                },
                 { cli_output_vmid, "vmid of a new VM", "{\"vmid\":104,\"name\":\"x\"}", 0, "104\n" },
                 { cli_output_vmid, "vmid missing", "{\"name\":\"x\"}", -EBADMSG, NULL },
                 { cli_output_vmid, "vmid negative", "{\"vmid\":-1}", -EBADMSG, NULL },
