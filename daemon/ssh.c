@@ -16,20 +16,29 @@
 
 #define SSH_PUSH_TIMEOUT_USEC (15ULL * 1000000ULL)
 
+/* Lines, each ended by "\n"; NULL for none or on OOM. */
+static char *lines_join(char *const *lines) {
+        _cleanup_free_ char *text = NULL;
+
+        if (strv_length(lines) == 0)
+                return NULL;
+        text = strv_join(lines, "\n");
+        return text ? strjoin(text, "\n") : NULL;
+}
+
 /* The READY's "ssh_host_keys" as "TYPE BASE64\n" lines, each checked to be a
  * public key (a guest can send anything). NULL if there are none. */
 static char *host_keys_from_ready(Vm *vm) {
-        _cleanup_free_ char *text = NULL;
+        _cleanup_strv_free_ char **keys = NULL;
         json_object *a;
-        size_t n, used = 0;
+        size_t n;
 
         if (!vm->agent_info || !json_object_object_get_ex(vm->agent_info, "ssh_host_keys", &a) ||
             !json_object_is_type(a, json_type_array))
                 return NULL;
         n = json_object_array_length(a);
-        for (size_t i = 0; i < n && used < SSH_HOST_KEYS_MAX; i++) {
+        for (size_t i = 0; i < n && strv_length(keys) < SSH_HOST_KEYS_MAX; i++) {
                 const char *k = json_object_get_string(json_object_array_get_idx(a, i)), *reason = NULL;
-                char *t;
 
                 if (!json_object_is_type(json_object_array_get_idx(a, i), json_type_string) ||
                     strchr(k, '\n') || ssh_pubkey_check(k, &reason) < 0) {
@@ -37,23 +46,19 @@ static char *host_keys_from_ready(Vm *vm) {
                                     strnull(reason));
                         continue;
                 }
-                t = strjoin(strempty(text), k, "\n");
-                if (!t)
+                if (strv_extend(&keys, k) < 0)
                         return NULL;
-                free(text);
-                text = t;
-                used++;
         }
-        return TAKE_PTR(text);
+        return lines_join(keys);
 }
 
 int ssh_known_hosts_write(Manager *m) {
-        _cleanup_free_ char *out = strdup(
-                "# Written by zvmd: the ssh host keys of zvm's guests, as their agents reported them.\n"
-                "# Used by `zvm ssh` and the Host *.zvm block of `zvm ssh-config`. Do not edit.\n");
+        _cleanup_strv_free_ char **lines = NULL;
+        _cleanup_free_ char *out = NULL;
         int r;
 
-        if (!out)
+        if (strv_extend(&lines, "# Written by zvmd: the ssh host keys of zvm's guests, as their agents reported them.") < 0 ||
+            strv_extend(&lines, "# Used by `zvm ssh` and the Host *.zvm block of `zvm ssh-config`. Do not edit.") < 0)
                 return -ENOMEM;
         for (size_t i = 0; i < m->n_vms; i++) {
                 Vm *vm = m->vms[i];
@@ -65,14 +70,17 @@ int ssh_known_hosts_write(Manager *m) {
                 if (read_full_file(path, &keys, NULL, 64 * 1024) < 0)
                         continue;
                 for (line = strtok_r(keys, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                        char *t = strjoin(out, vm->config->name, ".zvm ", line, "\n");
+                        char *entry = strjoin(vm->config->name, ".zvm ", line);
 
-                        if (!t)
+                        if (!entry || strv_push(&lines, entry) < 0) {
+                                free(entry);
                                 return -ENOMEM;
-                        free(out);
-                        out = t;
+                        }
                 }
         }
+        out = lines_join(lines);
+        if (!out)
+                return -ENOMEM;
         r = write_file_atomic(m->paths.data, SSH_KNOWN_HOSTS_FILE, out, strlen(out), 0644);
         if (r < 0)
                 return log_warning_errno(r, "Cannot write %s/%s: %m", m->paths.data, SSH_KNOWN_HOSTS_FILE);

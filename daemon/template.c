@@ -369,12 +369,29 @@ void template_sweep(Manager *m) {
 
 /* ---- JSON ----------------------------------------------------------------------- */
 
+/* The names of the VMs whose rootfs is this template: a strv, NULL for
+ * none. */
+static int template_users(Manager *m, const char *name, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+
+        for (size_t i = 0; i < m->n_vms; i++)
+                if (streq_ptr(m->vms[i]->config->rootfs_template, name) && strv_extend(&l, m->vms[i]->config->name) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 static json_object *used_by(Manager *m, const char *name) {
+        _cleanup_strv_free_ char **users = NULL;
         json_object *a = json_object_new_array();
 
-        for (size_t i = 0; a && i < m->n_vms; i++)
-                if (streq_ptr(m->vms[i]->config->rootfs_template, name))
-                        json_object_array_add(a, json_object_new_string(m->vms[i]->config->name));
+        if (template_users(m, name, &users) < 0) {
+                json_object_put(a);
+                return NULL;
+        }
+        STRV_FOREACH(u, users)
+                if (a)
+                        json_object_array_add(a, json_object_new_string(*u));
         return a;
 }
 
@@ -729,8 +746,9 @@ void route_template_delete(void *ctx, HttpRequest *req, char **params) {
         Manager *m = ctx;
         const char *name = params[0];
         TemplateBuild *b = build_find(m, name);
-        _cleanup_free_ char *path = NULL, *meta = NULL, *users = NULL;
-        json_object *j, *u;
+        _cleanup_free_ char *path = NULL, *meta = NULL;
+        _cleanup_strv_free_ char **users = NULL;
+        json_object *j;
         bool builtin = false;
         int r;
 
@@ -757,23 +775,18 @@ void route_template_delete(void *ctx, HttpRequest *req, char **params) {
                                          "template '%s' is built in (%s), shipped with zvm", name, path);
                 return;
         }
-        u = used_by(m, name);
-        if (u && json_object_array_length(u) > 0) {
-                for (size_t i = 0; i < json_object_array_length(u); i++) {
-                        char *t = strjoin(strempty(users), users ? ", " : "",
-                                          json_object_get_string(json_object_array_get_idx(u, i)));
-                        if (!t)
-                                break;
-                        free(users);
-                        users = t;
-                }
-                json_object_put(u);
-                http_request_reply_error(req, API_ERROR_CONFLICT, NULL,
-                                         "template '%s' is used by VM(s) %s: delete them or change their rootfs first",
-                                         name, strnull(users));
+        if (template_users(m, name, &users) < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
                 return;
         }
-        json_object_put(u);
+        if (users) {
+                _cleanup_free_ char *list = strv_join(users, ", ");
+
+                http_request_reply_error(req, API_ERROR_CONFLICT, NULL,
+                                         "template '%s' is used by VM(s) %s: delete them or change their rootfs first",
+                                         name, strnull(list));
+                return;
+        }
         j = template_json(m, name, path, false);
         if (unlink(path) < 0) {
                 json_object_put(j);
