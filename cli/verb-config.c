@@ -15,9 +15,9 @@ int verb_config_show(Cli *cli, int argc, char *argv[]) {
         return cli_vm_call_print(cli, "GET", argv[optind], NULL, NULL, cli_output_vm_config);
 }
 
-/* zvm config set NAME KEY=VALUE...: one PATCH, so that zvmd checks all keys
- * together and changes nothing if one is wrong. */
-int verb_config_set(Cli *cli, int argc, char *argv[]) {
+/* One PATCH of NAME with put(body, arg) for every argument after it, so
+ * that zvmd checks all keys together and changes nothing if one is wrong. */
+static int config_patch(Cli *cli, int argc, char *argv[], int (*put)(json_object *body, const char *arg)) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object();
         int r;
 
@@ -28,7 +28,7 @@ int verb_config_set(Cli *cli, int argc, char *argv[]) {
                 return r;
 
         for (int i = optind + 1; i < argc; i++) {
-                r = cli_body_put_assignment(body, argv[i]);
+                r = put(body, argv[i]);
                 if (r < 0)
                         return r;
         }
@@ -36,22 +36,12 @@ int verb_config_set(Cli *cli, int argc, char *argv[]) {
         return cli_vm_call_print(cli, "PATCH", argv[optind], NULL, body, cli_output_pending_restart);
 }
 
-/* zvm config unset NAME KEY...: PATCH with null values. */
+/* zvm config set NAME KEY=VALUE... */
+int verb_config_set(Cli *cli, int argc, char *argv[]) {
+        return config_patch(cli, argc, argv, cli_body_put_assignment);
+}
+
+/* zvm config unset NAME KEY...: null values. */
 int verb_config_unset(Cli *cli, int argc, char *argv[]) {
-        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
-        int r;
-
-        if (!body)
-                return log_oom();
-        r = verb_parse_simple(cli, argc, argv, 2, -1);
-        if (r != 0)
-                return r;
-
-        for (int i = optind + 1; i < argc; i++) {
-                r = cli_body_put_null(body, argv[i]);
-                if (r < 0)
-                        return r;
-        }
-
-        return cli_vm_call_print(cli, "PATCH", argv[optind], NULL, body, cli_output_pending_restart);
+        return config_patch(cli, argc, argv, cli_body_put_null);
 }
