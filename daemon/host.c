@@ -23,23 +23,6 @@
  * guest, as on zvm's CI) the guest hangs forever, so a bound decides. */
 #define KVM_PROBE_TIMEOUT_MS 4000
 
-static char *find_in_path(const char *name) {
-        const char *path = getenv("PATH");
-        _cleanup_strv_free_ char **dirs = NULL;
-
-        if (strchr(name, '/'))
-                return access(name, X_OK) == 0 ? strdup(name) : NULL;
-        if (strv_split(path ? path : "/usr/local/bin:/usr/bin:/bin", ":", &dirs) < 0)
-                return NULL;
-        STRV_FOREACH(d, dirs) {
-                _cleanup_free_ char *p = strjoin(*d, "/", name);
-
-                if (p && access(p, X_OK) == 0)
-                        return TAKE_PTR(p);
-        }
-        return NULL;
-}
-
 static int qemu_version_probe(Host *h) {
         _cleanup_free_ char *out = NULL;
         char *argv[] = { h->qemu_path, (char *) "--version", NULL };
@@ -153,7 +136,7 @@ int host_probe(Host *h, const Paths *p) {
         int r;
 
         *h = (Host) {};
-        h->qemu_path = find_in_path(qemu ? qemu : "qemu-system-x86_64");
+        h->qemu_path = find_executable(qemu ? qemu : "qemu-system-x86_64");
         if (!h->qemu_path)
                 return log_error_errno(SYNTHETIC_ERRNO(ENOENT), "QEMU (%s) not found in PATH",
                                        qemu ? qemu : "qemu-system-x86_64");
@@ -165,7 +148,7 @@ int host_probe(Host *h, const Paths *p) {
         h->caps.kernel = p->default_kernel;
         h->caps.initrd = p->default_initrd;
         h->caps.vhost_vsock = access("/dev/vhost-vsock", R_OK | W_OK) == 0 && !getenv("ZVM_HYBRID_VSOCK");
-        h->vsock_helper = find_in_path("vhost-device-vsock");
+        h->vsock_helper = find_executable("vhost-device-vsock");
         if (tsc_khz_measure(&khz) >= 0)
                 h->caps.tsc_khz = khz;
         h->cpus = (unsigned) sysconf(_SC_NPROCESSORS_ONLN);

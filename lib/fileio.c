@@ -6,6 +6,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fd-util.h"
 #include "fileio.h"
@@ -156,4 +157,22 @@ int mkdir_p(const char *path, mode_t mode) {
         }
 
         return 0;
+}
+
+char *find_executable(const char *name) {
+        _cleanup_strv_free_ char **dirs = NULL;
+        _cleanup_free_ char *path = NULL;
+
+        if (strchr(name, '/'))
+                return access(name, X_OK) == 0 ? strdup(name) : NULL;
+        path = strjoin(getenv("PATH") ?: "/usr/local/bin:/usr/bin:/bin", ":/usr/sbin:/sbin");
+        if (!path || strv_split(path, ":", &dirs) < 0)
+                return NULL;
+        STRV_FOREACH(d, dirs) {
+                _cleanup_free_ char *p = strjoin(*d, "/", name);
+
+                if (p && access(p, X_OK) == 0)
+                        return TAKE_PTR(p);
+        }
+        return NULL;
 }

@@ -26,3 +26,9 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
  * Existing directories (also via symlinks) are fine; an existing
  * non-directory in the way is -ENOTDIR. */
 int mkdir_p(const char *path, mode_t mode);
+
+/* The path of an executable: name itself if it contains a '/', else the
+ * first match in $PATH (default /usr/local/bin:/usr/bin:/bin), then in
+ * /usr/sbin and /sbin (which a non-root PATH may lack). NULL if none, or on
+ * OOM. */
+char *find_executable(const char *name);
