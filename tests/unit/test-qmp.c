@@ -23,16 +23,17 @@
 #include <time.h>
 
 #include "fd-util.h"
+#include "fileio.h"
 #include "qmp.h"
 #include "string-util.h"
 #include "tap.h"
+#include "test-children.h"
 
 #define WAIT_MS 10000
 
 extern char **environ;
 
 static char tmpdir[] = "/tmp/test-qmp.XXXXXX";
-static pid_t qemu_pids[4];
 
 static uint64_t now_ms(void) {
         struct timespec ts;
@@ -41,46 +42,8 @@ static uint64_t now_ms(void) {
         return (uint64_t) ts.tv_sec * 1000ULL + (uint64_t) ts.tv_nsec / 1000000ULL;
 }
 
-static void kill_qemus(void) {
-        for (size_t i = 0; i < ELEMENTSOF(qemu_pids); i++)
-                if (qemu_pids[i] > 0) {
-                        (void) kill(qemu_pids[i], SIGKILL);
-                        (void) waitpid(qemu_pids[i], NULL, 0);
-                        qemu_pids[i] = 0;
-                }
-}
-
 static void cleanup(void) {
-        _cleanup_free_ char *cmd = NULL;
-
-        kill_qemus();
-        cmd = strjoin("rm -rf ", tmpdir);
-        if (cmd && strneq(tmpdir, "/tmp/test-qmp.", 14))
-                (void) !system(cmd);
-}
-
-static char *find_in_path(const char *name) {
-        _cleanup_strv_free_ char **dirs = NULL;
-        const char *path = getenv("PATH");
-
-        if (strchr(name, '/'))
-                return access(name, X_OK) == 0 ? strdup(name) : NULL;
-        if (strv_split(path ?: "/usr/bin:/bin", ":", &dirs) < 0)
-                return NULL;
-        STRV_FOREACH(d, dirs) {
-                char *p = strjoin(*d, "/", name);
-
-                if (p && access(p, X_OK) == 0)
-                        return p;
-                free(p);
-        }
-        return NULL;
-}
-
-static void forget_pid(pid_t pid) {
-        for (size_t i = 0; i < ELEMENTSOF(qemu_pids); i++)
-                if (qemu_pids[i] == pid)
-                        qemu_pids[i] = 0;
+        test_children_cleanup(tmpdir, "/tmp/test-qmp.");
 }
 
 /* Starts "qemu -M none" with its QMP monitor on a listening unix socket we
@@ -122,11 +85,7 @@ static pid_t qemu_spawn(const char *qemu, const char *name, char **ret_sock) {
         assert_se(posix_spawn(&pid, qemu, &fa, NULL, argv, environ) == 0);
         posix_spawn_file_actions_destroy(&fa);
 
-        for (size_t i = 0; i < ELEMENTSOF(qemu_pids); i++)
-                if (qemu_pids[i] == 0) {
-                        qemu_pids[i] = pid;
-                        break;
-                }
+        test_child_track(pid);
         *ret_sock = TAKE_PTR(sock);
         return pid;
 }
@@ -363,7 +322,7 @@ static void test_qemu_session(const char *qemu) {
 
         t0 = now_ms();
         r = (int) waitpid(pid, &status_code, 0);
-        forget_pid(pid);
+        test_child_forget(pid);
         ok(r == pid && WIFEXITED(status_code) && WEXITSTATUS(status_code) == 0,
            "QEMU exited cleanly after quit (%llu ms)", (unsigned long long) (now_ms() - t0));
 
@@ -442,7 +401,7 @@ static void test_qemu_disconnects(const char *qemu) {
         ok(a3.calls == 1, "not called again on free");
         answer_clear(&a3);
         (void) waitpid(pid, NULL, 0);
-        forget_pid(pid);
+        test_child_forget(pid);
 }
 
 /* ---- protocol edge cases with our own peer --------------------------------- */
@@ -645,7 +604,7 @@ int main(void) {
         assert_se(mkdtemp(tmpdir));
         atexit(cleanup);
 
-        qemu = find_in_path(name);
+        qemu = find_executable(name);
         if (!qemu && !must)
                 plan_skip_all("qemu-system-x86_64 not installed");
 

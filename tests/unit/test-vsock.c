@@ -32,8 +32,10 @@
 #include <time.h>
 
 #include "fd-util.h"
+#include "fileio.h"
 #include "string-util.h"
 #include "tap.h"
+#include "test-children.h"
 #include "tsc.h"
 #include "vsock.h"
 #include "zvm-config.h"
@@ -52,7 +54,6 @@
 extern char **environ;
 
 static char tmpdir[] = "/tmp/test-vsock.XXXXXX";
-static pid_t children[8];
 
 static uint64_t now_ms(void) {
         struct timespec ts;
@@ -68,31 +69,8 @@ static char *tmp_path(const char *name) {
         return p;
 }
 
-static void track_child(pid_t pid) {
-        for (size_t i = 0; i < ELEMENTSOF(children); i++)
-                if (children[i] == 0) {
-                        children[i] = pid;
-                        return;
-                }
-        assert_se(!"too many children");
-}
-
-static void kill_children(void) {
-        for (size_t i = 0; i < ELEMENTSOF(children); i++)
-                if (children[i] > 0) {
-                        (void) kill(children[i], SIGKILL);
-                        (void) waitpid(children[i], NULL, 0);
-                        children[i] = 0;
-                }
-}
-
 static void cleanup(void) {
-        _cleanup_free_ char *cmd = NULL;
-
-        kill_children();
-        cmd = strjoin("rm -rf ", tmpdir);
-        if (cmd && strneq(tmpdir, "/tmp/test-vsock.", 16))
-                (void) !system(cmd);
+        test_children_cleanup(tmpdir, "/tmp/test-vsock.");
 }
 
 static void on_watchdog(int sig) {
@@ -119,9 +97,7 @@ static int wait_pid_bounded(pid_t pid, int timeout_ms) {
         }
         if (waitpid(pid, &status, 0) != pid)
                 return -errno;
-        for (size_t i = 0; i < ELEMENTSOF(children); i++)
-                if (children[i] == pid)
-                        children[i] = 0;
+        test_child_forget(pid);
         return status;
 }
 
@@ -188,7 +164,7 @@ static pid_t peer_spawn(int lfd, PeerMode mode, const char *reply) {
 
         assert_se(pid >= 0);
         if (pid > 0) {
-                track_child(pid);
+                test_child_track(pid);
                 return pid;
         }
 
@@ -431,22 +407,6 @@ static void test_kernel_path(void) {
 
 /* ---- (b) end to end ------------------------------------------------------- */
 
-static char *find_in_path(const char *name) {
-        _cleanup_strv_free_ char **dirs = NULL;
-        _cleanup_free_ char *path = strjoin(getenv("PATH") ?: "/usr/bin:/bin", ":/usr/sbin:/sbin");
-
-        if (!path || strv_split(path, ":", &dirs) < 0)
-                return NULL;
-        STRV_FOREACH(d, dirs) {
-                char *p = strjoin(*d, "/", name);
-
-                if (p && access(p, X_OK) == 0)
-                        return p;
-                free(p);
-        }
-        return NULL;
-}
-
 static bool is_file(const char *p) {
         struct stat st;
 
@@ -486,7 +446,7 @@ static pid_t spawn(char *const argv[], const char *log) {
         posix_spawn_file_actions_destroy(&fa);
         if (r != 0)
                 return -r;
-        track_child(pid);
+        test_child_track(pid);
         return pid;
 }
 
@@ -631,9 +591,9 @@ static void test_end_to_end(void) {
 
         e.guest_dir = find_guest_dir();
         e.helper = strjoin(ZVM_BUILD_ROOT, "/tests/helpers/vsock-echo");
-        e.qemu = find_in_path(getenv("ZVM_QEMU") ?: "qemu-system-x86_64");
-        e.vhost = find_in_path("vhost-device-vsock");
-        e.mkfs = find_in_path("mkfs.ext4");
+        e.qemu = find_executable(getenv("ZVM_QEMU") ?: "qemu-system-x86_64");
+        e.vhost = find_executable("vhost-device-vsock");
+        e.mkfs = find_executable("mkfs.ext4");
         if (!e.guest_dir) {
                 skip_or_fail("guest artifacts (vmlinux, initrd.img) missing; run scripts/build-guest");
                 return;
