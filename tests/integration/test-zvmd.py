@@ -621,6 +621,15 @@ def scenario_templates(t, d):
          "rm cancels a build in progress: nothing left", f"{cx} {template_files(d, 'cx')}")
 
 
+def build_template(t, d, name, profile):
+    """zvm template build (a copy when the content cache has it); whether it worked."""
+    t0 = time.monotonic()
+    r = d.zvm("template", "build", name, "--profile", profile, timeout=2400)
+    t.ok(r.returncode == 0, f"zvm template build --profile {profile} ({time.monotonic() - t0:.0f} s; cached by content)",
+         f"{r.stdout[-1500:]} {r.stderr[-1500:]}")
+    return r.returncode == 0
+
+
 def check_systemd_running(t, d, vm):
     """systemd in a Debian guest finished booting with no failed unit."""
     r = d.zvm("exec", vm, "--", "systemctl", "is-system-running", "--wait", timeout=180)
@@ -637,11 +646,7 @@ def ssh_keypair(d, name):
 def scenario_ssh(t, d):
     """A standard (Debian) template: OpenSSH over vsock with a verified host
     key, scp both ways, a wrong key and a wrong host key refused."""
-    t0 = time.monotonic()
-    r = d.zvm("template", "build", "std", "--profile", "standard", timeout=2400)
-    t.ok(r.returncode == 0, f"zvm template build --profile standard ({time.monotonic() - t0:.0f} s; cached by content)",
-         f"{r.stdout[-1500:]} {r.stderr[-1500:]}")
-    if r.returncode != 0:
+    if not build_template(t, d, "std", "standard"):
         return
     good, wrong = ssh_keypair(d, "good"), ssh_keypair(d, "wrong")
     r = d.zvm("create", "sv", "--template", "std", "--memory", "512", "--ssh-key", good + ".pub")
@@ -723,11 +728,7 @@ def scenario_ssh(t, d):
 def scenario_llm_template(t, d):
     """The llm profile: Debian sid with llama.cpp-tools; llama-server runs
     in a booted guest."""
-    t0 = time.monotonic()
-    r = d.zvm("template", "build", "llm", "--profile", "llm", timeout=2400)
-    t.ok(r.returncode == 0, f"zvm template build --profile llm ({time.monotonic() - t0:.0f} s; cached by content)",
-         f"{r.stdout[-1500:]} {r.stderr[-1500:]}")
-    if r.returncode != 0:
+    if not build_template(t, d, "llm", "llm"):
         return
     status, tp = d.request("GET", "/templates/llm")
     t.ok(status == 200 and tp.get("profile") == "llm" and tp.get("suite") is None and tp.get("state") == "ready",
