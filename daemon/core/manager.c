@@ -391,6 +391,10 @@ static void route_vm_patch(void *ctx, HttpRequest *req, char **params) {
         Vm *vm = lookup_or_404(m, req, params[0]);
         _cleanup_free_ char *err = NULL, *bad_key = NULL, *old_text = NULL;
         _cleanup_strv_free_ char **changed = NULL;
+        /* Declared before the first goto: a jump over a _cleanup_
+         * declaration frees an uninitialised pointer. */
+        _cleanup_(config_file_freep) ConfigFile *copy = NULL;
+        ConfigFile *old_cf;
         VmConfig *c = NULL;
         bool renamed, keys_changed;
         json_object *body;
@@ -411,7 +415,6 @@ static void route_vm_patch(void *ctx, HttpRequest *req, char **params) {
                 goto out;
         }
         /* Validate on a copy: nothing changes unless everything passes. */
-        _cleanup_(config_file_freep) ConfigFile *copy = NULL;
         r = config_file_parse(old_text, strlen(old_text), &copy, NULL);
         if (r >= 0)
                 r = vm_config_apply_json(copy, body, &changed, &err, &bad_key);
@@ -427,7 +430,7 @@ static void route_vm_patch(void *ctx, HttpRequest *req, char **params) {
         if (!check_unique(m, req, vm, c))
                 goto out;
 
-        ConfigFile *old_cf = vm->cf;
+        old_cf = vm->cf;
         vm->cf = copy;
         r = vm_save_config(vm);
         if (r < 0) {

@@ -189,6 +189,10 @@ def scenario_bad_input(t, d):
         ("PATCH", "/vms/keep", {"nope": 1}, None, 400, "UnknownKey"),
         ("PATCH", "/vms/keep", {"name": "x/../y"}, None, 400, "InvalidValue"),
         ("PATCH", "/vms/keep", {"memory": 64, "balloon": 128}, None, 400, "InvalidValue"),
+        # vmid is refused before the config copy exists: this used to jump
+        # over a _cleanup_ declaration and kill zvmd with a segfault.
+        ("PATCH", "/vms/keep", {"vmid": "5"}, None, 400, "InvalidValue"),
+        ("PATCH", "/vms/keep", {"vmid": 5}, None, 400, "InvalidValue"),
         ("GET", "/vms/nosuchvm", None, None, 404, "NotFound"),
         ("GET", "/vms/999999", None, None, 404, "NotFound"),
         ("POST", "/vms/nosuchvm/start", None, None, 404, "NotFound"),
@@ -202,6 +206,12 @@ def scenario_bad_input(t, d):
         good = status == want and isinstance(resp, dict) and resp.get("error") == err and resp.get("message")
         t.ok(good, f"{method} {path} {raw or json.dumps(body)[:50]} → {want} {err}", f"got {status} {resp}")
     t.ok(d.etc_checksum() == before, "no file under etc/zvm changed")
+    r = d.zvm("config", "set", "keep", "vmid=5")
+    t.ok(r.returncode != 0 and "vmid" in r.stderr, "zvm config set keep vmid=5 fails with a message about vmid",
+         f"rc {r.returncode} {r.stdout!r} {r.stderr!r}")
+    status, vm = d.request("GET", "/vms/keep")
+    t.ok(d.proc.poll() is None and status == 200 and vm.get("name") == "keep",
+         "zvmd still runs and answers after the vmid PATCHes", f"{status} {vm} {d.log_text()[-2000:]}")
     # The server answers 413 from the headers alone and may close before
     # the body is sent, so speak HTTP by hand and never send the body.
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
