@@ -91,28 +91,18 @@ int ssh_pubkey_check(const char *line, const char **ret_reason) {
 int ssh_keys_decode(const char *value, char ***ret, char **ret_reason) {
         _cleanup_strv_free_ char **keys = NULL;
         _cleanup_free_ char *text = NULL;
-        char *q, *line, *save = NULL;
+        char *line, *save = NULL;
         unsigned lineno = 0;
-        size_t n = 0;
+        size_t bad = 0, n_keys = 0;
+        ssize_t n;
 
         text = malloc(strlen(value) + 1);
         if (!text)
                 return -ENOMEM;
-        q = text;
-        for (const char *p = value; *p; p++) {
-                if (*p == '%') {
-                        int hi = unhexchar(p[1]), lo = hi >= 0 ? unhexchar(p[2]) : -1;
-
-                        if (lo < 0)
-                                return asprintf(ret_reason, "bad percent-encoding at byte %zu", (size_t) (p - value)) < 0
-                                               ? -ENOMEM : -EINVAL;
-                        *q++ = (char) (hi << 4 | lo);
-                        p += 2;
-                } else
-                        *q++ = *p;
-        }
-        *q = '\0';
-        if (strlen(text) != (size_t) (q - text))
+        n = percent_decode(value, strlen(value), text, &bad);
+        if (n < 0)
+                return asprintf(ret_reason, "bad percent-encoding at byte %zu", bad) < 0 ? -ENOMEM : -EINVAL;
+        if (strlen(text) != (size_t) n)
                 return (*ret_reason = strdup("contains a NUL byte")) ? -EINVAL : -ENOMEM;
 
         for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -128,7 +118,7 @@ int ssh_keys_decode(const char *value, char ***ret, char **ret_reason) {
                         return r;
                 if (r < 0)
                         return asprintf(ret_reason, "key %u %s", lineno, reason) < 0 ? -ENOMEM : -EINVAL;
-                if (++n > SSH_KEYS_MAX)
+                if (++n_keys > SSH_KEYS_MAX)
                         return asprintf(ret_reason, "more than %u keys", SSH_KEYS_MAX) < 0 ? -ENOMEM : -EINVAL;
                 if (strv_extend(&keys, line) < 0)
                         return -ENOMEM;

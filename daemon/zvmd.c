@@ -13,9 +13,11 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "agent.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "rest.h"
 #include "zvm-config.h"
 
 static void help(void) {
@@ -48,6 +50,9 @@ int main(int argc, char **argv) {
                 {}
         };
         _cleanup_(manager_freep) Manager *m = NULL;
+        /* Declared after m, so freed before it: pending requests cancel
+         * their waits while the VMs still exist. */
+        _cleanup_(rest_freep) Rest *rest = NULL;
         const char *root = getenv("ZVM_ROOT"), *listen_tcp = NULL;
         sigset_t mask;
         int c, r;
@@ -71,7 +76,7 @@ int main(int argc, char **argv) {
                         log_set_max_level(r);
                         break;
                 case 'D':
-                        manager_dump_routes();
+                        rest_dump_routes();
                         return 0;
                 case 'V':
                         printf("zvmd %s\n", ZVM_VERSION);
@@ -101,6 +106,10 @@ int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
 
         r = manager_new(root, &m);
+        if (r >= 0)
+                r = manager_probe_host(m);
+        if (r >= 0)
+                r = rest_new(m, &rest);
         if (r < 0)
                 return 1;
         r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
@@ -113,9 +122,10 @@ int main(int argc, char **argv) {
         r = manager_load(m);
         if (r < 0)
                 return 1;
-        r = manager_listen(m, listen_tcp);
+        r = rest_listen(rest, listen_tcp);
         if (r < 0)
                 return 1;
+        (void) agent_manager_listen(m);
         manager_start_onboot(m);
 
         if (sd_watchdog_enabled(false, &m->watchdog_usec) > 0) {

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "string-util.h"
 
@@ -416,6 +419,46 @@ int unhexchar(char c) {
         if (c >= 'A' && c <= 'F')
                 return c - 'A' + 10;
         return -EINVAL;
+}
+
+ssize_t percent_decode(const char *s, size_t l, char *out, size_t *ret_bad_offset) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < l; i++) {
+                if (s[i] == '%') {
+                        int hi = l - i >= 3 ? unhexchar(s[i + 1]) : -EINVAL;
+                        int lo = hi >= 0 ? unhexchar(s[i + 2]) : -EINVAL;
+
+                        if (lo < 0) {
+                                if (ret_bad_offset)
+                                        *ret_bad_offset = i;
+                                return -EINVAL;
+                        }
+                        out[n++] = (char) (hi << 4 | lo);
+                        i += 2;
+                } else
+                        out[n++] = s[i];
+        }
+        out[n] = '\0';
+        return (ssize_t) n;
+}
+
+const char *errno_str(int r) {
+        const char *s = strerrordesc_np(r < 0 ? -r : r);
+
+        return s ? s : "Unknown error";
+}
+
+int set_error(char **ret_error, const char *fmt, ...) {
+        va_list ap;
+
+        if (!ret_error)
+                return 0;
+        va_start(ap, fmt);
+        if (vasprintf(ret_error, fmt, ap) < 0)
+                *ret_error = NULL;
+        va_end(ap);
+        return 0;
 }
 
 bool template_name_is_valid(const char *s) {

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "macro.h"
 
@@ -24,6 +25,24 @@ char *strstrip(char *s);
 
 /* The value of one hex digit (either case), or -EINVAL. */
 int unhexchar(char c);
+
+/* The one percent decoder (URL path segments, Proxmox-style sshkeys):
+ * decodes the %XX escapes of [s, s+l) into out, which has room for l+1
+ * bytes, and NUL-terminates it. '+' stays '+' (that convention belongs to
+ * query strings). Returns the decoded length, which is less than
+ * strlen(out) only if an escape produced a NUL; -EINVAL at a malformed
+ * escape, with its byte offset in *ret_bad_offset (when non-NULL). */
+ssize_t percent_decode(const char *s, size_t l, char *out, size_t *ret_bad_offset);
+
+/* The one errno → message helper for API errors and logs: takes -errno (as
+ * every function here returns) or errno, never returns NULL, and is
+ * thread-safe (strerrordesc_np, unlike strerror, has no shared buffer). */
+const char *errno_str(int r);
+
+/* Sets *ret_error (if ret_error is non-NULL) to a formatted message, NULL
+ * on OOM. Returns 0 so callers can write
+ *     return set_error(ret_error, "...", ...), -EINVAL; */
+int set_error(char **ret_error, const char *fmt, ...) _printf_(2, 3);
 
 /* Strict decimal parsers: digits only (safe_atoi: one optional leading '-'),
  * no whitespace, no '+', no base prefixes, nothing after the number.

@@ -87,7 +87,7 @@ static void kvm_probe(Host *h, const Paths *p) {
         }
         if (access("/dev/kvm", R_OK | W_OK) < 0) {
                 h->caps.kvm_usable = false;
-                h->accel_reason = strjoin("/dev/kvm is not usable (", strerror(errno), "): using TCG");
+                h->accel_reason = strjoin("/dev/kvm is not usable (", errno_str(errno), "): using TCG");
                 return;
         }
         if (access(p->default_kernel, R_OK) < 0 || access(p->default_initrd, R_OK) < 0) {

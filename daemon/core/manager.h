@@ -1,48 +1,63 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+/*
+ * The daemon's core state: one event loop, the VM registry, the template
+ * builds. It knows no HTTP: what happens to a VM reaches the API layer
+ * through the event handler that layer registers
+ * (manager_set_event_handler()).
+ */
+
 #include <json-c/json.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "host.h"
-#include "http-server.h"
 #include "macro.h"
 #include "paths.h"
-#include "token-store.h"
 
 typedef struct Vm Vm;
+typedef struct VmConfig VmConfig;
 typedef struct TemplateBuild TemplateBuild;
+typedef struct Manager Manager;
 
-/* The daemon: one event loop, the VM registry, the API servers. */
-typedef struct Manager {
+typedef enum ManagerEvent {
+        MANAGER_EVENT_STATE,            /* vm->state changed; previous is the old VmState, -1 for a new VM */
+        MANAGER_EVENT_AGENT,            /* vm->agent_state changed */
+} ManagerEvent;
+
+typedef void (*manager_event_fn)(Manager *m, Vm *vm, ManagerEvent event, int previous, void *userdata);
+
+struct Manager {
         sd_event *event;
         sd_bus *bus;                    /* system bus when systemd is PID 1, else NULL */
         Paths paths;
         Host host;
-        HttpServer *http;
-        TokenStore *tokens;
         int lock_fd;                    /* flock on <run>/zvmd.lock: one zvmd per root */
         Vm **vms;                       /* sorted by vmid */
         size_t n_vms;
-        HttpStream **streams;           /* /events subscribers */
-        size_t n_streams;
         sd_event_source *watchdog;
         sd_event_source *agent_listen;  /* kernel vsock: READY from every guest */
         uint64_t watchdog_usec;
-        TemplateBuild **template_builds;        /* running, and finished since start (daemon/template.h) */
+        TemplateBuild **template_builds;        /* running, and finished since start (core/template.h) */
         size_t n_template_builds;
-} Manager;
+        manager_event_fn on_event;
+        void *event_userdata;
+};
 
 #define MANAGER_VMS_MAX 4096U
-#define MANAGER_STREAMS_MAX 64U
 
+/* Takes the daemon-wide lock under root, creates the directories and the
+ * event loop. Probing the host is a separate step (manager_probe_host()) so
+ * that tests can build a registry without QEMU. */
 int manager_new(const char *root, Manager **ret);
+int manager_probe_host(Manager *m);
 Manager *manager_free(Manager *m);
 int manager_load(Manager *m);           /* configs + re-adoption of running VMs */
-int manager_listen(Manager *m, const char *tcp_address);
 void manager_start_onboot(Manager *m);
+void manager_set_event_handler(Manager *m, manager_event_fn fn, void *userdata);
 
+/* ---- registry ---- */
 Vm *manager_find(Manager *m, const char *id);   /* vmid or name */
 Vm *manager_find_vmid(Manager *m, uint32_t vmid);
 Vm *manager_find_name(Manager *m, const char *name);
@@ -51,14 +66,33 @@ void manager_remove_vm(Manager *m, Vm *vm);
 int manager_free_vmid(Manager *m, uint32_t *ret);
 /* CIDs held by any VM's config except `except`. */
 int manager_taken_cids(Manager *m, const Vm *except, uint32_t **ret, size_t *ret_n);
+/* A vsock CID for a new VM: VMID+1000 first, skipping those other VMs hold
+ * (and, with kernel vsock, those other users of the host hold). */
+int manager_pick_cid(Manager *m, uint32_t vmid, uint32_t *ret);
+/* The cross-VM rules a single config cannot check: -EEXIST if another VM
+ * has c's name, -EADDRINUSE if another VM has its CID; *ret_other is that
+ * VM. */
+int manager_check_unique(Manager *m, const Vm *self, const VmConfig *c, Vm **ret_other);
+/* The same, with the message and key the API reports. */
+int manager_unique_error(Manager *m, const Vm *self, const VmConfig *c, char **ret_error, char **ret_key);
 
+/*
+ * Creates VM vmid from the JSON config keys in body. Errors, with a
+ * message in *ret_error and the offending key in *ret_key:
+ *   -EEXIST (key "name" or "vmid")  taken
+ *   -EADDRINUSE (key "vsock")       the CID is another VM's
+ *   -ENOSPC                         the VM limit, or no free CID
+ *   -EIO                            writing or reloading the config failed
+ *   -ENOMEM
+ *   anything else                   a config key or value was refused
+ */
+int manager_create_vm(Manager *m, uint32_t vmid, json_object *body, Vm **ret, char **ret_error, char **ret_key);
+/* Removes the VM's files, drops it from the registry and frees it (see
+ * vm_free() for the deferral while its waiters are being told). */
+int manager_delete_vm(Manager *m, Vm *vm);
+
+/* Reports upward through the registered handler. */
 void manager_emit_state(Manager *m, Vm *vm, int previous_state);
 void manager_emit_agent(Manager *m, Vm *vm);
-
-/* The route table, for the openapi consistency test (zvmd --dump-routes). */
-void manager_dump_routes(void);
-void manager_handle_request(HttpRequest *req, void *userdata);
-/* The request's body as a JSON object, or NULL after replying 400. */
-json_object *manager_parse_body_object(HttpRequest *req);
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);

@@ -16,6 +16,7 @@
 #include "macro.h"
 #include "process.h"
 #include "string-util.h"
+#include "time-util.h"
 
 extern char **environ;
 
@@ -57,18 +58,12 @@ int process_spawn(char *const *argv, const int *keep_fds, size_t n_keep_fds, int
         return 0;
 }
 
-static uint64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
 
 int process_run(char *const *argv, int timeout_ms, char **ret_output) {
         _cleanup_close_ int rfd = -EBADF, wfd = -EBADF, pidfd = -EBADF;
         _cleanup_free_ char *out = NULL;
         size_t size = 0, max = 64 * 1024;
-        uint64_t deadline = now_ms() + (uint64_t) timeout_ms;
+        uint64_t deadline = (now_usec(CLOCK_MONOTONIC) / 1000) + (uint64_t) timeout_ms;
         int fds[2], status, r;
         pid_t pid;
 
@@ -90,7 +85,7 @@ int process_run(char *const *argv, int timeout_ms, char **ret_output) {
         }
         for (;;) {
                 struct pollfd p = { .fd = rfd, .events = POLLIN };
-                uint64_t now = now_ms();
+                uint64_t now = (now_usec(CLOCK_MONOTONIC) / 1000);
                 ssize_t n;
 
                 if (now >= deadline) {
@@ -130,7 +125,7 @@ int process_run(char *const *argv, int timeout_ms, char **ret_output) {
         /* The child has closed stdout; bound the wait for its exit too. */
         if (pidfd >= 0) {
                 struct pollfd p = { .fd = pidfd, .events = POLLIN };
-                uint64_t now = now_ms();
+                uint64_t now = (now_usec(CLOCK_MONOTONIC) / 1000);
 
                 if (poll(&p, 1, now < deadline ? (int) (deadline - now) : 0) == 0)
                         (void) kill(pid, SIGKILL);

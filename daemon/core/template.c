@@ -14,13 +14,13 @@
 
 #include "fd-util.h"
 #include "fileio.h"
-#include "http-server.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 #include "process.h"
 #include "string-util.h"
 #include "template.h"
+#include "time-util.h"
 #include "vm.h"
 
 #define TEMPLATE_BUILDS_MAX 4U
@@ -63,25 +63,19 @@ static const char *build_state_name(const TemplateBuild *b) {
 }
 
 /* Debian package names (policy 5.6.1), optionally with "/suite". */
-static bool package_name_is_valid(const char *p) {
+bool template_package_is_valid(const char *p) {
         size_t n = strlen(p);
 
         return n >= 2 && n <= 64 && strchr("abcdefghijklmnopqrstuvwxyz0123456789", p[0]) &&
                p[strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789+.-")] == '\0';
 }
 
-static bool suite_is_valid(const char *s) {
+bool template_suite_is_valid(const char *s) {
         size_t n = strlen(s);
 
         return n >= 2 && n <= 32 && s[strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-")] == '\0';
 }
 
-static uint64_t now_mono(Manager *m) {
-        uint64_t t = 0;
-
-        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &t);
-        return t;
-}
 
 /* ---- paths ---------------------------------------------------------------------- */
 
@@ -223,7 +217,7 @@ static void build_write_meta(TemplateBuild *b) {
 static void build_finish(TemplateBuild *b, int status) {
         _cleanup_free_ char *img = image_path(b->manager, b->name);
 
-        b->seconds = (double) (now_mono(b->manager) - b->started_mono) / 1e6;
+        b->seconds = (double) (now_usec(CLOCK_MONOTONIC) - b->started_mono) / 1e6;
         b->exit_source = sd_event_source_disable_unref(b->exit_source);
         b->timeout_source = sd_event_source_disable_unref(b->timeout_source);
         b->pidfd = safe_close(b->pidfd);
@@ -343,7 +337,7 @@ static int build_spawn(TemplateBuild *b) {
                 (void) waitpid(b->pid, NULL, 0);
                 return r;
         }
-        b->started_mono = now_mono(m);
+        b->started_mono = now_usec(CLOCK_MONOTONIC);
         b->started_wall = time(NULL);
         log_info("Template %s: building (profile %s%s%s), log %s", b->name, b->profile, b->suite ? ", suite " : "",
                  strempty(b->suite), b->log_path);
@@ -405,7 +399,7 @@ static void add_build(json_object *o, TemplateBuild *b) {
         json_object_object_add(j, "started", json_object_new_int64(b->started_wall));
         json_object_object_add(j, "seconds",
                                json_object_new_double(b->state == BUILD_RUNNING
-                                                              ? (double) (now_mono(b->manager) - b->started_mono) / 1e6
+                                                              ? (double) (now_usec(CLOCK_MONOTONIC) - b->started_mono) / 1e6
                                                               : b->seconds));
         json_object_object_add(j, "log", json_object_new_string(b->log_path));
         if (b->error)
@@ -517,234 +511,118 @@ static int cmp_name(const void *x, const void *y) {
         return strcmp(json_object_get_string(va), json_object_get_string(vb));
 }
 
-/* ---- routes --------------------------------------------------------------------- */
+/* ---- what rest/templates.c calls -------------------------------------------------- */
 
-void route_templates_list(void *ctx, HttpRequest *req, char **params) {
-        Manager *m = ctx;
+bool template_profile_is_valid(const char *p) {
+        return streq(p, "tiny") || streq(p, "standard") || streq(p, "llm");
+}
+
+int template_list_json(Manager *m, json_object **ret) {
         json_object *a = json_object_new_array();
 
-        if (!a) {
-                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
-                return;
-        }
+        if (!a)
+                return -ENOMEM;
         list_dir(m, a, m->paths.templates, "", false);
         list_dir(m, a, m->paths.guest_dir, "rootfs-", true);
         for (size_t i = 0; i < m->n_template_builds; i++)
                 if (!name_seen(a, m->template_builds[i]->name))
                         json_object_array_add(a, template_json(m, m->template_builds[i]->name, NULL, false));
         json_object_array_sort(a, cmp_name);
-        http_request_reply_json(req, 200, a);
-}
-
-static int parse_include(HttpRequest *req, json_object *v, char ***ret) {
-        _cleanup_strv_free_ char **l = NULL;
-        size_t n;
-
-        if (json_object_is_type(v, json_type_string)) {
-                if (strv_split(json_object_get_string(v), ", ", &l) < 0)
-                        return -ENOMEM;
-        } else if (json_object_is_type(v, json_type_array)) {
-                n = json_object_array_length(v);
-                for (size_t i = 0; i < n; i++) {
-                        json_object *e = json_object_array_get_idx(v, i);
-
-                        if (!json_object_is_type(e, json_type_string))
-                                goto bad;
-                        if (strv_extend(&l, json_object_get_string(e)) < 0)
-                                return -ENOMEM;
-                }
-        } else
-                goto bad;
-        if (strv_length(l) > TEMPLATE_INCLUDE_MAX) {
-                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "include", "include: at most %u packages",
-                                         TEMPLATE_INCLUDE_MAX);
-                return -EINVAL;
-        }
-        STRV_FOREACH(p, l)
-                if (!package_name_is_valid(*p)) {
-                        http_request_reply_error(req, API_ERROR_INVALID_VALUE, "include",
-                                                 "include: '%.64s' is not a Debian package name", *p);
-                        return -EINVAL;
-                }
-        *ret = TAKE_PTR(l);
+        *ret = a;
         return 0;
-bad:
-        http_request_reply_error(req, API_ERROR_INVALID_VALUE, "include",
-                                 "include: must be an array of package names or a comma-separated string");
-        return -EINVAL;
 }
 
-static bool is_one_of(const char *s, const char *a, const char *b, const char *c) {
-        return streq(s, a) || streq(s, b) || (c && streq(s, c));
-}
-
-static void route_templates_build_body(Manager *m, HttpRequest *req, json_object *body) {
+int template_build(Manager *m, const char *name, const char *profile, const char *suite, char ***include,
+                   json_object **ret, char **ret_error) {
         _cleanup_free_ char *existing = NULL;
         TemplateBuild *b = NULL, *old, **nb;
         bool builtin;
-        const char *name, *profile, *suite = NULL;
-        json_object *v;
         size_t running = 0;
         int r;
 
-        json_object_object_foreach(body, key, val) {
-                (void) val;
-                if (!is_one_of(key, "name", "profile", "suite") && !streq(key, "include")) {
-                        http_request_reply_error(req, API_ERROR_UNKNOWN_KEY, key,
-                                                 "%.64s: unknown (name, profile, suite, include)", key);
-                        return;
-                }
-        }
-        if (!json_object_object_get_ex(body, "name", &v) || !json_object_is_type(v, json_type_string) ||
-            !template_name_is_valid(name = json_object_get_string(v))) {
-                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "name",
-                                         "name: must match [a-z0-9][a-z0-9_.-]* (at most %u bytes, no \"..\", no .img)",
-                                         TEMPLATE_NAME_MAX);
-                return;
-        }
-        if (!json_object_object_get_ex(body, "profile", &v) || !json_object_is_type(v, json_type_string) ||
-            !is_one_of(profile = json_object_get_string(v), "tiny", "standard", "llm")) {
-                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "profile", "profile: must be tiny, standard or llm");
-                return;
-        }
-        if (json_object_object_get_ex(body, "suite", &v) &&
-            (!json_object_is_type(v, json_type_string) || !suite_is_valid(suite = json_object_get_string(v)))) {
-                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "suite",
-                                         "suite: must be a Debian suite or codename, e.g. bookworm, trixie, sid");
-                return;
-        }
-        if (streq(profile, "tiny") && (suite || json_object_object_get_ex(body, "include", NULL))) {
-                http_request_reply_error(req, API_ERROR_INVALID_VALUE, suite ? "suite" : "include",
-                                         "%s: the tiny profile is busybox, not Debian", suite ? "suite" : "include");
-                return;
-        }
-        if (template_is_building(m, name)) {
-                http_request_reply_error(req, API_ERROR_CONFLICT, "name", "template '%s' is being built already", name);
-                return;
-        }
-        if (template_lookup(m, name, &existing, &builtin) >= 0) {
-                http_request_reply_error(req, API_ERROR_NAME_TAKEN, "name",
-                                         "template '%s' exists: remove it first (zvm template rm %s)", name, name);
-                return;
-        }
+        if (template_is_building(m, name))
+                return set_error(ret_error, "template '%s' is being built already", name), -EBUSY;
+        if (template_lookup(m, name, &existing, &builtin) >= 0)
+                return set_error(ret_error, "template '%s' exists: remove it first (zvm template rm %s)", name, name),
+                       -EEXIST;
         for (size_t i = 0; i < m->n_template_builds; i++)
                 running += m->template_builds[i]->state == BUILD_RUNNING;
-        if (running >= TEMPLATE_BUILDS_MAX) {
-                http_request_reply_error(req, API_ERROR_UNAVAILABLE, NULL, "%zu template builds are running already",
-                                         running);
-                return;
-        }
-        if (access(m->paths.mktemplate, X_OK) < 0) {
-                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "the template builder %s is missing: %s",
-                                         m->paths.mktemplate, strerror(errno));
-                return;
-        }
+        if (running >= TEMPLATE_BUILDS_MAX)
+                return set_error(ret_error, "%zu template builds are running already", running), -EAGAIN;
+        if (access(m->paths.mktemplate, X_OK) < 0)
+                return set_error(ret_error, "the template builder %s is missing: %s", m->paths.mktemplate,
+                                 errno_str(errno)), -ENOENT;
 
         b = calloc(1, sizeof(*b));
         if (!b)
-                goto oom;
+                return -ENOMEM;
         *b = (TemplateBuild) { .manager = m, .pidfd = -EBADF, .state = BUILD_RUNNING };
         b->name = strdup(name);
         b->profile = strdup(profile);
-        if (!b->name || !b->profile || (suite && !(b->suite = strdup(suite))))
-                goto oom;
-        if (json_object_object_get_ex(body, "include", &v)) {
-                r = parse_include(req, v, &b->include);
-                if (r == -ENOMEM)
-                        goto oom;
-                if (r < 0) {
-                        build_free(b);
-                        return;
-                }
+        if (!b->name || !b->profile || (suite && !(b->suite = strdup(suite)))) {
+                build_free(b);
+                return -ENOMEM;
         }
         nb = reallocarray(m->template_builds, m->n_template_builds + 1, sizeof(*nb));
-        if (!nb)
-                goto oom;
+        if (!nb) {
+                build_free(b);
+                return -ENOMEM;
+        }
         m->template_builds = nb;
+        b->include = TAKE_PTR(*include);
         r = build_spawn(b);
         if (r < 0) {
-                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot start the template builder: %s",
-                                         strerror(-r));
+                *include = TAKE_PTR(b->include);
                 build_free(b);
-                return;
+                return set_error(ret_error, "cannot start the template builder: %s", errno_str(r)), -EIO;
         }
         old = build_find(m, name);
         if (old)
                 build_remove(m, old);
         m->template_builds[m->n_template_builds++] = b;
-        http_request_reply_json(req, 202, template_json(m, name, NULL, false));
-        return;
-oom:
-        build_free(b);
-        http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+        *ret = template_json(m, name, NULL, false);
+        return 0;
 }
 
-void route_templates_build(void *ctx, HttpRequest *req, char **params) {
-        Manager *m = ctx;
-        json_object *body = manager_parse_body_object(req);
-
-        if (!body)
-                return;
-        route_templates_build_body(m, req, body);
-        json_object_put(body);
-}
-
-void route_template_get(void *ctx, HttpRequest *req, char **params) {
-        Manager *m = ctx;
+int template_get_json(Manager *m, const char *name, json_object **ret) {
         _cleanup_free_ char *path = NULL;
         bool builtin = false;
         json_object *j;
         int r;
 
-        r = template_lookup(m, params[0], &path, &builtin);
-        if (r == -ENOENT && !build_find(m, params[0])) {
-                http_request_reply_error(req, API_ERROR_NOT_FOUND, NULL, "no template '%.64s'", params[0]);
-                return;
-        }
-        j = template_json(m, params[0], path, builtin);
-        if (!j) {
-                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
-                return;
-        }
-        http_request_reply_json(req, 200, j);
+        r = template_lookup(m, name, &path, &builtin);
+        if (r == -ENOENT && !build_find(m, name))
+                return -ENOENT;
+        j = template_json(m, name, path, builtin);
+        if (!j)
+                return -ENOMEM;
+        *ret = j;
+        return 0;
 }
 
-void route_template_log(void *ctx, HttpRequest *req, char **params) {
-        Manager *m = ctx;
-        TemplateBuild *b = build_find(m, params[0]);
-        const char *off_s = http_request_query(req, "offset");
+int template_read_log(Manager *m, const char *name, uint64_t offset, char **ret, size_t *ret_size) {
+        TemplateBuild *b = build_find(m, name);
         _cleanup_free_ char *buf = NULL;
         _cleanup_close_ int fd = -EBADF;
-        uint64_t offset = 0;
         ssize_t n;
 
-        if (!b) {
-                http_request_reply_error(req, API_ERROR_NOT_FOUND, NULL, "no build of template '%.64s' since zvmd started",
-                                         params[0]);
-                return;
-        }
-        if (off_s && safe_atou64(off_s, &offset) < 0) {
-                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "offset", "offset: must be a byte offset");
-                return;
-        }
+        if (!b)
+                return -ENOENT;
         fd = open(b->log_path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
         buf = malloc(TEMPLATE_LOG_CHUNK_MAX);
-        if (fd < 0 || !buf) {
-                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot read the build log: %s",
-                                         strerror(fd < 0 ? errno : ENOMEM));
-                return;
-        }
+        if (!buf)
+                return -ENOMEM;
         n = pread(fd, buf, TEMPLATE_LOG_CHUNK_MAX, (off_t) offset);
-        if (n < 0) {
-                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot read the build log: %s", strerror(errno));
-                return;
-        }
-        http_request_reply_text(req, 200, "text/plain; charset=utf-8", buf, (size_t) n);
+        if (n < 0)
+                return -errno;
+        *ret = TAKE_PTR(buf);
+        *ret_size = (size_t) n;
+        return 0;
 }
 
-void route_template_delete(void *ctx, HttpRequest *req, char **params) {
-        Manager *m = ctx;
-        const char *name = params[0];
+int template_delete(Manager *m, const char *name, json_object **ret, char **ret_error) {
         TemplateBuild *b = build_find(m, name);
         _cleanup_free_ char *path = NULL, *meta = NULL;
         _cleanup_strv_free_ char **users = NULL;
@@ -757,41 +635,37 @@ void route_template_delete(void *ctx, HttpRequest *req, char **params) {
                 free(b->error);
                 b->error = strdup("cancelled");
                 build_kill(b);
-                http_request_reply_json(req, 200, template_json(m, name, NULL, false));
-                return;
+                *ret = template_json(m, name, NULL, false);
+                return 0;
         }
         r = template_lookup(m, name, &path, &builtin);
         if (r == -ENOENT) {
                 if (b) {        /* only a failed build to forget */
                         build_remove(m, b);
-                        http_request_reply_json(req, 200, json_object_new_object());
-                        return;
+                        *ret = json_object_new_object();
+                        return 0;
                 }
-                http_request_reply_error(req, API_ERROR_NOT_FOUND, NULL, "no template '%.64s'", name);
-                return;
+                return set_error(ret_error, "no template '%.64s'", name), -ENOENT;
         }
-        if (builtin) {
-                http_request_reply_error(req, API_ERROR_CONFLICT, NULL,
-                                         "template '%s' is built in (%s), shipped with zvm", name, path);
-                return;
-        }
-        if (template_users(m, name, &users) < 0) {
-                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
-                return;
-        }
+        if (r < 0)
+                return r;
+        if (builtin)
+                return set_error(ret_error, "template '%s' is built in (%s), shipped with zvm", name, path), -EPERM;
+        if (template_users(m, name, &users) < 0)
+                return -ENOMEM;
         if (users) {
                 _cleanup_free_ char *list = strv_join(users, ", ");
 
-                http_request_reply_error(req, API_ERROR_CONFLICT, NULL,
-                                         "template '%s' is used by VM(s) %s: delete them or change their rootfs first",
-                                         name, strnull(list));
-                return;
+                return set_error(ret_error,
+                                 "template '%s' is used by VM(s) %s: delete them or change their rootfs first", name,
+                                 strnull(list)),
+                       -EBUSY;
         }
         j = template_json(m, name, path, false);
         if (unlink(path) < 0) {
+                r = -errno;
                 json_object_put(j);
-                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot remove %s: %s", path, strerror(errno));
-                return;
+                return set_error(ret_error, "cannot remove %s: %s", path, errno_str(r)), -EIO;
         }
         meta = meta_name(name);
         if (meta) {
@@ -803,5 +677,6 @@ void route_template_delete(void *ctx, HttpRequest *req, char **params) {
         if (b)
                 build_remove(m, b);
         log_info("Template %s removed", name);
-        http_request_reply_json(req, 200, j);
+        *ret = j;
+        return 0;
 }

@@ -9,7 +9,8 @@
  * next to the kernel (<guest_dir>/rootfs-<name>.img: "tiny"). zvmd builds
  * new ones by running templates/zvm-mktemplate (mmdebstrap for Debian
  * profiles) as a child in its own session, with its output in
- * <cache>/template-logs/<name>.log:
+ * <cache>/template-logs/<name>.log. The REST side (rest/templates.c) maps
+ * these onto:
  *
  *   POST   /templates               {name, profile, suite?, include?}: 202, building
  *   GET    /templates               every template and build
@@ -24,9 +25,10 @@
  * by content in the builder's cache directory.
  */
 
+#include <json-c/json.h>
 #include <stdbool.h>
+#include <stdint.h>
 
-typedef struct HttpRequest HttpRequest;
 typedef struct Manager Manager;
 typedef struct TemplateBuild TemplateBuild;
 
@@ -41,8 +43,30 @@ void template_builds_free(Manager *m);
 /* Whether a build of this name is under way. */
 bool template_is_building(Manager *m, const char *name);
 
-void route_templates_list(void *ctx, HttpRequest *req, char **params);
-void route_templates_build(void *ctx, HttpRequest *req, char **params);
-void route_template_get(void *ctx, HttpRequest *req, char **params);
-void route_template_log(void *ctx, HttpRequest *req, char **params);
-void route_template_delete(void *ctx, HttpRequest *req, char **params);
+/* What a build request may name (the name itself: template_name_is_valid()). */
+bool template_profile_is_valid(const char *profile);   /* tiny, standard, llm */
+bool template_suite_is_valid(const char *suite);
+bool template_package_is_valid(const char *package);    /* a Debian package name */
+
+/* Every template and build, as the API lists them, sorted by name. */
+int template_list_json(Manager *m, json_object **ret);
+/* One template or build; -ENOENT if neither exists. */
+int template_get_json(Manager *m, const char *name, json_object **ret);
+/*
+ * Starts building template `name` (arguments already validated); *include
+ * is taken on success. *ret: the build as the API shows it. Errors, with a
+ * message in *ret_error: -EBUSY being built already, -EEXIST the template
+ * exists, -EAGAIN TEMPLATE_BUILDS_MAX builds run, -ENOENT the builder is
+ * missing, -EIO it could not be started, -ENOMEM.
+ */
+int template_build(Manager *m, const char *name, const char *profile, const char *suite, char ***include,
+                   json_object **ret, char **ret_error);
+/* Up to 64 KiB of the build log from offset; -ENOENT if no build of that
+ * name ran since zvmd started. */
+int template_read_log(Manager *m, const char *name, uint64_t offset, char **ret, size_t *ret_size);
+/*
+ * Removes a template, cancels its running build, or forgets its failed
+ * one. *ret: what was removed, as the API shows it. Errors, with a message
+ * in *ret_error: -ENOENT, -EPERM built in, -EBUSY used by a VM, -EIO.
+ */
+int template_delete(Manager *m, const char *name, json_object **ret, char **ret_error);

@@ -43,6 +43,7 @@
 #include "qemu-argv.h"
 #include "string-util.h"
 #include "ssh.h"
+#include "time-util.h"
 #include "vm.h"
 
 #define QMP_READY_TIMEOUT_USEC (30ULL * 1000000ULL)
@@ -51,15 +52,16 @@
 #define MKFS_TIMEOUT_MS 60000
 
 static void vm_qmp_detach(Vm *vm);
-static void vm_finish_waiters(Vm *vm);
+struct VmWait {
+        Vm *vm;
+        unsigned what;
+        vm_wait_fn cb;
+        void *userdata;
+};
+
+static void vm_finish_waits(Vm *vm);
 static void vm_taps_remove(Vm *vm);
 
-static uint64_t now_usec(clockid_t clock) {
-        struct timespec ts;
-
-        clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
-}
 
 static char *vm_run_path(const Vm *vm, const char *name) {
         return strjoin(vm->run_dir, "/", name);
@@ -68,10 +70,17 @@ static char *vm_run_path(const Vm *vm, const char *name) {
 Vm *vm_free(Vm *vm) {
         if (!vm)
                 return NULL;
-        /* A reply consumes a request: tell whoever still waits. */
-        for (size_t i = 0; i < vm->n_waiters; i++) {
-                http_request_set_closed_handler(vm->waiters[i].req, NULL, NULL);
-                http_request_reply_error(vm->waiters[i].req, API_ERROR_UNAVAILABLE, NULL, "VM %u went away", vm->vmid);
+        if (vm->dispatching > 0) {
+                vm->free_pending = true;        /* vm_finish_waits() frees it */
+                return NULL;
+        }
+        /* Whoever still waits learns that the VM is gone. */
+        vm->dispatching++;
+        while (vm->n_waits > 0) {
+                VmWait w = *vm->waits[--vm->n_waits];
+
+                free(vm->waits[vm->n_waits]);
+                w.cb(vm, -ESHUTDOWN, w.userdata);
         }
         agent_stop(vm);
         sd_event_source_disable_unref(vm->acpi_source);
@@ -107,7 +116,7 @@ int vm_load(Manager *m, uint32_t vmid, Vm **ret, char **ret_error) {
                 return -ENOMEM;
         r = config_file_load(path, &cf, &err);
         if (r < 0) {
-                if (ret_error && asprintf(ret_error, "%s: %s", path, err.message[0] ? err.message : strerror(-r)) < 0)
+                if (ret_error && asprintf(ret_error, "%s: %s", path, err.message[0] ? err.message : errno_str(r)) < 0)
                         *ret_error = NULL;
                 return r;
         }
@@ -160,6 +169,60 @@ int vm_save_config(Vm *vm) {
         return r;
 }
 
+int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key) {
+        _cleanup_(config_file_freep) ConfigFile *copy = NULL;
+        _cleanup_strv_free_ char **changed = NULL;
+        _cleanup_free_ char *old_text = NULL;
+        ConfigFile *old_cf;
+        VmConfig *c = NULL;
+        bool renamed, keys_changed;
+        int r;
+
+        if (json_object_object_get_ex(body, "vmid", NULL))
+                return set_error(ret_error, "vmid: cannot be changed"), set_error(ret_key, "vmid"), -EINVAL;
+        r = config_file_format(vm->cf, &old_text, NULL);
+        if (r < 0)
+                return r;
+        /* Validate on a copy: nothing changes unless everything passes. */
+        r = config_file_parse(old_text, strlen(old_text), &copy, NULL);
+        if (r >= 0)
+                r = vm_config_apply_json(copy, body, &changed, ret_error, ret_key);
+        if (r < 0)
+                return r;
+        r = vm_config_from_file(copy, vm->vmid, &c, ret_error);
+        if (r < 0)
+                return r;
+        r = manager_unique_error(vm->manager, vm, c, ret_error, ret_key);
+        if (r < 0) {
+                vm_config_free(c);
+                return r;
+        }
+
+        old_cf = vm->cf;
+        vm->cf = copy;
+        r = vm_save_config(vm);
+        if (r < 0) {
+                vm->cf = old_cf;
+                vm_config_free(c);
+                return set_error(ret_error, "cannot write the config: %s", errno_str(r)), -EIO;
+        }
+        copy = NULL;
+        config_file_free(old_cf);
+        renamed = !streq(vm->config->name, c->name);
+        keys_changed = !strv_equal(vm->config->sshkeys, c->sshkeys);
+        vm_config_free(vm->config);
+        vm->config = c;
+        if (renamed)
+                (void) ssh_known_hosts_write(vm->manager);
+        if (keys_changed && vm->state == VM_STATE_RUNNING && vm->agent_state == AGENT_READY)
+                ssh_push_authorized_keys(vm);
+        if (vm_is_up(vm))
+                STRV_FOREACH(k, changed)
+                        if (vm_config_key_needs_restart(*k) && !strv_contains(vm->pending_restart, *k))
+                                (void) strv_extend(&vm->pending_restart, *k);
+        return 0;
+}
+
 void vm_set_state(Vm *vm, VmState s) {
         VmState old = vm->state;
 
@@ -169,7 +232,7 @@ void vm_set_state(Vm *vm, VmState s) {
         log_info("VM %u (%s): %s → %s", vm->vmid, vm->config->name, vm_state_to_string(old),
                  vm_state_to_string(s));
         manager_emit_state(vm->manager, vm, old);
-        vm_finish_waiters(vm);
+        vm_finish_waits(vm);
 }
 
 /* ---- run state (for re-adoption) ------------------------------------ */
@@ -329,74 +392,67 @@ static int on_helper_exit(sd_event_source *s, int fd, uint32_t revents, void *us
         return 0;
 }
 
-/* ---- waiters ------------------------------------------------------------ */
+/* ---- waits ------------------------------------------------------------ */
 
-/* The client went away: forget it, and reply (a no-op that frees the
- * request, see http-server.h). */
-static void on_waiter_closed(HttpRequest *req, void *userdata) {
-        Vm *vm = userdata;
+int vm_wait(Vm *vm, unsigned what, vm_wait_fn cb, void *userdata, VmWait **ret) {
+        VmWait *w;
 
-        for (size_t i = 0; i < vm->n_waiters; i++)
-                if (vm->waiters[i].req == req) {
-                        vm->waiters[i] = vm->waiters[--vm->n_waiters];
-                        break;
-                }
-        http_request_reply_error(req, API_ERROR_UNAVAILABLE, NULL, "client went away");
-}
-
-int vm_add_waiter(Vm *vm, HttpRequest *req, VmWaitFor what, bool delete_after) {
-        if (vm->n_waiters >= VM_WAITERS_MAX)
+        if (vm->n_waits >= VM_WAITERS_MAX)
                 return -EBUSY;
-        vm->waiters[vm->n_waiters++] = (VmWaiter) { req, what, delete_after };
-        http_request_set_closed_handler(req, on_waiter_closed, vm);
+        w = malloc(sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        *w = (VmWait) { vm, what, cb, userdata };
+        vm->waits[vm->n_waits++] = w;
+        if (ret)
+                *ret = w;
         return 0;
 }
 
-static void reply_vm(HttpRequest *req, Vm *vm) {
-        json_object *j = NULL;
+static void vm_wait_unlink(VmWait *w) {
+        Vm *vm = w->vm;
 
-        if (vm_to_json(vm, true, &j) < 0) {
-                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
-                return;
-        }
-        http_request_reply_json(req, 200, j);
+        for (size_t i = 0; i < vm->n_waits; i++)
+                if (vm->waits[i] == w) {
+                        vm->waits[i] = vm->waits[--vm->n_waits];
+                        return;
+                }
 }
 
-static void vm_finish_waiters(Vm *vm) {
-        bool down = vm->state == VM_STATE_STOPPED || vm->state == VM_STATE_CRASHED;
-        bool delete = false;
+void vm_wait_cancel(VmWait *w) {
+        if (!w)
+                return;
+        vm_wait_unlink(w);
+        free(w);
+}
 
-        for (size_t i = 0; i < vm->n_waiters;) {
-                VmWaiter w = vm->waiters[i];
-                bool done = false;
+/* Tells every wait the state matches. A callback may delete the VM
+ * (DELETE ?force): vm_free() then only marks it, and the VM is freed here
+ * once all of them have run. */
+static void vm_finish_waits(Vm *vm) {
+        VmWait *fire[VM_WAITERS_MAX];
+        size_t n = 0;
+        unsigned reached = vm->state == VM_STATE_RUNNING ? VM_WAIT_RUNNING
+                           : !vm_is_up(vm)             ? VM_WAIT_DOWN
+                                                       : 0;
 
-                if (w.what == VM_WAIT_RUNNING && vm->state == VM_STATE_RUNNING)
-                        done = true;
-                else if (w.what == VM_WAIT_RUNNING && down) {
-                        http_request_set_closed_handler(w.req, NULL, NULL);
-                        http_request_reply_error(w.req, API_ERROR_QEMU_FAILED, NULL, "VM %u failed to start: %s",
-                                                 vm->vmid, vm->crash_reason ? vm->crash_reason : "QEMU exited");
-                        vm->waiters[i] = vm->waiters[--vm->n_waiters];
-                        continue;
-                } else if (w.what == VM_WAIT_DOWN && down)
-                        done = true;
-                if (!done) {
+        if (reached == 0)
+                return;
+        for (size_t i = 0; i < vm->n_waits;)
+                if (vm->waits[i]->what & reached) {
+                        fire[n++] = vm->waits[i];
+                        vm->waits[i] = vm->waits[--vm->n_waits];
+                } else
                         i++;
-                        continue;
-                }
-                vm->waiters[i] = vm->waiters[--vm->n_waiters];
-                http_request_set_closed_handler(w.req, NULL, NULL);
-                if (w.delete_after)
-                        delete = true;
-                reply_vm(w.req, vm);
-        }
-        if (delete && down) {
-                Manager *m = vm->manager;
+        vm->dispatching++;
+        for (size_t i = 0; i < n; i++) {
+                VmWait w = *fire[i];
 
-                (void) vm_remove_files(vm);
-                manager_remove_vm(m, vm);
-                vm_free(vm);
+                free(fire[i]);
+                w.cb(vm, vm->state, w.userdata);
         }
+        if (--vm->dispatching == 0 && vm->free_pending)
+                vm_free(vm);
 }
 
 /* ---- QMP ---------------------------------------------------------------- */
@@ -536,18 +592,6 @@ static int vm_qmp_connect(Vm *vm) {
 
 /* ---- start ---------------------------------------------------------------- */
 
-static int set_error(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int set_error(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-
-        if (!ret_error)
-                return 0;
-        va_start(ap, fmt);
-        if (vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
-        va_end(ap);
-        return 0;
-}
 
 /* The per-VM writable layer over a shared template: a sparse ext4 image,
  * made once, kept across restarts, removed by delete. */
@@ -566,7 +610,7 @@ static int vm_ensure_upper(Vm *vm, char **ret_path, char **ret_error) {
         }
         r = mkdir_p(vm->data_dir, 0750);
         if (r < 0)
-                return set_error(ret_error, "cannot create %s: %s", vm->data_dir, strerror(-r)), r;
+                return set_error(ret_error, "cannot create %s: %s", vm->data_dir, errno_str(r)), r;
         snprintf(size, sizeof(size), "%" PRIu64 "k", vm->config->rootfs_size / 1024);
         char *argv[] = { (char *) "mkfs.ext4", (char *) "-q", (char *) "-F", (char *) "-L", (char *) "zvm-upper",
                          (char *) "-E", (char *) "root_owner=0:0", (char *) "-m", (char *) "0", tmp, size, NULL };
@@ -574,7 +618,7 @@ static int vm_ensure_upper(Vm *vm, char **ret_path, char **ret_error) {
         if (r != 0) {
                 (void) unlink(tmp);
                 set_error(ret_error, "creating the writable layer failed (mkfs.ext4: %s)",
-                          r < 0 ? strerror(-r) : strstrip(out));
+                          r < 0 ? errno_str(r) : strstrip(out));
                 return r < 0 ? r : -EIO;
         }
         if (rename(tmp, path) < 0) {
@@ -649,7 +693,7 @@ static int vm_spawn_helper(Vm *vm, char **ret_error) {
         char *argv[] = { h->vsock_helper, a_cid, a_sock, a_uds, (char *) "--tx-buffer-size=32768", NULL };
         r = process_spawn(argv, NULL, 0, log_fd, true, &vm->helper_pid);
         if (r < 0)
-                return set_error(ret_error, "cannot start vhost-device-vsock: %s", strerror(-r)), r;
+                return set_error(ret_error, "cannot start vhost-device-vsock: %s", errno_str(r)), r;
         r = process_starttime(vm->helper_pid, &vm->helper_starttime);
         if (r >= 0)
                 r = pidfd_open_checked(vm->helper_pid, vm->helper_starttime, &vm->helper_pidfd);
@@ -659,7 +703,7 @@ static int vm_spawn_helper(Vm *vm, char **ret_error) {
                 _cleanup_strv_free_ char **tail = tail_lines(log, 3);
                 _cleanup_free_ char *joined = tail ? strv_join(tail, " | ") : NULL;
 
-                set_error(ret_error, "vhost-device-vsock did not come up (%s)%s%s", strerror(-r),
+                set_error(ret_error, "vhost-device-vsock did not come up (%s)%s%s", errno_str(r),
                           joined ? ": " : "", strempty(joined));
                 vm_stop_helper(vm);
                 return r;
@@ -681,7 +725,7 @@ static int run_ip(char **argv, char **ret_error) {
         if (r != 0) {
                 _cleanup_free_ char *cmd = strv_join(argv, " ");
 
-                set_error(ret_error, "'%s' failed: %s", strnull(cmd), r < 0 ? strerror(-r) : strstrip(out));
+                set_error(ret_error, "'%s' failed: %s", strnull(cmd), r < 0 ? errno_str(r) : strstrip(out));
                 return r < 0 ? r : -EIO;
         }
         return 0;
@@ -786,7 +830,7 @@ static int vm_reserve_cid(Vm *vm, int *ret_fd, char **ret_error) {
         }
         if (r < 0) {
                 safe_close(probe.fd);
-                return set_error(ret_error, "cannot reserve a vsock CID on /dev/vhost-vsock: %s", strerror(-r)), r;
+                return set_error(ret_error, "cannot reserve a vsock CID on /dev/vhost-vsock: %s", errno_str(r)), r;
         }
         *ret_fd = probe.fd;
         return 0;
@@ -833,7 +877,7 @@ static void vm_move_to_scope(Vm *vm) {
                                "CollectMode", "s", "inactive-or-failed", 0);
         if (r < 0)
                 log_warning("VM %u: cannot move QEMU into %s, it stays in zvmd's cgroup: %s", vm->vmid, unit,
-                            error.message ? error.message : strerror(-r));
+                            error.message ? error.message : errno_str(r));
 }
 
 static int on_start_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -878,7 +922,7 @@ int vm_start(Vm *vm, char **ret_error) {
 
         r = mkdir_p(vm->run_dir, 0750);
         if (r < 0)
-                return set_error(ret_error, "cannot create %s: %s", vm->run_dir, strerror(-r)), r;
+                return set_error(ret_error, "cannot create %s: %s", vm->run_dir, errno_str(r)), r;
 
         if (vm->config->rootfs_template) {
                 r = paths_template_image(&m->paths, vm->config->rootfs_template, &template);
@@ -891,7 +935,7 @@ int vm_start(Vm *vm, char **ret_error) {
         }
         const char *kernel = vm->config->kernel ? vm->config->kernel : h->caps.kernel;
         if (access(kernel, R_OK) < 0)
-                return set_error(ret_error, "kernel %s: %s", kernel, strerror(errno)), -errno;
+                return set_error(ret_error, "kernel %s: %s", kernel, errno_str(errno)), -errno;
 
         qmp_path = vm_run_path(vm, "qmp.sock");
         console_sock = vm_run_path(vm, "console.sock");
@@ -910,12 +954,12 @@ int vm_start(Vm *vm, char **ret_error) {
         }
         r = vm_qmp_listen(vm, &qmp_fd);
         if (r < 0)
-                return set_error(ret_error, "cannot create the QMP socket: %s", strerror(-r)), r;
+                return set_error(ret_error, "cannot create the QMP socket: %s", errno_str(r)), r;
         keep_fds[n_keep++] = qmp_fd;
         r = agent_prepare(vm, &secret);
         if (r < 0)
                 return set_error(ret_error, "cannot prepare the guest agent's secret and listener: %s",
-                                 strerror(-r)), r;
+                                 errno_str(r)), r;
 
         vp = (VmPaths) {
                 .run_dir = vm->run_dir,
@@ -931,7 +975,7 @@ int vm_start(Vm *vm, char **ret_error) {
         };
         r = qemu_argv_build(vm->config, &h->caps, &vp, &argv, &err);
         if (r < 0)
-                return set_error(ret_error, "%s", err ? err : strerror(-r)), r;
+                return set_error(ret_error, "%s", err ? err : errno_str(r)), r;
 
         /* Everything that can be refused is checked: now spawn. */
         vm->exit_stderr = strv_free(vm->exit_stderr);
@@ -958,7 +1002,7 @@ int vm_start(Vm *vm, char **ret_error) {
                 r = -errno;
                 vm_stop_helper(vm);
                 vm_taps_remove(vm);
-                return set_error(ret_error, "cannot open %s: %s", qemu_log, strerror(-r)), r;
+                return set_error(ret_error, "cannot open %s: %s", qemu_log, errno_str(r)), r;
         }
         {
                 _cleanup_free_ char *cmd = strv_join(argv, " ");
@@ -971,7 +1015,7 @@ int vm_start(Vm *vm, char **ret_error) {
         if (r < 0) {
                 vm_stop_helper(vm);
                 vm_taps_remove(vm);
-                return set_error(ret_error, "cannot start %s: %s", argv[0], strerror(-r)), r;
+                return set_error(ret_error, "cannot start %s: %s", argv[0], errno_str(r)), r;
         }
         vm->own_child = true;
         vm->accel = accel;
@@ -992,7 +1036,7 @@ int vm_start(Vm *vm, char **ret_error) {
                                WIFSIGNALED(status) ? WTERMSIG(status) : 0);
                 return set_error(ret_error, "QEMU exited at once: %s",
                                  vm->exit_stderr && vm->exit_stderr[0] ? vm->exit_stderr[strv_length(vm->exit_stderr) - 1]
-                                                                        : strerror(-r)),
+                                                                        : errno_str(r)),
                        -EIO;
         }
         vm_move_to_scope(vm);
@@ -1024,7 +1068,7 @@ static int on_kill_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static bool vm_is_up(const Vm *vm) {
+bool vm_is_up(const Vm *vm) {
         return vm->state == VM_STATE_RUNNING || vm->state == VM_STATE_STARTING || vm->state == VM_STATE_STOPPING;
 }
 

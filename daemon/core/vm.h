@@ -9,24 +9,24 @@
 #include "agent.h"
 #include "api.h"
 #include "config-file.h"
-#include "http-server.h"
 #include "qmp.h"
 #include "vm-config.h"
 
 typedef struct Manager Manager;
 
+/* What vm_wait() waits for; a mask. */
 typedef enum VmWaitFor {
-        VM_WAIT_RUNNING,                /* start */
-        VM_WAIT_DOWN,                   /* shutdown/stop/kill: stopped or crashed */
-        VM_WAIT_QMP,                    /* a QMP command's answer (reboot, balloon) */
+        VM_WAIT_RUNNING = 1 << 0,       /* state running */
+        VM_WAIT_DOWN = 1 << 1,          /* state stopped or crashed */
 } VmWaitFor;
 
-/* An HTTP request parked until the VM reaches a state. */
-typedef struct VmWaiter {
-        HttpRequest *req;
-        VmWaitFor what;
-        bool delete_after;              /* DELETE ?force=1: delete once down */
-} VmWaiter;
+/* A registered wait, owned by the VM until it fires or is cancelled. */
+typedef struct VmWait VmWait;
+
+/* state: the VmState reached, or -ESHUTDOWN when the VM object goes away
+ * (zvmd exits) first. The wait is over when this runs: the handle is
+ * already freed and must not be cancelled. */
+typedef void (*vm_wait_fn)(Vm *vm, int state, void *userdata);
 
 #define VM_WAITERS_MAX 32U
 #define VM_EXIT_STDERR_LINES 10U
@@ -84,8 +84,10 @@ typedef struct Vm {
         sd_event_source *acpi_source;   /* shutdown: agent first, ACPI when this fires */
 
         char **pending_restart;         /* config keys changed while running */
-        VmWaiter waiters[VM_WAITERS_MAX];
-        size_t n_waiters;
+        VmWait *waits[VM_WAITERS_MAX];
+        size_t n_waits;
+        unsigned dispatching;           /* > 0 while waits are being told: vm_free() defers */
+        bool free_pending;
 } Vm;
 
 Vm *vm_free(Vm *vm);
@@ -103,7 +105,22 @@ int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata
 /* Removes what zvm created for the VM: config, run dir, data dir. */
 int vm_remove_files(Vm *vm);
 
-int vm_add_waiter(Vm *vm, HttpRequest *req, VmWaitFor what, bool delete_after);
+/* Calls cb once, when the VM reaches a state in `what` (a VmWaitFor
+ * mask), or with -ESHUTDOWN when it is freed first. *ret (optional) is a
+ * handle for vm_wait_cancel(), valid until cb runs. -EBUSY when
+ * VM_WAITERS_MAX waits are registered already. */
+int vm_wait(Vm *vm, unsigned what, vm_wait_fn cb, void *userdata, VmWait **ret);
+/* Forgets a wait that has not fired; cb is never called. NULL is fine. */
+void vm_wait_cancel(VmWait *w);
+bool vm_is_up(const Vm *vm);
+/*
+ * Applies the JSON config changes in body, all or nothing: validated on a
+ * copy, checked against the other VMs, then written. Keys that need a
+ * restart are recorded in pending_restart while the VM runs. Errors as
+ * manager_create_vm() (-EEXIST "name", -EADDRINUSE "vsock", -EIO, -ENOMEM,
+ * else a refused key or value), with a message in *ret_error.
+ */
+int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key);
 int vm_to_json(Vm *vm, bool with_status, json_object **ret);
 int vm_status_to_json(Vm *vm, json_object **ret);
 void vm_set_state(Vm *vm, VmState s);

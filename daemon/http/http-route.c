@@ -18,34 +18,21 @@ typedef struct PathSegments {
  * and checks it. '+' stays '+': that convention belongs to query strings,
  * not to paths. */
 static int segment_decode(const char *s, size_t l, char *out) {
-        size_t n = 0;
+        ssize_t n;
 
         if (l == 0)
                 return -EINVAL;
+        n = percent_decode(s, l, out, NULL);
+        if (n < 0)
+                return (int) n;
+        /* '/' from "%2F", and NUL/control characters from "%00"-style
+         * escapes have no business in a VM name or token id. */
+        for (ssize_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char) out[i];
 
-        for (size_t i = 0; i < l; i++) {
-                unsigned char c = (unsigned char) s[i];
-
-                if (c == '%') {
-                        int hi, lo;
-
-                        if (l - i < 3)
-                                return -EINVAL;
-                        hi = unhexchar(s[i + 1]);
-                        lo = unhexchar(s[i + 2]);
-                        if (hi < 0 || lo < 0)
-                                return -EINVAL;
-                        c = (unsigned char) (hi << 4 | lo);
-                        i += 2;
-                }
-
-                /* '/' from "%2F", and NUL/control characters from "%00"-style
-                 * escapes have no business in a VM name or token id. */
                 if (c == '/' || c < 0x20 || c == 0x7f)
                         return -EINVAL;
-                out[n++] = (char) c;
         }
-        out[n] = '\0';
 
         if (streq(out, ".") || streq(out, ".."))
                 return -EINVAL;

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* /tokens: bearer tokens for the TCP listener, managed on the unix socket only. */
+#include <errno.h>
+
+#include "request.h"
+#include "routes.h"
+#include "string-util.h"
+#include "token-store.h"
+
+static bool tokens_local_only(HttpRequest *req) {
+        if (!http_request_is_tcp(req))
+                return true;
+        http_request_reply_error(req, API_ERROR_UNAUTHORIZED, NULL, "tokens can only be managed on the local socket");
+        return false;
+}
+
+void route_tokens_list(void *ctx, HttpRequest *req, char **params) {
+        Rest *rest = ctx;
+        json_object *j = NULL;
+
+        if (!tokens_local_only(req))
+                return;
+        if (token_store_to_json(rest->tokens, &j) < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        http_request_reply_json(req, 200, j);
+}
+
+void route_tokens_create(void *ctx, HttpRequest *req, char **params) {
+        Rest *rest = ctx;
+        _cleanup_free_ char *id = NULL, *token = NULL;
+        const char *comment = "";
+        json_object *body = NULL, *v, *o;
+        size_t size;
+        int r;
+
+        if (!tokens_local_only(req))
+                return;
+        if (http_request_body(req, &size) && size > 0) {
+                body = rest_parse_body_object(req);
+                if (!body)
+                        return;
+                if (json_object_object_get_ex(body, "comment", &v)) {
+                        if (!json_object_is_type(v, json_type_string)) {
+                                json_object_put(body);
+                                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "comment", "comment: must be a string");
+                                return;
+                        }
+                        comment = json_object_get_string(v);
+                }
+        }
+        r = token_store_create(rest->tokens, comment, &id, &token);
+        json_object_put(body);
+        if (r < 0) {
+                http_request_reply_error(req, r == -EINVAL ? API_ERROR_INVALID_VALUE : API_ERROR_INTERNAL, "comment",
+                                         "cannot create a token: %s", errno_str(r));
+                return;
+        }
+        o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(id));
+        json_object_object_add(o, "secret", json_object_new_string(token));
+        http_request_reply_json(req, 201, o);
+}
+
+void route_tokens_delete(void *ctx, HttpRequest *req, char **params) {
+        Rest *rest = ctx;
+        json_object *o;
+        int r;
+
+        if (!tokens_local_only(req))
+                return;
+        r = token_store_delete(rest->tokens, params[0]);
+        if (r == -ENOENT) {
+                http_request_reply_error(req, API_ERROR_NOT_FOUND, NULL, "no token '%s'", params[0]);
+                return;
+        }
+        if (r < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot delete token: %s", errno_str(r));
+                return;
+        }
+        o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(params[0]));
+        http_request_reply_json(req, 200, o);
+}

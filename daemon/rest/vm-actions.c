@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* /vms/{id}/start, shutdown, stop, kill, reboot, memory, status, console/log. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "log.h"
+#include "operation.h"
+#include "request.h"
+#include "routes.h"
+#include "string-util.h"
+
+#define CONSOLE_LOG_MAX (1024 * 1024)
+#define SHUTDOWN_TIMEOUT_DEFAULT 60U
+#define SHUTDOWN_TIMEOUT_MAX 3600U
+
+/* Starts and stops end when the VM gets there; the reply is the VM. */
+static void on_start_done(Vm *vm, int state, void *userdata) {
+        Operation *op = userdata;
+        HttpRequest *req;
+
+        op->wait = NULL;
+        req = operation_finish(op);
+        if (state < 0)
+                http_request_reply_error(req, API_ERROR_UNAVAILABLE, NULL, "VM %u went away", vm->vmid);
+        else if (state == VM_STATE_RUNNING)
+                rest_reply_vm(req, vm, 200);
+        else
+                http_request_reply_error(req, API_ERROR_QEMU_FAILED, NULL, "VM %u failed to start: %s", vm->vmid,
+                                         vm->crash_reason ? vm->crash_reason : "QEMU exited");
+}
+
+static void on_down_done(Vm *vm, int state, void *userdata) {
+        Operation *op = userdata;
+        HttpRequest *req;
+
+        op->wait = NULL;
+        req = operation_finish(op);
+        if (state < 0)
+                http_request_reply_error(req, API_ERROR_UNAVAILABLE, NULL, "VM %u went away", vm->vmid);
+        else
+                rest_reply_vm(req, vm, 200);
+}
+
+/* Parks req until the VM reaches `what`. false: nothing parked (too many
+ * waiting, or OOM); the request is still the caller's. */
+static bool park(Vm *vm, HttpRequest *req, unsigned what, vm_wait_fn cb) {
+        Operation *op = operation_new(req, vm);
+
+        if (!op)
+                return false;
+        if (vm_wait(vm, what, cb, op, &op->wait) < 0) {
+                (void) operation_finish(op);
+                return false;
+        }
+        return true;
+}
+
+void route_vm_start(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = rest_lookup_vm(((Rest *) ctx)->manager, req, params[0]);
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        if (!vm)
+                return;
+        if (vm_is_up(vm)) {
+                http_request_reply_error(req, API_ERROR_INVALID_STATE, NULL, "VM %u is already %s", vm->vmid,
+                                         vm_state_to_string(vm->state));
+                return;
+        }
+        r = vm_start(vm, &err);
+        if (r < 0) {
+                http_request_reply_error(req,
+                                         r == -EINVAL || r == -E2BIG || r == -ENOENT || r == -ENODEV ||
+                                                         r == -EOPNOTSUPP
+                                                 ? API_ERROR_INVALID_VALUE
+                                                 : API_ERROR_QEMU_FAILED,
+                                         NULL, "cannot start VM %u: %s", vm->vmid, err ? err : errno_str(r));
+                return;
+        }
+        if (vm->state == VM_STATE_RUNNING || !park(vm, req, VM_WAIT_RUNNING | VM_WAIT_DOWN, on_start_done))
+                rest_reply_vm(req, vm, 200);
+}
+
+typedef int (*vm_down_fn)(Vm *vm, unsigned timeout);
+
+static int do_shutdown(Vm *vm, unsigned timeout) {
+        return vm_shutdown(vm, timeout);
+}
+static int do_stop(Vm *vm, unsigned timeout) {
+        return vm_stop(vm);
+}
+static int do_kill(Vm *vm, unsigned timeout) {
+        return vm_kill(vm);
+}
+
+static void route_vm_down(Manager *m, HttpRequest *req, const char *id, vm_down_fn fn, unsigned timeout) {
+        Vm *vm = rest_lookup_vm(m, req, id);
+        int r;
+
+        if (!vm)
+                return;
+        if (!vm_is_up(vm)) {
+                http_request_reply_error(req, API_ERROR_INVALID_STATE, NULL, "VM %u is %s", vm->vmid,
+                                         vm_state_to_string(vm->state));
+                return;
+        }
+        if (!park(vm, req, VM_WAIT_DOWN, on_down_done)) {
+                http_request_reply_error(req, API_ERROR_CONFLICT, NULL, "too many requests waiting on VM %u", vm->vmid);
+                return;
+        }
+        /* On failure the VM still goes down by the timeout the call armed. */
+        r = fn(vm, timeout);
+        if (r < 0)
+                log_warning_errno(r, "VM %u: stop request failed: %m", vm->vmid);
+}
+
+void route_vm_shutdown(void *ctx, HttpRequest *req, char **params) {
+        const char *t = http_request_query(req, "timeout");
+        unsigned timeout = SHUTDOWN_TIMEOUT_DEFAULT;
+
+        if (t && (safe_atou32(t, &timeout) < 0 || timeout > SHUTDOWN_TIMEOUT_MAX)) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "timeout",
+                                         "timeout: must be an integer between 0 and %u seconds", SHUTDOWN_TIMEOUT_MAX);
+                return;
+        }
+        route_vm_down(((Rest *) ctx)->manager, req, params[0], do_shutdown, timeout);
+}
+
+void route_vm_stop(void *ctx, HttpRequest *req, char **params) {
+        route_vm_down(((Rest *) ctx)->manager, req, params[0], do_stop, 0);
+}
+
+void route_vm_kill(void *ctx, HttpRequest *req, char **params) {
+        route_vm_down(((Rest *) ctx)->manager, req, params[0], do_kill, 0);
+}
+
+void route_vm_reboot(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = rest_lookup_vm(((Rest *) ctx)->manager, req, params[0]);
+        int r;
+
+        if (!vm)
+                return;
+        r = vm_reboot(vm, NULL, NULL);
+        if (r < 0) {
+                http_request_reply_error(req, API_ERROR_INVALID_STATE, NULL, "VM %u cannot reboot: it is %s", vm->vmid,
+                                         vm_state_to_string(vm->state));
+                return;
+        }
+        rest_reply_vm(req, vm, 200);
+}
+
+void route_vm_memory(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = rest_lookup_vm(((Rest *) ctx)->manager, req, params[0]);
+        _cleanup_free_ char *err = NULL;
+        json_object *body, *v;
+        int64_t target;
+        int r;
+
+        if (!vm)
+                return;
+        body = rest_parse_body_object(req);
+        if (!body)
+                return;
+        if (!json_object_object_get_ex(body, "target", &v) || !json_object_is_type(v, json_type_int) ||
+            (target = json_object_get_int64(v)) <= 0) {
+                json_object_put(body);
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "target", "target: must be a positive integer (MiB)");
+                return;
+        }
+        json_object_put(body);
+        r = vm_set_balloon(vm, (uint64_t) target, NULL, NULL, &err);
+        if (r < 0) {
+                http_request_reply_error(req, r == -ERANGE || r == -EOPNOTSUPP ? API_ERROR_INVALID_VALUE
+                                                                               : API_ERROR_INVALID_STATE,
+                                         "target", "%s", err ? err : errno_str(r));
+                return;
+        }
+        rest_reply_vm(req, vm, 200);
+}
+
+void route_vm_status(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = rest_lookup_vm(((Rest *) ctx)->manager, req, params[0]);
+        json_object *j = NULL;
+
+        if (!vm)
+                return;
+        if (vm_status_to_json(vm, &j) < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        http_request_reply_json(req, 200, j);
+}
+
+void route_vm_console_log(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = rest_lookup_vm(((Rest *) ctx)->manager, req, params[0]);
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        const char *t = http_request_query(req, "tail");
+        uint64_t tail = CONSOLE_LOG_MAX;
+        struct stat st;
+        off_t start;
+        ssize_t n;
+
+        if (!vm)
+                return;
+        if (t && (safe_atou64(t, &tail) < 0)) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "tail", "tail: must be a byte count");
+                return;
+        }
+        if (tail > CONSOLE_LOG_MAX)
+                tail = CONSOLE_LOG_MAX;
+        path = strjoin(vm->run_dir, "/console.log");
+        fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                http_request_reply_text(req, 200, "text/plain; charset=utf-8", "", 0);
+                return;
+        }
+        start = st.st_size > (off_t) tail ? st.st_size - (off_t) tail : 0;
+        buf = malloc((size_t) (st.st_size - start) + 1);
+        if (!buf) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        n = pread(fd, buf, (size_t) (st.st_size - start), start);
+        http_request_reply_text(req, 200, "text/plain; charset=utf-8", buf, n > 0 ? (size_t) n : 0);
+}
