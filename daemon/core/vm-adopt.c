@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Re-adoption: <run>/vms/<vmid>/state.json, written while QEMU runs, lets a
+ * restarted zvmd take over a VM that outlived the previous one. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cid-alloc.h"
+#include "fd-util.h"
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "process.h"
+#include "qemu-argv.h"
+#include "string-util.h"
+#include "ssh.h"
+#include "time-util.h"
+#include "vm.h"
+#include "vm-internal.h"
+
+
+int vm_state_file_save(Vm *vm) {
+        _cleanup_free_ char *text = NULL;
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "pid", json_object_new_int64(vm->pid));
+        json_object_object_add(o, "starttime", json_object_new_int64((int64_t) vm->starttime));
+        json_object_object_add(o, "helper_pid", json_object_new_int64(vm->helper_pid));
+        json_object_object_add(o, "helper_starttime", json_object_new_int64((int64_t) vm->helper_starttime));
+        json_object_object_add(o, "accel", json_object_new_string(vm_accel_to_string(vm->accel)));
+        json_object_object_add(o, "started_usec", json_object_new_int64((int64_t) vm->started_usec));
+        json_object_object_add(o, "balloon_target_mib", json_object_new_int64((int64_t) vm->balloon_target_mib));
+        text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+        if (!text)
+                return -ENOMEM;
+        return write_file_atomic(vm->run_dir, "state.json", text, strlen(text), 0600);
+}
+void vm_state_file_remove(Vm *vm) {
+        _cleanup_free_ char *p = vm_run_path(vm, "state.json");
+
+        if (p)
+                (void) unlink(p);
+}
+static int on_adopted_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        vm_handle_exit(userdata, -1, 0);
+        return 0;
+}
+int vm_adopt(Vm *vm) {
+        _cleanup_free_ char *path = vm_run_path(vm, "state.json");
+        json_object *j, *v;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        j = json_object_from_file(path);
+        if (!j)
+                return 0;               /* not running */
+#define GET_INT(key, dst) \
+        if (json_object_object_get_ex(j, key, &v)) \
+                dst = json_object_get_int64(v)
+        GET_INT("pid", vm->pid);
+        GET_INT("starttime", vm->starttime);
+        GET_INT("helper_pid", vm->helper_pid);
+        GET_INT("helper_starttime", vm->helper_starttime);
+        GET_INT("started_usec", vm->started_usec);
+        GET_INT("balloon_target_mib", vm->balloon_target_mib);
+#undef GET_INT
+        vm->accel = json_object_object_get_ex(j, "accel", &v) && streq_ptr(json_object_get_string(v), "kvm")
+                            ? VM_ACCEL_KVM
+                            : VM_ACCEL_TCG;
+        json_object_put(j);
+
+        if (vm->helper_pid > 0 && pidfd_open_checked(vm->helper_pid, vm->helper_starttime, &vm->helper_pidfd) >= 0)
+                (void) sd_event_add_io(vm->manager->event, &vm->helper_source, vm->helper_pidfd, EPOLLIN,
+                                       vm_on_helper_exit, vm);
+        else
+                vm->helper_pid = 0;
+
+        r = vm->pid > 0 ? pidfd_open_checked(vm->pid, vm->starttime, &vm->pidfd) : -ESRCH;
+        if (r < 0) {
+                log_warning("VM %u (%s): QEMU (pid %d) exited while zvmd was not running", vm->vmid,
+                            vm->config->name, (int) vm->pid);
+                vm->state = VM_STATE_RUNNING;   /* so the transition below is reported */
+                vm_handle_exit(vm, -1, 0);
+                return 0;
+        }
+        vm->own_child = false;
+        r = sd_event_add_io(vm->manager->event, &vm->pid_source, vm->pidfd, EPOLLIN, on_adopted_exit, vm);
+        if (r < 0)
+                return r;
+        vm->state = VM_STATE_RUNNING;
+        r = vm_qmp_connect(vm);
+        if (r < 0)
+                log_warning_errno(r, "VM %u: re-adopted, but QMP is unreachable: %m", vm->vmid);
+        r = agent_readopt(vm);
+        if (r < 0)
+                log_warning_errno(r, "VM %u: re-adopted, but the agent cannot be reached: %m", vm->vmid);
+        log_info("VM %u (%s): re-adopted QEMU pid %d", vm->vmid, vm->config->name, (int) vm->pid);
+        return 0;
+}

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A VM as the API shows it: its config, state and live status. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cid-alloc.h"
+#include "fd-util.h"
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "process.h"
+#include "qemu-argv.h"
+#include "string-util.h"
+#include "ssh.h"
+#include "time-util.h"
+#include "vm.h"
+#include "vm-internal.h"
+
+
+int vm_status_to_json(Vm *vm, json_object **ret) {
+        json_object *o = json_object_new_object();
+        uint64_t cpu_ns = 0, rss = 0, hcpu, hrss;
+
+        if (!o)
+                return -ENOMEM;
+        json_object_object_add(o, "vmid", json_object_new_int64(vm->vmid));
+        json_object_object_add(o, "name", json_object_new_string(vm->config->name));
+        json_object_object_add(o, "state", json_object_new_string(vm_state_to_string(vm->state)));
+        json_object_object_add(o, "cid", json_object_new_int64(vm->config->cid));
+        json_object_object_add(o, "memory_mib", json_object_new_int64((int64_t) vm->config->memory_mib));
+        if (vm->pid > 0 && vm_is_up(vm)) {
+                json_object_object_add(o, "pid", json_object_new_int64(vm->pid));
+                json_object_object_add(o, "uptime",
+                                       json_object_new_double((double) (now_usec(CLOCK_REALTIME) - vm->started_usec) / 1e6));
+                (void) process_usage(vm->pid, &cpu_ns, &rss);
+                if (vm->helper_pid > 0 && process_usage(vm->helper_pid, &hcpu, &hrss) >= 0)
+                        rss += hrss;
+                json_object_object_add(o, "cpu_seconds", json_object_new_double((double) cpu_ns / 1e9));
+                json_object_object_add(o, "rss_bytes", json_object_new_int64((int64_t) rss));
+                json_object_object_add(o, "accel", json_object_new_string(vm_accel_to_string(vm->accel)));
+                (void) agent_to_json(vm, o);
+                if (vm->config->balloon_mib > 0) {
+                        json_object_object_add(o, "balloon_target_mib",
+                                               json_object_new_int64((int64_t) vm->balloon_target_mib));
+                        json_object_object_add(o, "balloon_actual_mib",
+                                               json_object_new_int64((int64_t) vm->balloon_actual_mib));
+                }
+        }
+        if (vm->state == VM_STATE_CRASHED) {
+                json_object *e = json_object_new_object(), *lines = json_object_new_array();
+
+                if (vm->exit_code >= 0)
+                        json_object_object_add(e, "code", json_object_new_int(vm->exit_code));
+                if (vm->exit_signal > 0)
+                        json_object_object_add(e, "signal", json_object_new_string(sigabbrev_np(vm->exit_signal)
+                                                                                       ? sigabbrev_np(vm->exit_signal)
+                                                                                       : "?"));
+                if (vm->crash_reason)
+                        json_object_object_add(e, "reason", json_object_new_string(vm->crash_reason));
+                STRV_FOREACH(l, vm->exit_stderr)
+                        json_object_array_add(lines, json_object_new_string(*l));
+                json_object_object_add(e, "stderr", lines);
+                json_object_object_add(o, "exit", e);
+        }
+        *ret = o;
+        return 0;
+}
+int vm_to_json(Vm *vm, bool with_status, json_object **ret) {
+        json_object *o = json_object_new_object(), *config = NULL, *pending = json_object_new_array();
+        int r;
+
+        if (!o || !pending) {
+                json_object_put(o);
+                json_object_put(pending);
+                return -ENOMEM;
+        }
+        r = vm_config_to_json(vm->cf, &config);
+        if (r < 0) {
+                json_object_put(o);
+                json_object_put(pending);
+                return r;
+        }
+        json_object_object_add(o, "vmid", json_object_new_int64(vm->vmid));
+        json_object_object_add(o, "name", json_object_new_string(vm->config->name));
+        json_object_object_add(o, "state", json_object_new_string(vm_state_to_string(vm->state)));
+        json_object_object_add(o, "cid", json_object_new_int64(vm->config->cid));
+        json_object_object_add(o, "config", config);
+        STRV_FOREACH(k, vm->pending_restart)
+                json_object_array_add(pending, json_object_new_string(*k));
+        json_object_object_add(o, "pending_restart", pending);
+        if (with_status) {
+                json_object *s = NULL;
+
+                if (vm_status_to_json(vm, &s) >= 0)
+                        json_object_object_add(o, "status", s);
+        }
+        *ret = o;
+        return 0;
+}

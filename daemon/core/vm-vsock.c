@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vsock for a VM: the kernel CID reservation on /dev/vhost-vsock, or the
+ * hybrid vhost-device-vsock helper process. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cid-alloc.h"
+#include "fd-util.h"
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "process.h"
+#include "qemu-argv.h"
+#include "string-util.h"
+#include "ssh.h"
+#include "time-util.h"
+#include "vm.h"
+#include "vm-internal.h"
+
+
+#define HELPER_SOCKET_TIMEOUT_MS 5000
+
+/* Waits (bounded, on inotify) until `name` exists in dir. */
+static int wait_for_file(const char *dir, const char *name, int pidfd, int timeout_ms) {
+        _cleanup_close_ int ifd = -EBADF;
+        _cleanup_free_ char *path = strjoin(dir, "/", name);
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * 1000;
+
+        if (!path)
+                return -ENOMEM;
+        ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        if (ifd < 0)
+                return -errno;
+        if (inotify_add_watch(ifd, dir, IN_CREATE | IN_MOVED_TO) < 0)
+                return -errno;
+        for (;;) {
+                struct pollfd p[2] = { { .fd = ifd, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+                char buf[4096];
+
+                if (access(path, F_OK) == 0)
+                        return 0;
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                if (poll(p, pidfd >= 0 ? 2 : 1, (int) ((deadline - now) / 1000) + 1) < 0 && errno != EINTR)
+                        return -errno;
+                if (p[1].revents)
+                        return -ECHILD;         /* the process that should create it died */
+                while (read(ifd, buf, sizeof(buf)) > 0)
+                        ;
+        }
+}
+int vm_spawn_helper(Vm *vm, char **ret_error) {
+        Host *h = &vm->manager->host;
+        _cleanup_free_ char *sock = vm_run_path(vm, "vhost-vsock.sock"), *uds = vm_run_path(vm, "vsock.sock");
+        _cleanup_free_ char *log = vm_run_path(vm, "vsock-helper.log");
+        _cleanup_free_ char *a_cid = NULL, *a_sock = NULL, *a_uds = NULL;
+        _cleanup_close_ int log_fd = -EBADF;
+        int r;
+
+        if (!h->vsock_helper)
+                return set_error(ret_error, "hybrid vsock needs vhost-device-vsock, which is not installed "
+                                            "(scripts/install-deps installs it)"), -ENOENT;
+        if (!sock || !uds || !log)
+                return -ENOMEM;
+        /* Stale sockets from a VM that died with us: the VM is not running
+         * (we hold the daemon lock and its state is stopped), so nobody
+         * else can be using them. */
+        (void) unlink(sock);
+        (void) unlink(uds);
+        if (asprintf(&a_cid, "--guest-cid=%u", vm->config->cid) < 0 || !(a_sock = strjoin("--socket=", sock)) ||
+            !(a_uds = strjoin("--uds-path=", uds)))
+                return -ENOMEM;
+        log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        if (log_fd < 0)
+                return -errno;
+        /* The TX buffer is the credit the guest gets, so it bounds the
+         * guest's packet size: vhost-device-vsock 0.3.0 drops a guest packet
+         * over ~32 KiB (a 6.12 guest splits it across two descriptors:
+         * DescriptorLengthTooSmall) and the stream stalls or is corrupted.
+         * With 32 KiB, 40 MB went guest->host over ssh at ~5 MB/s (TCG). */
+        char *argv[] = { h->vsock_helper, a_cid, a_sock, a_uds, (char *) "--tx-buffer-size=32768", NULL };
+        r = process_spawn(argv, NULL, 0, log_fd, true, &vm->helper_pid);
+        if (r < 0)
+                return set_error(ret_error, "cannot start vhost-device-vsock: %s", errno_str(r)), r;
+        r = process_starttime(vm->helper_pid, &vm->helper_starttime);
+        if (r >= 0)
+                r = pidfd_open_checked(vm->helper_pid, vm->helper_starttime, &vm->helper_pidfd);
+        if (r >= 0)
+                r = wait_for_file(vm->run_dir, "vhost-vsock.sock", vm->helper_pidfd, HELPER_SOCKET_TIMEOUT_MS);
+        if (r < 0) {
+                _cleanup_strv_free_ char **tail = vm_tail_lines(log, 3);
+                _cleanup_free_ char *joined = tail ? strv_join(tail, " | ") : NULL;
+
+                set_error(ret_error, "vhost-device-vsock did not come up (%s)%s%s", errno_str(r),
+                          joined ? ": " : "", strempty(joined));
+                vm_stop_helper(vm);
+                return r;
+        }
+        return sd_event_add_io(vm->manager->event, &vm->helper_source, vm->helper_pidfd, EPOLLIN, vm_on_helper_exit, vm);
+}
+void vm_stop_helper(Vm *vm) {
+        if (vm->helper_pidfd >= 0)
+                (void) syscall(SYS_pidfd_send_signal, vm->helper_pidfd, SIGTERM, NULL, 0);
+        vm->helper_source = sd_event_source_disable_unref(vm->helper_source);
+        vm->helper_pidfd = safe_close(vm->helper_pidfd);
+        /* Our own helper child is reaped by the SIGCHLD-less path: a zombie
+         * would linger, so reap it here without blocking for long. */
+        if (vm->helper_pid > 0) {
+                for (int i = 0; i < 50; i++) {
+                        pid_t w = waitpid(vm->helper_pid, NULL, WNOHANG);
+
+                        if (w != 0)
+                                break;          /* reaped, or not our child */
+                        struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+                        nanosleep(&ts, NULL);
+                }
+        }
+        vm->helper_pid = 0;
+        vm->helper_starttime = 0;
+}
+int vm_on_helper_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Vm *vm = userdata;
+
+        if (vm->helper_pid > 0)
+                (void) waitpid(vm->helper_pid, NULL, WNOHANG);
+        log_warning("VM %u (%s): the vsock helper exited; vsock is down until the VM restarts", vm->vmid,
+                    vm->config->name);
+        vm->helper_source = sd_event_source_disable_unref(vm->helper_source);
+        vm->helper_pidfd = safe_close(vm->helper_pidfd);
+        vm->helper_pid = 0;
+        return 0;
+}
+/* Kernel vsock: reserve the VM's CID on /dev/vhost-vsock and keep the fd for
+ * QEMU. If another user of the host holds the CID, pick the next free one
+ * and persist it in the config. */
+int vm_reserve_cid(Vm *vm, int *ret_fd, char **ret_error) {
+        Manager *m = vm->manager;
+        CidVhostProbe probe = CID_VHOST_PROBE_INIT;
+        _cleanup_free_ uint32_t *taken = NULL;
+        size_t n_taken = 0;
+        uint32_t cid = vm->config->cid;
+        int r;
+
+        r = cid > 0 ? cid_probe_vhost(cid, &probe) : -EADDRINUSE;
+        if (r == -EADDRINUSE) {
+                r = manager_taken_cids(m, vm, &taken, &n_taken);
+                if (r >= 0)
+                        r = cid_alloc_pick(vm->vmid, taken, n_taken, cid_probe_vhost, &probe, &cid);
+                if (r >= 0) {
+                        char value[32];
+                        _cleanup_free_ char *err = NULL;
+                        VmConfig *c = NULL;
+
+                        snprintf(value, sizeof(value), "cid=%u", cid);
+                        r = vm_config_set(vm->cf, "vsock", value, &err);
+                        if (r >= 0)
+                                r = vm_config_from_file(vm->cf, vm->vmid, &c, &err);
+                        if (r >= 0) {
+                                vm_config_free(vm->config);
+                                vm->config = c;
+                                r = vm_save_config(vm);
+                        }
+                        log_notice("VM %u: vsock CID in use on this host, moved to %u", vm->vmid, cid);
+                }
+        }
+        if (r < 0) {
+                safe_close(probe.fd);
+                return set_error(ret_error, "cannot reserve a vsock CID on /dev/vhost-vsock: %s", errno_str(r)), r;
+        }
+        *ret_fd = probe.fd;
+        return 0;
+}
