@@ -26,6 +26,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "string-util.h"
+#include "time-util.h"
 #include "vm.h"
 #include "vsock.h"
 
@@ -71,13 +72,6 @@ static const char *const agent_state_table[_AGENT_STATE_MAX] = {
 
 const char *agent_state_to_string(AgentState s) {
         return s >= 0 && s < _AGENT_STATE_MAX ? agent_state_table[s] : NULL;
-}
-
-static uint64_t mono_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
 }
 
 static void agent_set_state(Vm *vm, AgentState s) {
@@ -336,7 +330,7 @@ static int on_health_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 json_object_object_add(req, "op", json_object_new_string("ping"));
                 r = agent_call(vm, req, AGENT_HEALTH_TIMEOUT_USEC, on_health_ping, NULL, NULL);
                 if (r < 0)
-                        on_health_ping(vm, NULL, "ECONNREFUSED", strerror(-r), NULL);
+                        on_health_ping(vm, NULL, "ECONNREFUSED", errno_str(r), NULL);
         }
         return sd_event_source_set_time_relative(s, health_interval_usec());
 }
@@ -384,7 +378,7 @@ static void ready_handle(ReadyConn *rc) {
         json_object_object_del(o, "op");
         json_object_put(vm->agent_info);
         vm->agent_info = o;
-        vm->agent_ready_usec = vm->started_mono > 0 ? mono_usec() - vm->started_mono : 0;
+        vm->agent_ready_usec = vm->started_mono > 0 ? now_usec(CLOCK_MONOTONIC) - vm->started_mono : 0;
         log_info("VM %u (%s): agent ready %.2f s after start", vm->vmid, vm->config->name,
                  (double) vm->agent_ready_usec / 1e6);
         agent_set_state(vm, AGENT_READY);
