@@ -24,6 +24,7 @@
 #include "fd-util.h"
 #include "log.h"
 #include "qmp.h"
+#include "time-util.h"
 #include "string-util.h"
 
 #define QMP_READ_CHUNK (64U * 1024U)
@@ -68,13 +69,6 @@ struct QmpClient {
 
         char rbuf[QMP_READ_CHUNK];
 };
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        assert_se(clock_gettime(CLOCK_MONOTONIC, &ts) == 0);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000ULL;
-}
 
 static QmpCommand *command_free(QmpCommand *cmd) {
         if (!cmd)
@@ -221,7 +215,7 @@ static const char *disconnect_reason(int error, char *buf, size_t size) {
         case -ECANCELED:
                 return "QMP client freed";
         default:
-                (void) snprintf(buf, size, "Connection failed: %s", strerror(-error));
+                (void) snprintf(buf, size, "Connection failed: %s", errno_str(error));
                 return buf;
         }
 }
@@ -668,7 +662,7 @@ int qmp_client_call_sync(QmpClient *c, const char *command, json_object *args, i
                 return r;
         }
 
-        deadline = now_usec() + (uint64_t) timeout_ms * USEC_PER_MSEC;
+        deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * USEC_PER_MSEC;
         c->busy++;
         while (!s->done) {
                 struct pollfd p = { .fd = c->fd };
@@ -682,7 +676,7 @@ int qmp_client_call_sync(QmpClient *c, const char *command, json_object *args, i
                         break;
                 }
 
-                n = now_usec();
+                n = now_usec(CLOCK_MONOTONIC);
                 ms = n >= deadline ? 0 : (deadline - n + USEC_PER_MSEC - 1) / USEC_PER_MSEC;
                 p.events = qmp_client_poll_events(c);
                 k = poll(&p, 1, (int) MIN(ms, (uint64_t) INT_MAX));
@@ -701,7 +695,7 @@ int qmp_client_call_sync(QmpClient *c, const char *command, json_object *args, i
                 }
                 /* Checked after processing too: a peer that keeps sending
                  * other messages must not stretch the bound. */
-                if (!s->done && now_usec() >= deadline) {
+                if (!s->done && now_usec(CLOCK_MONOTONIC) >= deadline) {
                         r = -ETIMEDOUT;
                         break;
                 }
