@@ -28,3 +28,13 @@ HttpRequest *operation_finish(Operation *op) {
         free(op);
         return req;
 }
+
+HttpRequest *operation_wait_done(Operation *op) {
+        op->wait = NULL;
+        return operation_finish(op);
+}
+
+HttpRequest *operation_call_done(Operation *op) {
+        op->call = NULL;
+        return operation_finish(op);
+}

@@ -38,3 +38,7 @@ Operation *operation_new(HttpRequest *req, Vm *vm);
 /* Cancels what the Operation still waits on, frees it, and returns its
  * request, which the caller now owes exactly one reply. */
 HttpRequest *operation_finish(Operation *op);
+/* The same from the callback of op->wait / op->call: that handle is spent
+ * (the core freed it), so it is forgotten, not cancelled. */
+HttpRequest *operation_wait_done(Operation *op);
+HttpRequest *operation_call_done(Operation *op);

@@ -58,6 +58,13 @@ void rest_reply_vm(HttpRequest *req, Vm *vm, unsigned status) {
         http_request_reply_json(req, status, j);
 }
 
+void rest_reply_json(HttpRequest *req, unsigned status, json_object *j) {
+        if (j)
+                http_request_reply_json(req, status, j);
+        else
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+}
+
 /* The core's conventions (manager_create_vm(), vm_update_config()): -EEXIST
  * and -EADDRINUSE are taken names, VMIDs, CIDs; -ENOSPC a limit; -EIO and
  * -ENOMEM our fault; anything else a refused key or value. */

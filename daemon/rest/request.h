@@ -20,6 +20,8 @@ bool rest_query_bool(HttpRequest *req, const char *key);
 /* The VM by VMID or name, or NULL after replying 404. */
 Vm *rest_lookup_vm(Manager *m, HttpRequest *req, const char *id);
 void rest_reply_vm(HttpRequest *req, Vm *vm, unsigned status);
+/* j (taken), or 500 "out of memory" for NULL. */
+void rest_reply_json(HttpRequest *req, unsigned status, json_object *j);
 
 /* -errno of a core call that reported (error, key) → the API's error. */
 ApiError rest_error_from_errno(int r, const char *key);

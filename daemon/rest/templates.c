@@ -8,18 +8,11 @@
 #include "string-util.h"
 #include "template.h"
 
-static void reply_json_or_oom(HttpRequest *req, unsigned status, json_object *j) {
-        if (j)
-                http_request_reply_json(req, status, j);
-        else
-                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
-}
-
 void route_templates_list(void *ctx, HttpRequest *req, char **params) {
         json_object *a = NULL;
 
         (void) template_list_json(((Rest *) ctx)->manager, &a);
-        reply_json_or_oom(req, 200, a);
+        rest_reply_json(req, 200, a);
 }
 
 /* "include": an array of package names or a comma-separated string.
@@ -126,7 +119,7 @@ static void templates_build(Manager *m, HttpRequest *req, json_object *body) {
                                          err ? err : r == -ENOMEM ? "out of memory" : errno_str(r));
                 return;
         }
-        reply_json_or_oom(req, 202, j);
+        rest_reply_json(req, 202, j);
 }
 
 void route_templates_build(void *ctx, HttpRequest *req, char **params) {
@@ -147,7 +140,7 @@ void route_template_get(void *ctx, HttpRequest *req, char **params) {
                 http_request_reply_error(req, API_ERROR_NOT_FOUND, NULL, "no template '%.64s'", params[0]);
                 return;
         }
-        reply_json_or_oom(req, 200, j);
+        rest_reply_json(req, 200, j);
 }
 
 void route_template_log(void *ctx, HttpRequest *req, char **params) {
@@ -188,5 +181,5 @@ void route_template_delete(void *ctx, HttpRequest *req, char **params) {
                                          NULL, "%s", err ? err : r == -ENOMEM ? "out of memory" : errno_str(r));
                 return;
         }
-        reply_json_or_oom(req, 200, j);
+        rest_reply_json(req, 200, j);
 }

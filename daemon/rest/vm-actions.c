@@ -19,11 +19,8 @@
 
 /* Starts and stops end when the VM gets there; the reply is the VM. */
 static void on_start_done(Vm *vm, int state, void *userdata) {
-        Operation *op = userdata;
-        HttpRequest *req;
+        HttpRequest *req = operation_wait_done(userdata);
 
-        op->wait = NULL;
-        req = operation_finish(op);
         if (state < 0)
                 http_request_reply_error(req, API_ERROR_UNAVAILABLE, NULL, "VM %u went away", vm->vmid);
         else if (state == VM_STATE_RUNNING)
@@ -34,11 +31,8 @@ static void on_start_done(Vm *vm, int state, void *userdata) {
 }
 
 static void on_down_done(Vm *vm, int state, void *userdata) {
-        Operation *op = userdata;
-        HttpRequest *req;
+        HttpRequest *req = operation_wait_done(userdata);
 
-        op->wait = NULL;
-        req = operation_finish(op);
         if (state < 0)
                 http_request_reply_error(req, API_ERROR_UNAVAILABLE, NULL, "VM %u went away", vm->vmid);
         else

@@ -20,8 +20,7 @@ static void on_agent_result(Vm *vm, json_object *response, const char *code, con
         operation_agent_reply_fn reply = op->agent_reply;
         HttpRequest *req;
 
-        op->call = NULL;
-        req = operation_finish(op);
+        req = operation_call_done(op);
         if (response)
                 reply(req, response);
         else

@@ -110,13 +110,10 @@ void route_vm_patch(void *ctx, HttpRequest *req, char **params) {
 
 /* DELETE ?force of a running VM: it was killed, and is deleted once down. */
 static void on_force_delete_down(Vm *vm, int state, void *userdata) {
-        Operation *op = userdata;
-        HttpRequest *req;
+        HttpRequest *req = operation_wait_done(userdata);
         json_object *j = NULL;
         int r;
 
-        op->wait = NULL;
-        req = operation_finish(op);
         if (state < 0) {
                 http_request_reply_error(req, API_ERROR_UNAVAILABLE, NULL, "VM %u went away", vm->vmid);
                 return;
@@ -125,10 +122,7 @@ static void on_force_delete_down(Vm *vm, int state, void *userdata) {
         r = manager_delete_vm(vm->manager, vm);
         if (r < 0)
                 log_warning_errno(r, "VM %u: cannot remove its files after a forced delete: %m", vm->vmid);
-        if (j)
-                http_request_reply_json(req, 200, j);
-        else
-                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+        rest_reply_json(req, 200, j);
 }
 
 static void vm_delete_force(Vm *vm, HttpRequest *req) {
@@ -174,8 +168,5 @@ void route_vm_delete(void *ctx, HttpRequest *req, char **params) {
                                          errno_str(r));
                 return;
         }
-        if (j)
-                http_request_reply_json(req, 200, j);
-        else
-                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+        rest_reply_json(req, 200, j);
 }
