@@ -174,7 +174,7 @@ int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key
         int r;
 
         if (json_object_object_get_ex(body, "vmid", NULL))
-                return set_error(ret_error, "vmid: cannot be changed"), set_error(ret_key, "vmid"), -EINVAL;
+                return set_error(ret_error, "vmid: cannot be changed"), set_error(ret_key, "vmid"), -EPERM;
         r = config_file_format(vm->cf, &old_text, NULL);
         if (r < 0)
                 return r;

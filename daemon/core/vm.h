@@ -118,7 +118,8 @@ bool vm_is_up(const Vm *vm);
  * copy, checked against the other VMs, then written. Keys that need a
  * restart are recorded in pending_restart while the VM runs. Errors as
  * manager_create_vm() (-EEXIST "name", -EADDRINUSE "vsock", -EIO, -ENOMEM,
- * else a refused key or value), with a message in *ret_error.
+ * -EPERM "vmid": it cannot be changed, else a refused key or value), with a
+ * message in *ret_error.
  */
 int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key);
 int vm_to_json(Vm *vm, bool with_status, json_object **ret);
