@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <errno.h>
 #include <limits.h>
 
 #include "macro.h"
@@ -247,7 +248,51 @@ static void test_template_name(void) {
         ok(!template_name_is_valid(NULL), "NULL is not a template name");
 }
 
+static void test_percent_decode(void) {
+        static const struct {
+                const char *in;
+                ssize_t len;            /* decoded length, or -EINVAL */
+                const char *out;
+                size_t bad;             /* offset of the malformed escape */
+        } cases[] = {
+                { "plain", 5, "plain", 0 },
+                { "a%2Fb", 3, "a/b", 0 },
+                { "%41%62c", 3, "Abc", 0 },
+                { "a+b", 3, "a+b", 0 },         /* '+' is not a space in paths */
+                { "x%00y", 3, "x", 0 },         /* a NUL: length tells */
+                { "%", -EINVAL, NULL, 0 },
+                { "ab%4", -EINVAL, NULL, 2 },
+                { "ab%g1", -EINVAL, NULL, 2 },
+                { "", 0, "", 0 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char out[16];
+                size_t bad = 99;
+                ssize_t n = percent_decode(cases[i].in, strlen(cases[i].in), out, &bad);
+
+                is_int(n, cases[i].len, "percent_decode(\"%s\") length", cases[i].in);
+                if (cases[i].out)
+                        is_str(out, cases[i].out, "percent_decode(\"%s\") text", cases[i].in);
+                else
+                        is_int(bad, cases[i].bad, "percent_decode(\"%s\") reports the bad escape's offset", cases[i].in);
+        }
+}
+
+static void test_errno_str(void) {
+        _cleanup_free_ char *e = NULL;
+
+        is_str(errno_str(-ENOENT), "No such file or directory", "errno_str(-ENOENT)");
+        is_str(errno_str(ENOENT), "No such file or directory", "errno_str(ENOENT)");
+        ok(errno_str(-99999) && *errno_str(-99999), "errno_str of an unknown errno is a message, not NULL");
+        is_int(set_error(&e, "x %d", 1), 0, "set_error returns 0");
+        is_str(e, "x 1", "set_error formats");
+        is_int(set_error(NULL, "y"), 0, "set_error(NULL, ...) is a no-op");
+}
+
 int main(void) {
+        test_percent_decode();
+        test_errno_str();
         test_strjoin();
         test_strstrip();
         test_template_name();
