@@ -441,23 +441,19 @@ static int vm_arm_timeout(Vm *vm, uint64_t usec, sd_event_time_handler_t cb) {
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
         return sd_event_add_time_relative(vm->manager->event, &vm->timeout_source, CLOCK_MONOTONIC, usec, 0, cb, vm);
 }
-int vm_start(Vm *vm, char **ret_error) {
+/* What a start needs before anything is created: a stopped VM, a usable
+ * accelerator, its run dir, its template and writable layer, a kernel. */
+static int vm_start_check(Vm *vm, VmAccel *ret_accel, char **ret_template, char **ret_upper, char **ret_error) {
         Manager *m = vm->manager;
-        Host *h = &m->host;
-        _cleanup_free_ char *template = NULL, *upper = NULL, *err = NULL, *qemu_log = NULL, *secret = NULL;
-        _cleanup_free_ char *qmp_path = NULL, *console_sock = NULL, *console_log = NULL, *vhost_sock = NULL;
-        _cleanup_strv_free_ char **argv = NULL;
-        _cleanup_close_ int qmp_fd = -EBADF, log_fd = -EBADF, client_fd = -EBADF, vhost_fd = -EBADF;
-        int keep_fds[2];
-        size_t n_keep = 0;
-        VmPaths vp;
+        _cleanup_free_ char *template = NULL, *upper = NULL, *err = NULL;
+        const char *kernel = vm->config->kernel ? vm->config->kernel : m->host.caps.kernel;
         VmAccel accel;
         int r;
 
         if (vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_CRASHED)
                 return set_error(ret_error, "VM %u is %s", vm->vmid, vm_state_to_string(vm->state)), -EBUSY;
 
-        accel = qemu_effective_accel(vm->config, &h->caps, &err);
+        accel = qemu_effective_accel(vm->config, &m->host.caps, &err);
         if (accel < 0 || err)
                 return set_error(ret_error, "%s", err ? err : "no usable accelerator"), -EINVAL;
 
@@ -474,9 +470,91 @@ int vm_start(Vm *vm, char **ret_error) {
                 if (r < 0)
                         return r;
         }
-        const char *kernel = vm->config->kernel ? vm->config->kernel : h->caps.kernel;
         if (access(kernel, R_OK) < 0)
                 return set_error(ret_error, "kernel %s: %s", kernel, errno_str(errno)), -errno;
+        *ret_accel = accel;
+        *ret_template = TAKE_PTR(template);
+        *ret_upper = TAKE_PTR(upper);
+        return 0;
+}
+
+/* A new run: forget how the last one ended. */
+static void vm_reset_run_record(Vm *vm) {
+        vm->exit_stderr = strv_free(vm->exit_stderr);
+        vm->crash_reason = mfree(vm->crash_reason);
+        vm->exit_code = vm->exit_signal = 0;
+        vm->kill_reason = mfree(vm->kill_reason);
+        memset(vm->resets, 0, sizeof(vm->resets));
+        vm->pending_restart = strv_free(vm->pending_restart);
+        vm->guest_shutdown_seen = vm->stop_requested = false;
+}
+
+/* Spawns QEMU with its output (after its command line) in qemu.log. On
+ * failure the taps and the helper made for it go again. */
+static int vm_spawn_qemu(Vm *vm, char **argv, const int *keep_fds, size_t n_keep, const char *qemu_log,
+                         char **ret_error) {
+        _cleanup_free_ char *cmd = strv_join(argv, " ");
+        _cleanup_close_ int log_fd = -EBADF;
+        int r;
+
+        log_fd = open(qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        if (log_fd < 0) {
+                r = -errno;
+                vm_stop_helper(vm);
+                vm_taps_remove(vm);
+                return set_error(ret_error, "cannot open %s: %s", qemu_log, errno_str(r)), r;
+        }
+        log_debug("VM %u: %s", vm->vmid, strnull(cmd));
+        if (cmd)
+                (void) loop_write(log_fd, cmd, strlen(cmd), false), (void) loop_write(log_fd, "\n", 1, false);
+        r = process_spawn(argv, keep_fds, n_keep, log_fd, true, &vm->pid);
+        if (r < 0) {
+                vm_stop_helper(vm);
+                vm_taps_remove(vm);
+                return set_error(ret_error, "cannot start %s: %s", argv[0], errno_str(r)), r;
+        }
+        return 0;
+}
+
+/* Watches the QEMU just spawned through a pidfd. If that fails, QEMU died
+ * at once (bad argv?): its exit is handled and its output reported. */
+static int vm_watch_qemu(Vm *vm, char **ret_error) {
+        int r;
+
+        r = process_starttime(vm->pid, &vm->starttime);
+        if (r >= 0)
+                r = pidfd_open_checked(vm->pid, vm->starttime, &vm->pidfd);
+        if (r >= 0)
+                r = sd_event_add_child_pidfd(vm->manager->event, &vm->pid_source, vm->pidfd, WEXITED, on_qemu_child, vm);
+        if (r < 0) {
+                int status = 0;
+
+                (void) waitpid(vm->pid, &status, 0);
+                vm_handle_exit(vm, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                               WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+                return set_error(ret_error, "QEMU exited at once: %s",
+                                 vm->exit_stderr && vm->exit_stderr[0] ? vm->exit_stderr[strv_length(vm->exit_stderr) - 1]
+                                                                        : errno_str(r)),
+                       -EIO;
+        }
+        return 0;
+}
+
+int vm_start(Vm *vm, char **ret_error) {
+        Host *h = &vm->manager->host;
+        _cleanup_free_ char *template = NULL, *upper = NULL, *err = NULL, *qemu_log = NULL, *secret = NULL;
+        _cleanup_free_ char *qmp_path = NULL, *console_sock = NULL, *console_log = NULL, *vhost_sock = NULL;
+        _cleanup_strv_free_ char **argv = NULL;
+        _cleanup_close_ int qmp_fd = -EBADF, client_fd = -EBADF, vhost_fd = -EBADF;
+        int keep_fds[2];
+        size_t n_keep = 0;
+        VmPaths vp;
+        VmAccel accel = VM_ACCEL_TCG;
+        int r;
+
+        r = vm_start_check(vm, &accel, &template, &upper, ret_error);
+        if (r < 0)
+                return r;
 
         qmp_path = vm_run_path(vm, "qmp.sock");
         console_sock = vm_run_path(vm, "console.sock");
@@ -519,14 +597,7 @@ int vm_start(Vm *vm, char **ret_error) {
                 return set_error(ret_error, "%s", err ? err : errno_str(r)), r;
 
         /* Everything that can be refused is checked: now spawn. */
-        vm->exit_stderr = strv_free(vm->exit_stderr);
-        vm->crash_reason = mfree(vm->crash_reason);
-        vm->exit_code = vm->exit_signal = 0;
-        vm->kill_reason = mfree(vm->kill_reason);
-        memset(vm->resets, 0, sizeof(vm->resets));
-        vm->pending_restart = strv_free(vm->pending_restart);
-        vm->guest_shutdown_seen = vm->stop_requested = false;
-
+        vm_reset_run_record(vm);
         r = vm_taps_create(vm, ret_error);
         if (r < 0)
                 return r;
@@ -537,49 +608,17 @@ int vm_start(Vm *vm, char **ret_error) {
                         return r;
                 }
         }
-
-        log_fd = open(qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-        if (log_fd < 0) {
-                r = -errno;
-                vm_stop_helper(vm);
-                vm_taps_remove(vm);
-                return set_error(ret_error, "cannot open %s: %s", qemu_log, errno_str(r)), r;
-        }
-        {
-                _cleanup_free_ char *cmd = strv_join(argv, " ");
-
-                log_debug("VM %u: %s", vm->vmid, strnull(cmd));
-                if (cmd)
-                        (void) loop_write(log_fd, cmd, strlen(cmd), false), (void) loop_write(log_fd, "\n", 1, false);
-        }
-        r = process_spawn(argv, keep_fds, n_keep, log_fd, true, &vm->pid);
-        if (r < 0) {
-                vm_stop_helper(vm);
-                vm_taps_remove(vm);
-                return set_error(ret_error, "cannot start %s: %s", argv[0], errno_str(r)), r;
-        }
+        r = vm_spawn_qemu(vm, argv, keep_fds, n_keep, qemu_log, ret_error);
+        if (r < 0)
+                return r;
         vm->own_child = true;
         vm->accel = accel;
         vm->started_usec = now_usec(CLOCK_REALTIME);
         vm->started_mono = now_usec(CLOCK_MONOTONIC);
         vm->balloon_target_mib = vm->config->balloon_mib > 0 ? vm->config->memory_mib : 0;
-        r = process_starttime(vm->pid, &vm->starttime);
-        if (r >= 0)
-                r = pidfd_open_checked(vm->pid, vm->starttime, &vm->pidfd);
-        if (r >= 0)
-                r = sd_event_add_child_pidfd(m->event, &vm->pid_source, vm->pidfd, WEXITED, on_qemu_child, vm);
-        if (r < 0) {
-                /* QEMU died at once (bad argv?): report its output. */
-                int status = 0;
-
-                (void) waitpid(vm->pid, &status, 0);
-                vm_handle_exit(vm, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                               WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-                return set_error(ret_error, "QEMU exited at once: %s",
-                                 vm->exit_stderr && vm->exit_stderr[0] ? vm->exit_stderr[strv_length(vm->exit_stderr) - 1]
-                                                                        : errno_str(r)),
-                       -EIO;
-        }
+        r = vm_watch_qemu(vm, ret_error);
+        if (r < 0)
+                return r;
         vm_move_to_scope(vm);
         vm_set_state(vm, VM_STATE_STARTING);
 
