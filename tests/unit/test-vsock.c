@@ -567,10 +567,8 @@ static void e2e_done(E2e *e) {
 static void skip_or_fail(const char *reason) {
         if (streq_ptr(getenv("ZVM_MUST_BOOT"), "1"))
                 ok(false, "cannot run the end-to-end test (ZVM_MUST_BOOT=1): %s", reason);
-        else {
-                printf("ok %u # SKIP end-to-end: %s\n", ++tap_count, reason);
-                fflush(stdout);
-        }
+        else
+                skip(1, "end-to-end: %s", reason);
 }
 
 static void test_end_to_end(void) {
