@@ -21,4 +21,6 @@
 
 /* One line "stage=ms stage=ms ..." written by the initrd's init, passed on by
  * the agent as "initrd_timing" in READY and info. */
-#define AGENT_INITRD_TIMING_FILE "/run/zvm/initrd-timing"
+#define AGENT_INITRD_TIMING_DIR "/run/zvm"
+#define AGENT_INITRD_TIMING_NAME "initrd-timing"
+#define AGENT_INITRD_TIMING_FILE AGENT_INITRD_TIMING_DIR "/" AGENT_INITRD_TIMING_NAME
