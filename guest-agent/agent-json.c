@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent-json.h"
+#include "string-util.h"
 
 typedef struct JsonParser {
         const char *start, *p, *end;
@@ -26,34 +27,6 @@ static Json *json_fail(JsonParser *P, const char *what) {
 static void json_skip_ws(JsonParser *P) {
         while (P->p < P->end && (*P->p == ' ' || *P->p == '\t' || *P->p == '\r' || *P->p == '\n'))
                 P->p++;
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes available), 0 if
- * invalid: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-        unsigned char c = s[0];
-
-        if (c < 0x80)
-                return 1;
-        if (c < 0xC2)
-                return 0;
-        if (c < 0xE0)
-                return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-        if (c < 0xF0) {
-                if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
-                        return 0;
-                if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))
-                        return 0;
-                return 3;
-        }
-        if (c < 0xF5) {
-                if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-                        return 0;
-                if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
-                        return 0;
-                return 4;
-        }
-        return 0;
 }
 
 static size_t utf8_put(char *out, uint32_t cp) {
@@ -155,7 +128,7 @@ static bool json_parse_string(JsonParser *P, const char **ret, size_t *ret_len) 
                         P->p = r;
                         return json_fail(P, "control character in string"), false;
                 } else {
-                        size_t n = utf8_len((const unsigned char *) r, (size_t) (stop - r));
+                        size_t n = utf8_char_len(r, (size_t) (stop - r));
 
                         if (n == 0) {
                                 P->p = r;
@@ -425,7 +398,7 @@ void json_put_string(Buf *b, const char *s, size_t len) {
                         p++;
                         continue;
                 }
-                n = utf8_len(p, (size_t) (end - p));
+                n = utf8_char_len((const char *) p, (size_t) (end - p));
                 if (n == 0) {
                         buf_puts(b, "\xef\xbf\xbd");
                         p++;
