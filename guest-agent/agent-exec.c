@@ -204,206 +204,247 @@ static void exec_kill(pid_t pid, bool reaped) {
                 (void) kill(pid, SIGKILL);
 }
 
-int op_exec(Request *rq, Buf *out) {
-        Conn *c = rq->conn;
-        char **argv, **env, **envp;
-        size_t n_argv, n_env, stdin_len, stdin_off = 0;
-        unsigned char *stdin_data;
+typedef struct ExecArgs {
+        char **argv, **envp;
         const char *cwd;
+        unsigned char *stdin_data;
+        size_t stdin_len;
         int64_t timeout_ms, max_output;
-        int p_in[2] = { -1, -1 }, p_out[2] = { -1, -1 }, p_err[2] = { -1, -1 }, p_status[2] = { -1, -1 };
-        Stream so = { .fd = -1 }, se = { .fd = -1 };
-        ExecFailure failure = {};
-        size_t failure_got = 0;
-        bool reaped = false, killed = false, timed_out = false, hangup = false;
-        uint64_t start, end = 0, deadline, kill_deadline = 0;
-        char signame[16];
-        int status = 0, r;
-        pid_t pid;
+} ExecArgs;
 
-        if ((r = request_get_strv(rq, "argv", true, EXEC_MAX_ARGV, &argv, &n_argv)) < 0 ||
+/* One running command, as the poll loop sees it. */
+typedef struct ExecRun {
+        pid_t pid;
+        int stdin_fd;           /* our end of its stdin, until all is written */
+        size_t stdin_off;
+        int status_fd;          /* ExecFailure from the child, EOF once exec() worked */
+        ExecFailure failure;
+        size_t failure_got;
+        Stream out, err;
+        bool reaped, killed, timed_out, hangup;
+        int status;
+        uint64_t start, end, deadline, kill_deadline;
+} ExecRun;
+
+static int exec_parse_args(Request *rq, ExecArgs *a) {
+        char **env;
+        size_t n_argv, n_env;
+        int r;
+
+        if ((r = request_get_strv(rq, "argv", true, EXEC_MAX_ARGV, &a->argv, &n_argv)) < 0 ||
             (r = request_get_strv(rq, "env", false, EXEC_MAX_ENV, &env, &n_env)) < 0 ||
-            (r = request_get_string(rq, "cwd", false, &cwd)) < 0 ||
-            (r = request_get_base64(rq, "stdin", EXEC_MAX_STDIN, &stdin_data, &stdin_len)) < 0 ||
-            (r = request_get_int(rq, "timeout_ms", EXEC_DEFAULT_TIMEOUT_MS, 1, EXEC_MAX_TIMEOUT_MS, &timeout_ms)) < 0 ||
+            (r = request_get_string(rq, "cwd", false, &a->cwd)) < 0 ||
+            (r = request_get_base64(rq, "stdin", EXEC_MAX_STDIN, &a->stdin_data, &a->stdin_len)) < 0 ||
+            (r = request_get_int(rq, "timeout_ms", EXEC_DEFAULT_TIMEOUT_MS, 1, EXEC_MAX_TIMEOUT_MS,
+                                 &a->timeout_ms)) < 0 ||
             (r = request_get_int(rq, "max_output", (int64_t) EXEC_DEFAULT_MAX_OUTPUT, 0, (int64_t) EXEC_MAX_OUTPUT,
-                         &max_output)) < 0)
+                                 &a->max_output)) < 0)
                 return r;
-        if (n_argv == 0 || argv[0][0] == 0)
+        if (n_argv == 0 || a->argv[0][0] == 0)
                 return request_fail(rq, EINVAL, "'argv' must name a command");
         for (size_t i = 0; i < n_env; i++)
                 if (!strchr(env[i], '=') || env[i][0] == '=')
                         return request_fail(rq, EINVAL, "'env' entries must be \"NAME=value\"");
-        if (!cwd)
-                cwd = "/";
-        envp = exec_environment(rq, env, n_env);
-        if (!envp)
+        if (!a->cwd)
+                a->cwd = "/";
+        a->envp = exec_environment(rq, env, n_env);
+        if (!a->envp)
                 return request_fail(rq, ENOMEM, "out of memory");
+        return 0;
+}
+
+static void exec_run_done(ExecRun *x) {
+        x->stdin_fd = safe_close(x->stdin_fd);
+        x->status_fd = safe_close(x->status_fd);
+        x->out.fd = safe_close(x->out.fd);
+        x->err.fd = safe_close(x->err.fd);
+        free(x->out.data);
+        free(x->err.data);
+}
+
+/* Pipes, fork, the child on its way to exec(); our ends non-blocking in x. */
+static int exec_start(Request *rq, const ExecArgs *a, ExecRun *x) {
+        int p_in[2] = { -1, -1 }, p_out[2] = { -1, -1 }, p_err[2] = { -1, -1 }, p_status[2] = { -1, -1 };
+        int r = 0;
 
         if (pipe2(p_in, O_CLOEXEC) < 0 || pipe2(p_out, O_CLOEXEC) < 0 || pipe2(p_err, O_CLOEXEC) < 0 ||
             pipe2(p_status, O_CLOEXEC) < 0) {
                 r = request_fail(rq, errno, "cannot create pipes: %s", strerror(errno));
                 goto finish;
         }
-        start = now_msec(CLOCK_MONOTONIC);
-        pid = fork();
-        if (pid < 0) {
+        x->start = now_msec(CLOCK_MONOTONIC);
+        x->pid = fork();
+        if (x->pid < 0) {
                 r = request_fail(rq, errno, "cannot fork: %s", strerror(errno));
                 goto finish;
         }
-        if (pid == 0)
-                exec_child(argv, envp, cwd, p_in[0], p_out[1], p_err[1], p_status[1]);
+        if (x->pid == 0)
+                exec_child(a->argv, a->envp, a->cwd, p_in[0], p_out[1], p_err[1], p_status[1]);
 
-        p_in[0] = safe_close(p_in[0]);
-        p_out[1] = safe_close(p_out[1]);
-        p_err[1] = safe_close(p_err[1]);
-        p_status[1] = safe_close(p_status[1]);
-        so = (Stream) { .fd = p_out[0], .max = (size_t) max_output };
-        se = (Stream) { .fd = p_err[0], .max = (size_t) max_output };
-        p_out[0] = p_err[0] = -1;
-        (void) fd_nonblock(p_in[1], true);
-        (void) fd_nonblock(so.fd, true);
-        (void) fd_nonblock(se.fd, true);
-        if (stdin_len == 0)
-                p_in[1] = safe_close(p_in[1]);
-        deadline = start + (uint64_t) timeout_ms;
+        x->stdin_fd = TAKE_FD(p_in[1]);
+        x->out = (Stream) { .fd = TAKE_FD(p_out[0]), .max = (size_t) a->max_output };
+        x->err = (Stream) { .fd = TAKE_FD(p_err[0]), .max = (size_t) a->max_output };
+        x->status_fd = TAKE_FD(p_status[0]);
+        (void) fd_nonblock(x->stdin_fd, true);
+        (void) fd_nonblock(x->out.fd, true);
+        (void) fd_nonblock(x->err.fd, true);
+        if (a->stdin_len == 0)
+                x->stdin_fd = safe_close(x->stdin_fd);
+        x->deadline = x->start + (uint64_t) a->timeout_ms;
+finish:
+        close_many(p_in, 2);
+        close_many(p_out, 2);
+        close_many(p_err, 2);
+        close_many(p_status, 2);
+        return r;
+}
+
+static void exec_read_failure(ExecRun *x) {
+        ssize_t k = read(x->status_fd, (char *) &x->failure + x->failure_got, sizeof(x->failure) - x->failure_got);
+
+        if (k > 0)
+                x->failure_got += (size_t) k;
+        else if (k == 0 || (errno != EINTR && errno != EAGAIN))
+                x->status_fd = safe_close(x->status_fd);
+}
+
+static void exec_kill_all(ExecRun *x, bool hangup) {
+        exec_kill(x->pid, x->reaped);
+        x->killed = true;
+        x->timed_out = x->timed_out || !hangup;
+        x->hangup = hangup;
+        x->kill_deadline = now_msec(CLOCK_MONOTONIC) + EXEC_KILL_GRACE_MS;
+}
+
+/* One poll() over the command's pipes, SIGCHLD and the host connection.
+ * Returns false when the wait is over. */
+static bool exec_poll(ExecRun *x, const ExecArgs *a, Conn *c) {
+        struct pollfd pfd[6];
+        int n = 0, i_in = -1, i_out = -1, i_err = -1, i_status = -1, i_conn, ms;
+
+        if (!x->reaped)
+                x->reaped = exec_reap(x->pid, &x->status, &x->end);
+        if (x->reaped && x->out.fd < 0 && x->err.fd < 0)
+                return false;
+        ms = msec_until(x->killed ? x->kill_deadline : x->deadline);
+        if (ms == 0) {
+                if (x->killed)
+                        return false;   /* something outside the group holds the pipes */
+                exec_kill_all(x, false);
+                return true;
+        }
+        pfd[n++] = (struct pollfd) { .fd = c->sigfd, .events = POLLIN };
+        if (x->stdin_fd >= 0) {
+                i_in = n;
+                pfd[n++] = (struct pollfd) { .fd = x->stdin_fd, .events = POLLOUT };
+        }
+        if (x->out.fd >= 0) {
+                i_out = n;
+                pfd[n++] = (struct pollfd) { .fd = x->out.fd, .events = POLLIN };
+        }
+        if (x->err.fd >= 0) {
+                i_err = n;
+                pfd[n++] = (struct pollfd) { .fd = x->err.fd, .events = POLLIN };
+        }
+        if (x->status_fd >= 0) {
+                i_status = n;
+                pfd[n++] = (struct pollfd) { .fd = x->status_fd, .events = POLLIN };
+        }
+        /* The host hanging up (it gave up on us) ends the command. */
+        i_conn = n;
+        pfd[n++] = (struct pollfd) { .fd = c->in_fd, .events = 0 };
+
+        if (poll(pfd, (nfds_t) n, ms) < 0)
+                return errno == EINTR;
+        if (pfd[0].revents) {
+                struct signalfd_siginfo si;
+
+                while (read(c->sigfd, &si, sizeof(si)) > 0)
+                        ;
+        }
+        if (i_in >= 0 && pfd[i_in].revents) {
+                ssize_t k = write(x->stdin_fd, a->stdin_data + x->stdin_off,
+                                  MIN(a->stdin_len - x->stdin_off, (size_t) 65536));
+
+                if (k > 0)
+                        x->stdin_off += (size_t) k;
+                if ((k < 0 && errno != EAGAIN && errno != EINTR) || x->stdin_off == a->stdin_len)
+                        x->stdin_fd = safe_close(x->stdin_fd);  /* done, or the command closed its stdin */
+        }
+        if (i_out >= 0 && pfd[i_out].revents && !stream_drain(&x->out))
+                x->out.fd = safe_close(x->out.fd);
+        if (i_err >= 0 && pfd[i_err].revents && !stream_drain(&x->err))
+                x->err.fd = safe_close(x->err.fd);
+        if (i_status >= 0 && pfd[i_status].revents)
+                exec_read_failure(x);
+        if ((pfd[i_conn].revents & (POLLHUP | POLLERR)) && !x->killed)
+                exec_kill_all(x, true);
+        return true;
+}
+
+static void exec_reply(const ExecRun *x, Buf *out) {
+        char signame[16];
+
+        json_put_key(out, "exit_code");
+        if (x->reaped && WIFEXITED(x->status))
+                buf_printf(out, "%d", WEXITSTATUS(x->status));
+        else
+                buf_puts(out, "null");
+        json_put_key(out, "signal");
+        if (x->reaped && WIFSIGNALED(x->status))
+                json_put_cstring(out, signal_name(WTERMSIG(x->status), signame, sizeof(signame)));
+        else
+                buf_puts(out, "null");
+        json_put_key(out, "timed_out");
+        buf_puts(out, x->timed_out ? "true" : "false");
+        json_put_key(out, "stdout");
+        base64_put(out, x->out.data, x->out.len);
+        json_put_key(out, "stderr");
+        base64_put(out, x->err.data, x->err.len);
+        json_put_key(out, "stdout_truncated");
+        buf_puts(out, x->out.truncated ? "true" : "false");
+        json_put_key(out, "stderr_truncated");
+        buf_puts(out, x->err.truncated ? "true" : "false");
+        json_put_key(out, "duration_ms");
+        buf_printf(out, "%llu", (unsigned long long) (x->end - x->start));
+}
+
+int op_exec(Request *rq, Buf *out) {
+        ExecArgs a = {};
+        ExecRun x = { .stdin_fd = -EBADF, .status_fd = -EBADF, .out.fd = -EBADF, .err.fd = -EBADF };
+        int r;
+
+        r = exec_parse_args(rq, &a);
+        if (r < 0)
+                return r;
+        r = exec_start(rq, &a, &x);
+        if (r < 0)
+                goto finish;
 
         /* Until the command has exited and both pipes are at EOF (output
          * from a background child that keeps them open counts as the
          * command's), or the timeout: then SIGKILL the whole group and
          * give it EXEC_KILL_GRACE_MS to go. */
-        for (;;) {
-                struct pollfd pfd[6];
-                int n = 0, i_sig, i_in = -1, i_out = -1, i_err = -1, i_status = -1, i_conn, ms;
-
-                if (!reaped)
-                        reaped = exec_reap(pid, &status, &end);
-                if (reaped && so.fd < 0 && se.fd < 0)
-                        break;
-                ms = msec_until(killed ? kill_deadline : deadline);
-                if (ms == 0) {
-                        if (killed)
-                                break;          /* something outside the group holds the pipes */
-                        exec_kill(pid, reaped);
-                        killed = timed_out = true;
-                        kill_deadline = now_msec(CLOCK_MONOTONIC) + EXEC_KILL_GRACE_MS;
-                        continue;
-                }
-                i_sig = n;
-                pfd[n++] = (struct pollfd) { .fd = c->sigfd, .events = POLLIN };
-                if (p_in[1] >= 0) {
-                        i_in = n;
-                        pfd[n++] = (struct pollfd) { .fd = p_in[1], .events = POLLOUT };
-                }
-                if (so.fd >= 0) {
-                        i_out = n;
-                        pfd[n++] = (struct pollfd) { .fd = so.fd, .events = POLLIN };
-                }
-                if (se.fd >= 0) {
-                        i_err = n;
-                        pfd[n++] = (struct pollfd) { .fd = se.fd, .events = POLLIN };
-                }
-                if (p_status[0] >= 0) {
-                        i_status = n;
-                        pfd[n++] = (struct pollfd) { .fd = p_status[0], .events = POLLIN };
-                }
-                /* The host hanging up (it gave up on us) ends the command. */
-                i_conn = n;
-                pfd[n++] = (struct pollfd) { .fd = c->in_fd, .events = 0 };
-
-                if (poll(pfd, (nfds_t) n, ms) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        break;
-                }
-                if (pfd[i_sig].revents) {
-                        struct signalfd_siginfo si;
-
-                        while (read(c->sigfd, &si, sizeof(si)) > 0)
-                                ;
-                }
-                if (i_in >= 0 && pfd[i_in].revents) {
-                        ssize_t k = write(p_in[1], stdin_data + stdin_off, MIN(stdin_len - stdin_off, (size_t) 65536));
-
-                        if (k > 0)
-                                stdin_off += (size_t) k;
-                        if ((k < 0 && errno != EAGAIN && errno != EINTR) || stdin_off == stdin_len)
-                                p_in[1] = safe_close(p_in[1]);   /* done, or the command closed its stdin */
-                }
-                if (i_out >= 0 && pfd[i_out].revents && !stream_drain(&so))
-                        so.fd = safe_close(so.fd);
-                if (i_err >= 0 && pfd[i_err].revents && !stream_drain(&se))
-                        se.fd = safe_close(se.fd);
-                if (i_status >= 0 && pfd[i_status].revents) {
-                        ssize_t k = read(p_status[0], (char *) &failure + failure_got, sizeof(failure) - failure_got);
-
-                        if (k > 0)
-                                failure_got += (size_t) k;
-                        else if (k == 0 || (errno != EINTR && errno != EAGAIN))
-                                p_status[0] = safe_close(p_status[0]);
-                }
-                if ((pfd[i_conn].revents & (POLLHUP | POLLERR)) && !killed) {
-                        exec_kill(pid, reaped);
-                        killed = hangup = true;
-                        kill_deadline = now_msec(CLOCK_MONOTONIC) + EXEC_KILL_GRACE_MS;
-                }
-        }
-        if (!reaped)
-                end = now_msec(CLOCK_MONOTONIC);
+        while (exec_poll(&x, &a, rq->conn))
+                ;
+        if (!x.reaped)
+                x.end = now_msec(CLOCK_MONOTONIC);
         /* A failed exec() reported itself before the command could run. */
-        if (p_status[0] >= 0 && failure_got < sizeof(failure)) {
-                ssize_t k = read(p_status[0], (char *) &failure + failure_got, sizeof(failure) - failure_got);
-
-                if (k > 0)
-                        failure_got += (size_t) k;
-        }
-        if (hangup)
-                log_info("exec %s: the host hung up, killed the command", argv[0]);
-        if (failure_got == sizeof(failure) && failure.err > 0) {
-                if (failure.stage == 1)
-                        r = request_fail(rq, failure.err, "cannot change to directory '%s': %s", cwd,
-                                         strerror(failure.err));
+        if (x.status_fd >= 0 && x.failure_got < sizeof(x.failure))
+                exec_read_failure(&x);
+        if (x.hangup)
+                log_info("exec %s: the host hung up, killed the command", a.argv[0]);
+        if (x.failure_got == sizeof(x.failure) && x.failure.err > 0) {
+                if (x.failure.stage == 1)
+                        r = request_fail(rq, x.failure.err, "cannot change to directory '%s': %s", a.cwd,
+                                         strerror(x.failure.err));
                 else
-                        r = request_fail(rq, failure.err, "cannot execute '%s': %s", argv[0], strerror(failure.err));
+                        r = request_fail(rq, x.failure.err, "cannot execute '%s': %s", a.argv[0],
+                                         strerror(x.failure.err));
                 goto finish;
         }
-
-        json_put_key(out, "exit_code");
-        if (reaped && WIFEXITED(status))
-                buf_printf(out, "%d", WEXITSTATUS(status));
-        else
-                buf_puts(out, "null");
-        json_put_key(out, "signal");
-        if (reaped && WIFSIGNALED(status))
-                json_put_cstring(out, signal_name(WTERMSIG(status), signame, sizeof(signame)));
-        else
-                buf_puts(out, "null");
-        json_put_key(out, "timed_out");
-        buf_puts(out, timed_out ? "true" : "false");
-        json_put_key(out, "stdout");
-        base64_put(out, so.data, so.len);
-        json_put_key(out, "stderr");
-        base64_put(out, se.data, se.len);
-        json_put_key(out, "stdout_truncated");
-        buf_puts(out, so.truncated ? "true" : "false");
-        json_put_key(out, "stderr_truncated");
-        buf_puts(out, se.truncated ? "true" : "false");
-        json_put_key(out, "duration_ms");
-        buf_printf(out, "%llu", (unsigned long long) (end - start));
-        r = 0;
+        exec_reply(&x, out);
 finish:
-        p_in[0] = safe_close(p_in[0]);
-        p_in[1] = safe_close(p_in[1]);
-        p_out[0] = safe_close(p_out[0]);
-        p_out[1] = safe_close(p_out[1]);
-        p_err[0] = safe_close(p_err[0]);
-        p_err[1] = safe_close(p_err[1]);
-        p_status[0] = safe_close(p_status[0]);
-        p_status[1] = safe_close(p_status[1]);
-        so.fd = safe_close(so.fd);
-        se.fd = safe_close(se.fd);
-        free(so.data);
-        free(se.data);
+        exec_run_done(&x);
         return r;
 }
-

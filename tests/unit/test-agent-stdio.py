@@ -158,9 +158,24 @@ def check_exec(a):
          "exec past timeout_ms: killed, timed_out", r)
     r = a.call({"id": 6, "op": "exec", "argv": ["/no/such/command"]})
     t.ok(error_code(r) == "ENOENT", "exec of a missing command: ENOENT", r)
+    r = a.call({"id": 8, "op": "exec", "argv": ["true"], "cwd": "/no/such/dir"})
+    t.ok(error_code(r) == "ENOENT" and "cannot change to directory" in r["error"]["message"],
+         "exec with a missing cwd: ENOENT from the child's chdir", r)
     r = a.call({"id": 7, "op": "exec", "argv": ["sh", "-c", "head -c 5000 /dev/zero"], "max_output": 100})
     t.ok(r.get("ok") and len(unb64(r["stdout"])) == 100 and r["stdout_truncated"] is True,
          "max_output truncates", r)
+
+
+def check_hangup():
+    """The host closing the connection ends a running command."""
+    a = Agent()
+    a.auth()
+    start = time.monotonic()
+    a.send({"id": 1, "op": "exec", "argv": ["sleep", "30"]})
+    time.sleep(0.3)
+    rc, err = a.finish(timeout=10)
+    t.ok(rc == 0 and time.monotonic() - start < 8 and "exec sleep: the host hung up, killed the command" in err,
+         "EOF on the connection kills a running exec", (rc, err))
 
 
 def check_files(a, tmp):
@@ -237,6 +252,7 @@ def main():
         a = Agent()
         t.ok(a.auth() == {"ok": True}, "a second connection authenticates")
         check_exec(a)
+        check_hangup()
         check_files(a, tmp)
         check_bad_input(a)
         check_end(a)
