@@ -12,11 +12,75 @@
 #include "agent-files.h"
 #include "fileio.h"
 
+/* Reads up to max + 1 bytes (one more than wanted tells whether there is
+ * more) into a malloc'ed buffer: 0, -ENOMEM or the read error. A
+ * non-blocking file with nothing more to give ends the read. */
+static int file_read_upto(int fd, const struct stat *st, size_t max, unsigned char **ret, size_t *ret_len) {
+        _cleanup_free_ unsigned char *data = NULL;
+        size_t len = 0, cap = max + 1;
+
+        if (st->st_size > 0 && (uint64_t) st->st_size < cap)
+                cap = (size_t) st->st_size + 1;
+        data = malloc(cap);
+        if (!data)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t k;
+
+                if (len == cap) {
+                        size_t want = MIN(cap * 2, max + 1);
+                        unsigned char *p;
+
+                        if (want <= cap)
+                                break;
+                        p = realloc(data, want);
+                        if (!p)
+                                return -ENOMEM;
+                        data = p;
+                        cap = want;
+                }
+                k = read(fd, data + len, cap - len);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0 && errno == EAGAIN)
+                        break;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break;
+                len += (size_t) k;
+        }
+        *ret = TAKE_PTR(data);
+        *ret_len = len;
+        return 0;
+}
+
+/* The size to report for a file cut at max_bytes: stat's, or for files
+ * whose size stat() does not know (procfs) the rest counted, bounded. */
+static size_t file_total_size(int fd, const struct stat *st, size_t got) {
+        size_t total = got;
+
+        if (st->st_size <= 0) {
+                unsigned char tmp[65536];
+
+                while (total < ((size_t) 256 << 20)) {
+                        ssize_t k = read(fd, tmp, sizeof(tmp));
+
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k <= 0)
+                                break;
+                        total += (size_t) k;
+                }
+        }
+        return MAX(total, st->st_size > 0 ? (size_t) st->st_size : 0);
+}
+
 int op_file_read(Request *rq, Buf *out) {
         const char *path;
         int64_t max_bytes;
         unsigned char *data = NULL;
-        size_t len = 0, cap, total;
+        size_t len = 0, total;
         struct stat st;
         bool truncated;
         int fd, r;
@@ -41,67 +105,21 @@ int op_file_read(Request *rq, Buf *out) {
                 r = request_fail(rq, EINVAL, "'%s' is not a regular file", path);
                 goto finish;
         }
-        /* One byte more than wanted tells us whether there is more. */
-        cap = (size_t) max_bytes + 1;
-        if (st.st_size >= 0 && (uint64_t) st.st_size < cap && st.st_size > 0)
-                cap = (size_t) st.st_size + 1;
-        data = malloc(cap);
-        if (!data) {
+        r = file_read_upto(fd, &st, (size_t) max_bytes, &data, &len);
+        if (r == -ENOMEM) {
                 r = request_fail(rq, ENOMEM, "out of memory");
                 goto finish;
         }
-        for (;;) {
-                ssize_t k;
-
-                if (len == cap) {
-                        size_t want = MIN(cap * 2, (size_t) max_bytes + 1);
-                        unsigned char *p;
-
-                        if (want <= cap)
-                                break;
-                        p = realloc(data, want);
-                        if (!p) {
-                                r = request_fail(rq, ENOMEM, "out of memory");
-                                goto finish;
-                        }
-                        data = p;
-                        cap = want;
-                }
-                k = read(fd, data + len, cap - len);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0 && errno == EAGAIN)
-                        break;
-                if (k < 0) {
-                        r = request_fail(rq, errno, "cannot read '%s': %s", path, strerror(errno));
-                        goto finish;
-                }
-                if (k == 0)
-                        break;
-                len += (size_t) k;
+        if (r < 0) {
+                r = request_fail(rq, -r, "cannot read '%s': %s", path, strerror(-r));
+                goto finish;
         }
         truncated = len > (size_t) max_bytes;
-        total = len;
         if (truncated) {
+                total = file_total_size(fd, &st, len);
                 len = (size_t) max_bytes;
-                /* Files whose size stat() does not know (procfs): count the
-                 * rest, bounded. */
-                if (st.st_size <= 0) {
-                        unsigned char tmp[65536];
-
-                        while (total < ((size_t) 256 << 20)) {
-                                ssize_t k = read(fd, tmp, sizeof(tmp));
-
-                                if (k < 0 && errno == EINTR)
-                                        continue;
-                                if (k <= 0)
-                                        break;
-                                total += (size_t) k;
-                        }
-                }
-        }
-        if (st.st_size > 0 && (uint64_t) st.st_size > total)
-                total = (size_t) st.st_size;
+        } else
+                total = MAX(len, st.st_size > 0 ? (size_t) st.st_size : 0);
         json_put_key(out, "data");
         base64_put(out, data, len);
         json_put_key(out, "size");

@@ -194,6 +194,9 @@ def check_files(a, tmp):
     r = a.call({"id": 4, "op": "file-read", "path": path, "max_bytes": 1})
     t.ok(r.get("ok") and unb64(r["data"]) == b"v" and r["truncated"] is True and r["size"] == 2,
          "file-read with max_bytes", r)
+    r = a.call({"id": 8, "op": "file-read", "path": "/proc/self/status", "max_bytes": 10})
+    t.ok(r.get("ok") and unb64(r["data"]) == b"Name:\tzvm-" and r["truncated"] is True and r["size"] > 100,
+         "file-read of a procfs file (stat size 0): cut at max_bytes, the rest counted", r)
     r = a.call({"id": 5, "op": "file-read", "path": tmp})
     t.ok(error_code(r) == "EISDIR", "file-read of a directory: EISDIR", r)
     r = a.call({"id": 6, "op": "file-write", "path": "relative/x", "data": ""})
