@@ -699,23 +699,9 @@ static void setup_console(void) {
                 close(fd);
 }
 
-int main(int argc, char **argv) {
-        Options o = {
-                .rootwait_ms = DEFAULT_ROOTWAIT_MS,
-                .ci_timeout_s = DEFAULT_CI_TIMEOUT_S,
-        };
-        char timing[256];
-        const char *init;
-        unsigned long deadline;
-        sigset_t all;
-        int nl, r;
-
-        log_set_program_name("zvm-initrd");
-        /* PID 1: no signal is ever delivered to us by default; block them so
-         * that run_ci() can wait for SIGCHLD synchronously. */
-        sigfillset(&all);
-        sigprocmask(SIG_BLOCK, &all, NULL);
-        stage("init");
+/* /dev (and the console, if the kernel could not open it), /proc, /sys, /run. */
+static void mount_api_filesystems(void) {
+        int r;
 
         (void) mkdir("/dev", 0755);
         r = mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
@@ -726,21 +712,41 @@ int main(int argc, char **argv) {
             mount_one("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 ||
             mount_one("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
                 fail("cannot mount the API filesystems", NULL);
-        (void) mkdir("/run/zvm", 0755);
+        (void) mkdir(AGENT_INITRD_TIMING_DIR, 0755);
         (void) mkdir(NEWROOT, 0755);
+}
 
-        {
-                ssize_t n = read_file_to_buffer("/proc/cmdline", cmdline, sizeof(cmdline));
+/* cmdline keeps the text for diagnoses; the options point into a copy. */
+static void read_cmdline(Options *o) {
+        static char work[sizeof(cmdline)];
+        ssize_t n = read_file_to_buffer("/proc/cmdline", cmdline, sizeof(cmdline));
 
-                if (n > 0 && cmdline[n - 1] == '\n')
-                        cmdline[n - 1] = 0;
-        }
-        {
-                static char work[sizeof(cmdline)];
+        if (n > 0 && cmdline[n - 1] == '\n')
+                cmdline[n - 1] = 0;
+        memcpy(work, cmdline, sizeof(work));
+        parse_cmdline(work, o);
+}
 
-                memcpy(work, cmdline, sizeof(work));
-                parse_cmdline(work, &o);
-        }
+int main(int argc, char **argv) {
+        Options o = {
+                .rootwait_ms = DEFAULT_ROOTWAIT_MS,
+                .ci_timeout_s = DEFAULT_CI_TIMEOUT_S,
+        };
+        char timing[256];
+        const char *init;
+        unsigned long deadline;
+        sigset_t all;
+        int nl;
+
+        log_set_program_name("zvm-initrd");
+        /* PID 1: no signal is ever delivered to us by default; block them so
+         * that run_ci() can wait for SIGCHLD synchronously. */
+        sigfillset(&all);
+        sigprocmask(SIG_BLOCK, &all, NULL);
+        stage("init");
+
+        mount_api_filesystems();
+        read_cmdline(&o);
         stage("mounts");
 
         nl = uevent_socket();
