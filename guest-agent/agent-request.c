@@ -21,10 +21,10 @@ int request_fail(Request *rq, int err, const char *fmt, ...) {
 int request_get_string(Request *rq, const char *key, bool required, const char **ret) {
         const Json *v = json_get(rq->args, key);
 
-        *ret = NULL;
         if (!v || v->type == JSON_NULL) {
                 if (required)
                         return request_fail(rq, EINVAL, "'%s' is required", key);
+                *ret = NULL;
                 return 0;
         }
         if (v->type != JSON_STRING)
@@ -38,9 +38,10 @@ int request_get_string(Request *rq, const char *key, bool required, const char *
 int request_get_int(Request *rq, const char *key, int64_t dflt, int64_t min, int64_t max, int64_t *ret) {
         const Json *v = json_get(rq->args, key);
 
-        *ret = dflt;
-        if (!v || v->type == JSON_NULL)
+        if (!v || v->type == JSON_NULL) {
+                *ret = dflt;
                 return 0;
+        }
         if (v->type != JSON_INT)
                 return request_fail(rq, EINVAL, "'%s' must be an integer", key);
         if (v->i < min || v->i > max)
@@ -51,14 +52,16 @@ int request_get_int(Request *rq, const char *key, int64_t dflt, int64_t min, int
 }
 
 int request_get_path(Request *rq, const char *key, const char **ret) {
-        int r = request_get_string(rq, key, true, ret);
+        const char *path;
+        int r = request_get_string(rq, key, true, &path);
 
         if (r < 0)
                 return r;
-        if ((*ret)[0] != '/')
+        if (path[0] != '/')
                 return request_fail(rq, EINVAL, "'%s' must be an absolute path", key);
-        if (strlen(*ret) >= PATH_MAX)
+        if (strlen(path) >= PATH_MAX)
                 return request_fail(rq, ENAMETOOLONG, "'%s' is too long", key);
+        *ret = path;
         return 0;
 }
 
@@ -68,10 +71,11 @@ int request_get_base64(Request *rq, const char *key, size_t max, unsigned char *
         unsigned char *out;
         ssize_t n;
 
-        *ret = NULL;
-        *ret_len = 0;
-        if (!v || v->type == JSON_NULL)
+        if (!v || v->type == JSON_NULL) {
+                *ret = NULL;
+                *ret_len = 0;
                 return 0;
+        }
         if (v->type != JSON_STRING)
                 return request_fail(rq, EINVAL, "'%s' must be a base64 string", key);
         if (base64_decoded_len(v->len) > max + 2)
@@ -95,11 +99,11 @@ int request_get_strv(Request *rq, const char *key, bool required, size_t max, ch
         char **vec;
         size_t i = 0;
 
-        *ret = NULL;
-        *ret_n = 0;
         if (!v || v->type == JSON_NULL) {
                 if (required)
                         return request_fail(rq, EINVAL, "'%s' is required", key);
+                *ret = NULL;
+                *ret_n = 0;
                 return 0;
         }
         if (v->type != JSON_ARRAY)

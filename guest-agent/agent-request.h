@@ -25,6 +25,8 @@ typedef struct Request {
  * holds {"id":…,"ok":true; or returns -errno with rq->error set. */
 typedef int (*OpHandler)(Request *rq, Buf *out);
 
+/* The getters leave ret untouched on failure. */
+
 /* Sets the error message; returns -err. */
 int request_fail(Request *rq, int err, const char *fmt, ...) _printf_(3, 4);
 
