@@ -12,6 +12,10 @@
 /* The agent says READY to the host (CID 2) on this port. */
 #define AGENT_READY_PORT 1025U
 
+/* The longest request line the agent reads (without its '\n'); past it
+ * the answer is E2BIG and the connection closes. */
+#define AGENT_REQUEST_LINE_MAX (8U << 20)
+
 /* The per-VM secret: zvmd passes it with -fw_cfg name=AGENT_SECRET_FW_CFG_NAME,
  * the guest kernel shows it at AGENT_SECRET_SYSFS_PATH. */
 #define AGENT_SECRET_FW_CFG_NAME "opt/zvm/agent-secret"

@@ -37,7 +37,7 @@ static const char *errno_name(int e) {
 
 
 /* Returns 1 with a line (NUL-terminated in place, without its '\n'), 0 at
- * EOF, -ETIMEDOUT, -E2BIG for a line over LINE_MAX_BYTES, or -errno. */
+ * EOF, -ETIMEDOUT, -E2BIG for a line over AGENT_REQUEST_LINE_MAX, or -errno. */
 int conn_read_line(Conn *c, int timeout_ms, char **ret_line, size_t *ret_len) {
         uint64_t deadline = now_msec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms;
 
@@ -57,7 +57,7 @@ int conn_read_line(Conn *c, int timeout_ms, char **ret_line, size_t *ret_len) {
                 if (nl) {
                         size_t n = (size_t) (nl - c->buf);
 
-                        if (n > LINE_MAX_BYTES)
+                        if (n > (size_t) AGENT_REQUEST_LINE_MAX)
                                 return -E2BIG;
                         *nl = 0;
                         c->consumed = n + 1;
@@ -66,14 +66,14 @@ int conn_read_line(Conn *c, int timeout_ms, char **ret_line, size_t *ret_len) {
                         return 1;
                 }
                 c->scanned = c->len;
-                if (c->len > LINE_MAX_BYTES)
+                if (c->len > (size_t) AGENT_REQUEST_LINE_MAX)
                         return -E2BIG;
                 if (c->cap - c->len < 65536) {
                         size_t want = c->cap ? c->cap * 2 : 131072;
                         char *p;
 
-                        if (want > LINE_MAX_BYTES + 131072)
-                                want = LINE_MAX_BYTES + 131072;
+                        if (want > (size_t) AGENT_REQUEST_LINE_MAX + 131072)
+                                want = (size_t) AGENT_REQUEST_LINE_MAX + 131072;
                         p = want > c->cap ? realloc(c->buf, want) : NULL;
                         if (!p)
                                 return -ENOMEM;

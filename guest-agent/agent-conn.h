@@ -6,9 +6,9 @@
 #include <stddef.h>
 
 #include "agent-buf.h"
+#include "agent-contract.h"
 #include "agent-json.h"
 
-#define LINE_MAX_BYTES ((size_t) 8 << 20)       /* a longer request line: E2BIG, close */
 #define AUTH_TIMEOUT_MS 30000                   /* the first line must come within this */
 #define IDLE_TIMEOUT_MS (10 * 60 * 1000)        /* an idle authenticated connection is closed */
 #define WRITE_TIMEOUT_MS 60000                  /* a host that reads nothing for this long is dropped */
@@ -38,7 +38,7 @@ typedef struct Conn {
 
 /* Returns 1 with a line (NUL-terminated in place, without its '\n', valid
  * until the next call), 0 at EOF, -ETIMEDOUT, -E2BIG for a line over
- * LINE_MAX_BYTES, or -errno. */
+ * AGENT_REQUEST_LINE_MAX, or -errno. */
 int conn_read_line(Conn *c, int timeout_ms, char **ret_line, size_t *ret_len);
 /* Sends b (-ENOMEM if b failed), bounded by WRITE_TIMEOUT_MS without
  * progress. */
