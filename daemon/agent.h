@@ -12,8 +12,8 @@ typedef struct Vm Vm;
 typedef struct Manager Manager;
 typedef struct AgentCall AgentCall;
 
-#define AGENT_PORT 1024U
-#define AGENT_READY_PORT 1025U
+/* AGENT_PORT, AGENT_READY_PORT: the contract with the guest. */
+#include "agent-contract.h"
 
 typedef enum AgentState {
         AGENT_NONE,                     /* agent: 0, or the VM is not running */

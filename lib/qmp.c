@@ -25,10 +25,9 @@
 #include "log.h"
 #include "qmp.h"
 #include "string-util.h"
+#include "time-util.h"
 
 #define QMP_READ_CHUNK (64U * 1024U)
-#define USEC_PER_MSEC 1000ULL
-#define USEC_PER_SEC 1000000ULL
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
@@ -68,13 +67,6 @@ struct QmpClient {
 
         char rbuf[QMP_READ_CHUNK];
 };
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        assert_se(clock_gettime(CLOCK_MONOTONIC, &ts) == 0);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000ULL;
-}
 
 static QmpCommand *command_free(QmpCommand *cmd) {
         if (!cmd)
@@ -668,7 +660,7 @@ int qmp_client_call_sync(QmpClient *c, const char *command, json_object *args, i
                 return r;
         }
 
-        deadline = now_usec() + (uint64_t) timeout_ms * USEC_PER_MSEC;
+        deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * USEC_PER_MSEC;
         c->busy++;
         while (!s->done) {
                 struct pollfd p = { .fd = c->fd };
@@ -682,7 +674,7 @@ int qmp_client_call_sync(QmpClient *c, const char *command, json_object *args, i
                         break;
                 }
 
-                n = now_usec();
+                n = now_usec(CLOCK_MONOTONIC);
                 ms = n >= deadline ? 0 : (deadline - n + USEC_PER_MSEC - 1) / USEC_PER_MSEC;
                 p.events = qmp_client_poll_events(c);
                 k = poll(&p, 1, (int) MIN(ms, (uint64_t) INT_MAX));
@@ -701,7 +693,7 @@ int qmp_client_call_sync(QmpClient *c, const char *command, json_object *args, i
                 }
                 /* Checked after processing too: a peer that keeps sending
                  * other messages must not stretch the bound. */
-                if (!s->done && now_usec() >= deadline) {
+                if (!s->done && now_usec(CLOCK_MONOTONIC) >= deadline) {
                         r = -ETIMEDOUT;
                         break;
                 }

@@ -17,22 +17,13 @@
 #include "fd-util.h"
 #include "log.h"
 #include "string-util.h"
+#include "time-util.h"
 #include "vsock.h"
-
-#define USEC_PER_MSEC 1000ULL
-#define USEC_PER_SEC 1000000ULL
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        assert_se(clock_gettime(CLOCK_MONOTONIC, &ts) == 0);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000ULL;
-}
 
 /* Milliseconds left until deadline, rounded up so that we never wake up
  * just before it and spin; 0 once it has passed. */
 static int remaining_msec(uint64_t deadline) {
-        uint64_t n = now_usec(), ms;
+        uint64_t n = now_usec(CLOCK_MONOTONIC), ms;
 
         if (n >= deadline)
                 return 0;
@@ -257,7 +248,7 @@ int vsock_connect(const VsockTarget *t, unsigned port, int timeout_ms, int *ret_
         assert_return(timeout_ms >= 0, -EINVAL);
         assert_return(ret_fd, -EINVAL);
 
-        deadline = now_usec() + (uint64_t) timeout_ms * USEC_PER_MSEC;
+        deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * USEC_PER_MSEC;
         if (t->uds_path)
                 return vsock_connect_hybrid(t->uds_path, port, deadline, ret_fd);
         return vsock_connect_kernel(t->cid, port, timeout_ms, deadline, ret_fd);
