@@ -132,7 +132,6 @@ int main(int argc, char **argv) {
         r = manager_listen(m, listen_tcp);
         if (r < 0)
                 return 1;
-        manager_start_onboot(m);
 
         if (sd_watchdog_enabled(false, &m->watchdog_usec) > 0) {
                 r = sd_event_add_time_relative(m->event, &m->watchdog, CLOCK_MONOTONIC, m->watchdog_usec / 2, 0,
@@ -142,6 +141,9 @@ int main(int argc, char **argv) {
         }
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %s, %zu VMs", m->paths.api_socket, m->n_vms);
         log_info("Listening on %s%s%s", m->paths.api_socket, listen_tcp ? " and " : "", strempty(listen_tcp));
+        /* After READY=1: systemd (and its watchdog) must not wait for VMs
+         * to start; their starts then run from the loop like any other. */
+        manager_start_onboot(m);
 
         r = sd_event_loop(m->event);
         (void) sd_notify(false, "STOPPING=1");

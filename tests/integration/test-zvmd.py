@@ -293,9 +293,16 @@ def scenario_onboot_events(t, d):
     d.request("POST", "/vms/manual/stop")
     d.wait_state("manual", ["stopped"], timeout=30)
     d.terminate()
+    log_before = len(d.log_text_all())
     d.start()
     st = d.wait_state("boot1", ["running"], timeout=30)
     t.ok(st and st["state"] == "running", "onboot: 1 VM started when zvmd started", st)
+    # READY=1 (logged as "Listening on") comes first: systemd and its
+    # watchdog never wait for onboot VMs.
+    log = d.log_text_all()[log_before:]
+    ready_at = log.find("Listening on")
+    spawn_at = log.find(" -M microvm")
+    t.ok(0 <= ready_at < spawn_at, "onboot VMs start after READY=1", (ready_at, spawn_at))
     st = d.request("GET", "/vms/manual/status")[1]
     t.ok(st["state"] == "stopped", "the other VM stayed stopped", st)
 
