@@ -1105,8 +1105,13 @@ int manager_new(const char *root, Manager **ret) {
                 return log_error_errno(r, "Failed to create the event loop: %m");
         if (sd_booted() > 0 && isempty(m->paths.root)) {
                 r = sd_bus_open_system(&m->bus);
-                if (r < 0)
+                if (r >= 0)
+                        /* Calls are asynchronous: their replies come through the loop. */
+                        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+                if (r < 0) {
                         log_warning_errno(r, "Cannot connect to the system bus, QEMU will not get its own scope: %m");
+                        m->bus = sd_bus_flush_close_unref(m->bus);
+                }
         }
         r = token_store_load(m->paths.tokens, &m->tokens);
         if (r < 0)

@@ -41,6 +41,7 @@
 #include "manager.h"
 #include "process.h"
 #include "qemu-argv.h"
+#include "scope.h"
 #include "string-util.h"
 #include "ssh.h"
 #include "vm.h"
@@ -816,9 +817,22 @@ static int vm_qmp_listen(Vm *vm, int *ret_fd) {
         return 0;
 }
 
+static int on_scope_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint32_t vmid = (uint32_t) (uintptr_t) userdata;
+
+        if (e)
+                log_warning("VM %u: cannot move QEMU into zvm-%u.scope, it stays in zvmd's cgroup: %s", vmid, vmid,
+                            e->message ?: e->name);
+        return 0;
+}
+
+/* Asked without waiting: systemd answers through the loop. Only real pids
+ * go out (kernel vsock has no helper): systemd reads 0 as the caller, and
+ * would move zvmd itself into the VM's scope. */
 static void vm_move_to_scope(Vm *vm) {
         Manager *m = vm->manager;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const pid_t pids[] = { vm->pid, vm->helper_pid };
         char unit[64], desc[128];
         int r;
 
@@ -826,14 +840,10 @@ static void vm_move_to_scope(Vm *vm) {
                 return;
         snprintf(unit, sizeof(unit), "zvm-%u.scope", vm->vmid);
         snprintf(desc, sizeof(desc), "zvm VM %u (%s)", vm->vmid, vm->config->name);
-        r = sd_bus_call_method(m->bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                               "org.freedesktop.systemd1.Manager", "StartTransientUnit", &error, NULL,
-                               "ssa(sv)a(sa(sv))", unit, "fail", 4, "PIDs", "au", 2, (uint32_t) vm->pid,
-                               (uint32_t) vm->helper_pid, "Slice", "s", "zvm.slice", "Description", "s", desc,
-                               "CollectMode", "s", "inactive-or-failed", 0);
+        r = scope_start_async(m->bus, unit, "zvm.slice", desc, pids, ELEMENTSOF(pids), on_scope_reply,
+                              (void *) (uintptr_t) vm->vmid);
         if (r < 0)
-                log_warning("VM %u: cannot move QEMU into %s, it stays in zvmd's cgroup: %s", vm->vmid, unit,
-                            error.message ? error.message : strerror(-r));
+                log_warning_errno(r, "VM %u: cannot move QEMU into %s, it stays in zvmd's cgroup: %m", vm->vmid, unit);
 }
 
 static int on_start_timeout(sd_event_source *s, uint64_t usec, void *userdata) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -28,6 +29,20 @@ static void help(void) {
                "  --dump-routes       print the REST route table and exit\n"
                "  --version           print the version and exit\n"
                "  -h, --help          this help\n");
+}
+
+/* Each VM costs zvmd a few fds (QMP, pidfds, vsock helper, console, agent
+ * calls): the default soft limit of 1024 would end in EMFILE at ~250 VMs, so
+ * take all the hard limit allows (as systemd does for its own services). */
+static void rlimit_nofile_raise(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_warning_errno(-errno, "Failed to raise RLIMIT_NOFILE to %llu, ignoring: %m",
+                                  (unsigned long long) rl.rlim_max);
 }
 
 static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -100,6 +115,7 @@ int main(int argc, char **argv) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        rlimit_nofile_raise();
         r = manager_new(root, &m);
         if (r < 0)
                 return 1;
@@ -116,7 +132,6 @@ int main(int argc, char **argv) {
         r = manager_listen(m, listen_tcp);
         if (r < 0)
                 return 1;
-        manager_start_onboot(m);
 
         if (sd_watchdog_enabled(false, &m->watchdog_usec) > 0) {
                 r = sd_event_add_time_relative(m->event, &m->watchdog, CLOCK_MONOTONIC, m->watchdog_usec / 2, 0,
@@ -126,6 +141,9 @@ int main(int argc, char **argv) {
         }
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %s, %zu VMs", m->paths.api_socket, m->n_vms);
         log_info("Listening on %s%s%s", m->paths.api_socket, listen_tcp ? " and " : "", strempty(listen_tcp));
+        /* After READY=1: systemd (and its watchdog) must not wait for VMs
+         * to start; their starts then run from the loop like any other. */
+        manager_start_onboot(m);
 
         r = sd_event_loop(m->event);
         (void) sd_notify(false, "STOPPING=1");

@@ -3,6 +3,7 @@
 
 /* File descriptor helpers. All functions return >= 0 or -errno. */
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -18,6 +19,9 @@
  * "fd = safe_close(fd);" leaves the variable invalid. */
 int safe_close(int fd);
 void close_many(const int fds[], size_t n);
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
+#define _cleanup_closedir_ _cleanup_(closedirp)
 
 int fd_cloexec(int fd, bool cloexec);
 int fd_nonblock(int fd, bool nonblock);

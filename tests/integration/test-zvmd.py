@@ -5,6 +5,7 @@ One scenario per invocation: test-zvmd.py SCENARIO."""
 import hashlib
 import json
 import os
+import resource
 import re
 import shutil
 import signal
@@ -311,9 +312,16 @@ def scenario_onboot_events(t, d):
     d.request("POST", "/vms/manual/stop")
     d.wait_state("manual", ["stopped"], timeout=30)
     d.terminate()
+    log_before = len(d.log_text_all())
     d.start()
     st = d.wait_state("boot1", ["running"], timeout=30)
     t.ok(st and st["state"] == "running", "onboot: 1 VM started when zvmd started", st)
+    # READY=1 (logged as "Listening on") comes first: systemd and its
+    # watchdog never wait for onboot VMs.
+    log = d.log_text_all()[log_before:]
+    ready_at = log.find("Listening on")
+    spawn_at = log.find(" -M microvm")
+    t.ok(0 <= ready_at < spawn_at, "onboot VMs start after READY=1", (ready_at, spawn_at))
     st = d.request("GET", "/vms/manual/status")[1]
     t.ok(st["state"] == "stopped", "the other VM stayed stopped", st)
 
@@ -520,10 +528,19 @@ def scenario_notify(t, d):
     s.settimeout(5)
     os.environ["NOTIFY_SOCKET"] = path
     os.environ["WATCHDOG_USEC"] = "600000"
+    # zvmd inherits a soft fd limit of 1024 (as from a login shell) and
+    # must raise it to the hard limit itself.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
     try:
         d.start()
     finally:
         del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    limits = open(f"/proc/{d.proc.pid}/limits").read()
+    nofile = next((line.split()[3:5] for line in limits.splitlines() if line.startswith("Max open files")), None)
+    t.ok(nofile is not None and nofile[0] == nofile[1] and hard > 1024 and int(nofile[0]) == hard,
+         "zvmd raised its soft RLIMIT_NOFILE to the hard limit", nofile)
     msgs = []
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and sum(m.count("WATCHDOG=1") for m in msgs) < 3:
