@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
@@ -332,11 +333,18 @@ static void console_update_events(VmConsole *c) {
 int vm_console_open(Vm *vm) {
         _cleanup_free_ char *log_path = strjoin(vm->run_dir, "/console.log");
         _cleanup_free_ char *sock = strjoin(vm->run_dir, "/console.sock");
+        _cleanup_free_ char *serial = strjoin(vm->run_dir, "/serial.sock");
+        struct stat st;
         VmConsole *c;
         int r;
 
-        if (!log_path || !sock)
+        if (!log_path || !sock || !serial)
                 return -ENOMEM;
+        /* A QEMU started by a zvmd from before console.c listens on
+         * console.sock and writes console.log itself: leave both to it
+         * until it restarts. */
+        if (stat(serial, &st) < 0 || !S_ISSOCK(st.st_mode))
+                return -ENOENT;
         vm_console_close(vm);
         c = calloc(1, sizeof(*c));
         if (!c)

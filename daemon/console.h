@@ -36,7 +36,8 @@ typedef struct VmConsole VmConsole;
 int vm_console_listen_serial(Vm *vm, int *ret_fd);
 /* Once QEMU runs (just spawned, or re-adopted): opens console.log, listens
  * on console.sock and connects to serial.sock (retried every second until
- * it works). Sets vm->console. */
+ * it works). Sets vm->console. -ENOENT, touching nothing, if there is no
+ * serial.sock (a QEMU started before zvmd owned the console). */
 int vm_console_open(Vm *vm);
 /* Stops relaying and drops the clients. Unlinks nothing: QEMU's serial.sock
  * is what the next zvmd connects to, console.log is what `zvm logs` reads
