@@ -12,15 +12,21 @@
 #include "macro.h"
 #include "socket-util.h"
 
-static int sockaddr_un_set(struct sockaddr_un *sa, const char *path, socklen_t *ret_len) {
-        size_t l = strlen(path);
+/* A new unix stream socket and the address of path: the part listen and
+ * connect share. Returns the fd or -errno. */
+static int socket_for_path(const char *path, int flags, struct sockaddr_un *sa, socklen_t *ret_len) {
+        size_t l;
+        int fd;
 
+        assert_return(!isempty(path), -EINVAL);
+        l = strlen(path);
         if (l >= sizeof(sa->sun_path))
                 return -ENAMETOOLONG;
         *sa = (struct sockaddr_un) { .sun_family = AF_UNIX };
         memcpy(sa->sun_path, path, l + 1);
         *ret_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + l + 1);
-        return 0;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+        return fd < 0 ? -errno : fd;
 }
 
 int socket_listen_unix(const char *path, mode_t mode, int backlog, int *ret_fd) {
@@ -29,15 +35,11 @@ int socket_listen_unix(const char *path, mode_t mode, int backlog, int *ret_fd) 
         socklen_t len;
         int r;
 
-        assert_return(!isempty(path), -EINVAL);
         assert_return(ret_fd, -EINVAL);
 
-        r = sockaddr_un_set(&sa, path, &len);
-        if (r < 0)
-                return r;
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        fd = socket_for_path(path, 0, &sa, &len);
         if (fd < 0)
-                return -errno;
+                return fd;
         (void) unlink(path);
         if (bind(fd, (const struct sockaddr *) &sa, len) < 0)
                 return -errno;
@@ -56,17 +58,12 @@ int socket_connect_unix(const char *path, bool nonblock, int *ret_fd) {
         _cleanup_close_ int fd = -EBADF;
         struct sockaddr_un sa;
         socklen_t len;
-        int r;
 
-        assert_return(!isempty(path), -EINVAL);
         assert_return(ret_fd, -EINVAL);
 
-        r = sockaddr_un_set(&sa, path, &len);
-        if (r < 0)
-                return r;
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+        fd = socket_for_path(path, nonblock ? SOCK_NONBLOCK : 0, &sa, &len);
         if (fd < 0)
-                return -errno;
+                return fd;
         if (connect(fd, (const struct sockaddr *) &sa, len) < 0)
                 return -errno;
         *ret_fd = TAKE_FD(fd);
