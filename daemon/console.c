@@ -27,6 +27,15 @@
  * the socket is full) rather than delaying anyone. */
 #define CONSOLE_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
 #define CONSOLE_RECONNECT_USEC (1000ULL * 1000ULL)
+/* QEMU's UART writes one byte per send(), and a unix socket holds only
+ * ~270 such one-byte packets (each costs ~770 bytes of the sender's
+ * buffer): a guest printing flat out wakes zvmd for every few hundred
+ * bytes. After a read that large zvmd stops reading that VM for a while;
+ * QEMU stalls the guest's UART meanwhile. This bounds a flooding VM to
+ * 1 / CONSOLE_PAUSE_USEC wakeups a second (~27 KB/s, still above a
+ * 115200-baud line); typing and its echo (small reads) are never paused. */
+#define CONSOLE_PAUSE_AFTER 128U
+#define CONSOLE_PAUSE_USEC (10ULL * 1000ULL)
 
 /* A byte queue of fixed capacity; the buffer is allocated on first use. */
 typedef struct Ring {
@@ -49,6 +58,7 @@ struct VmConsole {
         int serial_fd;                  /* to QEMU's serial chardev, or -EBADF */
         sd_event_source *serial_source;
         sd_event_source *reconnect_source;
+        sd_event_source *pause_source;  /* armed: not reading the guest until it fires */
         int listen_fd;                  /* console.sock */
         sd_event_source *listen_source;
         ConsoleClient *clients[CONSOLE_CLIENTS_MAX];
@@ -239,6 +249,22 @@ static void console_serial_lost(VmConsole *c, int error) {
         console_schedule_reconnect(c);
 }
 
+static int on_pause_end(sd_event_source *s, uint64_t usec, void *userdata) {
+        VmConsole *c = userdata;
+
+        c->pause_source = sd_event_source_disable_unref(c->pause_source);
+        console_update_events(c);
+        return 0;
+}
+
+static void console_pause(VmConsole *c) {
+        if (c->pause_source)
+                return;
+        /* If the timer cannot be made, reading simply goes on. */
+        (void) sd_event_add_time_relative(c->vm->manager->event, &c->pause_source, CLOCK_MONOTONIC,
+                                          CONSOLE_PAUSE_USEC, 1000 /* µs; 0 would mean 250 ms */, on_pause_end, c);
+}
+
 static void console_log_output(VmConsole *c, const uint8_t *p, size_t n) {
         int r;
 
@@ -273,6 +299,8 @@ static int on_serial_io(sd_event_source *s, int fd, uint32_t revents, void *user
         console_log_output(c, buf, (size_t) n);
         for (size_t i = c->n_clients; i > 0; i--)   /* backwards: feed may drop clients[i - 1] */
                 console_client_feed(c->clients[i - 1], buf, (size_t) n);
+        if ((size_t) n >= CONSOLE_PAUSE_AFTER)
+                console_pause(c);
         console_update_events(c);
         return 0;
 }
@@ -319,7 +347,8 @@ static void console_update_events(VmConsole *c) {
         bool room = c->input.len < c->input.cap;
 
         if (c->serial_source)
-                (void) sd_event_source_set_io_events(c->serial_source, EPOLLIN | (c->input.len > 0 ? EPOLLOUT : 0));
+                (void) sd_event_source_set_io_events(c->serial_source, (c->pause_source ? 0 : EPOLLIN) |
+                                                                               (c->input.len > 0 ? EPOLLOUT : 0));
         for (size_t i = 0; i < c->n_clients; i++) {
                 ConsoleClient *cl = c->clients[i];
 
@@ -387,6 +416,7 @@ void vm_console_close(Vm *vm) {
         safe_close(c->listen_fd);
         sd_event_source_disable_unref(c->serial_source);
         sd_event_source_disable_unref(c->reconnect_source);
+        sd_event_source_disable_unref(c->pause_source);
         safe_close(c->serial_fd);
         console_log_free(c->log);
         free(c->input.buf);

@@ -12,10 +12,13 @@
  * accepts a new client once the old one is gone).
  *
  * Every resource is bounded: at most CONSOLE_READ_MAX bytes read from the
- * guest per wakeup, at low priority; CONSOLE_CLIENTS_MAX clients, each with
- * a send queue of CONSOLE_CLIENT_QUEUE_MAX bytes (a client that falls
- * further behind is dropped, never waited for); CONSOLE_INPUT_MAX bytes of
- * typed input queued for the guest (clients are not read while it is full).
+ * guest per wakeup, at low priority, and a guest that prints flat out is
+ * read only every 10 ms (QEMU then holds its UART: the guest waits, zvmd
+ * does not; some 25 KB/s, twice a 115200-baud line); CONSOLE_CLIENTS_MAX
+ * clients, each with a send queue of CONSOLE_CLIENT_QUEUE_MAX bytes (a
+ * client that falls further behind is dropped, never waited for);
+ * CONSOLE_INPUT_MAX bytes of typed input queued for the guest (clients are
+ * not read while it is full).
  * Only root can connect to either socket (0600).
  */
 
