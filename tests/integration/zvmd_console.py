@@ -167,7 +167,9 @@ def scenario_console_flood(t, d):
          f"console.log.1 is one full part", f"{size_of(log)} {size_of(old)}")
     t.ok(exec_ok, f"zvm exec answers during the flood ({exec_took or 0:.2f} s)")
     p50, p99 = percentile(lat, 0.5), percentile(lat, 0.99)
-    t.ok(len(lat) >= 20 and p99 < 0.1,
+    # The bound leaves room for a host that is slow anyway (the baseline
+    # is measured just before, on the same host).
+    t.ok(len(lat) >= 20 and p99 < max(0.1, 2 * percentile(base, 0.99)),
          f"GET /vms during the flood: {len(lat)} requests, p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, "
          f"max {max(lat) * 1e3:.1f} ms (before: p50 {statistics.median(base) * 1e3:.1f} ms, "
          f"p99 {percentile(base, 0.99) * 1e3:.1f} ms)")
