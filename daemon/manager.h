@@ -30,6 +30,7 @@ typedef struct Manager {
         sd_event_source *watchdog;
         sd_event_source *agent_listen;  /* kernel vsock: READY from every guest */
         uint64_t watchdog_usec;
+        uint64_t console_log_max;       /* bytes per console.log part (daemon/console-log.h) */
         TemplateBuild **template_builds;        /* running, and finished since start (daemon/template.h) */
         size_t n_template_builds;
 } Manager;

@@ -6,8 +6,9 @@
  *
  * Runtime files live in <run>/vms/<vmid>/:
  *   qmp.sock          QMP; zvmd creates and listens on it, QEMU inherits the fd
- *   console.sock      serial console (QEMU listens; `zvm console` attaches)
- *   console.log       everything the serial console printed
+ *   serial.sock       serial console: QEMU listens (zvmd creates it), zvmd is its client
+ *   console.sock      serial console for `zvm console`: zvmd listens and relays
+ *   console.log(.1)   what the serial console printed, capped (daemon/console.h)
  *   qemu.log          QEMU's stdout+stderr (last lines reported on a crash)
  *   vhost-vsock.sock  vhost-user socket of the hybrid vsock helper
  *   vsock.sock        host side of hybrid vsock (CONNECT <port>)
@@ -34,6 +35,7 @@
 #include <unistd.h>
 
 #include "cid-alloc.h"
+#include "console.h"
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
@@ -42,6 +44,7 @@
 #include "process.h"
 #include "qemu-argv.h"
 #include "scope.h"
+#include "socket-util.h"
 #include "string-util.h"
 #include "ssh.h"
 #include "vm.h"
@@ -77,6 +80,7 @@ Vm *vm_free(Vm *vm) {
         agent_stop(vm);
         sd_event_source_disable_unref(vm->acpi_source);
         vm_qmp_detach(vm);
+        vm_console_close(vm);
         sd_event_source_disable_unref(vm->pid_source);
         sd_event_source_disable_unref(vm->helper_source);
         sd_event_source_disable_unref(vm->timeout_source);
@@ -243,10 +247,12 @@ static void vm_stop_helper(Vm *vm) {
 }
 
 static void vm_cleanup_runtime(Vm *vm) {
-        static const char *const files[] = { "qmp.sock", "console.sock", "vhost-vsock.sock", "vsock.sock" };
+        static const char *const files[] = { "qmp.sock", "serial.sock", "console.sock", "vhost-vsock.sock",
+                                             "vsock.sock" };
 
         agent_stop(vm);
         vm_qmp_detach(vm);
+        vm_console_close(vm);
         vm->pid_source = sd_event_source_disable_unref(vm->pid_source);
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
         vm->acpi_source = sd_event_source_disable_unref(vm->acpi_source);
@@ -798,23 +804,10 @@ static int vm_reserve_cid(Vm *vm, int *ret_fd, char **ret_error) {
  * monitor accepts it), so nothing polls for the socket to appear. */
 static int vm_qmp_listen(Vm *vm, int *ret_fd) {
         _cleanup_free_ char *path = vm_run_path(vm, "qmp.sock");
-        _cleanup_close_ int fd = -EBADF;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
         if (!path)
                 return -ENOMEM;
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        (void) unlink(path);            /* stale: see vm_spawn_helper() */
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 4) < 0)
-                return -errno;
-        (void) chmod(path, 0600);
-        *ret_fd = TAKE_FD(fd);
-        return 0;
+        return socket_listen_unix(path, 0600, 4, ret_fd);
 }
 
 static int on_scope_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -870,10 +863,11 @@ int vm_start(Vm *vm, char **ret_error) {
         Manager *m = vm->manager;
         Host *h = &m->host;
         _cleanup_free_ char *template = NULL, *upper = NULL, *err = NULL, *qemu_log = NULL, *secret = NULL;
-        _cleanup_free_ char *qmp_path = NULL, *console_sock = NULL, *console_log = NULL, *vhost_sock = NULL;
+        _cleanup_free_ char *qmp_path = NULL, *vhost_sock = NULL;
         _cleanup_strv_free_ char **argv = NULL;
-        _cleanup_close_ int qmp_fd = -EBADF, log_fd = -EBADF, client_fd = -EBADF, vhost_fd = -EBADF;
-        int keep_fds[2];
+        _cleanup_close_ int qmp_fd = -EBADF, log_fd = -EBADF, client_fd = -EBADF, vhost_fd = -EBADF,
+                            serial_fd = -EBADF;
+        int keep_fds[3];
         size_t n_keep = 0;
         VmPaths vp;
         VmAccel accel;
@@ -904,13 +898,10 @@ int vm_start(Vm *vm, char **ret_error) {
                 return set_error(ret_error, "kernel %s: %s", kernel, strerror(errno)), -errno;
 
         qmp_path = vm_run_path(vm, "qmp.sock");
-        console_sock = vm_run_path(vm, "console.sock");
-        console_log = vm_run_path(vm, "console.log");
         vhost_sock = vm_run_path(vm, "vhost-vsock.sock");
         qemu_log = vm_run_path(vm, "qemu.log");
-        if (!qmp_path || !console_sock || !console_log || !vhost_sock || !qemu_log)
+        if (!qmp_path || !vhost_sock || !qemu_log)
                 return -ENOMEM;
-        (void) unlink(console_sock);    /* stale: see vm_spawn_helper() */
 
         if (h->caps.vhost_vsock) {
                 r = vm_reserve_cid(vm, &vhost_fd, ret_error);
@@ -922,6 +913,10 @@ int vm_start(Vm *vm, char **ret_error) {
         if (r < 0)
                 return set_error(ret_error, "cannot create the QMP socket: %s", strerror(-r)), r;
         keep_fds[n_keep++] = qmp_fd;
+        r = vm_console_listen_serial(vm, &serial_fd);
+        if (r < 0)
+                return set_error(ret_error, "cannot create the serial console socket: %s", strerror(-r)), r;
+        keep_fds[n_keep++] = serial_fd;
         r = agent_prepare(vm, &secret);
         if (r < 0)
                 return set_error(ret_error, "cannot prepare the guest agent's secret and listener: %s",
@@ -931,8 +926,7 @@ int vm_start(Vm *vm, char **ret_error) {
                 .run_dir = vm->run_dir,
                 .qmp_socket = qmp_path,
                 .qmp_fd = qmp_fd,
-                .console_socket = console_sock,
-                .console_log = console_log,
+                .serial_fd = serial_fd,
                 .vhost_user_vsock_socket = vhost_sock,
                 .vhost_vsock_fd = vhost_fd >= 0 ? vhost_fd : -1,
                 .template_image = template,
@@ -1007,6 +1001,11 @@ int vm_start(Vm *vm, char **ret_error) {
         }
         vm_move_to_scope(vm);
         vm_set_state(vm, VM_STATE_STARTING);
+
+        serial_fd = safe_close(serial_fd);      /* QEMU holds its own copy */
+        r = vm_console_open(vm);
+        if (r < 0)
+                log_warning_errno(r, "VM %u: cannot relay the serial console: %m", vm->vmid);
 
         r = qmp_connect_unix(qmp_path, &client_fd);
         qmp_fd = safe_close(qmp_fd);    /* QEMU holds its own copy */
@@ -1189,6 +1188,9 @@ int vm_adopt(Vm *vm) {
         r = vm_qmp_connect(vm);
         if (r < 0)
                 log_warning_errno(r, "VM %u: re-adopted, but QMP is unreachable: %m", vm->vmid);
+        r = vm_console_open(vm);
+        if (r < 0)
+                log_warning_errno(r, "VM %u: re-adopted, but its serial console cannot be relayed: %m", vm->vmid);
         r = agent_readopt(vm);
         if (r < 0)
                 log_warning_errno(r, "VM %u: re-adopted, but the agent cannot be reached: %m", vm->vmid);
@@ -1199,8 +1201,9 @@ int vm_adopt(Vm *vm) {
 int vm_remove_files(Vm *vm) {
         _cleanup_free_ char *conf = NULL, *upper = strjoin(vm->data_dir, "/upper.img"),
                             *hostkeys = strjoin(vm->data_dir, "/" SSH_HOST_KEYS_FILE);
-        static const char *const run_files[] = { "console.log", "qemu.log", "vsock-helper.log", "state.json",
-                                                 "qmp.sock", "console.sock", "vhost-vsock.sock", "vsock.sock" };
+        static const char *const run_files[] = { "console.log", "console.log.1", "qemu.log", "vsock-helper.log",
+                                                 "state.json", "qmp.sock", "serial.sock", "console.sock",
+                                                 "vhost-vsock.sock", "vsock.sock" };
         char name[32];
 
         /* Only what zvm created: never the user's disks, models or rootfs

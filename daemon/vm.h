@@ -14,6 +14,7 @@
 #include "vm-config.h"
 
 typedef struct Manager Manager;
+typedef struct VmConsole VmConsole;
 
 typedef enum VmWaitFor {
         VM_WAIT_RUNNING,                /* start */
@@ -57,6 +58,7 @@ typedef struct Vm {
 
         QmpClient *qmp;
         sd_event_source *qmp_source;
+        VmConsole *console;             /* serial console relay and log (daemon/console.h) */
         bool guest_shutdown_seen;       /* QMP SHUTDOWN event: the exit that follows is clean */
         bool stop_requested;            /* stop/kill/shutdown by us: the exit that follows is expected */
         sd_event_source *timeout_source;/* shutdown → kill, stop → kill, start → fail */

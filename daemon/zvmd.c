@@ -14,9 +14,11 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "console-log.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "string-util.h"
 #include "zvm-config.h"
 
 static void help(void) {
@@ -25,6 +27,10 @@ static void help(void) {
                "  --root DIR          keep config, runtime and data under DIR (default /)\n"
                "                      (also ZVM_ROOT)\n"
                "  --listen ADDR:PORT  also serve the API on TCP; requests need a bearer token\n"
+               "  --console-log-max SIZE\n"
+               "                      cap of a VM's console.log (rotated once, so a VM's console\n"
+               "                      costs at most twice this on /run; default 4M, also\n"
+               "                      ZVM_CONSOLE_LOG_MAX)\n"
                "  --log-level LEVEL   emerg..debug (also ZVM_LOG_LEVEL)\n"
                "  --dump-routes       print the REST route table and exit\n"
                "  --version           print the version and exit\n"
@@ -45,6 +51,19 @@ static void rlimit_nofile_raise(void) {
                                   (unsigned long long) rl.rlim_max);
 }
 
+/* "4M", "65536": within [CONSOLE_LOG_MAX_MIN, CONSOLE_LOG_MAX_MAX]. */
+static int parse_console_log_max(const char *s, uint64_t *ret) {
+        uint64_t v;
+
+        if (parse_size(s, &v) < 0 || v < CONSOLE_LOG_MAX_MIN || v > CONSOLE_LOG_MAX_MAX) {
+                log_error("Invalid console log size '%s': a size from %llu KiB to %llu MiB (e.g. 4M)", s,
+                          CONSOLE_LOG_MAX_MIN / 1024, CONSOLE_LOG_MAX_MAX / 1024 / 1024);
+                return -EINVAL;
+        }
+        *ret = v;
+        return 0;
+}
+
 static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
 
@@ -56,6 +75,7 @@ int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "root", required_argument, NULL, 'r' },
                 { "listen", required_argument, NULL, 'l' },
+                { "console-log-max", required_argument, NULL, 'C' },
                 { "log-level", required_argument, NULL, 'L' },
                 { "dump-routes", no_argument, NULL, 'D' },
                 { "version", no_argument, NULL, 'V' },
@@ -63,7 +83,8 @@ int main(int argc, char **argv) {
                 {}
         };
         _cleanup_(manager_freep) Manager *m = NULL;
-        const char *root = getenv("ZVM_ROOT"), *listen_tcp = NULL;
+        const char *root = getenv("ZVM_ROOT"), *listen_tcp = NULL, *console_max = getenv("ZVM_CONSOLE_LOG_MAX");
+        uint64_t console_log_max = CONSOLE_LOG_MAX_DEFAULT;
         sigset_t mask;
         int c, r;
 
@@ -76,6 +97,9 @@ int main(int argc, char **argv) {
                         break;
                 case 'l':
                         listen_tcp = optarg;
+                        break;
+                case 'C':
+                        console_max = optarg;
                         break;
                 case 'L':
                         r = log_parse_level(optarg);
@@ -101,6 +125,8 @@ int main(int argc, char **argv) {
                 log_error("Unexpected argument '%s'", argv[optind]);
                 return 2;
         }
+        if (console_max && parse_console_log_max(console_max, &console_log_max) < 0)
+                return 2;
         if (root && (isempty(root) || root[0] != '/')) {
                 log_error("--root must be an absolute path");
                 return 2;
@@ -119,6 +145,7 @@ int main(int argc, char **argv) {
         r = manager_new(root, &m);
         if (r < 0)
                 return 1;
+        m->console_log_max = console_log_max;
         r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);

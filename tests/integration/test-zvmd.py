@@ -19,6 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zvmtest as zt  # noqa: E402
 from zvmd import ZVMD, Zvmd, require_daemon  # noqa: E402
+from zvmd_console import CONSOLE_CAP, scenario_console_flood  # noqa: E402,F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPENAPI = os.path.join(HERE, "..", "..", "api", "openapi.yaml")
@@ -797,6 +798,8 @@ def main():
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         extra = ["--listen", f"127.0.0.1:{port}"]
+    if name == "console_flood":
+        extra = ["--console-log-max", str(CONSOLE_CAP)]
     if name == "agent_health":
         os.environ["ZVM_AGENT_HEALTH_SECONDS"] = "1"
     cache_tmp = None
