@@ -226,20 +226,30 @@ static int kernel_connect_done(VsockConnect *c) {
         return 1;
 }
 
+/* What a failed non-blocking send/recv of the handshake means: 1 = retry
+ * (EINTR), 0 = not now (EAGAIN), -ECONNREFUSED = the device closed on us
+ * (no guest yet, or the guest port refuses), else -errno. */
+static int handshake_io_error(int e) {
+        if (e == EINTR)
+                return 1;
+        if (e == EAGAIN)
+                return 0;
+        if (errno_is_peer_gone(e))
+                return -ECONNREFUSED;
+        return -e;
+}
+
 static int hybrid_send_request(VsockConnect *c) {
         while (c->request_sent < c->request_size) {
                 ssize_t k = send(c->fd, c->request + c->request_sent, c->request_size - c->request_sent,
                                  MSG_NOSIGNAL | MSG_DONTWAIT);
 
                 if (k < 0) {
-                        if (errno == EINTR)
+                        int r = handshake_io_error(errno);
+
+                        if (r > 0)
                                 continue;
-                        if (errno == EAGAIN)
-                                return 0;
-                        /* The device closed on us: it has no guest (yet). */
-                        if (errno_is_peer_gone(errno))
-                                return -ECONNREFUSED;
-                        return -errno;
+                        return r;
                 }
                 c->request_sent += (size_t) k;
         }
@@ -263,13 +273,11 @@ static int hybrid_read_reply(VsockConnect *c) {
 
                 k = recv(c->fd, &ch, 1, MSG_DONTWAIT);
                 if (k < 0) {
-                        if (errno == EINTR)
+                        int r = handshake_io_error(errno);
+
+                        if (r > 0)
                                 continue;
-                        if (errno == EAGAIN)
-                                return 0;
-                        if (errno_is_peer_gone(errno))
-                                return -ECONNREFUSED;
-                        return -errno;
+                        return r;
                 }
                 if (k == 0)
                         return -ECONNREFUSED; /* The device closes when the guest port refuses. */
