@@ -640,6 +640,116 @@ def scenario_ready_guard(t, d):
     d.wait_state("rg", ["stopped", "crashed"], timeout=30)
 
 
+
+class FakeDevice:
+    """Stands in for a VM's vhost-device-vsock on its unix socket (the real
+    one is moved aside), playing a hostile guest behind it: `mode` "huge"
+    completes the handshake and auth and answers the request with `huge`
+    bytes of [0,0,...]; "stall" reads CONNECT and never answers."""
+
+    def __init__(self, path, huge):
+        self.path, self.huge, self.mode = path, huge, "huge"
+        self.conns, self.request = [], b""
+        self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.lsock.bind(path)
+        self.lsock.listen(64)
+        self.lsock.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def readline(self, c):
+        buf = b""
+        while not buf.endswith(b"\n") and len(buf) < 4096:
+            chunk = c.recv(1)
+            if not chunk:
+                break
+            buf += chunk
+        return buf
+
+    def serve(self, c):
+        c.settimeout(10)
+        try:
+            if not self.readline(c).startswith(b"CONNECT "):
+                return
+            if self.mode == "stall":
+                return          # keep it open, say nothing
+            c.sendall(b"OK 1024\n")
+            self.readline(c)    # auth
+            c.sendall(b'{"ok":true}\n')
+            self.request = self.readline(c)
+            self.mode = "stall"     # one huge answer is enough
+            c.sendall(b"[" + b"0," * (self.huge // 2) + b"0]\n")
+        except OSError:
+            pass
+
+    def run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                continue
+            self.conns.append(c)
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(timeout=5)
+        for c in self.conns:
+            c.close()
+        self.lsock.close()
+        os.unlink(self.path)
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(x for x in f if x.startswith("VmHWM:")).split()[1])
+
+
+def scenario_agent_bounds(t, d):
+    """A hostile guest behind the vsock device: an 8 MiB [0,0,...] answer to
+    the health ping is cut at the ping's 64 KiB cap (zvmd's peak memory does
+    not grow by the hundreds of MiB json-c would take), and a handshake that
+    never completes does not stall the event loop."""
+    create(t, d, "hb")
+    d.request("POST", "/vms/hb/start")
+    st = wait_agent(d, "hb")
+    t.ok(st and st.get("agent") == "ready", "agent ready", st)
+    uds = os.path.join(d.root, "run", "zvm", "vms", str(st["vmid"]), "vsock.sock")
+    os.rename(uds, uds + ".real")
+    hwm0 = vm_hwm_kib(d.proc.pid)
+    fake = FakeDevice(uds, 8 * 1024 * 1024)
+    try:
+        st = wait_agent(d, "hb", "unresponsive", timeout=20)
+        t.ok(st and st.get("agent") == "unresponsive", "a huge answer to the health ping fails the ping", st)
+        grew = vm_hwm_kib(d.proc.pid) - hwm0
+        t.ok(b'"ping"' in fake.request, f"zvmd's health ping reached the fake guest ({fake.request!r})")
+        t.ok("larger than the 65536 bytes" in d.log_text(), "zvmd cut it at the ping's 64 KiB cap",
+             d.log_text()[-1500:])
+        t.ok(grew < 32 * 1024, f"zvmd's peak memory grew by {grew} KiB (json-c on it: hundreds of MiB)")
+
+        # Now every ping's handshake stalls (pings every second, 10 s
+        # deadline each): the API must stay fast all along.
+        worst = 0.0
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            t0 = time.monotonic()
+            status, _ = d.request("GET", "/vms/hb/status", timeout=30)
+            worst = max(worst, time.monotonic() - t0)
+            time.sleep(0.05)
+        stalled = len(fake.conns)
+        t.ok(stalled >= 3, f"pings kept connecting into the stalled handshake ({stalled} connections)")
+        t.ok(worst < 0.5, f"the API stayed responsive meanwhile (worst {worst * 1000:.0f} ms; a blocking "
+             "connect held the loop up to 3 s per ping)")
+    finally:
+        fake.close()
+        os.rename(uds + ".real", uds)
+    st = wait_agent(d, "hb", "ready", timeout=30)
+    t.ok(st and st.get("agent") == "ready", "with the real device back, the next ping finds the agent ready", st)
+    d.request("POST", "/vms/hb/stop")
+    d.wait_state("hb", ["stopped", "crashed"], timeout=30)
+
+
 def scenario_notify(t, d):
     """sd_notify: READY=1 once the API answers, then WATCHDOG=1 pings at half
     the interval systemd asks for, on a NOTIFY_SOCKET of the test's own."""
@@ -909,7 +1019,7 @@ def main():
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         extra = ["--listen", f"127.0.0.1:{port}"]
-    if name == "agent_health":
+    if name in ("agent_health", "agent_bounds"):
         os.environ["ZVM_AGENT_HEALTH_SECONDS"] = "1"
     cache_tmp = None
     if name == "templates":
