@@ -29,6 +29,7 @@ typedef struct Manager {
         size_t n_streams;
         sd_event_source *watchdog;
         sd_event_source *agent_listen;  /* kernel vsock: READY from every guest */
+        unsigned agent_ready_conns;     /* open READY connections on agent_listen */
         uint64_t watchdog_usec;
         uint64_t console_log_max;       /* bytes per console.log part (daemon/console-log.h) */
         TemplateBuild **template_builds;        /* running, and finished since start (daemon/template.h) */

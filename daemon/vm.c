@@ -77,7 +77,7 @@ Vm *vm_free(Vm *vm) {
                 http_request_set_closed_handler(vm->waiters[i].req, NULL, NULL);
                 http_request_reply_error(vm->waiters[i].req, API_ERROR_UNAVAILABLE, NULL, "VM %u went away", vm->vmid);
         }
-        agent_stop(vm);
+        agent_detach(vm);     /* the VM may run on: its agent state on disk stays for the next zvmd */
         sd_event_source_disable_unref(vm->acpi_source);
         vm_qmp_detach(vm);
         vm_console_close(vm);

@@ -83,6 +83,7 @@ typedef struct Vm {
         uint64_t agent_ready_usec;      /* start → READY */
         uint64_t started_mono;          /* CLOCK_MONOTONIC µs of the start */
         AgentCall *agent_calls;
+        AgentReadyConn *agent_ready_conns;      /* open READY connections, at most 2 */
         sd_event_source *acpi_source;   /* shutdown: agent first, ACPI when this fires */
 
         char **pending_restart;         /* config keys changed while running */

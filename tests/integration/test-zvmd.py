@@ -520,6 +520,264 @@ def scenario_agent_health(t, d):
     d.request("POST", "/vms/hc/stop")
 
 
+
+def scenario_readopt_clean(t, d):
+    """A clean zvmd restart (SIGTERM, as systemctl restart sends) and a kill -9
+    both keep a running VM's agent: the next zvmd reaches it, exec works.
+    A VM that stops loses its secret."""
+    create(t, d, "ra")
+    d.request("POST", "/vms/ra/start")
+    st = wait_agent(d, "ra")
+    t.ok(st and st.get("agent") == "ready", "agent ready", st)
+    vmid, pid = st["vmid"], st["pid"]
+    secret = os.path.join(d.root, "run", "zvm", "vms", str(vmid), "agent.secret")
+    for how, stop in (("SIGTERM", d.terminate), ("kill -9", d.kill9)):
+        stop()
+        t.ok(os.path.exists(f"/proc/{pid}") and os.path.exists(secret),
+             f"after {how} of zvmd: QEMU runs on and agent.secret is kept")
+        d.start()
+        st = wait_agent(d, "ra", timeout=30)
+        t.ok(st and st.get("agent") == "ready" and st.get("pid") == pid,
+             f"after {how}: the new zvmd re-adopted the VM and reached its agent", st)
+        r = d.zvm("exec", "ra", "--", "echo", "hi")
+        t.ok(r.returncode == 0 and r.stdout == "hi\n", f"after {how}: zvm exec works",
+             f"{r.returncode} {r.stdout!r} {r.stderr!r}")
+    # The answer cap of exec fits the largest answer the agent sends by
+    # default: both streams at max_output (1 MiB), base64.
+    r = d.zvm("exec", "ra", "--", "sh", "-c", "head -c 3000000 /dev/zero; head -c 3000000 /dev/zero >&2")
+    t.ok(r.returncode == 0 and len(r.stdout) == 1024 * 1024 and "truncated" in r.stderr,
+         "exec with both streams over 1 MiB: answered, each cut at max_output",
+         f"{r.returncode} {len(r.stdout)} {r.stderr[-300:]!r}")
+    d.request("POST", "/vms/ra/stop")
+    st = d.wait_state("ra", ["stopped", "crashed"], timeout=30)
+    t.ok(st and st["state"] == "stopped" and not os.path.exists(secret), "a stopped VM's agent.secret is gone", st)
+
+
+def zvmd_fds(d):
+    return len(os.listdir(f"/proc/{d.proc.pid}/fd"))
+
+
+def ready_conn(path, line=None, timeout=5):
+    """Connects to a hybrid READY listener (<uds>_1025) as the guest's agent
+    would and sends line; returns whether zvmd closed the connection within
+    timeout (EOF), after reading what it got."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        if line is not None:
+            s.sendall(line)
+        return s.recv(4096) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+def ready_flood(t, d, listener, held, state):
+    """300 connections to the READY listener, as fast as zvmd accepts them,
+    all kept open by the "guest": zvmd may hold `held` of them."""
+    base = zvmd_fds(d)
+    socks = []
+    t0 = time.monotonic()
+    deadline = t0 + 20
+    while len(socks) < 300 and time.monotonic() < deadline:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(listener)
+            socks.append(s)
+        except BlockingIOError:
+            s.close()       # the listen backlog is full: zvmd has not accepted yet
+            time.sleep(0.001)
+    during = zvmd_fds(d)
+    t1 = time.monotonic()
+    status, _ = d.request("GET", "/vms", timeout=10)
+    api_s = time.monotonic() - t1
+    t.ok(len(socks) == 300, f"agent {state}: the flood opened {len(socks)} READY connections in {t1 - t0:.1f} s")
+    t.ok(during <= base + held + 2, f"agent {state}: zvmd holds at most {held} of them: {during} fds during the "
+         f"flood, {base} before")
+    t.ok(status == 200 and api_s < 2, f"agent {state}: the API answers during the flood ({api_s * 1000:.0f} ms)")
+    for s in socks:
+        s.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and zvmd_fds(d) > base:
+        time.sleep(0.1)
+    t.ok(zvmd_fds(d) <= base, f"agent {state}: the held ones are let go when the guest closes them "
+         f"({zvmd_fds(d)} fds)")
+
+
+def scenario_ready_guard(t, d):
+    """READY is taken only while the VM's agent waits, from at most 2
+    connections at a time, and only with the VM's non-empty secret; a flood
+    of READY connections costs zvmd no fds; host keys must be TYPE BASE64."""
+    create(t, d, "rg")
+    d.request("POST", "/vms/rg/start")
+    st = wait_agent(d, "rg")
+    t.ok(st and st.get("agent") == "ready", "agent ready", st)
+    vmid = st["vmid"]
+    run = os.path.join(d.root, "run", "zvm", "vms", str(vmid))
+    listener = os.path.join(run, "vsock.sock_1025")
+
+    # Not waiting: a READY connection is closed at once, not held for 5 s.
+    t0 = time.monotonic()
+    closed = ready_conn(listener, timeout=3)
+    t.ok(closed and time.monotonic() - t0 < 1.5,
+         f"agent ready: a new READY connection is closed at once ({time.monotonic() - t0:.2f} s)")
+    ready_flood(t, d, listener, 0, "ready")
+
+    # Keep the agent from answering, then restart zvmd: its re-adoption
+    # ping goes unanswered and the agent stays "waiting" for READY.
+    r = d.zvm("exec", "rg", "--", "sh", "-c", "kill -STOP $(cut -d' ' -f4 /proc/$PPID/stat)")
+    t.ok(r.returncode == 0, "froze the guest's agent", r.stderr)
+    d.terminate()
+    d.start()
+    st = d.request("GET", "/vms/rg/status")[1]
+    t.ok(st.get("agent") == "waiting", "after a zvmd restart the agent is waiting", st)
+
+    # A flood while waiting: every connection beyond 2 is closed at once.
+    ready_flood(t, d, listener, 2, "waiting")
+
+    secret = open(os.path.join(run, "agent.secret")).read().strip()
+    own = f'"op":"ready","secret":"{secret}"'.encode()
+    for what, line in (("an empty secret", b'{"op":"ready","secret":""}\n'),
+                       ("no secret", b'{"op":"ready"}\n'),
+                       ("a wrong secret", b'{"op":"ready","secret":"' + b"0" * 64 + b'"}\n'),
+                       # With the VM's secret, but JSON over the bounds:
+                       ("20 levels of nesting", b"{" + own + b',"x":' + b"[" * 20 + b"]" * 20 + b"}\n"),
+                       ("20000 values", b"{" + own + b',"x":[' + b"0," * 19999 + b"0]}\n"),
+                       ("a line over 64 KiB", b"{" + own + b',"x":"' + b"a" * 70000 + b'"}\n')):
+        closed = ready_conn(listener, line)
+        st = d.request("GET", "/vms/rg/status")[1]
+        t.ok(closed and st.get("agent") == "waiting", f"READY with {what}: refused, still waiting", st)
+
+    # The VM's own secret makes it ready: the refusals above were the
+    # checks, not a dead listener. Only the well-formed host key is kept.
+    good = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINyb+HhEWW5rVsZDoJ38sGvJrQgv2XNL9LI4hYW5thDD"
+    keys = [good, good + " comment", "cert-authority " + good, good + "\nevil.zvm " + good]
+    line = json.dumps({"op": "ready", "secret": secret, "agent_version": "x", "ssh_host_keys": keys}).encode() + b"\n"
+    ready_conn(listener, line)
+    st = wait_agent(d, "rg", timeout=10)
+    t.ok(st and st.get("agent") == "ready", "READY with the VM's secret: ready", st)
+    known = open(os.path.join(d.root, "var", "lib", "zvm", "ssh_known_hosts")).read()
+    entries = [x for x in known.splitlines() if x and not x.startswith("#")]
+    t.ok(entries == [f"rg.zvm {good}"], "known_hosts holds only the TYPE BASE64 key", known)
+    d.request("POST", "/vms/rg/stop")
+    d.wait_state("rg", ["stopped", "crashed"], timeout=30)
+
+
+
+class FakeDevice:
+    """Stands in for a VM's vhost-device-vsock on its unix socket (the real
+    one is moved aside), playing a hostile guest behind it: `mode` "huge"
+    completes the handshake and auth and answers the request with `huge`
+    bytes of [0,0,...]; "stall" reads CONNECT and never answers."""
+
+    def __init__(self, path, huge):
+        self.path, self.huge, self.mode = path, huge, "huge"
+        self.conns, self.request = [], b""
+        self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.lsock.bind(path)
+        self.lsock.listen(64)
+        self.lsock.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def readline(self, c):
+        buf = b""
+        while not buf.endswith(b"\n") and len(buf) < 4096:
+            chunk = c.recv(1)
+            if not chunk:
+                break
+            buf += chunk
+        return buf
+
+    def serve(self, c):
+        c.settimeout(10)
+        try:
+            if not self.readline(c).startswith(b"CONNECT "):
+                return
+            if self.mode == "stall":
+                return          # keep it open, say nothing
+            c.sendall(b"OK 1024\n")
+            self.readline(c)    # auth
+            c.sendall(b'{"ok":true}\n')
+            self.request = self.readline(c)
+            self.mode = "stall"     # one huge answer is enough
+            c.sendall(b"[" + b"0," * (self.huge // 2) + b"0]\n")
+        except OSError:
+            pass
+
+    def run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                continue
+            self.conns.append(c)
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(timeout=5)
+        for c in self.conns:
+            c.close()
+        self.lsock.close()
+        os.unlink(self.path)
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(x for x in f if x.startswith("VmHWM:")).split()[1])
+
+
+def scenario_agent_bounds(t, d):
+    """A hostile guest behind the vsock device: an 8 MiB [0,0,...] answer to
+    the health ping is cut at the ping's 64 KiB cap (zvmd's peak memory does
+    not grow by the hundreds of MiB json-c would take), and a handshake that
+    never completes does not stall the event loop."""
+    create(t, d, "hb")
+    d.request("POST", "/vms/hb/start")
+    st = wait_agent(d, "hb")
+    t.ok(st and st.get("agent") == "ready", "agent ready", st)
+    uds = os.path.join(d.root, "run", "zvm", "vms", str(st["vmid"]), "vsock.sock")
+    os.rename(uds, uds + ".real")
+    hwm0 = vm_hwm_kib(d.proc.pid)
+    fake = FakeDevice(uds, 8 * 1024 * 1024)
+    try:
+        st = wait_agent(d, "hb", "unresponsive", timeout=20)
+        t.ok(st and st.get("agent") == "unresponsive", "a huge answer to the health ping fails the ping", st)
+        grew = vm_hwm_kib(d.proc.pid) - hwm0
+        t.ok(b'"ping"' in fake.request, f"zvmd's health ping reached the fake guest ({fake.request!r})")
+        t.ok("larger than the 65536 bytes" in d.log_text(), "zvmd cut it at the ping's 64 KiB cap",
+             d.log_text()[-1500:])
+        t.ok(grew < 32 * 1024, f"zvmd's peak memory grew by {grew} KiB (json-c on it: hundreds of MiB)")
+
+        # Now every ping's handshake stalls (pings every second, 10 s
+        # deadline each): the API must stay fast all along.
+        worst = 0.0
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            t0 = time.monotonic()
+            status, _ = d.request("GET", "/vms/hb/status", timeout=30)
+            worst = max(worst, time.monotonic() - t0)
+            time.sleep(0.05)
+        stalled = len(fake.conns)
+        t.ok(stalled >= 3, f"pings kept connecting into the stalled handshake ({stalled} connections)")
+        t.ok(worst < 0.5, f"the API stayed responsive meanwhile (worst {worst * 1000:.0f} ms; a blocking "
+             "connect held the loop up to 3 s per ping)")
+    finally:
+        fake.close()
+        os.rename(uds + ".real", uds)
+    st = wait_agent(d, "hb", "ready", timeout=30)
+    t.ok(st and st.get("agent") == "ready", "with the real device back, the next ping finds the agent ready", st)
+    d.request("POST", "/vms/hb/stop")
+    d.wait_state("hb", ["stopped", "crashed"], timeout=30)
+
+
 def scenario_notify(t, d):
     """sd_notify: READY=1 once the API answers, then WATCHDOG=1 pings at half
     the interval systemd asks for, on a NOTIFY_SOCKET of the test's own."""
@@ -800,7 +1058,7 @@ def main():
         extra = ["--listen", f"127.0.0.1:{port}"]
     if name == "console_flood":
         extra = ["--console-log-max", str(CONSOLE_CAP)]
-    if name == "agent_health":
+    if name in ("agent_health", "agent_bounds"):
         os.environ["ZVM_AGENT_HEALTH_SECONDS"] = "1"
     cache_tmp = None
     if name == "templates":
