@@ -186,8 +186,10 @@ static int wait_child(Disk *d, pid_t pid) {
         for (;;) {
                 struct pollfd fds[2] = { { .fd = pidfd, .events = POLLIN }, { .fd = -1, .events = POLLIN } };
                 pid_t w = waitpid(pid, &status, WNOHANG);
-                if (w == pid)
+                if (w == pid) {
+                        (void) progress_update(&d->p, d->p.total);
                         return status;
+                }
                 if (w < 0)
                         return -errno;
                 r = progress_update(&d->p, child_written(pid));

@@ -76,8 +76,13 @@ int check_signal(void) {
         return 0;
 }
 
+/* A new phase is announced at once, so a caller sees it start. */
 void progress_phase(Progress *p, uint64_t total, unsigned base, unsigned span, const char *phase) {
-        *p = (Progress) { .total = total, .base = base, .span = span, .phase = phase, .last = p->last };
+        *p = (Progress) { .total = total, .base = base, .span = span, .phase = phase, .last = MAX(p->last, (int) base) };
+        if (total >= PROGRESS_MIN) {
+                fprintf(stderr, "progress %d%% %s\n", p->last, phase);
+                fflush(stderr);
+        }
 }
 
 int progress_update(Progress *p, uint64_t done) {
