@@ -28,14 +28,6 @@ def mk(*args, timeout=120):
     return subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=timeout)
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def listing(d):
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
@@ -79,7 +71,7 @@ def check_inspect_bad(t, tmp, tiny):
 
 def check_disk(t, tmp, tiny, meta):
     store = os.path.join(tmp, "store")
-    digest = sha256(tiny)
+    digest = zt.sha256(tiny)
     r = mk("disk", tiny, store)
     out = json.loads(r.stdout) if r.returncode == 0 else {}
     img = os.path.join(store, digest + ".img")
