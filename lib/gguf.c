@@ -699,10 +699,12 @@ int gguf_read_fd(int fd, GgufInfo **ret, char **ret_error) {
 
         if (fstat(fd, &st) < 0)
                 return -errno;
-        if (S_ISDIR(st.st_mode))
-                return -EISDIR;
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
+        if (!S_ISREG(st.st_mode)) {
+                k = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+                if (ret_error && asprintf(ret_error, "not a regular file") < 0)
+                        *ret_error = NULL;
+                return k;
+        }
         info = calloc(1, sizeof(GgufInfo));
         r.buf = malloc(READ_BUF);
         if (!info || !r.buf) {

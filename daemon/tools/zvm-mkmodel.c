@@ -178,7 +178,8 @@ int open_model(const char *path, int *ret_fd, GgufInfo **ret_info) {
         GgufInfo *info = NULL;
         int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO or device must not hang us; gguf_read_fd() refuses them. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
                 log_error_errno(-errno, "%s: %m", path);
                 return errno == ENOENT || errno == EACCES ? EXIT_BAD_INPUT : EXIT_SYSTEM;
