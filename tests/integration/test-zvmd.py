@@ -781,9 +781,10 @@ exit 0
 
 def llm_answer(out):
     """The JSON body of the /completion answer in the guest script's output."""
-    head = out.find("\r\n\r\n")
-    start = out.find("{", head) if head >= 0 else -1
-    if start < 0:
+    # zvm's text-mode output has turned the HTTP CRLFs into LFs.
+    head = out.find("HTTP/1.1 200")
+    start = out.find("\n{", head) + 1 if head >= 0 else 0
+    if start <= 0:
         return {}
     try:
         return json.JSONDecoder().raw_decode(out[start:])[0]
@@ -818,7 +819,7 @@ def scenario_llm_model(t, d):
     t.ok(st and st.get("agent") == "ready", f"the llm guest with the model disk is READY ({time.monotonic() - t0:.1f} s)",
          st)
     t0 = time.monotonic()
-    r = d.zvm("exec", "lm", "--timeout", "400", "--", "sh", "-s", input=LLM_GUEST_SCRIPT, timeout=420)
+    r = d.zvm("exec", "--timeout", "400", "lm", "--", "sh", "-s", input=LLM_GUEST_SCRIPT, timeout=420)
     took = time.monotonic() - t0
     out = r.stdout
     t.ok(f" {disk['size']} " in out and "model.gguf" in out, "the guest sees /models/model.gguf at its size", out[:600])
