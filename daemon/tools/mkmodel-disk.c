@@ -42,7 +42,7 @@ extern char **environ;
 
 typedef struct Disk {
         const char *path;
-        const char *store;
+        char *store;            /* absolute: the JSON's "image" is a path anyone can use */
         int fd;                 /* the source file */
         bool linked;
         struct stat st;         /* source after linking, for the change check */
@@ -59,6 +59,7 @@ static void disk_done(Disk *d) {
         leftovers_remove(&d->l);
         safe_close(d->fd);
         free(d->image);
+        free(d->store);
         gguf_info_free(d->info);
 }
 
@@ -373,11 +374,17 @@ static int disk_output(Disk *d) {
 
 static int disk(Disk *d) {
         struct stat st;
+        char *resolved;
         int r;
 
         r = mkdir_p(d->store, 0755);
         if (r < 0)
                 return log_error_errno(r, "Failed to create %s: %m", d->store);
+        resolved = realpath(d->store, NULL);
+        if (!resolved)
+                return log_error_errno(-errno, "%s: %m", d->store);
+        free(d->store);
+        d->store = resolved;
         r = stage(d);
         if (r < 0)
                 return r;
@@ -413,7 +420,9 @@ int verb_disk(int argc, char **argv) {
                 return EXIT_USAGE;
         }
         d.path = argv[1];
-        d.store = argv[2];
+        d.store = strdup(argv[2]);
+        if (!d.store)
+                return log_oom(), EXIT_SYSTEM;
         r = open_model(d.path, &d.fd, &d.info);
         if (r != 0)
                 return r;
