@@ -202,16 +202,13 @@ int open_model(const char *path, int *ret_fd, GgufInfo **ret_info) {
 
 /* ---- inspect ------------------------------------------------------------- */
 
-static int verb_inspect(int argc, char **argv) {
+/* Validates path and prints its metadata: an exit status. */
+static int print_model(const char *path) {
         _cleanup_gguf_info_free_ GgufInfo *info = NULL;
         json_object *o = NULL;
         int r;
 
-        if (argc != 2) {
-                log_error("usage: zvm-mkmodel inspect FILE");
-                return EXIT_USAGE;
-        }
-        r = open_model(argv[1], NULL, &info);
+        r = open_model(path, NULL, &info);
         if (r != 0)
                 return r;
         if (info_to_json(info, &o) < 0)
@@ -219,6 +216,14 @@ static int verb_inspect(int argc, char **argv) {
         r = print_json(o);
         json_object_put(o);
         return r < 0 ? EXIT_SYSTEM : EXIT_OK;
+}
+
+static int verb_inspect(int argc, char **argv) {
+        if (argc != 2) {
+                log_error("usage: zvm-mkmodel inspect FILE");
+                return EXIT_USAGE;
+        }
+        return print_model(argv[1]);
 }
 
 /* ---- files that must not outlive a failure ------------------------------ */
@@ -322,11 +327,9 @@ static int verb_generate(int argc, char **argv) {
                 { "seed", required_argument, NULL, 'S' },
                 {}
         };
-        _cleanup_gguf_info_free_ GgufInfo *info = NULL;
         _cleanup_free_ char *why = NULL;
         const char *shape_arg = NULL, *quant_arg = "q8_0";
         Leftovers l = {};
-        json_object *o = NULL;
         GgufShape shape;
         GgufQuant quant;
         uint64_t seed = 0;
@@ -363,15 +366,9 @@ static int verb_generate(int argc, char **argv) {
         if (r < 0)
                 return exit_status(r);
         /* Read back through the validating reader: what we print is what
-         * the store will see. */
-        r = open_model(argv[optind], NULL, &info);
-        if (r != 0)
-                return EXIT_SYSTEM;
-        if (info_to_json(info, &o) < 0)
-                return log_oom(), EXIT_SYSTEM;
-        r = print_json(o);
-        json_object_put(o);
-        return r < 0 ? EXIT_SYSTEM : EXIT_OK;
+         * the store will see (a refusal here is our bug, not the input's). */
+        r = print_model(argv[optind]);
+        return r == EXIT_OK ? r : EXIT_SYSTEM;
 }
 
 typedef struct Verb {
