@@ -1039,6 +1039,97 @@ def scenario_llm_template(t, d):
     check_systemd_running(t, d, "lv")
     d.zvm("stop", "lv")
 
+# Runs inside an llm guest: llama-server on the model disk, on a unix socket
+# (as the agent will run it), asked over that socket with perl (perl-base is
+# in every Debian guest; there is no curl): /health until ready, then a
+# completion. Prints READY <ms>, the /completion answer, and the log on
+# failure. Every wait is bounded.
+LLM_GUEST_SCRIPT = r"""
+set -u
+ls -ln /models
+cat > /tmp/req.pl <<'EOF'
+use IO::Socket::UNIX;
+my ($m, $u, $b) = @ARGV;
+my $s = IO::Socket::UNIX->new(Peer => "/tmp/llm.sock") or exit 7;
+print $s "$m $u HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n" .
+         "Content-Type: application/json\r\nContent-Length: " . length($b) . "\r\n\r\n$b";
+local $/; my $r = <$s>; print $r;
+EOF
+t0=$(date +%s%N)
+llama-server -m /models/model.gguf --host /tmp/llm.sock -c 512 -t 2 --parallel 1 >/tmp/llama.log 2>&1 &
+pid=$!
+i=0
+until perl /tmp/req.pl GET /health "" 2>/dev/null | grep -q '"ok"'; do
+    i=$((i + 1))
+    if [ $i -gt 900 ] || ! kill -0 $pid 2>/dev/null; then
+        echo "NOT READY after $i tries"; tail -40 /tmp/llama.log; kill $pid 2>/dev/null; exit 1
+    fi
+    sleep 0.2
+done
+echo "READY $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+perl /tmp/req.pl POST /completion '{"prompt":"Hello from zvm","n_predict":8,"temperature":0,"ignore_eos":true}'
+echo
+kill $pid; wait $pid 2>/dev/null
+exit 0
+"""
+
+
+def llm_answer(out):
+    """The JSON body of the /completion answer in the guest script's output."""
+    # zvm's text-mode output has turned the HTTP CRLFs into LFs.
+    head = out.find("HTTP/1.1 200")
+    start = out.find("\n{", head) + 1 if head >= 0 else 0
+    if start <= 0:
+        return {}
+    try:
+        return json.JSONDecoder().raw_decode(out[start:])[0]
+    except ValueError:
+        return {}
+
+
+def scenario_llm_model(t, d):
+    """A generated tiny model on a model disk made by zvm-mkmodel, attached
+    to an llm guest (model: <image>): the real llama-server loads it from
+    /models and generates tokens."""
+    if not build_template(t, d, "llm", "llm"):
+        return
+    tool = os.path.join(zt.BUILD, "daemon", "tools", "zvm-mkmodel")
+    gguf, store = os.path.join(d.tmp, "tiny.gguf"), os.path.join(d.tmp, "models")
+    r = subprocess.run([tool, "generate", "--shape", "tiny", "--quant", "q8_0", gguf],
+                       capture_output=True, text=True, timeout=60)
+    t.ok(r.returncode == 0, "zvm-mkmodel generate --shape tiny", r.stderr)
+    t0 = time.monotonic()
+    r = subprocess.run([tool, "disk", gguf, store], capture_output=True, text=True, timeout=120)
+    disk = json.loads(r.stdout) if r.returncode == 0 else {}
+    t.ok(r.returncode == 0 and os.path.exists(disk.get("image", "")),
+         f"zvm-mkmodel disk: {disk.get('image_size')} byte image in {time.monotonic() - t0:.2f} s", r.stderr)
+    if not disk:
+        return
+    r = d.zvm("create", "lm", "--template", "llm", "--memory", "1024", "--cores", "2", "--no-ssh-keys",
+              "--set", f"model={disk['image']}")
+    t.ok(r.returncode == 0, "create an llm VM with model: <image>", r.stderr)
+    t0 = time.monotonic()
+    d.request("POST", "/vms/lm/start")
+    st = wait_agent(d, "lm", timeout=300)
+    t.ok(st and st.get("agent") == "ready", f"the llm guest with the model disk is READY ({time.monotonic() - t0:.1f} s)",
+         st)
+    t0 = time.monotonic()
+    r = d.zvm("exec", "--timeout", "400", "lm", "--", "sh", "-s", input=LLM_GUEST_SCRIPT, timeout=420)
+    took = time.monotonic() - t0
+    out = r.stdout
+    t.ok(f" {disk['size']} " in out and "model.gguf" in out, "the guest sees /models/model.gguf at its size", out[:600])
+    ready = re.search(r"READY (\d+) ms", out)
+    answer = llm_answer(out)
+    timings = answer.get("timings", {})
+    t.ok(ready is not None, f"llama-server loads the generated model ({ready.group(1) if ready else '?'} ms "
+         "from start to /health ok)", out[-3000:] + r.stderr[-1000:])
+    t.ok(answer.get("tokens_predicted") == 8 and timings.get("predicted_n") == 8,
+         f"it generates 8 tokens: {answer.get('content')!r}, {timings.get('prompt_per_second', 0):.1f} prompt tok/s, "
+         f"{timings.get('predicted_per_second', 0):.1f} generated tok/s; whole exec {took:.1f} s",
+         out[-3000:] + r.stderr[-1000:])
+    d.zvm("stop", "lm")
+
+
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items() if name.startswith("scenario_")}
 
 
