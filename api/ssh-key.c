@@ -22,11 +22,48 @@ static const char *const key_types[] = {
         "ssh-rsa-cert-v01@openssh.com",
 };
 
-static bool key_type_known(const char *t, size_t n) {
-        for (size_t i = 0; i < ELEMENTSOF(key_types); i++)
-                if (strlen(key_types[i]) == n && strncmp(key_types[i], t, n) == 0)
+/* Host keys are plain keys: a certificate in known_hosts would need the
+ * @cert-authority marker, which the guest never gets to choose. */
+static const char *const host_key_types[] = {
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+};
+
+static bool type_in(const char *const *types, size_t n_types, const char *t, size_t n) {
+        for (size_t i = 0; i < n_types; i++)
+                if (strlen(types[i]) == n && strncmp(types[i], t, n) == 0)
                         return true;
         return false;
+}
+
+static bool key_type_known(const char *t, size_t n) {
+        return type_in(key_types, ELEMENTSOF(key_types), t, n);
+}
+
+/* Whether b64 (b64_len bytes) is padded base64 of an SSH key blob that
+ * starts with the same type name. 0, -EINVAL with a reason, -ENOMEM. */
+static int key_blob_check(const char *type, size_t type_len, const char *b64, size_t b64_len,
+                          const char **ret_reason) {
+        _cleanup_free_ unsigned char *blob = NULL;
+        _cleanup_free_ char *copy = NULL;
+        size_t size = 0;
+        uint32_t n;
+
+        if (b64_len == 0)
+                return *ret_reason = "has no key data after the key type", -EINVAL;
+        copy = strndup(b64, b64_len);
+        if (!copy)
+                return -ENOMEM;
+        if (base64_decode(copy, &blob, &size) < 0 || size < 4)
+                return *ret_reason = "has key data that is not base64", -EINVAL;
+        /* The blob starts with the type again, as an SSH string. */
+        n = (uint32_t) blob[0] << 24 | (uint32_t) blob[1] << 16 | (uint32_t) blob[2] << 8 | blob[3];
+        if (n != type_len || size < 4 + (size_t) n || memcmp(blob + 4, type, type_len) != 0)
+                return *ret_reason = "has key data that does not match its key type", -EINVAL;
+        return 0;
 }
 
 /* Skips authorized_keys options ("no-pty,command=\"a b\" ...") up to the
@@ -46,11 +83,8 @@ static const char *skip_options(const char *p) {
 }
 
 int ssh_pubkey_check(const char *line, const char **ret_reason) {
-        _cleanup_free_ unsigned char *blob = NULL;
-        _cleanup_free_ char *b64 = NULL;
         const char *type = line, *p;
-        size_t type_len, size = 0, b64_len;
-        uint32_t n;
+        size_t type_len;
 
         if (strlen(line) >= SSH_KEY_LINE_MAX)
                 return *ret_reason = "is longer than 8 KiB", -EINVAL;
@@ -73,19 +107,24 @@ int ssh_pubkey_check(const char *line, const char **ret_reason) {
         }
         p = type + type_len;
         p += strspn(p, " \t");
-        b64_len = strcspn(p, " \t");
-        if (b64_len == 0)
-                return *ret_reason = "has no key data after the key type", -EINVAL;
-        b64 = strndup(p, b64_len);
-        if (!b64)
-                return -ENOMEM;
-        if (base64_decode(b64, &blob, &size) < 0 || size < 4)
-                return *ret_reason = "has key data that is not base64", -EINVAL;
-        /* The blob starts with the type again, as an SSH string. */
-        n = (uint32_t) blob[0] << 24 | (uint32_t) blob[1] << 16 | (uint32_t) blob[2] << 8 | blob[3];
-        if (n != type_len || size < 4 + (size_t) n || memcmp(blob + 4, type, type_len) != 0)
-                return *ret_reason = "has key data that does not match its key type", -EINVAL;
-        return 0;
+        return key_blob_check(type, type_len, p, strcspn(p, " \t"), ret_reason);
+}
+
+int ssh_host_key_check(const char *line, const char **ret_reason) {
+        static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
+        const char *sp, *b64;
+        size_t len = strnlen(line, SSH_HOST_KEY_LINE_MAX);
+
+        if (len >= SSH_HOST_KEY_LINE_MAX)
+                return *ret_reason = "is longer than 4 KiB", -EINVAL;
+        sp = strchr(line, ' ');
+        if (!sp || !type_in(host_key_types, ELEMENTSOF(host_key_types), line, (size_t) (sp - line)))
+                return *ret_reason = "is not TYPE BASE64 with a host key type (ssh-ed25519, ssh-rsa, ecdsa-sha2-*)",
+                       -EINVAL;
+        b64 = sp + 1;
+        if (b64[strspn(b64, b64_chars)] != '\0')
+                return *ret_reason = "carries more than TYPE BASE64 (options, a comment, other characters)", -EINVAL;
+        return key_blob_check(line, (size_t) (sp - line), b64, strlen(b64), ret_reason);
 }
 
 int ssh_keys_decode(const char *value, char ***ret, char **ret_reason) {

@@ -21,6 +21,14 @@
  * (static string) in *ret_reason. */
 int ssh_pubkey_check(const char *line, const char **ret_reason);
 
+/* A guest's ssh host public key as the agent's READY carries it, before it
+ * goes into a known_hosts file: exactly "TYPE BASE64" (one blank), a plain
+ * host key type, padded base64 whose blob names the same type, nothing else
+ * (no options, comment, blank or control character), shorter than
+ * SSH_HOST_KEY_LINE_MAX. 0, -EINVAL with a reason (static string), -ENOMEM. */
+#define SSH_HOST_KEY_LINE_MAX 4096U
+int ssh_host_key_check(const char *line, const char **ret_reason);
+
 /* Decodes a percent-encoded sshkeys value into a strv of key lines (empty
  * lines and surrounding blanks dropped). -EINVAL with *ret_reason (malloc'd)
  * naming the line and the reason; -ENOMEM. */

@@ -47,13 +47,15 @@ static const char set_memory_details[] =
         "floor and its memory.\n";
 
 static const char console_details[] =
-        "Connects to <run>/vms/<vmid>/console.sock on this host. On a terminal, Ctrl-]\n"
+        "Connects to <run>/vms/<vmid>/console.sock on this host, which zvmd serves (up to\n"
+        "4 clients; one that stops reading is disconnected). On a terminal, Ctrl-]\n"
         "detaches. With stdin not a terminal, bytes pass through as they are and zvm\n"
         "exits once stdin has ended and the console has been quiet for a second.\n";
 
 static const char logs_details[] =
         "Options:\n"
-        "  --tail BYTES      Only the last BYTES (512, 64K, 1M; zvmd sends at most 1M)\n";
+        "  --tail BYTES      Only the last BYTES (512, 64K, 1M; zvmd sends at most 1M)\n"
+        "zvmd keeps at most twice its --console-log-max (default 4M) of each console.\n";
 
 static const char exec_details[] =
         "stdin is passed to the command when it is not a terminal (at most 1 MiB);\n"

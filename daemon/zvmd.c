@@ -10,14 +10,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
 #include "agent.h"
+#include "console-log.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 #include "rest.h"
+#include "string-util.h"
 #include "zvm-config.h"
 
 static void help(void) {
@@ -26,10 +29,41 @@ static void help(void) {
                "  --root DIR          keep config, runtime and data under DIR (default /)\n"
                "                      (also ZVM_ROOT)\n"
                "  --listen ADDR:PORT  also serve the API on TCP; requests need a bearer token\n"
+               "  --console-log-max SIZE\n"
+               "                      cap of a VM's console.log (rotated once, so a VM's console\n"
+               "                      costs at most twice this on /run; default 4M, also\n"
+               "                      ZVM_CONSOLE_LOG_MAX)\n"
                "  --log-level LEVEL   emerg..debug (also ZVM_LOG_LEVEL)\n"
                "  --dump-routes       print the REST route table and exit\n"
                "  --version           print the version and exit\n"
                "  -h, --help          this help\n");
+}
+
+/* Each VM costs zvmd a few fds (QMP, pidfds, vsock helper, console, agent
+ * calls): the default soft limit of 1024 would end in EMFILE at ~250 VMs, so
+ * take all the hard limit allows (as systemd does for its own services). */
+static void rlimit_nofile_raise(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_warning_errno(-errno, "Failed to raise RLIMIT_NOFILE to %llu, ignoring: %m",
+                                  (unsigned long long) rl.rlim_max);
+}
+
+/* "4M", "65536": within [CONSOLE_LOG_MAX_MIN, CONSOLE_LOG_MAX_MAX]. */
+static int parse_console_log_max(const char *s, uint64_t *ret) {
+        uint64_t v;
+
+        if (parse_size(s, &v) < 0 || v < CONSOLE_LOG_MAX_MIN || v > CONSOLE_LOG_MAX_MAX) {
+                log_error("Invalid console log size '%s': a size from %llu KiB to %llu MiB (e.g. 4M)", s,
+                          CONSOLE_LOG_MAX_MIN / 1024, CONSOLE_LOG_MAX_MAX / 1024 / 1024);
+                return -EINVAL;
+        }
+        *ret = v;
+        return 0;
 }
 
 static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -43,6 +77,7 @@ int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "root", required_argument, NULL, 'r' },
                 { "listen", required_argument, NULL, 'l' },
+                { "console-log-max", required_argument, NULL, 'C' },
                 { "log-level", required_argument, NULL, 'L' },
                 { "dump-routes", no_argument, NULL, 'D' },
                 { "version", no_argument, NULL, 'V' },
@@ -53,7 +88,8 @@ int main(int argc, char **argv) {
         /* Declared after m, so freed before it: pending requests cancel
          * their waits while the VMs still exist. */
         _cleanup_(rest_freep) Rest *rest = NULL;
-        const char *root = getenv("ZVM_ROOT"), *listen_tcp = NULL;
+        const char *root = getenv("ZVM_ROOT"), *listen_tcp = NULL, *console_max = getenv("ZVM_CONSOLE_LOG_MAX");
+        uint64_t console_log_max = CONSOLE_LOG_MAX_DEFAULT;
         sigset_t mask;
         int c, r;
 
@@ -66,6 +102,9 @@ int main(int argc, char **argv) {
                         break;
                 case 'l':
                         listen_tcp = optarg;
+                        break;
+                case 'C':
+                        console_max = optarg;
                         break;
                 case 'L':
                         r = log_parse_level(optarg);
@@ -91,6 +130,8 @@ int main(int argc, char **argv) {
                 log_error("Unexpected argument '%s'", argv[optind]);
                 return 2;
         }
+        if (console_max && parse_console_log_max(console_max, &console_log_max) < 0)
+                return 2;
         if (root && (isempty(root) || root[0] != '/')) {
                 log_error("--root must be an absolute path");
                 return 2;
@@ -105,6 +146,7 @@ int main(int argc, char **argv) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        rlimit_nofile_raise();
         r = manager_new(root, &m);
         if (r >= 0)
                 r = manager_probe_host(m);
@@ -112,6 +154,7 @@ int main(int argc, char **argv) {
                 r = rest_new(m, &rest);
         if (r < 0)
                 return 1;
+        m->console_log_max = console_log_max;
         r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
@@ -126,7 +169,6 @@ int main(int argc, char **argv) {
         if (r < 0)
                 return 1;
         (void) agent_manager_listen(m);
-        manager_start_onboot(m);
 
         if (sd_watchdog_enabled(false, &m->watchdog_usec) > 0) {
                 r = sd_event_add_time_relative(m->event, &m->watchdog, CLOCK_MONOTONIC, m->watchdog_usec / 2, 0,
@@ -136,6 +178,9 @@ int main(int argc, char **argv) {
         }
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %s, %zu VMs", m->paths.api_socket, m->n_vms);
         log_info("Listening on %s%s%s", m->paths.api_socket, listen_tcp ? " and " : "", strempty(listen_tcp));
+        /* After READY=1: systemd (and its watchdog) must not wait for VMs
+         * to start; their starts then run from the loop like any other. */
+        manager_start_onboot(m);
 
         r = sd_event_loop(m->event);
         (void) sd_notify(false, "STOPPING=1");

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * zvm-initrd: the only program in zvm's initramfs. Static (musl), one file,
+ * zvm-initrd: the only program in zvm's initramfs. Static (musl), one file
+ * plus lib/'s libc-only subset (logging, fd helpers, atomic write, clocks),
  * no shell.
  *
  * It mounts /proc, /sys, /dev and /run, reads the kernel command line, waits
@@ -49,6 +50,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent-contract.h"
+#include "fd-util.h"
+#include "fileio.h"
+#include "log.h"
+#include "time-util.h"
+
 /* musl ships no kernel UAPI headers; these two are the netlink ABI we use
  * (include/uapi/linux/netlink.h), stable since 2.6. */
 #define NETLINK_KOBJECT_UEVENT 15
@@ -59,7 +66,6 @@ struct sockaddr_nl {
         uint32_t nl_groups;
 };
 
-#define PREFIX "zvm-initrd: "
 #define NEWROOT "/newroot"
 #define MAX_STAGES 8
 #define MAX_DEVICES 64
@@ -97,31 +103,10 @@ static Stage stages[MAX_STAGES];
 static unsigned n_stages;
 static char cmdline[4096];
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
-        char buf[1024];
-        va_list ap;
-        int n;
-
-        va_start(ap, fmt);
-        n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                return;
-        if ((size_t) n > sizeof(buf) - 2)
-                n = sizeof(buf) - 2;
-        buf[n++] = '\n';
-        (void) !write(STDERR_FILENO, PREFIX, sizeof(PREFIX) - 1);
-        (void) !write(STDERR_FILENO, buf, (size_t) n);
-}
-
 static unsigned long now_ms(void) {
-        struct timespec ts;
-
         /* BOOTTIME starts when the kernel's timekeeping does, which is what
          * "ms since kernel start" means on a guest console. */
-        clock_gettime(CLOCK_BOOTTIME, &ts);
-        return (unsigned long) ts.tv_sec * 1000UL + (unsigned long) ts.tv_nsec / 1000000UL;
+        return (unsigned long) now_msec(CLOCK_BOOTTIME);
 }
 
 static void stage(const char *name) {
@@ -145,7 +130,7 @@ static int format_timing(char *buf, size_t size) {
 /* The end of every road that is not exec(). */
 static __attribute__((noreturn)) void power_off(void) {
         sync();
-        say("powering off");
+        log_info("powering off");
         (void) reboot(RB_POWER_OFF);
         /* Only reached if the platform cannot power off: a reset makes QEMU
          * exit when it runs with -no-reboot, which zvm always passes. */
@@ -284,8 +269,6 @@ static unsigned scan_block_devices(BlockDev *devs, unsigned max) {
                 return 0;
         while ((de = readdir(dir)) && n < max) {
                 char path[300], buf[32];
-                int fd;
-                ssize_t r;
 
                 if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof(devs[n].name))
                         continue;
@@ -295,15 +278,8 @@ static unsigned scan_block_devices(BlockDev *devs, unsigned max) {
                 memset(&devs[n], 0, sizeof(devs[n]));
                 strcpy(devs[n].name, de->d_name);
                 snprintf(path, sizeof(path), "/sys/class/block/%s/size", de->d_name);
-                fd = open(path, O_RDONLY | O_CLOEXEC);
-                if (fd >= 0) {
-                        r = read(fd, buf, sizeof(buf) - 1);
-                        close(fd);
-                        if (r > 0) {
-                                buf[r] = 0;
-                                devs[n].size_bytes = strtoull(buf, NULL, 10) * 512ULL;
-                        }
-                }
+                if (read_file_to_buffer(path, buf, sizeof(buf)) > 0)
+                        devs[n].size_bytes = strtoull(buf, NULL, 10) * 512ULL;
                 probe_fs(&devs[n]);
                 n++;
         }
@@ -313,11 +289,11 @@ static unsigned scan_block_devices(BlockDev *devs, unsigned max) {
 
 static void print_block_devices(const BlockDev *devs, unsigned n) {
         if (n == 0) {
-                say("block devices: none");
+                log_info("block devices: none");
                 return;
         }
         for (unsigned i = 0; i < n; i++)
-                say("block device /dev/%s: %llu MiB, %s%s%s%s%s", devs[i].name,
+                log_info("block device /dev/%s: %llu MiB, %s%s%s%s%s", devs[i].name,
                     devs[i].size_bytes >> 20, devs[i].fstype[0] ? devs[i].fstype : "unknown fs",
                     devs[i].label[0] ? " LABEL=" : "", devs[i].label,
                     devs[i].uuid[0] ? " UUID=" : "", devs[i].uuid);
@@ -361,7 +337,7 @@ static bool resolve_spec(const char *spec, char *out, size_t size) {
                 return true;
         }
         if (fallback_path(spec, alt, sizeof(alt)) && stat(alt, &st) == 0 && S_ISBLK(st.st_mode)) {
-                say("%s not present, falling back to %s", spec, alt);
+                log_info("%s not present, falling back to %s", spec, alt);
                 snprintf(out, size, "%s", alt);
                 return true;
         }
@@ -419,7 +395,7 @@ static int mount_one(const char *src, const char *dst, const char *type, unsigne
                      const char *data) {
         (void) mkdir(dst, 0755);
         if (mount(src, dst, type, flags, data) < 0) {
-                say("mount %s on %s (%s) failed: %s", src, dst, type ? type : "bind/move", strerror(errno));
+                log_info("mount %s on %s (%s) failed: %s", src, dst, type ? type : "bind/move", strerror(errno));
                 return -1;
         }
         return 0;
@@ -439,10 +415,10 @@ static void diagnose(const char *what, const char *spec) {
         BlockDev devs[MAX_DEVICES];
         unsigned n = scan_block_devices(devs, MAX_DEVICES);
 
-        say("FATAL: %s", what);
+        log_error("FATAL: %s", what);
         if (spec)
-                say("wanted: %s", spec);
-        say("kernel command line: %s", cmdline);
+                log_info("wanted: %s", spec);
+        log_info("kernel command line: %s", cmdline);
         print_block_devices(devs, n);
 }
 
@@ -514,7 +490,7 @@ static void mount_models(const Options *o, int nl, unsigned long deadline) {
         if (mkdir(NEWROOT "/models", 0755) < 0 && errno != EEXIST)
                 fail("the root has no /models and it cannot be created (read-only root?)", o->models);
         if (mount(dev, NEWROOT "/models", detect_fstype(dev), MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0) {
-                say("mount %s on /models failed: %s", dev, strerror(errno));
+                log_info("mount %s on /models failed: %s", dev, strerror(errno));
                 fail("cannot mount the model disk", o->models);
         }
         stage("models");
@@ -542,7 +518,7 @@ static void print_dir_entries(const char *title, const char *path) {
                 }
                 closedir(dir);
         }
-        say("%s: %s", title, off ? line : "none");
+        log_info("%s: %s", title, off ? line : "none");
 }
 
 static void print_models(const char *dir_path) {
@@ -551,7 +527,7 @@ static void print_models(const char *dir_path) {
         unsigned n = 0;
 
         if (!dir) {
-                say("models: %s not mounted", dir_path);
+                log_info("models: %s not mounted", dir_path);
                 return;
         }
         while ((de = readdir(dir))) {
@@ -569,13 +545,13 @@ static void print_models(const char *dir_path) {
                         (void) !read(fd, magic, sizeof(magic));
                         close(fd);
                 }
-                say("model %s: %lld bytes%s", de->d_name, (long long) st.st_size,
+                log_info("model %s: %lld bytes%s", de->d_name, (long long) st.st_size,
                     memcmp(magic, "GGUF", 4) == 0 ? ", GGUF" : ", not GGUF");
                 n++;
         }
         closedir(dir);
         if (n == 0)
-                say("models: none on the model disk");
+                log_info("models: none on the model disk");
 }
 
 static __attribute__((noreturn)) void run_diag(const Options *o, int nl, unsigned long deadline) {
@@ -585,54 +561,51 @@ static __attribute__((noreturn)) void run_diag(const Options *o, int nl, unsigne
         char dev[64];
         unsigned n;
 
-        say("diag: kernel %s", uname(&u) == 0 ? u.release : "?");
-        say("diag: command line: %s", cmdline);
+        log_info("diag: kernel %s", uname(&u) == 0 ? u.release : "?");
+        log_info("diag: command line: %s", cmdline);
         if (sysinfo(&si) == 0)
-                say("diag: memory %lu MiB, %ld online cpus", (unsigned long) ((si.totalram * si.mem_unit) >> 20),
+                log_info("diag: memory %lu MiB, %ld online cpus", (unsigned long) ((si.totalram * si.mem_unit) >> 20),
                     sysconf(_SC_NPROCESSORS_ONLN));
         /* Give the root device its usual chance to appear, then report. */
         if (o->root && spec_supported(o->root)) {
                 if (wait_for_device(nl, o->root, deadline, dev, sizeof(dev)))
-                        say("diag: root %s found at %s", o->root, dev);
+                        log_info("diag: root %s found at %s", o->root, dev);
                 else
-                        say("diag: root %s NOT FOUND", o->root);
+                        log_info("diag: root %s NOT FOUND", o->root);
         } else
-                say("diag: root %s", o->root ? "spec not supported" : "not given");
+                log_info("diag: root %s", o->root ? "spec not supported" : "not given");
         n = scan_block_devices(devs, MAX_DEVICES);
         print_block_devices(devs, n);
         print_dir_entries("diag: virtio devices", "/sys/bus/virtio/devices");
-        say("diag: vsock %s", access("/dev/vsock", F_OK) == 0 ? "present" : "absent");
+        log_info("diag: vsock %s", access("/dev/vsock", F_OK) == 0 ? "present" : "absent");
         print_dir_entries("diag: fw_cfg opt/zvm", "/sys/firmware/qemu_fw_cfg/by_name/opt/zvm");
         if (o->models) {
                 if (wait_for_device(nl, o->models, deadline, dev, sizeof(dev)) &&
                     mount_one(dev, "/run/zvm/models", detect_fstype(dev), MS_RDONLY, NULL) == 0)
                         print_models("/run/zvm/models");
                 else
-                        say("diag: model disk %s NOT FOUND", o->models);
+                        log_info("diag: model disk %s NOT FOUND", o->models);
         } else
-                say("diag: no model disk (zvm.models=)");
-        say("diag: done");
+                log_info("diag: no model disk (zvm.models=)");
+        log_info("diag: done");
         power_off();
 }
 
 /* ---- switching root ------------------------------------------------------ */
 
 static void write_timing_file(const char *line) {
-        int fd;
+        char buf[300];
+        int n = snprintf(buf, sizeof(buf), "%s\n", line);
 
-        (void) mkdir("/run/zvm", 0755);
-        fd = open("/run/zvm/initrd-timing", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0)
-                return;
-        (void) !write(fd, line, strlen(line));
-        (void) !write(fd, "\n", 1);
-        close(fd);
+        (void) mkdir(AGENT_INITRD_TIMING_DIR, 0755);
+        if (n > 0 && (size_t) n < sizeof(buf))
+                (void) write_file_atomic(AGENT_INITRD_TIMING_DIR, AGENT_INITRD_TIMING_NAME, buf, (size_t) n, 0644);
 }
 
 static void switch_root(void) {
         static const char *const api[] = { "/dev", "/proc", "/sys", "/run" };
 
-        for (size_t i = 0; i < sizeof(api) / sizeof(api[0]); i++) {
+        for (size_t i = 0; i < ELEMENTSOF(api); i++) {
                 char target[64];
 
                 snprintf(target, sizeof(target), NEWROOT "%s", api[i]);
@@ -640,7 +613,7 @@ static void switch_root(void) {
                 if (mount(api[i], target, NULL, MS_MOVE, NULL) < 0) {
                         /* A read-only root without this directory: the guest
                          * runs without it rather than not at all. */
-                        say("cannot move %s into the root (%s), detaching it", api[i], strerror(errno));
+                        log_info("cannot move %s into the root (%s), detaching it", api[i], strerror(errno));
                         (void) umount2(api[i], MNT_DETACH);
                 }
         }
@@ -657,7 +630,7 @@ static const char *pick_init(const char *wanted) {
 
         if (wanted)
                 return access(wanted, X_OK) == 0 ? wanted : NULL;
-        for (size_t i = 0; i < sizeof(fallbacks) / sizeof(fallbacks[0]); i++)
+        for (size_t i = 0; i < ELEMENTSOF(fallbacks); i++)
                 if (access(fallbacks[i], X_OK) == 0)
                         return fallbacks[i];
         return NULL;
@@ -683,7 +656,7 @@ static __attribute__((noreturn)) void run_ci(const char *init, char **argv, unsi
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 setenv("ZVM_CI", "1", 1);
                 execv(init, argv);
-                say("exec %s failed: %s", init, strerror(errno));
+                log_info("exec %s failed: %s", init, strerror(errno));
                 _exit(127);
         }
         for (;;) {
@@ -694,16 +667,16 @@ static __attribute__((noreturn)) void run_ci(const char *init, char **argv, unsi
                 if (w > 0)
                         continue;                       /* reaped an orphan */
                 if (sigtimedwait(&set, NULL, &ts) < 0 && errno == EAGAIN) {
-                        say("ci: final init %s still running after %us, killing it", init, timeout_s);
+                        log_info("ci: final init %s still running after %us, killing it", init, timeout_s);
                         kill(pid, SIGKILL);
                         (void) waitpid(pid, &status, 0);
                         power_off();
                 }
         }
         if (WIFEXITED(status))
-                say("ci: final init %s exited with status %d", init, WEXITSTATUS(status));
+                log_info("ci: final init %s exited with status %d", init, WEXITSTATUS(status));
         else
-                say("ci: final init %s killed by signal %d", init, WTERMSIG(status));
+                log_info("ci: final init %s killed by signal %d", init, WTERMSIG(status));
         power_off();
 }
 
@@ -726,22 +699,9 @@ static void setup_console(void) {
                 close(fd);
 }
 
-int main(int argc, char **argv) {
-        Options o = {
-                .rootwait_ms = DEFAULT_ROOTWAIT_MS,
-                .ci_timeout_s = DEFAULT_CI_TIMEOUT_S,
-        };
-        char timing[256];
-        const char *init;
-        unsigned long deadline;
-        sigset_t all;
-        int fd, nl, r;
-
-        /* PID 1: no signal is ever delivered to us by default; block them so
-         * that run_ci() can wait for SIGCHLD synchronously. */
-        sigfillset(&all);
-        sigprocmask(SIG_BLOCK, &all, NULL);
-        stage("init");
+/* /dev (and the console, if the kernel could not open it), /proc, /sys, /run. */
+static void mount_api_filesystems(void) {
+        int r;
 
         (void) mkdir("/dev", 0755);
         r = mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
@@ -752,23 +712,41 @@ int main(int argc, char **argv) {
             mount_one("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 ||
             mount_one("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
                 fail("cannot mount the API filesystems", NULL);
-        (void) mkdir("/run/zvm", 0755);
+        (void) mkdir(AGENT_INITRD_TIMING_DIR, 0755);
         (void) mkdir(NEWROOT, 0755);
+}
 
-        fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-                ssize_t n = read(fd, cmdline, sizeof(cmdline) - 1);
+/* cmdline keeps the text for diagnoses; the options point into a copy. */
+static void read_cmdline(Options *o) {
+        static char work[sizeof(cmdline)];
+        ssize_t n = read_file_to_buffer("/proc/cmdline", cmdline, sizeof(cmdline));
 
-                close(fd);
-                if (n > 0)
-                        cmdline[n - (cmdline[n - 1] == '\n')] = 0;
-        }
-        {
-                static char work[sizeof(cmdline)];
+        if (n > 0 && cmdline[n - 1] == '\n')
+                cmdline[n - 1] = 0;
+        memcpy(work, cmdline, sizeof(work));
+        parse_cmdline(work, o);
+}
 
-                memcpy(work, cmdline, sizeof(work));
-                parse_cmdline(work, &o);
-        }
+int main(int argc, char **argv) {
+        Options o = {
+                .rootwait_ms = DEFAULT_ROOTWAIT_MS,
+                .ci_timeout_s = DEFAULT_CI_TIMEOUT_S,
+        };
+        char timing[256];
+        const char *init;
+        unsigned long deadline;
+        sigset_t all;
+        int nl;
+
+        log_set_program_name("zvm-initrd");
+        /* PID 1: no signal is ever delivered to us by default; block them so
+         * that run_ci() can wait for SIGCHLD synchronously. */
+        sigfillset(&all);
+        sigprocmask(SIG_BLOCK, &all, NULL);
+        stage("init");
+
+        mount_api_filesystems();
+        read_cmdline(&o);
         stage("mounts");
 
         nl = uevent_socket();
@@ -800,7 +778,7 @@ int main(int argc, char **argv) {
         stage("switch");
         (void) format_timing(timing, sizeof(timing));
         write_timing_file(timing);
-        say("timing %s (ms since kernel start; initrd took %lu ms)", timing,
+        log_info("timing %s (ms since kernel start; initrd took %lu ms)", timing,
             stages[n_stages - 1].ms - stages[0].ms);
 
         switch_root();
@@ -821,6 +799,6 @@ int main(int argc, char **argv) {
                 sigprocmask(SIG_SETMASK, &none, NULL);
         }
         execv(init, argv);
-        say("exec %s failed: %s", init, strerror(errno));
+        log_info("exec %s failed: %s", init, strerror(errno));
         fail("cannot start the root's init", o.root);
 }

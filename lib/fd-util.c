@@ -53,17 +53,20 @@ int fd_nonblock(int fd, bool nonblock) {
         return fd_update_flag(fd, F_GETFL, F_SETFL, O_NONBLOCK, nonblock);
 }
 
-/* Wait for the fd to become ready instead of spinning on EAGAIN. */
-static int fd_wait_for(int fd, short events) {
+/* Wait for the fd to become ready instead of spinning on EAGAIN; at most
+ * timeout_ms (-1: forever), then -ETIMEDOUT. */
+static int fd_wait_for(int fd, short events, int timeout_ms) {
         struct pollfd p = { .fd = fd, .events = events };
 
         for (;;) {
-                int r = poll(&p, 1, -1);
+                int r = poll(&p, 1, timeout_ms);
                 if (r < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
                 }
+                if (r == 0)
+                        return -ETIMEDOUT;
                 if (p.revents & POLLNVAL)
                         return -EBADF;
                 return 0;
@@ -88,7 +91,7 @@ ssize_t loop_read(int fd, void *buf, size_t nbytes, bool do_poll) {
                         if (errno == EINTR)
                                 continue;
                         if (errno == EAGAIN && do_poll) {
-                                int r = fd_wait_for(fd, POLLIN);
+                                int r = fd_wait_for(fd, POLLIN, -1);
                                 if (r < 0)
                                         return n > 0 ? (ssize_t) n : r;
                                 continue;
@@ -114,7 +117,8 @@ int loop_read_exact(int fd, void *buf, size_t nbytes, bool do_poll) {
         return 0;
 }
 
-int loop_write(int fd, const void *buf, size_t nbytes, bool do_poll) {
+static int loop_write_internal(int fd, const void *buf, size_t nbytes, size_t max_chunk, bool do_poll,
+                               int timeout_ms) {
         const uint8_t *p = buf;
 
         assert_return(fd >= 0, -EBADF);
@@ -123,12 +127,12 @@ int loop_write(int fd, const void *buf, size_t nbytes, bool do_poll) {
         while (nbytes > 0) {
                 ssize_t k;
 
-                k = write(fd, p, nbytes);
+                k = write(fd, p, max_chunk > 0 ? MIN(nbytes, max_chunk) : nbytes);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
                         if (errno == EAGAIN && do_poll) {
-                                int r = fd_wait_for(fd, POLLOUT);
+                                int r = fd_wait_for(fd, POLLOUT, timeout_ms);
                                 if (r < 0)
                                         return r;
                                 continue;
@@ -143,6 +147,14 @@ int loop_write(int fd, const void *buf, size_t nbytes, bool do_poll) {
         }
 
         return 0;
+}
+
+int loop_write(int fd, const void *buf, size_t nbytes, bool do_poll) {
+        return loop_write_internal(fd, buf, nbytes, 0, do_poll, -1);
+}
+
+int loop_write_full(int fd, const void *buf, size_t nbytes, size_t max_chunk, int timeout_ms) {
+        return loop_write_internal(fd, buf, nbytes, max_chunk, true, timeout_ms);
 }
 
 int read_full_fd(int fd, char **ret, size_t *ret_size, size_t max_size) {
@@ -220,6 +232,23 @@ int read_full_file(const char *path, char **ret, size_t *ret_size, size_t max_si
                 return -errno;
 
         return read_full_fd(fd, ret, ret_size, max_size);
+}
+
+ssize_t read_file_to_buffer(const char *path, char *buf, size_t size) {
+        _cleanup_close_ int fd = -EBADF;
+        ssize_t n;
+
+        assert_return(path, -EINVAL);
+        assert_return(buf && size > 0, -EINVAL);
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        n = loop_read(fd, buf, size - 1, /* do_poll= */ false);
+        if (n < 0)
+                return n;
+        buf[n] = '\0';
+        return n;
 }
 
 int read_one_line_file(const char *path, char **ret) {

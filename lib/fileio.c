@@ -45,7 +45,10 @@ static void random_suffix(char s[static 7]) {
         s[6] = '\0';
 }
 
-int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+/* exact: fchmod to mode (and chown to uid:gid unless uid is -1); else the
+ * file keeps mode minus the umask, as open() made it. */
+static int write_file_atomic_internal(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                                      bool exact, uid_t uid, gid_t gid) {
         _cleanup_close_ int dfd = -EBADF, fd = -EBADF;
         _cleanup_free_ char *tmp = NULL;
         int r = 0;
@@ -69,7 +72,8 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
                 if (!tmp)
                         return -ENOMEM;
 
-                fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, mode);
+                fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+                            exact ? 0600 : mode);
                 if (fd >= 0)
                         break;
                 if (errno != EEXIST || attempt >= 64)
@@ -77,6 +81,11 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
         }
 
         r = loop_write(fd, data, len, /* do_poll= */ false);
+        /* chown before chmod: chown clears set-id bits. */
+        if (r >= 0 && exact && uid != (uid_t) -1 && fchown(fd, uid, gid) < 0)
+                r = -errno;
+        if (r >= 0 && exact && fchmod(fd, mode) < 0)
+                r = -errno;
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         /* Delayed write errors (NFS, quota) can surface only at close(). */
@@ -94,6 +103,16 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
                 return -errno;
 
         return 0;
+}
+
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+        return write_file_atomic_internal(dirfd, name, data, len, mode, false, (uid_t) -1, (gid_t) -1);
+}
+
+int write_file_atomic_at_full(int dirfd, const char *name, const void *data, size_t len, mode_t mode, uid_t uid,
+                              gid_t gid) {
+        /* Created 0600 so that nobody else can open it before the fchmod. */
+        return write_file_atomic_internal(dirfd, name, data, len, mode, true, uid, gid);
 }
 
 int write_file_atomic(const char *dir, const char *name, const void *data, size_t len, mode_t mode) {

@@ -19,6 +19,12 @@
  */
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
 
+/* Same, but the file gets exactly `mode` (fchmod, the umask does not apply)
+ * and, unless uid is (uid_t) -1, the owner uid:gid: for files written on a
+ * user's behalf (the guest agent's file-write and authorized_keys). */
+int write_file_atomic_at_full(int dirfd, const char *name, const void *data, size_t len, mode_t mode, uid_t uid,
+                              gid_t gid);
+
 /* Same, with the directory given as a path (NULL means the current one). */
 int write_file_atomic(const char *dir, const char *name, const void *data, size_t len, mode_t mode);
 

@@ -8,6 +8,7 @@
 #include "string-util.h"
 
 static int log_max_level = LOG_INFO;
+static const char *log_program_name;
 
 /* -1: not checked yet; checked lazily on the first message that is printed,
  * and again by log_setup_from_env(). */
@@ -30,6 +31,10 @@ int log_get_max_level(void) {
 
 void log_set_max_level(int level) {
         log_max_level = MAX(LOG_EMERG, MIN(level, LOG_DEBUG));
+}
+
+void log_set_program_name(const char *name) {
+        log_program_name = name;
 }
 
 const char *log_level_to_string(int level) {
@@ -130,13 +135,17 @@ int log_internalv(int level, int error, const char *file, int line, const char *
         l = strlen(msg);
         while (l > 0 && msg[l - 1] == '\n')
                 msg[--l] = '\0';
+        for (size_t i = 0; i < l; i++)
+                if ((unsigned char) msg[i] < 0x20)
+                        msg[i] = ' ';
 
         if (log_stderr_is_journal()) {
                 (void) snprintf(prefix, sizeof(prefix), "<%i>", level);
                 iov[n++] = (struct iovec) { .iov_base = prefix, .iov_len = strlen(prefix) };
         } else {
-                iov[n++] = (struct iovec) { .iov_base = program_invocation_short_name,
-                                            .iov_len = strlen(program_invocation_short_name) };
+                const char *name = log_program_name ?: program_invocation_short_name;
+
+                iov[n++] = (struct iovec) { .iov_base = (char *) name, .iov_len = strlen(name) };
                 iov[n++] = (struct iovec) { .iov_base = (char *) ": ", .iov_len = 2 };
         }
         iov[n++] = (struct iovec) { .iov_base = msg, .iov_len = l };

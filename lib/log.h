@@ -17,6 +17,9 @@
  *         if (r < 0)
  *                 return log_error_errno(r, "Failed to open %s: %m", path);
  *
+ * A message is always one line: control characters in it (a newline in a
+ * guest-supplied string, say) become spaces, so no input can forge a line.
+ *
  * All log functions preserve errno.
  */
 
@@ -30,6 +33,11 @@
 
 int log_get_max_level(void);
 void log_set_max_level(int level);
+
+/* The "name: " in front of each line; default program_invocation_short_name.
+ * For programs whose file name is not the name they should log under (the
+ * initrd's /init). The string is not copied. */
+void log_set_program_name(const char *name);
 
 /* Parses "emerg", "alert", "crit", "err"/"error", "warning"/"warn", "notice",
  * "info", "debug" or a number 0..7. Returns the level or -EINVAL. */

@@ -26,10 +26,9 @@
 #include "qmp.h"
 #include "time-util.h"
 #include "string-util.h"
+#include "time-util.h"
 
 #define QMP_READ_CHUNK (64U * 1024U)
-#define USEC_PER_MSEC 1000ULL
-#define USEC_PER_SEC 1000000ULL
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 

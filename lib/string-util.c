@@ -206,41 +206,48 @@ bool string_is_safe_name(const char *s) {
         return !strstr(s, "..");
 }
 
-bool utf8_is_valid_n(const char *str, size_t n) {
+size_t utf8_char_len(const char *str, size_t n) {
         const unsigned char *s = (const unsigned char *) str;
+        unsigned char c;
+
+        if (!str || n == 0)
+                return 0;
+        c = s[0];
+        if (c < 0x80)
+                return 1;
+        if (c < 0xC2)                   /* a continuation byte, or an overlong 2-byte form */
+                return 0;
+        if (c < 0xE0)
+                return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+        if (c < 0xF0) {
+                if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+                        return 0;
+                /* Overlong 3-byte forms; UTF-16 surrogates. */
+                if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))
+                        return 0;
+                return 3;
+        }
+        if (c < 0xF5) {
+                if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+                        return 0;
+                /* Overlong 4-byte forms; above U+10FFFF. */
+                if ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))
+                        return 0;
+                return 4;
+        }
+        return 0;
+}
+
+bool utf8_is_valid_n(const char *str, size_t n) {
         size_t i = 0;
 
         assert_return(str || n == 0, false);
 
         while (i < n) {
-                unsigned char c = s[i];
-                size_t len;
-                uint32_t cp, min;
+                size_t len = utf8_char_len(str + i, n - i);
 
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                } else if ((c & 0xE0) == 0xC0) {
-                        len = 2, cp = c & 0x1F, min = 0x80;
-                } else if ((c & 0xF0) == 0xE0) {
-                        len = 3, cp = c & 0x0F, min = 0x800;
-                } else if ((c & 0xF8) == 0xF0) {
-                        len = 4, cp = c & 0x07, min = 0x10000;
-                } else
+                if (len == 0)
                         return false;
-
-                if (n - i < len)
-                        return false;
-
-                for (size_t j = 1; j < len; j++) {
-                        if ((s[i + j] & 0xC0) != 0x80)
-                                return false;
-                        cp = (cp << 6) | (s[i + j] & 0x3F);
-                }
-
-                if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                        return false;
-
                 i += len;
         }
 
@@ -443,8 +450,14 @@ ssize_t percent_decode(const char *s, size_t l, char *out, size_t *ret_bad_offse
         return (ssize_t) n;
 }
 
+/* strerrordesc_np() is glibc's thread-safe, locale-free message table;
+ * musl's strerror() is both already (the guest programs build this too). */
 const char *errno_str(int r) {
+#ifdef __GLIBC__
         const char *s = strerrordesc_np(r < 0 ? -r : r);
+#else
+        const char *s = strerror(r < 0 ? -r : r);
+#endif
 
         return s ? s : "Unknown error";
 }

@@ -68,6 +68,9 @@ bool template_name_is_valid(const char *s);
 
 /* Whether the first n bytes of s are valid UTF-8 (no overlong forms, no
  * surrogates, nothing above U+10FFFF). */
+/* Length of the valid UTF-8 sequence at s (n bytes available): 1-4, or 0
+ * if invalid (overlong forms, surrogates, above U+10FFFF, truncated). */
+size_t utf8_char_len(const char *s, size_t n);
 bool utf8_is_valid_n(const char *s, size_t n);
 
 /* Lower-case hex encoding; NULL on OOM. */

@@ -19,6 +19,8 @@
 
 #include <stdbool.h>
 
+#include "macro.h"
+
 typedef struct VsockTarget {
         unsigned cid;            /* guest CID (kernel vsock) */
         const char *uds_path;    /* hybrid vsock: vhost-device-vsock's --uds-path socket; NULL = kernel AF_VSOCK */
@@ -37,9 +39,38 @@ typedef struct VsockTarget {
  * socket address. The hybrid handshake never reads past the reply's newline,
  * so no guest data is lost.
  *
+ * Blocks the caller (poll()) for up to timeout_ms: for tools and tests. An
+ * event loop uses the VsockConnect state machine below.
+ *
  * On success *ret_fd is a connected SOCK_STREAM socket, O_CLOEXEC, in
  * blocking mode (use fd_nonblock() for an event loop). */
 int vsock_connect(const VsockTarget *t, unsigned port, int timeout_ms, int *ret_fd);
+
+/* The same connect, never blocking, driven by the caller's event loop (no
+ * event library here):
+ *
+ *     r = vsock_connect_start(&t, port, timeout_ms, &c);
+ *     watch vsock_connect_fd(c) for vsock_connect_events(c)   (re-read both
+ *         after every step: POLLIN/POLLOUT, the same bits as EPOLLIN/EPOLLOUT)
+ *     on readiness: r = vsock_connect_step(c, &fd);
+ *         0: not yet, keep watching; 1: connected, fd is the caller's;
+ *         < 0: failed (the same errors as vsock_connect())
+ *     vsock_connect_free(c) in every case (it closes what it still owns)
+ *
+ * The caller owns the deadline (a timer): the state machine never waits.
+ * timeout_ms only tells the kernel how long a pending AF_VSOCK connect may
+ * take (its default is 2 s). A hybrid device whose listen backlog is full
+ * cannot be waited for without blocking: start fails with -EAGAIN. The fd
+ * handed over is O_CLOEXEC and non-blocking. A step may be called without
+ * readiness (it then returns 0). */
+typedef struct VsockConnect VsockConnect;
+
+int vsock_connect_start(const VsockTarget *t, unsigned port, int timeout_ms, VsockConnect **ret);
+int vsock_connect_fd(const VsockConnect *c);
+short vsock_connect_events(const VsockConnect *c);
+int vsock_connect_step(VsockConnect *c, int *ret_fd);
+VsockConnect *vsock_connect_free(VsockConnect *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(VsockConnect *, vsock_connect_free);
 
 /* "<uds_path>_<port>": where the hybrid device delivers guest-initiated
  * connections to host port `port`. -ENAMETOOLONG if the result does not fit

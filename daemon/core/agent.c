@@ -2,14 +2,19 @@
 /*
  * zvmd's side of zvm-agent (api/agent-protocol.md).
  *
- * Every call is its own vsock connection: connect (bounded), send the auth
- * line and the request, then read two lines from the event loop. Calls never
- * block the loop after the connect, which on both vsock paths is a local
- * handshake of a few milliseconds (bounded by AGENT_CONNECT_TIMEOUT_MS).
+ * Every call is its own vsock connection: a non-blocking connect (and, on
+ * hybrid vsock, the CONNECT/OK handshake) driven by lib/vsock's state
+ * machine, then the auth line and the request, then two answer lines; all of
+ * it from the event loop, under one deadline per call.
+ *
+ * The guest is hostile (api/agent-wire.h): an answer line is capped by the
+ * operation that asked for it while it is read, and pre-scanned before
+ * json-c parses it; READY is taken only from the VM's own vsock address,
+ * while its agent is waiting, from at most AGENT_READY_CONNS_MAX connections
+ * at a time, and only with the VM's (non-empty) secret.
  */
 #include <errno.h>
 #include <linux/vm_sockets.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +23,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent-wire.h"
 #include "agent.h"
 #include "ssh.h"
 #include "fd-util.h"
 #include "fileio.h"
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -30,16 +37,21 @@
 #include "vm.h"
 #include "vsock.h"
 
+/* What the kernel may take for a pending AF_VSOCK connect; the call's own
+ * deadline (its timer) usually ends it first. */
 #define AGENT_CONNECT_TIMEOUT_MS 3000
-#define AGENT_LINE_MAX (48U * 1024 * 1024)     /* two 8 MiB streams in base64, and some */
-#define AGENT_READY_LINE_MAX (64U * 1024)
 #define AGENT_READY_TIMEOUT_USEC (5ULL * 1000000ULL)
+/* READY connections open at once: per VM (the agent sends one; a retry may
+ * overlap), and in all on the kernel vsock listener. */
+#define AGENT_READY_CONNS_MAX 2U
+#define AGENT_READY_CONNS_TOTAL_MAX 64U
 #define AGENT_HEALTH_INTERVAL_USEC_DEFAULT (30ULL * 1000000ULL)
 #define AGENT_HEALTH_TIMEOUT_USEC (10ULL * 1000000ULL)
 
 struct AgentCall {
         Vm *vm;
         AgentCall *next;
+        VsockConnect *connect;          /* until connected; owns the fd meanwhile */
         int fd;
         sd_event_source *io;
         sd_event_source *timer;
@@ -47,21 +59,24 @@ struct AgentCall {
         size_t out_size, out_done;
         char *in;
         size_t in_size, in_alloc;
+        size_t in_scanned;              /* bytes of in known to hold no newline */
+        size_t answer_max;              /* the answer line's cap (api/agent-wire.h) */
         bool authed;
         agent_result_fn cb;
         void *userdata;
 };
 
-/* A guest connection to port 1025 that should say READY. */
-typedef struct ReadyConn {
-        Manager *manager;
-        Vm *vm;                         /* NULL on the kernel path until the CID is matched */
+/* A guest connection to port 1025 that should say READY; listed in its VM. */
+struct AgentReadyConn {
+        Vm *vm;
+        AgentReadyConn *next;
+        bool kernel;                    /* counted in the manager's total */
         int fd;
         sd_event_source *io;
         sd_event_source *timer;
-        char buf[AGENT_READY_LINE_MAX];
+        char buf[AGENT_READY_LINE_MAX + 1];
         size_t size;
-} ReadyConn;
+};
 
 static const char *const agent_state_table[_AGENT_STATE_MAX] = {
         [AGENT_NONE] = "none",
@@ -96,6 +111,7 @@ static void call_unlink(AgentCall *c) {
 static void call_free(AgentCall *c) {
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timer);
+        vsock_connect_free(c->connect);
         safe_close(c->fd);
         free(c->out);
         free(c->in);
@@ -128,13 +144,26 @@ void agent_calls_cancel_all(Vm *vm) {
         }
 }
 
+/* An agent's line, bounded (api/agent-wire.h) before json-c sees it. NULL
+ * unless it is a JSON object. */
+static json_object *agent_line_parse(const char *line, size_t len) {
+        json_object *o = NULL;
+
+        if (json_parse_bounded(line, len, AGENT_JSON_DEPTH_MAX, AGENT_JSON_VALUES_MAX, &o) < 0)
+                return NULL;
+        if (!json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
 /* Handles one complete line; returns true when the call is finished. */
-static bool call_line(AgentCall *c, char *line) {
-        enum json_tokener_error jerr;
+static bool call_line(AgentCall *c, char *line, size_t len) {
         json_object *o, *ok, *err, *v;
         const char *code = "EPROTO", *message = "malformed answer from the agent";
 
-        o = json_tokener_parse_verbose(line, &jerr);
+        o = agent_line_parse(line, len);
         if (!o || !json_object_object_get_ex(o, "ok", &ok)) {
                 json_object_put(o);
                 call_finish(c, NULL, code, message);
@@ -166,10 +195,101 @@ static bool call_line(AgentCall *c, char *line) {
         return true;
 }
 
+/* The cap of the line being read: the auth answer is small, the answer to
+ * the request has its operation's cap. */
+static size_t call_line_max(const AgentCall *c) {
+        return c->authed ? c->answer_max : AGENT_ANSWER_SMALL_MAX;
+}
+
+/* Room for at least 4 KiB more, growing geometrically up to the current
+ * line's cap (+ newline + NUL). 0, or -EMSGSIZE when the line is over it. */
+static int call_in_reserve(AgentCall *c) {
+        size_t limit = call_line_max(c) + 2, na;
+        char *p;
+
+        if (c->in_alloc - c->in_size >= 4096 || c->in_alloc >= limit)
+                return c->in_alloc - c->in_size > 1 ? 0 : -EMSGSIZE;
+        na = MIN(MAX(c->in_alloc * 2, (size_t) 16384), limit);
+        p = realloc(c->in, na);
+        if (!p)
+                return -ENOMEM;
+        c->in = p;
+        c->in_alloc = na;
+        return 0;
+}
+
+/* Hands every complete line in the buffer to call_line(); true when the
+ * call is finished (freed). */
+static bool call_consume_lines(AgentCall *c) {
+        char *nl;
+
+        while ((nl = memchr(c->in + c->in_scanned, '\n', c->in_size - c->in_scanned))) {
+                size_t len = (size_t) (nl - c->in);
+
+                *nl = 0;
+                if (call_line(c, c->in, len))
+                        return true;
+                memmove(c->in, c->in + len + 1, c->in_size - len - 1);
+                c->in_size -= len + 1;
+                c->in[c->in_size] = 0;
+                c->in_scanned = 0;
+        }
+        c->in_scanned = c->in_size;
+        if (c->in_size > call_line_max(c)) {
+                char buf[128];
+
+                snprintf(buf, sizeof(buf), "the agent's answer is larger than the %zu bytes this operation allows",
+                         call_line_max(c));
+                call_finish(c, NULL, "EMSGSIZE", buf);
+                return true;
+        }
+        return false;
+}
+
+static void call_connect_failed(AgentCall *c, int r) {
+        char buf[160];
+
+        snprintf(buf, sizeof(buf), "cannot connect to the agent: %s", strerror(-r));
+        call_finish(c, NULL, r == -ETIMEDOUT ? "ETIMEDOUT" : "ECONNREFUSED", buf);
+}
+
+/* Connecting: one step of lib/vsock's state machine per readiness. Returns
+ * true once the call may go on with its request (or was finished). */
+static bool call_connect_step(AgentCall *c) {
+        int fd = -EBADF, r;
+
+        r = vsock_connect_step(c->connect, &fd);
+        if (r < 0) {
+                call_connect_failed(c, r);
+                return false;
+        }
+        if (r == 0) {
+                r = sd_event_source_set_io_events(c->io, vsock_connect_events(c->connect));
+                if (r < 0)
+                        call_connect_failed(c, r);
+                return false;
+        }
+        /* The same fd the io source watches, handed over to us. */
+        c->connect = vsock_connect_free(c->connect);
+        c->fd = fd;
+        r = sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLOUT);
+        if (r < 0) {
+                call_connect_failed(c, r);
+                return false;
+        }
+        return true;
+}
+
 static int on_call_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         AgentCall *c = userdata;
         ssize_t n;
+        int r;
 
+        if (c->connect) {
+                if (!call_connect_step(c))
+                        return 0;
+                revents = EPOLLOUT;     /* a fresh connection has room: send at once */
+        }
         if (c->out_done < c->out_size && (revents & EPOLLOUT)) {
                 n = send(fd, c->out + c->out_done, c->out_size - c->out_done, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -184,23 +304,11 @@ static int on_call_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 return 0;
         for (;;) {
-                char *nl;
-
-                if (c->in_alloc - c->in_size < 65536) {
-                        size_t na = c->in_alloc ? c->in_alloc * 2 : 131072;
-                        char *p;
-
-                        if (na > AGENT_LINE_MAX + 65536) {
-                                call_finish(c, NULL, "E2BIG", "the agent's answer is too large");
-                                return 0;
-                        }
-                        p = realloc(c->in, na);
-                        if (!p) {
-                                call_finish(c, NULL, "ENOMEM", "out of memory");
-                                return 0;
-                        }
-                        c->in = p;
-                        c->in_alloc = na;
+                r = call_in_reserve(c);
+                if (r < 0) {
+                        call_finish(c, NULL, r == -ENOMEM ? "ENOMEM" : "EMSGSIZE",
+                                    r == -ENOMEM ? "out of memory" : "the agent's answer is too large");
+                        return 0;
                 }
                 n = recv(fd, c->in + c->in_size, c->in_alloc - c->in_size - 1, MSG_DONTWAIT);
                 if (n < 0) {
@@ -215,21 +323,16 @@ static int on_call_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 }
                 c->in_size += (size_t) n;
                 c->in[c->in_size] = 0;
-                while ((nl = memchr(c->in, '\n', c->in_size))) {
-                        size_t len = (size_t) (nl - c->in) + 1;
-
-                        *nl = 0;
-                        if (call_line(c, c->in))
-                                return 0;
-                        memmove(c->in, c->in + len, c->in_size - len);
-                        c->in_size -= len;
-                        c->in[c->in_size] = 0;
-                }
+                if (call_consume_lines(c))
+                        return 0;
         }
 }
 
 static int on_call_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        call_finish(userdata, NULL, "ETIMEDOUT", "the agent did not answer in time");
+        AgentCall *c = userdata;
+
+        call_finish(c, NULL, "ETIMEDOUT",
+                    c->connect ? "the agent's vsock connection was not set up in time" : "the agent did not answer in time");
         return 0;
 }
 
@@ -240,50 +343,53 @@ static VsockTarget vm_vsock_target(Vm *vm, char **uds) {
         return (VsockTarget) { .uds_path = *uds };
 }
 
+/* The auth line and the request, as they go out. */
+static char *call_request_text(Vm *vm, json_object *request) {
+        char *text;
+
+        if (asprintf(&text, "{\"op\":\"auth\",\"secret\":\"%s\"}\n%s\n", vm->agent_secret,
+                     json_object_to_json_string_ext(request, JSON_C_TO_STRING_PLAIN)) < 0)
+                return NULL;
+        return text;
+}
+
+/* Connection failures after this returns (refused, timed out, a stalled
+ * handshake) reach cb; only what fails before anything is pending (no
+ * device socket, a full device backlog, OOM) is returned. */
 int agent_call(Vm *vm, json_object *request, uint64_t timeout_usec, agent_result_fn cb, void *userdata,
                AgentCall **ret) {
-        _cleanup_free_ char *uds = NULL, *auth = NULL;
+        _cleanup_free_ char *uds = NULL;
         VsockTarget t;
         AgentCall *c;
-        const char *req;
-        int fd, r;
+        int r;
 
         if (vm->agent_state == AGENT_NONE || !vm->agent_secret[0]) {
                 json_object_put(request);
                 return -ENOTCONN;
         }
         t = vm_vsock_target(vm, &uds);
-        if (!vm->manager->host.caps.vhost_vsock && !uds) {
-                json_object_put(request);
-                return -ENOMEM;
-        }
-        r = vsock_connect(&t, AGENT_PORT, AGENT_CONNECT_TIMEOUT_MS, &fd);
-        if (r < 0) {
-                json_object_put(request);
-                return r;
-        }
         c = calloc(1, sizeof(*c));
-        if (!c) {
-                safe_close(fd);
+        if (!c || (!vm->manager->host.caps.vhost_vsock && !uds)) {
+                free(c);
                 json_object_put(request);
                 return -ENOMEM;
         }
         c->vm = vm;
-        c->fd = fd;
+        c->fd = -EBADF;
         c->cb = cb;
         c->userdata = userdata;
-        req = json_object_to_json_string_ext(request, JSON_C_TO_STRING_PLAIN);
-        if (asprintf(&auth, "{\"op\":\"auth\",\"secret\":\"%s\"}\n%s\n", vm->agent_secret, req) < 0)
-                auth = NULL;
+        c->answer_max = agent_answer_max(request);
+        c->out = call_request_text(vm, request);
         json_object_put(request);
-        if (!auth) {
+        if (!c->out) {
                 call_free(c);
                 return -ENOMEM;
         }
-        c->out_size = strlen(auth);
-        c->out = TAKE_PTR(auth);
-        (void) fd_nonblock(fd, true);
-        r = sd_event_add_io(vm->manager->event, &c->io, fd, EPOLLIN | EPOLLOUT, on_call_io, c);
+        c->out_size = strlen(c->out);
+        r = vsock_connect_start(&t, AGENT_PORT, AGENT_CONNECT_TIMEOUT_MS, &c->connect);
+        if (r >= 0)
+                r = sd_event_add_io(vm->manager->event, &c->io, vsock_connect_fd(c->connect),
+                                    vsock_connect_events(c->connect), on_call_io, c);
         if (r >= 0)
                 r = sd_event_add_time_relative(vm->manager->event, &c->timer, CLOCK_MONOTONIC, timeout_usec, 0,
                                                on_call_timeout, c);
@@ -346,33 +452,55 @@ static int agent_start_health(Vm *vm) {
 
 /* ---- READY ------------------------------------------------------------------- */
 
-static void ready_free(ReadyConn *rc) {
+static void ready_free(AgentReadyConn *rc) {
+        Vm *vm = rc->vm;
+
+        for (AgentReadyConn **p = &vm->agent_ready_conns; *p; p = &(*p)->next)
+                if (*p == rc) {
+                        *p = rc->next;
+                        break;
+                }
+        if (rc->kernel)
+                vm->manager->agent_ready_conns--;
         sd_event_source_disable_unref(rc->io);
         sd_event_source_disable_unref(rc->timer);
         safe_close(rc->fd);
         free(rc);
 }
 
-static Vm *vm_by_cid(Manager *m, uint32_t cid) {
+static void ready_free_all(Vm *vm) {
+        while (vm->agent_ready_conns)
+                ready_free(vm->agent_ready_conns);
+}
+
+static size_t ready_conns_count(Vm *vm) {
+        size_t n = 0;
+
+        for (AgentReadyConn *rc = vm->agent_ready_conns; rc; rc = rc->next)
+                n++;
+        return n;
+}
+
+/* The VM whose agent waits for READY at this CID (kernel vsock), if any. */
+static Vm *vm_waiting_by_cid(Manager *m, uint32_t cid) {
         for (size_t i = 0; i < m->n_vms; i++)
-                if (m->vms[i]->config->cid == cid)
+                if (m->vms[i]->agent_state == AGENT_WAITING && m->vms[i]->config->cid == cid)
                         return m->vms[i];
         return NULL;
 }
 
-static void ready_handle(ReadyConn *rc) {
+/* The READY line: the VM's non-empty secret, bounded JSON. True if taken. */
+static bool ready_handle(AgentReadyConn *rc, size_t len) {
         Vm *vm = rc->vm;
         json_object *o, *v;
-        const char *secret;
 
-        o = json_tokener_parse(rc->buf);
+        o = agent_line_parse(rc->buf, len);
         if (!o || !json_object_object_get_ex(o, "op", &v) || !streq_ptr(json_object_get_string(v), "ready") ||
-            !json_object_object_get_ex(o, "secret", &v) || !(secret = json_object_get_string(v)) ||
-            strlen(secret) != strlen(vm->agent_secret) ||
-            CRYPTO_memcmp(secret, vm->agent_secret, strlen(secret)) != 0) {
+            !json_object_object_get_ex(o, "secret", &v) || !json_object_is_type(v, json_type_string) ||
+            !agent_secret_equal(vm->agent_secret, json_object_get_string(v))) {
                 log_warning("VM %u: ignoring a READY without the VM's secret", vm->vmid);
                 json_object_put(o);
-                return;
+                return false;
         }
         json_object_object_del(o, "secret");
         json_object_object_del(o, "op");
@@ -384,10 +512,11 @@ static void ready_handle(ReadyConn *rc) {
         agent_set_state(vm, AGENT_READY);
         (void) agent_start_health(vm);
         ssh_on_agent_ready(vm);
+        return true;
 }
 
 static int on_ready_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        ReadyConn *rc = userdata;
+        AgentReadyConn *rc = userdata;
         ssize_t n;
         char *nl;
 
@@ -398,14 +527,17 @@ static int on_ready_io(sd_event_source *s, int fd, uint32_t revents, void *userd
                 ready_free(rc);
                 return 0;
         }
+        nl = memchr(rc->buf + rc->size, '\n', (size_t) n);
         rc->size += (size_t) n;
         rc->buf[rc->size] = 0;
-        nl = strchr(rc->buf, '\n');
         if (nl) {
+                Vm *vm = rc->vm;
+
                 *nl = 0;
-                if (rc->vm)
-                        ready_handle(rc);
-                ready_free(rc);
+                if (ready_handle(rc, (size_t) (nl - rc->buf)))
+                        ready_free_all(vm);     /* no longer waiting: the others are moot */
+                else
+                        ready_free(rc);
         } else if (rc->size >= sizeof(rc->buf) - 1)
                 ready_free(rc);
         return 0;
@@ -416,32 +548,48 @@ static int on_ready_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Accepts one connection and decides at once whether it may say READY:
+ * its VM must wait for READY and have fewer than AGENT_READY_CONNS_MAX
+ * open, and the kernel listener fewer than AGENT_READY_CONNS_TOTAL_MAX in
+ * all. Anything else is closed right away, so that a guest cannot hold fds
+ * or buffers of zvmd. vm is NULL on the kernel path: the peer's CID says. */
 static int ready_accept(Manager *m, Vm *vm, int listen_fd) {
-        ReadyConn *rc;
-        int fd, r;
+        _cleanup_close_ int fd = -EBADF;
+        bool kernel = !vm;
+        AgentReadyConn *rc;
+        int r;
 
         fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0)
                 return errno == EAGAIN ? 0 : -errno;
-        if (!vm) {
-                /* Kernel vsock: which VM is it? The peer's CID says. */
+        if (kernel) {
                 struct sockaddr_vm sa = {};
                 socklen_t len = sizeof(sa);
 
-                if (getpeername(fd, (struct sockaddr *) &sa, &len) < 0 || !(vm = vm_by_cid(m, sa.svm_cid))) {
-                        safe_close(fd);
+                if (m->agent_ready_conns >= AGENT_READY_CONNS_TOTAL_MAX)
                         return 0;
-                }
+                if (getpeername(fd, (struct sockaddr *) &sa, &len) < 0 || sa.svm_family != AF_VSOCK)
+                        return 0;
+                vm = vm_waiting_by_cid(m, sa.svm_cid);
+                if (!vm)
+                        return 0;
+        }
+        if (vm->agent_state != AGENT_WAITING || ready_conns_count(vm) >= AGENT_READY_CONNS_MAX) {
+                log_debug("VM %u: closing a READY connection (agent %s, %zu open)", vm->vmid,
+                          agent_state_to_string(vm->agent_state), ready_conns_count(vm));
+                return 0;
         }
         rc = calloc(1, sizeof(*rc));
-        if (!rc) {
-                safe_close(fd);
+        if (!rc)
                 return -ENOMEM;
-        }
-        rc->manager = m;
         rc->vm = vm;
-        rc->fd = fd;
-        r = sd_event_add_io(m->event, &rc->io, fd, EPOLLIN, on_ready_io, rc);
+        rc->fd = TAKE_FD(fd);
+        rc->kernel = kernel;
+        rc->next = vm->agent_ready_conns;
+        vm->agent_ready_conns = rc;
+        if (kernel)
+                m->agent_ready_conns++;
+        r = sd_event_add_io(m->event, &rc->io, rc->fd, EPOLLIN, on_ready_io, rc);
         if (r >= 0)
                 r = sd_event_add_time_relative(m->event, &rc->timer, CLOCK_MONOTONIC, AGENT_READY_TIMEOUT_USEC, 0,
                                                on_ready_timeout, rc);
@@ -585,25 +733,30 @@ int agent_readopt(Vm *vm) {
         return 0;
 }
 
-void agent_stop(Vm *vm) {
+void agent_detach(Vm *vm) {
         agent_calls_cancel_all(vm);
+        ready_free_all(vm);
         vm->agent_listen = sd_event_source_disable_unref(vm->agent_listen);
         vm->agent_health = sd_event_source_disable_unref(vm->agent_health);
         json_object_put(vm->agent_info);
         vm->agent_info = NULL;
         explicit_bzero(vm->agent_secret, sizeof(vm->agent_secret));
         vm->agent_ready_usec = 0;
-        if (vm->agent_state != AGENT_NONE) {
-                vm->agent_state = AGENT_NONE;
-                if (vm->run_dir) {
-                        _cleanup_free_ char *p = strjoin(vm->run_dir, "/agent.secret");
-                        _cleanup_free_ char *l = strjoin(vm->run_dir, "/vsock.sock_1025");
+        vm->agent_state = AGENT_NONE;
+}
 
-                        if (p)
-                                (void) unlink(p);
-                        if (l)
-                                (void) unlink(l);
-                }
+void agent_stop(Vm *vm) {
+        bool had_agent = vm->agent_state != AGENT_NONE;
+
+        agent_detach(vm);
+        if (had_agent && vm->run_dir) {
+                _cleanup_free_ char *p = strjoin(vm->run_dir, "/agent.secret");
+                _cleanup_free_ char *l = strjoin(vm->run_dir, "/vsock.sock_1025");
+
+                if (p)
+                        (void) unlink(p);
+                if (l)
+                        (void) unlink(l);
         }
 }
 

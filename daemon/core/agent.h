@@ -11,9 +11,10 @@
 typedef struct Vm Vm;
 typedef struct Manager Manager;
 typedef struct AgentCall AgentCall;
+typedef struct AgentReadyConn AgentReadyConn;
 
-#define AGENT_PORT 1024U
-#define AGENT_READY_PORT 1025U
+/* AGENT_PORT, AGENT_READY_PORT: the contract with the guest. */
+#include "agent-contract.h"
 
 typedef enum AgentState {
         AGENT_NONE,                     /* agent: 0, or the VM is not running */
@@ -43,6 +44,10 @@ void agent_calls_cancel_all(Vm *vm);
 int agent_prepare(Vm *vm, char **ret_secret_path);
 /* After a zvmd restart: reload the secret and re-listen; a ping decides. */
 int agent_readopt(Vm *vm);
+/* zvmd lets go of a VM that keeps running (zvmd exits): calls, listener and
+ * memory go, the secret file stays for the next zvmd's agent_readopt(). */
+void agent_detach(Vm *vm);
+/* The VM stopped: agent_detach(), and its secret and listener socket go. */
 void agent_stop(Vm *vm);
 int agent_to_json(Vm *vm, json_object *status);
 

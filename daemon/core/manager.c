@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cid-alloc.h"
+#include "console-log.h"
 #include "fd-util.h"
 #include "log.h"
 #include "macro.h"
@@ -252,6 +253,7 @@ int manager_new(const char *root, Manager **ret) {
         if (!m)
                 return log_oom();
         m->lock_fd = -EBADF;
+        m->console_log_max = CONSOLE_LOG_MAX_DEFAULT;
         r = paths_init(&m->paths, root);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up paths: %m");
@@ -270,8 +272,13 @@ int manager_new(const char *root, Manager **ret) {
                 return log_error_errno(r, "Failed to create the event loop: %m");
         if (sd_booted() > 0 && isempty(m->paths.root)) {
                 r = sd_bus_open_system(&m->bus);
-                if (r < 0)
+                if (r >= 0)
+                        /* Calls are asynchronous: their replies come through the loop. */
+                        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+                if (r < 0) {
                         log_warning_errno(r, "Cannot connect to the system bus, QEMU will not get its own scope: %m");
+                        m->bus = sd_bus_flush_close_unref(m->bus);
+                }
         }
         *ret = TAKE_PTR(m);
         return 0;

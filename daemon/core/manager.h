@@ -38,7 +38,9 @@ struct Manager {
         size_t n_vms;
         sd_event_source *watchdog;
         sd_event_source *agent_listen;  /* kernel vsock: READY from every guest */
+        unsigned agent_ready_conns;     /* open READY connections on agent_listen */
         uint64_t watchdog_usec;
+        uint64_t console_log_max;       /* bytes per console.log part (core/console-log.h) */
         TemplateBuild **template_builds;        /* running, and finished since start (core/template.h) */
         size_t n_template_builds;
         manager_event_fn on_event;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -19,6 +20,44 @@
 #include "time-util.h"
 
 extern char **environ;
+
+static bool fd_is_kept(int fd, const int *keep_fds, size_t n_keep_fds) {
+        for (size_t i = 0; i < n_keep_fds; i++)
+                if (keep_fds[i] == fd)
+                        return true;
+        return false;
+}
+
+/* Every fd of ours is O_CLOEXEC, but a library (or a bug) may leave one
+ * that is not: the child gets 0-2 and keep_fds, and nothing else. Above the
+ * highest kept fd close_range() does it in the child; below it, the fds open
+ * right now (zvmd is single-threaded, so none appears before the spawn) are
+ * closed one by one. */
+static int spawn_close_others(posix_spawn_file_actions_t *fa, const int *keep_fds, size_t n_keep_fds) {
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
+        int max = 2;
+
+        for (size_t i = 0; i < n_keep_fds; i++)
+                max = MAX(max, keep_fds[i]);
+        if (max > 2) {
+                d = opendir("/proc/self/fd");
+                if (!d)
+                        return -errno;
+                while ((de = readdir(d))) {
+                        int fd;
+
+                        if (safe_atoi(de->d_name, &fd) < 0 || fd <= 2 || fd >= max || fd == dirfd(d) ||
+                            fd_is_kept(fd, keep_fds, n_keep_fds))
+                                continue;
+                        if (posix_spawn_file_actions_addclose(fa, fd) != 0)
+                                return -ENOMEM;
+                }
+        }
+        if (posix_spawn_file_actions_addclosefrom_np(fa, max + 1) != 0)
+                return -ENOMEM;
+        return 0;
+}
 
 int process_spawn(char *const *argv, const int *keep_fds, size_t n_keep_fds, int out_fd, bool new_session,
                   pid_t *ret_pid) {
@@ -42,6 +81,12 @@ int process_spawn(char *const *argv, const int *keep_fds, size_t n_keep_fds, int
          * (POSIX.1-2024, glibc >= 2.29). */
         for (size_t i = 0; i < n_keep_fds; i++)
                 posix_spawn_file_actions_adddup2(&fa, keep_fds[i], keep_fds[i]);
+        r = spawn_close_others(&fa, keep_fds, n_keep_fds);
+        if (r < 0) {
+                posix_spawn_file_actions_destroy(&fa);
+                posix_spawnattr_destroy(&attr);
+                return r;
+        }
 
         sigemptyset(&none);
         sigfillset(&dfl);

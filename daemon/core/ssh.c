@@ -26,8 +26,10 @@ static char *lines_join(char *const *lines) {
         return text ? strjoin(text, "\n") : NULL;
 }
 
-/* The READY's "ssh_host_keys" as "TYPE BASE64\n" lines, each checked to be a
- * public key (a guest can send anything). NULL if there are none. */
+/* The READY's "ssh_host_keys" as "TYPE BASE64\n" lines. A guest can send
+ * anything, and these lines go into a known_hosts file that ssh trusts:
+ * each must be exactly a host key (ssh_host_key_check()), and a list longer
+ * than SSH_HOST_KEYS_MAX is refused whole. NULL if there are none. */
 static char *host_keys_from_ready(Vm *vm) {
         _cleanup_strv_free_ char **keys = NULL;
         json_object *a;
@@ -37,16 +39,21 @@ static char *host_keys_from_ready(Vm *vm) {
             !json_object_is_type(a, json_type_array))
                 return NULL;
         n = json_object_array_length(a);
-        for (size_t i = 0; i < n && strv_length(keys) < SSH_HOST_KEYS_MAX; i++) {
-                const char *k = json_object_get_string(json_object_array_get_idx(a, i)), *reason = NULL;
+        if (n > SSH_HOST_KEYS_MAX) {
+                log_warning("VM %u: the guest sent %zu ssh host keys (at most %u), ignoring them all", vm->vmid, n,
+                            SSH_HOST_KEYS_MAX);
+                return NULL;
+        }
+        for (size_t i = 0; i < n; i++) {
+                json_object *k = json_object_array_get_idx(a, i);
+                const char *reason = "is not a string";
 
-                if (!json_object_is_type(json_object_array_get_idx(a, i), json_type_string) ||
-                    strchr(k, '\n') || ssh_pubkey_check(k, &reason) < 0) {
-                        log_warning("VM %u: ignoring a malformed ssh host key from the guest (%s)", vm->vmid,
-                                    strnull(reason));
+                if (!json_object_is_type(k, json_type_string) ||
+                    ssh_host_key_check(json_object_get_string(k), &reason) < 0) {
+                        log_warning("VM %u: ignoring a malformed ssh host key from the guest (%s)", vm->vmid, reason);
                         continue;
                 }
-                if (strv_extend(&keys, k) < 0)
+                if (strv_extend(&keys, json_object_get_string(k)) < 0)
                         return NULL;
         }
         return lines_join(keys);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cid-alloc.h"
+#include "console.h"
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
@@ -112,6 +113,9 @@ int vm_adopt(Vm *vm) {
         r = vm_qmp_connect(vm);
         if (r < 0)
                 log_warning_errno(r, "VM %u: re-adopted, but QMP is unreachable: %m", vm->vmid);
+        r = vm_console_open(vm);
+        if (r < 0)
+                log_warning_errno(r, "VM %u: re-adopted, but its serial console cannot be relayed: %m", vm->vmid);
         r = agent_readopt(vm);
         if (r < 0)
                 log_warning_errno(r, "VM %u: re-adopted, but the agent cannot be reached: %m", vm->vmid);

@@ -30,6 +30,7 @@
 #include "manager.h"
 #include "process.h"
 #include "qemu-argv.h"
+#include "socket-util.h"
 #include "string-util.h"
 #include "ssh.h"
 #include "time-util.h"
@@ -166,21 +167,8 @@ int vm_qmp_connect(Vm *vm) {
  * monitor accepts it), so nothing polls for the socket to appear. */
 int vm_qmp_listen(Vm *vm, int *ret_fd) {
         _cleanup_free_ char *path = vm_run_path(vm, "qmp.sock");
-        _cleanup_close_ int fd = -EBADF;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
         if (!path)
                 return -ENOMEM;
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        (void) unlink(path);            /* stale: see vm_spawn_helper() */
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 4) < 0)
-                return -errno;
-        (void) chmod(path, 0600);
-        *ret_fd = TAKE_FD(fd);
-        return 0;
+        return socket_listen_unix(path, 0600, 4, ret_fd);
 }

@@ -6,8 +6,9 @@
  *
  * Runtime files live in <run>/vms/<vmid>/:
  *   qmp.sock          QMP; zvmd creates and listens on it, QEMU inherits the fd
- *   console.sock      serial console (QEMU listens; `zvm console` attaches)
- *   console.log       everything the serial console printed
+ *   serial.sock       serial console: QEMU listens (zvmd creates it), zvmd is its client
+ *   console.sock      serial console for `zvm console`: zvmd listens and relays
+ *   console.log(.1)   what the serial console printed, capped (core/console.h)
  *   qemu.log          QEMU's stdout+stderr (last lines reported on a crash)
  *   vhost-vsock.sock  vhost-user socket of the hybrid vsock helper
  *   vsock.sock        host side of hybrid vsock (CONNECT <port>)
@@ -34,6 +35,7 @@
 #include <unistd.h>
 
 #include "cid-alloc.h"
+#include "console.h"
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
@@ -41,6 +43,7 @@
 #include "manager.h"
 #include "process.h"
 #include "qemu-argv.h"
+#include "scope.h"
 #include "string-util.h"
 #include "ssh.h"
 #include "time-util.h"
@@ -80,9 +83,10 @@ Vm *vm_free(Vm *vm) {
                 free(vm->waits[vm->n_waits]);
                 w.cb(vm, -ESHUTDOWN, w.userdata);
         }
-        agent_stop(vm);
+        agent_detach(vm);     /* the VM may run on: its agent state on disk stays for the next zvmd */
         sd_event_source_disable_unref(vm->acpi_source);
         vm_qmp_detach(vm);
+        vm_console_close(vm);
         sd_event_source_disable_unref(vm->pid_source);
         sd_event_source_disable_unref(vm->helper_source);
         sd_event_source_disable_unref(vm->timeout_source);
@@ -245,10 +249,12 @@ char **vm_tail_lines(const char *path, size_t n) {
         return out;
 }
 static void vm_cleanup_runtime(Vm *vm) {
-        static const char *const files[] = { "qmp.sock", "console.sock", "vhost-vsock.sock", "vsock.sock" };
+        static const char *const files[] = { "qmp.sock", "serial.sock", "console.sock", "vhost-vsock.sock",
+                                             "vsock.sock" };
 
         agent_stop(vm);
         vm_qmp_detach(vm);
+        vm_console_close(vm);
         vm->pid_source = sd_event_source_disable_unref(vm->pid_source);
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
         vm->acpi_source = sd_event_source_disable_unref(vm->acpi_source);
@@ -404,9 +410,22 @@ static int vm_ensure_upper(Vm *vm, char **ret_path, char **ret_error) {
         *ret_path = TAKE_PTR(path);
         return 0;
 }
+static int on_scope_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        uint32_t vmid = (uint32_t) (uintptr_t) userdata;
+
+        if (e)
+                log_warning("VM %u: cannot move QEMU into zvm-%u.scope, it stays in zvmd's cgroup: %s", vmid, vmid,
+                            e->message ?: e->name);
+        return 0;
+}
+
+/* Asked without waiting: systemd answers through the loop. Only real pids
+ * go out (kernel vsock has no helper): systemd reads 0 as the caller, and
+ * would move zvmd itself into the VM's scope. */
 static void vm_move_to_scope(Vm *vm) {
         Manager *m = vm->manager;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        const pid_t pids[] = { vm->pid, vm->helper_pid };
         char unit[64], desc[128];
         int r;
 
@@ -414,15 +433,12 @@ static void vm_move_to_scope(Vm *vm) {
                 return;
         snprintf(unit, sizeof(unit), "zvm-%u.scope", vm->vmid);
         snprintf(desc, sizeof(desc), "zvm VM %u (%s)", vm->vmid, vm->config->name);
-        r = sd_bus_call_method(m->bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                               "org.freedesktop.systemd1.Manager", "StartTransientUnit", &error, NULL,
-                               "ssa(sv)a(sa(sv))", unit, "fail", 4, "PIDs", "au", 2, (uint32_t) vm->pid,
-                               (uint32_t) vm->helper_pid, "Slice", "s", "zvm.slice", "Description", "s", desc,
-                               "CollectMode", "s", "inactive-or-failed", 0);
+        r = scope_start_async(m->bus, unit, "zvm.slice", desc, pids, ELEMENTSOF(pids), on_scope_reply,
+                              (void *) (uintptr_t) vm->vmid);
         if (r < 0)
-                log_warning("VM %u: cannot move QEMU into %s, it stays in zvmd's cgroup: %s", vm->vmid, unit,
-                            error.message ? error.message : errno_str(r));
+                log_warning_errno(r, "VM %u: cannot move QEMU into %s, it stays in zvmd's cgroup: %m", vm->vmid, unit);
 }
+
 static int on_start_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Vm *vm = userdata;
 
@@ -543,10 +559,10 @@ static int vm_watch_qemu(Vm *vm, char **ret_error) {
 int vm_start(Vm *vm, char **ret_error) {
         Host *h = &vm->manager->host;
         _cleanup_free_ char *template = NULL, *upper = NULL, *err = NULL, *qemu_log = NULL, *secret = NULL;
-        _cleanup_free_ char *qmp_path = NULL, *console_sock = NULL, *console_log = NULL, *vhost_sock = NULL;
+        _cleanup_free_ char *qmp_path = NULL, *vhost_sock = NULL;
         _cleanup_strv_free_ char **argv = NULL;
-        _cleanup_close_ int qmp_fd = -EBADF, client_fd = -EBADF, vhost_fd = -EBADF;
-        int keep_fds[2];
+        _cleanup_close_ int qmp_fd = -EBADF, client_fd = -EBADF, vhost_fd = -EBADF, serial_fd = -EBADF;
+        int keep_fds[3];
         size_t n_keep = 0;
         VmPaths vp;
         VmAccel accel = VM_ACCEL_TCG;
@@ -557,13 +573,10 @@ int vm_start(Vm *vm, char **ret_error) {
                 return r;
 
         qmp_path = vm_run_path(vm, "qmp.sock");
-        console_sock = vm_run_path(vm, "console.sock");
-        console_log = vm_run_path(vm, "console.log");
         vhost_sock = vm_run_path(vm, "vhost-vsock.sock");
         qemu_log = vm_run_path(vm, "qemu.log");
-        if (!qmp_path || !console_sock || !console_log || !vhost_sock || !qemu_log)
+        if (!qmp_path || !vhost_sock || !qemu_log)
                 return -ENOMEM;
-        (void) unlink(console_sock);    /* stale: see vm_spawn_helper() */
 
         if (h->caps.vhost_vsock) {
                 r = vm_reserve_cid(vm, &vhost_fd, ret_error);
@@ -575,6 +588,10 @@ int vm_start(Vm *vm, char **ret_error) {
         if (r < 0)
                 return set_error(ret_error, "cannot create the QMP socket: %s", errno_str(r)), r;
         keep_fds[n_keep++] = qmp_fd;
+        r = vm_console_listen_serial(vm, &serial_fd);
+        if (r < 0)
+                return set_error(ret_error, "cannot create the serial console socket: %s", errno_str(r)), r;
+        keep_fds[n_keep++] = serial_fd;
         r = agent_prepare(vm, &secret);
         if (r < 0)
                 return set_error(ret_error, "cannot prepare the guest agent's secret and listener: %s",
@@ -584,8 +601,7 @@ int vm_start(Vm *vm, char **ret_error) {
                 .run_dir = vm->run_dir,
                 .qmp_socket = qmp_path,
                 .qmp_fd = qmp_fd,
-                .console_socket = console_sock,
-                .console_log = console_log,
+                .serial_fd = serial_fd,
                 .vhost_user_vsock_socket = vhost_sock,
                 .vhost_vsock_fd = vhost_fd >= 0 ? vhost_fd : -1,
                 .template_image = template,
@@ -621,6 +637,11 @@ int vm_start(Vm *vm, char **ret_error) {
                 return r;
         vm_move_to_scope(vm);
         vm_set_state(vm, VM_STATE_STARTING);
+
+        serial_fd = safe_close(serial_fd);      /* QEMU holds its own copy */
+        r = vm_console_open(vm);
+        if (r < 0)
+                log_warning_errno(r, "VM %u: cannot relay the serial console: %m", vm->vmid);
 
         r = qmp_connect_unix(qmp_path, &client_fd);
         qmp_fd = safe_close(qmp_fd);    /* QEMU holds its own copy */
@@ -745,8 +766,9 @@ int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata
 int vm_remove_files(Vm *vm) {
         _cleanup_free_ char *conf = NULL, *upper = strjoin(vm->data_dir, "/upper.img"),
                             *hostkeys = strjoin(vm->data_dir, "/" SSH_HOST_KEYS_FILE);
-        static const char *const run_files[] = { "console.log", "qemu.log", "vsock-helper.log", "state.json",
-                                                 "qmp.sock", "console.sock", "vhost-vsock.sock", "vsock.sock" };
+        static const char *const run_files[] = { "console.log", "console.log.1", "qemu.log", "vsock-helper.log",
+                                                 "state.json", "qmp.sock", "serial.sock", "console.sock",
+                                                 "vhost-vsock.sock", "vsock.sock" };
         char name[32];
 
         /* Only what zvm created: never the user's disks, models or rootfs

@@ -13,6 +13,7 @@
 #include "vm-config.h"
 
 typedef struct Manager Manager;
+typedef struct VmConsole VmConsole;
 
 /* What vm_wait() waits for; a mask. */
 typedef enum VmWaitFor {
@@ -57,6 +58,7 @@ typedef struct Vm {
 
         QmpClient *qmp;
         sd_event_source *qmp_source;
+        VmConsole *console;             /* serial console relay and log (daemon/console.h) */
         bool guest_shutdown_seen;       /* QMP SHUTDOWN event: the exit that follows is clean */
         bool stop_requested;            /* stop/kill/shutdown by us: the exit that follows is expected */
         sd_event_source *timeout_source;/* shutdown → kill, stop → kill, start → fail */
@@ -81,6 +83,7 @@ typedef struct Vm {
         uint64_t agent_ready_usec;      /* start → READY */
         uint64_t started_mono;          /* CLOCK_MONOTONIC µs of the start */
         AgentCall *agent_calls;
+        AgentReadyConn *agent_ready_conns;      /* open READY connections, at most 2 */
         sd_event_source *acpi_source;   /* shutdown: agent first, ACPI when this fires */
 
         char **pending_restart;         /* config keys changed while running */

@@ -78,9 +78,12 @@ int cid_alloc_pick(uint32_t vmid, const uint32_t *taken, size_t n_taken, CidProb
         return -ENOSPC;
 }
 
+static int vhost_set_guest_cid(int fd, uint64_t cid) {
+        return ioctl(fd, VHOST_VSOCK_SET_GUEST_CID, &cid) < 0 ? -errno : 0;
+}
+
 int cid_probe_vhost(uint32_t cid, void *userdata) {
         CidVhostProbe *p = userdata;
-        uint64_t c = cid;
 
         assert_return(p, -EINVAL);
 
@@ -90,7 +93,5 @@ int cid_probe_vhost(uint32_t cid, void *userdata) {
                         return -errno;
         }
 
-        if (ioctl(p->fd, VHOST_VSOCK_SET_GUEST_CID, &c) < 0)
-                return errno == EADDRINUSE ? -EADDRINUSE : -errno;
-        return 0;
+        return (p->set_guest_cid ?: vhost_set_guest_cid)(p->fd, cid);
 }

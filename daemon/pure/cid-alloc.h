@@ -49,9 +49,13 @@ int cid_alloc_pick(uint32_t vmid, const uint32_t *taken, size_t n_taken, CidProb
 typedef struct CidVhostProbe {
         const char *device;     /* NULL: "/dev/vhost-vsock" */
         int fd;                 /* after success: the descriptor holding the CID (O_CLOEXEC); the caller owns it */
+        /* NULL: the VHOST_VSOCK_SET_GUEST_CID ioctl on fd. Returns 0 or
+         * -errno. Set only by tests, so that the path a busy CID takes is
+         * covered on hosts without the vhost_vsock module. */
+        int (*set_guest_cid)(int fd, uint64_t cid);
 } CidVhostProbe;
 
-#define CID_VHOST_PROBE_INIT ((CidVhostProbe) { .device = NULL, .fd = -EBADF })
+#define CID_VHOST_PROBE_INIT ((CidVhostProbe) { .device = NULL, .fd = -EBADF, .set_guest_cid = NULL })
 
 /* The probe for kernel vsock: opens the device (once, then reuses the
  * descriptor for further attempts) and calls VHOST_VSOCK_SET_GUEST_CID.

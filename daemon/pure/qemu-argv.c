@@ -387,8 +387,8 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
                 return fail(ret_error, -EINVAL, "rootfs: template \"%s\" has no image", c->rootfs_template);
         if (!c->rootfs_template && !c->rootfs_path)
                 return fail(ret_error, -EINVAL, "rootfs: not set");
-        if (isempty(p->console_socket))
-                return fail(ret_error, -EINVAL, "no console socket path");
+        if (p->serial_fd < 0 && isempty(p->serial_socket))
+                return fail(ret_error, -EINVAL, "no serial console socket (neither a file descriptor nor a path)");
         if (p->qmp_fd < 0 && isempty(p->qmp_socket))
                 return fail(ret_error, -EINVAL, "no QMP socket (neither a file descriptor nor a path)");
         hybrid_vsock = c->cid > 0 && !h->vhost_vsock;
@@ -438,11 +438,12 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
                 opt(&a, "-pidfile", p->pidfile);
 
         /* ---- console, QMP ---- */
-        if (p->console_log)
-                optf(&a, "-chardev", "socket,id=serial0,path=%s,server=on,wait=off,logfile=%s,logappend=on",
-                     esc(&pool, p->console_socket), esc(&pool, p->console_log));
+        /* No logfile=: QEMU's is unbounded. zvmd reads the console and
+         * keeps a capped log (daemon/console.h). */
+        if (p->serial_fd >= 0)
+                optf(&a, "-chardev", "socket,id=serial0,fd=%d,server=on,wait=on", p->serial_fd);
         else
-                optf(&a, "-chardev", "socket,id=serial0,path=%s,server=on,wait=off", esc(&pool, p->console_socket));
+                optf(&a, "-chardev", "socket,id=serial0,path=%s,server=on,wait=off", esc(&pool, p->serial_socket));
         opt(&a, "-serial", "chardev:serial0");
         if (p->qmp_fd >= 0)
                 optf(&a, "-chardev", "socket,id=qmp,fd=%d,server=on,wait=off", p->qmp_fd);

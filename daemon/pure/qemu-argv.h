@@ -7,7 +7,9 @@
  * logging; golden-tested (tests/unit/test-qemu-argv.c).
  *
  * What the daemon must prepare before spawning (not checked here):
- *   - qmp_fd / vhost_vsock_fd open, without O_CLOEXEC, so QEMU inherits them;
+ *   - qmp_fd / serial_fd / vhost_vsock_fd open, without O_CLOEXEC, so QEMU
+ *     inherits them;
+ *   - a client already connected to serial_fd (QEMU waits for one: wait=on);
  *   - for hybrid vsock, vhost-device-vsock listening on vhost_user_vsock_socket;
  *   - for netN with bridge=, a tap device "zvm<vmid>i<N>" owned by the user
  *     QEMU runs as and enslaved to the bridge (with the VLAN tag): QEMU only
@@ -53,8 +55,10 @@ typedef struct VmPaths {
         const char *run_dir;            /* <run>/vms/<vmid> (not used by the builder: every path is explicit) */
         const char *qmp_socket;         /* path, used if qmp_fd < 0 */
         int qmp_fd;                     /* pre-opened LISTENING unix socket inherited by QEMU, or -1 */
-        const char *console_socket;     /* serial console unix socket (server, nowait) */
-        const char *console_log;        /* serial log file (logfile=..., logappend=on) */
+        const char *serial_socket;      /* path, used if serial_fd < 0 (server, nowait) */
+        int serial_fd;                  /* pre-opened LISTENING unix socket for the serial console, inherited
+                                         * by QEMU, which waits for its first client (zvmd, daemon/console.h)
+                                         * before the guest runs; or -1 */
         const char *vhost_user_vsock_socket; /* hybrid: vhost-device-vsock --socket path */
         int vhost_vsock_fd;             /* kernel vsock: opened /dev/vhost-vsock fd, or -1 */
         const char *template_image;     /* resolved image of rootfs_template (NULL if rootfs_path) */

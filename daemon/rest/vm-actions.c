@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "console-log.h"
 #include "fd-util.h"
 #include "log.h"
 #include "operation.h"
@@ -13,7 +14,7 @@
 #include "routes.h"
 #include "string-util.h"
 
-#define CONSOLE_LOG_MAX (1024 * 1024)
+#define CONSOLE_LOG_REPLY_MAX (1024U * 1024U)
 #define SHUTDOWN_TIMEOUT_DEFAULT 60U
 #define SHUTDOWN_TIMEOUT_MAX 3600U
 
@@ -189,16 +190,16 @@ void route_vm_status(void *ctx, HttpRequest *req, char **params) {
         http_request_reply_json(req, 200, j);
 }
 
+/* The log as zvmd keeps it (core/console-log.h): a tail longer than the
+ * current file reaches into the rotated part. One reply holds at most
+ * CONSOLE_LOG_REPLY_MAX bytes. */
 void route_vm_console_log(void *ctx, HttpRequest *req, char **params) {
         Vm *vm = rest_lookup_vm(((Rest *) ctx)->manager, req, params[0]);
-        _cleanup_free_ char *path = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
+        _cleanup_free_ char *path = NULL, *buf = NULL;
         const char *t = http_request_query(req, "tail");
-        uint64_t tail = CONSOLE_LOG_MAX;
-        struct stat st;
-        off_t start;
-        ssize_t n;
+        uint64_t tail = CONSOLE_LOG_REPLY_MAX;
+        size_t n = 0;
+        int r;
 
         if (!vm)
                 return;
@@ -206,20 +207,11 @@ void route_vm_console_log(void *ctx, HttpRequest *req, char **params) {
                 http_request_reply_error(req, API_ERROR_INVALID_VALUE, "tail", "tail: must be a byte count");
                 return;
         }
-        if (tail > CONSOLE_LOG_MAX)
-                tail = CONSOLE_LOG_MAX;
         path = strjoin(vm->run_dir, "/console.log");
-        fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-        if (fd < 0 || fstat(fd, &st) < 0) {
-                http_request_reply_text(req, 200, "text/plain; charset=utf-8", "", 0);
+        r = path ? console_log_read_tail(path, MIN(tail, (uint64_t) CONSOLE_LOG_REPLY_MAX), &buf, &n) : -ENOMEM;
+        if (r < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "cannot read the console log: %s", errno_str(r));
                 return;
         }
-        start = st.st_size > (off_t) tail ? st.st_size - (off_t) tail : 0;
-        buf = malloc((size_t) (st.st_size - start) + 1);
-        if (!buf) {
-                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
-                return;
-        }
-        n = pread(fd, buf, (size_t) (st.st_size - start), start);
-        http_request_reply_text(req, 200, "text/plain; charset=utf-8", buf, n > 0 ? (size_t) n : 0);
+        http_request_reply_text(req, 200, "text/plain; charset=utf-8", buf, n);
 }

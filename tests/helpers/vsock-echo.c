@@ -35,61 +35,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fd-util.h"
+#include "log.h"
 #include "musl-vsock.h"
-
-#define PREFIX "vsock-echo: "
+#include "string-util.h"
 #define DEFAULT_PORT 5000U
 #define REPLY_MAX 4096
 #define REPLY_TIMEOUT_MS 10000
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
-        char buf[REPLY_MAX + 128];
-        va_list ap;
-        int n;
-
-        /* One write() per line, unbuffered: as PID 1 our stdout is the
-         * console, and the test waits for these lines in the console log. */
-        memcpy(buf, PREFIX, sizeof(PREFIX) - 1);
-        va_start(ap, fmt);
-        n = vsnprintf(buf + sizeof(PREFIX) - 1, sizeof(buf) - sizeof(PREFIX), fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                return;
-        n += (int) sizeof(PREFIX) - 1;
-        if ((size_t) n > sizeof(buf) - 2)
-                n = (int) sizeof(buf) - 2;
-        buf[n++] = '\n';
-        (void) !write(STDOUT_FILENO, buf, (size_t) n);
-}
-
 static bool parse_port(const char *s, unsigned *ret) {
-        char *end;
-        unsigned long v;
+        uint32_t v;
 
-        if (!s || *s < '0' || *s > '9')
+        if (!s || safe_atou32(s, &v) < 0 || v == 0)
                 return false;
-        errno = 0;
-        v = strtoul(s, &end, 10);
-        if (errno != 0 || *end != '\0' || v == 0 || v > 0xffffffffUL)
-                return false;
-        *ret = (unsigned) v;
+        *ret = v;
         return true;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -1;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
 }
 
 static void echo_connection(int fd) {
@@ -102,7 +62,7 @@ static void echo_connection(int fd) {
                         continue;
                 if (n <= 0)
                         return;
-                if (write_all(fd, buf, (size_t) n) < 0)
+                if (loop_write(fd, buf, (size_t) n, false) < 0)
                         return;
         }
 }
@@ -117,15 +77,15 @@ static int serve(unsigned port) {
 
         fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) {
-                say("socket(AF_VSOCK) failed: %s", strerror(errno));
+                log_info("socket(AF_VSOCK) failed: %s", strerror(errno));
                 return -1;
         }
         if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
-                say("cannot listen on vsock port %u: %s", port, strerror(errno));
+                log_info("cannot listen on vsock port %u: %s", port, strerror(errno));
                 close(fd);
                 return -1;
         }
-        say("listening on %u", port);
+        log_info("listening on %u", port);
 
         for (;;) {
                 int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
@@ -134,7 +94,7 @@ static int serve(unsigned port) {
                 if (c < 0) {
                         if (errno == EINTR || errno == ECONNABORTED)
                                 continue;
-                        say("accept failed: %s", strerror(errno));
+                        log_info("accept failed: %s", strerror(errno));
                         close(fd);
                         return -1;
                 }
@@ -148,7 +108,7 @@ static int serve(unsigned port) {
                         _exit(EXIT_SUCCESS);
                 }
                 if (pid < 0)
-                        say("fork failed: %s", strerror(errno));
+                        log_info("fork failed: %s", strerror(errno));
                 close(c);
         }
 }
@@ -165,16 +125,16 @@ static int connect_host(unsigned port, const char *message) {
 
         fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) {
-                say("socket(AF_VSOCK) failed: %s", strerror(errno));
+                log_info("socket(AF_VSOCK) failed: %s", strerror(errno));
                 return -1;
         }
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                say("cannot connect to host port %u: %s", port, strerror(errno));
+                log_info("cannot connect to host port %u: %s", port, strerror(errno));
                 close(fd);
                 return -1;
         }
-        if (write_all(fd, message, strlen(message)) < 0 || write_all(fd, "\n", 1) < 0) {
-                say("cannot send to host port %u: %s", port, strerror(errno));
+        if (loop_write(fd, message, strlen(message), false) < 0 || loop_write(fd, "\n", 1, false) < 0) {
+                log_info("cannot send to host port %u: %s", port, strerror(errno));
                 close(fd);
                 return -1;
         }
@@ -188,7 +148,7 @@ static int connect_host(unsigned port, const char *message) {
                 if (r < 0 && errno == EINTR)
                         continue;
                 if (r <= 0) {
-                        say("no reply from host port %u", port);
+                        log_info("no reply from host port %u", port);
                         close(fd);
                         return -1;
                 }
@@ -196,7 +156,7 @@ static int connect_host(unsigned port, const char *message) {
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k < 0) {
-                        say("cannot read from host port %u: %s", port, strerror(errno));
+                        log_info("cannot read from host port %u: %s", port, strerror(errno));
                         close(fd);
                         return -1;
                 }
@@ -207,12 +167,12 @@ static int connect_host(unsigned port, const char *message) {
         close(fd);
         reply[n] = '\0';
         reply[strcspn(reply, "\n")] = '\0';
-        say("reply: %s", reply);
+        log_info("reply: %s", reply);
         return 0;
 }
 
 static __attribute__((noreturn)) void pid1_give_up(void) {
-        say("giving up, powering off");
+        log_info("giving up, powering off");
         sync();
         (void) reboot(RB_POWER_OFF);
         for (;;)
@@ -231,6 +191,10 @@ int main(int argc, char **argv) {
         const char *message = NULL;
         bool have_port = false, pid1 = getpid() == 1;
 
+        /* As PID 1 its stderr is the console, where the test waits for
+         * these lines; one writev() per line keeps them whole. */
+        log_set_program_name("vsock-echo");
+
         for (int i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "--connect-host") == 0 && i + 2 < argc) {
                         if (!parse_port(argv[i + 1], &host_port)) {
@@ -242,7 +206,7 @@ int main(int argc, char **argv) {
                 } else if (!have_port && parse_port(argv[i], &port))
                         have_port = true;
                 else {
-                        say("bad argument '%s'", argv[i]);
+                        log_info("bad argument '%s'", argv[i]);
                         usage();
                         if (pid1)
                                 pid1_give_up();
@@ -262,7 +226,7 @@ int main(int argc, char **argv) {
                 if (pid == 0)
                         _exit(connect_host(host_port, message) < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
                 if (pid < 0)
-                        say("fork failed: %s", strerror(errno));
+                        log_info("fork failed: %s", strerror(errno));
         }
 
         (void) serve(port);

@@ -445,7 +445,8 @@ def check_files(c):
     r = c.call({"id": 4, "op": "file-write", "path": "/root/agent-test.bin", "data": b64(b"v2")})
     q = c.call(exec_req(["sh", "-c", "ls -a /root; stat -c '%a' /root/agent-test.bin"]))
     out = unb64(q.get("stdout", "")).decode()
-    t.ok(r.get("ok") and ".zvm-agent" not in out and out.endswith("644\n"),
+    # The temporary file is lib's ".#NAME.XXXXXX" (write_file_atomic_at_full).
+    t.ok(r.get("ok") and ".#" not in out and ".zvm-agent" not in out and out.endswith("644\n"),
          "file-write replaces atomically (default mode 0644, no temporary file left)", out)
     r = c.call({"id": 5, "op": "file-read", "path": "/no/such/file"})
     t.ok(r.get("ok") is False and r["error"]["code"] == "ENOENT", "file-read of a missing file: ENOENT", r)

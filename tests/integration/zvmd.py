@@ -94,27 +94,41 @@ class Zvmd:
             return ""
 
     def cleanup(self):
-        """Stops zvmd and every QEMU / helper it left running."""
+        """Stops zvmd and every QEMU / helper it left running. A pid in a
+        state file may long since name another process: the pidfd pins the
+        process, and its start time must be the one zvmd recorded."""
         self.terminate()
-        for pid in self.vm_pids():
+        for pid, starttime in self.vm_processes():
             try:
-                os.kill(pid, signal.SIGKILL)
+                fd = os.pidfd_open(pid)
+            except OSError:
+                continue
+            try:
+                if starttime and zt.proc_starttime(pid) == starttime:
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+            finally:
+                os.close(fd)
         if os.environ.get("ZVM_KEEP_TEST_ROOT") != "1":
             shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def vm_pids(self):
-        pids = []
+    def run_state(self, vmid):
+        """The run/zvm/vms/VMID/state.json zvmd keeps for re-adoption ({} if none)."""
+        try:
+            with open(os.path.join(self.root, "run", "zvm", "vms", str(vmid), "state.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def vm_processes(self):
+        """(pid, start time) of every QEMU and helper the state files name."""
+        procs = []
         run = os.path.join(self.root, "run", "zvm", "vms")
         for d in os.listdir(run) if os.path.isdir(run) else []:
-            try:
-                with open(os.path.join(run, d, "state.json")) as f:
-                    s = json.load(f)
-                pids += [p for p in (s.get("pid"), s.get("helper_pid")) if p]
-            except (OSError, ValueError):
-                pass
-        return pids
+            s = self.run_state(d)
+            procs += [(s[k], s.get(k.replace("pid", "starttime"))) for k in ("pid", "helper_pid") if s.get(k)]
+        return procs
 
     def log_text(self):
         try:

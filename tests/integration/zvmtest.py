@@ -24,14 +24,21 @@ QBOOT = "/usr/share/qemu/qboot.rom"
 BOOT_TIMEOUT = float(os.environ.get("ZVM_BOOT_TIMEOUT", "45"))
 
 
+class Skip(Exception):
+    """Raised inside a test that has begun (its Tap may have printed tests)
+    when the host lacks what the rest needs; the runner catches it and calls
+    Tap.skip(). Before any output, skip_all() is simpler."""
+
+
 class Tap:
-    """A minimal TAP producer. The plan is printed at the end (TAP allows
-    that), so it always matches what ran. Exits non-zero if any test failed
-    or none ran."""
+    """A minimal TAP producer. The plan is printed once, at the end (TAP
+    allows that), so it always matches what ran. Exits non-zero if any test
+    failed or none ran and nothing was skipped."""
 
     def __init__(self):
         self.n = 0
         self.failed = 0
+        self.skipped = None
 
     def ok(self, cond, name, detail=None):
         self.n += 1
@@ -46,19 +53,48 @@ class Tap:
         for line in str(text).splitlines()[-60:]:
             print(f"# {line}", flush=True)
 
+    def skip(self, reason):
+        """The rest cannot run on this host. Under ZVM_MUST_BOOT=1 that is a
+        failure; else done() reports it: the plan "1..0 # SKIP" if no test
+        ran, or one skipped test after those that did."""
+        if MUST_BOOT:
+            self.ok(False, f"cannot run here (ZVM_MUST_BOOT=1): {reason}")
+        else:
+            self.skipped = reason
+
     def done(self):
+        if self.skipped and self.n == 0:
+            print(f"1..0 # SKIP {self.skipped}", flush=True)
+            sys.exit(0)
+        if self.skipped:
+            self.n += 1
+            print(f"ok {self.n} # SKIP {self.skipped}", flush=True)
         print(f"1..{self.n}", flush=True)
         sys.exit(1 if self.failed or self.n == 0 else 0)
 
 
 def skip_all(reason):
-    """Skip the whole file, unless CI demands that VMs really boot."""
+    """Skip the whole file, unless CI demands that VMs really boot. Only
+    before any TAP output: once a Tap has printed, raise Skip instead."""
     if MUST_BOOT:
         print("1..1")
         print(f"not ok 1 - cannot boot a VM (ZVM_MUST_BOOT=1): {reason}")
         sys.exit(1)
     print(f"1..0 # SKIP {reason}")
     sys.exit(0)
+
+
+def proc_starttime(pid):
+    """Field 22 of /proc/PID/stat, the start time in clock ticks after boot:
+    with the pid it names one process, never a later one that got the pid
+    again. None if no such process runs (none, or a zombie nobody reaped: a
+    re-adopted QEMU is not zvmd's child; its reaper is the host's PID 1)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # fields[0] is field 3
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[22 - 3])
 
 
 def guest_artifacts():

@@ -25,6 +25,7 @@ ALLOWED = {
     "pure": {"pure", "lib"},
     "core": {"core", "pure", "lib"},
     "rest": {"rest", "core", "pure", "http", "lib"},
+    "tools": {"tools", "lib"},                    # programs zvmd runs as children
     "": {"rest", "core", "pure", "http", "lib"},   # zvmd.c
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

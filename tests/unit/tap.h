@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Minimal TAP producer: plan(), ok(), is_int(), is_str(), diag(),
+/* Minimal TAP producer: plan(), ok(), is_int(), is_str(), skip(), diag(),
  * done_testing(). End main() with "return done_testing();": the exit status
  * is non-zero if a test failed or the plan was not met. Newlines in test
  * names and diagnostics are escaped so that they cannot break the stream. */
@@ -60,6 +60,22 @@ static inline bool tap_ok(bool c, const char *file, int line, const char *fmt, .
 #define is_str(got, exp, ...) ({ const char *_tap_gs = (got), *_tap_es = (exp); \
         ok(_tap_gs && _tap_es ? strcmp(_tap_gs, _tap_es) == 0 : _tap_gs == _tap_es, __VA_ARGS__) || \
         (diag("  got '%s'\nexpected '%s'", _tap_gs ?: "(null)", _tap_es ?: "(null)"), false); })
+
+/* Reports the next n tests as skipped ("ok N # SKIP reason"). Only for what
+ * this host lacks (a device, a network family), never for a missing feature
+ * of ours; the reason says what is missing. */
+static inline void skip(unsigned n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void skip(unsigned n, const char *fmt, ...) {
+        va_list ap;
+
+        for (unsigned i = 0; i < n; i++) {
+                printf("ok %u # SKIP ", ++tap_count);
+                va_start(ap, fmt);
+                tap_vprint(false, fmt, ap);
+                va_end(ap);
+        }
+        fflush(stdout);
+}
 
 static inline void plan(unsigned n) {
         tap_planned = n;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -265,6 +266,56 @@ static void cleanup_tmpdir(void) {
         ok(rmdir(tmpdir) == 0, "temporary directory empty and removed");
 }
 
+static void test_loop_write_full(void) {
+        _cleanup_close_ int a = -EBADF, b = -EBADF;
+        _cleanup_free_ char *big = malloc(200000);
+        int p[2], sv[2];
+
+        assert_se(big);
+        memset(big, 'x', 200000);
+        /* A socket buffer smaller than the data: the writer must wait for
+         * POLLOUT, in pieces of at most 1000 bytes, while a child drains. */
+        assert_se(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+        a = sv[0];
+        b = sv[1];
+        assert_se(fd_nonblock(a, true) == 0);
+        if (fork() == 0) {
+                char buf[4096];
+                size_t total = 0;
+                ssize_t k;
+
+                close(a);
+                while ((k = read(b, buf, sizeof(buf))) > 0)
+                        total += (size_t) k;
+                _exit(total == 200000 ? 0 : 1);
+        }
+        is_int(loop_write_full(a, big, 200000, 1000, 5000), 0, "loop_write_full: 200000 bytes in <= 1000-byte writes");
+        a = safe_close(a);
+        {
+                int status = 0;
+
+                assert_se(wait(&status) > 0);
+                ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "...all of them arrive");
+        }
+
+        /* Nobody reads: the pipe fills and the timeout ends the wait. */
+        assert_se(pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0);
+        is_int(loop_write_full(p[1], big, 200000, 0, 100), -ETIMEDOUT, "loop_write_full: -ETIMEDOUT when nobody reads");
+        close(p[0]);
+        close(p[1]);
+}
+
+static void test_read_file_to_buffer(void) {
+        char buf[8];
+
+        is_int(read_file_to_buffer("/proc/self/cmdline", buf, sizeof(buf)), 7,
+               "read_file_to_buffer: at most size - 1 bytes");
+        ok(buf[7] == '\0', "...NUL-terminated");
+        is_int(read_file_to_buffer("/no/such/file", buf, sizeof(buf)), -ENOENT, "read_file_to_buffer: -ENOENT");
+        is_int(read_file_to_buffer("/dev/null", buf, sizeof(buf)), 0, "read_file_to_buffer: an empty file");
+        is_int(read_file_to_buffer("/dev/null", buf, 0), -EINVAL, "read_file_to_buffer: size 0 is -EINVAL");
+}
+
 int main(void) {
         assert_se(mkdtemp(tmpdir));
 
@@ -275,6 +326,8 @@ int main(void) {
         test_loop_write();
         test_read_full_file();
         test_read_one_line_file();
+        test_loop_write_full();
+        test_read_file_to_buffer();
 
         cleanup_tmpdir();
         return done_testing();

@@ -88,6 +88,25 @@ static void test_at(void) {
         is_int(count_temp_files(tmpdir), 0, "no temporary files left behind");
 }
 
+static void test_full(void) {
+        _cleanup_close_ int dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_free_ char *p = tmp_path("full");
+        mode_t old = umask(022);
+        struct stat st;
+
+        assert_se(dfd >= 0);
+        is_int(write_file_atomic_at_full(dfd, "full", "abc", 3, 0777, (uid_t) -1, (gid_t) -1), 0,
+               "write_file_atomic_at_full");
+        ok(stat(p, &st) == 0 && (st.st_mode & 07777) == 0777 && file_has_content(p, "abc"),
+           "...mode 0777 exactly, the umask does not apply");
+        is_int(write_file_atomic_at_full(dfd, "full", "", 0, 0600, getuid(), getgid()), 0, "...with an owner");
+        ok(stat(p, &st) == 0 && (st.st_mode & 07777) == 0600 && st.st_uid == getuid() && st.st_size == 0,
+           "...replaced: mode 0600, owner, empty");
+        is_int(write_file_atomic_at_full(dfd, "a/b", "x", 1, 0600, (uid_t) -1, (gid_t) -1), -EINVAL, "...bad name");
+        is_int(count_temp_files(tmpdir), 0, "...no temporary files left behind");
+        umask(old);
+}
+
 static void test_fail_directory_in_the_way(void) {
         _cleanup_free_ char *d = tmp_path("isdir"), *inner = tmp_path("isdir/keep");
 
@@ -234,6 +253,7 @@ int main(void) {
 
         test_basic();
         test_at();
+        test_full();
         test_fail_directory_in_the_way();
         test_fail_write();
         test_fail_unwritable_dir();

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -37,6 +38,7 @@ static char *sock_path, *sock2_path;
 static sd_event *event;
 static HttpServer *server;
 static int tcp_port, tcp6_port = -1;
+static const char *no_ipv6;             /* why this host has no IPv6 loopback, or NULL */
 
 /* Completion signals from client threads. */
 static int done_efd = -EBADF;
@@ -892,14 +894,28 @@ static void test_body_budget(void) {
         client_done(&after);
 }
 
+/* Whether a socket can be bound to [::1] here, asked of the kernel
+ * directly and not of the server under test: NULL if it can, else why
+ * not (no IPv6 in the kernel, or none on lo). */
+static const char *host_lacks_ipv6_loopback(void) {
+        struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        _cleanup_close_ int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd < 0)
+                return strerror(errno);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return strerror(errno);
+        return NULL;
+}
+
 static void test_ipv6(void) {
         Client c[] = {
                 { .method = "GET", .path = "/echo", .tcp6 = true },
                 { .method = "GET", .path = "/echo", .tcp6 = true, .auth = "Bearer sekrit" },
         };
 
-        if (tcp6_port < 0) {
-                diag("no IPv6 loopback here, skipping the [::1] checks");
+        if (no_ipv6) {
+                skip(3, "no IPv6 loopback on this host: %s", no_ipv6);
                 return;
         }
         ok(clients_run(c, ELEMENTSOF(c)), "IPv6: clients done");
@@ -981,7 +997,7 @@ static void test_free_with_pending(void) {
 
 int main(void) {
         sd_event_source *done_source = NULL;
-        int fd, r;
+        int fd;
 
         (void) log_setup_from_env();    /* ZVM_LOG_LEVEL=debug shows what MHD and the server say */
         assert_se(mkdtemp(tmpdir));
@@ -1010,11 +1026,13 @@ int main(void) {
 
         is_int(http_server_listen_tcp(server, "127.0.0.1:0", auth, (void *) "sekrit"), 0, "listen on 127.0.0.1:0");
         tcp_port = http_server_tcp_port(server);
-        r = http_server_listen_tcp(server, "[::1]:0", auth, (void *) "sekrit");
-        if (r >= 0)
+        no_ipv6 = host_lacks_ipv6_loopback();
+        if (no_ipv6)
+                skip(1, "no IPv6 loopback on this host: %s", no_ipv6);
+        else {
+                is_int(http_server_listen_tcp(server, "[::1]:0", auth, (void *) "sekrit"), 0, "listen on [::1]:0");
                 tcp6_port = http_server_tcp_port(server);
-        else
-                diag("listening on [::1]:0 failed: %s", strerror(-r));
+        }
         is_int(http_server_listen_tcp(server, "localhost:1", auth, NULL), -EINVAL, "host names are refused");
         is_int(http_server_listen_tcp(server, "127.0.0.1", auth, NULL), -EINVAL, "port required");
         is_int(http_server_listen_tcp(server, "[::1:0", auth, NULL), -EINVAL, "bad IPv6 syntax");

@@ -113,6 +113,23 @@ static void test_max_level(void) {
         is_str(out, "test-log: shown warning\ntest-log: shown debug\n", "max level filters messages");
 }
 
+static void test_one_line_and_name(void) {
+        _cleanup_free_ char *out = NULL;
+
+        capture_begin();
+        log_info("guest said \"%s\"", "a\nzvmd: forged\r\x1b[2J\tend");
+        log_set_program_name("zvm-initrd");
+        log_info("named");
+        log_set_program_name(NULL);
+        log_info("default again");
+        out = capture_end();
+        is_str(out,
+               "test-log: guest said \"a zvmd: forged  [2J end\"\n"
+               "zvm-initrd: named\n"
+               "test-log: default again\n",
+               "control characters become spaces (no forged line); log_set_program_name()");
+}
+
 static void test_env(void) {
         log_set_max_level(LOG_INFO);
 
@@ -192,6 +209,7 @@ int main(void) {
         test_output_plain();
         test_errno_preserved();
         test_max_level();
+        test_one_line_and_name();
         test_env();
         test_journal();
         return done_testing();

@@ -74,8 +74,7 @@ static const VmPaths paths_std = {
         .run_dir = "/run/zvm/vms/100",
         .qmp_socket = "/run/zvm/vms/100/qmp.sock",
         .qmp_fd = 3,
-        .console_socket = "/run/zvm/vms/100/console.sock",
-        .console_log = "/var/log/zvm/100.console.log",
+        .serial_fd = 5,
         .vhost_user_vsock_socket = "/run/zvm/vms/100/vhost-vsock.sock",
         .vhost_vsock_fd = -1,
         .template_image = "/var/lib/zvm/templates/tiny.img",
@@ -87,8 +86,7 @@ static const VmPaths paths_std = {
 static const VmPaths paths_vhost_fd = {
         .run_dir = "/run/zvm/vms/100",
         .qmp_fd = 3,
-        .console_socket = "/run/zvm/vms/100/console.sock",
-        .console_log = "/var/log/zvm/100.console.log",
+        .serial_fd = 5,
         .vhost_vsock_fd = 4,
         .template_image = "/var/lib/zvm/templates/tiny.img",
         .upper_image = "/var/lib/zvm/images/100/upper.img",
@@ -98,19 +96,18 @@ static const VmPaths paths_vhost_fd = {
 static const VmPaths paths_image = {
         .run_dir = "/run/zvm/vms/100",
         .qmp_fd = 3,
-        .console_socket = "/run/zvm/vms/100/console.sock",
-        .console_log = "/var/log/zvm/100.console.log",
+        .serial_fd = 5,
         .vhost_user_vsock_socket = "/run/zvm/vms/100/vhost-vsock.sock",
         .vhost_vsock_fd = -1,
 };
 
-/* QMP by path; ',' in the daemon's directories must be doubled. */
+/* QMP and the serial console by path; ',' in the daemon's directories must be doubled. */
 static const VmPaths paths_commas = {
         .run_dir = "/tmp/a,b/vms/100",
         .qmp_socket = "/tmp/a,b/vms/100/qmp.sock",
         .qmp_fd = -1,
-        .console_socket = "/tmp/a,b/vms/100/console.sock",
-        .console_log = NULL,
+        .serial_socket = "/tmp/a,b/vms/100/serial,.sock",
+        .serial_fd = -1,
         .vhost_user_vsock_socket = "/tmp/a,b/vms/100/vsock,.sock",
         .vhost_vsock_fd = -1,
         .template_image = "/tmp/a,b/templates/tiny.img",
@@ -121,8 +118,7 @@ static const VmPaths paths_commas = {
 static const VmPaths paths_no_upper = {
         .run_dir = "/run/zvm/vms/100",
         .qmp_fd = 3,
-        .console_socket = "/run/zvm/vms/100/console.sock",
-        .console_log = "/var/log/zvm/100.console.log",
+        .serial_fd = 5,
         .vhost_user_vsock_socket = "/run/zvm/vms/100/vhost-vsock.sock",
         .vhost_vsock_fd = -1,
         .template_image = "/var/lib/zvm/templates/tiny.img",
@@ -262,7 +258,7 @@ static void test_invariants(void) {
                 _cleanup_vm_config_free_ VmConfig *c = config_new(golden_cases[i].config, 100);
                 _cleanup_strv_free_ char **argv = NULL;
                 const char *machine = NULL, *accel = NULL, *append = NULL;
-                bool hybrid = false, memfd = false, no_reboot = false;
+                bool hybrid = false, memfd = false, no_reboot = false, logfile = false;
 
                 if (qemu_argv_build(c, golden_cases[i].host, golden_cases[i].paths, &argv, NULL) < 0)
                         continue;
@@ -279,8 +275,13 @@ static void test_invariants(void) {
                                 memfd = true;
                         if (streq(argv[j], "-no-reboot"))
                                 no_reboot = true;
+                        if (strstr(argv[j], "logfile="))
+                                logfile = true;
                 }
                 ok(!no_reboot, "%s: no -no-reboot (QMP system_reset must reboot)", golden_cases[i].name);
+                /* QEMU's chardev logfile has no size limit: a guest printing
+                 * to ttyS0 would fill /run. zvmd keeps the capped log. */
+                ok(!logfile, "%s: no chardev logfile= (unbounded)", golden_cases[i].name);
                 ok(machine && accel && append, "%s: -M, -accel, -append present", golden_cases[i].name);
                 if (!machine || !accel || !append)
                         continue;
@@ -371,8 +372,9 @@ static void test_errors(void) {
 
         noqboot.qboot_rom = NULL;
         is_int(build("name: t\n", &noqboot, &paths_std, NULL), -EINVAL, "no qboot");
-        noconsole.console_socket = NULL;
-        is_int(build("name: t\n", &host_tcg, &noconsole, NULL), -EINVAL, "no console socket");
+        noconsole.serial_fd = -1;
+        noconsole.serial_socket = NULL;
+        is_int(build("name: t\n", &host_tcg, &noconsole, NULL), -EINVAL, "no serial console socket");
         noqmp.qmp_fd = -1;
         noqmp.qmp_socket = NULL;
         is_int(build("name: t\n", &host_tcg, &noqmp, NULL), -EINVAL, "no QMP");

@@ -174,6 +174,13 @@ static void test_utf8(void) {
         ok(!utf8_is_valid_n("\xf4\x90\x80\x80", 4), "above U+10FFFF rejected");
         ok(!utf8_is_valid_n("\xff", 1), "0xff rejected");
         ok(utf8_is_valid_n("", 0), "empty is utf8");
+        ok(!utf8_is_valid_n("\xe0\x80\xaf", 3), "overlong 3-byte rejected");
+        ok(!utf8_is_valid_n("\xf0\x80\x80\xaf", 4), "overlong 4-byte rejected");
+        ok(utf8_is_valid_n("\xf4\x8f\xbf\xbf\xef\xbf\xbf\xed\x9f\xbf", 10), "U+10FFFF, U+FFFF, U+D7FF are utf8");
+        is_int(utf8_char_len("\xf0\x9f\x98\x80x", 5), 4, "utf8_char_len of a 4-byte character");
+        is_int(utf8_char_len("\xc3\xa4", 1), 0, "utf8_char_len: truncated is 0");
+        is_int(utf8_char_len("\x80", 1), 0, "utf8_char_len: a continuation byte is 0");
+        is_int(utf8_char_len("", 0), 0, "utf8_char_len: nothing is 0");
 }
 
 static void test_hexencode(void) {

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The literals that zvmd and the guest side (zvm-agent, the initrd's init)
+ * must agree on; api/agent-protocol.md says what they mean. Plain C, no
+ * json-c, no includes: the static musl guest programs include it too.
+ */
+
+/* The agent listens on this vsock port (any CID). */
+#define AGENT_PORT 1024U
+/* The agent says READY to the host (CID 2) on this port. */
+#define AGENT_READY_PORT 1025U
+
+/* The longest request line the agent reads (without its '\n'); past it
+ * the answer is E2BIG and the connection closes. */
+#define AGENT_REQUEST_LINE_MAX (8U << 20)
+
+/* The per-VM secret: zvmd passes it with -fw_cfg name=AGENT_SECRET_FW_CFG_NAME,
+ * the guest kernel shows it at AGENT_SECRET_SYSFS_PATH. */
+#define AGENT_SECRET_FW_CFG_NAME "opt/zvm/agent-secret"
+#define AGENT_SECRET_SYSFS_PATH "/sys/firmware/qemu_fw_cfg/by_name/" AGENT_SECRET_FW_CFG_NAME "/raw"
+/* Its length: 64 hex digits (256 bits). */
+#define AGENT_SECRET_HEX_LEN 64
+
+/* One line "stage=ms stage=ms ..." written by the initrd's init, passed on by
+ * the agent as "initrd_timing" in READY and info. */
+#define AGENT_INITRD_TIMING_DIR "/run/zvm"
+#define AGENT_INITRD_TIMING_NAME "initrd-timing"
+#define AGENT_INITRD_TIMING_FILE AGENT_INITRD_TIMING_DIR "/" AGENT_INITRD_TIMING_NAME

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <openssl/crypto.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "agent-wire.h"
+#include "macro.h"
+
+static size_t base64_size(size_t n) {
+        return (n + 2) / 3 * 4;
+}
+
+/* An integer argument of the request, clamped to [0, max]; def if absent or
+ * not an integer (the agent refuses that with a small EINVAL). */
+static size_t request_size_arg(json_object *request, const char *key, size_t def, size_t max) {
+        json_object *v;
+        int64_t n;
+
+        if (!json_object_object_get_ex(request, key, &v) || !json_object_is_type(v, json_type_int))
+                return def;
+        n = json_object_get_int64(v);
+        if (n < 0)
+                return 0;
+        return (uint64_t) n > max ? max : (size_t) n;
+}
+
+size_t agent_answer_max(json_object *request) {
+        json_object *v;
+        const char *op = NULL;
+
+        if (json_object_object_get_ex(request, "op", &v))
+                op = json_object_get_string(v);
+        if (streq_ptr(op, "exec"))
+                return AGENT_ANSWER_SMALL_MAX +
+                       2 * base64_size(request_size_arg(request, "max_output", AGENT_EXEC_OUTPUT_DEFAULT,
+                                                        AGENT_EXEC_OUTPUT_MAX));
+        if (streq_ptr(op, "file-read"))
+                return AGENT_ANSWER_SMALL_MAX +
+                       base64_size(request_size_arg(request, "max_bytes", AGENT_FILE_READ_MAX, AGENT_FILE_READ_MAX));
+        return AGENT_ANSWER_SMALL_MAX;
+}
+
+bool agent_secret_equal(const char *expected, const char *given) {
+        size_t n;
+
+        if (isempty(expected) || isempty(given))
+                return false;
+        n = strlen(expected);
+        if (strlen(given) != n)
+                return false;
+        return CRYPTO_memcmp(expected, given, n) == 0;
+}

@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""zvm-agent --stdio, host-built (guest-agent/meson.build: zvm-agent-host):
+the real agent's request handling, op argument parsing and ops, driven over
+a pipe with no VM, no vsock and no fw_cfg. The secret comes from
+$ZVM_AGENT_SECRET or --secret-file.
+
+Usage: test-agent-stdio.py PATH-TO-zvm-agent-host
+
+Every read is bounded (READ_TIMEOUT); every agent is killed on the way out."""
+import base64
+import json
+import os
+import secrets
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import zvmtest as zt  # noqa: E402
+
+READ_TIMEOUT = 15.0
+LINE_MAX = 8 << 20
+t = zt.Tap()
+AGENT = sys.argv[1]
+SECRET = secrets.token_hex(32)
+procs = []
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def unb64(s):
+    return base64.b64decode(s)
+
+
+class Agent:
+    """One zvm-agent --stdio process: one connection."""
+
+    def __init__(self, args=(), secret_env=SECRET):
+        env = {k: v for k, v in os.environ.items() if k != "ZVM_AGENT_SECRET"}
+        if secret_env is not None:
+            env["ZVM_AGENT_SECRET"] = secret_env
+        self.p = subprocess.Popen([AGENT, "--stdio", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=env)
+        procs.append(self.p)
+        self.buf = b""
+
+    def send(self, obj_or_bytes):
+        data = obj_or_bytes if isinstance(obj_or_bytes, bytes) else json.dumps(obj_or_bytes).encode()
+        self.p.stdin.write(data + b"\n")
+        self.p.stdin.flush()
+
+    def read(self, timeout=READ_TIMEOUT):
+        """One answer line as an object; None at EOF or timeout."""
+        deadline = time.monotonic() + timeout
+        fd = self.p.stdout.fileno()
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def call(self, obj, timeout=READ_TIMEOUT):
+        self.send(obj)
+        return self.read(timeout)
+
+    def auth(self, secret=SECRET):
+        return self.call({"op": "auth", "secret": secret})
+
+    def finish(self, timeout=10):
+        """Closes stdin; returns (exit status, stderr)."""
+        try:
+            self.p.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            rc = self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            rc = None
+        return rc, self.p.stderr.read().decode(errors="replace")
+
+
+def error_code(r):
+    return r.get("error", {}).get("code") if isinstance(r, dict) and r.get("ok") is False else None
+
+
+def check_auth():
+    a = Agent()
+    t.ok(a.auth() == {"ok": True}, "secret from $ZVM_AGENT_SECRET: auth accepted")
+    r = a.call({"id": {"n": [1, 1.0, "é"]}, "op": "ping"})
+    t.ok(r == {"id": {"n": [1, 1.0, "é"]}, "ok": True, "pong": True}, "ping, with a structured id echoed", r)
+    a.finish()
+
+    with tempfile.NamedTemporaryFile("w", delete=False) as f:
+        f.write(SECRET + "\n")
+    try:
+        a = Agent(["--secret-file", f.name], secret_env=None)
+        t.ok(a.auth() == {"ok": True}, "secret from --secret-file (trailing newline ignored): auth accepted")
+        a.finish()
+    finally:
+        os.unlink(f.name)
+
+    a = Agent()
+    r = a.auth(secrets.token_hex(32))
+    rc, err = a.finish()
+    t.ok(error_code(r) == "EACCES" and r["error"]["message"] == "wrong secret" and rc == 0,
+         "a wrong secret is refused with EACCES and the connection ends", (r, rc))
+    t.ok("refused a connection: wrong secret" in err, "...and logged", err)
+
+    a = Agent()
+    r = a.call(b"\x00garbage{")
+    rc, _ = a.finish()
+    t.ok(error_code(r) == "EACCES" and "authentication required" in r["error"]["message"],
+         "garbage as the first line is refused", r)
+
+    a = Agent()
+    r = a.call({"op": "ping"})
+    a.finish()
+    t.ok(error_code(r) == "EACCES", "a request before auth is refused", r)
+
+    a = Agent(secret_env=None)
+    r = a.auth()
+    rc, err = a.finish()
+    t.ok(error_code(r) == "EACCES" and "no secret" in r["error"]["message"],
+         "without a secret (none in env, no file; fw_cfg is never read) every connection is refused", r)
+
+    a = Agent(secret_env="abc")
+    r = a.auth("abc")
+    a.finish()
+    t.ok(error_code(r) == "EACCES", "a secret that is not 64 hex digits is not loaded", r)
+
+
+def check_exec(a):
+    r = a.call({"id": 1, "op": "exec", "argv": ["true"]})
+    t.ok(r.get("ok") and r["exit_code"] == 0 and r["signal"] is None and r["timed_out"] is False,
+         "exec true: exit_code 0", r)
+    r = a.call({"id": 2, "op": "exec", "argv": ["false"]})
+    t.ok(r.get("ok") and r["exit_code"] == 1, "exec false: exit_code 1", r)
+    r = a.call({"id": 3, "op": "exec", "argv": ["sh", "-c", "cat; echo err >&2; exit 7"], "stdin": b64(b"in\x00put"),
+                "env": ["A=1"], "cwd": "/"})
+    t.ok(r.get("ok") and r["exit_code"] == 7 and unb64(r["stdout"]) == b"in\x00put" and unb64(r["stderr"]) == b"err\n",
+         "exec with stdin, stdout, stderr and an exit code", r)
+    r = a.call({"id": 4, "op": "exec", "argv": ["sh", "-c", "echo $A-$PATH"], "env": ["A=1", "A=2"]})
+    t.ok(r.get("ok") and unb64(r["stdout"]) == b"2-/usr/sbin:/usr/bin:/sbin:/bin\n",
+         "env: a later NAME= wins, PATH is the agent's", r)
+    r = a.call({"id": 5, "op": "exec", "argv": ["sleep", "10"], "timeout_ms": 300})
+    t.ok(r.get("ok") and r["timed_out"] is True and r["signal"] == "SIGKILL" and r["duration_ms"] < 5000,
+         "exec past timeout_ms: killed, timed_out", r)
+    r = a.call({"id": 6, "op": "exec", "argv": ["/no/such/command"]})
+    t.ok(error_code(r) == "ENOENT", "exec of a missing command: ENOENT", r)
+    r = a.call({"id": 8, "op": "exec", "argv": ["true"], "cwd": "/no/such/dir"})
+    t.ok(error_code(r) == "ENOENT" and "cannot change to directory" in r["error"]["message"],
+         "exec with a missing cwd: ENOENT from the child's chdir", r)
+    r = a.call({"id": 7, "op": "exec", "argv": ["sh", "-c", "head -c 5000 /dev/zero"], "max_output": 100})
+    t.ok(r.get("ok") and len(unb64(r["stdout"])) == 100 and r["stdout_truncated"] is True,
+         "max_output truncates", r)
+
+
+def check_hangup():
+    """The host closing the connection ends a running command."""
+    a = Agent()
+    a.auth()
+    start = time.monotonic()
+    a.send({"id": 1, "op": "exec", "argv": ["sleep", "30"]})
+    time.sleep(0.3)
+    rc, err = a.finish(timeout=10)
+    t.ok(rc == 0 and time.monotonic() - start < 8 and "exec sleep: the host hung up, killed the command" in err,
+         "EOF on the connection kills a running exec", (rc, err))
+
+
+def check_files(a, tmp):
+    path = os.path.join(tmp, "f.bin")
+    data = os.urandom(70000) + b"\0\n\xff"
+    r = a.call({"id": 1, "op": "file-write", "path": path, "data": b64(data), "mode": 0o640})
+    t.ok(r.get("ok") and r["size"] == len(data), "file-write", r)
+    t.ok(open(path, "rb").read() == data and (os.stat(path).st_mode & 0o7777) == 0o640,
+         "...the file holds the bytes, mode 0640 exactly")
+    r = a.call({"id": 2, "op": "file-read", "path": path})
+    t.ok(r.get("ok") and unb64(r["data"]) == data and r["size"] == len(data) and r["mode"] == 0o640
+         and r["truncated"] is False, "file-read gives them back", {k: v for k, v in r.items() if k != "data"})
+    r = a.call({"id": 3, "op": "file-write", "path": path, "data": b64(b"v2"), "mode": 0o777})
+    t.ok(r.get("ok") and os.listdir(tmp) == ["f.bin"] and (os.stat(path).st_mode & 0o7777) == 0o777,
+         "file-write replaces atomically, no temporary file left, mode not cut by the umask", os.listdir(tmp))
+    r = a.call({"id": 4, "op": "file-read", "path": path, "max_bytes": 1})
+    t.ok(r.get("ok") and unb64(r["data"]) == b"v" and r["truncated"] is True and r["size"] == 2,
+         "file-read with max_bytes", r)
+    r = a.call({"id": 8, "op": "file-read", "path": "/proc/self/status", "max_bytes": 10})
+    t.ok(r.get("ok") and unb64(r["data"]) == b"Name:\tzvm-" and r["truncated"] is True and r["size"] > 100,
+         "file-read of a procfs file (stat size 0): cut at max_bytes, the rest counted", r)
+    r = a.call({"id": 5, "op": "file-read", "path": tmp})
+    t.ok(error_code(r) == "EISDIR", "file-read of a directory: EISDIR", r)
+    r = a.call({"id": 6, "op": "file-write", "path": "relative/x", "data": ""})
+    t.ok(error_code(r) == "EINVAL", "a relative path: EINVAL", r)
+    r = a.call({"id": 7, "op": "file-write", "path": os.path.join(tmp, "x")})
+    t.ok(error_code(r) == "EINVAL" and "'data' is required" in r["error"]["message"], "file-write without data", r)
+
+
+def check_bad_input(a):
+    cases = [
+        (b"not json", "EINVAL", "garbage"),
+        (b"[1,2]", "EINVAL", "not an object"),
+        (b"{\"id\":1}", "EINVAL", "no op"),
+        (b"{\"id\":1,\"op\":42}", "EINVAL", "op not a string"),
+        (b"{\"id\":1,\"op\":\"frobnicate\"}", "ENOSYS", "unknown op"),
+        (b"{\"op\":\"exec\",\"argv\":\"true\"}", "EINVAL", "argv not an array"),
+        (b"{\"op\":\"exec\",\"argv\":[]}", "EINVAL", "argv empty"),
+        (b"{\"op\":\"exec\",\"argv\":[\"a\\u0000b\"]}", "EINVAL", "NUL in argv"),
+        (b"{\"op\":\"exec\",\"argv\":[\"true\"],\"timeout_ms\":0}", "EINVAL", "timeout_ms 0"),
+        (b"{\"op\":\"exec\",\"argv\":[\"true\"],\"env\":[\"NOEQUALS\"]}", "EINVAL", "env without '='"),
+        (b"{\"op\":\"exec\",\"argv\":[\"true\"],\"stdin\":\"abc\"}", "EINVAL", "bad base64"),
+        (b"{\"op\":\"file-read\",\"path\":\"/x\",\"max_bytes\":1.5}", "EINVAL", "a real for an integer"),
+        (b"[" * 17 + b"]" * 17, "EINVAL", "nested 17 deep"),
+        (b"{\"a\":[" + b"0," * 70000 + b"0]}", "EINVAL", "70001 values"),
+        (b"{\"op\":\"ping\",\"s\":\"\xc0\x80\"}", "EINVAL", "invalid UTF-8"),
+        (b"{\"op\":\"ping\"", "EINVAL", "truncated"),
+    ]
+    for line, code, what in cases:
+        r = a.call(line)
+        t.ok(error_code(r) == code, f"{what}: {code}, connection kept", r)
+    r = a.call({"id": "still", "op": "ping"})
+    t.ok(r == {"id": "still", "ok": True, "pong": True}, "after all that the connection still answers", r)
+
+
+def check_end(a):
+    r = a.call({"id": 9, "op": "shutdown"})
+    rc, err = a.finish()
+    t.ok(r == {"id": 9, "ok": True} and rc == 0 and "poweroff requested (not done in --stdio mode)" in err,
+         "shutdown is answered, logged and not done", (r, rc, err))
+
+    b = Agent()
+    b.auth()
+    b.send(b"x" * (LINE_MAX + 1))
+    r = b.read()
+    rc, _ = b.finish()
+    t.ok(error_code(r) == "E2BIG" and rc == 0, "a line over 8 MiB: E2BIG, connection closed", r)
+
+
+def main():
+    if not os.access(AGENT, os.X_OK):
+        print(f"Bail out! {AGENT} is not executable", flush=True)
+        sys.exit(1)
+    tmp = tempfile.mkdtemp(prefix="zvm-agent-stdio.")
+    try:
+        check_auth()
+        a = Agent()
+        t.ok(a.auth() == {"ok": True}, "a second connection authenticates")
+        check_exec(a)
+        check_hangup()
+        check_files(a, tmp)
+        check_bad_input(a)
+        check_end(a)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+        shutil.rmtree(tmp, ignore_errors=True)
+    t.done()
+
+
+main()
