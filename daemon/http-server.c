@@ -48,6 +48,7 @@
 #include "fd-util.h"
 #include "http-server.h"
 #include "log.h"
+#include "loop.h"
 #include "string-util.h"
 
 /* Once a body is over the limit we read and drop the rest (MHD cannot answer
@@ -968,7 +969,9 @@ static enum MHD_Result request_dispatch(HttpListener *l, HttpRequest *req, struc
         req->state = REQUEST_DISPATCHED;
         request_ref(req);                       /* the caller's, dropped by the reply */
         request_ref(req);                       /* ours, for the duration of the call */
+        loop_note("HTTP %s %s", req->method, req->path);
         s->handler(req, s->userdata);
+        loop_note("HTTP I/O");
 
         if (req->state == REQUEST_DISPATCHED && !req->closed)
                 request_suspend(req);           /* the reply will come later */
@@ -1035,6 +1038,7 @@ static void listener_arm_timer(HttpListener *l) {
 }
 
 static void listener_run(HttpListener *l) {
+        loop_note("HTTP I/O");
         if (MHD_run(l->daemon) != MHD_YES)
                 log_debug("MHD_run() failed.");
         listener_arm_timer(l);

@@ -24,6 +24,7 @@
 #include "fileio.h"
 #include "http-route.h"
 #include "log.h"
+#include "loop.h"
 #include "macro.h"
 #include "manager.h"
 #include "ssh.h"
@@ -913,6 +914,11 @@ static void route_host(void *ctx, HttpRequest *req, char **params) {
                 running += vm_up(m->vms[i]);
         json_object_object_add(j, "vms", json_object_new_int((int) m->n_vms));
         json_object_object_add(j, "running", json_object_new_int((int) running));
+        if (loop_stats_to_json(j) < 0) {
+                json_object_put(j);
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
         http_request_reply_json(req, 200, j);
 }
 

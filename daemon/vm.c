@@ -37,6 +37,7 @@
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
+#include "loop.h"
 #include "macro.h"
 #include "manager.h"
 #include "process.h"
@@ -303,6 +304,8 @@ static int on_qemu_child(sd_event_source *s, const siginfo_t *si, void *userdata
         Vm *vm = userdata;
         int code = -1, sig = 0;
 
+        loop_note("VM %s: QEMU exited", vm->config->name);
+
         if (si->si_code == CLD_EXITED)
                 code = si->si_status;
         else
@@ -312,12 +315,15 @@ static int on_qemu_child(sd_event_source *s, const siginfo_t *si, void *userdata
 }
 
 static int on_adopted_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        loop_note("VM %s: QEMU exited", ((Vm *) userdata)->config->name);
         vm_handle_exit(userdata, -1, 0);
         return 0;
 }
 
 static int on_helper_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Vm *vm = userdata;
+
+        loop_note("VM %s: vsock helper exited", vm->config->name);
 
         if (vm->helper_pid > 0)
                 (void) waitpid(vm->helper_pid, NULL, WNOHANG);
@@ -439,6 +445,8 @@ static int vm_qmp_invoke(Vm *vm, const char *cmd, json_object *args, qmp_result_
 static int on_qmp_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Vm *vm = userdata;
         int r;
+
+        loop_note("VM %s: QMP", vm->config->name);
 
         r = qmp_client_process(vm->qmp);
         if (r < 0) {
@@ -839,6 +847,8 @@ static void vm_move_to_scope(Vm *vm) {
 static int on_start_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Vm *vm = userdata;
 
+        loop_note("VM %s: start timeout", vm->config->name);
+
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
         if (vm->state != VM_STATE_STARTING)
                 return 0;
@@ -1016,6 +1026,8 @@ int vm_start(Vm *vm, char **ret_error) {
 static int on_kill_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Vm *vm = userdata;
 
+        loop_note("VM %s: stop timeout", vm->config->name);
+
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
         if (vm->pidfd >= 0) {
                 log_notice("VM %u (%s) did not stop in time, killing it", vm->vmid, vm->config->name);
@@ -1030,6 +1042,8 @@ static bool vm_is_up(const Vm *vm) {
 
 static int on_shutdown_acpi(sd_event_source *s, uint64_t usec, void *userdata) {
         Vm *vm = userdata;
+
+        loop_note("VM %s: ACPI shutdown timer", vm->config->name);
 
         vm->acpi_source = sd_event_source_disable_unref(vm->acpi_source);
         log_info("VM %u (%s): asking by ACPI power button", vm->vmid, vm->config->name);

@@ -14,6 +14,7 @@
 #include <systemd/sd-event.h>
 
 #include "log.h"
+#include "loop.h"
 #include "macro.h"
 #include "manager.h"
 #include "zvm-config.h"
@@ -33,6 +34,7 @@ static void help(void) {
 static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
 
+        loop_note("watchdog");
         (void) sd_notify(false, "WATCHDOG=1");
         return sd_event_source_set_time_relative(s, m->watchdog_usec / 2);
 }
@@ -127,7 +129,9 @@ int main(int argc, char **argv) {
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %s, %zu VMs", m->paths.api_socket, m->n_vms);
         log_info("Listening on %s%s%s", m->paths.api_socket, listen_tcp ? " and " : "", strempty(listen_tcp));
 
-        r = sd_event_loop(m->event);
+        /* sd_event_loop(), timed: slow iterations are logged, the worst is
+         * in GET /host. */
+        r = loop_run(m->event);
         (void) sd_notify(false, "STOPPING=1");
         if (r < 0) {
                 log_error_errno(r, "Event loop failed: %m");
