@@ -17,6 +17,15 @@ import zvmtest as zt
 ZVMD = os.path.join(zt.BUILD, "daemon", "zvmd")
 ZVM = os.path.join(zt.BUILD, "cli", "zvm")
 START_TIMEOUT = 30.0
+# The slowest event-loop iteration (GET /host loop_worst_ms) a scenario may
+# cause. zvmd itself logs iterations over 50 ms; tests allow 200 ms because
+# they run QEMU under TCG on 2 shared cores: each guest's vCPU thread keeps a
+# core busy, so a runnable zvmd can wait several scheduler slices (CFS hands
+# out ~3-24 ms each) and a callback that needs 5 ms of CPU can take tens of
+# ms of wall time. 200 ms is above that noise and below every wait the loop
+# must never make (connect and helper bounds of 3-5 s, mkfs and ip runs,
+# D-Bus round trips to a busy systemd). ZVM_LOOP_MAX_MS overrides it.
+LOOP_MAX_MS = float(os.environ.get("ZVM_LOOP_MAX_MS", "200"))
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -40,9 +49,12 @@ class Zvmd:
         self.extra_args = list(extra_args)
         self.proc = None
         self.tap = tap
+        self.loop_samples = []          # (worst_ms, what, slow iterations) per zvmd that ran
+        self.started = False
 
     # -- process ---------------------------------------------------------
     def start(self):
+        self.started = True
         env = dict(os.environ, ZVM_GUEST_DIR=zt.GUEST, ZVM_LOG_LEVEL="debug")
         # Template builds share the developer's (and CI's) content cache,
         # like the kernel: a private root must not mean a cold Debian build.
@@ -67,17 +79,46 @@ class Zvmd:
         raise RuntimeError(f"zvmd did not answer within {START_TIMEOUT}s:\n{self.log_text()}")
 
     def kill9(self):
+        self.sample_loop()
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
     def terminate(self):
         if self.proc and self.proc.poll() is None:
+            self.sample_loop()
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def sample_loop(self):
+        """Records the running zvmd's worst event-loop iteration (GET /host),
+        as each zvmd of a scenario is stopped: its figures die with it."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        try:
+            status, host = self.request("GET", "/host", timeout=10)
+        except OSError:
+            return
+        if status == 200 and isinstance(host, dict) and "loop_worst_ms" in host:
+            self.loop_samples.append((float(host["loop_worst_ms"]), host.get("loop_worst_what", ""),
+                                      host.get("loop_slow_iterations")))
+
+    def check_loop(self, tap):
+        """A TAP test: no zvmd of the scenario blocked its event loop longer
+        than LOOP_MAX_MS. Call after the last terminate()."""
+        if not self.started:
+            return
+        if not self.loop_samples:
+            tap.ok(False, "GET /host reported zvmd's worst event-loop iteration (zvmd died or did not answer)")
+            return
+        worst = max(self.loop_samples)
+        tap.diag(f"loop_worst_ms={worst[0]:.1f} what={worst[1]!r} slow_iterations="
+                 f"{'+'.join(str(x[2]) for x in self.loop_samples)}")
+        tap.ok(worst[0] <= LOOP_MAX_MS, f"zvmd's event loop never blocked over {LOOP_MAX_MS:.0f} ms "
+               f"(worst {worst[0]:.1f} ms: {worst[1]})")
 
     def sanitizer_report(self):
         """What ASan/UBSan/LSan said in zvmd's log (an ASan build of zvmd
