@@ -12,12 +12,15 @@
  * runs the given phases in order, then serves the control port (vsock 7000):
  * a connection sends one line "PHASE[:SECONDS[:ARG]]", reads "started PHASE"
  * when the phase begins and "done PHASE" when it has ended (all its processes
- * killed), then the connection closes. Without arguments the phases come from
+ * killed), then the connection closes. Closing it first ends the phase early;
+ * flood reports "progress BYTES" on it every second. Without arguments the phases come from
  * the kernel command line: zvm.hostile=PHASE[:S[:ARG]],... Every phase runs
  * in its own process group for SECONDS (default 10, at most 600) and is
  * killed when its time is up.
  *
+ *   idle          nothing (a baseline for the host's figures)
  *   flood         writes to the serial console as fast as the guest can
+ *                 (through printk, /dev/kmsg's rate limit lifted)
  *   ready-bad     READY lines zvmd must ignore, over and over: empty, missing,
  *                 numeric and wrong secrets, not JSON, 30k-deep nesting, a
  *                 line past zvmd's 64 KiB READY buffer
@@ -72,6 +75,9 @@ typedef struct Phase {
         void (*run)(unsigned arg, long long deadline_ms);
         unsigned arg_default, arg_max;
 } Phase;
+
+/* The control connection of the running phase (-1: none), for progress. */
+static int report_fd = -1;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...) {
@@ -222,33 +228,59 @@ static void read_secret(char *buf, size_t size) {
 
 /* ---- phases ------------------------------------------------------------------- */
 
-static void phase_flood(unsigned arg, long long deadline_ms) {
-        char buf[4096];
-        unsigned long long lines = 0, bytes = 0;
-        int fd = open("/dev/ttyS0", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+/* Writes s to a /proc/sys file; errors are the caller's to notice later. */
+static void write_proc(const char *path, const char *s) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
 
-        if (fd < 0)
-                fd = open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+        if (fd >= 0) {
+                (void) !write(fd, s, strlen(s));
+                close(fd);
+        }
+}
+
+/* Through printk: the kernel writes its console by polling the UART, far
+ * faster than the interrupt-driven tty path (~45 KB/s under TCG). Root in a
+ * guest may lift /dev/kmsg's rate limit, and level 1 (alert) passes "quiet". */
+static void phase_flood(unsigned arg, long long deadline_ms) {
+        char buf[960];
+        unsigned long long lines = 0, bytes = 0;
+        bool kmsg = true;
+        int fd;
+
+        write_proc("/proc/sys/kernel/printk_devkmsg", "on\n");
+        fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+        if (fd < 0) {
+                kmsg = false;
+                fd = open("/dev/ttyS0", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+        }
         if (fd < 0) {
                 say("flood: no console to write to: %s", strerror(errno));
                 return;
         }
-        while (now_ms() < deadline_ms) {
-                size_t n = 0;
+        for (long long next_report = now_ms() + 1000; now_ms() < deadline_ms;) {
+                int n = snprintf(buf, sizeof(buf), "%shostile flood %012llu ", kmsg ? "<1>" : "", lines++);
 
-                while (n + 80 < sizeof(buf))
-                        n += (size_t) snprintf(buf + n, sizeof(buf) - n,
-                                               "hostile flood %012llu xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
-                                               lines++);
-                ssize_t k = write(fd, buf, n);
+                memset(buf + n, 'x', sizeof(buf) - 1 - (size_t) n);
+                buf[sizeof(buf) - 1] = '\n';
+                ssize_t k = write(fd, buf, sizeof(buf));
 
-                if (k < 0 && errno != EINTR && errno != EAGAIN)
+                if (k < 0 && errno != EINTR && errno != EAGAIN) {
+                        say("flood: write failed: %s", strerror(errno));
                         break;
+                }
                 if (k > 0)
                         bytes += (unsigned long long) k;
+                if (report_fd >= 0 && now_ms() >= next_report) {
+                        /* So the test can end the phase once it wrote enough. */
+                        char line[64];
+                        int len = snprintf(line, sizeof(line), "progress %llu\n", bytes);
+
+                        (void) send(report_fd, line, (size_t) len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        next_report += 1000;
+                }
         }
         close(fd);
-        say("flood: wrote %llu bytes to the console", bytes);
+        say("flood: wrote %llu bytes to %s", bytes, kmsg ? "/dev/kmsg" : "/dev/ttyS0");
 }
 
 static void phase_ready_bad(unsigned arg, long long deadline_ms) {
@@ -490,7 +522,14 @@ static void phase_agent_stall(unsigned arg, long long deadline_ms) {
         serve_agent(AGENT_STALL, arg, deadline_ms);
 }
 
+/* Nothing: a baseline for the host's figures, and a way to wait until the
+ * guest is up. */
+static void phase_idle(unsigned arg, long long deadline_ms) {
+        sleep_ms(left_ms(deadline_ms));
+}
+
 static const Phase phases[] = {
+        { "idle", phase_idle, 0, 0 },
         { "flood", phase_flood, 0, 0 },
         { "ready-bad", phase_ready_bad, 0, 0 },
         { "ready-flood", phase_ready_flood, FLOOD_CONNS_DEFAULT, FLOOD_CONNS_MAX },
@@ -542,10 +581,23 @@ static const Phase *parse_phase(const char *spec, size_t len, unsigned *ret_seco
         return p;
 }
 
+/* True once the peer of the control connection fd has closed it. */
+static bool peer_gone(int fd) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN | POLLRDHUP };
+        char c;
+
+        if (poll(&pfd, 1, 0) <= 0)
+                return false;
+        return (pfd.revents & (POLLHUP | POLLRDHUP | POLLERR)) ||
+               recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 /* Runs a phase in a child process group and waits for it, bounded: the
- * group is killed a little after its deadline whatever it does. */
-static void run_phase(const Phase *p, unsigned seconds, unsigned arg) {
+ * group is killed a little after its deadline whatever it does, or as soon
+ * as the control connection ctl_fd (-1: none) is closed by the host. */
+static void run_phase(const Phase *p, unsigned seconds, unsigned arg, int ctl_fd) {
         long long deadline_ms = now_ms() + (long long) seconds * 1000;
+        bool reaped = false, stopped = false;
         pid_t pid;
 
         say("phase %s for %u s (arg %u)", p->name, seconds, arg);
@@ -557,15 +609,15 @@ static void run_phase(const Phase *p, unsigned seconds, unsigned arg) {
         if (pid == 0) {
                 (void) setpgid(0, 0);
                 (void) signal(SIGCHLD, SIG_DFL);
+                report_fd = ctl_fd;
                 p->run(arg, deadline_ms);
                 _exit(EXIT_SUCCESS);
         }
         (void) setpgid(pid, pid);
-        bool reaped = false;
-
-        while (!reaped && now_ms() < deadline_ms + 3000) {
+        while (!reaped && !stopped && now_ms() < deadline_ms + 3000) {
                 reaped = waitpid(pid, NULL, WNOHANG) == pid;
-                if (!reaped)
+                stopped = ctl_fd >= 0 && peer_gone(ctl_fd);
+                if (!reaped && !stopped)
                         sleep_ms(50);
         }
         /* The whole group: connection children outlive a leader that
@@ -573,7 +625,7 @@ static void run_phase(const Phase *p, unsigned seconds, unsigned arg) {
         (void) kill(-pid, SIGKILL);
         if (!reaped)
                 (void) waitpid(pid, NULL, 0);
-        say("phase %s done", p->name);
+        say("phase %s %s", p->name, stopped ? "stopped by the host" : "done");
 }
 
 /* Serves control connections one at a time, forever. */
@@ -626,7 +678,7 @@ static int serve_control(void) {
                 int len = snprintf(reply, sizeof(reply), "started %s\n", p->name);
 
                 (void) send_all(fd, reply, (size_t) len, now_ms() + 2000);
-                run_phase(p, seconds, arg);
+                run_phase(p, seconds, arg, fd);
                 len = snprintf(reply, sizeof(reply), "done %s\n", p->name);
                 (void) send_all(fd, reply, (size_t) len, now_ms() + 2000);
                 close(fd);
@@ -658,7 +710,7 @@ static void run_cmdline_phases(void) {
                         len = (size_t) (end - s);
                 p = parse_phase(s, len, &seconds, &arg);
                 if (p)
-                        run_phase(p, seconds, arg);
+                        run_phase(p, seconds, arg, -1);
                 else
                         say("ignoring unknown phase '%.*s' on the command line", (int) len, s);
                 s += len + 1;
@@ -675,7 +727,7 @@ int main(int argc, char **argv) {
                         say("unknown phase '%s'; usage: hostile-guest [PHASE[:SECONDS[:ARG]]]...", argv[i]);
                         return 2;
                 }
-                run_phase(p, seconds, arg);
+                run_phase(p, seconds, arg, -1);
         }
         if (argc == 1)
                 run_cmdline_phases();
