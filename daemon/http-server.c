@@ -969,7 +969,7 @@ static enum MHD_Result request_dispatch(HttpListener *l, HttpRequest *req, struc
         req->state = REQUEST_DISPATCHED;
         request_ref(req);                       /* the caller's, dropped by the reply */
         request_ref(req);                       /* ours, for the duration of the call */
-        loop_note("HTTP %s %s", req->method, req->path);
+        loop_note("HTTP %s %s", strnull(req->method), strnull(req->path));
         s->handler(req, s->userdata);
         loop_note("HTTP I/O");
 

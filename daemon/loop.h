@@ -5,7 +5,8 @@
  * zvmd's event loop, timed: loop_run() is sd_event_loop() that measures how
  * long every iteration keeps the loop from serving anything else, logs the
  * ones over LOOP_SLOW_USEC with what ran, and keeps the worst since start
- * for GET /host. What ran is named by the dispatched code itself with
+ * for GET /host. An iteration is charged its wall time minus the time zvmd
+ * waited for a CPU (a busy host's doing, not zvmd's). What ran is named by the dispatched code itself with
  * loop_note(); an iteration is charged to its longest-running note.
  *
  * One loop per process: the notes and the statistics are process-wide.
@@ -22,8 +23,9 @@
 typedef struct LoopStats {
         uint64_t iterations;
         uint64_t slow;                          /* iterations over LOOP_SLOW_USEC */
-        uint64_t worst_usec;
-        char worst_what[LOOP_NOTE_MAX];         /* "" before the first iteration */
+        uint64_t worst_usec;                    /* wall time minus waiting for a CPU */
+        uint64_t worst_wall_usec;               /* the longest wall time of any iteration */
+        char worst_what[LOOP_NOTE_MAX];         /* of worst_usec; "" before the first iteration */
 } LoopStats;
 
 /* Names what the dispatched code does from here on ("HTTP GET /api/v1/vms",
@@ -37,8 +39,8 @@ int loop_run(sd_event *e);
 
 void loop_stats_get(LoopStats *ret);
 
-/* Adds "loop_worst_ms", "loop_worst_what", "loop_slow_iterations" and
- * "loop_iterations" to o. */
+/* Adds "loop_worst_ms", "loop_worst_wall_ms", "loop_worst_what",
+ * "loop_slow_iterations" and "loop_iterations" to o. */
 int loop_stats_to_json(json_object *o);
 
 /* For tests: forget everything measured so far. */

@@ -18,14 +18,16 @@ ZVMD = os.path.join(zt.BUILD, "daemon", "zvmd")
 ZVM = os.path.join(zt.BUILD, "cli", "zvm")
 START_TIMEOUT = 30.0
 # The slowest event-loop iteration (GET /host loop_worst_ms) a scenario may
-# cause. zvmd itself logs iterations over 50 ms; tests allow 200 ms because
-# they run QEMU under TCG on 2 shared cores: each guest's vCPU thread keeps a
-# core busy, so a runnable zvmd can wait several scheduler slices (CFS hands
-# out ~3-24 ms each) and a callback that needs 5 ms of CPU can take tens of
-# ms of wall time. 200 ms is above that noise and below every wait the loop
-# must never make (connect and helper bounds of 3-5 s, mkfs and ip runs,
-# D-Bus round trips to a busy systemd). ZVM_LOOP_MAX_MS overrides it.
-LOOP_MAX_MS = float(os.environ.get("ZVM_LOOP_MAX_MS", "200"))
+# cause: 50 ms, the same bound at which zvmd logs an iteration as slow.
+# zvmd charges an iteration its wall time minus the time it sat runnable
+# waiting for a CPU, so the number does not depend on how busy the host is:
+# here (2 cores shared with TCG guests and other test runs, load ~13) an
+# iteration's wall time was up to ~1.4x its own time, and every iteration
+# that did not wait for a child or a socket stayed under 50 ms of own time.
+# What is left over 50 ms is the loop waiting for something: mkfs.ext4,
+# ip/bridge, the vsock helper's start, an agent connect, a D-Bus call, or
+# parsing a guest's oversized answer. ZVM_LOOP_MAX_MS overrides it.
+LOOP_MAX_MS = float(os.environ.get("ZVM_LOOP_MAX_MS", "50"))
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -104,7 +106,7 @@ class Zvmd:
             return
         if status == 200 and isinstance(host, dict) and "loop_worst_ms" in host:
             self.loop_samples.append((float(host["loop_worst_ms"]), host.get("loop_worst_what", ""),
-                                      host.get("loop_slow_iterations")))
+                                      host.get("loop_slow_iterations"), host.get("loop_worst_wall_ms")))
 
     def check_loop(self, tap):
         """A TAP test: no zvmd of the scenario blocked its event loop longer
@@ -116,7 +118,8 @@ class Zvmd:
             return
         worst = max(self.loop_samples)
         tap.diag(f"loop_worst_ms={worst[0]:.1f} what={worst[1]!r} slow_iterations="
-                 f"{'+'.join(str(x[2]) for x in self.loop_samples)}")
+                 f"{'+'.join(str(x[2]) for x in self.loop_samples)} "
+                 f"worst_wall_ms={max(float(x[3] or 0) for x in self.loop_samples):.1f}")
         tap.ok(worst[0] <= LOOP_MAX_MS, f"zvmd's event loop never blocked over {LOOP_MAX_MS:.0f} ms "
                f"(worst {worst[0]:.1f} ms: {worst[1]})")
 

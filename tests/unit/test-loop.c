@@ -58,6 +58,8 @@ static void test_worst_and_idle(void) {
         ok(loop_stats_to_json(o) >= 0, "loop_stats_to_json");
         ok(json_object_object_get_ex(o, "loop_worst_ms", &v) && json_object_get_double(v) >= 80.0 &&
            json_object_get_double(v) < 2000.0, "loop_worst_ms %s", json_object_to_json_string(o));
+        ok(json_object_object_get_ex(o, "loop_worst_wall_ms", &v) && json_object_get_double(v) >= 80.0,
+           "loop_worst_wall_ms: sleeping is blocking, not waiting for a CPU");
         ok(json_object_object_get_ex(o, "loop_worst_what", &v) && streq(json_object_get_string(v), "slow 7"),
            "loop_worst_what");
         ok(json_object_object_get_ex(o, "loop_slow_iterations", &v) && json_object_get_int64(v) == 1,
