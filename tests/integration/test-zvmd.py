@@ -1042,8 +1042,10 @@ def scenario_hostile(t, d):
          f"({flooded / 2**20:.1f} MiB > {HOSTILE_RUN_MAX / 2**20:.0f} MiB), so the next check means something")
     t.ok(run < HOSTILE_RUN_MAX, f"the run dir stayed under {HOSTILE_RUN_MAX / 2**20:.0f} MiB "
          f"(twice the {HOSTILE_CONSOLE_CAP >> 20} MiB console cap, + 1 MiB) (max {run / 2**20:.2f} MiB)")
-    t.ok(all(x[0] is not None and x[0] != 0 and x[1] < 60 for x in hostile_exec.values()) and len(hostile_exec) == 3,
-         "zvm exec on the hostile VM fails within 60 s in every agent phase", hostile_exec)
+    # --timeout 5 plus zvmd's slack for the call and the transfer: a host
+    # that bounds each agent answer is done well within 30 s.
+    t.ok(all(x[0] is not None and x[0] != 0 and x[1] < 30 for x in hostile_exec.values()) and len(hostile_exec) == 3,
+         "zvm exec --timeout 5 on the hostile VM fails within 30 s in every agent phase", hostile_exec)
 
     known = ""
     try:
