@@ -895,7 +895,11 @@ int vm_start(Vm *vm, char **ret_error) {
                 if (r < 0)
                         return set_error(ret_error, "template '%s' not found (looked in %s and %s)",
                                          vm->config->rootfs_template, m->paths.templates, m->paths.guest_dir), r;
+                /* The waits below are named apart, so GET /host says which
+                 * part of a start kept the loop. */
+                loop_note("VM %s: start: writable layer (mkfs.ext4)", vm->config->name);
                 r = vm_ensure_upper(vm, &upper, ret_error);
+                loop_note("VM %s: start", vm->config->name);
                 if (r < 0)
                         return r;
         }
@@ -952,11 +956,15 @@ int vm_start(Vm *vm, char **ret_error) {
         vm->pending_restart = strv_free(vm->pending_restart);
         vm->guest_shutdown_seen = vm->stop_requested = false;
 
+        loop_note("VM %s: start: taps (ip, bridge)", vm->config->name);
         r = vm_taps_create(vm, ret_error);
+        loop_note("VM %s: start", vm->config->name);
         if (r < 0)
                 return r;
         if (!h->caps.vhost_vsock) {
+                loop_note("VM %s: start: vsock helper", vm->config->name);
                 r = vm_spawn_helper(vm, ret_error);
+                loop_note("VM %s: start", vm->config->name);
                 if (r < 0) {
                         vm_taps_remove(vm);
                         return r;
@@ -1005,7 +1013,9 @@ int vm_start(Vm *vm, char **ret_error) {
                                                                         : strerror(-r)),
                        -EIO;
         }
+        loop_note("VM %s: start: D-Bus StartTransientUnit", vm->config->name);
         vm_move_to_scope(vm);
+        loop_note("VM %s: start", vm->config->name);
         vm_set_state(vm, VM_STATE_STARTING);
 
         r = qmp_connect_unix(qmp_path, &client_fd);
