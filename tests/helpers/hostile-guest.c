@@ -42,7 +42,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "helper-say.h"
 #include "musl-vsock.h"
 
 #define PREFIX "hostile: "
@@ -79,26 +79,7 @@ typedef struct Phase {
 /* The control connection of the running phase (-1: none), for progress. */
 static int report_fd = -1;
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
-        char buf[512];
-        va_list ap;
-        int n;
-
-        /* One write() per line: our stdout is the console, which the flood
-         * phase shares. */
-        memcpy(buf, PREFIX, sizeof(PREFIX) - 1);
-        va_start(ap, fmt);
-        n = vsnprintf(buf + sizeof(PREFIX) - 1, sizeof(buf) - sizeof(PREFIX), fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                return;
-        n += (int) sizeof(PREFIX) - 1;
-        if ((size_t) n > sizeof(buf) - 2)
-                n = (int) sizeof(buf) - 2;
-        buf[n++] = '\n';
-        (void) !write(STDOUT_FILENO, buf, (size_t) n);
-}
+#define say(...) helper_say(PREFIX, __VA_ARGS__)
 
 static long long now_ms(void) {
         struct timespec ts;

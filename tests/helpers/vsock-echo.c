@@ -25,7 +25,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "helper-say.h"
 #include "musl-vsock.h"
 
 #define PREFIX "vsock-echo: "
@@ -42,26 +42,7 @@
 #define REPLY_MAX 4096
 #define REPLY_TIMEOUT_MS 10000
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
-        char buf[REPLY_MAX + 128];
-        va_list ap;
-        int n;
-
-        /* One write() per line, unbuffered: as PID 1 our stdout is the
-         * console, and the test waits for these lines in the console log. */
-        memcpy(buf, PREFIX, sizeof(PREFIX) - 1);
-        va_start(ap, fmt);
-        n = vsnprintf(buf + sizeof(PREFIX) - 1, sizeof(buf) - sizeof(PREFIX), fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                return;
-        n += (int) sizeof(PREFIX) - 1;
-        if ((size_t) n > sizeof(buf) - 2)
-                n = (int) sizeof(buf) - 2;
-        buf[n++] = '\n';
-        (void) !write(STDOUT_FILENO, buf, (size_t) n);
-}
+#define say(...) helper_say(PREFIX, __VA_ARGS__)
 
 static bool parse_port(const char *s, unsigned *ret) {
         char *end;
