@@ -759,8 +759,9 @@ HOSTILE_CONTROL_PORT = 7000
 # this scenario): room for bounded READY buffers and agent answers (a legal
 # exec answer is up to ~22 MiB), none for parsing a guest's 16 MiB array
 # (~1.1 GiB). 400 held READY buffers reach only 34 MiB: the fd bound is
-# what catches those. An ASan build idles at ~20 MiB and keeps up to 256 MiB of freed memory in quarantine (ASan's default), so
-# there the bound is 384 MiB: it still catches the GiB-scale parse.
+# what catches those. An ASan build idles at ~20 MiB and keeps up to
+# 256 MiB of freed memory in quarantine (ASan's default), so there the bound
+# is 384 MiB: it still catches the GiB-scale parse.
 # ZVM_TEST_CONSOLE_CAP must match the cap zvmd runs with; a small cap lets the
 # flood prove the cap within seconds even on a loaded host.
 HOSTILE_CONSOLE_CAP = int(os.environ.get("ZVM_TEST_CONSOLE_CAP", 4 << 20))
