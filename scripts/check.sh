@@ -36,7 +36,7 @@ meson test -C "$build" "${args[@]}" --print-errorlogs --num-processes "$(nproc)"
 asan_vm_log=
 if [[ " $suites " == *" vm "* ]]; then
         asan_vm_log=$asan/meson-logs/testlog.json
-        ZVM_GUEST_DIR=$build/guest ASAN_OPTIONS=detect_leaks=1 \
+        ZVM_GUEST_DIR=$build/guest ASAN_OPTIONS=detect_leaks=1 ZVM_LOOP_MAX_MS=400 \
                 meson test -C "$asan" --print-errorlogs --num-processes "$(nproc)" \
                 zvmd-lifecycle zvmd-bad_input zvmd-crash zvmd-readopt zvmd-agent zvmd-balloon \
                 zvmd-templates zvmd-ssh || rc=1

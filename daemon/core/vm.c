@@ -39,6 +39,7 @@
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
+#include "loop.h"
 #include "macro.h"
 #include "manager.h"
 #include "process.h"
@@ -307,6 +308,7 @@ void vm_handle_exit(Vm *vm, int code, int sig) {
         vm_set_state(vm, clean ? VM_STATE_STOPPED : VM_STATE_CRASHED);
 }
 static int on_qemu_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        loop_note("VM %s: QEMU exited", ((Vm *) userdata)->config->name);
         Vm *vm = userdata;
         int code = -1, sig = 0;
 
@@ -440,6 +442,7 @@ static void vm_move_to_scope(Vm *vm) {
 }
 
 static int on_start_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        loop_note("VM %s: start timeout", ((Vm *) userdata)->config->name);
         Vm *vm = userdata;
 
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
@@ -656,6 +659,7 @@ int vm_start(Vm *vm, char **ret_error) {
         return 0;
 }
 static int on_kill_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        loop_note("VM %s: stop timeout", ((Vm *) userdata)->config->name);
         Vm *vm = userdata;
 
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
@@ -669,6 +673,7 @@ bool vm_is_up(const Vm *vm) {
         return vm->state == VM_STATE_RUNNING || vm->state == VM_STATE_STARTING || vm->state == VM_STATE_STOPPING;
 }
 static int on_shutdown_acpi(sd_event_source *s, uint64_t usec, void *userdata) {
+        loop_note("VM %s: ACPI shutdown timer", ((Vm *) userdata)->config->name);
         Vm *vm = userdata;
 
         vm->acpi_source = sd_event_source_disable_unref(vm->acpi_source);
