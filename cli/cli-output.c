@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli-output.h"
+#include "cli-text.h"
 #include "macro.h"
 #include "string-util.h"
 
@@ -90,6 +91,11 @@ char *cli_json_to_value_string(json_object *v) {
                 if (asprintf(&s, "%" PRIi64, json_object_get_int64(v)) < 0)
                         return NULL;
                 return s;
+        case json_type_double: {
+                char buf[64];
+
+                return strdup(cli_format_decimal(buf, sizeof(buf), json_object_get_double(v)));
+        }
         default:
                 return strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -359,6 +365,8 @@ typedef enum FieldKind {
         FIELD_MIB,
         FIELD_LIST,             /* array of strings, joined with ", " */
         FIELD_LINES,            /* array of strings, one indented line each, after the block */
+        FIELD_QEMU_LOG,         /* FIELD_LINES without the command line zvmd writes first */
+        FIELD_OBJECT,           /* an object, as an indented block after the block */
 } FieldKind;
 
 typedef struct Field {
@@ -421,6 +429,74 @@ static int kv_add(CliTable *t, const char *label, const char *value) {
         return cli_table_add(t, value);
 }
 
+/* A scalar or an array of them as one value: arrays joined with ", ", an
+ * empty one as "-". */
+static char *scalar_text(json_object *v) {
+        if (json_object_is_type(v, json_type_array))
+                return json_object_array_length(v) > 0 ? json_list_join(v, ", ") : strdup("-");
+        return cli_json_to_value_string(v);
+}
+
+/* Nesting shown as blocks; deeper objects (zvmd passes the guest agent's
+ * READY through) are one compact value. */
+#define OBJECT_BLOCK_DEPTH_MAX 3U
+
+/* "label:" then the object's scalars as aligned "key: value" lines and its
+ * objects as blocks of their own, each level indented by two more blanks. */
+static int object_block_write(json_object *o, const char *label, unsigned depth, FILE *f) {
+        _cleanup_table_ CliTable *t = cli_table_new(2, NULL);
+        _cleanup_free_ char *text = NULL, *l = sanitize_dup(label);
+        int r;
+
+        if (!t || !l)
+                return -ENOMEM;
+        fprintf(f, "%*s%s:\n", (int) (2 * depth), "", l);
+
+        json_object_object_foreach(o, key, v) {
+                if (!v || (json_object_is_type(v, json_type_object) && depth + 1 < OBJECT_BLOCK_DEPTH_MAX))
+                        continue;
+                _cleanup_free_ char *value = scalar_text(v);
+                r = kv_add(t, key, value);
+                if (r < 0)
+                        return r;
+        }
+        r = table_format_sep(t, " ", &text);
+        if (r < 0)
+                return r;
+        for (const char *line = text; *line; line += strcspn(line, "\n") + 1)
+                fprintf(f, "%*s%.*s\n", (int) (2 * depth + 2), "", (int) strcspn(line, "\n"), line);
+
+        json_object_object_foreach(o, k2, v2) {
+                if (!json_object_is_type(v2, json_type_object) || depth + 1 >= OBJECT_BLOCK_DEPTH_MAX)
+                        continue;
+                r = object_block_write(v2, k2, depth + 1, f);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* "label:" and the strings of array a as indented lines; nothing for an
+ * empty or absent array. */
+static int lines_write(json_object *a, const char *label, bool skip_qemu_argv, FILE *f) {
+        bool header = false;
+
+        for (size_t j = 0; json_object_is_type(a, json_type_array) && j < json_object_array_length(a); j++) {
+                _cleanup_free_ char *raw = cli_json_to_value_string(json_object_array_get_idx(a, j));
+                _cleanup_free_ char *line = raw ? sanitize_dup(raw) : NULL;
+
+                if (!line)
+                        return -ENOMEM;
+                if (skip_qemu_argv && cli_line_is_qemu_argv(line))
+                        continue;
+                if (!header)
+                        fprintf(f, "%s:\n", label);
+                header = true;
+                fprintf(f, "  %s\n", line);
+        }
+        return 0;
+}
+
 /* Writes the fields of obj that are present, aligned; with extras, also
  * keys the table does not know (a newer daemon's), so nothing is hidden. */
 static int kv_write(json_object *obj, const Field *fields, size_t n, bool extras, FILE *f) {
@@ -435,7 +511,8 @@ static int kv_write(json_object *obj, const Field *fields, size_t n, bool extras
         for (size_t i = 0; i < n; i++) {
                 json_object *v = json_get_path(obj, fields[i].path);
 
-                if (!v || fields[i].kind == FIELD_LINES ||
+                if (!v || fields[i].kind == FIELD_LINES || fields[i].kind == FIELD_QEMU_LOG ||
+                    fields[i].kind == FIELD_OBJECT ||
                     (fields[i].kind == FIELD_LIST && json_object_is_type(v, json_type_array) &&
                      json_object_array_length(v) == 0))
                         continue;
@@ -448,9 +525,9 @@ static int kv_write(json_object *obj, const Field *fields, size_t n, bool extras
         if (extras && json_object_is_type(obj, json_type_object)) {
                 /* json_object_object_foreach() declares key and val in this block. */
                 json_object_object_foreach(obj, key, val) {
-                        if (!val || field_known(fields, n, key))
+                        if (!val || field_known(fields, n, key) || json_object_is_type(val, json_type_object))
                                 continue;
-                        _cleanup_free_ char *value = cli_json_to_value_string(val);
+                        _cleanup_free_ char *value = scalar_text(val);
                         r = kv_add(t, key, value);
                         if (r < 0)
                                 return r;
@@ -465,17 +542,21 @@ static int kv_write(json_object *obj, const Field *fields, size_t n, bool extras
         for (size_t i = 0; i < n; i++) {
                 json_object *v = json_get_path(obj, fields[i].path);
 
-                if (fields[i].kind != FIELD_LINES || !json_object_is_type(v, json_type_array) ||
-                    json_object_array_length(v) == 0)
-                        continue;
-                fprintf(f, "%s:\n", fields[i].label);
-                for (size_t j = 0; j < json_object_array_length(v); j++) {
-                        _cleanup_free_ char *raw = cli_json_to_value_string(json_object_array_get_idx(v, j));
-                        _cleanup_free_ char *line = raw ? sanitize_dup(raw) : NULL;
-
-                        if (!line)
-                                return -ENOMEM;
-                        fprintf(f, "  %s\n", line);
+                r = 0;
+                if (fields[i].kind == FIELD_OBJECT && json_object_is_type(v, json_type_object))
+                        r = object_block_write(v, fields[i].label, 0, f);
+                else if (fields[i].kind == FIELD_LINES || fields[i].kind == FIELD_QEMU_LOG)
+                        r = lines_write(v, fields[i].label, fields[i].kind == FIELD_QEMU_LOG, f);
+                if (r < 0)
+                        return r;
+        }
+        if (extras && json_object_is_type(obj, json_type_object)) {
+                json_object_object_foreach(obj, key, val) {
+                        if (!json_object_is_type(val, json_type_object) || field_known(fields, n, key))
+                                continue;
+                        r = object_block_write(val, key, 0, f);
+                        if (r < 0)
+                                return r;
                 }
         }
         return 0;
@@ -505,12 +586,16 @@ int cli_output_json(json_object *o, char **ret) {
 
         assert_return(ret, -EINVAL);
 
+        cli_json_tidy_numbers(o);
         s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                                               JSON_C_TO_STRING_NOSLASHESCAPE);
         if (!s)
                 return -ENOMEM;
         *ret = strjoin(s, "\n");
-        return *ret ? 0 : -ENOMEM;
+        if (!*ret)
+                return -ENOMEM;
+        cli_json_collapse_empty(*ret);
+        return 0;
 }
 
 int cli_output_vmid(json_object *vm, char **ret) {
@@ -570,7 +655,9 @@ static int vm_list_add_row(CliTable *t, json_object *vm) {
         if (r >= 0)
                 r = table_add_u64(t, json_get_path(vm, "config.memory"), true);
         if (r >= 0)
-                r = table_add_u64(t, json_get_path(vm, "config.cores"), false);
+                /* zvmd leaves defaults out of the config; cores defaults to 1. */
+                r = json_get_path(vm, "config.cores") ? table_add_u64(t, json_get_path(vm, "config.cores"), false)
+                                                     : cli_table_add(t, "1");
         if (r < 0)
                 return r;
 
@@ -668,7 +755,9 @@ int cli_output_vm_status(json_object *status, char **ret) {
                 { "exit.code",          "exit-code",      FIELD_TEXT },
                 { "exit.signal",        "exit-signal",    FIELD_TEXT },
                 { "exit.reason",        "exit-reason",    FIELD_TEXT },
-                { "exit.stderr",        "stderr",         FIELD_LINES },
+                { "agent",              "agent",          FIELD_TEXT },
+                { "exit.stderr",        "stderr",         FIELD_QEMU_LOG },
+                { "boot",               "boot",           FIELD_OBJECT },
         };
 
         return kv_format(status, fields, ELEMENTSOF(fields), true, ret);
