@@ -59,11 +59,12 @@ int cli_call_print(const Cli *cli, const char *method, const char *path, json_ob
         return r;
 }
 
-int cli_vm_call_print(const Cli *cli, const char *method, const char *id, const char *suffix,
+int cli_vm_call_print(Cli *cli, const char *method, const char *id, const char *suffix,
                       json_object *body, CliRender render) {
         _cleanup_free_ char *path = NULL;
         int r;
 
+        cli->vm_name = id;
         r = cli_vm_path(id, suffix, &path);
         if (r < 0)
                 return r;

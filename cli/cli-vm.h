@@ -26,8 +26,8 @@ int cli_print(const Cli *cli, json_object *o, CliRender render);
 /* Sends the request (body may be NULL) and prints the answer. */
 int cli_call_print(const Cli *cli, const char *method, const char *path, json_object *body, CliRender render);
 
-/* cli_call_print() on /vms/<id><suffix>. */
-int cli_vm_call_print(const Cli *cli, const char *method, const char *id, const char *suffix,
+/* cli_call_print() on /vms/<id><suffix>; zvmd's errors name the VM as id. */
+int cli_vm_call_print(Cli *cli, const char *method, const char *id, const char *suffix,
                       json_object *body, CliRender render);
 
 /* GET /vms/<id>/console/log[?tail=N] and write it to stdout as it is. */

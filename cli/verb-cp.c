@@ -61,7 +61,7 @@ int verb_cp(Cli *cli, int argc, char *argv[]) {
         dst_vm = split_remote(argv[optind + 1], &dst_path);
         if (!!src_vm == !!dst_vm)
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
-                                       "zvm cp: exactly one of SRC and DST must be NAME:/absolute/path");
+                                       "exactly one of SRC and DST must be NAME:/absolute/path");
 
         if (src_vm) {
                 _cleanup_free_ char *dir = NULL, *base = NULL;

@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include "cli-text.h"
 #include "cli-util.h"
 #include "log.h"
 #include "string-util.h"
@@ -224,6 +225,46 @@ static bool verb_is_group(const char *w, FILE *f) {
         return found;
 }
 
+/* The word of the verb table closest to word, as " (did you mean 'x'?)",
+ * or "": among the first words of the verbs, or with group ("config"),
+ * among the second words of that group. New string, NULL on OOM. */
+static char *verb_suggest(const char *group, const char *word) {
+        _cleanup_strv_free_ char **words = NULL;
+        const char *best;
+
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                const char *name = verbs[i].name, *rest = group ? startswith(name, group) : name;
+                char *w;
+
+                if (!rest || (group && rest[0] != ' '))
+                        continue;
+                if (group)
+                        rest++;
+                w = strndup(rest, strcspn(rest, " "));
+                if (!w || strv_push(&words, w) < 0) {
+                        free(w);
+                        return NULL;
+                }
+        }
+        best = words ? cli_closest_word(word, (const char *const *) words, strv_length(words)) : NULL;
+        if (!best)
+                return strdup("");
+        return strjoin(" (did you mean '", strempty(group), group ? " " : "", best, "'?)");
+}
+
+static int log_unknown_verb(const char *group, const char *word) {
+        _cleanup_free_ char *hint = verb_suggest(group, word);
+
+        if (!hint)
+                return log_oom();
+        if (group) {
+                log_error("unknown verb '%s %s'%s; '%s' needs one of:", group, word, hint, group);
+                (void) verb_is_group(group, stderr);
+                return -EINVAL;
+        }
+        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "unknown verb '%s'%s, see 'zvm --help'", word, hint);
+}
+
 int verb_help(Cli *cli, int argc, char *argv[]) {
         const Verb *verb;
         int r, words;
@@ -244,7 +285,9 @@ int verb_help(Cli *cli, int argc, char *argv[]) {
         }
         if (argc - optind == 1 && verb_is_group(argv[optind], stdout))
                 return 0;
-        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "unknown verb '%s', see 'zvm --help'", argv[optind]);
+        if (argc - optind == 2 && verb_is_group(argv[optind], NULL))
+                return log_unknown_verb(argv[optind], argv[optind + 1]);
+        return log_unknown_verb(NULL, argv[optind]);
 }
 
 static int run_verb(Cli *cli, int argc, char *argv[]) {
@@ -259,12 +302,14 @@ static int run_verb(Cli *cli, int argc, char *argv[]) {
 
         verb = verb_find(argc, argv, &words);
         if (!verb) {
+                if (verb_is_group(argv[0], NULL) && argc > 1 && argv[1][0] != '-')
+                        return log_unknown_verb(argv[0], argv[1]);
                 if (verb_is_group(argv[0], NULL)) {
                         log_error("'%s' needs one of:", argv[0]);
                         (void) verb_is_group(argv[0], stderr);
                         return -EINVAL;
                 }
-                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "unknown verb '%s', see 'zvm --help'", argv[0]);
+                return log_unknown_verb(NULL, argv[0]);
         }
 
         /* getopt_long() names argv[0] in its messages: make that "zvm config set". */
@@ -396,6 +441,11 @@ int main(int argc, char *argv[]) {
 
         if (log_setup_from_env() < 0)
                 log_warning("ignoring invalid $ZVM_LOG_LEVEL");
+
+        /* getopt_long() names argv[0] in its messages: "zvm", not the path
+         * the shell found. */
+        if (argc > 0)
+                argv[0] = (char *) "zvm";
 
         r = parse_argv(&cli, argc, argv);
         if (r > 0) {

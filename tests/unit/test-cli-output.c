@@ -521,6 +521,27 @@ static void test_log_text(void) {
         ok(!cli_line_is_qemu_argv("something else"), "other text is not argv");
 }
 
+static void test_list_filter(void) {
+        json_object *vms = json_tokener_parse(
+                "[{\"vmid\":100,\"name\":\"a\",\"state\":\"running\",\"config\":{\"tags\":\"web;prod\"}},"
+                " {\"vmid\":101,\"name\":\"b\",\"state\":\"stopped\",\"config\":{\"tags\":\"webby\"}},"
+                " {\"vmid\":102,\"name\":\"c\",\"state\":\"running\",\"config\":{}}]");
+        json_object *out = NULL;
+
+        assert_se(vms);
+        is_int(cli_vm_list_filter(vms, "running", NULL, &out), 0, "filter by state");
+        is_int(json_object_array_length(out), 2, "two running");
+        json_object_put(out);
+        is_int(cli_vm_list_filter(vms, NULL, "web", &out), 0, "filter by tag");
+        is_int(json_object_array_length(out), 1, "one tagged web (webby is another tag)");
+        json_object_put(out);
+        is_int(cli_vm_list_filter(vms, "stopped", "prod", &out), 0, "both filters");
+        is_int(json_object_array_length(out), 0, "none stopped and prod");
+        json_object_put(out);
+        is_int(cli_vm_list_filter(NULL, NULL, NULL, &out), -EINVAL, "not an array");
+        json_object_put(vms);
+}
+
 int main(void) {
         test_format_duration();
         test_format_bytes();
@@ -534,5 +555,6 @@ int main(void) {
         test_did_you_mean();
         test_message_for_user();
         test_log_text();
+        test_list_filter();
         return done_testing();
 }
