@@ -463,8 +463,12 @@ static int object_block_write(json_object *o, const char *label, unsigned depth,
         r = table_format_sep(t, " ", &text);
         if (r < 0)
                 return r;
-        for (const char *line = text; *line; line += strcspn(line, "\n") + 1)
-                fprintf(f, "%*s%.*s\n", (int) (2 * depth + 2), "", (int) strcspn(line, "\n"), line);
+        for (const char *line = strempty(text); *line;) {
+                size_t len = strcspn(line, "\n");
+
+                fprintf(f, "%*s%.*s\n", (int) (2 * depth + 2), "", (int) len, line);
+                line += len + (line[len] == '\n');
+        }
 
         json_object_object_foreach(o, k2, v2) {
                 if (!json_object_is_type(v2, json_type_object) || depth + 1 >= OBJECT_BLOCK_DEPTH_MAX)
