@@ -174,187 +174,6 @@ static json_object *json_get_path(json_object *o, const char *path) {
         return json_get_path(v, dot + 1);
 }
 
-static char *sanitize_dup(const char *s) {
-        char *d = strdup(strempty(s));
-
-        if (!d)
-                return NULL;
-        for (char *p = d; *p; p++)
-                if ((unsigned char) *p < ' ' || *p == 0x7f)
-                        *p = '?';
-        return d;
-}
-
-/* ---- memstream helpers ---------------------------------------------------------- */
-
-/* Closes f and hands its buffer over: the renderers write with stdio into
- * an open_memstream() and return the string. */
-static int memstream_finish(FILE **f, char **buf, char **ret) {
-        int r = 0;
-
-        if (fflush(*f) != 0 || ferror(*f))
-                r = -ENOMEM;
-        if (fclose(*f) != 0 && r == 0)
-                r = -ENOMEM;
-        *f = NULL;
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(*buf);
-        return 0;
-}
-
-#define MEMSTREAM_OPEN(f, buf, size)                                            \
-        do {                                                                    \
-                f = open_memstream(&(buf), &(size));                            \
-                if (!f)                                                         \
-                        return -ENOMEM;                                         \
-        } while (false)
-
-/* ---- tables ------------------------------------------------------------------ */
-
-struct CliTable {
-        size_t ncols;
-        char **header;          /* NULL or ncols strings */
-        bool *right;
-        char **cells;
-        size_t n_cells, allocated;
-};
-
-CliTable *cli_table_new(size_t ncols, const char *const *header) {
-        _cleanup_(cli_table_freep) CliTable *t = NULL;
-
-        if (ncols == 0)
-                return NULL;
-
-        t = calloc(1, sizeof(CliTable));
-        if (!t)
-                return NULL;
-        t->ncols = ncols;
-        t->right = calloc(ncols, sizeof(bool));
-        if (!t->right)
-                return NULL;
-
-        if (header) {
-                t->header = calloc(ncols + 1, sizeof(char *));
-                if (!t->header)
-                        return NULL;
-                for (size_t i = 0; i < ncols; i++) {
-                        const char *h = header[i];
-
-                        if (h[0] == '>') {
-                                t->right[i] = true;
-                                h++;
-                        }
-                        t->header[i] = strdup(h);
-                        if (!t->header[i])
-                                return NULL;
-                }
-        }
-        return TAKE_PTR(t);
-}
-
-CliTable *cli_table_free(CliTable *t) {
-        if (!t)
-                return NULL;
-        if (t->header)
-                for (size_t i = 0; i < t->ncols; i++)
-                        free(t->header[i]);
-        free(t->header);
-        for (size_t i = 0; i < t->n_cells; i++)
-                free(t->cells[i]);
-        free(t->cells);
-        free(t->right);
-        return mfree(t);
-}
-
-int cli_table_add(CliTable *t, const char *cell) {
-        char *c;
-
-        assert_return(t, -EINVAL);
-
-        if (t->n_cells >= t->allocated) {
-                size_t n = MAX(t->allocated * 2, (size_t) 16);
-                char **p = reallocarray(t->cells, n, sizeof(char *));
-
-                if (!p)
-                        return -ENOMEM;
-                t->cells = p;
-                t->allocated = n;
-        }
-
-        c = sanitize_dup(cell ?: "-");
-        if (!c)
-                return -ENOMEM;
-        t->cells[t->n_cells++] = c;
-        return 0;
-}
-
-/* Display width: UTF-8 code points (continuation bytes do not count). */
-static size_t text_width(const char *s) {
-        size_t w = 0;
-
-        for (; *s; s++)
-                if (((unsigned char) *s & 0xc0) != 0x80)
-                        w++;
-        return w;
-}
-
-/* Writes one row. Blanks are only written once something follows them, so
- * that no line ends in padding. */
-static void table_write_row(const CliTable *t, char *const *row, const size_t *width,
-                            const char *sep, FILE *f) {
-        size_t pending = 0;
-
-        for (size_t i = 0; i < t->ncols; i++) {
-                size_t w = text_width(row[i]), pad = width[i] - w;
-
-                if (i > 0)
-                        pending += strlen(sep);
-                if (t->right[i])
-                        pending += pad;
-                if (row[i][0] != '\0') {
-                        fprintf(f, "%*s%s", (int) pending, "", row[i]);
-                        pending = 0;
-                }
-                if (!t->right[i])
-                        pending += pad;
-        }
-        fputc('\n', f);
-}
-
-static int table_format_sep(const CliTable *t, const char *sep, char **ret) {
-        _cleanup_free_ size_t *width = NULL;
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0;
-        _cleanup_fclose_ FILE *f = NULL;
-
-        assert_return(t && ret, -EINVAL);
-
-        if (t->n_cells % t->ncols != 0)
-                return -EINVAL;
-
-        width = calloc(t->ncols, sizeof(size_t));
-        if (!width)
-                return -ENOMEM;
-        for (size_t i = 0; i < t->ncols; i++)
-                if (t->header)
-                        width[i] = text_width(t->header[i]);
-        for (size_t i = 0; i < t->n_cells; i++)
-                width[i % t->ncols] = MAX(width[i % t->ncols], text_width(t->cells[i]));
-
-        MEMSTREAM_OPEN(f, buf, size);
-        if (t->header)
-                table_write_row(t, t->header, width, sep, f);
-        for (size_t i = 0; i < t->n_cells; i += t->ncols)
-                table_write_row(t, t->cells + i, width, sep, f);
-
-        return memstream_finish(&f, &buf, ret);
-}
-
-int cli_table_format(const CliTable *t, char **ret) {
-        return table_format_sep(t, "  ", ret);
-}
-
 /* ---- key/value blocks ------------------------------------------------------------ */
 
 typedef enum FieldKind {
@@ -437,6 +256,24 @@ static char *scalar_text(json_object *v) {
         return cli_json_to_value_string(v);
 }
 
+/* Adds "key: value" for each key of obj that fields do not name, except
+ * objects unless objects_too (they become blocks of their own). */
+static int kv_add_values(CliTable *t, json_object *obj, const Field *fields, size_t n, bool objects_too) {
+        int r;
+
+        if (!json_object_is_type(obj, json_type_object))
+                return 0;
+        json_object_object_foreach(obj, key, v) {
+                if (!v || field_known(fields, n, key) || (!objects_too && json_object_is_type(v, json_type_object)))
+                        continue;
+                _cleanup_free_ char *value = scalar_text(v);
+                r = kv_add(t, key, value);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* Nesting shown as blocks; deeper objects (zvmd passes the guest agent's
  * READY through) are one compact value. */
 #define OBJECT_BLOCK_DEPTH_MAX 3U
@@ -445,22 +282,18 @@ static char *scalar_text(json_object *v) {
  * objects as blocks of their own, each level indented by two more blanks. */
 static int object_block_write(json_object *o, const char *label, unsigned depth, FILE *f) {
         _cleanup_table_ CliTable *t = cli_table_new(2, NULL);
-        _cleanup_free_ char *text = NULL, *l = sanitize_dup(label);
+        _cleanup_free_ char *text = NULL, *l = cli_sanitize_dup(label);
         int r;
 
         if (!t || !l)
                 return -ENOMEM;
         fprintf(f, "%*s%s:\n", (int) (2 * depth), "", l);
 
-        json_object_object_foreach(o, key, v) {
-                if (!v || (json_object_is_type(v, json_type_object) && depth + 1 < OBJECT_BLOCK_DEPTH_MAX))
-                        continue;
-                _cleanup_free_ char *value = scalar_text(v);
-                r = kv_add(t, key, value);
-                if (r < 0)
-                        return r;
-        }
-        r = table_format_sep(t, " ", &text);
+        /* Past the depth limit, objects are values too. */
+        r = kv_add_values(t, o, NULL, 0, depth + 1 >= OBJECT_BLOCK_DEPTH_MAX);
+        if (r < 0)
+                return r;
+        r = cli_table_format_sep(t, " ", &text);
         if (r < 0)
                 return r;
         for (const char *line = strempty(text); *line;) {
@@ -487,7 +320,7 @@ static int lines_write(json_object *a, const char *label, bool skip_qemu_argv, F
 
         for (size_t j = 0; json_object_is_type(a, json_type_array) && j < json_object_array_length(a); j++) {
                 _cleanup_free_ char *raw = cli_json_to_value_string(json_object_array_get_idx(a, j));
-                _cleanup_free_ char *line = raw ? sanitize_dup(raw) : NULL;
+                _cleanup_free_ char *line = raw ? cli_sanitize_dup(raw) : NULL;
 
                 if (!line)
                         return -ENOMEM;
@@ -526,19 +359,13 @@ static int kv_write(json_object *obj, const Field *fields, size_t n, bool extras
                         return r;
         }
 
-        if (extras && json_object_is_type(obj, json_type_object)) {
-                /* json_object_object_foreach() declares key and val in this block. */
-                json_object_object_foreach(obj, key, val) {
-                        if (!val || field_known(fields, n, key) || json_object_is_type(val, json_type_object))
-                                continue;
-                        _cleanup_free_ char *value = scalar_text(val);
-                        r = kv_add(t, key, value);
-                        if (r < 0)
-                                return r;
-                }
+        if (extras) {
+                r = kv_add_values(t, obj, fields, n, false);
+                if (r < 0)
+                        return r;
         }
 
-        r = table_format_sep(t, " ", &text);
+        r = cli_table_format_sep(t, " ", &text);
         if (r < 0)
                 return r;
         fputs(text, f);
@@ -580,7 +407,7 @@ static int kv_format(json_object *obj, const Field *fields, size_t n, bool extra
         r = kv_write(obj, fields, n, extras, f);
         if (r < 0)
                 return r;
-        return memstream_finish(&f, &buf, ret);
+        return cli_memstream_finish(&f, &buf, ret);
 }
 
 /* ---- renderers ----------------------------------------------------------------- */
@@ -618,7 +445,7 @@ int cli_output_token_secret(json_object *token, char **ret) {
         assert_return(ret, -EINVAL);
         if (!json_object_is_type(v, json_type_string))
                 return -EBADMSG;
-        _cleanup_free_ char *secret = sanitize_dup(json_object_get_string(v));
+        _cleanup_free_ char *secret = cli_sanitize_dup(json_object_get_string(v));
         if (!secret)
                 return -ENOMEM;
         *ret = strjoin(secret, "\n");
@@ -698,8 +525,8 @@ static int config_write(json_object *config, const char *indent, FILE *f) {
         /* json-c keeps the daemon's key order, which is the file's. */
         json_object_object_foreach(config, key, v) {
                 _cleanup_free_ char *raw = cli_json_to_value_string(v);
-                _cleanup_free_ char *value = raw ? sanitize_dup(raw) : NULL;
-                _cleanup_free_ char *k = sanitize_dup(key);
+                _cleanup_free_ char *value = raw ? cli_sanitize_dup(raw) : NULL;
+                _cleanup_free_ char *k = cli_sanitize_dup(key);
 
                 if (!value || !k)
                         return -ENOMEM;
@@ -739,7 +566,7 @@ int cli_output_vm_show(json_object *vm, char **ret) {
                 if (r < 0)
                         return r;
         }
-        return memstream_finish(&f, &buf, ret);
+        return cli_memstream_finish(&f, &buf, ret);
 }
 
 int cli_output_vm_status(json_object *status, char **ret) {
@@ -779,7 +606,7 @@ int cli_output_vm_config(json_object *vm, char **ret) {
         r = config_write(json_get_path(vm, "config"), "", f);
         if (r < 0)
                 return r;
-        return memstream_finish(&f, &buf, ret);
+        return cli_memstream_finish(&f, &buf, ret);
 }
 
 int cli_output_pending_restart(json_object *vm, char **ret) {
@@ -793,13 +620,13 @@ int cli_output_pending_restart(json_object *vm, char **ret) {
         MEMSTREAM_OPEN(f, buf, size);
         pending = json_get_path(vm, "pending_restart");
         for (size_t i = 0; json_object_is_type(pending, json_type_array) && i < json_object_array_length(pending); i++) {
-                _cleanup_free_ char *key = sanitize_dup(json_object_get_string(json_object_array_get_idx(pending, i)));
+                _cleanup_free_ char *key = cli_sanitize_dup(json_object_get_string(json_object_array_get_idx(pending, i)));
 
                 if (!key)
                         return -ENOMEM;
                 fprintf(f, "%s: needs restart\n", key);
         }
-        return memstream_finish(&f, &buf, ret);
+        return cli_memstream_finish(&f, &buf, ret);
 }
 
 int cli_output_host(json_object *host, char **ret) {

@@ -56,6 +56,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CliTable *, cli_table_free);
 /* Appends one cell; rows fill left to right. NULL is shown as "-". */
 int cli_table_add(CliTable *t, const char *cell);
 
+/* Columns separated by sep, padded to the widest cell, no trailing blanks;
+ * the key/value blocks use one space. */
+int cli_table_format_sep(const CliTable *t, const char *sep, char **ret);
+
 /* Columns separated by two spaces, padded to the widest cell (counted in
  * UTF-8 code points), no trailing blanks. An incomplete last row is -EINVAL. */
 int cli_table_format(const CliTable *t, char **ret);

@@ -13,6 +13,35 @@
 #define EDIT_WORD_MAX 64U
 #define FOLLOW_ANCHOR_MAX 1024U
 
+/* ---- memstreams ---------------------------------------------------------------- */
+
+int cli_memstream_finish(FILE **f, char **buf, char **ret) {
+        int r = 0;
+
+        if (fflush(*f) != 0 || ferror(*f))
+                r = -ENOMEM;
+        if (fclose(*f) != 0 && r == 0)
+                r = -ENOMEM;
+        *f = NULL;
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(*buf);
+        return 0;
+}
+
+/* ---- untrusted text ------------------------------------------------------------ */
+
+char *cli_sanitize_dup(const char *s) {
+        char *d = strdup(strempty(s));
+
+        if (!d)
+                return NULL;
+        for (char *p = d; *p; p++)
+                if ((unsigned char) *p < ' ' || *p == 0x7f)
+                        *p = '?';
+        return d;
+}
+
 /* ---- numbers ------------------------------------------------------------------ */
 
 char *cli_format_decimal(char *buf, size_t l, double d) {
@@ -152,6 +181,7 @@ static bool string_is_digits(const char *s) {
 
 char *cli_message_for_user(const char *message, const char *typed_name) {
         _cleanup_free_ char *buf = NULL;
+        char *ret = NULL;
         size_t size = 0;
         _cleanup_fclose_ FILE *f = open_memstream(&buf, &size);
         bool rename = !isempty(typed_name) && !string_is_digits(typed_name);
@@ -178,11 +208,7 @@ char *cli_message_for_user(const char *message, const char *typed_name) {
                 }
                 fputc(*p++, f);
         }
-        if (fflush(f) != 0 || ferror(f))
-                return NULL;
-        if (fclose(TAKE_PTR(f)) != 0)
-                return NULL;
-        return TAKE_PTR(buf);
+        return cli_memstream_finish(&f, &buf, &ret) < 0 ? NULL : ret;
 }
 
 /* ---- console logs --------------------------------------------------------------- */

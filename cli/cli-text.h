@@ -12,6 +12,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+/* Closes *f (an open_memstream() on *buf) and hands the text over in *ret;
+ * -ENOMEM if writing failed. The renderers write with stdio and return
+ * the string. */
+int cli_memstream_finish(FILE **f, char **buf, char **ret);
+
+#define MEMSTREAM_OPEN(f, buf, size)                                            \
+        do {                                                                    \
+                f = open_memstream(&(buf), &(size));                            \
+                if (!f)                                                         \
+                        return -ENOMEM;                                         \
+        } while (false)
+
+/* A copy of s (NULL: "") with control characters as '?': text from zvmd or
+ * a guest cannot drive the terminal. NULL on OOM. */
+char *cli_sanitize_dup(const char *s);
 
 /* A double for people: 15 significant digits, so 16.487279000000001 is
  * "16.487279" and 0.1 + 0.2 is "0.3"; 3 is "3". Returns buf. */

@@ -67,6 +67,7 @@ int verb_cp(Cli *cli, int argc, char *argv[]) {
                 _cleanup_free_ char *dir = NULL, *base = NULL;
 
                 q = escape_query(src_path);
+                cli->vm_name = src_vm;
                 if (!q || cli_vm_path(src_vm, NULL, &path) < 0)
                         return log_oom();
                 free(path);
@@ -108,6 +109,7 @@ int verb_cp(Cli *cli, int argc, char *argv[]) {
         if (!q)
                 return log_oom();
         snprintf(suffix, sizeof(suffix), "&mode=%04o", st.st_mode ? (unsigned) (st.st_mode & 07777) : 0644U);
+        cli->vm_name = dst_vm;
         r = cli_vm_path(dst_vm, NULL, &path);
         if (r < 0)
                 return r;
