@@ -6,6 +6,7 @@
 
 #include "api.h"
 #include "cli-http.h"
+#include "cli-text.h"
 #include "cli-util.h"
 #include "log.h"
 #include "string-util.h"
@@ -127,6 +128,7 @@ static int http_log_transport_error(const Cli *cli, CURL *curl, CURLcode code, c
 static int http_log_api_error(const Cli *cli, long status, const HttpBuffer *b) {
         _cleanup_(json_object_putp) json_object *o = b->data ? json_tokener_parse(b->data) : NULL;
         json_object *message = NULL, *error = NULL, *key = NULL;
+        _cleanup_free_ char *mine = NULL;
         const char *m, *k;
 
         if (json_object_object_get_ex(o, "message", &message) && json_object_is_type(message, json_type_string)) {
@@ -135,6 +137,10 @@ static int http_log_api_error(const Cli *cli, long status, const HttpBuffer *b) 
                 log_debug("zvmd: HTTP %ld %s", status, strnull(json_object_get_string(error)));
 
                 m = json_object_get_string(message);
+                /* zvmd says "VM 100"; the user typed a name. */
+                mine = cli_message_for_user(m, cli->vm_name);
+                if (mine)
+                        m = mine;
                 k = json_object_is_type(key, json_type_string) ? json_object_get_string(key) : NULL;
                 log_error("%s%s%s%s%s", m,
                           k && !strstr(m, k) ? " (key '" : "", k && !strstr(m, k) ? k : "",

@@ -26,12 +26,20 @@ int cli_print(const Cli *cli, json_object *o, CliRender render);
 /* Sends the request (body may be NULL) and prints the answer. */
 int cli_call_print(const Cli *cli, const char *method, const char *path, json_object *body, CliRender render);
 
-/* cli_call_print() on /vms/<id><suffix>. */
-int cli_vm_call_print(const Cli *cli, const char *method, const char *id, const char *suffix,
+/* cli_call_print() on /vms/<id><suffix>; zvmd's errors name the VM as id. */
+int cli_vm_call_print(Cli *cli, const char *method, const char *id, const char *suffix,
                       json_object *body, CliRender render);
 
-/* GET /vms/<id>/console/log[?tail=N] and write it to stdout as it is. */
-int cli_vm_logs(const Cli *cli, const char *id, uint64_t tail, bool have_tail);
+typedef struct CliLogs {
+        uint64_t tail_lines;    /* with have_tail_lines: the last N lines (within zvmd's 1 MiB) */
+        bool have_tail_lines;
+        uint64_t tail_bytes;    /* else the last N bytes (0: all zvmd sends) */
+        bool follow;            /* then poll for more until the VM is deleted */
+} CliLogs;
+
+/* GET /vms/<id>/console/log and write it to stdout, without terminal
+ * control sequences when stdout is a terminal (cli-logs.c). */
+int cli_vm_logs(Cli *cli, const char *id, const CliLogs *o);
 
 /* <run>/vms/<vmid>/<name> of a running VM (asks zvmd), and its CID. */
 int cli_vm_runtime_path(const Cli *cli, const char *id, const char *name, char **ret, uint32_t *ret_cid);

@@ -32,6 +32,7 @@ typedef struct Cli {
         bool json;              /* print zvmd's JSON instead of text */
         unsigned timeout_sec;   /* whole request */
         const Verb *verb;       /* the verb being run */
+        const char *vm_name;    /* the VM as the user named it, for zvmd's messages (or NULL) */
         int exit_status;        /* set by verbs that pass a guest's exit code through (exec) */
 } Cli;
 

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zvmtest as zt  # noqa: E402
 from zvmd import ZVMD, Zvmd, require_daemon  # noqa: E402
 from zvmd_console import CONSOLE_CAP, scenario_console_flood  # noqa: E402,F401
+from zvmd_cli import scenario_cli_first_hour  # noqa: E402,F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPENAPI = os.path.join(HERE, "..", "..", "api", "openapi.yaml")
