@@ -16,6 +16,7 @@
 #include "agent-exec.h"
 #include "agent-llm.h"
 #include "fd-util.h"
+#include "fileio.h"
 #include "log.h"
 #include "time-util.h"
 
@@ -30,10 +31,36 @@ const char *llm_state_name(LlmState s) {
         return (unsigned) s < ELEMENTSOF(names) ? names[s] : "unknown";
 }
 
+/* A server left by an agent that was restarted (its unit keeps the
+ * processes it runs for the host, KillMode=process) would hold the model's
+ * memory forever: its pid file names it, and only if that process still
+ * serves our socket (the pid may have been reused) its group is killed. */
+static void llm_kill_stale(Llm *l) {
+        char path[PATH_MAX + 16], buf[32], cmdline[8192], want[PATH_MAX + 8];
+        ssize_t n;
+        long pid;
+
+        snprintf(path, sizeof(path), "%s/%s", l->dir, LLM_PID_NAME);
+        if (read_file_to_buffer(path, buf, sizeof(buf)) <= 0 || (pid = strtol(buf, NULL, 10)) <= 1)
+                return;
+        (void) unlink(path);
+        snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+        n = read_file_to_buffer(path, cmdline, sizeof(cmdline));
+        snprintf(want, sizeof(want), "--host%c%s", 0, l->sock);
+        for (ssize_t i = 0; n > 0 && i + (ssize_t) (7 + strlen(l->sock)) <= n; i++)
+                if (memcmp(cmdline + i, want, 7 + strlen(l->sock)) == 0) {
+                        log_info("killing llama-server %ld left by an earlier agent", pid);
+                        (void) kill((pid_t) -pid, SIGKILL);
+                        (void) kill((pid_t) pid, SIGKILL);
+                        return;
+                }
+}
+
 void llm_init(Llm *l, const char *server, const char *dir) {
         *l = (Llm) { .server = server, .dir = dir, .log_fd = -EBADF, .probe_fd = -EBADF, .last_exit_code = -1,
                      .bridge = BRIDGE_NULL, .i_log = -1, .i_probe = -1 };
         snprintf(l->sock, sizeof(l->sock), "%s/%s", dir, LLM_SOCKET_NAME);
+        llm_kill_stale(l);
 }
 
 void llm_forget(Llm *l) {
@@ -127,7 +154,8 @@ static _noreturn_ void llm_child(Llm *l, int out_fd) {
 }
 
 static int llm_spawn(Llm *l) {
-        int p[2];
+        char num[16];
+        int p[2], n;
         pid_t pid;
 
         if (mkdir(l->dir, 0700) < 0 && errno != EEXIST)
@@ -147,6 +175,8 @@ static int llm_spawn(Llm *l) {
         l->log_fd = p[0];
         (void) fd_nonblock(l->log_fd, true);
         l->pid = pid;
+        n = snprintf(num, sizeof(num), "%d\n", (int) pid);
+        (void) write_file_atomic(l->dir, LLM_PID_NAME, num, (size_t) n, 0600);
         l->started_at = l->probe_at = now_msec(CLOCK_MONOTONIC);
         l->ready_at = 0;
         llm_note(l, "started (pid %d): %s -m %s --host %s -t %u -c %u -np %u -b %u --metrics", (int) pid, l->server,

@@ -22,6 +22,7 @@
 #define LLM_DEFAULT_SERVER "llama-server"
 #define LLM_DEFAULT_DIR "/run/zvm-llm"
 #define LLM_SOCKET_NAME "llama.sock"    /* llama-server takes a unix socket when --host ends in .sock */
+#define LLM_PID_NAME "llama.pid"      /* the running server, for a restarted agent */
 #define LLM_LOG_MAX ((size_t) 64 << 10)
 #define LLM_TAIL_MAX 4096               /* the last lines passed on in info */
 #define LLM_BACKOFF_MIN_MS 1000U
