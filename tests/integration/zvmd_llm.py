@@ -6,8 +6,9 @@ drives the agent itself over hybrid vsock with the VM's secret."""
 import http.client
 import json
 import os
-import socket
 import time
+
+import zvmtest as zt
 
 AGENT_PORT = 1024
 LLM_PORT = 8080         # AGENT_LLM_PORT, api/agent-contract.h
@@ -15,24 +16,7 @@ STEP = 120              # seconds any one step may take under TCG
 
 
 def hybrid_connect(uds, port, timeout=STEP):
-    """CONNECT <port> on the VM's vhost-device-vsock socket; the stream."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(uds)
-        s.sendall(f"CONNECT {port}\n".encode())
-        line = b""
-        while not line.endswith(b"\n") and len(line) < 64:
-            c = s.recv(1)           # byte by byte: nothing after the reply may be eaten
-            if not c:
-                break
-            line += c
-        if not line.startswith(b"OK "):
-            raise ConnectionRefusedError(f"hybrid vsock refused port {port}: {line!r}")
-    except BaseException:
-        s.close()
-        raise
-    return s
+    return zt.hybrid_connect(uds, port, timeout)
 
 
 class Agent:
