@@ -139,7 +139,7 @@ def http_checks(t, d, uds, vm):
     except ValueError:
         comp = {}
     t.ok(r.returncode == 0 and head.startswith("HTTP/1.1 200") and comp.get("usage", {}).get("completion_tokens") == 8,
-         "POST /v1/completions through zvm vsock-proxy NAME 8080 (client half-closes after the request)",
+         "POST /v1/completions through zvm vsock-proxy NAME 8080, Connection: close",
          f"{r.returncode} {r.stdout[-800:]!r} {r.stderr[-400:]!r}")
 
 
