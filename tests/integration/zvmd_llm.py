@@ -133,7 +133,8 @@ def http_checks(t, d, uds, vm):
     raw = (f"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
            f"Connection: close\r\nContent-Length: {len(req)}\r\n\r\n{req}")
     r = d.zvm("vsock-proxy", vm, str(LLM_PORT), input=raw, timeout=STEP)
-    head, _, body = r.stdout.partition("\r\n\r\n")
+    # zvm's text-mode output has turned the HTTP CRLFs into LFs.
+    head, _, body = r.stdout.replace("\r\n", "\n").partition("\n\n")
     try:
         comp = json.loads(body)
     except ValueError:
