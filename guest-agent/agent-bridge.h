@@ -5,6 +5,7 @@
  * every connection is relayed, both ways, to a unix socket. Runs in the
  * agent's main loop (agent-poll.h), never blocks. */
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
