@@ -22,6 +22,7 @@ import zvmtest as zt  # noqa: E402
 from zvmd import ZVMD, Zvmd, require_daemon  # noqa: E402
 from zvmd_console import CONSOLE_CAP, scenario_console_flood  # noqa: E402,F401
 from zvmd_cli import scenario_cli_first_hour  # noqa: E402,F401
+import zvmd_llm  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPENAPI = os.path.join(HERE, "..", "..", "api", "openapi.yaml")
@@ -1099,12 +1100,8 @@ def llm_answer(out):
         return {}
 
 
-def scenario_llm_model(t, d):
-    """A generated tiny model on a model disk made by zvm-mkmodel, attached
-    to an llm guest (model: <image>): the real llama-server loads it from
-    /models and generates tokens."""
-    if not build_template(t, d, "llm", "llm"):
-        return
+def model_disk(t, d):
+    """A generated tiny model on a model disk made by zvm-mkmodel: its JSON ({} on failure)."""
     tool = os.path.join(zt.BUILD, "daemon", "tools", "zvm-mkmodel")
     gguf, store = os.path.join(d.tmp, "tiny.gguf"), os.path.join(d.tmp, "models")
     r = subprocess.run([tool, "generate", "--shape", "tiny", "--quant", "q8_0", gguf],
@@ -1115,16 +1112,31 @@ def scenario_llm_model(t, d):
     disk = json.loads(r.stdout) if r.returncode == 0 else {}
     t.ok(r.returncode == 0 and os.path.exists(disk.get("image", "")),
          f"zvm-mkmodel disk: {disk.get('image_size')} byte image in {time.monotonic() - t0:.2f} s", r.stderr)
-    if not disk:
-        return
-    r = d.zvm("create", "lm", "--template", "llm", "--memory", "1024", "--cores", "2", "--no-ssh-keys",
+    return disk
+
+
+def start_llm_vm(t, d, name, disk):
+    """Creates and starts an llm VM with the model disk; its status once the agent is READY (or None)."""
+    r = d.zvm("create", name, "--template", "llm", "--memory", "1024", "--cores", "2", "--no-ssh-keys",
               "--set", f"model={disk['image']}")
     t.ok(r.returncode == 0, "create an llm VM with model: <image>", r.stderr)
     t0 = time.monotonic()
-    d.request("POST", "/vms/lm/start")
-    st = wait_agent(d, "lm", timeout=300)
+    d.request("POST", f"/vms/{name}/start")
+    st = wait_agent(d, name, timeout=300)
     t.ok(st and st.get("agent") == "ready", f"the llm guest with the model disk is READY ({time.monotonic() - t0:.1f} s)",
          st)
+    return st if st and st.get("agent") == "ready" else None
+
+
+def scenario_llm_model(t, d):
+    """A generated tiny model on a model disk made by zvm-mkmodel, attached
+    to an llm guest (model: <image>): the real llama-server loads it from
+    /models and generates tokens."""
+    if not build_template(t, d, "llm", "llm"):
+        return
+    disk = model_disk(t, d)
+    if not disk or not start_llm_vm(t, d, "lm", disk):
+        return
     t0 = time.monotonic()
     r = d.zvm("exec", "--timeout", "400", "lm", "--", "sh", "-s", input=LLM_GUEST_SCRIPT, timeout=420)
     took = time.monotonic() - t0
@@ -1474,6 +1486,19 @@ def scenario_hostile(t, d):
     t.ok(st.get("state") == "running" and st.get("agent") == "ready", "the good VM still runs with its agent", st)
     for vm in ("hv", "good"):
         d.request("POST", f"/vms/{vm}/stop")
+
+
+def scenario_llm_serve(t, d):
+    """The agent's llm supervisor in an llm guest with a model disk:
+    llm-start, ready in info, the OpenAI endpoints through the vsock
+    bridge (streamed and not), a killed llama-server restarted, llm-stop."""
+    if not build_template(t, d, "llm", "llm"):
+        return
+    disk = model_disk(t, d)
+    st = start_llm_vm(t, d, "ls", disk) if disk else None
+    if st:
+        zvmd_llm.serve(t, d, "ls", st["vmid"])
+    d.zvm("stop", "ls")
 
 
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items() if name.startswith("scenario_")}
