@@ -73,6 +73,9 @@ Vm *vm_free(Vm *vm) {
                 http_request_set_closed_handler(vm->waiters[i].req, NULL, NULL);
                 http_request_reply_error(vm->waiters[i].req, API_ERROR_UNAVAILABLE, NULL, "VM %u went away", vm->vmid);
         }
+        /* The VM may outlive us (zvmd exiting leaves VMs up): forget its
+         * agent without deleting the secret and socket the next zvmd needs. */
+        vm->agent_state = AGENT_NONE;
         agent_stop(vm);
         sd_event_source_disable_unref(vm->acpi_source);
         vm_qmp_detach(vm);
