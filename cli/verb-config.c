@@ -7,7 +7,6 @@
 #include "cli-sshkeys.h"
 #include "cli-vm.h"
 #include "log.h"
-#include "ssh-key.h"
 
 /* zvm config show NAME: the config as "key: value" lines, like the .conf. */
 int verb_config_show(Cli *cli, int argc, char *argv[]) {
@@ -36,11 +35,7 @@ static int config_patch(Cli *cli, int argc, char *argv[], int (*put)(json_object
                         return r;
         }
         if (keys) {
-                _cleanup_free_ char *enc = ssh_keys_encode(keys);
-
-                if (!enc)
-                        return log_oom();
-                r = cli_body_put(body, "sshkeys", json_object_new_string(enc));
+                r = cli_body_put_sshkeys(body, keys);
                 if (r < 0)
                         return r;
         }

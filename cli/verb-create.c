@@ -9,7 +9,6 @@
 #include "cli-vm.h"
 #include "fd-util.h"
 #include "log.h"
-#include "ssh-key.h"
 #include "string-util.h"
 
 /* zvm create NAME [--vmid N] [--memory SIZE] [--balloon SIZE] [--cores N]
@@ -87,11 +86,7 @@ int verb_create(Cli *cli, int argc, char *argv[]) {
                         return r;
         }
         if (keys) {
-                _cleanup_free_ char *enc = ssh_keys_encode(keys);
-
-                if (!enc)
-                        return log_oom();
-                r = cli_body_put(body, "sshkeys", json_object_new_string(enc));
+                r = cli_body_put_sshkeys(body, keys);
                 if (r < 0)
                         return r;
         }

@@ -125,14 +125,11 @@ static int wait_agent_ready(const Cli *cli, const char *id, unsigned wait_s, cha
  * with a bare "Permission denied (publickey)". Names the fix. */
 static int check_has_keys(const Cli *cli, const char *id) {
         _cleanup_(json_object_putp) json_object *vm = NULL;
-        _cleanup_free_ char *path = NULL, *file = NULL;
+        _cleanup_free_ char *file = NULL;
         json_object *config, *v;
         int r;
 
-        r = cli_vm_path(id, NULL, &path);
-        if (r < 0)
-                return r;
-        r = cli_http_call(cli, "GET", path, NULL, &vm);
+        r = cli_vm_get(cli, id, &vm);
         if (r < 0)
                 return r;
         if (json_object_object_get_ex(vm, "config", &config) && json_object_object_get_ex(config, "sshkeys", &v) &&

@@ -211,6 +211,10 @@ class Sandbox:
         if not self.proc or self.proc.poll() is not None:
             return True
         self.proc.send_signal(signal.SIGTERM)
+        return self._reap(timeout)
+
+    def _reap(self, timeout):
+        """Waits for our child; kills it if it takes longer than timeout."""
         try:
             self.proc.wait(timeout=timeout)
             return True
@@ -284,13 +288,7 @@ class Chroot(Sandbox):
                 os.kill(self.leader, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        try:
-            self.proc.wait(timeout=timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-            return False
+        return self._reap(timeout)
 
 
 def files(sb):
