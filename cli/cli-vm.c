@@ -11,6 +11,7 @@
 #include "cli-vm.h"
 #include "fd-util.h"
 #include "log.h"
+#include "ssh-key.h"
 #include "string-util.h"
 
 int cli_vm_path(const char *id, const char *suffix, char **ret) {
@@ -124,6 +125,24 @@ int cli_body_put(json_object *body, const char *key, json_object *value) {
         if (r < 0)
                 return log_oom();
         return 0;
+}
+
+int cli_body_put_sshkeys(json_object *body, const char *keys) {
+        _cleanup_free_ char *enc = ssh_keys_encode(keys);
+
+        if (!enc)
+                return log_oom();
+        return cli_body_put(body, "sshkeys", json_object_new_string(enc));
+}
+
+int cli_vm_get(const Cli *cli, const char *id, json_object **ret) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = cli_vm_path(id, NULL, &path);
+        if (r < 0)
+                return r;
+        return cli_http_call(cli, "GET", path, NULL, ret);
 }
 
 int cli_body_put_null(json_object *body, const char *key) {

@@ -19,6 +19,9 @@ typedef int (*CliRender)(json_object *o, char **ret);
  * error (-EINVAL, logged), so that it always is one safe path segment. */
 int cli_vm_path(const char *id, const char *suffix, char **ret);
 
+/* GET /vms/ID: the VM's config and state into *ret. */
+int cli_vm_get(const Cli *cli, const char *id, json_object **ret);
+
 /* Prints o: pretty JSON with --json, else render's text (nothing if render
  * is NULL). */
 int cli_print(const Cli *cli, json_object *o, CliRender render);
@@ -58,6 +61,9 @@ int cli_token_delete(const Cli *cli, const char *id);
 /* Adds key → value (NULL value: out of memory); a key given twice is a
  * usage error. */
 int cli_body_put(json_object *body, const char *key, json_object *value);
+
+/* Puts keys (authorized_keys text) as the percent-encoded "sshkeys". */
+int cli_body_put_sshkeys(json_object *body, const char *keys);
 
 /* key → null: "unset" in a PATCH. */
 int cli_body_put_null(json_object *body, const char *key);

@@ -29,7 +29,8 @@ static const char create_details[] =
         "  --cores N         Virtual CPUs (default 1)\n"
         "  --template T      Root filesystem: a template name or an image path (default tiny)\n"
         "  --ssh-key FILE    OpenSSH public key(s) for root (sshkeys); repeatable.\n"
-        "                    Default: your ~/.ssh/*.pub\n"
+        "                    Default: your ~/.ssh/*.pub; if you have none, zvm's own key,\n"
+        "                    made once in ~/.local/share/zvm/ssh/ (zvm ssh uses it)\n"
         "  --no-ssh-keys     Install no ssh keys\n"
         "  --set KEY=VALUE   Any other config key, as in \"zvm config set\"; repeatable\n"
         "\n"
@@ -41,7 +42,8 @@ static const char shutdown_details[] =
 
 static const char config_set_details[] =
         "Keys are those of the VM's .conf file (memory, cores, cmdline, disk0, net0, ...).\n"
-        "Prints \"KEY: needs restart\" for each changed key that takes effect at the next start.\n";
+        "Prints \"KEY: needs restart\" for each changed key that takes effect at the next start.\n"
+        "--ssh-key FILE (repeatable) sets sshkeys to the public keys in FILE; a running VM gets them at once.\n";
 
 static const char set_memory_details[] =
         "SIZE is MiB or has a unit: 512, 512M, 1G. It must lie between the VM's balloon\n"
@@ -114,7 +116,7 @@ static const Verb verbs[] = {
         { "kill",         verb_action,       "NAME",                   "SIGKILL a VM's QEMU", NULL },
         { "delete",       verb_delete,       "NAME [--force]",         "Delete a stopped VM (--force: stop it first)", NULL },
         { "config show",  verb_config_show,  "NAME",                   "Print a VM's config as \"key: value\" lines", NULL },
-        { "config set",   verb_config_set,   "NAME KEY=VALUE...",      "Set config keys", config_set_details },
+        { "config set",   verb_config_set,   "NAME [--ssh-key FILE]... [KEY=VALUE]...", "Set config keys", config_set_details },
         { "config unset", verb_config_unset, "NAME KEY...",            "Remove config keys", NULL },
         { "set-memory",   verb_set_memory,   "NAME SIZE",              "Set a running VM's balloon target", set_memory_details },
         { "console",      verb_console,      "NAME",                   "Attach to a VM's serial console (Ctrl-] detaches)", console_details },

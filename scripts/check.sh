@@ -4,7 +4,7 @@
 # run every test suite. Used as is by .ci/run.
 #
 #   scripts/check.sh            all suites
-#   ZVM_SUITES="unit" scripts/check.sh     only some
+#   ZVM_SUITES="unit" scripts/check.sh     only some (default: unit vm package)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${ZVM_BUILD_DIR:-$src/build}
@@ -24,7 +24,7 @@ meson compile -C "$asan"
 export ZVM_MUST_BOOT=${ZVM_MUST_BOOT:-1}
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 rc=0
-suites=${ZVM_SUITES:-unit vm}
+suites=${ZVM_SUITES:-unit vm package}
 args=()
 for s in $suites; do args+=(--suite "$s"); done
 meson test -C "$asan" --suite unit --print-errorlogs || rc=1

@@ -140,6 +140,15 @@ def scenario_readopt(t, d):
     after = {n: d.wait_state(n, ["running"], timeout=10) for n in ("a", "b")}
     t.ok(all(after[n] and after[n]["state"] == "running" and after[n]["pid"] == before[n]["pid"] for n in after),
          "the new zvmd re-adopted both VMs (same pids, running)", after)
+    # A clean stop (SIGTERM: systemctl restart, every package upgrade) must
+    # leave the running VMs' agent secret and socket in place too.
+    st = wait_agent(d, "b", timeout=60)
+    d.terminate()
+    d.start()
+    st = wait_agent(d, "b", timeout=60)
+    r = d.zvm("exec", "b", "--", "true")
+    t.ok(r.returncode == 0 and st and st.get("pid") == before["b"]["pid"],
+         "after a clean zvmd restart (SIGTERM) the re-adopted VM's agent still answers", f"{st} {r.stderr}")
     status, _ = d.request("PUT", "/vms/a/memory", {"target": 100})
     t.ok(status == 200, f"re-adopted VM answers QMP (balloon target set, {status})")
     status, _ = d.request("POST", "/vms/a/stop")
@@ -1031,6 +1040,38 @@ def scenario_ssh(t, d):
     r = d.zvm("ssh", "nosuchvm", "--", "true")
     t.ok(r.returncode == 3, "zvm ssh of an unknown VM: exit 3", r.stderr)
     d.zvm("stop", "sv")
+    first_contact(t, d, ssh_opts)
+
+
+def first_contact(t, d, ssh_opts):
+    """A user with no ~/.ssh/*.pub: zvm create makes zvm's own key (once, and
+    says so), zvm ssh logs in with it; a VM with no key is refused at once
+    with the fix named, and that fix works."""
+    home = os.path.join(d.tmp, "home")
+    os.makedirs(home)
+    env = dict(os.environ, HOME=home)
+    env.pop("XDG_DATA_HOME", None)
+    key = os.path.join(home, ".local", "share", "zvm", "ssh", "id_ed25519")
+    r = d.zvm("create", "fc", "--template", "std", "--memory", "512", env=env)
+    t.ok(r.returncode == 0 and os.path.exists(key) and "made an ssh key" in r.stderr,
+         f"zvm create without ~/.ssh/*.pub makes zvm's own key and says so: {r.stderr.strip()!r}", r.stderr)
+    r = d.zvm("create", "nk", "--template", "std", "--no-ssh-keys", env=env)
+    t.ok(r.returncode == 0 and "made an ssh key" not in r.stderr, "the key is made once", r.stderr)
+    t0 = time.monotonic()
+    d.request("POST", "/vms/fc/start")
+    st = wait_agent(d, "fc", timeout=240)
+    t.ok(st and st.get("agent") == "ready", f"the VM boots ({time.monotonic() - t0:.1f} s)", st)
+    r = d.zvm("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=60", "fc", "--", "cat", "/root/.ssh/authorized_keys",
+              timeout=180, env=env)
+    t.ok(r.returncode == 0 and open(key + ".pub").read().split()[1] in r.stdout,
+         "zvm ssh with no -i logs in with zvm's own key", f"{r.returncode} {r.stdout!r} {r.stderr!r}")
+    r = d.zvm("ssh", "nk", "--", "true", env=env)
+    t.ok(r.returncode != 0 and f"zvm config set nk --ssh-key {key}.pub" in r.stderr,
+         f"zvm ssh of a VM without keys fails at once and names the fix: {r.stderr.strip()!r}", r.stderr)
+    r = d.zvm("config", "set", "nk", "--ssh-key", key + ".pub", env=env)
+    show = d.zvm("config", "show", "nk").stdout
+    t.ok(r.returncode == 0 and "sshkeys: ssh-ed25519" in show, "that fix sets the key", r.stderr + show)
+    d.zvm("stop", "fc")
 
 
 def scenario_llm_template(t, d):

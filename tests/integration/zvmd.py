@@ -197,9 +197,9 @@ class Zvmd:
         except ValueError:
             return resp.status, text
 
-    def zvm(self, *args, timeout=120, input=None):
+    def zvm(self, *args, timeout=120, input=None, env=None):
         return subprocess.run([ZVM, "--root", self.root] + list(args), capture_output=True, text=True, errors="replace",
-                              timeout=timeout, input=input)
+                              timeout=timeout, input=input, env=env)
 
     def wait_state(self, vm, states, timeout=60):
         deadline = time.monotonic() + timeout
