@@ -295,9 +295,10 @@ void vm_handle_exit(Vm *vm, int code, int sig) {
                 if (why)
                         vm->crash_reason = TAKE_PTR(why);
                 else if (sig > 0)
-                        (void) asprintf(&vm->crash_reason, "QEMU was killed by signal %d (%s)", sig, strsignal(sig));
+                        vm->crash_reason = asprintf(&why, "QEMU was killed by signal %d (%s)", sig, strsignal(sig)) < 0
+                                                   ? NULL : TAKE_PTR(why);
                 else if (code >= 0)
-                        (void) asprintf(&vm->crash_reason, "QEMU exited with status %d", code);
+                        vm->crash_reason = asprintf(&why, "QEMU exited with status %d", code) < 0 ? NULL : TAKE_PTR(why);
                 else
                         vm->crash_reason = strdup("QEMU exited while zvmd was not its parent "
                                                   "(re-adopted); exit status unknown");
