@@ -564,6 +564,74 @@ def scenario_readopt_clean(t, d):
     t.ok(st and st["state"] == "stopped" and not os.path.exists(secret), "a stopped VM's agent.secret is gone", st)
 
 
+def scenario_running(t, d):
+    """A running VM keeps the config it was started with: a PATCH of vsock,
+    agent and net0 while it runs only makes them pending; the agent, the
+    status, the CID rules and the stop use the running config, across a
+    kill -9 of zvmd (running.conf); a key set back is no longer pending."""
+    br = f"zvmrb{os.getpid() % 100000}"
+    bridged = subprocess.run(["ip", "link", "add", "name", br, "type", "bridge"], capture_output=True).returncode == 0
+    try:
+        if bridged:
+            subprocess.run(["ip", "link", "set", br, "up"], check=True)
+        vm = create(t, d, "rn", **({"net0": f"bridge={br}"} if bridged else {}))
+        vmid, tap = vm["vmid"], f"zvm{vm['vmid']}i0"
+        running_conf = os.path.join(d.root, "run", "zvm", "vms", str(vmid), "running.conf")
+        d.request("POST", "/vms/rn/start")
+        st = wait_agent(d, "rn")
+        t.ok(st and st.get("agent") == "ready", "agent ready", st)
+        cid = st["cid"]
+        t.ok(os.path.exists(running_conf) and f"vsock: cid={cid}" in open(running_conf).read(),
+             "running.conf holds the config the VM started with", running_conf)
+        new_cid = cid + 1000
+        change = {"vsock": f"cid={new_cid}", "agent": 0, "description": "d"}
+        if bridged:
+            change["net0"] = None
+        status, body = d.request("PATCH", "/vms/rn", change)
+        want = ["vsock", "agent"] + (["net0"] if bridged else [])
+        t.ok(status == 200 and sorted(body.get("pending_restart", [])) == sorted(want)
+             and body["config"].get("agent") == 0 and body["config"].get("vsock") == f"cid={new_cid}",
+             "PATCH while running: config shows the new values, vsock/agent/net0 pending", body)
+        status, other = d.request("POST", "/vms", {"name": "other", "memory": 128, "vsock": f"cid={cid}"})
+        t.ok(status == 409, f"the running CID stays taken: another VM cannot have it ({status})", other)
+
+        for when in ("after the PATCH", "after kill -9 of zvmd"):
+            st = wait_agent(d, "rn", timeout=30)
+            run = (st or {}).get("running", {})
+            t.ok(st and st.get("cid") == cid and run.get("agent") == 1 and run.get("vsock") == f"cid={cid}",
+                 f"{when}: status shows the running CID {cid} and running config, agent ready", st)
+            r = d.zvm("exec", "rn", "--", "echo", "hi")
+            t.ok(r.returncode == 0 and r.stdout == "hi\n", f"{when}: zvm exec reaches the running guest",
+                 f"{r.returncode} {r.stdout!r} {r.stderr!r}")
+            status, body = d.request("GET", "/vms/rn")
+            t.ok(sorted(body.get("pending_restart", [])) == sorted(want), f"{when}: still pending", body)
+            if when == "after the PATCH":
+                d.kill9()
+                d.start()
+
+        back = {"vsock": f"cid={cid}", "agent": 1}
+        if bridged:
+            back["net0"] = f"bridge={br}"
+        status, body = d.request("PATCH", "/vms/rn", back)
+        t.ok(status == 200 and body.get("pending_restart") == [], "keys set back to their running values: nothing pending",
+             body)
+        d.request("PATCH", "/vms/rn", change)
+        if bridged:
+            t.ok(os.path.exists(f"/sys/class/net/{tap}"), f"tap {tap} of the run exists while it runs")
+        d.request("POST", "/vms/rn/stop")
+        st = d.wait_state("rn", ["stopped", "crashed"], timeout=30)
+        t.ok(st and st["state"] == "stopped" and st.get("cid") == new_cid and "running" not in st
+             and not os.path.exists(running_conf),
+             "stopped: status shows the config's CID, running.conf is gone", st)
+        if bridged:
+            t.ok(not os.path.exists(f"/sys/class/net/{tap}"), "stop removed the tap although net0 was unset")
+        status, other = d.request("POST", "/vms", {"name": "other", "memory": 128, "vsock": f"cid={cid}"})
+        t.ok(status == 201, f"the old running CID is free again ({status})", other)
+    finally:
+        if bridged:
+            subprocess.run(["ip", "link", "del", br], capture_output=True)
+
+
 def zvmd_fds(d):
     return len(os.listdir(f"/proc/{d.proc.pid}/fd"))
 
