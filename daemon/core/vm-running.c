@@ -97,9 +97,12 @@ const VmConfig *vm_running_config(const Vm *vm) {
         return vm->running ? vm->running : vm->config;
 }
 
+/* An absent key has its default: "agent: 1" is what runs without one. */
 static bool key_pending(const Vm *vm, const char *key) {
-        return vm_config_key_needs_restart(key) &&
-               !streq_ptr(config_file_get(vm->cf, NULL, key), config_file_get(vm->running_cf, NULL, key));
+        const char *pending = config_file_get(vm->cf, NULL, key), *running = config_file_get(vm->running_cf, NULL, key);
+
+        return vm_config_key_needs_restart(key) && !streq_ptr(pending ?: vm_config_key_default(key),
+                                                              running ?: vm_config_key_default(key));
 }
 
 /* Pending keys are computed, not recorded: a key set back to the value

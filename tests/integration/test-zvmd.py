@@ -598,8 +598,8 @@ def scenario_running(t, d):
         for when in ("after the PATCH", "after kill -9 of zvmd"):
             st = wait_agent(d, "rn", timeout=30)
             run = (st or {}).get("running", {})
-            t.ok(st and st.get("cid") == cid and run.get("agent") == 1 and run.get("vsock") == f"cid={cid}",
-                 f"{when}: status shows the running CID {cid} and running config, agent ready", st)
+            t.ok(st and st.get("cid") == cid and run.get("agent", 1) == 1 and run.get("vsock") == f"cid={cid}",
+                 f"{when}: status shows the running CID {cid} and running config (agent on)", st)
             r = d.zvm("exec", "rn", "--", "echo", "hi")
             t.ok(r.returncode == 0 and r.stdout == "hi\n", f"{when}: zvm exec reaches the running guest",
                  f"{r.returncode} {r.stdout!r} {r.stderr!r}")
@@ -993,6 +993,65 @@ def scenario_templates(t, d):
     t.ok(r.returncode == 0 and cx.get("state") == "cancelled" and template_files(d, "cx") == []
          and not procs_with(os.path.join(d.root, "var", "lib", "zvm", "templates", "cx")),
          "rm cancels a build in progress: nothing left", f"{cx} {template_files(d, 'cx')}")
+
+
+SLOW_TINY_SECONDS = 8
+
+
+def slow_tiny_builder(directory):
+    """A tiny-profile builder that first holds a tmp file for a while (as a
+    Debian build does) and fails if anything removed it meanwhile."""
+    real = os.path.abspath(os.path.join(HERE, "..", "..", "initrd", "mkrootfs-tiny"))
+    path = os.path.join(directory, "slow-mkrootfs-tiny")
+    with open(path, "w") as f:
+        f.write(f"""#!/bin/bash
+out=$3
+echo partial > "$out.tmp.$$"
+sleep {SLOW_TINY_SECONDS}
+[ -f "$out.tmp.$$" ] || {{ echo "error: $out.tmp.$$ was removed while the build ran" >&2; exit 1; }}
+rm -f "$out.tmp.$$"
+exec {real} "$@"
+""")
+    os.chmod(path, 0o755)
+    return path
+
+
+def scenario_template_adopt(t, d):
+    """kill -9 of zvmd during a template build: the builder (own session)
+    runs on; the next zvmd adopts it (shown building, its tmp file not
+    swept, a stale one is), and the build ends ready with nothing left."""
+    tdir = os.path.join(d.root, "var", "lib", "zvm", "templates")
+    record = os.path.join(d.root, "run", "zvm", "template-builds", "slow.json")
+    status, body = d.request("POST", "/templates", {"name": "slow", "profile": "tiny"})
+    t.ok(status == 202, f"build started ({status})", body)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(".img.tmp." in f for f in template_files(d, "slow")):
+        time.sleep(0.1)
+    rec = json.load(open(record)) if os.path.exists(record) else {}
+    pid = rec.get("pid", 0)
+    t.ok(pid > 0 and rec.get("starttime") == zt.proc_starttime(pid) and rec.get("profile") == "tiny",
+         "the build is recorded in the run dir with its pid and start time", rec)
+    d.kill9()
+    t.ok(pid and not pid_gone(pid, rec.get("starttime")), "the builder survives kill -9 of zvmd")
+    stale = os.path.join(tdir, "gone.img.tmp.999999")
+    open(stale, "w").write("left by a dead build")
+    d.start()
+    status, tpl = d.request("GET", "/templates/slow")
+    t.ok(status == 200 and tpl.get("state") == "building" and tpl.get("build", {}).get("state") == "building",
+         "the new zvmd adopted the running build", tpl)
+    t.ok(any(".img.tmp." in f for f in template_files(d, "slow")) and not os.path.exists(stale),
+         "the sweep kept the live builder's tmp file and removed the stale one", os.listdir(tdir))
+    deadline = time.monotonic() + SLOW_TINY_SECONDS + 120
+    while time.monotonic() < deadline:
+        status, tpl = d.request("GET", "/templates/slow")
+        if tpl.get("state") != "building":
+            break
+        time.sleep(0.5)
+    t.ok(tpl.get("state") == "ready" and tpl.get("profile") == "tiny" and tpl.get("size", 0) > 0,
+         "the adopted build ended ready (judged by its image), with its metadata", tpl)
+    t.ok(template_files(d, "slow") == [".slow.json", "slow.img"] and not os.path.exists(record)
+         and pid_gone(pid, rec.get("starttime")), "nothing is left behind: no tmp file, no record, no builder",
+         f"{template_files(d, 'slow')} record={os.path.exists(record)}")
 
 
 def build_template(t, d, name, profile):
@@ -1567,6 +1626,9 @@ def main():
     if name == "hostile":
         os.environ["ZVM_CONSOLE_LOG_MAX"] = str(HOSTILE_CONSOLE_CAP)
     cache_tmp = None
+    if name == "template_adopt":
+        cache_tmp = tempfile.mkdtemp(prefix="zvm-slow-")
+        os.environ["ZVM_MKROOTFS_TINY"] = slow_tiny_builder(cache_tmp)
     if name == "templates":
         # Its builds must really run (fail, be cancelled): a cache of its own.
         cache_tmp = tempfile.mkdtemp(prefix="zvm-cache-")
