@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,10 +129,13 @@ void template_builds_free(Manager *m) {
                 TemplateBuild *b = m->template_builds[i];
 
                 if (b->state == BUILD_RUNNING && b->pid > 0) {
+                        struct pollfd p = { .fd = b->pidfd, .events = POLLIN };
+
                         build_kill(b);
-                        /* Bounded: the builder's trap only removes files. */
-                        for (unsigned k = 0; k < 50 && waitpid(b->pid, NULL, WNOHANG) == 0; k++)
-                                usleep(100 * 1000);
+                        /* Bounded: the builder's trap only removes files. The
+                         * pidfd, not waitpid(): an adopted builder is not our
+                         * child. */
+                        (void) poll(&p, 1, 5000);
                         (void) kill(-b->pid, SIGKILL);
                         (void) waitpid(b->pid, NULL, WNOHANG);
                         build_record_remove(b);
@@ -372,8 +376,12 @@ void template_sweep(Manager *m) {
 static int template_users(Manager *m, const char *name, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
 
+        /* A running VM still uses the template it started with, whatever
+         * its pending rootfs says. */
         for (size_t i = 0; i < m->n_vms; i++)
-                if (streq_ptr(m->vms[i]->config->rootfs_template, name) && strv_extend(&l, m->vms[i]->config->name) < 0)
+                if ((streq_ptr(m->vms[i]->config->rootfs_template, name) ||
+                     streq_ptr(vm_running_config(m->vms[i])->rootfs_template, name)) &&
+                    strv_extend(&l, m->vms[i]->config->name) < 0)
                         return -ENOMEM;
         *ret = TAKE_PTR(l);
         return 0;
