@@ -752,7 +752,10 @@ int vm_reboot(Vm *vm, qmp_result_fn cb, void *userdata) {
 /* The one code path that sets a balloon target; the later host-pressure
  * policy drives it too. */
 int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata, char **ret_error) {
+        /* The device and the memory are the run's; the floor is a live
+         * key (no restart), so the pending one applies at once. */
         const VmConfig *c = vm_running_config(vm);
+        uint64_t floor_mib = vm->config->balloon_mib > 0 ? vm->config->balloon_mib : c->balloon_mib;
         json_object *args;
         int r;
 
@@ -760,9 +763,9 @@ int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata
                 return set_error(ret_error, "VM %u is %s", vm->vmid, vm_state_to_string(vm->state)), -ESRCH;
         if (c->balloon_mib == 0)
                 return set_error(ret_error, "VM %u has no balloon device (balloon: 0)", vm->vmid), -EOPNOTSUPP;
-        if (target_mib < c->balloon_mib || target_mib > c->memory_mib)
+        if (target_mib < floor_mib || target_mib > c->memory_mib)
                 return set_error(ret_error, "target %" PRIu64 " MiB is outside [balloon %" PRIu64 ", memory %" PRIu64 "] MiB",
-                                 target_mib, c->balloon_mib, c->memory_mib),
+                                 target_mib, floor_mib, c->memory_mib),
                        -ERANGE;
         args = json_object_new_object();
         if (!args)
