@@ -340,7 +340,7 @@ static int on_call_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static VsockTarget vm_vsock_target(Vm *vm, char **uds) {
         if (vm->manager->host.caps.vhost_vsock)
-                return (VsockTarget) { .cid = vm->config->cid };
+                return (VsockTarget) { .cid = vm_running_config(vm)->cid };
         *uds = strjoin(vm->run_dir, "/vsock.sock");
         return (VsockTarget) { .uds_path = *uds };
 }
@@ -487,7 +487,7 @@ static size_t ready_conns_count(Vm *vm) {
 /* The VM whose agent waits for READY at this CID (kernel vsock), if any. */
 static Vm *vm_waiting_by_cid(Manager *m, uint32_t cid) {
         for (size_t i = 0; i < m->n_vms; i++)
-                if (m->vms[i]->agent_state == AGENT_WAITING && m->vms[i]->config->cid == cid)
+                if (m->vms[i]->agent_state == AGENT_WAITING && vm_running_config(m->vms[i])->cid == cid)
                         return m->vms[i];
         return NULL;
 }
@@ -688,7 +688,7 @@ int agent_prepare(Vm *vm, char **ret_secret_path) {
 
         *ret_secret_path = NULL;
         agent_stop(vm);
-        if (!vm->config->agent)
+        if (!vm_running_config(vm)->agent)
                 return 0;
         if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
                 return -EIO;
@@ -722,7 +722,7 @@ int agent_readopt(Vm *vm) {
         json_object *req;
         int r;
 
-        if (!vm->config->agent)
+        if (!vm_running_config(vm)->agent)
                 return 0;
         r = read_secret(vm);
         if (r < 0)

@@ -90,14 +90,21 @@ int manager_free_vmid(Manager *m, uint32_t *ret) {
 }
 
 int manager_taken_cids(Manager *m, const Vm *except, uint32_t **ret, size_t *ret_n) {
-        uint32_t *cids = calloc(m->n_vms + 1, sizeof(uint32_t));
+        uint32_t *cids = calloc(2 * m->n_vms + 1, sizeof(uint32_t));
         size_t n = 0;
 
         if (!cids)
                 return -ENOMEM;
         for (size_t i = 0; i < m->n_vms; i++)
-                if (m->vms[i] != except && m->vms[i]->config->cid > 0)
-                        cids[n++] = m->vms[i]->config->cid;
+                if (m->vms[i] != except) {
+                        /* a running VM holds its running CID until it stops */
+                        uint32_t pending = m->vms[i]->config->cid, running = vm_running_config(m->vms[i])->cid;
+
+                        if (pending > 0)
+                                cids[n++] = pending;
+                        if (running > 0 && running != pending)
+                                cids[n++] = running;
+                }
         *ret = cids;
         *ret_n = n;
         return 0;
@@ -129,7 +136,7 @@ int manager_check_unique(Manager *m, const Vm *self, const VmConfig *c, Vm **ret
                                 *ret_other = o;
                         return -EEXIST;
                 }
-                if (c->cid > 0 && o->config->cid == c->cid) {
+                if (c->cid > 0 && (o->config->cid == c->cid || vm_running_config(o)->cid == c->cid)) {
                         if (ret_other)
                                 *ret_other = o;
                         return -EADDRINUSE;

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "process.h"
 #include "string-util.h"
 #include "template.h"
+#include "template-internal.h"
 #include "time-util.h"
 #include "vm.h"
 
@@ -28,34 +30,11 @@
 #define TEMPLATE_LOG_CHUNK_MAX (64U * 1024U)
 #define TEMPLATE_META_MAX (16U * 1024U)
 
-typedef enum BuildState {
-        BUILD_RUNNING,
-        BUILD_DONE,
-        BUILD_FAILED,
-        BUILD_CANCELLED,
-} BuildState;
-
 static const char *const build_state_table[] = {
         [BUILD_RUNNING] = "building",
         [BUILD_DONE] = "ready",
         [BUILD_FAILED] = "failed",
         [BUILD_CANCELLED] = "cancelled",
-};
-
-struct TemplateBuild {
-        Manager *manager;
-        char *name, *profile, *suite;
-        char **include;
-        char *log_path;
-        pid_t pid;
-        int pidfd;
-        sd_event_source *exit_source, *timeout_source;
-        uint64_t started_mono;
-        int64_t started_wall;
-        double seconds;
-        BuildState state;
-        bool cancel;            /* DELETE asked; the builder is still cleaning up */
-        char *error;
 };
 
 /* "cancelling" while a cancelled builder is still removing its files. */
@@ -80,7 +59,7 @@ bool template_suite_is_valid(const char *s) {
 
 /* ---- paths ---------------------------------------------------------------------- */
 
-static char *image_path(Manager *m, const char *name) {
+char *image_path(Manager *m, const char *name) {
         return strjoin(m->paths.templates, "/", name, ".img");
 }
 
@@ -92,13 +71,13 @@ static char *builtin_path(Manager *m, const char *name) {
         return strjoin(m->paths.guest_dir, "/rootfs-", name, ".img");
 }
 
-static bool file_exists(const char *path) {
+bool file_exists(const char *path) {
         return path && access(path, F_OK) == 0;
 }
 
 /* ---- builds --------------------------------------------------------------------- */
 
-static TemplateBuild *build_find(Manager *m, const char *name) {
+TemplateBuild *build_find(Manager *m, const char *name) {
         for (size_t i = 0; i < m->n_template_builds; i++)
                 if (streq(m->template_builds[i]->name, name))
                         return m->template_builds[i];
@@ -119,7 +98,7 @@ static void build_kill(TemplateBuild *b) {
         (void) kill(-b->pid, SIGTERM);
 }
 
-static TemplateBuild *build_free(TemplateBuild *b) {
+TemplateBuild *build_free(TemplateBuild *b) {
         if (!b)
                 return NULL;
         sd_event_source_disable_unref(b->exit_source);
@@ -150,12 +129,16 @@ void template_builds_free(Manager *m) {
                 TemplateBuild *b = m->template_builds[i];
 
                 if (b->state == BUILD_RUNNING && b->pid > 0) {
+                        struct pollfd p = { .fd = b->pidfd, .events = POLLIN };
+
                         build_kill(b);
-                        /* Bounded: the builder's trap only removes files. */
-                        for (unsigned k = 0; k < 50 && waitpid(b->pid, NULL, WNOHANG) == 0; k++)
-                                usleep(100 * 1000);
+                        /* Bounded: the builder's trap only removes files. The
+                         * pidfd, not waitpid(): an adopted builder is not our
+                         * child. */
+                        (void) poll(&p, 1, 5000);
                         (void) kill(-b->pid, SIGKILL);
                         (void) waitpid(b->pid, NULL, WNOHANG);
+                        build_record_remove(b);
                 }
                 build_free(b);
         }
@@ -190,7 +173,7 @@ static char *log_error_line(const char *log_path) {
         return strdup(last_error ?: last ?: "the builder failed without a message");
 }
 
-static void build_write_meta(TemplateBuild *b) {
+void build_write_meta(TemplateBuild *b) {
         Manager *m = b->manager;
         _cleanup_free_ char *name = meta_name(b->name);
         json_object *o = json_object_new_object(), *inc = json_object_new_array();
@@ -215,20 +198,24 @@ static void build_write_meta(TemplateBuild *b) {
         json_object_put(o);
 }
 
+/* status: the builder's wait status; -1 for an adopted builder (not our
+ * child): then the image alone tells whether it succeeded. */
 static void build_finish(TemplateBuild *b, int status) {
         _cleanup_free_ char *img = image_path(b->manager, b->name);
+        bool ok = (status == -1 || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) && file_exists(img);
 
         b->seconds = (double) (now_usec(CLOCK_MONOTONIC) - b->started_mono) / 1e6;
         b->exit_source = sd_event_source_disable_unref(b->exit_source);
         b->timeout_source = sd_event_source_disable_unref(b->timeout_source);
         b->pidfd = safe_close(b->pidfd);
         b->pid = 0;
+        build_record_remove(b);
         if (b->cancel) {
                 b->state = BUILD_CANCELLED;
                 log_info("Template %s: build cancelled after %.1f s", b->name, b->seconds);
                 return;
         }
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && file_exists(img)) {
+        if (ok) {
                 b->state = BUILD_DONE;
                 build_write_meta(b);
                 log_info("Template %s: built in %.1f s", b->name, b->seconds);
@@ -242,18 +229,18 @@ static void build_finish(TemplateBuild *b, int status) {
         log_warning("Template %s: build failed after %.1f s: %s", b->name, b->seconds, strnull(b->error));
 }
 
-static int on_build_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+int build_on_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         loop_note("template build exited");
         TemplateBuild *b = userdata;
-        int status = 0;
+        int status = -1;
 
-        if (waitpid(b->pid, &status, WNOHANG) <= 0)
+        if (!b->adopted && waitpid(b->pid, &status, WNOHANG) <= 0)
                 status = W_EXITCODE(1, 0);
         build_finish(b, status);
         return 0;
 }
 
-static int on_build_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+int build_on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         loop_note("template build timeout");
         TemplateBuild *b = userdata;
 
@@ -264,7 +251,7 @@ static int on_build_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static unsigned build_timeout_s(void) {
+unsigned build_timeout_s(void) {
         const char *e = getenv("ZVM_TEMPLATE_BUILD_TIMEOUT");
         uint32_t v;
 
@@ -331,10 +318,10 @@ static int build_spawn(TemplateBuild *b) {
                 (void) waitpid(b->pid, NULL, 0);
                 return r;
         }
-        r = sd_event_add_io(m->event, &b->exit_source, b->pidfd, EPOLLIN, on_build_exit, b);
+        r = sd_event_add_io(m->event, &b->exit_source, b->pidfd, EPOLLIN, build_on_exit, b);
         if (r >= 0)
                 r = sd_event_add_time_relative(m->event, &b->timeout_source, CLOCK_MONOTONIC,
-                                               (uint64_t) build_timeout_s() * 1000000ULL, 0, on_build_timeout, b);
+                                               (uint64_t) build_timeout_s() * 1000000ULL, 0, build_on_timeout, b);
         if (r < 0) {
                 (void) kill(-b->pid, SIGKILL);
                 (void) waitpid(b->pid, NULL, 0);
@@ -342,6 +329,10 @@ static int build_spawn(TemplateBuild *b) {
         }
         b->started_mono = now_usec(CLOCK_MONOTONIC);
         b->started_wall = time(NULL);
+        r = build_record_save(b);
+        if (r < 0)
+                log_warning_errno(r, "Template %s: cannot record the build, a restarted zvmd will not adopt it: %m",
+                                  b->name);
         log_info("Template %s: building (profile %s%s%s), log %s", b->name, b->profile, b->suite ? ", suite " : "",
                  strempty(b->suite), b->log_path);
         return 0;
@@ -349,14 +340,28 @@ static int build_spawn(TemplateBuild *b) {
 
 /* ---- sweeping ------------------------------------------------------------------- */
 
+/* A file a running build's builder may still write: <name>.img.tmp.* */
+static bool build_owns(Manager *m, const char *file) {
+        for (size_t i = 0; i < m->n_template_builds; i++) {
+                TemplateBuild *b = m->template_builds[i];
+                const char *rest = b->state == BUILD_RUNNING ? startswith(file, b->name) : NULL;
+
+                if (rest && startswith(rest, ".img.tmp."))
+                        return true;
+        }
+        return false;
+}
+
 void template_sweep(Manager *m) {
-        DIR *d = opendir(m->paths.templates);
+        DIR *d;
         struct dirent *de;
 
+        template_builds_adopt(m);       /* first: their files are not stale */
+        d = opendir(m->paths.templates);
         if (!d)
                 return;
         while ((de = readdir(d)))
-                if (strstr(de->d_name, ".img.tmp.") || startswith(de->d_name, ".#")) {
+                if ((strstr(de->d_name, ".img.tmp.") || startswith(de->d_name, ".#")) && !build_owns(m, de->d_name)) {
                         log_notice("Removing %s/%s, left by an interrupted template build", m->paths.templates,
                                    de->d_name);
                         (void) unlinkat(dirfd(d), de->d_name, 0);
@@ -371,8 +376,12 @@ void template_sweep(Manager *m) {
 static int template_users(Manager *m, const char *name, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
 
+        /* A running VM still uses the template it started with, whatever
+         * its pending rootfs says. */
         for (size_t i = 0; i < m->n_vms; i++)
-                if (streq_ptr(m->vms[i]->config->rootfs_template, name) && strv_extend(&l, m->vms[i]->config->name) < 0)
+                if ((streq_ptr(m->vms[i]->config->rootfs_template, name) ||
+                     streq_ptr(vm_running_config(m->vms[i])->rootfs_template, name)) &&
+                    strv_extend(&l, m->vms[i]->config->name) < 0)
                         return -ENOMEM;
         *ret = TAKE_PTR(l);
         return 0;

@@ -21,8 +21,10 @@
  *
  * The builder writes <name>.img.tmp.<pid> and renames it into place only
  * when everything succeeded, so a failed, cancelled or killed build leaves
- * no template (zvmd also sweeps stale *.tmp.* at start). Builds are cached
- * by content in the builder's cache directory.
+ * no template (zvmd also sweeps stale *.tmp.* at start, but not those of
+ * a build it adopted). A build outlives a SIGKILLed zvmd: the next one
+ * adopts it from <run>/template-builds/<name>.json (template-adopt.c).
+ * Builds are cached by content in the builder's cache directory.
  */
 
 #include <json-c/json.h>
@@ -36,7 +38,9 @@ typedef struct TemplateBuild TemplateBuild;
 #define TEMPLATE_INCLUDE_MAX 64U
 #define TEMPLATE_BUILD_TIMEOUT_DEFAULT_S (60U * 60U)
 
-/* Removes what killed builds left behind in the templates directory. */
+/* Adopts the builds an earlier zvmd recorded, then removes what killed
+ * builds left behind in the templates directory (not an adopted build's
+ * files). */
 void template_sweep(Manager *m);
 /* Cancels every build (zvmd is exiting). */
 void template_builds_free(Manager *m);

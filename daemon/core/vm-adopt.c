@@ -92,6 +92,7 @@ int vm_adopt(Vm *vm) {
                             ? VM_ACCEL_KVM
                             : VM_ACCEL_TCG;
         json_object_put(j);
+        (void) vm_running_load(vm);     /* before anything below uses the run's CID, taps, agent */
 
         if (vm->helper_pid > 0 && pidfd_open_checked(vm->helper_pid, vm->helper_starttime, &vm->helper_pidfd) >= 0)
                 (void) sd_event_add_io(vm->manager->event, &vm->helper_source, vm->helper_pidfd, EPOLLIN,

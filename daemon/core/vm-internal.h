@@ -33,6 +33,12 @@ int vm_spawn_helper(Vm *vm, char **ret_error);
 void vm_stop_helper(Vm *vm);
 int vm_on_helper_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
+/* vm-running.c: the running config, in memory and in running.conf */
+int vm_running_take(Vm *vm, char **ret_error);
+/* Re-adoption: running.conf, else (older zvmd) the current config. */
+int vm_running_load(Vm *vm);
+void vm_running_drop(Vm *vm);
+
 /* vm-adopt.c */
 int vm_state_file_save(Vm *vm);
 void vm_state_file_remove(Vm *vm);

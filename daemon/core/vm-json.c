@@ -44,8 +44,15 @@ int vm_status_to_json(Vm *vm, json_object **ret) {
         json_object_object_add(o, "vmid", json_object_new_int64(vm->vmid));
         json_object_object_add(o, "name", json_object_new_string(vm->config->name));
         json_object_object_add(o, "state", json_object_new_string(vm_state_to_string(vm->state)));
-        json_object_object_add(o, "cid", json_object_new_int64(vm->config->cid));
-        json_object_object_add(o, "memory_mib", json_object_new_int64((int64_t) vm->config->memory_mib));
+        /* What runs, not what is pending. */
+        json_object_object_add(o, "cid", json_object_new_int64(vm_running_config(vm)->cid));
+        json_object_object_add(o, "memory_mib", json_object_new_int64((int64_t) vm_running_config(vm)->memory_mib));
+        if (vm->running_cf) {
+                json_object *running = NULL;
+
+                if (vm_config_to_json(vm->running_cf, &running) >= 0)
+                        json_object_object_add(o, "running", running);
+        }
         if (vm->pid > 0 && vm_is_up(vm)) {
                 json_object_object_add(o, "pid", json_object_new_int64(vm->pid));
                 json_object_object_add(o, "uptime",
@@ -57,7 +64,7 @@ int vm_status_to_json(Vm *vm, json_object **ret) {
                 json_object_object_add(o, "rss_bytes", json_object_new_int64((int64_t) rss));
                 json_object_object_add(o, "accel", json_object_new_string(vm_accel_to_string(vm->accel)));
                 (void) agent_to_json(vm, o);
-                if (vm->config->balloon_mib > 0) {
+                if (vm_running_config(vm)->balloon_mib > 0) {
                         json_object_object_add(o, "balloon_target_mib",
                                                json_object_new_int64((int64_t) vm->balloon_target_mib));
                         json_object_object_add(o, "balloon_actual_mib",
@@ -85,6 +92,7 @@ int vm_status_to_json(Vm *vm, json_object **ret) {
 }
 int vm_to_json(Vm *vm, bool with_status, json_object **ret) {
         json_object *o = json_object_new_object(), *config = NULL, *pending = json_object_new_array();
+        _cleanup_strv_free_ char **keys = NULL;
         int r;
 
         if (!o || !pending) {
@@ -92,7 +100,9 @@ int vm_to_json(Vm *vm, bool with_status, json_object **ret) {
                 json_object_put(pending);
                 return -ENOMEM;
         }
-        r = vm_config_to_json(vm->cf, &config);
+        r = vm_pending_keys(vm, &keys);
+        if (r >= 0)
+                r = vm_config_to_json(vm->cf, &config);
         if (r < 0) {
                 json_object_put(o);
                 json_object_put(pending);
@@ -101,9 +111,9 @@ int vm_to_json(Vm *vm, bool with_status, json_object **ret) {
         json_object_object_add(o, "vmid", json_object_new_int64(vm->vmid));
         json_object_object_add(o, "name", json_object_new_string(vm->config->name));
         json_object_object_add(o, "state", json_object_new_string(vm_state_to_string(vm->state)));
-        json_object_object_add(o, "cid", json_object_new_int64(vm->config->cid));
+        json_object_object_add(o, "cid", json_object_new_int64(vm_running_config(vm)->cid));
         json_object_object_add(o, "config", config);
-        STRV_FOREACH(k, vm->pending_restart)
+        STRV_FOREACH(k, keys)
                 json_object_array_add(pending, json_object_new_string(*k));
         json_object_object_add(o, "pending_restart", pending);
         if (with_status) {

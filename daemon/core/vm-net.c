@@ -51,11 +51,15 @@ static int run_ip(char **argv, char **ret_error) {
         }
         return 0;
 }
+/* The taps of the run (vm->running, taken before they are made): a NIC
+ * removed from the config while the VM ran still has its tap removed. */
 void vm_taps_remove(Vm *vm) {
+        const VmConfig *c = vm_running_config(vm);
+
         for (unsigned n = 0; n < VM_NETS_MAX; n++) {
                 char tap[16];
 
-                if (!vm->config->nets[n].present || !vm->config->nets[n].bridge)
+                if (!c->nets[n].present || !c->nets[n].bridge)
                         continue;
                 vm_tap_name(vm, n, tap);
                 char *argv[] = { (char *) "ip", (char *) "link", (char *) "del", tap, NULL };
@@ -65,8 +69,10 @@ void vm_taps_remove(Vm *vm) {
 /* Bridged NICs: zvmd makes each tap (persistent, so QEMU only opens it),
  * enslaves it to the bridge and sets its VLAN, before QEMU starts. */
 int vm_taps_create(Vm *vm, char **ret_error) {
+        const VmConfig *c = vm_running_config(vm);
+
         for (unsigned n = 0; n < VM_NETS_MAX; n++) {
-                const VmNet *net = &vm->config->nets[n];
+                const VmNet *net = &c->nets[n];
                 _cleanup_free_ char *brpath = NULL;
                 char tap[16], vid[16];
                 int r;

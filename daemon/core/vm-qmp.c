@@ -132,7 +132,7 @@ static void on_query_status(QmpClient *c, json_object *result, const char *error
                 return;
         }
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
-        if (vm->config->balloon_mib > 0)
+        if (vm_running_config(vm)->balloon_mib > 0)
                 (void) vm_qmp_invoke(vm, "query-balloon", NULL, on_query_balloon, vm);
         if (vm->state == VM_STATE_STARTING)
                 vm_set_state(vm, VM_STATE_RUNNING);

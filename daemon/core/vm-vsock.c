@@ -86,7 +86,7 @@ int vm_spawn_helper(Vm *vm, char **ret_error) {
          * else can be using them. */
         (void) unlink(sock);
         (void) unlink(uds);
-        if (asprintf(&a_cid, "--guest-cid=%u", vm->config->cid) < 0 || !(a_sock = strjoin("--socket=", sock)) ||
+        if (asprintf(&a_cid, "--guest-cid=%u", vm_running_config(vm)->cid) < 0 || !(a_sock = strjoin("--socket=", sock)) ||
             !(a_uds = strjoin("--uds-path=", uds)))
                 return -ENOMEM;
         log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);

@@ -95,10 +95,11 @@ Vm *vm_free(Vm *vm) {
         safe_close(vm->helper_pidfd);
         config_file_free(vm->cf);
         vm_config_free(vm->config);
+        config_file_free(vm->running_cf);
+        vm_config_free(vm->running);
         free(vm->run_dir);
         free(vm->data_dir);
         strv_free(vm->exit_stderr);
-        strv_free(vm->pending_restart);
         free(vm->crash_reason);
         free(vm->kill_reason);
         return mfree(vm);
@@ -171,7 +172,6 @@ int vm_save_config(Vm *vm) {
 }
 int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key) {
         _cleanup_(config_file_freep) ConfigFile *copy = NULL;
-        _cleanup_strv_free_ char **changed = NULL;
         _cleanup_free_ char *old_text = NULL;
         ConfigFile *old_cf;
         VmConfig *c = NULL;
@@ -186,7 +186,7 @@ int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key
         /* Validate on a copy: nothing changes unless everything passes. */
         r = config_file_parse(old_text, strlen(old_text), &copy, NULL);
         if (r >= 0)
-                r = vm_config_apply_json(copy, body, &changed, ret_error, ret_key);
+                r = vm_config_apply_json(copy, body, NULL, ret_error, ret_key);
         if (r < 0)
                 return r;
         r = vm_config_from_file(copy, vm->vmid, &c, ret_error);
@@ -216,10 +216,6 @@ int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key
                 (void) ssh_known_hosts_write(vm->manager);
         if (keys_changed && vm->state == VM_STATE_RUNNING && vm->agent_state == AGENT_READY)
                 ssh_push_authorized_keys(vm);
-        if (vm_is_up(vm))
-                STRV_FOREACH(k, changed)
-                        if (vm_config_key_needs_restart(*k) && !strv_contains(vm->pending_restart, *k))
-                                (void) strv_extend(&vm->pending_restart, *k);
         return 0;
 }
 void vm_set_state(Vm *vm, VmState s) {
@@ -262,6 +258,7 @@ static void vm_cleanup_runtime(Vm *vm) {
         vm->pidfd = safe_close(vm->pidfd);
         vm_stop_helper(vm);
         vm_taps_remove(vm);
+        vm_running_drop(vm);
         vm_state_file_remove(vm);
         for (size_t i = 0; i < ELEMENTSOF(files); i++) {
                 _cleanup_free_ char *p = vm_run_path(vm, files[i]);
@@ -505,7 +502,6 @@ static void vm_reset_run_record(Vm *vm) {
         vm->exit_code = vm->exit_signal = 0;
         vm->kill_reason = mfree(vm->kill_reason);
         memset(vm->resets, 0, sizeof(vm->resets));
-        vm->pending_restart = strv_free(vm->pending_restart);
         vm->guest_shutdown_seen = vm->stop_requested = false;
 }
 
@@ -560,7 +556,7 @@ static int vm_watch_qemu(Vm *vm, char **ret_error) {
         return 0;
 }
 
-int vm_start(Vm *vm, char **ret_error) {
+static int vm_start_run(Vm *vm, char **ret_error) {
         Host *h = &vm->manager->host;
         _cleanup_free_ char *template = NULL, *upper = NULL, *err = NULL, *qemu_log = NULL, *secret = NULL;
         _cleanup_free_ char *qmp_path = NULL, *vhost_sock = NULL;
@@ -588,6 +584,9 @@ int vm_start(Vm *vm, char **ret_error) {
                         return r;
                 keep_fds[n_keep++] = vhost_fd;
         }
+        r = vm_running_take(vm, ret_error);     /* from here on, the run uses vm->running */
+        if (r < 0)
+                return r;
         r = vm_qmp_listen(vm, &qmp_fd);
         if (r < 0)
                 return set_error(ret_error, "cannot create the QMP socket: %s", errno_str(r)), r;
@@ -612,7 +611,7 @@ int vm_start(Vm *vm, char **ret_error) {
                 .upper_image = upper,
                 .agent_secret = secret,
         };
-        r = qemu_argv_build(vm->config, &h->caps, &vp, &argv, &err);
+        r = qemu_argv_build(vm->running, &h->caps, &vp, &argv, &err);
         if (r < 0)
                 return set_error(ret_error, "%s", err ? err : errno_str(r)), r;
 
@@ -635,7 +634,7 @@ int vm_start(Vm *vm, char **ret_error) {
         vm->accel = accel;
         vm->started_usec = now_usec(CLOCK_REALTIME);
         vm->started_mono = now_usec(CLOCK_MONOTONIC);
-        vm->balloon_target_mib = vm->config->balloon_mib > 0 ? vm->config->memory_mib : 0;
+        vm->balloon_target_mib = vm->running->balloon_mib > 0 ? vm->running->memory_mib : 0;
         r = vm_watch_qemu(vm, ret_error);
         if (r < 0)
                 return r;
@@ -658,6 +657,13 @@ int vm_start(Vm *vm, char **ret_error) {
         if (r < 0)
                 log_warning_errno(r, "VM %u: cannot save runtime state, re-adoption will not work: %m", vm->vmid);
         return 0;
+}
+int vm_start(Vm *vm, char **ret_error) {
+        int r = vm_start_run(vm, ret_error);
+
+        if (r < 0 && !vm_is_up(vm))
+                vm_running_drop(vm);    /* no run came of it */
+        return r;
 }
 static int on_kill_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         loop_note("VM %s: stop timeout", ((Vm *) userdata)->config->name);
@@ -747,16 +753,20 @@ int vm_reboot(Vm *vm, qmp_result_fn cb, void *userdata) {
 /* The one code path that sets a balloon target; the later host-pressure
  * policy drives it too. */
 int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata, char **ret_error) {
+        /* The device and the memory are the run's; the floor is a live
+         * key (no restart), so the pending one applies at once. */
+        const VmConfig *c = vm_running_config(vm);
+        uint64_t floor_mib = vm->config->balloon_mib > 0 ? vm->config->balloon_mib : c->balloon_mib;
         json_object *args;
         int r;
 
         if (vm->state != VM_STATE_RUNNING)
                 return set_error(ret_error, "VM %u is %s", vm->vmid, vm_state_to_string(vm->state)), -ESRCH;
-        if (vm->config->balloon_mib == 0)
+        if (c->balloon_mib == 0)
                 return set_error(ret_error, "VM %u has no balloon device (balloon: 0)", vm->vmid), -EOPNOTSUPP;
-        if (target_mib < vm->config->balloon_mib || target_mib > vm->config->memory_mib)
+        if (target_mib < floor_mib || target_mib > c->memory_mib)
                 return set_error(ret_error, "target %" PRIu64 " MiB is outside [balloon %" PRIu64 ", memory %" PRIu64 "] MiB",
-                                 target_mib, vm->config->balloon_mib, vm->config->memory_mib),
+                                 target_mib, floor_mib, c->memory_mib),
                        -ERANGE;
         args = json_object_new_object();
         if (!args)
@@ -773,7 +783,7 @@ int vm_remove_files(Vm *vm) {
         _cleanup_free_ char *conf = NULL, *upper = strjoin(vm->data_dir, "/upper.img"),
                             *hostkeys = strjoin(vm->data_dir, "/" SSH_HOST_KEYS_FILE);
         static const char *const run_files[] = { "console.log", "console.log.1", "qemu.log", "vsock-helper.log",
-                                                 "state.json", "qmp.sock", "serial.sock", "console.sock",
+                                                 "state.json", "running.conf", "qmp.sock", "serial.sock", "console.sock",
                                                  "vhost-vsock.sock", "vsock.sock" };
         char name[32];
 

@@ -36,7 +36,11 @@ typedef struct Vm {
         Manager *manager;
         uint32_t vmid;
         ConfigFile *cf;                 /* the config text, source of truth */
-        VmConfig *config;               /* typed view of cf */
+        VmConfig *config;               /* typed view of cf: the pending config */
+        /* The config the VM was started with, from start until it is down
+         * (core/vm-running.c); NULL while stopped. */
+        ConfigFile *running_cf;
+        VmConfig *running;
         VmState state;
         char *run_dir;
         char *data_dir;
@@ -86,7 +90,6 @@ typedef struct Vm {
         AgentReadyConn *agent_ready_conns;      /* open READY connections, at most 2 */
         sd_event_source *acpi_source;   /* shutdown: agent first, ACPI when this fires */
 
-        char **pending_restart;         /* config keys changed while running */
         VmWait *waits[VM_WAITERS_MAX];
         size_t n_waits;
         unsigned dispatching;           /* > 0 while waits are being told: vm_free() defers */
@@ -118,13 +121,20 @@ void vm_wait_cancel(VmWait *w);
 bool vm_is_up(const Vm *vm);
 /*
  * Applies the JSON config changes in body, all or nothing: validated on a
- * copy, checked against the other VMs, then written. Keys that need a
- * restart are recorded in pending_restart while the VM runs. Errors as
+ * copy, checked against the other VMs, then written. While the VM runs,
+ * keys that need a restart only become pending (vm_pending_keys()). Errors as
  * manager_create_vm() (-EEXIST "name", -EADDRINUSE "vsock", -EIO, -ENOMEM,
  * -EPERM "vmid": it cannot be changed, else a refused key or value), with a
  * message in *ret_error.
  */
 int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key);
+/* What the running instance uses (CID, NICs, agent, balloon): the config
+ * it was started with from the start until it is down, else the pending
+ * config. */
+const VmConfig *vm_running_config(const Vm *vm);
+/* Keys that need a restart and whose pending value differs from the
+ * running one (none without a run); *ret may be NULL (none). */
+int vm_pending_keys(const Vm *vm, char ***ret);
 int vm_to_json(Vm *vm, bool with_status, json_object **ret);
 int vm_status_to_json(Vm *vm, json_object **ret);
 void vm_set_state(Vm *vm, VmState s);

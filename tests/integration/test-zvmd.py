@@ -575,6 +575,74 @@ def scenario_readopt_clean(t, d):
     t.ok(st and st["state"] == "stopped" and not os.path.exists(secret), "a stopped VM's agent.secret is gone", st)
 
 
+def scenario_running(t, d):
+    """A running VM keeps the config it was started with: a PATCH of vsock,
+    agent and net0 while it runs only makes them pending; the agent, the
+    status, the CID rules and the stop use the running config, across a
+    kill -9 of zvmd (running.conf); a key set back is no longer pending."""
+    br = f"zvmrb{os.getpid() % 100000}"
+    bridged = subprocess.run(["ip", "link", "add", "name", br, "type", "bridge"], capture_output=True).returncode == 0
+    try:
+        if bridged:
+            subprocess.run(["ip", "link", "set", br, "up"], check=True)
+        vm = create(t, d, "rn", **({"net0": f"bridge={br}"} if bridged else {}))
+        vmid, tap = vm["vmid"], f"zvm{vm['vmid']}i0"
+        running_conf = os.path.join(d.root, "run", "zvm", "vms", str(vmid), "running.conf")
+        d.request("POST", "/vms/rn/start")
+        st = wait_agent(d, "rn")
+        t.ok(st and st.get("agent") == "ready", "agent ready", st)
+        cid = st["cid"]
+        t.ok(os.path.exists(running_conf) and f"vsock: cid={cid}" in open(running_conf).read(),
+             "running.conf holds the config the VM started with", running_conf)
+        new_cid = cid + 1000
+        change = {"vsock": f"cid={new_cid}", "agent": 0, "description": "d"}
+        if bridged:
+            change["net0"] = None
+        status, body = d.request("PATCH", "/vms/rn", change)
+        want = ["vsock", "agent"] + (["net0"] if bridged else [])
+        t.ok(status == 200 and sorted(body.get("pending_restart", [])) == sorted(want)
+             and body["config"].get("agent") == 0 and body["config"].get("vsock") == f"cid={new_cid}",
+             "PATCH while running: config shows the new values, vsock/agent/net0 pending", body)
+        status, other = d.request("POST", "/vms", {"name": "other", "memory": 128, "vsock": f"cid={cid}"})
+        t.ok(status == 409, f"the running CID stays taken: another VM cannot have it ({status})", other)
+
+        for when in ("after the PATCH", "after kill -9 of zvmd"):
+            st = wait_agent(d, "rn", timeout=30)
+            run = (st or {}).get("running", {})
+            t.ok(st and st.get("cid") == cid and run.get("agent", 1) == 1 and run.get("vsock") == f"cid={cid}",
+                 f"{when}: status shows the running CID {cid} and running config (agent on)", st)
+            r = d.zvm("exec", "rn", "--", "echo", "hi")
+            t.ok(r.returncode == 0 and r.stdout == "hi\n", f"{when}: zvm exec reaches the running guest",
+                 f"{r.returncode} {r.stdout!r} {r.stderr!r}")
+            status, body = d.request("GET", "/vms/rn")
+            t.ok(sorted(body.get("pending_restart", [])) == sorted(want), f"{when}: still pending", body)
+            if when == "after the PATCH":
+                d.kill9()
+                d.start()
+
+        back = {"vsock": f"cid={cid}", "agent": 1}
+        if bridged:
+            back["net0"] = f"bridge={br}"
+        status, body = d.request("PATCH", "/vms/rn", back)
+        t.ok(status == 200 and body.get("pending_restart") == [], "keys set back to their running values: nothing pending",
+             body)
+        d.request("PATCH", "/vms/rn", change)
+        if bridged:
+            t.ok(os.path.exists(f"/sys/class/net/{tap}"), f"tap {tap} of the run exists while it runs")
+        d.request("POST", "/vms/rn/stop")
+        st = d.wait_state("rn", ["stopped", "crashed"], timeout=30)
+        t.ok(st and st["state"] == "stopped" and st.get("cid") == new_cid and "running" not in st
+             and not os.path.exists(running_conf),
+             "stopped: status shows the config's CID, running.conf is gone", st)
+        if bridged:
+            t.ok(not os.path.exists(f"/sys/class/net/{tap}"), "stop removed the tap although net0 was unset")
+        status, other = d.request("POST", "/vms", {"name": "other", "memory": 128, "vsock": f"cid={cid}"})
+        t.ok(status == 201, f"the old running CID is free again ({status})", other)
+    finally:
+        if bridged:
+            subprocess.run(["ip", "link", "del", br], capture_output=True)
+
+
 def zvmd_fds(d):
     return len(os.listdir(f"/proc/{d.proc.pid}/fd"))
 
@@ -936,6 +1004,65 @@ def scenario_templates(t, d):
     t.ok(r.returncode == 0 and cx.get("state") == "cancelled" and template_files(d, "cx") == []
          and not procs_with(os.path.join(d.root, "var", "lib", "zvm", "templates", "cx")),
          "rm cancels a build in progress: nothing left", f"{cx} {template_files(d, 'cx')}")
+
+
+SLOW_TINY_SECONDS = 8
+
+
+def slow_tiny_builder(directory):
+    """A tiny-profile builder that first holds a tmp file for a while (as a
+    Debian build does) and fails if anything removed it meanwhile."""
+    real = os.path.abspath(os.path.join(HERE, "..", "..", "initrd", "mkrootfs-tiny"))
+    path = os.path.join(directory, "slow-mkrootfs-tiny")
+    with open(path, "w") as f:
+        f.write(f"""#!/bin/bash
+out=$3
+echo partial > "$out.tmp.$$"
+sleep {SLOW_TINY_SECONDS}
+[ -f "$out.tmp.$$" ] || {{ echo "error: $out.tmp.$$ was removed while the build ran" >&2; exit 1; }}
+rm -f "$out.tmp.$$"
+exec {real} "$@"
+""")
+    os.chmod(path, 0o755)
+    return path
+
+
+def scenario_template_adopt(t, d):
+    """kill -9 of zvmd during a template build: the builder (own session)
+    runs on; the next zvmd adopts it (shown building, its tmp file not
+    swept, a stale one is), and the build ends ready with nothing left."""
+    tdir = os.path.join(d.root, "var", "lib", "zvm", "templates")
+    record = os.path.join(d.root, "run", "zvm", "template-builds", "slow.json")
+    status, body = d.request("POST", "/templates", {"name": "slow", "profile": "tiny"})
+    t.ok(status == 202, f"build started ({status})", body)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(".img.tmp." in f for f in template_files(d, "slow")):
+        time.sleep(0.1)
+    rec = json.load(open(record)) if os.path.exists(record) else {}
+    pid = rec.get("pid", 0)
+    t.ok(pid > 0 and rec.get("starttime") == zt.proc_starttime(pid) and rec.get("profile") == "tiny",
+         "the build is recorded in the run dir with its pid and start time", rec)
+    d.kill9()
+    t.ok(pid and not pid_gone(pid, rec.get("starttime")), "the builder survives kill -9 of zvmd")
+    stale = os.path.join(tdir, "gone.img.tmp.999999")
+    open(stale, "w").write("left by a dead build")
+    d.start()
+    status, tpl = d.request("GET", "/templates/slow")
+    t.ok(status == 200 and tpl.get("state") == "building" and tpl.get("build", {}).get("state") == "building",
+         "the new zvmd adopted the running build", tpl)
+    t.ok(any(".img.tmp." in f for f in template_files(d, "slow")) and not os.path.exists(stale),
+         "the sweep kept the live builder's tmp file and removed the stale one", os.listdir(tdir))
+    deadline = time.monotonic() + SLOW_TINY_SECONDS + 120
+    while time.monotonic() < deadline:
+        status, tpl = d.request("GET", "/templates/slow")
+        if tpl.get("state") != "building":
+            break
+        time.sleep(0.5)
+    t.ok(tpl.get("state") == "ready" and tpl.get("profile") == "tiny" and tpl.get("size", 0) > 0,
+         "the adopted build ended ready (judged by its image), with its metadata", tpl)
+    t.ok(template_files(d, "slow") == [".slow.json", "slow.img"] and not os.path.exists(record)
+         and pid_gone(pid, rec.get("starttime")), "nothing is left behind: no tmp file, no record, no builder",
+         f"{template_files(d, 'slow')} record={os.path.exists(record)}")
 
 
 def build_template(t, d, name, profile):
@@ -1566,6 +1693,9 @@ def main():
     if name == "hostile":
         os.environ["ZVM_CONSOLE_LOG_MAX"] = str(HOSTILE_CONSOLE_CAP)
     cache_tmp = None
+    if name == "template_adopt":
+        cache_tmp = tempfile.mkdtemp(prefix="zvm-slow-")
+        os.environ["ZVM_MKROOTFS_TINY"] = slow_tiny_builder(cache_tmp)
     if name == "templates":
         # Its builds must really run (fail, be cancelled): a cache of its own.
         cache_tmp = tempfile.mkdtemp(prefix="zvm-cache-")
