@@ -14,6 +14,7 @@
 
 typedef struct Manager Manager;
 typedef struct VmConsole VmConsole;
+typedef struct VmStart VmStart;
 
 /* What vm_wait() waits for; a mask. */
 typedef enum VmWaitFor {
@@ -55,6 +56,8 @@ typedef struct Vm {
         uint64_t helper_starttime;
         int helper_pidfd;
         sd_event_source *helper_source;
+        bool helper_own_child;          /* spawned by this zvmd: the loop reaps it */
+        VmStart *start;                 /* a start being prepared (core/vm-start.c), else NULL */
 
         QmpClient *qmp;
         sd_event_source *qmp_source;
