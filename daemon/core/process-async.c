@@ -28,7 +28,7 @@ struct ProcessJob {
         ProcessJob *detached_next;      /* on the detached list */
 };
 
-/* Jobs nobody waits for (process_job_start_detached()). */
+/* Jobs nobody waits for any more (process_job_detach()). */
 static ProcessJob *detached;
 
 static void job_read(ProcessJob *j) {
@@ -159,16 +159,13 @@ static void on_detached_done(ProcessJob *j, int status, const char *output, void
         process_job_free(j);
 }
 
-int process_job_start_detached(sd_event *e, char *const *argv, uint64_t timeout_usec) {
-        ProcessJob *j;
-        int r;
-
-        r = process_job_start(e, argv, timeout_usec, on_detached_done, NULL, &j);
-        if (r < 0)
-                return r;
+void process_job_detach(ProcessJob *j) {
+        if (!j)
+                return;
+        j->cb = on_detached_done;
+        j->userdata = NULL;
         j->detached_next = detached;
         detached = j;
-        return 0;
 }
 
 void process_job_detached_flush(uint64_t timeout_usec) {

@@ -30,9 +30,9 @@ int process_job_start(sd_event *e, char *const *argv, uint64_t timeout_usec, pro
 ProcessJob *process_job_free(ProcessJob *j);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ProcessJob *, process_job_free);
 
-/* Fire and forget (removing a tap at stop): the job frees itself when it
- * ends; its result is not reported. */
-int process_job_start_detached(sd_event *e, char *const *argv, uint64_t timeout_usec);
+/* Its owner goes away (a VM freed at exit): the job runs on unreported and
+ * frees itself when it ends. NULL is fine. */
+void process_job_detach(ProcessJob *j);
 /* At exit, before the loop goes: lets each detached job still running
  * finish (up to timeout_usec each, blocking), then kills and reaps the rest,
  * so that an exit leaves no half-done work and no child behind. */

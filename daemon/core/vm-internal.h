@@ -44,8 +44,13 @@ typedef struct VmTapStep {
 int vm_taps_plan(Vm *vm, VmTapStep **ret, size_t *ret_n, char **ret_error);
 void vm_tap_steps_free(VmTapStep *steps, size_t n);
 int vm_tap_step_error(const Vm *vm, const VmTapStep *st, int status, const char *output, char **ret_error);
-/* Fire and forget: removal never blocks the loop. */
+/* Removal never blocks the loop: ProcessJobs, and the VM's next state
+ * (stopped, crashed) is set once they are done (vm_set_state_after_taps()),
+ * so that a VM reported stopped has no tap left. */
 void vm_taps_remove(Vm *vm);
+void vm_set_state_after_taps(Vm *vm, VmState s);
+/* The VM goes away: its removals run on detached. */
+void vm_taps_removal_detach(Vm *vm);
 
 /* vm-vsock.c */
 int vm_reserve_cid(Vm *vm, int *ret_fd, char **ret_error);

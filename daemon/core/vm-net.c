@@ -28,7 +28,57 @@ static void vm_tap_name(const Vm *vm, unsigned n, char buf[static 16]) {
         snprintf(buf, 16, "zvm%" PRIu32 "i%u", vm->vmid, n);
 }
 
+struct VmTapRemoval {
+        Vm *vm;
+        ProcessJob *jobs[VM_NETS_MAX];
+        unsigned running;
+        int then_state;                 /* the VmState to set once all are done, or -1 */
+};
+
+static VmTapRemoval *tap_removal_free(VmTapRemoval *t, bool detach) {
+        if (!t)
+                return NULL;
+        for (unsigned n = 0; n < VM_NETS_MAX; n++)
+                if (detach)
+                        process_job_detach(t->jobs[n]);
+                else
+                        process_job_free(t->jobs[n]);
+        return mfree(t);
+}
+
+void vm_taps_removal_detach(Vm *vm) {
+        vm->tap_removal = tap_removal_free(vm->tap_removal, true);
+}
+
+static void on_tap_removed(ProcessJob *j, int status, const char *output, void *userdata) {
+        VmTapRemoval *t = userdata;
+        Vm *vm = t->vm;
+        int state;
+
+        for (unsigned n = 0; n < VM_NETS_MAX; n++)
+                if (t->jobs[n] == j)
+                        t->jobs[n] = process_job_free(j);
+        if (status != 0)
+                log_debug("VM %u: removing a tap: %d %s", vm->vmid, status, strempty(output));
+        if (--t->running > 0)
+                return;
+        state = t->then_state;
+        vm->tap_removal = tap_removal_free(t, false);
+        if (state >= 0)
+                vm_set_state(vm, state);
+}
+
 void vm_taps_remove(Vm *vm) {
+        VmTapRemoval *t;
+
+        /* A removal still running is left to finish on its own. */
+        vm_taps_removal_detach(vm);
+        t = calloc(1, sizeof(*t));
+        if (!t) {
+                log_warning("VM %u: out of memory removing its taps", vm->vmid);
+                return;
+        }
+        *t = (VmTapRemoval) { .vm = vm, .then_state = -1 };
         for (unsigned n = 0; n < VM_NETS_MAX; n++) {
                 char tap[16];
                 int r;
@@ -37,10 +87,24 @@ void vm_taps_remove(Vm *vm) {
                         continue;
                 vm_tap_name(vm, n, tap);
                 char *argv[] = { (char *) "ip", (char *) "link", (char *) "del", tap, NULL };
-                r = process_job_start_detached(vm->manager->event, argv, IP_TIMEOUT_USEC);
+                r = process_job_start(vm->manager->event, argv, IP_TIMEOUT_USEC, on_tap_removed, t, &t->jobs[n]);
                 if (r < 0)
                         log_warning_errno(r, "VM %u: cannot remove tap %s: %m", vm->vmid, tap);
+                else
+                        t->running++;
         }
+        if (t->running == 0) {
+                free(t);
+                return;
+        }
+        vm->tap_removal = t;
+}
+
+void vm_set_state_after_taps(Vm *vm, VmState s) {
+        if (vm->tap_removal)
+                vm->tap_removal->then_state = s;
+        else
+                vm_set_state(vm, s);
 }
 
 void vm_tap_steps_free(VmTapStep *steps, size_t n) {

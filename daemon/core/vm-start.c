@@ -86,7 +86,7 @@ static void start_end(Vm *vm, char *why) {
         vm_cleanup_runtime(vm);         /* frees vm->start */
         free(vm->crash_reason);
         vm->crash_reason = why;
-        vm_set_state(vm, VM_STATE_STOPPED);
+        vm_set_state_after_taps(vm, VM_STATE_STOPPED);
 }
 
 static void start_fail(VmStart *s, int r, char *why) {

@@ -83,6 +83,7 @@ Vm *vm_free(Vm *vm) {
         }
         if (vm->start)
                 vm_cleanup_runtime(vm); /* a start in preparation: nothing of it stays */
+        vm_taps_removal_detach(vm);
         agent_detach(vm);     /* the VM may run on: its agent state on disk stays for the next zvmd */
         sd_event_source_disable_unref(vm->acpi_source);
         vm_qmp_detach(vm);
@@ -305,7 +306,7 @@ void vm_handle_exit(Vm *vm, int code, int sig) {
         }
         vm_cleanup_runtime(vm);
         vm->stop_requested = vm->guest_shutdown_seen = false;
-        vm_set_state(vm, clean ? VM_STATE_STOPPED : VM_STATE_CRASHED);
+        vm_set_state_after_taps(vm, clean ? VM_STATE_STOPPED : VM_STATE_CRASHED);
 }
 int vm_on_qemu_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         Vm *vm = userdata;

@@ -15,6 +15,7 @@
 typedef struct Manager Manager;
 typedef struct VmConsole VmConsole;
 typedef struct VmStart VmStart;
+typedef struct VmTapRemoval VmTapRemoval;
 
 /* What vm_wait() waits for; a mask. */
 typedef enum VmWaitFor {
@@ -58,6 +59,7 @@ typedef struct Vm {
         sd_event_source *helper_source;
         bool helper_own_child;          /* spawned by this zvmd: the loop reaps it */
         VmStart *start;                 /* a start being prepared (core/vm-start.c), else NULL */
+        VmTapRemoval *tap_removal;      /* taps being removed (core/vm-net.c); the state waits for it */
 
         QmpClient *qmp;
         sd_event_source *qmp_source;
