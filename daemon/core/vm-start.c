@@ -466,7 +466,11 @@ int vm_start(Vm *vm, char **ret_error) {
         vm->accel = s->accel;
         vm->start = TAKE_PTR(s);
         vm_set_state(vm, VM_STATE_STARTING);
-        if (vm->start)
-                step_upper(vm->start);
+        step_upper(vm->start);
+        /* A step that could not even be started, or a QEMU that died at
+         * once, ended the start already: the caller hears it now, as no
+         * state change is left for it to wait on. */
+        if (!vm_is_up(vm))
+                return set_error(ret_error, "%s", vm->crash_reason ? vm->crash_reason : "the start failed"), -EIO;
         return 0;
 }
