@@ -28,3 +28,7 @@
 #define AGENT_INITRD_TIMING_DIR "/run/zvm"
 #define AGENT_INITRD_TIMING_NAME "initrd-timing"
 #define AGENT_INITRD_TIMING_FILE AGENT_INITRD_TIMING_DIR "/" AGENT_INITRD_TIMING_NAME
+
+/* The agent bridges this vsock port to llama-server's unix socket while its
+ * llm supervisor runs (op llm-start; the request may name another port). */
+#define AGENT_LLM_PORT 8080U

@@ -42,10 +42,7 @@ int cli_vm_runtime_path(const Cli *cli, const char *id, const char *name, char *
         char buf[32];
         int r;
 
-        r = cli_vm_path(id, NULL, &path);
-        if (r < 0)
-                return r;
-        r = cli_http_call(cli, "GET", path, NULL, &vm);
+        r = cli_vm_get(cli, id, &vm);
         if (r < 0)
                 return r;
 
@@ -60,7 +57,6 @@ int cli_vm_runtime_path(const Cli *cli, const char *id, const char *name, char *
         if (ret_cid)
                 *ret_cid = json_object_object_get_ex(vm, "cid", &cid) ? (uint32_t) json_object_get_int64(cid) : 0;
         (void) snprintf(buf, sizeof(buf), "%" PRIi64, json_object_get_int64(vmid));
-        path = mfree(path);
         path = strjoin(cli->run_dir, "/vms/", buf, "/", name);
         if (!path)
                 return log_oom();

@@ -3,9 +3,11 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "api.h"
 #include "cli-http.h"
+#include "cli-text.h"
 #include "cli-util.h"
 #include "log.h"
 #include "string-util.h"
@@ -67,6 +69,46 @@ static const char *http_endpoint(const Cli *cli) {
         return cli->url ?: cli->socket_path;
 }
 
+/* Whether a failed transfer means zvmd's unix socket is not there yet or
+ * not listening yet: nothing was sent, so the request can be tried again. */
+static bool http_socket_not_ready(const Cli *cli, CURL *curl, CURLcode code) {
+        long os_errno = 0;
+
+        if (cli->url || code != CURLE_COULDNT_CONNECT)
+                return false;
+        (void) curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
+        return os_errno == ENOENT || os_errno == ECONNREFUSED;
+}
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000U + (uint64_t) ts.tv_nsec / 1000000U;
+}
+
+/* Runs the transfer. A zvmd that was just started (by a script, or by
+ * systemd at boot) binds its socket only after probing the host: while the
+ * socket is missing or refuses, wait for it, at most CLI_START_WAIT_MS, so
+ * "zvmd & zvm list" works. A zvmd that is not running at all costs that
+ * wait once before the error. */
+static CURLcode http_perform(const Cli *cli, CURL *curl) {
+        uint64_t deadline = now_ms() + CLI_START_WAIT_MS;
+        bool said = false;
+        CURLcode code;
+
+        for (;;) {
+                code = curl_easy_perform(curl);
+                if (!http_socket_not_ready(cli, curl, code) || now_ms() >= deadline)
+                        return code;
+                if (!said)
+                        log_debug("zvmd's socket %s is not ready, waiting up to %u ms", cli->socket_path,
+                                  CLI_START_WAIT_MS);
+                said = true;
+                cli_sleep_ms(CLI_START_POLL_MS);
+        }
+}
+
 /* Turns a failed transfer into a message about reaching zvmd. */
 static int http_log_transport_error(const Cli *cli, CURL *curl, CURLcode code, const char *errbuf,
                                     const HttpBuffer *b) {
@@ -81,11 +123,17 @@ static int http_log_transport_error(const Cli *cli, CURL *curl, CURLcode code, c
         case CURLE_COULDNT_CONNECT:
         case CURLE_COULDNT_RESOLVE_HOST:
         case CURLE_COULDNT_RESOLVE_PROXY:
+                if (os_errno == EACCES) {
+                        (void) log_error_errno((int) os_errno, "cannot reach zvmd at %s: %m (only root and group zvm "
+                                               "may use it: adduser $USER zvm, then log in again)",
+                                               http_endpoint(cli));
+                        return -EHOSTUNREACH;
+                }
                 if (os_errno > 0) {
-                        (void) log_error_errno((int) os_errno, "cannot reach zvmd at %s: %m (%s)",
+                        (void) log_error_errno((int) os_errno, "cannot reach zvmd at %s: %m (is zvmd running?%s)",
                                                http_endpoint(cli),
-                                               os_errno == EACCES ? "is this user root or in group zvm?" :
-                                                                    "is zvmd running?");
+                                               http_socket_not_ready(cli, curl, code) ?
+                                               " zvm waited 5 s for it to start" : "");
                         return -EHOSTUNREACH;
                 }
                 /* On a unix socket, libcurl's own text names "localhost port 80". */
@@ -127,6 +175,7 @@ static int http_log_transport_error(const Cli *cli, CURL *curl, CURLcode code, c
 static int http_log_api_error(const Cli *cli, long status, const HttpBuffer *b) {
         _cleanup_(json_object_putp) json_object *o = b->data ? json_tokener_parse(b->data) : NULL;
         json_object *message = NULL, *error = NULL, *key = NULL;
+        _cleanup_free_ char *mine = NULL;
         const char *m, *k;
 
         if (json_object_object_get_ex(o, "message", &message) && json_object_is_type(message, json_type_string)) {
@@ -135,6 +184,10 @@ static int http_log_api_error(const Cli *cli, long status, const HttpBuffer *b) 
                 log_debug("zvmd: HTTP %ld %s", status, strnull(json_object_get_string(error)));
 
                 m = json_object_get_string(message);
+                /* zvmd says "VM 100"; the user typed a name. */
+                mine = cli_message_for_user(m, cli->vm_name);
+                if (mine)
+                        m = mine;
                 k = json_object_is_type(key, json_type_string) ? json_object_get_string(key) : NULL;
                 log_error("%s%s%s%s%s", m,
                           k && !strstr(m, k) ? " (key '" : "", k && !strstr(m, k) ? k : "",
@@ -225,7 +278,7 @@ int cli_http_request_data(const Cli *cli, const char *method, const char *path, 
 
         log_debug("%s %s (%zu bytes of %s)", method, url, data ? data_size : 0, data ? content_type : "nothing");
 
-        code = curl_easy_perform(curl);
+        code = http_perform(cli, curl);
         if (code != CURLE_OK) {
                 r = http_log_transport_error(cli, curl, code, errbuf, &b);
                 free(b.data);

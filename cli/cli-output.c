@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli-output.h"
+#include "cli-text.h"
 #include "macro.h"
 #include "string-util.h"
 
@@ -90,6 +91,11 @@ char *cli_json_to_value_string(json_object *v) {
                 if (asprintf(&s, "%" PRIi64, json_object_get_int64(v)) < 0)
                         return NULL;
                 return s;
+        case json_type_double: {
+                char buf[64];
+
+                return strdup(cli_format_decimal(buf, sizeof(buf), json_object_get_double(v)));
+        }
         default:
                 return strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -168,187 +174,6 @@ static json_object *json_get_path(json_object *o, const char *path) {
         return json_get_path(v, dot + 1);
 }
 
-static char *sanitize_dup(const char *s) {
-        char *d = strdup(strempty(s));
-
-        if (!d)
-                return NULL;
-        for (char *p = d; *p; p++)
-                if ((unsigned char) *p < ' ' || *p == 0x7f)
-                        *p = '?';
-        return d;
-}
-
-/* ---- memstream helpers ---------------------------------------------------------- */
-
-/* Closes f and hands its buffer over: the renderers write with stdio into
- * an open_memstream() and return the string. */
-static int memstream_finish(FILE **f, char **buf, char **ret) {
-        int r = 0;
-
-        if (fflush(*f) != 0 || ferror(*f))
-                r = -ENOMEM;
-        if (fclose(*f) != 0 && r == 0)
-                r = -ENOMEM;
-        *f = NULL;
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(*buf);
-        return 0;
-}
-
-#define MEMSTREAM_OPEN(f, buf, size)                                            \
-        do {                                                                    \
-                f = open_memstream(&(buf), &(size));                            \
-                if (!f)                                                         \
-                        return -ENOMEM;                                         \
-        } while (false)
-
-/* ---- tables ------------------------------------------------------------------ */
-
-struct CliTable {
-        size_t ncols;
-        char **header;          /* NULL or ncols strings */
-        bool *right;
-        char **cells;
-        size_t n_cells, allocated;
-};
-
-CliTable *cli_table_new(size_t ncols, const char *const *header) {
-        _cleanup_(cli_table_freep) CliTable *t = NULL;
-
-        if (ncols == 0)
-                return NULL;
-
-        t = calloc(1, sizeof(CliTable));
-        if (!t)
-                return NULL;
-        t->ncols = ncols;
-        t->right = calloc(ncols, sizeof(bool));
-        if (!t->right)
-                return NULL;
-
-        if (header) {
-                t->header = calloc(ncols + 1, sizeof(char *));
-                if (!t->header)
-                        return NULL;
-                for (size_t i = 0; i < ncols; i++) {
-                        const char *h = header[i];
-
-                        if (h[0] == '>') {
-                                t->right[i] = true;
-                                h++;
-                        }
-                        t->header[i] = strdup(h);
-                        if (!t->header[i])
-                                return NULL;
-                }
-        }
-        return TAKE_PTR(t);
-}
-
-CliTable *cli_table_free(CliTable *t) {
-        if (!t)
-                return NULL;
-        if (t->header)
-                for (size_t i = 0; i < t->ncols; i++)
-                        free(t->header[i]);
-        free(t->header);
-        for (size_t i = 0; i < t->n_cells; i++)
-                free(t->cells[i]);
-        free(t->cells);
-        free(t->right);
-        return mfree(t);
-}
-
-int cli_table_add(CliTable *t, const char *cell) {
-        char *c;
-
-        assert_return(t, -EINVAL);
-
-        if (t->n_cells >= t->allocated) {
-                size_t n = MAX(t->allocated * 2, (size_t) 16);
-                char **p = reallocarray(t->cells, n, sizeof(char *));
-
-                if (!p)
-                        return -ENOMEM;
-                t->cells = p;
-                t->allocated = n;
-        }
-
-        c = sanitize_dup(cell ?: "-");
-        if (!c)
-                return -ENOMEM;
-        t->cells[t->n_cells++] = c;
-        return 0;
-}
-
-/* Display width: UTF-8 code points (continuation bytes do not count). */
-static size_t text_width(const char *s) {
-        size_t w = 0;
-
-        for (; *s; s++)
-                if (((unsigned char) *s & 0xc0) != 0x80)
-                        w++;
-        return w;
-}
-
-/* Writes one row. Blanks are only written once something follows them, so
- * that no line ends in padding. */
-static void table_write_row(const CliTable *t, char *const *row, const size_t *width,
-                            const char *sep, FILE *f) {
-        size_t pending = 0;
-
-        for (size_t i = 0; i < t->ncols; i++) {
-                size_t w = text_width(row[i]), pad = width[i] - w;
-
-                if (i > 0)
-                        pending += strlen(sep);
-                if (t->right[i])
-                        pending += pad;
-                if (row[i][0] != '\0') {
-                        fprintf(f, "%*s%s", (int) pending, "", row[i]);
-                        pending = 0;
-                }
-                if (!t->right[i])
-                        pending += pad;
-        }
-        fputc('\n', f);
-}
-
-static int table_format_sep(const CliTable *t, const char *sep, char **ret) {
-        _cleanup_free_ size_t *width = NULL;
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0;
-        _cleanup_fclose_ FILE *f = NULL;
-
-        assert_return(t && ret, -EINVAL);
-
-        if (t->n_cells % t->ncols != 0)
-                return -EINVAL;
-
-        width = calloc(t->ncols, sizeof(size_t));
-        if (!width)
-                return -ENOMEM;
-        for (size_t i = 0; i < t->ncols; i++)
-                if (t->header)
-                        width[i] = text_width(t->header[i]);
-        for (size_t i = 0; i < t->n_cells; i++)
-                width[i % t->ncols] = MAX(width[i % t->ncols], text_width(t->cells[i]));
-
-        MEMSTREAM_OPEN(f, buf, size);
-        if (t->header)
-                table_write_row(t, t->header, width, sep, f);
-        for (size_t i = 0; i < t->n_cells; i += t->ncols)
-                table_write_row(t, t->cells + i, width, sep, f);
-
-        return memstream_finish(&f, &buf, ret);
-}
-
-int cli_table_format(const CliTable *t, char **ret) {
-        return table_format_sep(t, "  ", ret);
-}
-
 /* ---- key/value blocks ------------------------------------------------------------ */
 
 typedef enum FieldKind {
@@ -359,6 +184,8 @@ typedef enum FieldKind {
         FIELD_MIB,
         FIELD_LIST,             /* array of strings, joined with ", " */
         FIELD_LINES,            /* array of strings, one indented line each, after the block */
+        FIELD_QEMU_LOG,         /* FIELD_LINES without the command line zvmd writes first */
+        FIELD_OBJECT,           /* an object, as an indented block after the block */
 } FieldKind;
 
 typedef struct Field {
@@ -421,6 +248,92 @@ static int kv_add(CliTable *t, const char *label, const char *value) {
         return cli_table_add(t, value);
 }
 
+/* A scalar or an array of them as one value: arrays joined with ", ", an
+ * empty one as "-". */
+static char *scalar_text(json_object *v) {
+        if (json_object_is_type(v, json_type_array))
+                return json_object_array_length(v) > 0 ? json_list_join(v, ", ") : strdup("-");
+        return cli_json_to_value_string(v);
+}
+
+/* Adds "key: value" for each key of obj that fields do not name, except
+ * objects unless objects_too (they become blocks of their own). */
+static int kv_add_values(CliTable *t, json_object *obj, const Field *fields, size_t n, bool objects_too) {
+        int r;
+
+        if (!json_object_is_type(obj, json_type_object))
+                return 0;
+        json_object_object_foreach(obj, key, v) {
+                if (!v || field_known(fields, n, key) || (!objects_too && json_object_is_type(v, json_type_object)))
+                        continue;
+                _cleanup_free_ char *value = scalar_text(v);
+                r = kv_add(t, key, value);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Nesting shown as blocks; deeper objects (zvmd passes the guest agent's
+ * READY through) are one compact value. */
+#define OBJECT_BLOCK_DEPTH_MAX 3U
+
+/* "label:" then the object's scalars as aligned "key: value" lines and its
+ * objects as blocks of their own, each level indented by two more blanks. */
+static int object_block_write(json_object *o, const char *label, unsigned depth, FILE *f) {
+        _cleanup_table_ CliTable *t = cli_table_new(2, NULL);
+        _cleanup_free_ char *text = NULL, *l = cli_sanitize_dup(label);
+        int r;
+
+        if (!t || !l)
+                return -ENOMEM;
+        fprintf(f, "%*s%s:\n", (int) (2 * depth), "", l);
+
+        /* Past the depth limit, objects are values too. */
+        r = kv_add_values(t, o, NULL, 0, depth + 1 >= OBJECT_BLOCK_DEPTH_MAX);
+        if (r < 0)
+                return r;
+        r = cli_table_format_sep(t, " ", &text);
+        if (r < 0)
+                return r;
+        for (const char *line = strempty(text); *line;) {
+                size_t len = strcspn(line, "\n");
+
+                fprintf(f, "%*s%.*s\n", (int) (2 * depth + 2), "", (int) len, line);
+                line += len + (line[len] == '\n');
+        }
+
+        json_object_object_foreach(o, k2, v2) {
+                if (!json_object_is_type(v2, json_type_object) || depth + 1 >= OBJECT_BLOCK_DEPTH_MAX)
+                        continue;
+                r = object_block_write(v2, k2, depth + 1, f);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* "label:" and the strings of array a as indented lines; nothing for an
+ * empty or absent array. */
+static int lines_write(json_object *a, const char *label, bool skip_qemu_argv, FILE *f) {
+        bool header = false;
+
+        for (size_t j = 0; json_object_is_type(a, json_type_array) && j < json_object_array_length(a); j++) {
+                _cleanup_free_ char *raw = cli_json_to_value_string(json_object_array_get_idx(a, j));
+                _cleanup_free_ char *line = raw ? cli_sanitize_dup(raw) : NULL;
+
+                if (!line)
+                        return -ENOMEM;
+                if (skip_qemu_argv && cli_line_is_qemu_argv(line))
+                        continue;
+                if (!header)
+                        fprintf(f, "%s:\n", label);
+                header = true;
+                fprintf(f, "  %s\n", line);
+        }
+        return 0;
+}
+
 /* Writes the fields of obj that are present, aligned; with extras, also
  * keys the table does not know (a newer daemon's), so nothing is hidden. */
 static int kv_write(json_object *obj, const Field *fields, size_t n, bool extras, FILE *f) {
@@ -435,7 +348,8 @@ static int kv_write(json_object *obj, const Field *fields, size_t n, bool extras
         for (size_t i = 0; i < n; i++) {
                 json_object *v = json_get_path(obj, fields[i].path);
 
-                if (!v || fields[i].kind == FIELD_LINES ||
+                if (!v || fields[i].kind == FIELD_LINES || fields[i].kind == FIELD_QEMU_LOG ||
+                    fields[i].kind == FIELD_OBJECT ||
                     (fields[i].kind == FIELD_LIST && json_object_is_type(v, json_type_array) &&
                      json_object_array_length(v) == 0))
                         continue;
@@ -445,19 +359,13 @@ static int kv_write(json_object *obj, const Field *fields, size_t n, bool extras
                         return r;
         }
 
-        if (extras && json_object_is_type(obj, json_type_object)) {
-                /* json_object_object_foreach() declares key and val in this block. */
-                json_object_object_foreach(obj, key, val) {
-                        if (!val || field_known(fields, n, key))
-                                continue;
-                        _cleanup_free_ char *value = cli_json_to_value_string(val);
-                        r = kv_add(t, key, value);
-                        if (r < 0)
-                                return r;
-                }
+        if (extras) {
+                r = kv_add_values(t, obj, fields, n, false);
+                if (r < 0)
+                        return r;
         }
 
-        r = table_format_sep(t, " ", &text);
+        r = cli_table_format_sep(t, " ", &text);
         if (r < 0)
                 return r;
         fputs(text, f);
@@ -465,17 +373,21 @@ static int kv_write(json_object *obj, const Field *fields, size_t n, bool extras
         for (size_t i = 0; i < n; i++) {
                 json_object *v = json_get_path(obj, fields[i].path);
 
-                if (fields[i].kind != FIELD_LINES || !json_object_is_type(v, json_type_array) ||
-                    json_object_array_length(v) == 0)
-                        continue;
-                fprintf(f, "%s:\n", fields[i].label);
-                for (size_t j = 0; j < json_object_array_length(v); j++) {
-                        _cleanup_free_ char *raw = cli_json_to_value_string(json_object_array_get_idx(v, j));
-                        _cleanup_free_ char *line = raw ? sanitize_dup(raw) : NULL;
-
-                        if (!line)
-                                return -ENOMEM;
-                        fprintf(f, "  %s\n", line);
+                r = 0;
+                if (fields[i].kind == FIELD_OBJECT && json_object_is_type(v, json_type_object))
+                        r = object_block_write(v, fields[i].label, 0, f);
+                else if (fields[i].kind == FIELD_LINES || fields[i].kind == FIELD_QEMU_LOG)
+                        r = lines_write(v, fields[i].label, fields[i].kind == FIELD_QEMU_LOG, f);
+                if (r < 0)
+                        return r;
+        }
+        if (extras && json_object_is_type(obj, json_type_object)) {
+                json_object_object_foreach(obj, key, val) {
+                        if (!json_object_is_type(val, json_type_object) || field_known(fields, n, key))
+                                continue;
+                        r = object_block_write(val, key, 0, f);
+                        if (r < 0)
+                                return r;
                 }
         }
         return 0;
@@ -495,7 +407,7 @@ static int kv_format(json_object *obj, const Field *fields, size_t n, bool extra
         r = kv_write(obj, fields, n, extras, f);
         if (r < 0)
                 return r;
-        return memstream_finish(&f, &buf, ret);
+        return cli_memstream_finish(&f, &buf, ret);
 }
 
 /* ---- renderers ----------------------------------------------------------------- */
@@ -505,12 +417,16 @@ int cli_output_json(json_object *o, char **ret) {
 
         assert_return(ret, -EINVAL);
 
+        cli_json_tidy_numbers(o);
         s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                                               JSON_C_TO_STRING_NOSLASHESCAPE);
         if (!s)
                 return -ENOMEM;
         *ret = strjoin(s, "\n");
-        return *ret ? 0 : -ENOMEM;
+        if (!*ret)
+                return -ENOMEM;
+        cli_json_collapse_empty(*ret);
+        return 0;
 }
 
 int cli_output_vmid(json_object *vm, char **ret) {
@@ -529,7 +445,7 @@ int cli_output_token_secret(json_object *token, char **ret) {
         assert_return(ret, -EINVAL);
         if (!json_object_is_type(v, json_type_string))
                 return -EBADMSG;
-        _cleanup_free_ char *secret = sanitize_dup(json_object_get_string(v));
+        _cleanup_free_ char *secret = cli_sanitize_dup(json_object_get_string(v));
         if (!secret)
                 return -ENOMEM;
         *ret = strjoin(secret, "\n");
@@ -570,7 +486,9 @@ static int vm_list_add_row(CliTable *t, json_object *vm) {
         if (r >= 0)
                 r = table_add_u64(t, json_get_path(vm, "config.memory"), true);
         if (r >= 0)
-                r = table_add_u64(t, json_get_path(vm, "config.cores"), false);
+                /* zvmd leaves defaults out of the config; cores defaults to 1. */
+                r = json_get_path(vm, "config.cores") ? table_add_u64(t, json_get_path(vm, "config.cores"), false)
+                                                     : cli_table_add(t, "1");
         if (r < 0)
                 return r;
 
@@ -607,8 +525,8 @@ static int config_write(json_object *config, const char *indent, FILE *f) {
         /* json-c keeps the daemon's key order, which is the file's. */
         json_object_object_foreach(config, key, v) {
                 _cleanup_free_ char *raw = cli_json_to_value_string(v);
-                _cleanup_free_ char *value = raw ? sanitize_dup(raw) : NULL;
-                _cleanup_free_ char *k = sanitize_dup(key);
+                _cleanup_free_ char *value = raw ? cli_sanitize_dup(raw) : NULL;
+                _cleanup_free_ char *k = cli_sanitize_dup(key);
 
                 if (!value || !k)
                         return -ENOMEM;
@@ -648,7 +566,7 @@ int cli_output_vm_show(json_object *vm, char **ret) {
                 if (r < 0)
                         return r;
         }
-        return memstream_finish(&f, &buf, ret);
+        return cli_memstream_finish(&f, &buf, ret);
 }
 
 int cli_output_vm_status(json_object *status, char **ret) {
@@ -668,7 +586,9 @@ int cli_output_vm_status(json_object *status, char **ret) {
                 { "exit.code",          "exit-code",      FIELD_TEXT },
                 { "exit.signal",        "exit-signal",    FIELD_TEXT },
                 { "exit.reason",        "exit-reason",    FIELD_TEXT },
-                { "exit.stderr",        "stderr",         FIELD_LINES },
+                { "agent",              "agent",          FIELD_TEXT },
+                { "exit.stderr",        "stderr",         FIELD_QEMU_LOG },
+                { "boot",               "boot",           FIELD_OBJECT },
         };
 
         return kv_format(status, fields, ELEMENTSOF(fields), true, ret);
@@ -686,7 +606,7 @@ int cli_output_vm_config(json_object *vm, char **ret) {
         r = config_write(json_get_path(vm, "config"), "", f);
         if (r < 0)
                 return r;
-        return memstream_finish(&f, &buf, ret);
+        return cli_memstream_finish(&f, &buf, ret);
 }
 
 int cli_output_pending_restart(json_object *vm, char **ret) {
@@ -700,13 +620,13 @@ int cli_output_pending_restart(json_object *vm, char **ret) {
         MEMSTREAM_OPEN(f, buf, size);
         pending = json_get_path(vm, "pending_restart");
         for (size_t i = 0; json_object_is_type(pending, json_type_array) && i < json_object_array_length(pending); i++) {
-                _cleanup_free_ char *key = sanitize_dup(json_object_get_string(json_object_array_get_idx(pending, i)));
+                _cleanup_free_ char *key = cli_sanitize_dup(json_object_get_string(json_object_array_get_idx(pending, i)));
 
                 if (!key)
                         return -ENOMEM;
                 fprintf(f, "%s: needs restart\n", key);
         }
-        return memstream_finish(&f, &buf, ret);
+        return cli_memstream_finish(&f, &buf, ret);
 }
 
 int cli_output_host(json_object *host, char **ret) {

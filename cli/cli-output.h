@@ -56,13 +56,19 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CliTable *, cli_table_free);
 /* Appends one cell; rows fill left to right. NULL is shown as "-". */
 int cli_table_add(CliTable *t, const char *cell);
 
+/* Columns separated by sep, padded to the widest cell, no trailing blanks;
+ * the key/value blocks use one space. */
+int cli_table_format_sep(const CliTable *t, const char *sep, char **ret);
+
 /* Columns separated by two spaces, padded to the widest cell (counted in
  * UTF-8 code points), no trailing blanks. An incomplete last row is -EINVAL. */
 int cli_table_format(const CliTable *t, char **ret);
 
 /* ---- renderers for the API's objects ---------------------------------------- */
 
-/* Pretty JSON, two-space indent, with a final newline (--json). */
+/* Pretty JSON, two-space indent, with a final newline (--json). Floats are
+ * plain decimals (cli_json_tidy_numbers(), which changes o's serializers),
+ * empty arrays and objects "[]" and "{}". */
 int cli_output_json(json_object *o, char **ret);
 
 /* The "vmid" of a Vm alone: what "zvm create" prints. */
@@ -71,14 +77,17 @@ int cli_output_vmid(json_object *vm, char **ret);
 /* The "secret" of a new Token alone: what "zvm token create" prints. */
 int cli_output_token_secret(json_object *token, char **ret);
 
-/* GET /vms: VMID NAME STATE CID MEMORY CORES UPTIME. */
+/* GET /vms: VMID NAME STATE CID MEMORY CORES UPTIME (CORES 1 when the
+ * config leaves it at its default). */
 int cli_output_vm_list(json_object *vms, char **ret);
 
 /* GET /vms/{id}: summary lines, then the config indented under "config:". */
 int cli_output_vm_show(json_object *vm, char **ret);
 
 /* GET /vms/{id}/status: aligned "key: value" lines (state, pid, uptime, cpu,
- * rss, cid, memory, balloon target/actual, accel, exit info). */
+ * rss, cid, memory, balloon target/actual, accel, agent, exit info), then
+ * blocks: QEMU's last output lines of a crash (without its command line)
+ * and the agent's "boot" object, nested objects indented. */
 int cli_output_vm_status(json_object *status, char **ret);
 
 /* "config" of a Vm as "key: value" lines, in the daemon's order, like the

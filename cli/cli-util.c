@@ -130,3 +130,52 @@ void cli_sleep_ms(unsigned ms) {
 
         (void) nanosleep(&ts, NULL);
 }
+
+/* Whether tag is one of the VM's tags: "tags" of its config, "a;b" as in
+ * the .conf file (or an array, should zvmd send one). */
+static bool vm_has_tag(json_object *vm, const char *tag) {
+        json_object *config = NULL, *tags = NULL;
+
+        if (!json_object_object_get_ex(vm, "config", &config) || !json_object_object_get_ex(config, "tags", &tags))
+                return false;
+        if (json_object_is_type(tags, json_type_array)) {
+                for (size_t i = 0; i < json_object_array_length(tags); i++)
+                        if (streq_ptr(json_object_get_string(json_object_array_get_idx(tags, i)), tag))
+                                return true;
+                return false;
+        }
+        for (const char *p = strempty(json_object_get_string(tags)); *p;) {
+                size_t l = strcspn(p, ";");
+
+                if (l == strlen(tag) && strneq(p, tag, l))
+                        return true;
+                p += l + (p[l] == ';');
+        }
+        return false;
+}
+
+int cli_vm_list_filter(json_object *vms, const char *state, const char *tag, json_object **ret) {
+        json_object *out;
+
+        if (!json_object_is_type(vms, json_type_array) || !ret)
+                return -EINVAL;
+        out = json_object_new_array();
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_object_array_length(vms); i++) {
+                json_object *vm = json_object_array_get_idx(vms, i), *s = NULL;
+
+                (void) json_object_object_get_ex(vm, "state", &s);
+                if (state && !streq_ptr(json_object_get_string(s), state))
+                        continue;
+                if (tag && !vm_has_tag(vm, tag))
+                        continue;
+                if (json_object_array_add(out, json_object_get(vm)) < 0) {
+                        json_object_put(vm);
+                        json_object_put(out);
+                        return -ENOMEM;
+                }
+        }
+        *ret = out;
+        return 0;
+}

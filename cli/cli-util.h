@@ -48,3 +48,7 @@ int cli_body_add(json_object *body, const char *key, json_object *value);
 /* Sleeps ms milliseconds (the bounded polling loops of ssh and template
  * build). */
 void cli_sleep_ms(unsigned ms);
+
+/* The VMs of a GET /vms answer in state state (NULL: any) that carry tag
+ * tag (NULL: any), as a new array sharing the elements. */
+int cli_vm_list_filter(json_object *vms, const char *state, const char *tag, json_object **ret);

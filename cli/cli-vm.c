@@ -11,6 +11,7 @@
 #include "cli-vm.h"
 #include "fd-util.h"
 #include "log.h"
+#include "ssh-key.h"
 #include "string-util.h"
 
 int cli_vm_path(const char *id, const char *suffix, char **ret) {
@@ -59,42 +60,16 @@ int cli_call_print(const Cli *cli, const char *method, const char *path, json_ob
         return r;
 }
 
-int cli_vm_call_print(const Cli *cli, const char *method, const char *id, const char *suffix,
+int cli_vm_call_print(Cli *cli, const char *method, const char *id, const char *suffix,
                       json_object *body, CliRender render) {
         _cleanup_free_ char *path = NULL;
         int r;
 
+        cli->vm_name = id;
         r = cli_vm_path(id, suffix, &path);
         if (r < 0)
                 return r;
         return cli_call_print(cli, method, path, body, render);
-}
-
-int cli_vm_logs(const Cli *cli, const char *id, uint64_t tail, bool have_tail) {
-        _cleanup_free_ char *path = NULL, *log = NULL;
-        char suffix[64];
-        size_t size = 0;
-        int r;
-
-        if (have_tail)
-                (void) snprintf(suffix, sizeof(suffix), "/console/log?tail=%" PRIu64, tail);
-        else
-                (void) snprintf(suffix, sizeof(suffix), "/console/log");
-
-        r = cli_vm_path(id, suffix, &path);
-        if (r < 0)
-                return r;
-        r = cli_http_request(cli, "GET", path, NULL, &log, &size);
-        if (r < 0)
-                return r;
-
-        /* The guest's bytes, unfiltered, like cat on the log file. */
-        if (fflush(stdout) != 0)
-                return log_error_errno(-errno, "failed to write to stdout: %m");
-        r = loop_write(STDOUT_FILENO, log, size, false);
-        if (r < 0)
-                return log_error_errno(r, "failed to write to stdout: %m");
-        return 0;
 }
 
 int cli_token_create(const Cli *cli, const char *comment) {
@@ -150,6 +125,24 @@ int cli_body_put(json_object *body, const char *key, json_object *value) {
         if (r < 0)
                 return log_oom();
         return 0;
+}
+
+int cli_body_put_sshkeys(json_object *body, const char *keys) {
+        _cleanup_free_ char *enc = ssh_keys_encode(keys);
+
+        if (!enc)
+                return log_oom();
+        return cli_body_put(body, "sshkeys", json_object_new_string(enc));
+}
+
+int cli_vm_get(const Cli *cli, const char *id, json_object **ret) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = cli_vm_path(id, NULL, &path);
+        if (r < 0)
+                return r;
+        return cli_http_call(cli, "GET", path, NULL, ret);
 }
 
 int cli_body_put_null(json_object *body, const char *key) {

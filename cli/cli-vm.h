@@ -19,6 +19,9 @@ typedef int (*CliRender)(json_object *o, char **ret);
  * error (-EINVAL, logged), so that it always is one safe path segment. */
 int cli_vm_path(const char *id, const char *suffix, char **ret);
 
+/* GET /vms/ID: the VM's config and state into *ret. */
+int cli_vm_get(const Cli *cli, const char *id, json_object **ret);
+
 /* Prints o: pretty JSON with --json, else render's text (nothing if render
  * is NULL). */
 int cli_print(const Cli *cli, json_object *o, CliRender render);
@@ -26,12 +29,20 @@ int cli_print(const Cli *cli, json_object *o, CliRender render);
 /* Sends the request (body may be NULL) and prints the answer. */
 int cli_call_print(const Cli *cli, const char *method, const char *path, json_object *body, CliRender render);
 
-/* cli_call_print() on /vms/<id><suffix>. */
-int cli_vm_call_print(const Cli *cli, const char *method, const char *id, const char *suffix,
+/* cli_call_print() on /vms/<id><suffix>; zvmd's errors name the VM as id. */
+int cli_vm_call_print(Cli *cli, const char *method, const char *id, const char *suffix,
                       json_object *body, CliRender render);
 
-/* GET /vms/<id>/console/log[?tail=N] and write it to stdout as it is. */
-int cli_vm_logs(const Cli *cli, const char *id, uint64_t tail, bool have_tail);
+typedef struct CliLogs {
+        uint64_t tail_lines;    /* with have_tail_lines: the last N lines (within zvmd's 1 MiB) */
+        bool have_tail_lines;
+        uint64_t tail_bytes;    /* else the last N bytes (0: all zvmd sends) */
+        bool follow;            /* then poll for more until the VM is deleted */
+} CliLogs;
+
+/* GET /vms/<id>/console/log and write it to stdout, without terminal
+ * control sequences when stdout is a terminal (cli-logs.c). */
+int cli_vm_logs(Cli *cli, const char *id, const CliLogs *o);
 
 /* <run>/vms/<vmid>/<name> of a running VM (asks zvmd), and its CID. */
 int cli_vm_runtime_path(const Cli *cli, const char *id, const char *name, char **ret, uint32_t *ret_cid);
@@ -50,6 +61,9 @@ int cli_token_delete(const Cli *cli, const char *id);
 /* Adds key → value (NULL value: out of memory); a key given twice is a
  * usage error. */
 int cli_body_put(json_object *body, const char *key, json_object *value);
+
+/* Puts keys (authorized_keys text) as the percent-encoded "sshkeys". */
+int cli_body_put_sshkeys(json_object *body, const char *keys);
 
 /* key → null: "unset" in a PATCH. */
 int cli_body_put_null(json_object *body, const char *key);

@@ -61,12 +61,13 @@ int verb_cp(Cli *cli, int argc, char *argv[]) {
         dst_vm = split_remote(argv[optind + 1], &dst_path);
         if (!!src_vm == !!dst_vm)
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
-                                       "zvm cp: exactly one of SRC and DST must be NAME:/absolute/path");
+                                       "exactly one of SRC and DST must be NAME:/absolute/path");
 
         if (src_vm) {
                 _cleanup_free_ char *dir = NULL, *base = NULL;
 
                 q = escape_query(src_path);
+                cli->vm_name = src_vm;
                 if (!q || cli_vm_path(src_vm, NULL, &path) < 0)
                         return log_oom();
                 free(path);
@@ -108,6 +109,7 @@ int verb_cp(Cli *cli, int argc, char *argv[]) {
         if (!q)
                 return log_oom();
         snprintf(suffix, sizeof(suffix), "&mode=%04o", st.st_mode ? (unsigned) (st.st_mode & 07777) : 0644U);
+        cli->vm_name = dst_vm;
         r = cli_vm_path(dst_vm, NULL, &path);
         if (r < 0)
                 return r;

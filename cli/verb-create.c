@@ -1,69 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
-#include <glob.h>
 #include <stdlib.h>
 
 #include "api.h"
 #include "cli-output.h"
+#include "cli-sshkeys.h"
 #include "cli-vm.h"
 #include "fd-util.h"
 #include "log.h"
-#include "ssh-key.h"
 #include "string-util.h"
-
-/* Appends the public keys of file to *text. A key that is not valid is an
- * error when the user named the file, and skipped (with a note) when it is
- * one of the ~/.ssh/ keys taken by default. */
-static int add_key_file(const char *file, bool explicit, char **text) {
-        _cleanup_free_ char *data = NULL;
-        char *line, *save = NULL;
-        int r;
-
-        r = read_full_file(file, &data, NULL, 64 * 1024);
-        if (r < 0)
-                return explicit ? log_error_errno(r, "--ssh-key %s: %m", file) : 0;
-        for (line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                const char *reason = NULL;
-                char *t;
-
-                line = strstrip(line);
-                if (isempty(line) || line[0] == '#')
-                        continue;
-                if (ssh_pubkey_check(line, &reason) < 0) {
-                        if (explicit)
-                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--ssh-key %s: %s", file, reason);
-                        log_notice("Skipping %s: %s", file, reason);
-                        continue;
-                }
-                t = strjoin(strempty(*text), line, "\n");
-                if (!t)
-                        return log_oom();
-                free(*text);
-                *text = t;
-        }
-        return 0;
-}
-
-/* The user's ~/.ssh/ public keys, the default sshkeys of a new VM (like
- * Incus/Multipass do with the user's key). */
-static int add_default_keys(char **text) {
-        _cleanup_free_ char *pattern = NULL;
-        const char *home = getenv("HOME");
-        glob_t g = {};
-        int r = 0;
-
-        if (isempty(home))
-                return 0;
-        pattern = strjoin(home, "/.ssh/*.pub");
-        if (!pattern)
-                return log_oom();
-        if (glob(pattern, 0, NULL, &g) == 0)
-                for (size_t i = 0; r >= 0 && i < g.gl_pathc; i++)
-                        r = add_key_file(g.gl_pathv[i], false, text);
-        globfree(&g);
-        return r;
-}
 
 /* zvm create NAME [--vmid N] [--memory SIZE] [--balloon SIZE] [--cores N]
  *                 [--template T] [--ssh-key FILE]... [--no-ssh-keys]
@@ -113,7 +59,7 @@ int verb_create(Cli *cli, int argc, char *argv[]) {
                         break;
                 case ARG_SSH_KEY:
                         key_given = true;
-                        r = add_key_file(optarg, true, &keys);
+                        r = cli_sshkeys_add_file(optarg, true, &keys);
                         break;
                 case ARG_NO_SSH_KEYS:
                         no_keys = true;
@@ -135,16 +81,12 @@ int verb_create(Cli *cli, int argc, char *argv[]) {
         if (key_given && no_keys)
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--ssh-key and --no-ssh-keys exclude each other");
         if (!key_given && !no_keys && !json_object_object_get_ex(body, "sshkeys", NULL)) {
-                r = add_default_keys(&keys);
+                r = cli_sshkeys_add_default(&keys);
                 if (r < 0)
                         return r;
         }
         if (keys) {
-                _cleanup_free_ char *enc = ssh_keys_encode(keys);
-
-                if (!enc)
-                        return log_oom();
-                r = cli_body_put(body, "sshkeys", json_object_new_string(enc));
+                r = cli_body_put_sshkeys(body, keys);
                 if (r < 0)
                         return r;
         }

@@ -28,11 +28,11 @@ static int write_b64(json_object *o, const char *key, int fd) {
         return loop_write(fd, out, size, false);
 }
 
-/* zvm exec NAME [--timeout S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]:
- * runs CMD in the guest through the agent, passes stdin (when it is not a
- * terminal), stdout and stderr through, and exits with CMD's exit code
- * (128+N for a signal, 124 when the timeout killed it, like timeout(1)). */
-int verb_exec(Cli *cli, int argc, char *argv[]) {
+/* Parses exec's options from optind on, up to the first non-option or
+ * "--". An unknown one is refused and named: it would otherwise become (part
+ * of) the command, as "-t" in "zvm exec s1 -t -- bash" did. */
+static int exec_parse_options(Cli *cli, int argc, char *argv[], json_object *body, json_object *env,
+                              uint32_t *timeout) {
         enum { ARG_TIMEOUT = ARG_VERB_FIRST, ARG_ENV, ARG_CWD };
         static const struct option options[] = {
                 VERB_COMMON_OPTIONS,
@@ -41,21 +41,14 @@ int verb_exec(Cli *cli, int argc, char *argv[]) {
                 { "cwd", required_argument, NULL, ARG_CWD },
                 {}
         };
-        _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *res = NULL;
-        json_object *args = json_object_new_array(), *env = json_object_new_array(), *v;
-        _cleanup_free_ char *path = NULL;
-        uint32_t timeout = 30;
-        int c, r;
+        int c;
 
-        if (!body || !args || !env)
-                return log_oom();
-        json_object_object_add(body, "argv", args);
-        json_object_object_add(body, "env", env);
+        opterr = 0;
         /* "+": stop at the first non-option, so CMD's own options stay its. */
         while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
                 switch (c) {
                 case ARG_TIMEOUT:
-                        if (safe_atou32(optarg, &timeout) < 0 || timeout == 0 || timeout > 86400)
+                        if (safe_atou32(optarg, timeout) < 0 || *timeout == 0 || *timeout > 86400)
                                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
                                                        "invalid --timeout '%s' (seconds, 1-86400)", optarg);
                         break;
@@ -68,18 +61,56 @@ int verb_exec(Cli *cli, int argc, char *argv[]) {
                 case ARG_CWD:
                         json_object_object_add(body, "cwd", json_object_new_string(optarg));
                         break;
-                default:
-                        r = verb_common_option(cli, c);
+                case '?':
+                case ':':
+                        if (optopt > 0 && optopt < 0x100)
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                                       "exec: unknown option '-%c' or missing value (the command "
+                                                       "and its options go after '--'), see 'zvm help exec'", optopt);
+                        return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                               "exec: unknown option '%s' or missing value (the command and its "
+                                               "options go after '--'), see 'zvm help exec'", argv[optind - 1]);
+                default: {
+                        int r = verb_common_option(cli, c);
+
                         if (r != 0)
                                 return r;
                 }
+                }
+        return 0;
+}
+
+/* zvm exec NAME [--timeout S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]:
+ * runs CMD in the guest through the agent, passes stdin (when it is not a
+ * terminal), stdout and stderr through, and exits with CMD's exit code
+ * (128+N for a signal, 124 when the timeout killed it, like timeout(1)).
+ * Options may come before or after NAME. */
+int verb_exec(Cli *cli, int argc, char *argv[]) {
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *res = NULL;
+        json_object *args = json_object_new_array(), *env = json_object_new_array(), *v;
+        _cleanup_free_ char *path = NULL;
+        uint32_t timeout = 30;
+        const char *name;
+        int r;
+
+        if (!body || !args || !env)
+                return log_oom();
+        json_object_object_add(body, "argv", args);
+        json_object_object_add(body, "env", env);
+        r = exec_parse_options(cli, argc, argv, body, env, &timeout);
+        if (r != 0)
+                return r;
         if (optind >= argc)
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "usage: zvm exec NAME [OPTIONS] -- CMD [ARGS...]");
-        const char *name = argv[optind++];
-        if (optind < argc && streq(argv[optind], "--"))
+        name = argv[optind++];
+        if (optind < argc && !streq(argv[optind], "--")) {
+                r = exec_parse_options(cli, argc, argv, body, env, &timeout);
+                if (r != 0)
+                        return r;
+        } else if (optind < argc)
                 optind++;
         if (optind >= argc)
-                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "zvm exec: no command given (zvm exec %s -- CMD)", name);
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "no command given (zvm exec %s -- CMD)", name);
         for (int i = optind; i < argc; i++)
                 json_object_array_add(args, json_object_new_string(argv[i]));
         json_object_object_add(body, "timeout", json_object_new_int64(timeout));
@@ -101,6 +132,7 @@ int verb_exec(Cli *cli, int argc, char *argv[]) {
                 }
         }
 
+        cli->vm_name = name;
         r = cli_vm_path(name, "/exec", &path);
         if (r < 0)
                 return r;
@@ -109,18 +141,16 @@ int verb_exec(Cli *cli, int argc, char *argv[]) {
         r = cli_http_call(cli, "POST", path, body, &res);
         if (r < 0)
                 return r;
-        if (cli->json) {
-                puts(json_object_to_json_string_ext(res, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-                return 0;
-        }
+        if (cli->json)
+                return cli_print(cli, res, NULL);
         (void) write_b64(res, "stdout", STDOUT_FILENO);
         (void) write_b64(res, "stderr", STDERR_FILENO);
         if (json_object_object_get_ex(res, "stdout_truncated", &v) && json_object_get_boolean(v))
-                log_warning("zvm exec: stdout was truncated");
+                log_warning("stdout was truncated");
         if (json_object_object_get_ex(res, "stderr_truncated", &v) && json_object_get_boolean(v))
-                log_warning("zvm exec: stderr was truncated");
+                log_warning("stderr was truncated");
         if (json_object_object_get_ex(res, "timed_out", &v) && json_object_get_boolean(v)) {
-                log_error("zvm exec: the command ran longer than %us and was killed", timeout);
+                log_error("the command ran longer than %us and was killed", timeout);
                 cli->exit_status = 124;
                 return 0;
         }
@@ -129,7 +159,7 @@ int verb_exec(Cli *cli, int argc, char *argv[]) {
                 return 0;
         }
         if (json_object_object_get_ex(res, "signal", &v) && json_object_get_string(v))
-                log_error("zvm exec: the command was killed by SIG%s", json_object_get_string(v));
+                log_error("the command was killed by SIG%s", json_object_get_string(v));
         cli->exit_status = 128 + 9;
         return 0;
 }

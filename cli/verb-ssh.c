@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli-http.h"
+#include "cli-sshkeys.h"
 #include "cli-util.h"
 #include "cli-vm.h"
 #include "fd-util.h"
@@ -120,6 +121,35 @@ static int wait_agent_ready(const Cli *cli, const char *id, unsigned wait_s, cha
         }
 }
 
+/* Refuses a VM whose sshkeys is empty: its sshd would refuse every login
+ * with a bare "Permission denied (publickey)". Names the fix. */
+static int check_has_keys(const Cli *cli, const char *id) {
+        _cleanup_(json_object_putp) json_object *vm = NULL;
+        _cleanup_free_ char *file = NULL;
+        json_object *config, *v;
+        int r;
+
+        r = cli_vm_get(cli, id, &vm);
+        if (r < 0)
+                return r;
+        if (json_object_object_get_ex(vm, "config", &config) && json_object_object_get_ex(config, "sshkeys", &v) &&
+            !isempty(json_object_get_string(v)))
+                return 0;
+        r = cli_sshkeys_default_file(&file);
+        return log_error_errno(SYNTHETIC_ERRNO(ENOKEY), "VM %s has no ssh key (its sshkeys is empty), so its sshd "
+                               "refuses every login. Give it one: zvm config set %s --ssh-key %s",
+                               id, id, r < 0 ? "FILE.pub" : file);
+}
+
+/* -i with zvm's own key, when it exists and the user named no key. */
+static char *own_identity(bool user_gave_key) {
+        _cleanup_free_ char *own = NULL;
+
+        if (user_gave_key || cli_sshkeys_own_path(&own) < 0 || access(own, R_OK) < 0)
+                return NULL;
+        return TAKE_PTR(own);
+}
+
 /* Whether the known_hosts file lists "<name>.zvm ". */
 static bool known_hosts_has(const char *path, const char *name) {
         _cleanup_free_ char *text = NULL, *needle = strjoin("\n", name, ".zvm ");
@@ -140,11 +170,12 @@ int verb_ssh(Cli *cli, int argc, char *argv[]) {
                 {}
         };
         _cleanup_free_ char *name = NULL, *proxy = NULL, *known = NULL, *o_proxy = NULL, *o_known = NULL,
-                            *o_alias = NULL, *dest = NULL;
+                            *o_alias = NULL, *dest = NULL, *identity = NULL;
         const char *user = "root", *extra[SSH_ARGS_MAX];
         size_t n_extra = 0, n = 0;
         unsigned wait_s = SSH_WAIT_DEFAULT_S;
         const char **args;
+        bool gave_key = false;
         int c, r;
 
         /* "+": options end at NAME, the rest is the remote command. */
@@ -155,6 +186,7 @@ int verb_ssh(Cli *cli, int argc, char *argv[]) {
                         break;
                 case 'i':
                 case 'o':
+                        gave_key = gave_key || c == 'i';
                         if (n_extra + 2 > SSH_ARGS_MAX)
                                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Too many -i/-o options");
                         extra[n_extra++] = c == 'i' ? "-i" : "-o";
@@ -176,9 +208,13 @@ int verb_ssh(Cli *cli, int argc, char *argv[]) {
         r = proxy_command(cli, &proxy);
         if (r < 0)
                 return r;
+        r = check_has_keys(cli, argv[optind]);
+        if (r < 0)
+                return r;
         r = wait_agent_ready(cli, argv[optind], wait_s, &name);
         if (r < 0)
                 return r;
+        identity = own_identity(gave_key);
         r = known_hosts_path(cli, &known);
         if (r < 0)
                 return r;
@@ -207,6 +243,10 @@ int verb_ssh(Cli *cli, int argc, char *argv[]) {
         args[n++] = "CheckHostIP=no";
         args[n++] = "-o";
         args[n++] = "UpdateHostKeys=no";
+        if (identity) {
+                args[n++] = "-i";
+                args[n++] = identity;
+        }
         for (size_t i = 0; i < n_extra; i++)
                 args[n++] = extra[i];
         args[n++] = "--";

@@ -269,8 +269,14 @@ int verb_template_build(Cli *cli, int argc, char *argv[]) {
         r = cli_http_call(cli, "POST", "/templates", body, &answer);
         if (r < 0)
                 return r;
-        if (detach || cli->json)
+        if (cli->json)
                 return cli_print(cli, answer, NULL);
+        if (detach) {
+                /* stderr, like follow_build()'s progress: stdout stays for scripts. */
+                log_info("Building template '%s' (profile %s) in zvmd. 'zvm template list' shows its state, "
+                         "'zvm template rm %s' cancels it.", argv[optind], profile, argv[optind]);
+                return 0;
+        }
         return follow_build(cli, argv[optind], verbose);
 }
 

@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include "cli-text.h"
 #include "cli-util.h"
 #include "log.h"
 #include "string-util.h"
@@ -28,7 +29,8 @@ static const char create_details[] =
         "  --cores N         Virtual CPUs (default 1)\n"
         "  --template T      Root filesystem: a template name or an image path (default tiny)\n"
         "  --ssh-key FILE    OpenSSH public key(s) for root (sshkeys); repeatable.\n"
-        "                    Default: your ~/.ssh/*.pub\n"
+        "                    Default: your ~/.ssh/*.pub; if you have none, zvm's own key,\n"
+        "                    made once in ~/.local/share/zvm/ssh/ (zvm ssh uses it)\n"
         "  --no-ssh-keys     Install no ssh keys\n"
         "  --set KEY=VALUE   Any other config key, as in \"zvm config set\"; repeatable\n"
         "\n"
@@ -40,7 +42,8 @@ static const char shutdown_details[] =
 
 static const char config_set_details[] =
         "Keys are those of the VM's .conf file (memory, cores, cmdline, disk0, net0, ...).\n"
-        "Prints \"KEY: needs restart\" for each changed key that takes effect at the next start.\n";
+        "Prints \"KEY: needs restart\" for each changed key that takes effect at the next start.\n"
+        "--ssh-key FILE (repeatable) sets sshkeys to the public keys in FILE; a running VM gets them at once.\n";
 
 static const char set_memory_details[] =
         "SIZE is MiB or has a unit: 512, 512M, 1G. It must lie between the VM's balloon\n"
@@ -54,10 +57,22 @@ static const char console_details[] =
 
 static const char logs_details[] =
         "Options:\n"
-        "  --tail BYTES      Only the last BYTES (512, 64K, 1M; zvmd sends at most 1M)\n"
+        "  --tail N          Only the last N lines (counted within the last 1 MiB)\n"
+        "  --tail-bytes SIZE Only the last SIZE bytes (512, 64K, 1M; zvmd sends at most 1M)\n"
+        "  -f --follow       Keep printing what the guest prints (polls twice a second);\n"
+        "                    Ctrl-C ends, and so does deleting the VM (exit 0)\n"
+        "On a terminal, the guest's terminal control sequences are removed; into a pipe\n"
+        "or file, its bytes are written as they are.\n"
         "zvmd keeps at most twice its --console-log-max (default 4M) of each console.\n";
 
+static const char list_details[] =
+        "Options:\n"
+        "  --state S         Only VMs in state S: stopped, starting, running, stopping, crashed\n"
+        "  --tag T           Only VMs with tag T (config key tags: \"web;prod\")\n";
+
 static const char exec_details[] =
+        "Options go before CMD, before or after NAME; an unknown one is refused (CMD's\n"
+        "own options follow '--').\n"
         "stdin is passed to the command when it is not a terminal (at most 1 MiB);\n"
         "stdout and stderr come back separately. Exit status: the command's, 128+N\n"
         "when a signal killed it, 124 when it outlived --timeout (default 30 s).\n";
@@ -84,15 +99,16 @@ static const char template_build_details[] =
         "            openssh-server on vsock port 22, zvm-agent as a service\n"
         "  llm       standard on Debian sid, plus llama.cpp-tools (llama-server)\n"
         "--include adds Debian packages (comma-separated). zvmd runs the build and\n"
-        "this command follows its progress; Ctrl-C cancels it, --detach leaves it\n"
-        "running (zvm template list shows it). A failed build leaves no template.\n"
+        "this command follows its progress; Ctrl-C cancels it. --detach leaves it\n"
+        "running and says so on stderr: zvm template list shows its state, zvm\n"
+        "template rm NAME cancels it. A failed build leaves no template.\n"
         "Results are cached by content: an identical build is a copy.\n";
 
 static const Verb verbs[] = {
         { "create",       verb_create,       "NAME [--vmid N] [--memory SIZE] [--balloon SIZE] [--cores N] [--template T] [--ssh-key FILE]... [--set KEY=VALUE]...", "Create a VM and print its VMID", create_details },
-        { "list",         verb_list,         "",                       "List the VMs: VMID NAME STATE CID MEMORY CORES UPTIME", NULL },
+        { "list",         verb_list,         "[--state S] [--tag T]",  "List the VMs: VMID NAME STATE CID MEMORY CORES UPTIME", list_details },
         { "show",         verb_show,         "NAME",                   "Show a VM and its config", NULL },
-        { "status",       verb_status,       "NAME",                   "Show a VM's live status (pid, uptime, cpu, rss, balloon, exit)", NULL },
+        { "status",       verb_status,       "NAME",                   "Show a VM's live status (pid, uptime, cpu, rss, balloon, agent, boot, exit)", NULL },
         { "start",        verb_action,       "NAME",                   "Start a VM", NULL },
         { "shutdown",     verb_shutdown,     "NAME [--timeout S]",     "Shut a VM down cleanly, kill it after a timeout", shutdown_details },
         { "stop",         verb_action,       "NAME",                   "Stop a VM at once (QMP quit, then SIGKILL)", NULL },
@@ -100,11 +116,11 @@ static const Verb verbs[] = {
         { "kill",         verb_action,       "NAME",                   "SIGKILL a VM's QEMU", NULL },
         { "delete",       verb_delete,       "NAME [--force]",         "Delete a stopped VM (--force: stop it first)", NULL },
         { "config show",  verb_config_show,  "NAME",                   "Print a VM's config as \"key: value\" lines", NULL },
-        { "config set",   verb_config_set,   "NAME KEY=VALUE...",      "Set config keys", config_set_details },
+        { "config set",   verb_config_set,   "NAME [--ssh-key FILE]... [KEY=VALUE]...", "Set config keys", config_set_details },
         { "config unset", verb_config_unset, "NAME KEY...",            "Remove config keys", NULL },
         { "set-memory",   verb_set_memory,   "NAME SIZE",              "Set a running VM's balloon target", set_memory_details },
         { "console",      verb_console,      "NAME",                   "Attach to a VM's serial console (Ctrl-] detaches)", console_details },
-        { "logs",         verb_logs,         "NAME [--tail BYTES]",    "Print a VM's serial console log", logs_details },
+        { "logs",         verb_logs,         "NAME [--tail N | --tail-bytes SIZE] [-f]", "Print a VM's serial console log, or follow it", logs_details },
         { "exec",         verb_exec,         "NAME [--timeout S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]", "Run a command in a VM through its agent; exits with its exit code", exec_details },
         { "cp",           verb_cp,           "SRC DST",                "Copy a file into or out of a VM (one side is NAME:/path)", cp_details },
         { "ssh",          verb_ssh,          "[-l USER] [-i KEY] [-o OPT]... [--wait S] NAME [-- CMD [ARGS...]]", "Log into a VM with OpenSSH over vsock (host key verified)", ssh_details },
@@ -224,6 +240,46 @@ static bool verb_is_group(const char *w, FILE *f) {
         return found;
 }
 
+/* The word of the verb table closest to word, as " (did you mean 'x'?)",
+ * or "": among the first words of the verbs, or with group ("config"),
+ * among the second words of that group. New string, NULL on OOM. */
+static char *verb_suggest(const char *group, const char *word) {
+        _cleanup_strv_free_ char **words = NULL;
+        const char *best;
+
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                const char *name = verbs[i].name, *rest = group ? startswith(name, group) : name;
+                char *w;
+
+                if (!rest || (group && rest[0] != ' '))
+                        continue;
+                if (group)
+                        rest++;
+                w = strndup(rest, strcspn(rest, " "));
+                if (!w || strv_push(&words, w) < 0) {
+                        free(w);
+                        return NULL;
+                }
+        }
+        best = words ? cli_closest_word(word, (const char *const *) words, strv_length(words)) : NULL;
+        if (!best)
+                return strdup("");
+        return strjoin(" (did you mean '", strempty(group), group ? " " : "", best, "'?)");
+}
+
+static int log_unknown_verb(const char *group, const char *word) {
+        _cleanup_free_ char *hint = verb_suggest(group, word);
+
+        if (!hint)
+                return log_oom();
+        if (group) {
+                log_error("unknown verb '%s %s'%s; '%s' needs one of:", group, word, hint, group);
+                (void) verb_is_group(group, stderr);
+                return -EINVAL;
+        }
+        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "unknown verb '%s'%s, see 'zvm --help'", word, hint);
+}
+
 int verb_help(Cli *cli, int argc, char *argv[]) {
         const Verb *verb;
         int r, words;
@@ -244,7 +300,9 @@ int verb_help(Cli *cli, int argc, char *argv[]) {
         }
         if (argc - optind == 1 && verb_is_group(argv[optind], stdout))
                 return 0;
-        return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "unknown verb '%s', see 'zvm --help'", argv[optind]);
+        if (argc - optind == 2 && verb_is_group(argv[optind], NULL))
+                return log_unknown_verb(argv[optind], argv[optind + 1]);
+        return log_unknown_verb(NULL, argv[optind]);
 }
 
 static int run_verb(Cli *cli, int argc, char *argv[]) {
@@ -259,12 +317,14 @@ static int run_verb(Cli *cli, int argc, char *argv[]) {
 
         verb = verb_find(argc, argv, &words);
         if (!verb) {
+                if (verb_is_group(argv[0], NULL) && argc > 1 && argv[1][0] != '-')
+                        return log_unknown_verb(argv[0], argv[1]);
                 if (verb_is_group(argv[0], NULL)) {
                         log_error("'%s' needs one of:", argv[0]);
                         (void) verb_is_group(argv[0], stderr);
                         return -EINVAL;
                 }
-                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "unknown verb '%s', see 'zvm --help'", argv[0]);
+                return log_unknown_verb(NULL, argv[0]);
         }
 
         /* getopt_long() names argv[0] in its messages: make that "zvm config set". */
@@ -396,6 +456,11 @@ int main(int argc, char *argv[]) {
 
         if (log_setup_from_env() < 0)
                 log_warning("ignoring invalid $ZVM_LOG_LEVEL");
+
+        /* getopt_long() names argv[0] in its messages: "zvm", not the path
+         * the shell found. */
+        if (argc > 0)
+                argv[0] = (char *) "zvm";
 
         r = parse_argv(&cli, argc, argv);
         if (r > 0) {

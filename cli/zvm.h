@@ -17,6 +17,11 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
 #define CLI_CONNECT_TIMEOUT_SEC 5U
+/* How long zvm waits for a zvmd that is starting (its socket missing or
+ * refusing while it probes the host, ~0.6 s under TCG) before it says zvmd
+ * cannot be reached, and how often it looks. */
+#define CLI_START_WAIT_MS 5000U        /* "5 s" in cli-http.c's message */
+#define CLI_START_POLL_MS 100U
 /* start and shutdown answer only when the VM is up or down. */
 #define CLI_REQUEST_TIMEOUT_SEC 120U
 /* The largest answer zvm accepts from zvmd. */
@@ -32,6 +37,7 @@ typedef struct Cli {
         bool json;              /* print zvmd's JSON instead of text */
         unsigned timeout_sec;   /* whole request */
         const Verb *verb;       /* the verb being run */
+        const char *vm_name;    /* the VM as the user named it, for zvmd's messages (or NULL) */
         int exit_status;        /* set by verbs that pass a guest's exit code through (exec) */
 } Cli;
 

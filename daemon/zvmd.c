@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "console-log.h"
 #include "log.h"
+#include "loop.h"
 #include "macro.h"
 #include "manager.h"
 #include "rest.h"
@@ -69,6 +70,7 @@ static int parse_console_log_max(const char *s, uint64_t *ret) {
 static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
         Manager *m = userdata;
 
+        loop_note("watchdog");
         (void) sd_notify(false, "WATCHDOG=1");
         return sd_event_source_set_time_relative(s, m->watchdog_usec / 2);
 }
@@ -182,7 +184,9 @@ int main(int argc, char **argv) {
          * to start; their starts then run from the loop like any other. */
         manager_start_onboot(m);
 
-        r = sd_event_loop(m->event);
+        /* sd_event_loop(), timed: slow iterations are logged, the worst is
+         * in GET /host. */
+        r = loop_run(m->event);
         (void) sd_notify(false, "STOPPING=1");
         if (r < 0) {
                 log_error_errno(r, "Event loop failed: %m");

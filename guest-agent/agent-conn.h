@@ -30,6 +30,7 @@ typedef enum After {
 typedef struct Conn {
         int in_fd, out_fd;      /* the same socket, or stdin/stdout with --stdio */
         int sigfd;              /* SIGCHLD, for exec */
+        int ctl_fd;             /* to the llm supervisor (agent-llm.h); -1: none */
         char *buf;              /* received bytes not yet consumed */
         size_t len, cap, scanned;
         size_t consumed;        /* bytes of buf belonging to the line handed out last */

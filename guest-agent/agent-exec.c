@@ -128,7 +128,7 @@ static char **exec_environment(Request *rq, char **env, size_t n_env) {
         return envp;
 }
 
-static void close_other_fds(void) {
+void exec_close_other_fds(void) {
         DIR *d;
         struct dirent *de;
 
@@ -167,7 +167,7 @@ static __attribute__((noreturn)) void exec_child(char **argv, char **envp, const
                 f = (ExecFailure) { 2, errno };
                 goto fail;
         }
-        close_other_fds();
+        exec_close_other_fds();
         if (chdir(cwd) < 0) {
                 f = (ExecFailure) { 1, errno };
                 goto fail;

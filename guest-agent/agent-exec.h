@@ -14,3 +14,5 @@ int op_exec(Request *rq, Buf *out);
 
 /* "SIGKILL", or "SIG<n>" written to buf. */
 const char *signal_name(int sig, char *buf, size_t size);
+/* In a child about to exec: every fd above stderr close-on-exec. */
+void exec_close_other_fds(void);

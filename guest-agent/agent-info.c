@@ -11,6 +11,7 @@
 
 #include "agent-contract.h"
 #include "agent-info.h"
+#include "agent-llm-ops.h"
 #include "fd-util.h"
 
 double info_uptime(void) {
@@ -141,6 +142,8 @@ int op_info(Request *rq, Buf *out) {
         info_put_ssh_host_keys(out);
         json_put_key(out, "memory");
         info_put_memory(out);
+        json_put_key(out, "llm");
+        llm_put_info(rq->conn, out);
         json_put_key(out, "load");
         if (read_file_to_buffer("/proc/loadavg", buf, sizeof(buf)) > 0) {
                 double l[3];

@@ -11,6 +11,7 @@
 #include "agent-files.h"
 #include "agent-info.h"
 #include "agent-keys.h"
+#include "agent-llm-ops.h"
 #include "agent-power.h"
 #include "agent-serve.h"
 
@@ -26,6 +27,8 @@ static const struct {
         { "shutdown", op_shutdown },
         { "reboot", op_reboot },
         { "set-authorized-keys", op_set_authorized_keys },
+        { "llm-start", op_llm_start },
+        { "llm-stop", op_llm_stop },
 };
 
 /* Answers one request line. Returns < 0 if the connection must close. */

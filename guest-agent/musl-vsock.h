@@ -21,3 +21,22 @@ struct sockaddr_vm {
         unsigned char svm_zero[sizeof(struct sockaddr) - sizeof(sa_family_t) - sizeof(unsigned short) -
                                2 * sizeof(unsigned int) - sizeof(unsigned char)];
 };
+
+#include <errno.h>
+#include <unistd.h>
+
+/* A non-blocking, close-on-exec stream listener on port (any CID);
+ * returns the fd or -errno. */
+static inline int vsock_listen(unsigned port, int backlog) {
+        struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_port = port, .svm_cid = VMADDR_CID_ANY };
+        int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), r;
+
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, backlog) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}

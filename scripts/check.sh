@@ -4,7 +4,7 @@
 # run every test suite. Used as is by .ci/run.
 #
 #   scripts/check.sh            all suites
-#   ZVM_SUITES="unit" scripts/check.sh     only some
+#   ZVM_SUITES="unit" scripts/check.sh     only some (default: unit vm package)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${ZVM_BUILD_DIR:-$src/build}
@@ -24,7 +24,7 @@ meson compile -C "$asan"
 export ZVM_MUST_BOOT=${ZVM_MUST_BOOT:-1}
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 rc=0
-suites=${ZVM_SUITES:-unit vm}
+suites=${ZVM_SUITES:-unit vm package}
 args=()
 for s in $suites; do args+=(--suite "$s"); done
 meson test -C "$asan" --suite unit --print-errorlogs || rc=1
@@ -36,10 +36,10 @@ meson test -C "$build" "${args[@]}" --print-errorlogs --num-processes "$(nproc)"
 asan_vm_log=
 if [[ " $suites " == *" vm "* ]]; then
         asan_vm_log=$asan/meson-logs/testlog.json
-        ZVM_GUEST_DIR=$build/guest ASAN_OPTIONS=detect_leaks=1 \
+        ZVM_GUEST_DIR=$build/guest ASAN_OPTIONS=detect_leaks=1 ZVM_LOOP_MAX_MS=400 \
                 meson test -C "$asan" --print-errorlogs --num-processes "$(nproc)" \
                 zvmd-lifecycle zvmd-bad_input zvmd-crash zvmd-readopt zvmd-agent zvmd-balloon \
-                zvmd-templates zvmd-ssh || rc=1
+                zvmd-templates zvmd-ssh zvmd-readopt_clean zvmd-ready_guard zvmd-console_flood || rc=1
 fi
 
 # One plain summary line over both runs, for humans and for CI.

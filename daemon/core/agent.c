@@ -30,6 +30,7 @@
 #include "fileio.h"
 #include "json-util.h"
 #include "log.h"
+#include "loop.h"
 #include "macro.h"
 #include "manager.h"
 #include "string-util.h"
@@ -281,6 +282,7 @@ static bool call_connect_step(AgentCall *c) {
 }
 
 static int on_call_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        loop_note("agent call");
         AgentCall *c = userdata;
         ssize_t n;
         int r;
@@ -427,6 +429,7 @@ static void on_health_ping(Vm *vm, json_object *response, const char *code, cons
 }
 
 static int on_health_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        loop_note("agent health ping");
         Vm *vm = userdata;
         json_object *req;
         int r;
@@ -516,6 +519,7 @@ static bool ready_handle(AgentReadyConn *rc, size_t len) {
 }
 
 static int on_ready_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        loop_note("agent READY");
         AgentReadyConn *rc = userdata;
         ssize_t n;
         char *nl;
@@ -599,6 +603,7 @@ static int ready_accept(Manager *m, Vm *vm, int listen_fd) {
 }
 
 static int on_vm_ready_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        loop_note("agent READY accept");
         Vm *vm = userdata;
 
         (void) ready_accept(vm->manager, vm, fd);
@@ -606,6 +611,7 @@ static int on_vm_ready_listen(sd_event_source *s, int fd, uint32_t revents, void
 }
 
 static int on_manager_ready_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        loop_note("agent READY accept");
         (void) ready_accept(userdata, NULL, fd);
         return 0;
 }

@@ -15,6 +15,7 @@
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
+#include "loop.h"
 #include "macro.h"
 #include "manager.h"
 #include "process.h"
@@ -242,6 +243,7 @@ static void build_finish(TemplateBuild *b, int status) {
 }
 
 static int on_build_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        loop_note("template build exited");
         TemplateBuild *b = userdata;
         int status = 0;
 
@@ -252,6 +254,7 @@ static int on_build_exit(sd_event_source *s, int fd, uint32_t revents, void *use
 }
 
 static int on_build_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        loop_note("template build timeout");
         TemplateBuild *b = userdata;
 
         log_warning("Template %s: build still running after its time limit; killing it", b->name);

@@ -29,6 +29,7 @@
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
+#include "loop.h"
 #include "macro.h"
 #include "manager.h"
 #include "process.h"
@@ -70,6 +71,7 @@ void vm_state_file_remove(Vm *vm) {
                 (void) unlink(p);
 }
 static int on_adopted_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        loop_note("VM %s: QEMU exited", ((Vm *) userdata)->config->name);
         vm_handle_exit(userdata, -1, 0);
         return 0;
 }

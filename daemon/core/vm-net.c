@@ -14,6 +14,7 @@
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
+#include "loop.h"
 #include "macro.h"
 #include "manager.h"
 #include "process-async.h"
@@ -52,6 +53,7 @@ void vm_taps_removal_detach(Vm *vm) {
 
 static void on_tap_removed(ProcessJob *j, int status, const char *output, void *userdata) {
         VmTapRemoval *t = userdata;
+        loop_note("VM %s: tap removed", t->vm->config->name);
         Vm *vm = t->vm;
         int state;
 

@@ -26,6 +26,7 @@
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
+#include "loop.h"
 #include "macro.h"
 #include "manager.h"
 #include "process.h"
@@ -71,6 +72,7 @@ int vm_qmp_invoke(Vm *vm, const char *cmd, json_object *args, qmp_result_fn cb, 
         return r;
 }
 static int on_qmp_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        loop_note("VM %s: QMP", ((Vm *) userdata)->config->name);
         Vm *vm = userdata;
         int r;
 

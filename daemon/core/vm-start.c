@@ -32,6 +32,7 @@
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
+#include "loop.h"
 #include "macro.h"
 #include "manager.h"
 #include "process-async.h"
@@ -92,8 +93,8 @@ static void start_end(Vm *vm, char *why) {
 static void start_fail(VmStart *s, int r, char *why) {
         Vm *vm = s->vm;
 
-        if (!why && asprintf(&why, "%s", errno_str(r)) < 0)
-                why = NULL;
+        if (!why)
+                set_error(&why, "%s", errno_str(r));
         log_warning("VM %u (%s): start failed: %s", vm->vmid, vm->config->name, strnull(why));
         start_end(vm, why);
 }
@@ -102,7 +103,7 @@ int vm_start_cancel(Vm *vm, const char *how) {
         char *why = NULL;
 
         log_info("VM %u (%s): start cancelled by %s", vm->vmid, vm->config->name, how);
-        (void) asprintf(&why, "the start was cancelled (%s)", how);
+        set_error(&why, "the start was cancelled (%s)", how);
         start_end(vm, why);
         return 0;
 }
@@ -137,6 +138,7 @@ static void vm_move_to_scope(Vm *vm) {
 }
 
 static int on_start_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        loop_note("VM %s: start timeout", ((Vm *) userdata)->config->name);
         Vm *vm = userdata;
 
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
@@ -297,7 +299,7 @@ static void step_qemu(VmStart *s) {
         log_fd = open(s->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         if (log_fd < 0) {
                 r = -errno;
-                (void) asprintf(&why, "cannot open %s: %s", s->qemu_log, errno_str(r));
+                set_error(&why, "cannot open %s: %s", s->qemu_log, errno_str(r));
                 return start_fail(s, r, why);
         }
         log_debug("VM %u: %s", vm->vmid, strnull(cmd));
@@ -305,7 +307,7 @@ static void step_qemu(VmStart *s) {
                 (void) loop_write(log_fd, cmd, strlen(cmd), false), (void) loop_write(log_fd, "\n", 1, false);
         r = process_spawn(s->argv, keep_fds, n_keep, log_fd, true, &vm->pid);
         if (r < 0) {
-                (void) asprintf(&why, "cannot start %s: %s", s->argv[0], errno_str(r));
+                set_error(&why, "cannot start %s: %s", s->argv[0], errno_str(r));
                 return start_fail(s, r, why);
         }
         done = TAKE_PTR(vm->start);
@@ -336,6 +338,7 @@ static void step_qemu(VmStart *s) {
 
 static void on_helper_socket(FileWait *w, int r, void *userdata) {
         VmStart *s = userdata;
+        loop_note("VM %s: helper socket", s->vm->config->name);
         Vm *vm = s->vm;
         char *why = NULL;
 
@@ -361,7 +364,7 @@ static void step_helper(VmStart *s) {
                 return step_qemu(s);
         r = vm_state_file_save(vm);
         if (r < 0) {
-                (void) asprintf(&why, "cannot write state.json: %s", errno_str(r));
+                set_error(&why, "cannot write state.json: %s", errno_str(r));
                 return start_fail(s, r, why);
         }
         r = vm_spawn_helper(vm, &why);
@@ -380,6 +383,7 @@ static void step_taps(VmStart *s);
 
 static void on_tap_done(ProcessJob *j, int status, const char *output, void *userdata) {
         VmStart *s = userdata;
+        loop_note("VM %s: tap step", s->vm->config->name);
         const VmTapStep *st = &s->taps[s->next_tap++];
         char *why = NULL;
 
@@ -402,13 +406,14 @@ static void step_taps(VmStart *s) {
         r = process_job_start(s->vm->manager->event, s->taps[s->next_tap].argv, IP_TIMEOUT_USEC, on_tap_done, s,
                               &s->job);
         if (r < 0) {
-                (void) asprintf(&why, "cannot run %s: %s", s->taps[s->next_tap].argv[0], errno_str(r));
+                set_error(&why, "cannot run %s: %s", s->taps[s->next_tap].argv[0], errno_str(r));
                 return start_fail(s, r, why);
         }
 }
 
 static void on_mkfs_done(ProcessJob *j, int status, const char *output, void *userdata) {
         VmStart *s = userdata;
+        loop_note("VM %s: mkfs.ext4 done", s->vm->config->name);
         _cleanup_free_ char *out = strdup(output);
         char *why = NULL;
 
@@ -416,7 +421,7 @@ static void on_mkfs_done(ProcessJob *j, int status, const char *output, void *us
         if (status == 0 && rename(s->upper_tmp, s->upper) < 0)
                 status = -errno;
         if (status != 0) {
-                (void) asprintf(&why, "creating the writable layer failed (mkfs.ext4: %s)",
+                set_error(&why, "creating the writable layer failed (mkfs.ext4: %s)",
                                 status < 0 ? errno_str(status) : out ? strstrip(out) : "out of memory");
                 return start_fail(s, status < 0 ? status : -EIO, why);
         }
@@ -438,7 +443,7 @@ static void step_upper(VmStart *s) {
                          NULL };
         r = process_job_start(s->vm->manager->event, argv, MKFS_TIMEOUT_USEC, on_mkfs_done, s, &s->job);
         if (r < 0) {
-                (void) asprintf(&why, "creating the writable layer failed (mkfs.ext4: %s)", errno_str(r));
+                set_error(&why, "creating the writable layer failed (mkfs.ext4: %s)", errno_str(r));
                 return start_fail(s, r, why);
         }
 }

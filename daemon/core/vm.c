@@ -39,6 +39,7 @@
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
+#include "loop.h"
 #include "macro.h"
 #include "manager.h"
 #include "process.h"
@@ -296,9 +297,10 @@ void vm_handle_exit(Vm *vm, int code, int sig) {
                 if (why)
                         vm->crash_reason = TAKE_PTR(why);
                 else if (sig > 0)
-                        (void) asprintf(&vm->crash_reason, "QEMU was killed by signal %d (%s)", sig, strsignal(sig));
+                        vm->crash_reason = asprintf(&why, "QEMU was killed by signal %d (%s)", sig, strsignal(sig)) < 0
+                                                   ? NULL : TAKE_PTR(why);
                 else if (code >= 0)
-                        (void) asprintf(&vm->crash_reason, "QEMU exited with status %d", code);
+                        vm->crash_reason = asprintf(&why, "QEMU exited with status %d", code) < 0 ? NULL : TAKE_PTR(why);
                 else
                         vm->crash_reason = strdup("QEMU exited while zvmd was not its parent "
                                                   "(re-adopted); exit status unknown");
@@ -309,6 +311,7 @@ void vm_handle_exit(Vm *vm, int code, int sig) {
         vm_set_state_after_taps(vm, clean ? VM_STATE_STOPPED : VM_STATE_CRASHED);
 }
 int vm_on_qemu_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        loop_note("VM %s: QEMU exited", ((Vm *) userdata)->config->name);
         Vm *vm = userdata;
         int code = -1, sig = 0;
 
@@ -381,6 +384,7 @@ int vm_arm_timeout(Vm *vm, uint64_t usec, sd_event_time_handler_t cb) {
         return sd_event_add_time_relative(vm->manager->event, &vm->timeout_source, CLOCK_MONOTONIC, usec, 0, cb, vm);
 }
 static int on_kill_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        loop_note("VM %s: stop timeout", ((Vm *) userdata)->config->name);
         Vm *vm = userdata;
 
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
@@ -394,6 +398,7 @@ bool vm_is_up(const Vm *vm) {
         return vm->state == VM_STATE_RUNNING || vm->state == VM_STATE_STARTING || vm->state == VM_STATE_STOPPING;
 }
 static int on_shutdown_acpi(sd_event_source *s, uint64_t usec, void *userdata) {
+        loop_note("VM %s: ACPI shutdown timer", ((Vm *) userdata)->config->name);
         Vm *vm = userdata;
 
         vm->acpi_source = sd_event_source_disable_unref(vm->acpi_source);

@@ -129,6 +129,7 @@ struct HttpServer {
         HttpRequest *requests;                  /* every live request */
         size_t body_total;                      /* bytes allocated for bodies */
         unsigned idle_timeout;
+        http_note_fn note;                      /* says what runs, for the loop's timing */
 };
 
 static const char internal_error_json[] =
@@ -968,7 +969,11 @@ static enum MHD_Result request_dispatch(HttpListener *l, HttpRequest *req, struc
         req->state = REQUEST_DISPATCHED;
         request_ref(req);                       /* the caller's, dropped by the reply */
         request_ref(req);                       /* ours, for the duration of the call */
+        if (s->note)
+                s->note("HTTP %s %s", strnull(req->method), strnull(req->path));
         s->handler(req, s->userdata);
+        if (s->note)
+                s->note("HTTP I/O");
 
         if (req->state == REQUEST_DISPATCHED && !req->closed)
                 request_suspend(req);           /* the reply will come later */
@@ -1035,6 +1040,8 @@ static void listener_arm_timer(HttpListener *l) {
 }
 
 static void listener_run(HttpListener *l) {
+        if (l->server->note)
+                l->server->note("HTTP I/O");
         if (MHD_run(l->daemon) != MHD_YES)
                 log_debug("MHD_run() failed.");
         listener_arm_timer(l);
@@ -1318,6 +1325,10 @@ int http_server_new(sd_event *e, http_handler_fn handler, void *userdata, HttpSe
 
         *ret = s;
         return 0;
+}
+
+void http_server_set_note(HttpServer *s, http_note_fn note) {
+        s->note = note;
 }
 
 int http_server_set_idle_timeout(HttpServer *s, unsigned sec) {

@@ -97,6 +97,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(HttpServer *, http_server_free);
  * 0 disables it). Mostly for tests. */
 int http_server_set_idle_timeout(HttpServer *s, unsigned sec);
 
+/* Called with what the server is about to run (a request's dispatch, MHD's
+ * I/O), so whoever times the event loop can say what took the time; the
+ * server itself knows no loop. NULL (the default) for none. */
+typedef void (*http_note_fn)(const char *fmt, ...) _printf_(1, 2);
+void http_server_set_note(HttpServer *s, http_note_fn note);
+
 /*
  * Listens on a unix socket at an absolute path: creates, binds, chmods to
  * mode (and chowns to gid unless it is (gid_t) -1), then listens, so nobody

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* /host: what the host offers, and how many VMs it runs. */
+#include "loop.h"
 #include "request.h"
 #include "routes.h"
 
@@ -16,5 +17,10 @@ void route_host(void *ctx, HttpRequest *req, char **params) {
                 running += vm_is_up(m->vms[i]);
         json_object_object_add(j, "vms", json_object_new_int((int) m->n_vms));
         json_object_object_add(j, "running", json_object_new_int((int) running));
+        if (loop_stats_to_json(j) < 0) {
+                json_object_put(j);
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
         http_request_reply_json(req, 200, j);
 }

@@ -11,6 +11,7 @@
 #include "http-route.h"
 #include "http-server.h"
 #include "log.h"
+#include "loop.h"
 #include "routes.h"
 #include "token-store.h"
 #include "zvm-config.h"
@@ -118,6 +119,7 @@ int rest_listen(Rest *rest, const char *tcp_address) {
         r = http_server_new(m->event, rest_handle_request, rest, &rest->http);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the HTTP server: %m");
+        http_server_set_note(rest->http, loop_note);
         r = http_server_listen_unix(rest->http, m->paths.api_socket, 0660, zvm_gid());
         if (r < 0)
                 return log_error_errno(r, "Failed to listen on %s: %m", m->paths.api_socket);

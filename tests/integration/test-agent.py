@@ -73,24 +73,7 @@ def console_tail():
 # ---- hybrid vsock, host side ---------------------------------------------------
 
 def hybrid_connect(uds, port, timeout=STEP_TIMEOUT):
-    """CONNECT <port> on vhost-device-vsock's socket; returns the stream."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(uds)
-        s.sendall(f"CONNECT {port}\n".encode())
-        line = b""
-        while not line.endswith(b"\n") and len(line) < 64:
-            c = s.recv(1)           # byte by byte: nothing after the reply may be eaten
-            if not c:
-                break
-            line += c
-        if not line.startswith(b"OK "):
-            raise ConnectionRefusedError(f"hybrid vsock refused port {port}: {line!r}")
-    except BaseException:
-        s.close()
-        raise
-    return s
+    return zt.hybrid_connect(uds, port, timeout)
 
 
 class Conn:

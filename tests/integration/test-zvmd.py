@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zvmtest as zt  # noqa: E402
 from zvmd import ZVMD, Zvmd, require_daemon  # noqa: E402
 from zvmd_console import CONSOLE_CAP, scenario_console_flood  # noqa: E402,F401
+from zvmd_cli import scenario_cli_first_hour  # noqa: E402,F401
+import zvmd_llm  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPENAPI = os.path.join(HERE, "..", "..", "api", "openapi.yaml")
@@ -137,6 +140,15 @@ def scenario_readopt(t, d):
     after = {n: d.wait_state(n, ["running"], timeout=10) for n in ("a", "b")}
     t.ok(all(after[n] and after[n]["state"] == "running" and after[n]["pid"] == before[n]["pid"] for n in after),
          "the new zvmd re-adopted both VMs (same pids, running)", after)
+    # A clean stop (SIGTERM: systemctl restart, every package upgrade) must
+    # leave the running VMs' agent secret and socket in place too.
+    st = wait_agent(d, "b", timeout=60)
+    d.terminate()
+    d.start()
+    st = wait_agent(d, "b", timeout=60)
+    r = d.zvm("exec", "b", "--", "true")
+    t.ok(r.returncode == 0 and st and st.get("pid") == before["b"]["pid"],
+         "after a clean zvmd restart (SIGTERM) the re-adopted VM's agent still answers", f"{st} {r.stderr}")
     status, _ = d.request("PUT", "/vms/a/memory", {"target": 100})
     t.ok(status == 200, f"re-adopted VM answers QMP (balloon target set, {status})")
     status, _ = d.request("POST", "/vms/a/stop")
@@ -1028,6 +1040,38 @@ def scenario_ssh(t, d):
     r = d.zvm("ssh", "nosuchvm", "--", "true")
     t.ok(r.returncode == 3, "zvm ssh of an unknown VM: exit 3", r.stderr)
     d.zvm("stop", "sv")
+    first_contact(t, d, ssh_opts)
+
+
+def first_contact(t, d, ssh_opts):
+    """A user with no ~/.ssh/*.pub: zvm create makes zvm's own key (once, and
+    says so), zvm ssh logs in with it; a VM with no key is refused at once
+    with the fix named, and that fix works."""
+    home = os.path.join(d.tmp, "home")
+    os.makedirs(home)
+    env = dict(os.environ, HOME=home)
+    env.pop("XDG_DATA_HOME", None)
+    key = os.path.join(home, ".local", "share", "zvm", "ssh", "id_ed25519")
+    r = d.zvm("create", "fc", "--template", "std", "--memory", "512", env=env)
+    t.ok(r.returncode == 0 and os.path.exists(key) and "made an ssh key" in r.stderr,
+         f"zvm create without ~/.ssh/*.pub makes zvm's own key and says so: {r.stderr.strip()!r}", r.stderr)
+    r = d.zvm("create", "nk", "--template", "std", "--no-ssh-keys", env=env)
+    t.ok(r.returncode == 0 and "made an ssh key" not in r.stderr, "the key is made once", r.stderr)
+    t0 = time.monotonic()
+    d.request("POST", "/vms/fc/start")
+    st = wait_agent(d, "fc", timeout=240)
+    t.ok(st and st.get("agent") == "ready", f"the VM boots ({time.monotonic() - t0:.1f} s)", st)
+    r = d.zvm("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=60", "fc", "--", "cat", "/root/.ssh/authorized_keys",
+              timeout=180, env=env)
+    t.ok(r.returncode == 0 and open(key + ".pub").read().split()[1] in r.stdout,
+         "zvm ssh with no -i logs in with zvm's own key", f"{r.returncode} {r.stdout!r} {r.stderr!r}")
+    r = d.zvm("ssh", "nk", "--", "true", env=env)
+    t.ok(r.returncode != 0 and f"zvm config set nk --ssh-key {key}.pub" in r.stderr,
+         f"zvm ssh of a VM without keys fails at once and names the fix: {r.stderr.strip()!r}", r.stderr)
+    r = d.zvm("config", "set", "nk", "--ssh-key", key + ".pub", env=env)
+    show = d.zvm("config", "show", "nk").stdout
+    t.ok(r.returncode == 0 and "sshkeys: ssh-ed25519" in show, "that fix sets the key", r.stderr + show)
+    d.zvm("stop", "fc")
 
 
 def scenario_llm_template(t, d):
@@ -1097,12 +1141,8 @@ def llm_answer(out):
         return {}
 
 
-def scenario_llm_model(t, d):
-    """A generated tiny model on a model disk made by zvm-mkmodel, attached
-    to an llm guest (model: <image>): the real llama-server loads it from
-    /models and generates tokens."""
-    if not build_template(t, d, "llm", "llm"):
-        return
+def model_disk(t, d):
+    """A generated tiny model on a model disk made by zvm-mkmodel: its JSON ({} on failure)."""
     tool = os.path.join(zt.BUILD, "daemon", "tools", "zvm-mkmodel")
     gguf, store = os.path.join(d.tmp, "tiny.gguf"), os.path.join(d.tmp, "models")
     r = subprocess.run([tool, "generate", "--shape", "tiny", "--quant", "q8_0", gguf],
@@ -1113,16 +1153,31 @@ def scenario_llm_model(t, d):
     disk = json.loads(r.stdout) if r.returncode == 0 else {}
     t.ok(r.returncode == 0 and os.path.exists(disk.get("image", "")),
          f"zvm-mkmodel disk: {disk.get('image_size')} byte image in {time.monotonic() - t0:.2f} s", r.stderr)
-    if not disk:
-        return
-    r = d.zvm("create", "lm", "--template", "llm", "--memory", "1024", "--cores", "2", "--no-ssh-keys",
+    return disk
+
+
+def start_llm_vm(t, d, name, disk):
+    """Creates and starts an llm VM with the model disk; its status once the agent is READY (or None)."""
+    r = d.zvm("create", name, "--template", "llm", "--memory", "1024", "--cores", "2", "--no-ssh-keys",
               "--set", f"model={disk['image']}")
     t.ok(r.returncode == 0, "create an llm VM with model: <image>", r.stderr)
     t0 = time.monotonic()
-    d.request("POST", "/vms/lm/start")
-    st = wait_agent(d, "lm", timeout=300)
+    d.request("POST", f"/vms/{name}/start")
+    st = wait_agent(d, name, timeout=300)
     t.ok(st and st.get("agent") == "ready", f"the llm guest with the model disk is READY ({time.monotonic() - t0:.1f} s)",
          st)
+    return st if st and st.get("agent") == "ready" else None
+
+
+def scenario_llm_model(t, d):
+    """A generated tiny model on a model disk made by zvm-mkmodel, attached
+    to an llm guest (model: <image>): the real llama-server loads it from
+    /models and generates tokens."""
+    if not build_template(t, d, "llm", "llm"):
+        return
+    disk = model_disk(t, d)
+    if not disk or not start_llm_vm(t, d, "lm", disk):
+        return
     t0 = time.monotonic()
     r = d.zvm("exec", "--timeout", "400", "lm", "--", "sh", "-s", input=LLM_GUEST_SCRIPT, timeout=420)
     took = time.monotonic() - t0
@@ -1138,6 +1193,353 @@ def scenario_llm_model(t, d):
          f"{timings.get('predicted_per_second', 0):.1f} generated tok/s; whole exec {took:.1f} s",
          out[-3000:] + r.stderr[-1000:])
     d.zvm("stop", "lm")
+
+# ---- hostile guest ----------------------------------------------------------------------
+
+HOSTILE_HELPER = os.path.join(zt.BUILD, "tests", "helpers", "hostile-guest")
+MKROOTFS_TINY = os.path.join(HERE, "..", "..", "initrd", "mkrootfs-tiny")
+HOSTILE_CONTROL_PORT = 7000
+# What the host may spend on one hostile guest. The console cap is the one
+# this scenario gives zvmd (ZVM_CONSOLE_LOG_MAX, 256 KiB instead of 4 MiB so
+# that the guest's slow serial console, ~50 KB/s under TCG on a loaded host,
+# overruns it in seconds); a capped log rotated once holds at most twice
+# the cap (issue 8). A zvmd without the cap ignores the variable. The run
+# dir also holds the well-behaved VM's few KiB, hence the 1 MiB of slack. The RSS bound is
+# ~8x what an idle zvmd with two VMs uses here (8.2-8.5 MiB, measured with
+# this scenario): room for bounded READY buffers and agent answers (a legal
+# exec answer is up to ~22 MiB), none for parsing a guest's 16 MiB array
+# (~1.1 GiB). 400 held READY buffers reach only 34 MiB: the fd bound is
+# what catches those. An ASan build idles at ~20 MiB and keeps up to
+# 256 MiB of freed memory in quarantine (ASan's default), so there the bound
+# is 384 MiB: it still catches the GiB-scale parse.
+HOSTILE_CONSOLE_CAP = 256 << 10
+HOSTILE_RUN_MAX = 2 * HOSTILE_CONSOLE_CAP + (1 << 20)
+HOSTILE_RSS_MAX = 64 << 20
+HOSTILE_RSS_MAX_ASAN = 384 << 20
+HOSTILE_FDS_MAX = 100
+# GET /vms p99 during the attack: under 10 ms (the issue's bound), or, where
+# the host itself is noisier than that (TCG guests on 2 shared cores), no
+# worse than 3x the idle phase's p99 measured side by side in the same run.
+HOSTILE_P99_MAX_MS = 10.0
+# Phases of the hostile guest (tests/helpers/hostile-guest.c): name, seconds.
+# The flood runs until the guest has written 2 MiB more than the run dir may
+# hold, or for 120 s.
+HOSTILE_PHASES = (("idle", 5), ("ready-bad", 6), ("ready-flood", 15), ("ready", 3), ("agent-nested", 10),
+                  ("agent-huge", 20), ("agent-stall", 15), ("flood", 120))
+HOSTILE_FLOOD_ENOUGH = HOSTILE_RUN_MAX + (2 << 20)
+
+
+def proc_rss(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def proc_fds(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def tree_bytes(path):
+    """Bytes of the regular files under path (console logs, state, secrets)."""
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
+
+
+def percentile(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))] if v else float("nan")
+
+
+class HostileMonitor:
+    """Watches zvmd while the hostile guest runs: GET /api/v1/vms latency,
+    zvmd's RSS and fds, the run dir's size (every 0.3 s), and `zvm exec` on
+    the well-behaved VM (back to back), each tagged with the current phase."""
+
+    def __init__(self, d, good):
+        self.d, self.good = d, good
+        self.phase = "boot"
+        self.latencies = []     # (phase, ms, status)
+        self.samples = []       # (phase, rss, fds, run bytes)
+        self.execs = []         # (phase, ok, seconds, detail)
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.sample, daemon=True),
+                        threading.Thread(target=self.exec_good, daemon=True)]
+
+    def start(self):
+        for th in self.threads:
+            th.start()
+
+    def finish(self):
+        self.stop.set()
+        for th in self.threads:
+            th.join(timeout=90)
+
+    def sample(self):
+        run = os.path.join(self.d.root, "run")
+        while not self.stop.wait(0.3):
+            phase = self.phase
+            t0 = time.perf_counter()
+            try:
+                status, _ = self.d.request("GET", "/vms", timeout=30)
+            except OSError as e:
+                status = f"{type(e).__name__}"
+            self.latencies.append((phase, (time.perf_counter() - t0) * 1000.0, status))
+            pid = self.d.proc.pid
+            self.samples.append((phase, proc_rss(pid), proc_fds(pid), tree_bytes(run)))
+
+    def exec_good(self):
+        i = 0
+        while not self.stop.is_set():
+            phase = self.phase
+            t0 = time.monotonic()
+            try:
+                r = self.d.zvm("exec", self.good, "--", "echo", f"good-{i}", timeout=60)
+                ok = r.returncode == 0 and r.stdout == f"good-{i}\n"
+                detail = f"{r.returncode} {r.stdout[-200:]!r} {r.stderr[-300:]!r}"
+            except subprocess.TimeoutExpired:
+                ok, detail = False, "zvm exec did not return within 60 s"
+            self.execs.append((phase, ok, time.monotonic() - t0, detail))
+            i += 1
+            self.stop.wait(0.5)
+
+
+def hostile_connect(d, vm, timeout):
+    """A stream to the hostile guest's control port (hybrid: through the VM's
+    vhost-device-vsock socket; kernel vsock: AF_VSOCK to its CID), retried
+    until the guest listens or timeout."""
+    st = d.request("GET", f"/vms/{vm}/status")[1]
+    uds = os.path.join(d.root, "run", "zvm", "vms", str(st["vmid"]), "vsock.sock")
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if os.path.exists(uds):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(10)
+                s.connect(uds)
+                s.sendall(f"CONNECT {HOSTILE_CONTROL_PORT}\n".encode())
+                reply = b""
+                while not reply.endswith(b"\n"):
+                    chunk = s.recv(1)
+                    if not chunk:
+                        break
+                    reply += chunk
+                if reply.startswith(b"OK"):
+                    return s
+                last = reply
+                s.close()
+            else:
+                s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+                s.settimeout(10)
+                s.connect((st["cid"], HOSTILE_CONTROL_PORT))
+                return s
+        except OSError as e:
+            last = e
+        time.sleep(0.5)
+    raise RuntimeError(f"the hostile guest's control port did not answer within {timeout} s: {last!r}")
+
+
+def hostile_phase(d, vm, name, seconds, connect_timeout=20, enough=None, started=None):
+    """Runs one phase of the hostile guest and returns once it has ended
+    (bounded by its length plus slack), with the guest's answer lines.
+    started() is called once the guest says the phase began. For a phase
+    that reports "progress BYTES", enough(BYTES) returning True ends it
+    early (closing the control connection stops the phase)."""
+    s = hostile_connect(d, vm, connect_timeout)
+    s.settimeout(seconds + 30)
+    buf = b""
+    try:
+        s.sendall(f"{name}:{seconds}\n".encode())
+        while b"done" not in buf and b"error" not in buf:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            if started and b"started" not in buf and b"started" in buf + chunk:
+                started()
+            buf += chunk
+            progress = re.findall(rb"progress (\d+)\n", buf)
+            if enough and progress and enough(int(progress[-1])):
+                buf += b"(ended by the test)"
+                break
+    except socket.timeout:
+        buf += b"(timeout)"
+    finally:
+        s.close()
+    return buf.decode(errors="replace")
+
+
+def last_progress(answer):
+    found = re.findall(r"progress (\d+)", answer)
+    return int(found[-1]) if found else 0
+
+
+def scenario_hostile(t, d):
+    """A hostile guest (tests/helpers/hostile-guest) runs its attacks in
+    phases next to a well-behaved VM; the host's costs stay bounded and the
+    good VM keeps working."""
+    if not os.access(HOSTILE_HELPER, os.X_OK):
+        t.ok(False, f"{HOSTILE_HELPER} is built (needs musl-gcc)")
+        return
+    img = os.path.join(d.tmp, "hostile.img")
+    r = subprocess.run([MKROOTFS_TINY, "--agent", HOSTILE_HELPER, img], capture_output=True, text=True, timeout=120)
+    if not t.ok(r.returncode == 0, "a tiny image with the hostile guest as its agent", r.stderr):
+        return
+    create(t, d, "good")
+    create(t, d, "hv", rootfs=img)
+    for vm in ("good", "hv"):
+        status, body = d.request("POST", f"/vms/{vm}/start")
+        t.ok(status == 200, f"start {vm}: 200 ({status})", body)
+    st = wait_agent(d, "good", timeout=120)
+    if not t.ok(st and st.get("agent") == "ready", "the good VM's agent is ready", st):
+        return
+    asan = "libasan" in open(f"/proc/{d.proc.pid}/maps").read()
+    rss_max = HOSTILE_RSS_MAX_ASAN if asan else HOSTILE_RSS_MAX
+    rss_idle = proc_rss(d.proc.pid)
+
+    mon = HostileMonitor(d, "good")
+    mon.start()
+    hostile_exec = {}
+    notes = {}
+    try:
+        for name, seconds in HOSTILE_PHASES:
+            mon.phase = name
+            exec_thread = None
+            if name.startswith("agent-"):
+                # zvmd's own calls to the hostile agent: health pings (every
+                # second here) and an exec a user runs on it, sent once the
+                # guest's phase has had a second to listen.
+                def run_exec(phase=name):
+                    time.sleep(1)
+                    t0 = time.monotonic()
+                    try:
+                        r = d.zvm("exec", "--timeout", "5", "hv", "--", "true", timeout=120)
+                        hostile_exec[phase] = (r.returncode, time.monotonic() - t0, r.stderr.strip()[-200:])
+                    except subprocess.TimeoutExpired:
+                        hostile_exec[phase] = (None, time.monotonic() - t0, "no answer within 120 s")
+                exec_thread = threading.Thread(target=run_exec, daemon=True)
+            # The guest boots while the first phase waits for its control port.
+            answer = hostile_phase(d, "hv", name, seconds, connect_timeout=120 if name == "idle" else 20,
+                                   enough=lambda n: n >= HOSTILE_FLOOD_ENOUGH,
+                                   started=exec_thread.start if exec_thread else None)
+            notes[name] = re.sub(r"(progress \d+\n)+", lambda m: m.group(0).splitlines()[-1] + " | ",
+                                 answer).strip().replace("\n", " | ")
+            if exec_thread and exec_thread.ident:
+                exec_thread.join(timeout=130)
+            state = (d.request("GET", "/vms/hv/status")[1] or {}).get("agent")
+            if name in ("ready-bad", "ready-flood"):
+                t.ok(state == "waiting", f"after {name}: the hostile VM's agent is still waiting (not ready)",
+                     f"agent={state} guest said {answer!r}")
+            elif name == "ready":
+                st = wait_agent(d, "hv", timeout=10)
+                for _ in range(2):      # a READY lost to a busy host: send it again
+                    if (st or {}).get("agent") == "ready":
+                        break
+                    hostile_phase(d, "hv", name, seconds)
+                    st = wait_agent(d, "hv", timeout=10)
+                t.ok((st or {}).get("agent") == "ready", "a READY with the real secret is accepted", st)
+    finally:
+        mon.phase = "after"
+        time.sleep(1)
+        mon.finish()
+
+    # -- what the host paid -------------------------------------------------------------
+    phases = [n for n, _ in HOSTILE_PHASES]
+    for name in phases:
+        lat = [ms for p, ms, _ in mon.latencies if p == name]
+        smp = [x for x in mon.samples if x[0] == name]
+        exs = [x for x in mon.execs if x[0] == name]
+        t.diag(f"phase {name}: GET /vms n={len(lat)} p50={percentile(lat, 50):.1f} ms "
+               f"p99={percentile(lat, 99):.1f} ms max={max(lat, default=float('nan')):.1f} ms; "
+               f"rss_max={max((x[1] for x in smp), default=0) / 2**20:.1f} MiB "
+               f"fds_max={max((x[2] for x in smp), default=0)} "
+               f"run_max={max((x[3] for x in smp), default=0) / 2**20:.2f} MiB; "
+               f"good exec {sum(1 for x in exs if x[1])}/{len(exs)} ok, "
+               f"slowest {max((x[2] for x in exs), default=0):.1f} s"
+               + (f"; hostile exec rc={hostile_exec[name][0]} in {hostile_exec[name][1]:.1f} s "
+                  f"({hostile_exec[name][2]})" if name in hostile_exec else ""))
+        t.diag(f"  guest: {notes.get(name, '')[:300]}")
+    attack = [n for n in phases if n != "idle"]
+    lat = [ms for p, ms, _ in mon.latencies if p in attack]
+    bad_status = [(p, st) for p, _, st in mon.latencies if st != 200 and p in attack]
+    p99 = percentile(lat, 99)
+    rss = max((x[1] for x in mon.samples if x[0] in attack), default=0)
+    fds = max((x[2] for x in mon.samples if x[0] in attack), default=0)
+    run = max((x[3] for x in mon.samples), default=0)
+    t.diag(f"p99={p99:.1f} ms (n={len(lat)}, max {max(lat, default=float('nan')):.1f} ms)")
+    t.diag(f"rss_max={rss / 2**20:.1f} MiB (idle before the attack {rss_idle / 2**20:.1f} MiB, asan={asan})")
+    t.diag(f"fds_max={fds}")
+    t.diag(f"run_max={run / 2**20:.2f} MiB")
+
+    failed = [x for x in mon.execs if not x[1]]
+    t.ok(len(mon.execs) >= 10 and not failed,
+         f"zvm exec on the good VM succeeded every time ({len(mon.execs) - len(failed)}/{len(mon.execs)})",
+         "\n".join(f"{p}: {s:.1f} s {det}" for p, _, s, det in failed[:10]))
+    t.ok(len(lat) >= 150 and not bad_status, f"GET /api/v1/vms answered 200 every time ({len(lat)} requests)",
+         bad_status[:20])
+    idle_lat = [ms for p, ms, _ in mon.latencies if p == "idle"]
+    p99_idle = percentile(idle_lat, 99)
+    p99_bound = max(HOSTILE_P99_MAX_MS, 3 * p99_idle)
+    t.ok(p99 < p99_bound, f"GET /api/v1/vms p99 {p99:.1f} ms under attack < {p99_bound:.1f} ms "
+         f"(10 ms, or 3x the idle p99 of {p99_idle:.1f} ms on a noisy host)")
+    t.ok(0 < rss < rss_max, f"zvmd's RSS stayed under {rss_max >> 20} MiB (max {rss / 2**20:.1f} MiB)")
+    t.ok(0 < fds < HOSTILE_FDS_MAX, f"zvmd's open fds stayed under {HOSTILE_FDS_MAX} (max {fds})")
+    flooded = last_progress(notes.get("flood", ""))
+    t.ok(flooded > HOSTILE_RUN_MAX, f"the console flood wrote more than the run dir may hold "
+         f"({flooded / 2**20:.1f} MiB > {HOSTILE_RUN_MAX / 2**20:.1f} MiB), so the next check means something")
+    t.ok(run < HOSTILE_RUN_MAX, f"the run dir stayed under {HOSTILE_RUN_MAX / 2**20:.1f} MiB "
+         f"(twice the {HOSTILE_CONSOLE_CAP >> 10} KiB console cap, + 1 MiB) (max {run / 2**20:.2f} MiB)")
+    # --timeout 5 plus zvmd's slack for the call and the transfer: a host
+    # that bounds each agent answer is done well within 30 s, and says why
+    # it failed (a bogus answer passed on as a result makes zvm exit 137
+    # without a word).
+    t.ok(len(hostile_exec) == 3 and all(x[0] not in (None, 0) and x[2] and x[1] < 30 for x in hostile_exec.values()),
+         "zvm exec --timeout 5 on the hostile VM fails with an error within 30 s in every agent phase", hostile_exec)
+
+    known = ""
+    try:
+        known = open(os.path.join(d.root, "var", "lib", "zvm", "ssh_known_hosts")).read()
+    except OSError:
+        pass
+    entries = [x for x in known.splitlines() if x and not x.startswith("#")]
+    poisoned = [x for x in entries if not re.fullmatch(r"[a-z0-9_-]+\.zvm (ssh-[a-z0-9-]+|ecdsa-[a-z0-9-]+) "
+                                                           r"[A-Za-z0-9+/]+=*", x) or "Injected" in x]
+    t.ok(not poisoned, "the hostile READY's host keys put no CA marker, option or extra host in known_hosts",
+         poisoned)
+    status, host = d.request("GET", "/host", timeout=30)
+    t.ok(status == 200 and d.proc.poll() is None, "zvmd is alive and answers after the attack", d.log_text()[-2000:])
+    st = d.request("GET", "/vms/good/status")[1]
+    t.ok(st.get("state") == "running" and st.get("agent") == "ready", "the good VM still runs with its agent", st)
+    for vm in ("hv", "good"):
+        d.request("POST", f"/vms/{vm}/stop")
+
+
+def scenario_llm_serve(t, d):
+    """The agent's llm supervisor in an llm guest with a model disk:
+    llm-start, ready in info, the OpenAI endpoints through the vsock
+    bridge (streamed and not), a killed llama-server restarted, llm-stop."""
+    if not build_template(t, d, "llm", "llm"):
+        return
+    disk = model_disk(t, d)
+    st = start_llm_vm(t, d, "ls", disk) if disk else None
+    if st:
+        zvmd_llm.serve(t, d, "ls", st["vmid"])
+    d.zvm("stop", "ls")
 
 
 SLOW_SECONDS = 3
@@ -1308,8 +1710,10 @@ def main():
         extra = ["--listen", f"127.0.0.1:{port}"]
     if name == "console_flood":
         extra = ["--console-log-max", str(CONSOLE_CAP)]
-    if name in ("agent_health", "agent_bounds"):
+    if name in ("agent_health", "agent_bounds", "hostile"):
         os.environ["ZVM_AGENT_HEALTH_SECONDS"] = "1"
+    if name == "hostile":
+        os.environ["ZVM_CONSOLE_LOG_MAX"] = str(HOSTILE_CONSOLE_CAP)
     cache_tmp = None
     if name == "templates":
         # Its builds must really run (fail, be cancelled): a cache of its own.
@@ -1332,6 +1736,7 @@ def main():
         t.ok(False, f"scenario raised {type(e).__name__}: {e}", d.log_text())
     finally:
         d.terminate()
+        d.check_loop(t)
         report = d.sanitizer_report() if d.proc else ""
         # A clean log is not worth a test of its own when nothing else ran:
         # the scenario is then reported as skipped as a whole.

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -95,6 +96,27 @@ def proc_starttime(pid):
     except OSError:
         return None
     return None if fields[0] in ("Z", "X") else int(fields[22 - 3])
+
+
+def hybrid_connect(uds, port, timeout=15.0):
+    """CONNECT <port> on vhost-device-vsock's socket; returns the stream."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(uds)
+        s.sendall(f"CONNECT {port}\n".encode())
+        line = b""
+        while not line.endswith(b"\n") and len(line) < 64:
+            c = s.recv(1)           # byte by byte: nothing after the reply may be eaten
+            if not c:
+                break
+            line += c
+        if not line.startswith(b"OK "):
+            raise ConnectionRefusedError(f"hybrid vsock refused port {port}: {line!r}")
+    except BaseException:
+        s.close()
+        raise
+    return s
 
 
 def guest_artifacts():

@@ -13,6 +13,7 @@ import os
 import secrets
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -245,6 +246,138 @@ def check_end(a):
     t.ok(error_code(r) == "E2BIG" and rc == 0, "a line over 8 MiB: E2BIG, connection closed", r)
 
 
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_llm(a, pred, timeout):
+    deadline = time.monotonic() + timeout
+    st = {}
+    while time.monotonic() < deadline:
+        st = a.call({"op": "info"}).get("llm") or {}
+        if pred(st):
+            break
+        time.sleep(0.2)
+    return st
+
+
+def llm_fixtures(tmp):
+    """A file with the GGUF magic (llm-start checks no more; the real model
+    runs in tests/integration/zvmd_llm.py), a file without it, and two real
+    programs in llama-server's place: one that dies at once, one that runs
+    (with a child in its group) until killed."""
+    model, text = os.path.join(tmp, "m.gguf"), os.path.join(tmp, "text.gguf")
+    open(model, "wb").write(b"GGUF\x03\x00\x00\x00")
+    open(text, "w").write("not a model\n")
+    dies, runs = os.path.join(tmp, "dies.sh"), os.path.join(tmp, "runs.sh")
+    with open(dies, "w") as f:
+        f.write("#!/bin/sh\necho \"dies.sh got $*\"\necho 'some error' >&2\nexit 3\n")
+    with open(runs, "w") as f:
+        f.write("#!/bin/sh\necho runs.sh up\nsleep 1000 &\necho $! > \"$(dirname \"$0\")/child.pid\"\nwait\n")
+    os.chmod(dies, 0o755)
+    os.chmod(runs, 0o755)
+    return model, text, dies, runs
+
+
+def check_llm_args(a, model, text, tmp):
+    cases = [
+        ({}, "EINVAL", "'model' is required"),
+        ({"model": "models/m.gguf"}, "EINVAL", "'model' must be an absolute path"),
+        ({"model": 7}, "EINVAL", "'model' must be a string"),
+        ({"model": "/no/such/model.gguf"}, "ENOENT", "model '/no/such/model.gguf': No such file or directory"),
+        ({"model": tmp}, "EINVAL", "is not a regular file"),
+        ({"model": text}, "EINVAL", "is not a GGUF file"),
+        ({"model": tmp + "/../" + os.path.basename(tmp) + "/m.gguf"}, "EINVAL", "must be a normalized path"),
+        ({"model": model, "threads": 0}, "EINVAL", "'threads' must be between 1 and 256"),
+        ({"model": model, "threads": 100000}, "EINVAL", "'threads' must be between 1 and 256"),
+        ({"model": model, "ctx": "big"}, "EINVAL", "'ctx' must be an integer"),
+        ({"model": model, "ctx": 1.5}, "EINVAL", "'ctx' must be an integer"),
+        ({"model": model, "ctx": 2 ** 40}, "EINVAL", "'ctx' must be between 64 and 1048576"),
+        ({"model": model, "parallel": 0}, "EINVAL", "'parallel' must be between 1 and 64"),
+        ({"model": model, "batch": -1}, "EINVAL", "'batch' must be between 1 and 65536"),
+        ({"model": model, "port": 1024}, "EINVAL", "'port' 1024 is the agent's own"),
+        ({"model": model, "port": -5}, "EINVAL", "'port' must be between 0 and"),
+    ]
+    for args, code, msg in cases:
+        r = a.call(dict(args, op="llm-start"))
+        t.ok(error_code(r) == code and msg in r["error"]["message"], f"llm-start {args}: {code} '{msg}'", r)
+    st = a.call({"op": "info"}).get("llm")
+    t.ok(st and st.get("state") == "stopped" and st.get("pid") is None and st.get("model") is None,
+         "after the refusals nothing runs: info.llm stopped", st)
+
+
+def check_llm_backoff(a, model):
+    """A server that dies at once: restarted after 1, 2, 4, 8 s, then failed."""
+    t0 = time.monotonic()
+    r = a.call({"op": "llm-start", "model": model, "port": 0, "threads": 1, "ctx": 256})
+    t.ok(r.get("ok") and r["llm"]["state"] == "loading" and r["llm"]["threads"] == 1 and r["llm"]["parallel"] == 1,
+         "llm-start: loading, defaults filled in", r)
+    st = wait_llm(a, lambda s: s.get("state") == "failed", 40)
+    took = time.monotonic() - t0
+    tail = st.get("log_tail") or ""
+    t.ok(st.get("state") == "failed" and st.get("restarts") == 4 and st.get("last_exit_code") == 3,
+         f"dying at once: restarted 4 times, then failed ({took:.1f} s)", st)
+    t.ok(14 <= took <= 30, f"the back-off doubles: 1+2+4+8 s before failing ({took:.1f} s)")
+    t.ok("dies.sh got -m " + model + " --host " in tail and " -t 1 -c 256 -np 1 -b 512 --metrics" in tail
+         and "some error" in tail and "failed, not restarted" in tail,
+         "info.llm.log_tail holds its output (stdout and stderr) and why it failed", tail)
+    r = a.call({"op": "llm-start", "model": model, "port": 0, "threads": 1, "ctx": 256})
+    t.ok(r.get("ok") and r["llm"]["state"] == "loading" and r["llm"]["restarts"] == 0,
+         "llm-start after failed starts over", r)
+    r = a.call({"op": "llm-stop"})
+    t.ok(r.get("ok") and r["llm"]["state"] == "stopped" and r["llm"]["pid"] is None, "llm-stop: stopped", r)
+
+
+def check_llm_restart(a, model, tmp):
+    """A server that keeps running: killed, it is restarted (counted);
+    llm-stop ends its whole process group."""
+    r = a.call({"op": "llm-start", "model": model, "port": 0})
+    pid = r.get("llm", {}).get("pid")
+    t.ok(r.get("ok") and pid and pid_alive(pid), "llm-start of a server that keeps running: a live pid", r)
+    again = a.call({"op": "llm-start", "model": model, "port": 0})
+    t.ok(again.get("llm", {}).get("pid") == pid, "llm-start again with the same config: the same process", again)
+    os.kill(pid, signal.SIGKILL)
+    st = wait_llm(a, lambda s: s.get("restarts") == 1 and s.get("pid"), 10)
+    t.ok(st.get("restarts") == 1 and st.get("pid") not in (None, pid) and st.get("last_signal") == "SIGKILL"
+         and st.get("state") == "loading", "killed: restarted after ~1 s, counted, SIGKILL recorded", st)
+    new = st.get("pid")
+    child = None
+    for _ in range(50):
+        try:
+            child = int(open(os.path.join(tmp, "child.pid")).read())
+            break
+        except (OSError, ValueError):
+            time.sleep(0.1)
+    t0 = time.monotonic()
+    r = a.call({"op": "llm-stop"}, timeout=20)
+    t.ok(r.get("ok") and r["llm"]["state"] == "stopped" and new and not pid_alive(new)
+         and child and not pid_alive(child),
+         f"llm-stop ends the server and its process group ({time.monotonic() - t0:.1f} s)", (r, child))
+
+
+def check_llm(tmp):
+    model, text, dies, runs = llm_fixtures(tmp)
+    run = os.path.join(tmp, "run")
+    a = Agent(["--llm-server", dies, "--llm-dir", run])
+    a.auth()
+    check_llm_args(a, model, text, tmp)
+    check_llm_backoff(a, model)
+    a.finish()
+    a = Agent(["--llm-server", runs, "--llm-dir", run])
+    a.auth()
+    check_llm_restart(a, model, tmp)
+    r = a.call({"op": "llm-start", "model": model, "port": 0})
+    pid = r.get("llm", {}).get("pid")
+    rc, _ = a.finish(timeout=20)
+    t.ok(rc == 0 and pid and not pid_alive(pid), "the --stdio connection ending stops its server", (rc, pid))
+    t.ok(os.stat(run).st_mode & 0o777 == 0o700, "the socket's directory is private (0700)")
+
+
 def main():
     if not os.access(AGENT, os.X_OK):
         print(f"Bail out! {AGENT} is not executable", flush=True)
@@ -259,6 +392,7 @@ def main():
         check_files(a, tmp)
         check_bad_input(a)
         check_end(a)
+        check_llm(tmp)
     finally:
         for p in procs:
             if p.poll() is None:

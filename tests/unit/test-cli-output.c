@@ -5,8 +5,10 @@
 
 #include <errno.h>
 #include <math.h>
+#include <string.h>
 
 #include "cli-output.h"
+#include "cli-text.h"
 #include "cli-util.h"
 #include "macro.h"
 #include "tap.h"
@@ -241,7 +243,7 @@ static void test_renderers(void) {
                         "VMID  NAME        STATE    CID  MEMORY  CORES  UPTIME\n"
                         " 100  web         running    3    512M      2   3m12s\n"
                         " 101  db-primary  stopped    4      2G      1       -\n"
-                        "1000  x           crashed    -       -      -       -\n",
+                        "1000  x           crashed    -       -      1       -\n",
                 },
                 {
                         cli_output_vm_list, "empty vm list", "[]", 0,
@@ -284,6 +286,55 @@ static void test_renderers(void) {
                         "stderr:\n"
                         "  qemu: oops\n"
                         "  bye?\n",
+                },
+                {
+                        cli_output_vm_status, "status of a crashed VM: QEMU's command line is not its error",
+                        "{\"vmid\":100,\"name\":\"web\",\"state\":\"crashed\","
+                        " \"exit\":{\"code\":1,\"reason\":\"QEMU exited with status 1\","
+                        "  \"stderr\":[\"qemu-system-x86_64 -name guest=web,process=zvm-100 -machine microvm\","
+                        "   \"qemu-system-x86_64: -drive file=/nonexistent.img: Could not open\"]}}",
+                        0,
+                        "vmid:        100\n"
+                        "name:        web\n"
+                        "state:       crashed\n"
+                        "exit-code:   1\n"
+                        "exit-reason: QEMU exited with status 1\n"
+                        "stderr:\n"
+                        "  qemu-system-x86_64: -drive file=/nonexistent.img: Could not open\n",
+                },
+                {
+                        cli_output_vm_status, "status with the agent's boot object: lines, plain decimals",
+                        "{\"vmid\":100,\"name\":\"s1\",\"state\":\"running\",\"uptime\":16.487279000000001,"
+                        " \"agent\":\"ready\",\"boot\":{\"agent_version\":\"0.1.0\",\"uptime\":1.2100000000000002,"
+                        "  \"initrd_timing\":{\"mount\":120,\"switch_root\":310},\"ready_seconds\":2.5},"
+                        " \"tags\":[], \"ratio\":0.30000000000000004}",
+                        0,
+                        "vmid:   100\n"
+                        "name:   s1\n"
+                        "state:  running\n"
+                        "uptime: 16s\n"
+                        "agent:  ready\n"
+                        "tags:   -\n"
+                        "ratio:  0.3\n"
+                        "boot:\n"
+                        "  agent_version: 0.1.0\n"
+                        "  uptime:        1.21\n"
+                        "  ready_seconds: 2.5\n"
+                        "  initrd_timing:\n"
+                        "    mount:       120\n"
+                        "    switch_root: 310\n",
+                },
+                {
+                        cli_output_json, "JSON: plain decimals, empty arrays and objects on one line",
+                        "{\"uptime\":16.487279000000001,\"n\":3.0,\"sum\":0.30000000000000004,\"tags\":[],\"o\":{},\"s\":\"[\\n]\"}", 0,
+                        "{\n"
+                        "  \"uptime\": 16.487279,\n"
+                        "  \"n\": 3.0,\n"
+                        "  \"sum\": 0.30000000000000004,\n"
+                        "  \"tags\": [],\n"
+                        "  \"o\": {},\n"
+                        "  \"s\": \"[\\n]\"\n"
+                        "}\n",
                 },
                 {
                         cli_output_vm_config, "config show",
@@ -393,6 +444,104 @@ static void test_renderers(void) {
                 check_render(table[i].f, table[i].json, table[i].r, table[i].expected, table[i].name);
 }
 
+
+static void test_decimal(void) {
+        char buf[64];
+
+        is_str(cli_format_decimal(buf, sizeof(buf), 16.487279000000001), "16.487279", "decimal: no binary artefact");
+        is_str(cli_format_decimal(buf, sizeof(buf), 0.1 + 0.2), "0.3", "decimal: 15 digits for people");
+        is_str(cli_format_decimal(buf, sizeof(buf), 3), "3", "decimal: whole number");
+        is_str(cli_format_decimal(buf, sizeof(buf), 2.5), "2.5", "decimal: 2.5");
+}
+
+static void test_did_you_mean(void) {
+        static const char *const verbs[] = { "create", "list", "start", "stop", "status", "logs", "exec" };
+
+        is_int(cli_edit_distance("strat", "start"), 1, "distance: transposition is one edit");
+        is_int(cli_edit_distance("", "abc"), 3, "distance: insertions");
+        is_int(cli_edit_distance("kitten", "sitting"), 3, "distance: kitten/sitting");
+        is_str(cli_closest_word("strat", verbs, ELEMENTSOF(verbs)), "start", "strat → start");
+        is_str(cli_closest_word("lsit", verbs, ELEMENTSOF(verbs)), "list", "lsit → list");
+        is_str(cli_closest_word("statsu", verbs, ELEMENTSOF(verbs)), "status", "statsu → status");
+        ok(!cli_closest_word("frobnicate", verbs, ELEMENTSOF(verbs)), "no suggestion for an unrelated word");
+        ok(!cli_closest_word("ab", verbs, ELEMENTSOF(verbs)), "no suggestion for a short unrelated word");
+}
+
+static void test_message_for_user(void) {
+        static const struct {
+                const char *message, *typed, *expected;
+        } table[] = {
+                { "VM 100 is running: stop it first, or delete with force", "t1",
+                  "VM 't1' is running: stop it first, or delete with --force" },
+                { "cannot reach the agent of VM 100: refused", "t1", "cannot reach the agent of VM 't1': refused" },
+                { "vsock CID 3 is already used by VM 101", "t1", "vsock CID 3 is already used by VM 101" },
+                { "VM 100 is stopped", "100", "VM 100 is stopped" },
+                { "VM 100 is stopped", NULL, "VM 100 is stopped" },
+                { "VM 1000x", "t1", "VM 1000x" },
+                { "with forceful", "t1", "with forceful" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+                _cleanup_free_ char *m = cli_message_for_user(table[i].message, table[i].typed);
+
+                is_str(m, table[i].expected, "message: '%s' as typed '%s'", table[i].message, strnull(table[i].typed));
+        }
+}
+
+static void test_log_text(void) {
+        char s[] = "login: \033[6nroot\033]0;title\a ok\r\n\033(Bbell\a\033[";
+        size_t size = sizeof(s) - 1;
+        const char *log = "one\ntwo\nthree\n";
+
+        cli_strip_terminal_escapes(s, &size);
+        s[size] = '\0';
+        is_str(s, "login: root ok\r\nbell", "escapes stripped, an incomplete one at the end too");
+
+        is_int(cli_last_lines(log, strlen(log), 2), 4, "last 2 lines start at 'two'");
+        is_int(cli_last_lines(log, strlen(log), 5), 0, "more lines than there are: all");
+        is_int(cli_last_lines(log, strlen(log), 0), strlen(log), "0 lines: nothing");
+        is_int(cli_last_lines("a\nb", 3, 1), 2, "a last line without newline is a line");
+
+        is_int(cli_log_new_offset("one\n", 4, log, strlen(log)), 4, "follow: the log grew");
+        is_int(cli_log_new_offset(log, strlen(log), log, strlen(log)), strlen(log), "follow: nothing new");
+        {
+                char prev[3000], cur[3000];
+
+                for (size_t i = 0; i < 2000; i++)
+                        prev[i] = (char) ('a' + (i * 7 + i / 26) % 26);
+                memcpy(cur, prev + 500, 1500);
+                memcpy(cur + 1500, "new\n", 4);
+                is_int(cli_log_new_offset(prev, 2000, cur, 1504), 1500, "follow: the tail slid, new text found");
+        }
+        is_int(cli_log_new_offset("zzz", 3, log, strlen(log)), 0, "follow: started over");
+
+        ok(cli_line_is_qemu_argv("qemu-system-x86_64 -name guest=web"), "qemu argv line");
+        ok(cli_line_is_qemu_argv("/usr/bin/qemu-system-aarch64 -machine virt"), "qemu argv line with a path");
+        ok(!cli_line_is_qemu_argv("qemu-system-x86_64: -drive x: Could not open"), "qemu's message is not argv");
+        ok(!cli_line_is_qemu_argv("something else"), "other text is not argv");
+}
+
+static void test_list_filter(void) {
+        json_object *vms = json_tokener_parse(
+                "[{\"vmid\":100,\"name\":\"a\",\"state\":\"running\",\"config\":{\"tags\":\"web;prod\"}},"
+                " {\"vmid\":101,\"name\":\"b\",\"state\":\"stopped\",\"config\":{\"tags\":\"webby\"}},"
+                " {\"vmid\":102,\"name\":\"c\",\"state\":\"running\",\"config\":{}}]");
+        json_object *out = NULL;
+
+        assert_se(vms);
+        is_int(cli_vm_list_filter(vms, "running", NULL, &out), 0, "filter by state");
+        is_int(json_object_array_length(out), 2, "two running");
+        json_object_put(out);
+        is_int(cli_vm_list_filter(vms, NULL, "web", &out), 0, "filter by tag");
+        is_int(json_object_array_length(out), 1, "one tagged web (webby is another tag)");
+        json_object_put(out);
+        is_int(cli_vm_list_filter(vms, "stopped", "prod", &out), 0, "both filters");
+        is_int(json_object_array_length(out), 0, "none stopped and prod");
+        json_object_put(out);
+        is_int(cli_vm_list_filter(NULL, NULL, NULL, &out), -EINVAL, "not an array");
+        json_object_put(vms);
+}
+
 int main(void) {
         test_format_duration();
         test_format_bytes();
@@ -402,5 +551,10 @@ int main(void) {
         test_exit_status();
         test_table();
         test_renderers();
+        test_decimal();
+        test_did_you_mean();
+        test_message_for_user();
+        test_log_text();
+        test_list_filter();
         return done_testing();
 }
