@@ -21,6 +21,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "process-async.h"
 #include "ssh.h"
 #include "string-util.h"
 #include "template.h"
@@ -309,6 +310,8 @@ Manager *manager_free(Manager *m) {
         for (size_t i = 0; i < m->n_vms; i++)
                 vm_free(m->vms[i]);
         free(m->vms);
+        /* Tap removals still running finish before the loop goes. */
+        process_job_detached_flush(10ULL * 1000000ULL);
         sd_event_source_disable_unref(m->watchdog);
         sd_event_source_disable_unref(m->agent_listen);
         template_builds_free(m);

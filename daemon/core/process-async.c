@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -24,7 +25,11 @@ struct ProcessJob {
         bool timed_out;
         process_job_done_fn cb;
         void *userdata;
+        ProcessJob *detached_next;      /* on the detached list */
 };
+
+/* Jobs nobody waits for any more (process_job_detach()). */
+static ProcessJob *detached;
 
 static void job_read(ProcessJob *j) {
         char sink[4096];
@@ -143,6 +148,36 @@ int process_job_start(sd_event *e, char *const *argv, uint64_t timeout_usec, pro
                 return r;
         *ret = TAKE_PTR(j);
         return 0;
+}
+
+static void on_detached_done(ProcessJob *j, int status, const char *output, void *userdata) {
+        for (ProcessJob **p = &detached; *p; p = &(*p)->detached_next)
+                if (*p == j) {
+                        *p = j->detached_next;
+                        break;
+                }
+        process_job_free(j);
+}
+
+void process_job_detach(ProcessJob *j) {
+        if (!j)
+                return;
+        j->cb = on_detached_done;
+        j->userdata = NULL;
+        j->detached_next = detached;
+        detached = j;
+}
+
+void process_job_detached_flush(uint64_t timeout_usec) {
+        while (detached) {
+                ProcessJob *j = detached;
+                struct pollfd p = { .fd = j->pidfd, .events = POLLIN };
+
+                detached = j->detached_next;
+                if (j->pid > 0)
+                        (void) poll(&p, 1, (int) (timeout_usec / 1000));
+                process_job_free(j);
+        }
 }
 
 /* ---- waiting for a file -------------------------------------------------------- */

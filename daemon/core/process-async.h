@@ -30,6 +30,14 @@ int process_job_start(sd_event *e, char *const *argv, uint64_t timeout_usec, pro
 ProcessJob *process_job_free(ProcessJob *j);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ProcessJob *, process_job_free);
 
+/* Its owner goes away (a VM freed at exit): the job runs on unreported and
+ * frees itself when it ends. NULL is fine. */
+void process_job_detach(ProcessJob *j);
+/* At exit, before the loop goes: lets each detached job still running
+ * finish (up to timeout_usec each, blocking), then kills and reaps the rest,
+ * so that an exit leaves no half-done work and no child behind. */
+void process_job_detached_flush(uint64_t timeout_usec);
+
 typedef struct FileWait FileWait;
 
 /* r: 0 when the file exists, -ETIMEDOUT, -ECHILD when the watched process

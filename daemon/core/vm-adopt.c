@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Re-adoption: <run>/vms/<vmid>/state.json, written while QEMU runs, lets a
- * restarted zvmd take over a VM that outlived the previous one. */
+/* Re-adoption: <run>/vms/<vmid>/state.json lets a restarted zvmd take over
+ * a VM that outlived the previous one. It is an intent record: written
+ * before the helper and QEMU are spawned (`starting`), again as each pid
+ * appears, and when a stop is asked (`stop_requested`), so a zvmd killed at
+ * any point finds what it left: a QEMU to adopt, a helper without QEMU to
+ * end, a stop to carry on. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +41,8 @@
 #include "vm-internal.h"
 
 
+#define ADOPT_STOP_TIMEOUT_S 30U
+
 int vm_state_file_save(Vm *vm) {
         _cleanup_free_ char *text = NULL;
         json_object *o = json_object_new_object();
@@ -51,6 +56,8 @@ int vm_state_file_save(Vm *vm) {
         json_object_object_add(o, "accel", json_object_new_string(vm_accel_to_string(vm->accel)));
         json_object_object_add(o, "started_usec", json_object_new_int64((int64_t) vm->started_usec));
         json_object_object_add(o, "balloon_target_mib", json_object_new_int64((int64_t) vm->balloon_target_mib));
+        json_object_object_add(o, "starting", json_object_new_boolean(vm->state == VM_STATE_STARTING));
+        json_object_object_add(o, "stop_requested", json_object_new_boolean(vm->stop_requested));
         text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         json_object_put(o);
         if (!text)
@@ -71,6 +78,7 @@ static int on_adopted_exit(sd_event_source *s, int fd, uint32_t revents, void *u
 int vm_adopt(Vm *vm) {
         _cleanup_free_ char *path = vm_run_path(vm, "state.json");
         json_object *j, *v;
+        bool starting = false, stopping = false;
         int r;
 
         if (!path)
@@ -88,6 +96,8 @@ int vm_adopt(Vm *vm) {
         GET_INT("started_usec", vm->started_usec);
         GET_INT("balloon_target_mib", vm->balloon_target_mib);
 #undef GET_INT
+        starting = json_object_object_get_ex(j, "starting", &v) && json_object_get_boolean(v);
+        stopping = json_object_object_get_ex(j, "stop_requested", &v) && json_object_get_boolean(v);
         vm->accel = json_object_object_get_ex(j, "accel", &v) && streq_ptr(json_object_get_string(v), "kvm")
                             ? VM_ACCEL_KVM
                             : VM_ACCEL_TCG;
@@ -100,6 +110,16 @@ int vm_adopt(Vm *vm) {
         else
                 vm->helper_pid = 0;
 
+        if (vm->pid <= 0 && starting) {
+                /* zvmd went away before QEMU was spawned: end what the start
+                 * made (the helper, taps, sockets) and leave the VM stopped. */
+                log_warning("VM %u (%s): zvmd exited while the VM was starting; cleaning up", vm->vmid,
+                            vm->config->name);
+                vm_cleanup_runtime(vm);
+                vm->crash_reason = strdup("zvmd exited while the VM was starting");
+                return 0;
+        }
+        vm->stop_requested = stopping;
         r = vm->pid > 0 ? pidfd_open_checked(vm->pid, vm->starttime, &vm->pidfd) : -ESRCH;
         if (r < 0) {
                 log_warning("VM %u (%s): QEMU (pid %d) exited while zvmd was not running", vm->vmid,
@@ -123,5 +143,13 @@ int vm_adopt(Vm *vm) {
         if (r < 0)
                 log_warning_errno(r, "VM %u: re-adopted, but the agent cannot be reached: %m", vm->vmid);
         log_info("VM %u (%s): re-adopted QEMU pid %d", vm->vmid, vm->config->name, (int) vm->pid);
+        if (stopping) {
+                /* A stop was in flight: carry it on (ACPI, then a kill at the
+                 * timeout), so the VM ends stopped, not crashed. */
+                vm->stop_requested = false;
+                r = vm_shutdown(vm, ADOPT_STOP_TIMEOUT_S);
+                if (r < 0)
+                        log_warning_errno(r, "VM %u: cannot carry on its stop: %m", vm->vmid);
+        }
         return 0;
 }

@@ -14,6 +14,17 @@ char *vm_run_path(const Vm *vm, const char *name);
 char **vm_tail_lines(const char *path, size_t n);
 /* QEMU exited: code < 0 when unknown (a re-adopted QEMU is not our child). */
 void vm_handle_exit(Vm *vm, int code, int sig);
+int vm_on_qemu_child(sd_event_source *s, const siginfo_t *si, void *userdata);
+/* Undoes what a run made (agent, QMP, console, helper, taps, state.json,
+ * sockets) without blocking; a start in preparation is dropped first. */
+void vm_cleanup_runtime(Vm *vm);
+int vm_arm_timeout(Vm *vm, uint64_t usec, sd_event_time_handler_t cb);
+
+/* vm-start.c */
+VmStart *vm_start_free(VmStart *s);
+/* stop/kill/shutdown while a start is prepared: its jobs are killed, what
+ * it made is undone, the VM is stopped. Returns 0. */
+int vm_start_cancel(Vm *vm, const char *why);
 
 /* vm-qmp.c */
 int vm_qmp_listen(Vm *vm, int *ret_fd);
@@ -23,13 +34,30 @@ void vm_qmp_detach(Vm *vm);
 /* Takes ownership of args. */
 int vm_qmp_invoke(Vm *vm, const char *cmd, json_object *args, qmp_result_fn cb, void *userdata);
 
-/* vm-net.c */
-int vm_taps_create(Vm *vm, char **ret_error);
+/* vm-net.c: making the taps is planned (checks now), then run by vm-start.c */
+typedef struct VmTapStep {
+        char **argv;
+        bool may_fail;          /* removing a stale tap, dropping default VLAN 1 */
+        unsigned net;
+        unsigned tag;           /* > 0: the VLAN step, for its message */
+} VmTapStep;
+int vm_taps_plan(Vm *vm, VmTapStep **ret, size_t *ret_n, char **ret_error);
+void vm_tap_steps_free(VmTapStep *steps, size_t n);
+int vm_tap_step_error(const Vm *vm, const VmTapStep *st, int status, const char *output, char **ret_error);
+/* Removal never blocks the loop: ProcessJobs, and the VM's next state
+ * (stopped, crashed) is set once they are done (vm_set_state_after_taps()),
+ * so that a VM reported stopped has no tap left. */
 void vm_taps_remove(Vm *vm);
+void vm_set_state_after_taps(Vm *vm, VmState s);
+/* The VM goes away: its removals run on detached. */
+void vm_taps_removal_detach(Vm *vm);
 
 /* vm-vsock.c */
 int vm_reserve_cid(Vm *vm, int *ret_fd, char **ret_error);
+/* Spawns the helper; its socket is waited for by the caller. */
 int vm_spawn_helper(Vm *vm, char **ret_error);
+void vm_helper_failed(Vm *vm, int r, char **ret_error);
+int vm_helper_watch(Vm *vm);
 void vm_stop_helper(Vm *vm);
 int vm_on_helper_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 

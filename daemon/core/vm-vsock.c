@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vsock for a VM: the kernel CID reservation on /dev/vhost-vsock, or the
- * hybrid vhost-device-vsock helper process. */
+ * hybrid vhost-device-vsock helper process (spawned here; vm-start.c waits
+ * for its socket off the loop). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,38 +36,6 @@
 #include "vm-internal.h"
 
 
-#define HELPER_SOCKET_TIMEOUT_MS 5000
-
-/* Waits (bounded, on inotify) until `name` exists in dir. */
-static int wait_for_file(const char *dir, const char *name, int pidfd, int timeout_ms) {
-        _cleanup_close_ int ifd = -EBADF;
-        _cleanup_free_ char *path = strjoin(dir, "/", name);
-        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * 1000;
-
-        if (!path)
-                return -ENOMEM;
-        ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-        if (ifd < 0)
-                return -errno;
-        if (inotify_add_watch(ifd, dir, IN_CREATE | IN_MOVED_TO) < 0)
-                return -errno;
-        for (;;) {
-                struct pollfd p[2] = { { .fd = ifd, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
-                uint64_t now = now_usec(CLOCK_MONOTONIC);
-                char buf[4096];
-
-                if (access(path, F_OK) == 0)
-                        return 0;
-                if (now >= deadline)
-                        return -ETIMEDOUT;
-                if (poll(p, pidfd >= 0 ? 2 : 1, (int) ((deadline - now) / 1000) + 1) < 0 && errno != EINTR)
-                        return -errno;
-                if (p[1].revents)
-                        return -ECHILD;         /* the process that should create it died */
-                while (read(ifd, buf, sizeof(buf)) > 0)
-                        ;
-        }
-}
 int vm_spawn_helper(Vm *vm, char **ret_error) {
         Host *h = &vm->manager->host;
         _cleanup_free_ char *sock = vm_run_path(vm, "vhost-vsock.sock"), *uds = vm_run_path(vm, "vsock.sock");
@@ -101,46 +69,70 @@ int vm_spawn_helper(Vm *vm, char **ret_error) {
         r = process_spawn(argv, NULL, 0, log_fd, true, &vm->helper_pid);
         if (r < 0)
                 return set_error(ret_error, "cannot start vhost-device-vsock: %s", errno_str(r)), r;
+        vm->helper_own_child = true;
         r = process_starttime(vm->helper_pid, &vm->helper_starttime);
         if (r >= 0)
                 r = pidfd_open_checked(vm->helper_pid, vm->helper_starttime, &vm->helper_pidfd);
-        if (r >= 0)
-                r = wait_for_file(vm->run_dir, "vhost-vsock.sock", vm->helper_pidfd, HELPER_SOCKET_TIMEOUT_MS);
         if (r < 0) {
-                _cleanup_strv_free_ char **tail = vm_tail_lines(log, 3);
-                _cleanup_free_ char *joined = tail ? strv_join(tail, " | ") : NULL;
-
-                set_error(ret_error, "vhost-device-vsock did not come up (%s)%s%s", errno_str(r),
-                          joined ? ": " : "", strempty(joined));
-                vm_stop_helper(vm);
+                vm_helper_failed(vm, r, ret_error);
                 return r;
         }
+        return 0;
+}
+/* The helper's socket did not appear (r): the message names why, with the
+ * helper's last words, and the helper goes. */
+void vm_helper_failed(Vm *vm, int r, char **ret_error) {
+        _cleanup_free_ char *log = vm_run_path(vm, "vsock-helper.log");
+        _cleanup_strv_free_ char **tail = log ? vm_tail_lines(log, 3) : NULL;
+        _cleanup_free_ char *joined = tail ? strv_join(tail, " | ") : NULL;
+
+        set_error(ret_error, "vhost-device-vsock did not come up (%s)%s%s",
+                  r == -ECHILD ? "it exited" : errno_str(r), joined ? ": " : "", strempty(joined));
+        vm_stop_helper(vm);
+}
+/* Its socket is there: from now on its exit is only reported. */
+int vm_helper_watch(Vm *vm) {
         return sd_event_add_io(vm->manager->event, &vm->helper_source, vm->helper_pidfd, EPOLLIN, vm_on_helper_exit, vm);
 }
+static int on_helper_reaped(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        return 0;
+}
 void vm_stop_helper(Vm *vm) {
-        if (vm->helper_pidfd >= 0)
-                (void) syscall(SYS_pidfd_send_signal, vm->helper_pidfd, SIGTERM, NULL, 0);
-        vm->helper_source = sd_event_source_disable_unref(vm->helper_source);
-        vm->helper_pidfd = safe_close(vm->helper_pidfd);
-        /* Our own helper child is reaped by the SIGCHLD-less path: a zombie
-         * would linger, so reap it here without blocking for long. */
-        if (vm->helper_pid > 0) {
-                for (int i = 0; i < 50; i++) {
-                        pid_t w = waitpid(vm->helper_pid, NULL, WNOHANG);
+        int r = -ECHILD;
 
-                        if (w != 0)
-                                break;          /* reaped, or not our child */
-                        struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
-                        nanosleep(&ts, NULL);
+        vm->helper_source = sd_event_source_disable_unref(vm->helper_source);
+        if (vm->helper_pidfd >= 0) {
+                (void) syscall(SYS_pidfd_send_signal, vm->helper_pidfd, SIGTERM, NULL, 0);
+                /* Our own child is reaped by the loop when it has gone (a
+                 * floating source that owns the pidfd): nothing waits here. A
+                 * re-adopted helper is not our child; its pidfd just closes. */
+                if (vm->helper_own_child) {
+                        sd_event_source *s = NULL;
+
+                        r = sd_event_add_child_pidfd(vm->manager->event, &s, vm->helper_pidfd, WEXITED,
+                                                     on_helper_reaped, NULL);
+                        if (r >= 0) {
+                                (void) sd_event_source_set_child_pidfd_own(s, true);
+                                (void) sd_event_source_set_floating(s, true);
+                                sd_event_source_unref(s);
+                                vm->helper_pidfd = -EBADF;
+                        }
                 }
+        } else if (vm->helper_pid > 0 && vm->helper_own_child) {
+                /* No pidfd (pidfd_open failed right after the spawn): the
+                 * pid is still our unreaped child; SIGKILL ends it at once. */
+                (void) kill(vm->helper_pid, SIGKILL);
+                (void) waitpid(vm->helper_pid, NULL, 0);
         }
+        vm->helper_pidfd = safe_close(vm->helper_pidfd);
         vm->helper_pid = 0;
         vm->helper_starttime = 0;
+        vm->helper_own_child = false;
 }
 int vm_on_helper_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Vm *vm = userdata;
 
-        if (vm->helper_pid > 0)
+        if (vm->helper_pid > 0 && vm->helper_own_child)
                 (void) waitpid(vm->helper_pid, NULL, WNOHANG);
         log_warning("VM %u (%s): the vsock helper exited; vsock is down until the VM restarts", vm->vmid,
                     vm->config->name);

@@ -52,9 +52,7 @@
 #include "vm-internal.h"
 
 
-#define QMP_READY_TIMEOUT_USEC (30ULL * 1000000ULL)
 #define STOP_TIMEOUT_USEC (10ULL * 1000000ULL)
-#define MKFS_TIMEOUT_MS 60000
 
 struct VmWait {
         Vm *vm;
@@ -84,6 +82,9 @@ Vm *vm_free(Vm *vm) {
                 free(vm->waits[vm->n_waits]);
                 w.cb(vm, -ESHUTDOWN, w.userdata);
         }
+        if (vm->start)
+                vm_cleanup_runtime(vm); /* a start in preparation: nothing of it stays */
+        vm_taps_removal_detach(vm);
         agent_detach(vm);     /* the VM may run on: its agent state on disk stays for the next zvmd */
         sd_event_source_disable_unref(vm->acpi_source);
         vm_qmp_detach(vm);
@@ -245,10 +246,11 @@ char **vm_tail_lines(const char *path, size_t n) {
                         break;
         return out;
 }
-static void vm_cleanup_runtime(Vm *vm) {
+void vm_cleanup_runtime(Vm *vm) {
         static const char *const files[] = { "qmp.sock", "serial.sock", "console.sock", "vhost-vsock.sock",
-                                             "vsock.sock" };
+                                             "vsock.sock", "agent.secret", "vsock.sock_1025" };
 
+        vm->start = vm_start_free(vm->start);
         agent_stop(vm);
         vm_qmp_detach(vm);
         vm_console_close(vm);
@@ -303,9 +305,9 @@ void vm_handle_exit(Vm *vm, int code, int sig) {
         }
         vm_cleanup_runtime(vm);
         vm->stop_requested = vm->guest_shutdown_seen = false;
-        vm_set_state(vm, clean ? VM_STATE_STOPPED : VM_STATE_CRASHED);
+        vm_set_state_after_taps(vm, clean ? VM_STATE_STOPPED : VM_STATE_CRASHED);
 }
-static int on_qemu_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+int vm_on_qemu_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         loop_note("VM %s: QEMU exited", ((Vm *) userdata)->config->name);
         Vm *vm = userdata;
         int code = -1, sig = 0;
@@ -374,296 +376,9 @@ static void vm_finish_waits(Vm *vm) {
         if (--vm->dispatching == 0 && vm->free_pending)
                 vm_free(vm);
 }
-/* The per-VM writable layer over a shared template: a sparse ext4 image,
- * made once, kept across restarts, removed by delete. */
-static int vm_ensure_upper(Vm *vm, char **ret_path, char **ret_error) {
-        _cleanup_free_ char *path = strjoin(vm->data_dir, "/upper.img");
-        _cleanup_free_ char *tmp = strjoin(vm->data_dir, "/.upper.img.tmp");
-        _cleanup_free_ char *out = NULL;
-        char size[32];
-        int r;
-
-        if (!path || !tmp)
-                return -ENOMEM;
-        if (access(path, F_OK) == 0) {
-                *ret_path = TAKE_PTR(path);
-                return 0;
-        }
-        r = mkdir_p(vm->data_dir, 0750);
-        if (r < 0)
-                return set_error(ret_error, "cannot create %s: %s", vm->data_dir, errno_str(r)), r;
-        snprintf(size, sizeof(size), "%" PRIu64 "k", vm->config->rootfs_size / 1024);
-        char *argv[] = { (char *) "mkfs.ext4", (char *) "-q", (char *) "-F", (char *) "-L", (char *) "zvm-upper",
-                         (char *) "-E", (char *) "root_owner=0:0", (char *) "-m", (char *) "0", tmp, size, NULL };
-        r = process_run(argv, MKFS_TIMEOUT_MS, &out);
-        if (r != 0) {
-                (void) unlink(tmp);
-                set_error(ret_error, "creating the writable layer failed (mkfs.ext4: %s)",
-                          r < 0 ? errno_str(r) : strstrip(out));
-                return r < 0 ? r : -EIO;
-        }
-        if (rename(tmp, path) < 0) {
-                r = -errno;
-                (void) unlink(tmp);
-                return r;
-        }
-        *ret_path = TAKE_PTR(path);
-        return 0;
-}
-static int on_scope_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-        uint32_t vmid = (uint32_t) (uintptr_t) userdata;
-
-        if (e)
-                log_warning("VM %u: cannot move QEMU into zvm-%u.scope, it stays in zvmd's cgroup: %s", vmid, vmid,
-                            e->message ?: e->name);
-        return 0;
-}
-
-/* Asked without waiting: systemd answers through the loop. Only real pids
- * go out (kernel vsock has no helper): systemd reads 0 as the caller, and
- * would move zvmd itself into the VM's scope. */
-static void vm_move_to_scope(Vm *vm) {
-        Manager *m = vm->manager;
-        const pid_t pids[] = { vm->pid, vm->helper_pid };
-        char unit[64], desc[128];
-        int r;
-
-        if (!m->bus)
-                return;
-        snprintf(unit, sizeof(unit), "zvm-%u.scope", vm->vmid);
-        snprintf(desc, sizeof(desc), "zvm VM %u (%s)", vm->vmid, vm->config->name);
-        r = scope_start_async(m->bus, unit, "zvm.slice", desc, pids, ELEMENTSOF(pids), on_scope_reply,
-                              (void *) (uintptr_t) vm->vmid);
-        if (r < 0)
-                log_warning_errno(r, "VM %u: cannot move QEMU into %s, it stays in zvmd's cgroup: %m", vm->vmid, unit);
-}
-
-static int on_start_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        loop_note("VM %s: start timeout", ((Vm *) userdata)->config->name);
-        Vm *vm = userdata;
-
-        vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
-        if (vm->state != VM_STATE_STARTING)
-                return 0;
-        log_error("VM %u: QEMU did not answer QMP within %llu s, killing it", vm->vmid,
-                  QMP_READY_TIMEOUT_USEC / 1000000ULL);
-        free(vm->kill_reason);
-        vm->kill_reason = strdup("QEMU did not answer QMP in time");
-        if (vm->pidfd >= 0)
-                (void) syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
-        return 0;
-}
-static int vm_arm_timeout(Vm *vm, uint64_t usec, sd_event_time_handler_t cb) {
+int vm_arm_timeout(Vm *vm, uint64_t usec, sd_event_time_handler_t cb) {
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
         return sd_event_add_time_relative(vm->manager->event, &vm->timeout_source, CLOCK_MONOTONIC, usec, 0, cb, vm);
-}
-/* What a start needs before anything is created: a stopped VM, a usable
- * accelerator, its run dir, its template and writable layer, a kernel. */
-static int vm_start_check(Vm *vm, VmAccel *ret_accel, char **ret_template, char **ret_upper, char **ret_error) {
-        Manager *m = vm->manager;
-        _cleanup_free_ char *template = NULL, *upper = NULL, *err = NULL;
-        const char *kernel = vm->config->kernel ? vm->config->kernel : m->host.caps.kernel;
-        VmAccel accel;
-        int r;
-
-        if (vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_CRASHED)
-                return set_error(ret_error, "VM %u is %s", vm->vmid, vm_state_to_string(vm->state)), -EBUSY;
-
-        accel = qemu_effective_accel(vm->config, &m->host.caps, &err);
-        if (accel < 0 || err)
-                return set_error(ret_error, "%s", err ? err : "no usable accelerator"), -EINVAL;
-
-        r = mkdir_p(vm->run_dir, 0750);
-        if (r < 0)
-                return set_error(ret_error, "cannot create %s: %s", vm->run_dir, errno_str(r)), r;
-
-        if (vm->config->rootfs_template) {
-                r = paths_template_image(&m->paths, vm->config->rootfs_template, &template);
-                if (r < 0)
-                        return set_error(ret_error, "template '%s' not found (looked in %s and %s)",
-                                         vm->config->rootfs_template, m->paths.templates, m->paths.guest_dir), r;
-                r = vm_ensure_upper(vm, &upper, ret_error);
-                if (r < 0)
-                        return r;
-        }
-        if (access(kernel, R_OK) < 0)
-                return set_error(ret_error, "kernel %s: %s", kernel, errno_str(errno)), -errno;
-        *ret_accel = accel;
-        *ret_template = TAKE_PTR(template);
-        *ret_upper = TAKE_PTR(upper);
-        return 0;
-}
-
-/* A new run: forget how the last one ended. */
-static void vm_reset_run_record(Vm *vm) {
-        vm->exit_stderr = strv_free(vm->exit_stderr);
-        vm->crash_reason = mfree(vm->crash_reason);
-        vm->exit_code = vm->exit_signal = 0;
-        vm->kill_reason = mfree(vm->kill_reason);
-        memset(vm->resets, 0, sizeof(vm->resets));
-        vm->guest_shutdown_seen = vm->stop_requested = false;
-}
-
-/* Spawns QEMU with its output (after its command line) in qemu.log. On
- * failure the taps and the helper made for it go again. */
-static int vm_spawn_qemu(Vm *vm, char **argv, const int *keep_fds, size_t n_keep, const char *qemu_log,
-                         char **ret_error) {
-        _cleanup_free_ char *cmd = strv_join(argv, " ");
-        _cleanup_close_ int log_fd = -EBADF;
-        int r;
-
-        log_fd = open(qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-        if (log_fd < 0) {
-                r = -errno;
-                vm_stop_helper(vm);
-                vm_taps_remove(vm);
-                return set_error(ret_error, "cannot open %s: %s", qemu_log, errno_str(r)), r;
-        }
-        log_debug("VM %u: %s", vm->vmid, strnull(cmd));
-        if (cmd)
-                (void) loop_write(log_fd, cmd, strlen(cmd), false), (void) loop_write(log_fd, "\n", 1, false);
-        r = process_spawn(argv, keep_fds, n_keep, log_fd, true, &vm->pid);
-        if (r < 0) {
-                vm_stop_helper(vm);
-                vm_taps_remove(vm);
-                return set_error(ret_error, "cannot start %s: %s", argv[0], errno_str(r)), r;
-        }
-        return 0;
-}
-
-/* Watches the QEMU just spawned through a pidfd. If that fails, QEMU died
- * at once (bad argv?): its exit is handled and its output reported. */
-static int vm_watch_qemu(Vm *vm, char **ret_error) {
-        int r;
-
-        r = process_starttime(vm->pid, &vm->starttime);
-        if (r >= 0)
-                r = pidfd_open_checked(vm->pid, vm->starttime, &vm->pidfd);
-        if (r >= 0)
-                r = sd_event_add_child_pidfd(vm->manager->event, &vm->pid_source, vm->pidfd, WEXITED, on_qemu_child, vm);
-        if (r < 0) {
-                int status = 0;
-
-                (void) waitpid(vm->pid, &status, 0);
-                vm_handle_exit(vm, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                               WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-                return set_error(ret_error, "QEMU exited at once: %s",
-                                 vm->exit_stderr && vm->exit_stderr[0] ? vm->exit_stderr[strv_length(vm->exit_stderr) - 1]
-                                                                        : errno_str(r)),
-                       -EIO;
-        }
-        return 0;
-}
-
-static int vm_start_run(Vm *vm, char **ret_error) {
-        Host *h = &vm->manager->host;
-        _cleanup_free_ char *template = NULL, *upper = NULL, *err = NULL, *qemu_log = NULL, *secret = NULL;
-        _cleanup_free_ char *qmp_path = NULL, *vhost_sock = NULL;
-        _cleanup_strv_free_ char **argv = NULL;
-        _cleanup_close_ int qmp_fd = -EBADF, client_fd = -EBADF, vhost_fd = -EBADF, serial_fd = -EBADF;
-        int keep_fds[3];
-        size_t n_keep = 0;
-        VmPaths vp;
-        VmAccel accel = VM_ACCEL_TCG;
-        int r;
-
-        r = vm_start_check(vm, &accel, &template, &upper, ret_error);
-        if (r < 0)
-                return r;
-
-        qmp_path = vm_run_path(vm, "qmp.sock");
-        vhost_sock = vm_run_path(vm, "vhost-vsock.sock");
-        qemu_log = vm_run_path(vm, "qemu.log");
-        if (!qmp_path || !vhost_sock || !qemu_log)
-                return -ENOMEM;
-
-        if (h->caps.vhost_vsock) {
-                r = vm_reserve_cid(vm, &vhost_fd, ret_error);
-                if (r < 0)
-                        return r;
-                keep_fds[n_keep++] = vhost_fd;
-        }
-        r = vm_running_take(vm, ret_error);     /* from here on, the run uses vm->running */
-        if (r < 0)
-                return r;
-        r = vm_qmp_listen(vm, &qmp_fd);
-        if (r < 0)
-                return set_error(ret_error, "cannot create the QMP socket: %s", errno_str(r)), r;
-        keep_fds[n_keep++] = qmp_fd;
-        r = vm_console_listen_serial(vm, &serial_fd);
-        if (r < 0)
-                return set_error(ret_error, "cannot create the serial console socket: %s", errno_str(r)), r;
-        keep_fds[n_keep++] = serial_fd;
-        r = agent_prepare(vm, &secret);
-        if (r < 0)
-                return set_error(ret_error, "cannot prepare the guest agent's secret and listener: %s",
-                                 errno_str(r)), r;
-
-        vp = (VmPaths) {
-                .run_dir = vm->run_dir,
-                .qmp_socket = qmp_path,
-                .qmp_fd = qmp_fd,
-                .serial_fd = serial_fd,
-                .vhost_user_vsock_socket = vhost_sock,
-                .vhost_vsock_fd = vhost_fd >= 0 ? vhost_fd : -1,
-                .template_image = template,
-                .upper_image = upper,
-                .agent_secret = secret,
-        };
-        r = qemu_argv_build(vm->running, &h->caps, &vp, &argv, &err);
-        if (r < 0)
-                return set_error(ret_error, "%s", err ? err : errno_str(r)), r;
-
-        /* Everything that can be refused is checked: now spawn. */
-        vm_reset_run_record(vm);
-        r = vm_taps_create(vm, ret_error);
-        if (r < 0)
-                return r;
-        if (!h->caps.vhost_vsock) {
-                r = vm_spawn_helper(vm, ret_error);
-                if (r < 0) {
-                        vm_taps_remove(vm);
-                        return r;
-                }
-        }
-        r = vm_spawn_qemu(vm, argv, keep_fds, n_keep, qemu_log, ret_error);
-        if (r < 0)
-                return r;
-        vm->own_child = true;
-        vm->accel = accel;
-        vm->started_usec = now_usec(CLOCK_REALTIME);
-        vm->started_mono = now_usec(CLOCK_MONOTONIC);
-        vm->balloon_target_mib = vm->running->balloon_mib > 0 ? vm->running->memory_mib : 0;
-        r = vm_watch_qemu(vm, ret_error);
-        if (r < 0)
-                return r;
-        vm_move_to_scope(vm);
-        vm_set_state(vm, VM_STATE_STARTING);
-
-        serial_fd = safe_close(serial_fd);      /* QEMU holds its own copy */
-        r = vm_console_open(vm);
-        if (r < 0)
-                log_warning_errno(r, "VM %u: cannot relay the serial console: %m", vm->vmid);
-
-        r = qmp_connect_unix(qmp_path, &client_fd);
-        qmp_fd = safe_close(qmp_fd);    /* QEMU holds its own copy */
-        if (r >= 0)
-                r = vm_qmp_attach(vm, TAKE_FD(client_fd));
-        if (r < 0)
-                log_warning_errno(r, "VM %u: cannot connect to QMP: %m", vm->vmid);
-        (void) vm_arm_timeout(vm, QMP_READY_TIMEOUT_USEC, on_start_timeout);
-        r = vm_state_file_save(vm);
-        if (r < 0)
-                log_warning_errno(r, "VM %u: cannot save runtime state, re-adoption will not work: %m", vm->vmid);
-        return 0;
-}
-int vm_start(Vm *vm, char **ret_error) {
-        int r = vm_start_run(vm, ret_error);
-
-        if (r < 0 && !vm_is_up(vm))
-                vm_running_drop(vm);    /* no run came of it */
-        return r;
 }
 static int on_kill_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         loop_note("VM %s: stop timeout", ((Vm *) userdata)->config->name);
@@ -703,6 +418,8 @@ int vm_shutdown(Vm *vm, unsigned timeout_s) {
 
         if (!vm_is_up(vm))
                 return -ESRCH;
+        if (vm->start)
+                return vm_start_cancel(vm, "shutdown");
         vm->stop_requested = true;
         vm_set_state(vm, VM_STATE_STOPPING);
         if (vm->agent_state == AGENT_READY) {
@@ -724,6 +441,7 @@ int vm_shutdown(Vm *vm, unsigned timeout_s) {
                 r = vm_qmp_invoke(vm, "system_powerdown", NULL, NULL, NULL);
         if (r < 0)
                 timeout_s = 0;          /* nothing can ask the guest */
+        (void) vm_state_file_save(vm);  /* a stop in flight: a new zvmd carries it on */
         return vm_arm_timeout(vm, (uint64_t) timeout_s * 1000000ULL, on_kill_timeout);
 }
 int vm_stop(Vm *vm) {
@@ -731,16 +449,22 @@ int vm_stop(Vm *vm) {
 
         if (!vm_is_up(vm))
                 return -ESRCH;
+        if (vm->start)
+                return vm_start_cancel(vm, "stop");
         vm->stop_requested = true;
         vm_set_state(vm, VM_STATE_STOPPING);
         /* quit lets QEMU flush its block layer; the timer is the backstop. */
         r = vm_qmp_invoke(vm, "quit", NULL, NULL, NULL);
+        (void) vm_state_file_save(vm);
         return vm_arm_timeout(vm, r < 0 ? 0 : STOP_TIMEOUT_USEC, on_kill_timeout);
 }
 int vm_kill(Vm *vm) {
+        if (vm_is_up(vm) && vm->start)
+                return vm_start_cancel(vm, "kill");
         if (!vm_is_up(vm) || vm->pidfd < 0)
                 return -ESRCH;
         vm->stop_requested = true;
+        (void) vm_state_file_save(vm);
         if (syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0) < 0)
                 return -errno;
         return 0;

@@ -14,6 +14,8 @@
 
 typedef struct Manager Manager;
 typedef struct VmConsole VmConsole;
+typedef struct VmStart VmStart;
+typedef struct VmTapRemoval VmTapRemoval;
 
 /* What vm_wait() waits for; a mask. */
 typedef enum VmWaitFor {
@@ -59,6 +61,9 @@ typedef struct Vm {
         uint64_t helper_starttime;
         int helper_pidfd;
         sd_event_source *helper_source;
+        bool helper_own_child;          /* spawned by this zvmd: the loop reaps it */
+        VmStart *start;                 /* a start being prepared (core/vm-start.c), else NULL */
+        VmTapRemoval *tap_removal;      /* taps being removed (core/vm-net.c); the state waits for it */
 
         QmpClient *qmp;
         sd_event_source *qmp_source;

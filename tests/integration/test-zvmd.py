@@ -1669,6 +1669,155 @@ def scenario_llm_serve(t, d):
     d.zvm("stop", "ls")
 
 
+SLOW_SECONDS = 3
+
+
+def slow_path_dir():
+    """A directory to put first in zvmd's PATH: mkfs.ext4 and
+    vhost-device-vsock that sleep SLOW_SECONDS, then exec the real program
+    (a helper exits 1 at once while the file 'fail-helper' exists there)."""
+    wrap = tempfile.mkdtemp(prefix="zvm-slow-")
+    for prog in ("mkfs.ext4", "vhost-device-vsock"):
+        real = shutil.which(prog)
+        if not real:
+            raise zt.Skip(f"{prog} is not installed")
+        fail = (f'[ -e {wrap}/fail-helper ] && {{ echo "refusing on purpose" >&2; exit 1; }}\n'
+                if prog == "vhost-device-vsock" else "")
+        path = os.path.join(wrap, prog)
+        with open(path, "w") as f:
+            f.write(f"#!/bin/sh\n{fail}sleep {SLOW_SECONDS}\nexec {real} \"$@\"\n")
+        os.chmod(path, 0o755)
+    return wrap
+
+
+def orphans(d):
+    """Processes other than zvmd whose command line names the test's root."""
+    mine = {d.proc.pid} if d.proc and d.proc.poll() is None else set()
+    return [p for p in procs_with(d.root) if p not in mine and p != os.getpid()]
+
+
+def in_thread(fn):
+    """Runs fn in a thread; a zvmd killed under it is no error of the test."""
+    out = {}
+
+    def run():
+        try:
+            out["result"] = fn()
+        except OSError as e:
+            out["error"] = e
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th, out
+
+
+def start_in_thread(d, vm):
+    out = {"t0": time.monotonic()}
+
+    def run():
+        out["status"], out["body"] = d.request("POST", f"/vms/{vm}/start")
+        out["took"] = time.monotonic() - out["t0"]
+    th, _ = in_thread(run)
+    return th, out
+
+
+def scenario_slow_start(t, d):
+    """The loop keeps answering while a start waits on a slow mkfs.ext4 and
+    a slow vsock helper (PATH wrappers that sleep, then run the real
+    programs); the VM still reaches running. A helper that fails is undone:
+    the start answers the error, the VM is stopped, nothing is left."""
+    create(t, d, "slow")
+    th, out = start_in_thread(d, "slow")
+    worst, n, states = 0.0, 0, set()
+    while th.is_alive() and n < 2000:
+        t0 = time.monotonic()
+        status, vms = d.request("GET", "/vms", timeout=10)
+        worst = max(worst, time.monotonic() - t0)
+        n += 1
+        if status == 200:
+            states.update(v["state"] for v in vms if v["name"] == "slow")
+        time.sleep(0.02)
+    th.join(timeout=120)
+    t.ok(out.get("status") == 200 and out.get("took", 0) >= 2 * SLOW_SECONDS,
+         f"start waited for the slow mkfs and helper and answered 200 ({out.get('took', 0):.1f}s)", out)
+    t.ok("starting" in states, f"GET /vms showed the VM starting meanwhile ({sorted(states)})")
+    t.ok(n >= 20 and worst < 0.1, f"GET /vms answered throughout the start, worst {worst * 1000:.0f} ms over {n}")
+    t.ok(d.wait_console("slow", "zvm-tiny: ready", timeout=90), "the guest booted")
+    d.request("POST", "/vms/slow/stop")
+    st = d.wait_state("slow", ["stopped", "crashed"], timeout=30)
+    t.ok(st and st["state"] == "stopped", "stopped", st)
+
+    open(os.path.join(d.slow_dir, "fail-helper"), "w").close()
+    status, body = d.request("POST", "/vms/slow/start")
+    st = d.wait_state("slow", ["stopped", "crashed"], timeout=10)
+    t.ok(status == 500 and "vhost-device-vsock did not come up" in body.get("message", "")
+         and "refusing on purpose" in body.get("message", ""), f"a helper that fails: the start says why ({status})",
+         body)
+    t.ok(st and st["state"] == "stopped" and not orphans(d) and not d.run_state(st["vmid"]),
+         "and the VM is stopped, with no process and no state.json left", f"{st} {orphans(d)}")
+    os.unlink(os.path.join(d.slow_dir, "fail-helper"))
+
+    th, out = start_in_thread(d, "slow")
+    time.sleep(0.5)
+    status, _ = d.request("POST", "/vms/slow/stop")
+    th.join(timeout=30)
+    st = d.wait_state("slow", ["stopped", "crashed"], timeout=10)
+    t.ok(status == 200 and out.get("status") == 500 and "cancelled" in out.get("body", {}).get("message", ""),
+         f"stop during the preparation cancels the start ({status}, {out.get('status')})", out)
+    t.ok(st and st["state"] == "stopped" and not orphans(d), "nothing of it is left", f"{st} {orphans(d)}")
+
+
+def wait_for(pred, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    return None
+
+
+def scenario_start_kill9(t, d):
+    """kill -9 of zvmd at any point of a start or a stop: state.json (written
+    before the helper and QEMU are spawned) lets the next zvmd adopt the
+    QEMU or end the helper that has none, and carry a stop on to stopped."""
+    vm = create(t, d, "k9")
+    vmid = vm.get("vmid")
+    # 1. Killed while the helper is being spawned: no QEMU yet.
+    th, out = start_in_thread(d, "k9")
+    rs = wait_for(lambda: d.run_state(vmid).get("helper_pid") and d.run_state(vmid), 30)
+    t.ok(rs and rs.get("starting") and not rs.get("pid"), "state.json names the helper before QEMU exists", rs)
+    d.kill9()
+    th.join(timeout=30)
+    helper = (rs or {}).get("helper_pid")
+    t.ok(helper and pid_gone(helper, rs.get("helper_starttime")) is False,
+         "the helper outlived zvmd", f"{helper}")
+    d.start()
+    st = d.wait_state("k9", ["stopped", "crashed", "running"], timeout=10)
+    gone = wait_for(lambda: pid_gone(helper, rs.get("helper_starttime")), 10) if helper else False
+    t.ok(st and st["state"] == "stopped" and gone and wait_for(lambda: not orphans(d), 10) is not None,
+         "the new zvmd ended the orphaned helper; the VM is stopped", f"{st} {orphans(d)}")
+    # 2. Killed right after the start answered: QEMU is re-adopted.
+    status, body = d.request("POST", "/vms/k9/start")
+    t.ok(status == 200, f"start again ({status})", body)
+    pid = body.get("pid") or (d.wait_state("k9", ["running"], timeout=10) or {}).get("pid")
+    d.kill9()
+    d.start()
+    st = wait_agent(d, "k9", timeout=120)
+    t.ok(st and st["state"] == "running" and st.get("pid") == pid, f"re-adopted with the same QEMU pid ({pid})", st)
+    r = d.zvm("exec", "k9", "--", "echo", "hi")
+    t.ok(r.returncode == 0 and r.stdout == "hi\n", "zvm exec works", f"{r.returncode} {r.stdout!r} {r.stderr!r}")
+    # 3. Killed with a stop in flight: the next zvmd ends it stopped.
+    th, _ = in_thread(lambda: d.request("POST", "/vms/k9/shutdown?timeout=20"))
+    rs = wait_for(lambda: d.run_state(vmid).get("stop_requested") and d.run_state(vmid), 10)
+    t.ok(rs and rs.get("stop_requested"), "state.json records the stop in flight", rs)
+    d.kill9()
+    d.start()
+    st = d.wait_state("k9", ["stopped", "crashed"], timeout=60)
+    t.ok(st and st["state"] == "stopped", "the stop in flight ends as stopped, not crashed", st)
+    t.ok(wait_for(lambda: not orphans(d), 10) is not None and pid_gone(pid),
+         "no QEMU or helper of the test is left", f"{orphans(d)}")
+
+
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items() if name.startswith("scenario_")}
 
 
@@ -1700,8 +1849,13 @@ def main():
         # Its builds must really run (fail, be cancelled): a cache of its own.
         cache_tmp = tempfile.mkdtemp(prefix="zvm-cache-")
         os.environ["ZVM_CACHE_DIR"] = cache_tmp
+    slow_dir = None
+    if name in ("slow_start", "start_kill9"):
+        slow_dir = slow_path_dir()
+        os.environ["PATH"] = slow_dir + ":" + os.environ.get("PATH", "")
     d = Zvmd(t, extra_args=extra)
     d.tcp_port = port
+    d.slow_dir = slow_dir
     try:
         if name not in ("openapi", "notify"):
             d.start()
@@ -1723,6 +1877,8 @@ def main():
         d.cleanup()
         if cache_tmp:
             shutil.rmtree(cache_tmp, ignore_errors=True)
+        if slow_dir:
+            shutil.rmtree(slow_dir, ignore_errors=True)
     t.done()
 
 
