@@ -173,10 +173,12 @@ static bool call_line(AgentCall *c, char *line, size_t len) {
         if (!json_object_get_boolean(ok)) {
                 char buf[512];
 
+                /* Strings only: json_object_get_string() of a null is NULL,
+                 * and a guest picks what it sends. */
                 if (json_object_object_get_ex(o, "error", &err)) {
-                        if (json_object_object_get_ex(err, "code", &v))
+                        if (json_object_object_get_ex(err, "code", &v) && json_object_is_type(v, json_type_string))
                                 code = json_object_get_string(v);
-                        if (json_object_object_get_ex(err, "message", &v))
+                        if (json_object_object_get_ex(err, "message", &v) && json_object_is_type(v, json_type_string))
                                 message = json_object_get_string(v);
                 }
                 snprintf(buf, sizeof(buf), "%s%s", c->authed ? "" : "authentication failed: ", message);

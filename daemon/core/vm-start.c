@@ -206,7 +206,6 @@ static void vm_reset_run_record(Vm *vm) {
         vm->exit_code = vm->exit_signal = 0;
         vm->kill_reason = mfree(vm->kill_reason);
         memset(vm->resets, 0, sizeof(vm->resets));
-        vm->pending_restart = strv_free(vm->pending_restart);
         vm->guest_shutdown_seen = vm->stop_requested = false;
 }
 
