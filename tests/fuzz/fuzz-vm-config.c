@@ -17,30 +17,9 @@
  */
 #include "config-file.h"
 #include "fuzz.h"
-#include "qemu-argv.h"
+#include "qemu-argv-fixtures.h"
 #include "string-util.h"
 #include "vm-config.h"
-
-static const HostCaps host = {
-        .qemu_binary = "qemu-system-x86_64",
-        .qemu_version = 70222,
-        .tsc_khz = 2100000,
-        .qboot_rom = "/usr/share/qemu/qboot.rom",
-        .kernel = "/usr/lib/zvm/vmlinux",
-        .initrd = "/usr/lib/zvm/initrd.img",
-};
-
-static const VmPaths paths = {
-        .run_dir = "/run/zvm/vms/100",
-        .qmp_fd = 3,
-        .console_socket = "/run/zvm/vms/100/console.sock",
-        .console_log = "/var/log/zvm/100.console.log",
-        .vhost_user_vsock_socket = "/run/zvm/vms/100/vhost-vsock.sock",
-        .vhost_vsock_fd = -1,
-        .template_image = "/var/lib/zvm/templates/tiny.img",
-        .upper_image = "/var/lib/zvm/images/100/upper.img",
-        .agent_secret = "/run/zvm/vms/100/agent.secret",
-};
 
 static void check_typed(const VmConfig *c) {
         FUZZ_CHECK(c->vmid == 100);
@@ -87,13 +66,13 @@ static void check_argv(const VmConfig *c) {
         _cleanup_free_ char *err = NULL;
         int r;
 
-        r = qemu_argv_build(c, &host, &paths, &argv, &err);
+        r = qemu_argv_build(c, &host_tcg, &paths_std, &argv, &err);
         if (r < 0) {
                 FUZZ_CHECK(IN_SET(r, -EOPNOTSUPP, -E2BIG, -EINVAL, -ENOMEM));
                 FUZZ_CHECK(r == -ENOMEM || err);
                 return;
         }
-        FUZZ_CHECK(argv[0] && streq(argv[0], host.qemu_binary));
+        FUZZ_CHECK(argv[0] && streq(argv[0], host_tcg.qemu_binary));
         STRV_FOREACH(a, argv)
                 for (const char *p = *a; *p; p++)
                         FUZZ_CHECK((unsigned char) *p >= 0x20 && *p != 0x7f);
