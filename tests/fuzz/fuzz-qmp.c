@@ -10,9 +10,10 @@
  * negotiation too. A command whose error desc is "free" frees the client
  * from inside its callback (the path zvmd takes when a VM goes away).
  *
- * Input: byte 0 picks the chunk size (1..256 bytes per write, then
- * qmp_client_process()), the rest is QEMU's output. After the input, QEMU
- * hangs up.
+ * Input: byte 0 picks the chunk size, 2^(byte % 17) = 1..65536 bytes per
+ * write, then qmp_client_process(); the rest is QEMU's output. After the
+ * input, QEMU hangs up. (Powers of two keep byte-by-byte feeding possible
+ * without making it the common, slow case.)
  *
  * Properties (qmp.h's contract):
  *   - every invoked command's callback runs exactly once, with either a
@@ -94,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         if (size < 1)
                 return 0;
-        chunk = (size_t) data[0] + 1;
+        chunk = (size_t) 1 << (data[0] % 17);
 
         st = (typeof(st)) {};
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
