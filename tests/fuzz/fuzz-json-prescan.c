@@ -32,8 +32,10 @@ static unsigned measure(json_object *o, size_t *values) {
                 return depth + 1;
         }
         if (json_object_is_type(o, json_type_object)) {
-                json_object_object_foreach(o, k, v)
+                json_object_object_foreach(o, k, v) {
+                        (void) k;
                         depth = MAX(depth, measure(v, values));
+                }
                 return depth + 1;
         }
         return 0;
