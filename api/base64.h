@@ -8,6 +8,7 @@
 
 /* Returns a NUL-terminated string, or NULL on OOM. */
 char *base64_encode(const void *data, size_t size);
-/* Decodes in; -EINVAL if it is not padded base64. *ret is NUL-terminated
- * (not counted in *ret_size). */
+/* Decodes in; -EINVAL if it is not strict padded base64 (RFC 4648 alphabet,
+ * "=" only as the last one or two characters, no blanks or line ends).
+ * *ret is NUL-terminated (not counted in *ret_size). */
 int base64_decode(const char *in, unsigned char **ret, size_t *ret_size);

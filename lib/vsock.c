@@ -274,6 +274,10 @@ static int hybrid_read_reply(VsockConnect *c) {
                         return -ECONNREFUSED; /* The device closes when the guest port refuses. */
                 if (ch == '\n')
                         break;
+                /* A NUL would end the line for the parser early and let
+                 * "OK 5\0<anything>" pass as "OK 5". */
+                if (ch == '\0')
+                        return -ECONNREFUSED;
                 if (c->reply_size + 1 >= sizeof(c->reply))
                         return -ECONNREFUSED; /* Not a reply we know. */
                 c->reply[c->reply_size++] = ch;

@@ -260,3 +260,22 @@ def probe_accel(paths):
         json.dump({"key": key, "accel": accel, "probe_seconds": round(b.seconds, 2)}, f)
     os.replace(cache + ".tmp", cache)
     return accel
+
+
+BENCH_DOC_HEAD = "# zvm benchmarks\n\nEach section is written by the script named in its title; rerun it to refresh.\n\n"
+
+
+def write_bench_section(out, marker, section):
+    """Replaces the section of docs/benchmarks.md (out) that starts with the
+    heading `marker` by `section`, or appends it; written atomically."""
+    out = os.path.abspath(out)
+    text = open(out).read() if os.path.exists(out) else BENCH_DOC_HEAD
+    if marker in text:
+        start = text.index(marker)
+        nxt = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[nxt + 1:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    with open(out + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(out + ".tmp", out)

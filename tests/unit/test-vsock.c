@@ -116,6 +116,7 @@ typedef enum PeerMode {
         PEER_CLOSE,             /* close after the request */
         PEER_SILENT,            /* read the request, say nothing */
         PEER_REPLY,             /* send `reply`, then say nothing */
+        PEER_REPLY_NUL,         /* send `reply`, a NUL byte, "\n", then say nothing */
 } PeerMode;
 
 static int listen_unix(const char *path, int backlog) {
@@ -217,7 +218,9 @@ static pid_t peer_spawn(int lfd, PeerMode mode, const char *reply) {
                         drain_until_eof(fd);
                         break;
                 case PEER_REPLY:
-                        if (loop_write(fd, reply, strlen(reply), false) < 0)
+                case PEER_REPLY_NUL:
+                        if (loop_write(fd, reply, strlen(reply), false) < 0 ||
+                            (mode == PEER_REPLY_NUL && loop_write(fd, "\0\n", 2, false) < 0))
                                 _exit(13);
                         drain_until_eof(fd);
                         break;
@@ -332,6 +335,15 @@ static void test_hybrid_handshake(void) {
                         fd = safe_close(fd);
                 (void) wait_pid_bounded(pid, STEP_TIMEOUT_MS);
         }
+
+        /* Found by tests/fuzz/fuzz-vsock: a NUL ended the line for the
+         * parser, so "OK 5000\0\n" (or "OK 5000\0anything\n") passed. */
+        pid = peer_spawn(lfd, PEER_REPLY_NUL, "OK 5000");
+        r = vsock_connect(&t, 5000, 300, &fd);
+        is_int(r, -ECONNREFUSED, "OK with a NUL byte before the newline");
+        if (r >= 0)
+                fd = safe_close(fd);
+        (void) wait_pid_bounded(pid, STEP_TIMEOUT_MS);
 }
 
 static void test_hybrid_errors(void) {
