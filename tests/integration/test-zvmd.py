@@ -761,14 +761,14 @@ def scenario_ready_guard(t, d):
 
 class FakeDevice:
     """Stands in for a VM's vhost-device-vsock on its unix socket (the real
-    one is moved aside), playing a hostile guest behind it: `mode`
-    "nullcode" refuses the auth with an error whose code and message are
-    JSON nulls (once); "huge" completes the handshake and auth and answers
-    the request with `huge` bytes of [0,0,...]; "stall" reads CONNECT and
-    never answers."""
+    one is moved aside), playing a hostile guest behind it, one mode after
+    the other: "huge" completes the handshake and auth and answers the
+    request with `huge` bytes of [0,0,...]; "nullcode" refuses the auth with
+    an error whose code and message are JSON nulls; "stall" reads CONNECT
+    and never answers."""
 
     def __init__(self, path, huge):
-        self.path, self.huge, self.mode = path, huge, "nullcode"
+        self.path, self.huge, self.mode = path, huge, "huge"
         self.nullcode_sent = False
         self.conns, self.request = [], b""
         self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -798,13 +798,13 @@ class FakeDevice:
             c.sendall(b"OK 1024\n")
             self.readline(c)    # auth
             if self.mode == "nullcode":
-                self.mode = "huge"
+                self.mode = "stall"
                 c.sendall(b'{"ok":false,"error":{"code":null,"message":null}}\n')
                 self.nullcode_sent = True
                 return
             c.sendall(b'{"ok":true}\n')
             self.request = self.readline(c)
-            self.mode = "stall"     # one huge answer is enough
+            self.mode = "nullcode"  # one huge answer is enough
             c.sendall(b"[" + b"0," * (self.huge // 2) + b"0]\n")
         except OSError:
             pass
@@ -846,16 +846,6 @@ def scenario_agent_bounds(t, d):
     hwm0 = vm_hwm_kib(d.proc.pid)
     fake = FakeDevice(uds, 8 * 1024 * 1024)
     try:
-        deadline = time.monotonic() + 20
-        while not fake.nullcode_sent and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.5)
-        t.ok(fake.nullcode_sent and d.proc.poll() is None and d.request("GET", "/host")[0] == 200,
-             "an error answer whose code and message are JSON nulls is survived (it was strdup(NULL))")
-        deadline = time.monotonic() + 20
-        while not fake.request and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1)
         st = wait_agent(d, "hb", "unresponsive", timeout=20)
         t.ok(st and st.get("agent") == "unresponsive", "a huge answer to the health ping fails the ping", st)
         grew = vm_hwm_kib(d.proc.pid) - hwm0
@@ -863,6 +853,12 @@ def scenario_agent_bounds(t, d):
         t.ok("larger than the 65536 bytes" in d.log_text(), "zvmd cut it at the ping's 64 KiB cap",
              d.log_text()[-1500:])
         t.ok(grew < 32 * 1024, f"zvmd's peak memory grew by {grew} KiB (json-c on it: hundreds of MiB)")
+        deadline = time.monotonic() + 20
+        while not fake.nullcode_sent and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        t.ok(fake.nullcode_sent and d.proc.poll() is None and d.request("GET", "/host")[0] == 200,
+             "an error answer whose code and message are JSON nulls is survived (it was strdup(NULL))")
 
         # Now every ping's handshake stalls (pings every second, 10 s
         # deadline each): the API must stay fast all along.
