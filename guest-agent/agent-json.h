@@ -14,7 +14,7 @@
 
 #include "agent-buf.h"
 
-#define JSON_MAX_DEPTH 16               /* the top-level value is depth 1 */
+#define JSON_MAX_DEPTH 16               /* containers nested; the top-level one is depth 1 */
 #define JSON_MAX_VALUES 65536
 #define JSON_MAX_NUMBER_LEN 64
 
