@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "fd-util.h"
+#include "time-util.h"
 
 int safe_close(int fd) {
         if (fd >= 0) {
@@ -53,13 +54,11 @@ int fd_nonblock(int fd, bool nonblock) {
         return fd_update_flag(fd, F_GETFL, F_SETFL, O_NONBLOCK, nonblock);
 }
 
-/* Wait for the fd to become ready instead of spinning on EAGAIN; at most
- * timeout_ms (-1: forever), then -ETIMEDOUT. */
-static int fd_wait_for(int fd, short events, int timeout_ms) {
+int fd_wait_until(int fd, short events, uint64_t deadline_msec) {
         struct pollfd p = { .fd = fd, .events = events };
 
         for (;;) {
-                int r = poll(&p, 1, timeout_ms);
+                int r = poll(&p, 1, deadline_msec == UINT64_MAX ? -1 : msec_until(deadline_msec));
                 if (r < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -71,6 +70,13 @@ static int fd_wait_for(int fd, short events, int timeout_ms) {
                         return -EBADF;
                 return 0;
         }
+}
+
+/* Wait for the fd to become ready instead of spinning on EAGAIN; at most
+ * timeout_ms (-1: forever), then -ETIMEDOUT. */
+static int fd_wait_for(int fd, short events, int timeout_ms) {
+        return fd_wait_until(fd, events, timeout_ms < 0 ? UINT64_MAX
+                                                        : now_msec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms);
 }
 
 ssize_t loop_read(int fd, void *buf, size_t nbytes, bool do_poll) {

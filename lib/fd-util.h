@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "macro.h"
@@ -19,6 +20,12 @@
  * "fd = safe_close(fd);" leaves the variable invalid. */
 int safe_close(int fd);
 void close_many(const int fds[], size_t n);
+
+/* poll()s until fd is ready for events (errors and hangups count as ready:
+ * the next read or write reports them), or until deadline_msec on
+ * CLOCK_MONOTONIC passes (-ETIMEDOUT); UINT64_MAX waits for ever. EINTR
+ * does not extend the deadline. -EBADF for an fd that is not open. */
+int fd_wait_until(int fd, short events, uint64_t deadline_msec);
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 #define _cleanup_closedir_ _cleanup_(closedirp)

@@ -23,15 +23,6 @@
 
 /* Milliseconds left until deadline, rounded up so that we never wake up
  * just before it and spin; 0 once it has passed. */
-static int remaining_msec(uint64_t deadline) {
-        uint64_t n = now_usec(CLOCK_MONOTONIC), ms;
-
-        if (n >= deadline)
-                return 0;
-        ms = (deadline - n + USEC_PER_MSEC - 1) / USEC_PER_MSEC;
-        return ms > INT_MAX ? INT_MAX : (int) ms;
-}
-
 /* The device drops the unix connection when there is no guest or the guest
  * port refuses; depending on timing we see EOF or one of these. */
 static bool errno_is_peer_gone(int e) {
@@ -325,27 +316,6 @@ int vsock_connect_step(VsockConnect *c, int *ret_fd) {
         }
 }
 
-/* Waits until fd is ready for events or the deadline passes (-ETIMEDOUT).
- * Errors and hangups count as ready: the next step reports them. */
-static int wait_until(int fd, short events, uint64_t deadline) {
-        for (;;) {
-                struct pollfd p = { .fd = fd, .events = events };
-                int r;
-
-                r = poll(&p, 1, remaining_msec(deadline));
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (r == 0)
-                        return -ETIMEDOUT;
-                if (p.revents & POLLNVAL)
-                        return -EBADF;
-                return 0;
-        }
-}
-
 int vsock_connect(const VsockTarget *t, unsigned port, int timeout_ms, int *ret_fd) {
         _cleanup_(vsock_connect_freep) VsockConnect *c = NULL;
         uint64_t deadline;
@@ -360,7 +330,7 @@ int vsock_connect(const VsockTarget *t, unsigned port, int timeout_ms, int *ret_
         if (r < 0)
                 return r;
         while ((r = vsock_connect_step(c, &fd)) == 0) {
-                r = wait_until(c->fd, vsock_connect_events(c), deadline);
+                r = fd_wait_until(c->fd, vsock_connect_events(c), (deadline + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
                 if (r < 0)
                         return r;
         }
