@@ -12,6 +12,7 @@
 #include "http-server.h"
 #include "log.h"
 #include "loop.h"
+#include "model-store.h"
 #include "routes.h"
 #include "token-store.h"
 #include "zvm-config.h"
@@ -43,6 +44,12 @@ static const Route routes[] = {
         { "GET", ZVM_API_PREFIX "/templates/{name}", route_template_get },
         { "DELETE", ZVM_API_PREFIX "/templates/{name}", route_template_delete },
         { "GET", ZVM_API_PREFIX "/templates/{name}/log", route_template_log },
+        /* models */
+        { "GET", ZVM_API_PREFIX "/models", route_models_list },
+        { "POST", ZVM_API_PREFIX "/models", route_models_generate },
+        { "GET", ZVM_API_PREFIX "/models/{name}", route_model_get },
+        { "PUT", ZVM_API_PREFIX "/models/{name}", route_model_upload },
+        { "DELETE", ZVM_API_PREFIX "/models/{name}", route_model_delete },
 };
 
 void rest_dump_routes(void) {
@@ -87,6 +94,9 @@ int rest_new(Manager *m, Rest **ret) {
         r = token_store_load(m->paths.tokens, &rest->tokens);
         if (r < 0)
                 return log_error_errno(r, "Failed to load %s: %m", m->paths.tokens);
+        r = model_store_new(m->event, m->paths.models, m->paths.mkmodel, &rest->models);      /* models */
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the model store %s: %m", m->paths.models);
         manager_set_event_handler(m, rest_events_on_manager, rest);
         *ret = TAKE_PTR(rest);
         return 0;
@@ -103,6 +113,7 @@ Rest *rest_free(Rest *rest) {
         rest->http = http_server_free(rest->http);
         free(rest->streams);
         token_store_free(rest->tokens);
+        model_store_free(rest->models);                                 /* models */
         return mfree(rest);
 }
 
@@ -120,6 +131,7 @@ int rest_listen(Rest *rest, const char *tcp_address) {
         if (r < 0)
                 return log_error_errno(r, "Failed to create the HTTP server: %m");
         http_server_set_note(rest->http, loop_note);
+        http_server_set_body_sink(rest->http, rest_models_body_sink, rest);     /* models: uploads */
         r = http_server_listen_unix(rest->http, m->paths.api_socket, 0660, zvm_gid());
         if (r < 0)
                 return log_error_errno(r, "Failed to listen on %s: %m", m->paths.api_socket);

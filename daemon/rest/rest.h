@@ -13,6 +13,7 @@ typedef struct Manager Manager;
 typedef struct HttpServer HttpServer;
 typedef struct HttpStream HttpStream;
 typedef struct TokenStore TokenStore;
+typedef struct ModelStore ModelStore;
 
 #define REST_STREAMS_MAX 64U            /* /events subscribers */
 
@@ -20,6 +21,7 @@ typedef struct Rest {
         Manager *manager;               /* not owned */
         HttpServer *http;
         TokenStore *tokens;
+        ModelStore *models;             /* core/model-store.h, served by models.c */
         HttpStream **streams;           /* /events subscribers */
         size_t n_streams;
 } Rest;
