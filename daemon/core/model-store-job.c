@@ -166,7 +166,7 @@ static int job_write_record(ModelJob *j, json_object *meta, char **ret_sha) {
                 return -ENOENT;
         if (json_object_object_add(meta, "name", json_object_new_string(j->name)) < 0 ||
             json_object_object_add(meta, "image", json_object_new_string(image)) < 0 ||
-            json_object_object_add(meta, "created", json_object_new_int64((int64_t) now_usec(CLOCK_REALTIME))) < 0)
+            json_object_object_add(meta, "created", json_object_new_int64((int64_t) (now_usec(CLOCK_REALTIME) / 1000000U))) < 0)
                 return -ENOMEM;
         if (!json_object_object_get_ex(meta, "generated", NULL) &&
             json_object_object_add(meta, "generated", json_object_new_boolean(false)) < 0)
@@ -258,7 +258,7 @@ static int job_new(ModelStore *s, const char *name, ModelJob **ret, char **ret_e
         j = calloc(1, sizeof(*j));
         if (!j)
                 return -ENOMEM;
-        *j = (ModelJob) { .store = s, .started = now_usec(CLOCK_REALTIME), .file = TAKE_PTR(file) };
+        *j = (ModelJob) { .store = s, .started = now_usec(CLOCK_REALTIME) / 1000000U, .file = TAKE_PTR(file) };
         j->name = strdup(name);
         if (!j->name) {
                 free(j->file);
