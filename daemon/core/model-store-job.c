@@ -207,15 +207,16 @@ static void on_job_done(ProcessJob *pj, int status, const char *output, void *us
         ModelJob *j = userdata;
         ModelStore *s = j->store;
 
-        j->job = process_job_free(j->job);
-        assert_se(s->n_running > 0);
-        s->n_running--;
-
+        /* output belongs to pj: whatever ends the job (job_end() frees pj)
+         * reads it first. */
         if (status != 0)
                 return job_fail_mkmodel(j, status, output);
         if (j->step == MODEL_JOB_GENERATING) {
                 char *argv[] = { s->mkmodel, (char *) "disk", j->file, s->images, NULL };
 
+                j->job = process_job_free(j->job);
+                assert_se(s->n_running > 0);
+                s->n_running--;
                 j->step = MODEL_JOB_DISK;
                 if (job_spawn(j, argv) < 0)
                         return job_fail(j, "cannot run %s", s->mkmodel);

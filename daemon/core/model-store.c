@@ -238,6 +238,10 @@ bool model_record_exists(ModelStore *s, const char *name) {
         return path && access(path, F_OK) == 0;
 }
 
+bool model_store_has(ModelStore *s, const char *name) {
+        return s && model_name_is_valid(name) && model_record_exists(s, name);
+}
+
 int model_store_get_json(ModelStore *s, const char *name, json_object **ret) {
         _cleanup_(json_object_putp) json_object *rec = NULL;
         ModelJob *j;

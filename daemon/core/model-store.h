@@ -60,6 +60,8 @@ bool model_quant_is_valid(const char *quant);          /* q8_0, q4_0 */
 /* Every model and every add under way or failed since start, sorted by
  * name: {name, state: ready|adding|failed, …record…, error?}. */
 int model_store_list_json(ModelStore *s, json_object **ret);
+/* Whether name is a ready model. */
+bool model_store_has(ModelStore *s, const char *name);
 /* One of them; -ENOENT if neither. */
 int model_store_get_json(ModelStore *s, const char *name, json_object **ret);
 

@@ -199,6 +199,20 @@ void route_model_delete(void *ctx, HttpRequest *req, char **params) {
         rest_reply_json(req, 200, j ?: json_object_new_object());
 }
 
+bool rest_models_check_body(Rest *rest, HttpRequest *req, json_object *body) {
+        json_object *v;
+        const char *name;
+
+        /* Not a name at all: the config schema says why (vm-config.c). */
+        if (!json_object_object_get_ex(body, "model", &v) || !json_object_is_type(v, json_type_string) ||
+            !model_name_is_valid(name = json_object_get_string(v)) || model_store_has(rest->models, name))
+                return true;
+        http_request_reply_error(req, API_ERROR_INVALID_VALUE, "model",
+                                 "model: \"%s\" is not in the model store (see zvm model list; add it with zvm "
+                                 "model add or zvm model generate)", name);
+        return false;
+}
+
 /* Streams PUT /models/{name} bodies into the store; every other body is
  * buffered as usual. The name is checked by the route. */
 int rest_models_body_sink(HttpRequest *req, uint64_t length, int *ret_fd, uint64_t *ret_max, const char **ret_why,

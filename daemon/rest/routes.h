@@ -50,5 +50,7 @@ void route_models_generate(void *ctx, HttpRequest *req, char **params);
 void route_model_get(void *ctx, HttpRequest *req, char **params);
 void route_model_upload(void *ctx, HttpRequest *req, char **params);
 void route_model_delete(void *ctx, HttpRequest *req, char **params);
+/* false after replying 400 when body sets "model" to a name the store lacks. */
+bool rest_models_check_body(Rest *rest, HttpRequest *req, json_object *body);
 int rest_models_body_sink(HttpRequest *req, uint64_t length, int *ret_fd, uint64_t *ret_max, const char **ret_why,
                           void *userdata);

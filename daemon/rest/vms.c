@@ -67,6 +67,8 @@ void route_vms_create(void *ctx, HttpRequest *req, char **params) {
                 return;
         if (!parse_vmid(req, body, &vmid))
                 goto out;
+        if (!rest_models_check_body(ctx, req, body))    /* models: "model" names a stored model */
+                goto out;
         if (vmid == 0 && manager_free_vmid(m, &vmid) < 0) {
                 http_request_reply_error(req, API_ERROR_CONFLICT, "vmid", "no free VMID");
                 goto out;
@@ -99,6 +101,10 @@ void route_vm_patch(void *ctx, HttpRequest *req, char **params) {
         body = rest_parse_body_object(req);
         if (!body)
                 return;
+        if (!rest_models_check_body(ctx, req, body)) {  /* models: "model" names a stored model */
+                json_object_put(body);
+                return;
+        }
         r = vm_update_config(vm, body, &err, &key);
         json_object_put(body);
         if (r < 0) {

@@ -23,6 +23,7 @@ from zvmd import ZVMD, Zvmd, require_daemon  # noqa: E402
 from zvmd_console import CONSOLE_CAP, scenario_console_flood  # noqa: E402,F401
 from zvmd_cli import scenario_cli_first_hour  # noqa: E402,F401
 import zvmd_llm  # noqa: E402
+from zvmd_models import scenario_models  # noqa: E402,F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPENAPI = os.path.join(HERE, "..", "..", "api", "openapi.yaml")
@@ -1283,25 +1284,21 @@ def llm_answer(out):
 
 
 def model_disk(t, d):
-    """A generated tiny model on a model disk made by zvm-mkmodel: its JSON ({} on failure)."""
-    tool = os.path.join(zt.BUILD, "daemon", "tools", "zvm-mkmodel")
-    gguf, store = os.path.join(d.tmp, "tiny.gguf"), os.path.join(d.tmp, "models")
-    r = subprocess.run([tool, "generate", "--shape", "tiny", "--quant", "q8_0", gguf],
-                       capture_output=True, text=True, timeout=60)
-    t.ok(r.returncode == 0, "zvm-mkmodel generate --shape tiny", r.stderr)
+    """A generated tiny model in zvmd's model store (zvm model generate): its JSON ({} on failure)."""
     t0 = time.monotonic()
-    r = subprocess.run([tool, "disk", gguf, store], capture_output=True, text=True, timeout=120)
-    disk = json.loads(r.stdout) if r.returncode == 0 else {}
-    t.ok(r.returncode == 0 and os.path.exists(disk.get("image", "")),
-         f"zvm-mkmodel disk: {disk.get('image_size')} byte image in {time.monotonic() - t0:.2f} s", r.stderr)
-    return disk
+    r = d.zvm("model", "generate", "tiny", "--shape", "tiny", "--quant", "q8_0", timeout=180)
+    status, disk = d.request("GET", "/models/tiny")
+    t.ok(r.returncode == 0 and status == 200 and disk.get("state") == "ready",
+         f"zvm model generate tiny: {disk.get('image_size')} byte image in {time.monotonic() - t0:.2f} s",
+         r.stdout + r.stderr)
+    return disk if status == 200 and disk.get("state") == "ready" else {}
 
 
 def start_llm_vm(t, d, name, disk):
     """Creates and starts an llm VM with the model disk; its status once the agent is READY (or None)."""
     r = d.zvm("create", name, "--template", "llm", "--memory", "1024", "--cores", "2", "--no-ssh-keys",
-              "--set", f"model={disk['image']}")
-    t.ok(r.returncode == 0, "create an llm VM with model: <image>", r.stderr)
+              "--set", f"model={disk['name']}")
+    t.ok(r.returncode == 0, "create an llm VM with model: NAME", r.stderr)
     t0 = time.monotonic()
     d.request("POST", f"/vms/{name}/start")
     st = wait_agent(d, name, timeout=300)
@@ -1311,8 +1308,8 @@ def start_llm_vm(t, d, name, disk):
 
 
 def scenario_llm_model(t, d):
-    """A generated tiny model on a model disk made by zvm-mkmodel, attached
-    to an llm guest (model: <image>): the real llama-server loads it from
+    """A generated tiny model from the model store, attached to an llm guest
+    (model: NAME): the real llama-server loads it from
     /models and generates tokens."""
     if not build_template(t, d, "llm", "llm"):
         return
