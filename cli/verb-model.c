@@ -92,6 +92,23 @@ static int follow_add(Cli *cli, const char *name) {
         return r;
 }
 
+/* After zvmd took an add: with --detach say so, else follow it to its end. */
+static int add_finish(Cli *cli, const char *name, const char *path, json_object *answer, bool detach,
+                      const char *what) {
+        int r;
+
+        if (detach) {
+                if (cli->json)
+                        return cli_print(cli, answer, NULL);
+                log_info("%s model '%s' in zvmd; 'zvm model show %s' shows its state.", what, name, name);
+                return 0;
+        }
+        r = follow_add(cli, name);
+        if (r >= 0 && cli->json)
+                return cli_call_print(cli, "GET", path, NULL, NULL);
+        return r;
+}
+
 /* The default name of FILE: its base name without ".gguf". */
 static int default_name(const char *file, char **ret) {
         const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
@@ -162,16 +179,7 @@ int verb_model_add(Cli *cli, int argc, char *argv[]) {
                             (uint64_t) st.st_size >= MODEL_PROGRESS_MIN, &answer);
         if (r < 0)
                 return r;
-        if (detach) {
-                if (cli->json)
-                        return cli_print(cli, answer, NULL);
-                log_info("Adding model '%s' in zvmd; 'zvm model show %s' shows its state.", name, name);
-                return 0;
-        }
-        r = follow_add(cli, name);
-        if (r >= 0 && cli->json)
-                return cli_call_print(cli, "GET", path, NULL, NULL);
-        return r;
+        return add_finish(cli, name, path, answer, detach, "Adding");
 }
 
 /* zvm model generate NAME --shape S [--quant q8_0|q4_0] [--detach] */
@@ -227,17 +235,7 @@ int verb_model_generate(Cli *cli, int argc, char *argv[]) {
         r = cli_http_call(cli, "POST", "/models", body, &answer);
         if (r < 0)
                 return r;
-        if (detach) {
-                if (cli->json)
-                        return cli_print(cli, answer, NULL);
-                log_info("Generating model '%s' in zvmd; 'zvm model show %s' shows its state.", argv[optind],
-                         argv[optind]);
-                return 0;
-        }
-        r = follow_add(cli, argv[optind]);
-        if (r >= 0 && cli->json)
-                return cli_call_print(cli, "GET", path, NULL, NULL);
-        return r;
+        return add_finish(cli, argv[optind], path, answer, detach, "Generating");
 }
 
 /* zvm model list */

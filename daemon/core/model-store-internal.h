@@ -42,7 +42,6 @@ struct ModelStore {
         unsigned counter;               /* for tmp file names */
 };
 
-int model_error_set(char **ret_error, int r, const char *format, ...) _printf_(3, 4);
 void model_dir_sync(const char *dir);
 int model_record_read(const char *models_dir, const char *name, json_object **ret);
 bool model_record_exists(ModelStore *s, const char *name);

@@ -243,13 +243,13 @@ static int job_new(ModelStore *s, const char *name, ModelJob **ret, char **ret_e
         char n[16];
 
         if (model_record_exists(s, name))
-                return model_error_set(ret_error, -EEXIST, "model \"%s\" exists (remove it first)", name);
+                return set_error(ret_error, "model \"%s\" exists (remove it first)", name), -EEXIST;
         old = model_job_find(s, name);
         if (old && old->step != MODEL_JOB_FAILED)
-                return model_error_set(ret_error, -EBUSY, "model \"%s\" is being added", name);
+                return set_error(ret_error, "model \"%s\" is being added", name), -EBUSY;
         if (s->n_running >= MODEL_STORE_JOBS_MAX)
-                return model_error_set(ret_error, -EAGAIN, "%u models are being added; try again when one is done",
-                                       s->n_running);
+                return set_error(ret_error, "%u models are being added; try again when one is done",
+                                       s->n_running), -EAGAIN;
         (void) snprintf(n, sizeof(n), ".%u", s->counter++);
         file = strjoin(s->tmp, "/", name, n, ".gguf");
         a = reallocarray(s->jobs, s->n_jobs + 1, sizeof(ModelJob *));
@@ -291,7 +291,7 @@ int model_store_add_fd(ModelStore *s, const char *name, int fd, json_object **re
                 r = -errno;
                 j->file = mfree(j->file);       /* not ours: never made */
                 model_job_drop(j);
-                return model_error_set(ret_error, -EIO, "cannot keep the upload: %s", errno_str(r));
+                return set_error(ret_error, "cannot keep the upload: %s", errno_str(r)), -EIO;
         }
         {
                 char *argv[] = { s->mkmodel, (char *) "disk", j->file, s->images, NULL };
@@ -301,7 +301,7 @@ int model_store_add_fd(ModelStore *s, const char *name, int fd, json_object **re
         }
         if (r < 0) {
                 model_job_drop(j);
-                return model_error_set(ret_error, -EIO, "cannot run %s: %s", s->mkmodel, errno_str(r));
+                return set_error(ret_error, "cannot run %s: %s", s->mkmodel, errno_str(r)), -EIO;
         }
         return ret ? model_job_to_json(j, ret) : 0;
 }
@@ -333,7 +333,7 @@ int model_store_generate(ModelStore *s, const char *name, const char *shape, con
         }
         if (r < 0) {
                 model_job_drop(j);
-                return model_error_set(ret_error, -EIO, "cannot run %s: %s", s->mkmodel, errno_str(r));
+                return set_error(ret_error, "cannot run %s: %s", s->mkmodel, errno_str(r)), -EIO;
         }
         return ret ? model_job_to_json(j, ret) : 0;
 }

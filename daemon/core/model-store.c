@@ -25,23 +25,6 @@
 /* Records the store lists; more files in names/ are ignored. */
 #define MODEL_RECORDS_MAX 4096U
 
-int model_error_set(char **ret_error, int r, const char *format, ...) {
-        va_list ap;
-        char *s;
-
-        if (!ret_error)
-                return r;
-        va_start(ap, format);
-        if (vasprintf(&s, format, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        if (!s)
-                return -ENOMEM;
-        free(*ret_error);
-        *ret_error = s;
-        return r;
-}
-
 void model_dir_sync(const char *dir) {
         _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -111,18 +94,18 @@ int model_store_resolve(const char *models_dir, const char *name, char **ret_ima
 
         r = model_record_read(models_dir, name, &rec);
         if (r == -ENOENT)
-                return model_error_set(ret_error, r, "model \"%s\" is not in the store (see zvm model list)", name);
+                return set_error(ret_error, "model \"%s\" is not in the store (see zvm model list)", name), r;
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return model_error_set(ret_error, r, "model \"%s\": cannot read its record: %s", name,
-                                       errno_str(r));
+                return set_error(ret_error, "model \"%s\": cannot read its record: %s", name,
+                                       errno_str(r)), r;
         image = strjoin(models_dir, "/" MODEL_IMAGES_DIR "/",
                         json_object_get_string(json_object_object_get(rec, "sha256")), ".img");
         if (!image)
                 return -ENOMEM;
         if (access(image, R_OK) < 0)
-                return model_error_set(ret_error, -ENOENT, "model \"%s\": its image %s is missing", name, image);
+                return set_error(ret_error, "model \"%s\": its image %s is missing", name, image), -ENOENT;
         *ret_image = TAKE_PTR(image);
         return 0;
 }
@@ -271,14 +254,14 @@ int model_store_remove(ModelStore *s, const char *name, json_object **ret, char 
 
         assert_return(s, -EINVAL);
         if (!model_name_is_valid(name))
-                return model_error_set(ret_error, -ENOENT, "no model \"%.64s\"", name);
+                return set_error(ret_error, "no model \"%.64s\"", name), -ENOENT;
 
         j = model_job_find(s, name);
         r = model_record_read(s->dir, name, &rec);
         if (r == -ENOENT && !j)
-                return model_error_set(ret_error, -ENOENT, "no model \"%s\" (see zvm model list)", name);
+                return set_error(ret_error, "no model \"%s\" (see zvm model list)", name), -ENOENT;
         if (r < 0 && r != -ENOENT && r != -EINVAL)
-                return model_error_set(ret_error, r, "model \"%s\": %s", name, errno_str(r));
+                return set_error(ret_error, "model \"%s\": %s", name, errno_str(r)), r;
         if (j) {
                 r = model_job_to_json(j, &out);
                 if (r < 0)
@@ -290,7 +273,7 @@ int model_store_remove(ModelStore *s, const char *name, json_object **ret, char 
                 if (!path)
                         return -ENOMEM;
                 if (unlink(path) < 0 && errno != ENOENT)
-                        return model_error_set(ret_error, -EIO, "cannot remove %s: %s", path, errno_str(-errno));
+                        return set_error(ret_error, "cannot remove %s: %s", path, errno_str(-errno)), -EIO;
                 model_dir_sync(s->names);
                 if (rec) {
                         model_image_unlink_unused(s, json_object_get_string(json_object_object_get(rec, "sha256")));

@@ -85,22 +85,9 @@ void route_model_get(void *ctx, HttpRequest *req, char **params) {
         rest_reply_json(req, 200, j);
 }
 
-static ApiError add_error(int r) {
-        switch (r) {
-        case -EEXIST:
-                return API_ERROR_NAME_TAKEN;
-        case -EBUSY:
-                return API_ERROR_CONFLICT;
-        case -EAGAIN:
-                return API_ERROR_UNAVAILABLE;
-        default:
-                return API_ERROR_INTERNAL;
-        }
-}
-
 static void reply_add(HttpRequest *req, int r, json_object *j, const char *err) {
         if (r < 0)
-                return (void) http_request_reply_error(req, add_error(r), r == -EEXIST || r == -EBUSY ? "name" : NULL,
+                return (void) http_request_reply_error(req, rest_error_from_job_errno(r), r == -EEXIST || r == -EBUSY ? "name" : NULL,
                                                        "%s", err ? err : errno_str(r));
         rest_reply_json(req, 202, j);
 }

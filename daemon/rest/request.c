@@ -85,6 +85,19 @@ ApiError rest_error_from_errno(int r, const char *key) {
         }
 }
 
+ApiError rest_error_from_job_errno(int r) {
+        switch (r) {
+        case -EEXIST:
+                return API_ERROR_NAME_TAKEN;
+        case -EBUSY:
+                return API_ERROR_CONFLICT;
+        case -EAGAIN:
+                return API_ERROR_UNAVAILABLE;
+        default:
+                return API_ERROR_INTERNAL;
+        }
+}
+
 void rest_reply_errno(HttpRequest *req, int r, const char *key, const char *message) {
         http_request_reply_error(req, rest_error_from_errno(r, key), key, "%s",
                                  message ? message : r == -ENOMEM ? "out of memory" : errno_str(r));

@@ -25,6 +25,10 @@ void rest_reply_json(HttpRequest *req, unsigned status, json_object *j);
 
 /* -errno of a core call that reported (error, key) → the API's error. */
 ApiError rest_error_from_errno(int r, const char *key);
+/* -errno of starting a background job (a template build, a model add):
+ * -EEXIST NameTaken, -EBUSY (one of that name runs) Conflict, -EAGAIN (too
+ * many run) Unavailable, else Internal. */
+ApiError rest_error_from_job_errno(int r);
 /* Replies with rest_error_from_errno() and the message (strerror if none). */
 void rest_reply_errno(HttpRequest *req, int r, const char *key, const char *message);
 /* A guest agent's error code ("ENOENT", "ETIMEDOUT", ...) → the API's error. */

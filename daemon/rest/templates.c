@@ -55,19 +55,6 @@ bad:
         return -EINVAL;
 }
 
-static ApiError build_error(int r) {
-        switch (r) {
-        case -EBUSY:
-                return API_ERROR_CONFLICT;
-        case -EEXIST:
-                return API_ERROR_NAME_TAKEN;
-        case -EAGAIN:
-                return API_ERROR_UNAVAILABLE;
-        default:
-                return API_ERROR_INTERNAL;
-        }
-}
-
 static void templates_build(Manager *m, HttpRequest *req, json_object *body) {
         _cleanup_strv_free_ char **include = NULL;
         _cleanup_free_ char *err = NULL;
@@ -115,7 +102,7 @@ static void templates_build(Manager *m, HttpRequest *req, json_object *body) {
         }
         r = template_build(m, name, profile, suite, &include, &j, &err);
         if (r < 0) {
-                http_request_reply_error(req, build_error(r), r == -EBUSY || r == -EEXIST ? "name" : NULL, "%s",
+                http_request_reply_error(req, rest_error_from_job_errno(r), r == -EBUSY || r == -EEXIST ? "name" : NULL, "%s",
                                          err ? err : r == -ENOMEM ? "out of memory" : errno_str(r));
                 return;
         }
