@@ -43,7 +43,7 @@ static int model_path(const char *name, char **ret) {
 static int follow_add(Cli *cli, const char *name) {
         _cleanup_free_ char *path = NULL;
         struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
-        bool said = false;
+        _cleanup_free_ char *said = NULL;      /* the step last announced */
         int r;
 
         r = model_path(name, &path);
@@ -67,9 +67,11 @@ static int follow_add(Cli *cli, const char *name) {
                 state = json_object_get_string(json_object_object_get(m, "state"));
                 if (streq_ptr(state, "adding")) {
                         step = json_object_get_string(json_object_object_get(m, "step"));
-                        if (!said && step)
+                        if (step && !streq_ptr(step, said)) {
                                 log_info("Model %s: %s…", name, step);
-                        said = said || streq_ptr(step, "making the disk");
+                                free(said);
+                                said = strdup(step);
+                        }
                         cli_sleep_ms(MODEL_POLL_MS);
                         continue;
                 }
