@@ -291,8 +291,10 @@ static int http_request_full(const Cli *cli, const char *method, const char *pat
         }
 
         headers = curl_slist_append(headers, "Accept: application/json");
-        /* No "Expect: 100-continue" round trip for larger bodies. */
-        headers = curl_slist_append(headers, "Expect:");
+        /* No "Expect: 100-continue" round trip for larger bodies, but for
+         * an upload: zvmd may refuse it (name taken, no room) before the
+         * file is sent, which it can say only if the client waits. */
+        headers = curl_slist_append(headers, up ? "Expect: 100-continue" : "Expect:");
         /* Without a body, drop the form Content-Type libcurl would add to a POST. */
         ctype = strjoin("Content-Type:", data || up ? " " : "", data || up ? content_type : "");
         if (!ctype)

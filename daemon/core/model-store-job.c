@@ -235,6 +235,12 @@ static int job_spawn(ModelJob *j, char **argv) {
         return 0;
 }
 
+bool model_store_can_add(ModelStore *s, const char *name) {
+        ModelJob *j = model_job_find(s, name);
+
+        return !model_record_exists(s, name) && (!j || j->step == MODEL_JOB_FAILED);
+}
+
 /* Checks that the name can be added now, forgets its failed add, and makes
  * a job for it. */
 static int job_new(ModelStore *s, const char *name, ModelJob **ret, char **ret_error) {

@@ -62,6 +62,9 @@ bool model_quant_is_valid(const char *quant);          /* q8_0, q4_0 */
 int model_store_list_json(ModelStore *s, json_object **ret);
 /* Whether name is a ready model. */
 bool model_store_has(ModelStore *s, const char *name);
+/* Whether an add of name could start now (no such model, no add of it
+ * running). */
+bool model_store_can_add(ModelStore *s, const char *name);
 /* One of them; -ENOENT if neither. */
 int model_store_get_json(ModelStore *s, const char *name, json_object **ret);
 

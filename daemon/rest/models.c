@@ -208,8 +208,14 @@ int rest_models_body_sink(HttpRequest *req, uint64_t length, int *ret_fd, uint64
         const char *name = startswith(http_request_path(req), ZVM_API_PREFIX "/models/");
         int r;
 
-        if (!streq_ptr(http_request_method(req), "PUT") || isempty(name) || strchr(name, '/'))
+        /* Not a model name: buffered as usual, and the route refuses it. */
+        if (!streq_ptr(http_request_method(req), "PUT") || !model_name_is_valid(name))
                 return 0;
+        /* Refused before the client sends gigabytes for nothing. */
+        if (!model_store_can_add(rest->models, name)) {
+                *ret_why = "A model of this name exists or is being added.";
+                return -EBUSY;
+        }
         r = model_store_upload_open(rest->models, length, ret_fd, ret_why);
         if (r < 0)
                 return r;

@@ -85,6 +85,12 @@ def scenario_models(t, d):
     t.ok(len(images(d)) == 2, f"two distinct files, two images in the store: {images(d)}", store_files(d))
     r = d.zvm("model", "add", gguf, "--name", "first")
     t.ok(r.returncode == 4 and "exists" in r.stderr, "adding a taken name is refused (exit 4)", r.stderr)
+    # curl waits for "100 Continue" (as zvm does): the refusal comes first.
+    c = subprocess.run(["curl", "-sS", "--unix-socket", d.sock, "-o", "/dev/null", "-w", "%{http_code} %{size_upload}",
+                        "-H", "Expect: 100-continue", "-T", gguf, "http://zvm/api/v1/models/first"],
+                       capture_output=True, text=True, timeout=60)
+    t.ok(c.stdout.split()[:2] == ["409", "0"], f"… before its body is sent (HTTP, bytes sent: {c.stdout})",
+         c.stdout + c.stderr)
 
     r = d.zvm("model", "list")
     lines = r.stdout.splitlines()
