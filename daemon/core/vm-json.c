@@ -53,6 +53,8 @@ int vm_status_to_json(Vm *vm, json_object **ret) {
         }
         if (vm->pid > 0 && vm_is_up(vm)) {
                 json_object_object_add(o, "pid", json_object_new_int64(vm->pid));
+                if (vm->helper_pid > 0)
+                        json_object_object_add(o, "helper_pid", json_object_new_int64(vm->helper_pid));
                 json_object_object_add(o, "uptime",
                                        json_object_new_double((double) (now_usec(CLOCK_REALTIME) - vm->started_usec) / 1e6));
                 (void) process_usage(vm->pid, &cpu_ns, &rss);

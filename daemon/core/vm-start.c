@@ -306,7 +306,7 @@ static void step_qemu(VmStart *s) {
         log_debug("VM %u: %s", vm->vmid, strnull(cmd));
         if (cmd)
                 (void) loop_write(log_fd, cmd, strlen(cmd), false), (void) loop_write(log_fd, "\n", 1, false);
-        r = process_spawn(s->argv, keep_fds, n_keep, log_fd, true, &vm->pid);
+        r = process_spawn_guest_facing(s->argv, keep_fds, n_keep, log_fd, &vm->pid);
         if (r < 0) {
                 set_error(&why, "cannot start %s: %s", s->argv[0], errno_str(r));
                 return start_fail(s, r, why);

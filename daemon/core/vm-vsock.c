@@ -64,7 +64,7 @@ int vm_spawn_helper(Vm *vm, char **ret_error) {
          * DescriptorLengthTooSmall) and the stream stalls or is corrupted.
          * With 32 KiB, 40 MB went guest->host over ssh at ~5 MB/s (TCG). */
         char *argv[] = { h->vsock_helper, a_cid, a_sock, a_uds, (char *) "--tx-buffer-size=32768", NULL };
-        r = process_spawn(argv, NULL, 0, log_fd, true, &vm->helper_pid);
+        r = process_spawn_guest_facing(argv, NULL, 0, log_fd, &vm->helper_pid);
         if (r < 0)
                 return set_error(ret_error, "cannot start vhost-device-vsock: %s", errno_str(r)), r;
         vm->helper_own_child = true;
