@@ -13,6 +13,7 @@
 #include "log.h"
 #include "loop.h"
 #include "model-store.h"
+#include "rest.h"
 #include "routes.h"
 #include "token-store.h"
 #include "zvm-config.h"
