@@ -98,6 +98,11 @@ int cli_output_vm_config(json_object *vm, char **ret);
  * there is none. */
 int cli_output_pending_restart(json_object *vm, char **ret);
 
+/* GET /vms/{id}/pending: KEY VALUE PENDING, one row per config key;
+ * PENDING is empty unless the key changes at the next start, "(unset)"
+ * for a key removed since the start (cli-pending.c). */
+int cli_output_vm_pending(json_object *entries, char **ret);
+
 /* GET /host: aligned "key: value" lines. */
 int cli_output_host(json_object *host, char **ret);
 

@@ -169,6 +169,19 @@ int cli_body_put_assignment(json_object *body, const char *assignment) {
         if (r < 0)
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
                                        "invalid setting '%s', expected KEY=VALUE with a lower-case key", assignment);
+        if (streq(key, "memory") || streq(key, "balloon")) {
+                /* Sizes take the units of --memory and set-memory; the
+                 * config holds MiB. */
+                char mib_text[24];
+                uint64_t mib;
+
+                if (cli_parse_mib(value, &mib) < 0)
+                        return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                               "invalid size for %s: '%s' (MiB, or a whole number of MiB with K, M, G or T: 512, 512M, 1G)",
+                                               key, value);
+                (void) snprintf(mib_text, sizeof(mib_text), "%" PRIu64, mib);
+                return cli_body_put(body, key, json_object_new_string(mib_text));
+        }
         return cli_body_put(body, key, json_object_new_string(value));
 }
 

@@ -42,12 +42,23 @@ static const char shutdown_details[] =
 
 static const char config_set_details[] =
         "Keys are those of the VM's .conf file (memory, cores, cmdline, disk0, net0, ...).\n"
-        "Prints \"KEY: needs restart\" for each changed key that takes effect at the next start.\n"
+        "Sizes (memory, balloon) take units as create does: 512, 512M, 1G.\n"
+        "On a running VM, prints \"KEY: needs restart\" for each key given that takes effect\n"
+        "at the next start (zvm pending NAME shows them all, zvm reboot NAME applies them).\n"
         "--ssh-key FILE (repeatable) sets sshkeys to the public keys in FILE; a running VM gets them at once.\n";
 
 static const char set_memory_details[] =
         "SIZE is MiB or has a unit: 512, 512M, 1G. It must lie between the VM's balloon\n"
-        "floor and its memory.\n";
+        "floor (default: half its memory; zvm config set NAME balloon=SIZE lowers it)\n"
+        "and its memory.\n";
+
+static const char reboot_details[] =
+        "As qm reboot: a clean shutdown (the agent, then ACPI, a kill after 60 s), then a\n"
+        "start through zvmd. Pending config changes apply; uptime and boot start over.\n";
+
+static const char pending_details[] =
+        "VALUE is what the VM runs with, PENDING what it gets at the next start (empty:\n"
+        "no change; \"(unset)\": removed). A stopped VM has nothing pending.\n";
 
 static const char console_details[] =
         "Connects to <run>/vms/<vmid>/console.sock on this host, which zvmd serves (up to\n"
@@ -112,12 +123,13 @@ static const Verb verbs[] = {
         { "start",        verb_action,       "NAME",                   "Start a VM", NULL },
         { "shutdown",     verb_shutdown,     "NAME [--timeout S]",     "Shut a VM down cleanly, kill it after a timeout", shutdown_details },
         { "stop",         verb_action,       "NAME",                   "Stop a VM at once (QMP quit, then SIGKILL)", NULL },
-        { "reboot",       verb_action,       "NAME",                   "Reset a VM", NULL },
+        { "reboot",       verb_action,       "NAME",                   "Shut a VM down and start it again, with its pending config", reboot_details },
         { "kill",         verb_action,       "NAME",                   "SIGKILL a VM's QEMU", NULL },
         { "delete",       verb_delete,       "NAME [--force]",         "Delete a stopped VM (--force: stop it first)", NULL },
         { "config show",  verb_config_show,  "NAME",                   "Print a VM's config as \"key: value\" lines", NULL },
         { "config set",   verb_config_set,   "NAME [--ssh-key FILE]... [KEY=VALUE]...", "Set config keys", config_set_details },
         { "config unset", verb_config_unset, "NAME KEY...",            "Remove config keys", NULL },
+        { "pending",      verb_pending,      "NAME",                   "Show a VM's config beside what it runs with (KEY VALUE PENDING)", pending_details },
         { "set-memory",   verb_set_memory,   "NAME SIZE",              "Set a running VM's balloon target", set_memory_details },
         { "console",      verb_console,      "NAME",                   "Attach to a VM's serial console (Ctrl-] detaches)", console_details },
         { "logs",         verb_logs,         "NAME [--tail N | --tail-bytes SIZE] [-f]", "Print a VM's serial console log, or follow it", logs_details },

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "cid-alloc.h"
+#include "config-check.h"
 #include "console.h"
 #include "fd-util.h"
 #include "fileio.h"
@@ -194,6 +195,8 @@ int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key
         if (r < 0)
                 return r;
         r = manager_unique_error(vm->manager, vm, c, ret_error, ret_key);
+        if (r >= 0)     /* firsthour: files and templates exist now, not only at the next start */
+                r = config_check_host(&vm->manager->paths, c, body, ret_error, ret_key);
         if (r < 0) {
                 vm_config_free(c);
                 return r;
@@ -489,8 +492,9 @@ int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata
         if (c->balloon_mib == 0)
                 return set_error(ret_error, "VM %u has no balloon device (balloon: 0)", vm->vmid), -EOPNOTSUPP;
         if (target_mib < floor_mib || target_mib > c->memory_mib)
-                return set_error(ret_error, "target %" PRIu64 " MiB is outside [balloon %" PRIu64 ", memory %" PRIu64 "] MiB",
-                                 target_mib, floor_mib, c->memory_mib),
+                return set_error(ret_error, "target %" PRIu64 " MiB is outside [balloon %" PRIu64 ", memory %" PRIu64 "] MiB"
+                                 "%s", target_mib, floor_mib, c->memory_mib,   /* firsthour: say how to go lower */
+                                 target_mib < floor_mib ? "; the floor is the config key balloon: set it lower first" : ""),
                        -ERANGE;
         args = json_object_new_object();
         if (!args)

@@ -133,19 +133,55 @@ void route_vm_kill(void *ctx, HttpRequest *req, char **params) {
         route_vm_down(((Rest *) ctx)->manager, req, params[0], do_kill, 0);
 }
 
+/* A reboot is a shutdown and a start through zvmd, as `qm reboot`: the
+ * new run takes the pending config, and its uptime and agent readiness
+ * start over. (A reset inside QEMU would keep the old run.) The reply
+ * comes when the VM runs again. */
+static void on_reboot_down(Vm *vm, int state, void *userdata) {
+        HttpRequest *req = operation_wait_done(userdata);
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        if (state < 0) {
+                http_request_reply_error(req, API_ERROR_UNAVAILABLE, NULL, "VM %u went away", vm->vmid);
+                return;
+        }
+        r = vm_start(vm, &err);
+        if (r < 0) {
+                http_request_reply_error(req, API_ERROR_QEMU_FAILED, NULL, "VM %u stopped but did not start again: %s",
+                                         vm->vmid, err ? err : errno_str(r));
+                return;
+        }
+        if (vm->state == VM_STATE_RUNNING || !park(vm, req, VM_WAIT_RUNNING | VM_WAIT_DOWN, on_start_done))
+                rest_reply_vm(req, vm, 200);
+}
+
 void route_vm_reboot(void *ctx, HttpRequest *req, char **params) {
+        const char *t = http_request_query(req, "timeout");
+        unsigned timeout = SHUTDOWN_TIMEOUT_DEFAULT;
         Vm *vm = rest_lookup_vm(((Rest *) ctx)->manager, req, params[0]);
         int r;
 
         if (!vm)
                 return;
-        r = vm_reboot(vm, NULL, NULL);
-        if (r < 0) {
+        if (t && (safe_atou32(t, &timeout) < 0 || timeout > SHUTDOWN_TIMEOUT_MAX)) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "timeout",
+                                         "timeout: must be an integer between 0 and %u seconds", SHUTDOWN_TIMEOUT_MAX);
+                return;
+        }
+        if (vm->state != VM_STATE_RUNNING) {
                 http_request_reply_error(req, API_ERROR_INVALID_STATE, NULL, "VM %u cannot reboot: it is %s", vm->vmid,
                                          vm_state_to_string(vm->state));
                 return;
         }
-        rest_reply_vm(req, vm, 200);
+        if (!park(vm, req, VM_WAIT_DOWN, on_reboot_down)) {
+                http_request_reply_error(req, API_ERROR_CONFLICT, NULL, "too many requests waiting on VM %u", vm->vmid);
+                return;
+        }
+        /* On failure the VM still goes down by the timeout the call armed. */
+        r = vm_shutdown(vm, timeout);
+        if (r < 0)
+                log_warning_errno(r, "VM %u: shutdown for a reboot failed: %m", vm->vmid);
 }
 
 void route_vm_memory(void *ctx, HttpRequest *req, char **params) {
