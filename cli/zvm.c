@@ -95,7 +95,10 @@ static const char exec_details[] =
 static const char cp_details[] =
         "  zvm cp web:/etc/hostname ./hostname     copy out of the VM\n"
         "  zvm cp ./app.conf web:/etc/app.conf     copy in (atomic, mode of the local file)\n"
-        "Files up to 1 MiB, through the VM's agent.\n";
+        "  zvm cp web:/etc/passwd .                into a directory, as cp and scp do\n"
+        "Files of any size, through the VM's agent: up to 1 MiB in one request, bigger\n"
+        "ones (and stdin, '-') in 512 KiB chunks by the guest's dd, into a temporary\n"
+        "file renamed once complete. Waits for the agent of a VM still booting.\n";
 
 static const char ssh_details[] =
         "Runs the real ssh client as USER (default root) at NAME.zvm, with\n"
@@ -138,7 +141,7 @@ static const Verb verbs[] = {
         { "console",      verb_console,      "NAME",                   "Attach to a VM's serial console (Ctrl-] detaches)", console_details },
         { "logs",         verb_logs,         "NAME [--tail N | --tail-bytes SIZE] [-f]", "Print a VM's serial console log, or follow it", logs_details },
         { "exec",         verb_exec,         "NAME [--timeout S] [--wait S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]", "Run a command in a VM through its agent; exits with its exit code", exec_details },
-        { "cp",           verb_cp,           "SRC DST",                "Copy a file into or out of a VM (one side is NAME:/path)", cp_details },
+        { "cp",           verb_cp,           "SRC DST",                "Copy a file into or out of a VM (one side is NAME:/path; a directory target takes the name)", cp_details },
         { "ssh",          verb_ssh,          "[-l USER] [-i KEY] [-o OPT]... [--wait S] NAME [-- CMD [ARGS...]]", "Log into a VM with OpenSSH over vsock (host key verified)", ssh_details },
         { "ssh-config",   verb_ssh_config,   "",                       "Print an OpenSSH 'Host *.zvm' block for ssh/scp/rsync to NAME.zvm", NULL },
         { "vsock-proxy",  verb_vsock_proxy,  "NAME[.zvm] PORT",        "Connect stdin/stdout to a guest vsock port (an ssh ProxyCommand)", NULL },
