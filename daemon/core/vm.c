@@ -483,7 +483,11 @@ int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata
         /* The device and the memory are the run's; the floor is a live
          * key (no restart), so the pending one applies at once. */
         const VmConfig *c = vm_running_config(vm);
-        uint64_t floor_mib = vm->config->balloon_mib > 0 ? vm->config->balloon_mib : c->balloon_mib;
+        /* firsthour: a floor left at its default follows the memory that
+         * runs (half of it), not a pending memory change. */
+        uint64_t floor_mib = vm->config->balloon_mib > 0 && config_file_get(vm->cf, NULL, "balloon")
+                                     ? vm->config->balloon_mib
+                                     : c->balloon_mib;
         json_object *args;
         int r;
 
