@@ -127,7 +127,16 @@ def check_cp(t, d):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def check_host_naming(t, d):
+    r = d.zvm("host")
+    labels = [line.split(":")[0] for line in r.stdout.splitlines() if not line.startswith(" ")]
+    t.ok(r.returncode == 0 and "vsock-mode" in labels and "qemu-binary" in labels and
+         not [x for x in labels if "_" in x], "host: one naming style in its labels (vsock-mode, qemu-binary)",
+         r.stdout)
+
+
 def scenario_first_hour(t, d):
+    check_host_naming(t, d)
     for name in ("p1", "p2"):
         status, vm = d.request("POST", "/vms", {"name": name, "memory": 128})
         t.ok(status == 201, f"create {name}", vm)

@@ -413,7 +413,7 @@ static void test_renderers(void) {
                         "qemu:         7.2.0\n"
                         "accel:        tcg\n"
                         "accel-reason: KVM probe timed out\n"
-                        "vsock:        hybrid\n"
+                        "vsock-mode:   hybrid\n"
                         "kernel:       /usr/share/zvm/vmlinux\n"
                         "cpus:         2\n"
                         "memory:       24G\n"
