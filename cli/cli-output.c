@@ -483,12 +483,17 @@ static int vm_list_add_row(CliTable *t, json_object *vm) {
                 r = cli_table_add(t, state);
         if (r >= 0)
                 r = table_add_u64(t, json_get_path(vm, "cid"), false);
+        /* What runs, not what is pending: a running VM's status has the
+         * memory it runs with and the config it was started with. */
         if (r >= 0)
-                r = table_add_u64(t, json_get_path(vm, "config.memory"), true);
-        if (r >= 0)
+                r = table_add_u64(t, json_get_path(vm, "status.memory_mib") ?: json_get_path(vm, "config.memory"), true);
+        if (r >= 0) {
+                json_object *cores = json_get_path(vm, "status.running") ? json_get_path(vm, "status.running.cores")
+                                                                         : json_get_path(vm, "config.cores");
+
                 /* zvmd leaves defaults out of the config; cores defaults to 1. */
-                r = json_get_path(vm, "config.cores") ? table_add_u64(t, json_get_path(vm, "config.cores"), false)
-                                                     : cli_table_add(t, "1");
+                r = cores ? table_add_u64(t, cores, false) : cli_table_add(t, "1");
+        }
         if (r < 0)
                 return r;
 

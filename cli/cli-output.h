@@ -78,7 +78,8 @@ int cli_output_vmid(json_object *vm, char **ret);
 int cli_output_token_secret(json_object *token, char **ret);
 
 /* GET /vms: VMID NAME STATE CID MEMORY CORES UPTIME (CORES 1 when the
- * config leaves it at its default). */
+ * config leaves it at its default); MEMORY and CORES of a running VM are
+ * those it runs with (status.memory_mib, status.running), not pending ones. */
 int cli_output_vm_list(json_object *vms, char **ret);
 
 /* GET /vms/{id}: summary lines, then the config indented under "config:". */

@@ -61,6 +61,9 @@ def check_pending(t, d):
     t.ok(r.returncode == 0 and r.stdout == "", "config set of a live key does not repeat what is pending", r.stdout)
     r = d.zvm("status", "p1")
     t.ok(re.search(r"^memory: +128M$", r.stdout, re.M), "status: the memory the VM runs with", r.stdout)
+    r = d.zvm("list")
+    rows = {line.split()[1]: line.split() for line in r.stdout.splitlines()[1:]}
+    t.ok(rows.get("p1", [None] * 5)[4] == "128M", "list: the memory the VM runs with", r.stdout)
     r = d.zvm("pending", "p1")
     rows = pending_rows(r.stdout)
     t.ok(r.returncode == 0 and rows.get("memory") == ["128", "256"] and rows.get("tags") == ["web", ""],

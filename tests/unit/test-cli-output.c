@@ -251,6 +251,16 @@ static void test_renderers(void) {
                 },
                 { cli_output_vm_list, "vm list of a non-array", "{}", -EBADMSG, NULL },
                 {
+                        /* A running VM with pending memory and cores: the list shows what runs. */
+                        cli_output_vm_list, "vm list: running values",
+                        "[{\"vmid\":100,\"name\":\"web\",\"state\":\"running\",\"cid\":3,"
+                        "  \"config\":{\"memory\":512,\"cores\":2},"
+                        "  \"status\":{\"uptime\":5,\"memory_mib\":128,\"running\":{\"memory\":128}}}]",
+                        0,
+                        "VMID  NAME  STATE    CID  MEMORY  CORES  UPTIME\n"
+                        " 100  web   running    3    128M      1      5s\n",
+                },
+                {
                         cli_output_vm_status, "status of a running VM",
                         "{\"vmid\":100,\"name\":\"web\",\"state\":\"running\",\"pid\":4242,\"uptime\":3900,"
                         " \"cpu_seconds\":1.234,\"rss_bytes\":233832448,\"cid\":3,\"accel\":\"tcg\","
