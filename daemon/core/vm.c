@@ -233,7 +233,7 @@ void vm_set_state(Vm *vm, VmState s) {
         manager_emit_state(vm->manager, vm, old);
         vm_finish_waits(vm);
 }
-char **vm_tail_lines(const char *path, size_t n) {
+char **vm_tail_lines(const char *path, size_t n, bool skip_first) {
         _cleanup_free_ char *buf = NULL;
         _cleanup_strv_free_ char **lines = NULL;
         size_t size = 0, count;
@@ -244,7 +244,7 @@ char **vm_tail_lines(const char *path, size_t n) {
         if (strv_split(buf, "\n", &lines) < 0)
                 return NULL;
         count = strv_length(lines);
-        for (size_t i = count > n ? count - n : 0; i < count; i++)
+        for (size_t i = MAX(count > n ? count - n : 0, (size_t) skip_first); i < count; i++)
                 if (strv_extend(&out, lines[i]) < 0)
                         break;
         return out;
@@ -293,7 +293,8 @@ void vm_handle_exit(Vm *vm, int code, int sig) {
 
                 _cleanup_free_ char *log = vm_run_path(vm, "qemu.log");
 
-                vm->exit_stderr = log ? vm_tail_lines(log, VM_EXIT_STDERR_LINES) : NULL;
+                /* firsthour: line 1 is the command line zvmd wrote, not QEMU's words. */
+                vm->exit_stderr = log ? vm_tail_lines(log, VM_EXIT_STDERR_LINES, true) : NULL;
                 if (why)
                         vm->crash_reason = TAKE_PTR(why);
                 else if (sig > 0)
