@@ -138,8 +138,16 @@ def check_host_naming(t, d):
          r.stdout)
 
 
+def check_bad_json(t, d):
+    status, body = d.request("POST", "/vms", raw="notjson")
+    msg = (body or {}).get("message", "")
+    t.ok(status == 400 and body.get("error") == "InvalidJson" and "not valid JSON" in msg and "expected" not in msg,
+         "a body of notjson: our message with where, not json-c's 'null expected'", body)
+
+
 def scenario_first_hour(t, d):
     check_host_naming(t, d)
+    check_bad_json(t, d)
     for name in ("p1", "p2"):
         status, vm = d.request("POST", "/vms", {"name": name, "memory": 128})
         t.ok(status == 201, f"create {name}", vm)
