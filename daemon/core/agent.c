@@ -776,7 +776,7 @@ int agent_to_json(Vm *vm, json_object *status) {
                 (void) json_object_deep_copy(vm->agent_info, &boot, NULL);
                 if (boot) {
                         json_object_object_add(boot, "ready_seconds",
-                                               json_object_new_double((double) vm->agent_ready_usec / 1e6));
+                                               json_object_new_fixed((double) vm->agent_ready_usec / 1e6, 3));
                         json_object_object_add(status, "boot", boot);
                 }
         }

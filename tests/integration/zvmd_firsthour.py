@@ -106,6 +106,18 @@ def check_reboot(t, d):
          "nothing pending after the reboot", entries)
 
 
+def check_raw_floats(t, d):
+    """zvmd's own JSON (not only the CLI's rendering) has times as plain
+    decimals, never json-c's %.17g artefacts."""
+    from zvmd import UnixHTTPConnection
+    conn = UnixHTTPConnection(d.sock, timeout=30)
+    conn.request("GET", "/api/v1/vms/p1/status")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    t.ok('"uptime":' in text and '"ready_seconds":' in text and not re.search(r"\.\d*(0{6,}|9{6,})\d", text),
+         "GET status: uptime, cpu_seconds, ready_seconds without float artefacts", text)
+
+
 def check_cp(t, d):
     tmp = tempfile.mkdtemp(prefix="zvm-cp-")
     try:
@@ -164,4 +176,5 @@ def scenario_first_hour(t, d):
     check_pending(t, d)
     check_balloon(t, d)
     check_reboot(t, d)
+    check_raw_floats(t, d)
     check_cp(t, d)
