@@ -137,23 +137,51 @@ void route_vm_kill(void *ctx, HttpRequest *req, char **params) {
  * new run takes the pending config, and its uptime and agent readiness
  * start over. (A reset inside QEMU would keep the old run.) The reply
  * comes when the VM runs again. */
-static void on_reboot_down(Vm *vm, int state, void *userdata) {
-        HttpRequest *req = operation_wait_done(userdata);
+static void on_reboot_gone(Vm *vm, int state, void *userdata) {
+        http_request_reply_error(operation_wait_done(userdata), API_ERROR_UNAVAILABLE, NULL, "VM %u went away",
+                                 vm->vmid);
+}
+
+static int on_reboot_start(sd_event_source *s, void *userdata) {
+        Operation *op = userdata;
+        Vm *vm = op->vm;
         _cleanup_free_ char *err = NULL;
         int r;
 
-        if (state < 0) {
-                http_request_reply_error(req, API_ERROR_UNAVAILABLE, NULL, "VM %u went away", vm->vmid);
-                return;
+        op->defer = sd_event_source_disable_unref(op->defer);
+        vm_wait_cancel(op->wait);       /* the guard: the VM is still there */
+        op->wait = NULL;
+        if (vm_is_up(vm)) {             /* someone started it in between */
+                rest_reply_vm(operation_finish(op), vm, 200);
+                return 0;
         }
         r = vm_start(vm, &err);
         if (r < 0) {
-                http_request_reply_error(req, API_ERROR_QEMU_FAILED, NULL, "VM %u stopped but did not start again: %s",
-                                         vm->vmid, err ? err : errno_str(r));
+                http_request_reply_error(operation_finish(op), API_ERROR_QEMU_FAILED, NULL,
+                                         "VM %u stopped but did not start again: %s", vm->vmid, err ? err : errno_str(r));
+                return 0;
+        }
+        if (vm->state == VM_STATE_RUNNING ||
+            vm_wait(vm, VM_WAIT_RUNNING | VM_WAIT_DOWN, on_start_done, op, &op->wait) < 0)
+                rest_reply_vm(operation_finish(op), vm, 200);
+        return 0;
+}
+
+static void on_reboot_down(Vm *vm, int state, void *userdata) {
+        Operation *op = userdata;
+
+        op->wait = NULL;                /* spent */
+        if (state < 0) {
+                http_request_reply_error(operation_finish(op), API_ERROR_UNAVAILABLE, NULL, "VM %u went away", vm->vmid);
                 return;
         }
-        if (vm->state == VM_STATE_RUNNING || !park(vm, req, VM_WAIT_RUNNING | VM_WAIT_DOWN, on_start_done))
-                rest_reply_vm(req, vm, 200);
+        /* The start waits for the next loop iteration: the others told of
+         * this down (a DELETE ?force) see the VM down, not starting; a wait
+         * for nothing (mask 0) tells us if one of them deletes it. */
+        if (vm_wait(vm, 0, on_reboot_gone, op, &op->wait) < 0 ||
+            sd_event_add_defer(vm->manager->event, &op->defer, on_reboot_start, op) < 0)
+                http_request_reply_error(operation_finish(op), API_ERROR_INTERNAL, NULL,
+                                         "VM %u stopped but cannot be started again now", vm->vmid);
 }
 
 void route_vm_reboot(void *ctx, HttpRequest *req, char **params) {
