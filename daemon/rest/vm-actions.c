@@ -179,7 +179,7 @@ static void on_reboot_down(Vm *vm, int state, void *userdata) {
          * this down (a DELETE ?force) see the VM down, not starting; a wait
          * for nothing (mask 0) tells us if one of them deletes it. */
         if (vm_wait(vm, 0, on_reboot_gone, op, &op->wait) < 0 ||
-            sd_event_add_defer(vm->manager->event, &op->defer, on_reboot_start, op) < 0)
+            sd_event_add_defer(vm->ctx->event, &op->defer, on_reboot_start, op) < 0)
                 http_request_reply_error(operation_finish(op), API_ERROR_INTERNAL, NULL,
                                          "VM %u stopped but cannot be started again now", vm->vmid);
 }
