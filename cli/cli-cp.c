@@ -130,24 +130,6 @@ int cli_cp_from_guest(const Cli *cli, const char *vm, const char *src, int fd) {
         }
 }
 
-/* Reads up to CP_CHUNK bytes, fewer only at the end of fd. */
-static ssize_t read_chunk(int fd, char *buf) {
-        size_t n = 0;
-
-        while (n < CP_CHUNK) {
-                ssize_t k = read(fd, buf + n, CP_CHUNK - n);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-        }
-        return (ssize_t) n;
-}
-
 int cli_cp_to_guest(const Cli *cli, const char *vm, int fd, const char *dst, unsigned mode) {
         _cleanup_free_ char *buf = malloc(CP_CHUNK), *dir = NULL, *tmp = NULL, *of = NULL;
         const char *slash = strrchr(dst, '/');
@@ -165,7 +147,8 @@ int cli_cp_to_guest(const Cli *cli, const char *vm, int fd, const char *dst, uns
         if (!of)
                 return log_oom();
         for (uint64_t i = 0;; i++) {
-                ssize_t n = read_chunk(fd, buf);
+                /* CP_CHUNK bytes, fewer only at the end of fd. */
+                ssize_t n = loop_read(fd, buf, CP_CHUNK, false);
                 const char *argv[] = { "dd", of, CP_CHUNK_BS, seek, i ? "conv=notrunc" : NULL, NULL };
 
                 if (n < 0)

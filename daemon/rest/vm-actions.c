@@ -92,9 +92,23 @@ static int do_kill(Vm *vm, unsigned timeout) {
         return vm_kill(vm);
 }
 
+/* Parks req until the VM is down (cb replies), then asks fn to take it
+ * there. */
+static void park_and_take_down(Vm *vm, HttpRequest *req, vm_wait_fn cb, vm_down_fn fn, unsigned timeout) {
+        int r;
+
+        if (!park(vm, req, VM_WAIT_DOWN, cb)) {
+                http_request_reply_error(req, API_ERROR_CONFLICT, NULL, "too many requests waiting on VM %u", vm->vmid);
+                return;
+        }
+        /* On failure the VM still goes down by the timeout the call armed. */
+        r = fn(vm, timeout);
+        if (r < 0)
+                log_warning_errno(r, "VM %u: stop request failed: %m", vm->vmid);
+}
+
 static void route_vm_down(Manager *m, HttpRequest *req, const char *id, vm_down_fn fn, unsigned timeout) {
         Vm *vm = rest_lookup_vm(m, req, id);
-        int r;
 
         if (!vm)
                 return;
@@ -103,14 +117,7 @@ static void route_vm_down(Manager *m, HttpRequest *req, const char *id, vm_down_
                                          vm_state_to_string(vm->state));
                 return;
         }
-        if (!park(vm, req, VM_WAIT_DOWN, on_down_done)) {
-                http_request_reply_error(req, API_ERROR_CONFLICT, NULL, "too many requests waiting on VM %u", vm->vmid);
-                return;
-        }
-        /* On failure the VM still goes down by the timeout the call armed. */
-        r = fn(vm, timeout);
-        if (r < 0)
-                log_warning_errno(r, "VM %u: stop request failed: %m", vm->vmid);
+        park_and_take_down(vm, req, on_down_done, fn, timeout);
 }
 
 void route_vm_shutdown(void *ctx, HttpRequest *req, char **params) {
@@ -188,7 +195,6 @@ void route_vm_reboot(void *ctx, HttpRequest *req, char **params) {
         const char *t = http_request_query(req, "timeout");
         unsigned timeout = SHUTDOWN_TIMEOUT_DEFAULT;
         Vm *vm = rest_lookup_vm(((Rest *) ctx)->manager, req, params[0]);
-        int r;
 
         if (!vm)
                 return;
@@ -202,14 +208,7 @@ void route_vm_reboot(void *ctx, HttpRequest *req, char **params) {
                                          vm_state_to_string(vm->state));
                 return;
         }
-        if (!park(vm, req, VM_WAIT_DOWN, on_reboot_down)) {
-                http_request_reply_error(req, API_ERROR_CONFLICT, NULL, "too many requests waiting on VM %u", vm->vmid);
-                return;
-        }
-        /* On failure the VM still goes down by the timeout the call armed. */
-        r = vm_shutdown(vm, timeout);
-        if (r < 0)
-                log_warning_errno(r, "VM %u: shutdown for a reboot failed: %m", vm->vmid);
+        park_and_take_down(vm, req, on_reboot_down, do_shutdown, timeout);
 }
 
 void route_vm_memory(void *ctx, HttpRequest *req, char **params) {
