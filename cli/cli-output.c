@@ -483,12 +483,17 @@ static int vm_list_add_row(CliTable *t, json_object *vm) {
                 r = cli_table_add(t, state);
         if (r >= 0)
                 r = table_add_u64(t, json_get_path(vm, "cid"), false);
+        /* What runs, not what is pending: a running VM's status has the
+         * memory it runs with and the config it was started with. */
         if (r >= 0)
-                r = table_add_u64(t, json_get_path(vm, "config.memory"), true);
-        if (r >= 0)
+                r = table_add_u64(t, json_get_path(vm, "status.memory_mib") ?: json_get_path(vm, "config.memory"), true);
+        if (r >= 0) {
+                json_object *cores = json_get_path(vm, "status.running") ? json_get_path(vm, "status.running.cores")
+                                                                         : json_get_path(vm, "config.cores");
+
                 /* zvmd leaves defaults out of the config; cores defaults to 1. */
-                r = json_get_path(vm, "config.cores") ? table_add_u64(t, json_get_path(vm, "config.cores"), false)
-                                                     : cli_table_add(t, "1");
+                r = cores ? table_add_u64(t, cores, false) : cli_table_add(t, "1");
+        }
         if (r < 0)
                 return r;
 
@@ -635,13 +640,23 @@ int cli_output_host(json_object *host, char **ret) {
                 { "qemu",         "qemu",         FIELD_TEXT },
                 { "accel",        "accel",        FIELD_TEXT },
                 { "accel_reason", "accel-reason", FIELD_TEXT },
-                { "vsock_mode",   "vsock",        FIELD_TEXT },
+                { "vsock_mode",   "vsock-mode",   FIELD_TEXT },
                 { "kernel",       "kernel",       FIELD_TEXT },
                 { "initrd",       "initrd",       FIELD_TEXT },
                 { "cpus",         "cpus",         FIELD_TEXT },
                 { "memory_mib",   "memory",       FIELD_MIB },
                 { "vms",          "vms",          FIELD_TEXT },
                 { "running",      "running",      FIELD_TEXT },
+                /* One naming style in text: the API's keys with '-'. */
+                { "qemu_binary",          "qemu-binary",          FIELD_TEXT },
+                { "templates_dir",        "templates-dir",        FIELD_TEXT },
+                { "ssh_known_hosts",      "ssh-known-hosts",      FIELD_TEXT },
+                { "tsc_khz",              "tsc-khz",              FIELD_TEXT },
+                { "loop_worst_ms",        "loop-worst-ms",        FIELD_TEXT },
+                { "loop_worst_wall_ms",   "loop-worst-wall-ms",   FIELD_TEXT },
+                { "loop_worst_what",      "loop-worst-what",      FIELD_TEXT },
+                { "loop_slow_iterations", "loop-slow-iterations", FIELD_TEXT },
+                { "loop_iterations",      "loop-iterations",      FIELD_TEXT },
         };
 
         return kv_format(host, fields, ELEMENTSOF(fields), true, ret);

@@ -78,7 +78,8 @@ int cli_output_vmid(json_object *vm, char **ret);
 int cli_output_token_secret(json_object *token, char **ret);
 
 /* GET /vms: VMID NAME STATE CID MEMORY CORES UPTIME (CORES 1 when the
- * config leaves it at its default). */
+ * config leaves it at its default); MEMORY and CORES of a running VM are
+ * those it runs with (status.memory_mib, status.running), not pending ones. */
 int cli_output_vm_list(json_object *vms, char **ret);
 
 /* GET /vms/{id}: summary lines, then the config indented under "config:". */
@@ -97,6 +98,11 @@ int cli_output_vm_config(json_object *vm, char **ret);
 /* "key: needs restart" for each key in "pending_restart" of a Vm; "" if
  * there is none. */
 int cli_output_pending_restart(json_object *vm, char **ret);
+
+/* GET /vms/{id}/pending: KEY VALUE PENDING, one row per config key;
+ * PENDING is empty unless the key changes at the next start, "(unset)"
+ * for a key removed since the start (cli-pending.c). */
+int cli_output_vm_pending(json_object *entries, char **ret);
 
 /* GET /host: aligned "key: value" lines. */
 int cli_output_host(json_object *host, char **ret);

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include "cli-http.h"
 #include "cli-output.h"
@@ -13,6 +15,8 @@
 #include "log.h"
 #include "ssh-key.h"
 #include "string-util.h"
+
+#define AGENT_POLL_MS 250
 
 int cli_vm_path(const char *id, const char *suffix, char **ret) {
         char *p;
@@ -169,6 +173,19 @@ int cli_body_put_assignment(json_object *body, const char *assignment) {
         if (r < 0)
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
                                        "invalid setting '%s', expected KEY=VALUE with a lower-case key", assignment);
+        if (streq(key, "memory") || streq(key, "balloon")) {
+                /* Sizes take the units of --memory and set-memory; the
+                 * config holds MiB. */
+                char mib_text[24];
+                uint64_t mib;
+
+                if (cli_parse_mib(value, &mib) < 0)
+                        return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                               "invalid size for %s: '%s' (MiB, or a whole number of MiB with K, M, G or T: 512, 512M, 1G)",
+                                               key, value);
+                (void) snprintf(mib_text, sizeof(mib_text), "%" PRIu64, mib);
+                return cli_body_put(body, key, json_object_new_string(mib_text));
+        }
         return cli_body_put(body, key, json_object_new_string(value));
 }
 
@@ -192,4 +209,51 @@ int cli_body_put_uint(json_object *body, const char *key, const char *option, co
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "invalid value for %s: '%s' (expected %" PRIu32 "-%" PRIu32 ")",
                                        option, arg, min, max);
         return cli_body_put(body, key, json_object_new_int64(v));
+}
+
+int cli_vm_wait_agent(const Cli *cli, const char *id, unsigned wait_s, char **ret_name) {
+        _cleanup_free_ char *path = NULL;
+        struct timespec t0;
+        int r;
+
+        r = cli_vm_path(id, "/status", &path);
+        if (r < 0)
+                return r;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (bool said = false;; said = true) {
+                _cleanup_(json_object_putp) json_object *st = NULL;
+                json_object *v;
+                const char *state = NULL, *agent = NULL;
+                struct timespec now;
+
+                r = cli_http_call(cli, "GET", path, NULL, &st);
+                if (r < 0)
+                        return r;
+                if (json_object_object_get_ex(st, "state", &v))
+                        state = json_object_get_string(v);
+                if (json_object_object_get_ex(st, "agent", &v))
+                        agent = json_object_get_string(v);
+                if (!streq_ptr(state, "running") && !streq_ptr(state, "starting"))
+                        return log_error_errno(SYNTHETIC_ERRNO(EBUSY), "VM %s is %s: start it first (zvm start %s)", id,
+                                               strnull(state), id);
+                if (streq_ptr(agent, "ready")) {
+                        if (!json_object_object_get_ex(st, "name", &v))
+                                return log_error_errno(SYNTHETIC_ERRNO(EPROTO), "zvmd's status has no name");
+                        if (!ret_name)
+                                return 0;
+                        *ret_name = strdup(json_object_get_string(v));
+                        return *ret_name ? 0 : log_oom();
+                }
+                if (streq_ptr(agent, "none"))
+                        return log_error_errno(SYNTHETIC_ERRNO(EBUSY),
+                                               "VM %s runs without an agent (agent: 0)", id);
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (now.tv_sec - t0.tv_sec >= (time_t) wait_s)
+                        return log_error_errno(SYNTHETIC_ERRNO(ETIMEDOUT),
+                                               "VM %s: agent still %s after %u s; is the guest booting?", id,
+                                               strnull(agent), wait_s);
+                if (!said)
+                        log_info("Waiting for VM %s's agent (%s)...", id, strnull(agent));
+                cli_sleep_ms(AGENT_POLL_MS);
+        }
 }

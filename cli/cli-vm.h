@@ -47,6 +47,13 @@ int cli_vm_logs(Cli *cli, const char *id, const CliLogs *o);
 /* <run>/vms/<vmid>/<name> of a running VM (asks zvmd), and its CID. */
 int cli_vm_runtime_path(const Cli *cli, const char *id, const char *name, char **ret, uint32_t *ret_cid);
 
+/* Waits (bounded, polling its status) until the VM runs and its agent
+ * said READY, as ssh and exec need; says once on stderr that it waits.
+ * -EBUSY for a VM that is down or has no agent, -ETIMEDOUT after wait_s.
+ * *ret_name (optional): the VM's name. */
+#define CLI_AGENT_WAIT_DEFAULT_S 120U
+int cli_vm_wait_agent(const Cli *cli, const char *id, unsigned wait_s, char **ret_name);
+
 /* Attaches the terminal to the VM's serial console (cli-console.c). */
 int cli_console_attach(const Cli *cli, const char *id);
 

@@ -3,20 +3,54 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "cli-http.h"
 #include "cli-output.h"
 #include "cli-sshkeys.h"
 #include "cli-vm.h"
 #include "log.h"
 
-/* zvm config show NAME: the config as "key: value" lines, like the .conf. */
+/* zvm config show NAME: the config as "key: value" lines, like the .conf;
+ * with --json the "config" object alone (zvm show has the whole VM). */
 int verb_config_show(Cli *cli, int argc, char *argv[]) {
+        _cleanup_(json_object_putp) json_object *vm = NULL;
+        json_object *config = NULL;
         int r;
 
         r = verb_parse_simple(cli, argc, argv, 1, 1);
         if (r != 0)
                 return r;
 
-        return cli_vm_call_print(cli, "GET", argv[optind], NULL, NULL, cli_output_vm_config);
+        cli->vm_name = argv[optind];
+        r = cli_vm_get(cli, argv[optind], &vm);
+        if (r < 0)
+                return r;
+        if (!cli->json)
+                return cli_print(cli, vm, cli_output_vm_config);
+        if (!json_object_object_get_ex(vm, "config", &config))
+                return log_error_errno(SYNTHETIC_ERRNO(EBADMSG), "zvmd sent a VM without its config");
+        return cli_print(cli, config, NULL);
+}
+
+/* The answer's pending_restart, cut down to the keys of body: a change
+ * names what it changed, not everything pending (zvm pending does). */
+static int pending_restart_of(json_object *vm, json_object *body) {
+        json_object *pending = NULL, *kept = json_object_new_array();
+
+        if (!kept)
+                return log_oom();
+        if (json_object_object_get_ex(vm, "pending_restart", &pending) &&
+            json_object_is_type(pending, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(pending); i++) {
+                        json_object *k = json_object_array_get_idx(pending, i);
+
+                        if (json_object_object_get_ex(body, json_object_get_string(k), NULL) &&
+                            json_object_array_add(kept, json_object_get(k)) < 0) {
+                                json_object_put(kept);
+                                return log_oom();
+                        }
+                }
+        json_object_object_add(vm, "pending_restart", kept);
+        return 0;
 }
 
 /* One PATCH of NAME with put(body, arg) for every argument after it, so
@@ -24,7 +58,8 @@ int verb_config_show(Cli *cli, int argc, char *argv[]) {
  * keys (may be NULL): authorized_keys text to send as sshkeys. */
 static int config_patch(Cli *cli, int argc, char *argv[], int (*put)(json_object *body, const char *arg),
                         const char *keys) {
-        _cleanup_(json_object_putp) json_object *body = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *vm = NULL;
+        _cleanup_free_ char *path = NULL;
         int r;
 
         if (!body)
@@ -40,7 +75,19 @@ static int config_patch(Cli *cli, int argc, char *argv[], int (*put)(json_object
                         return r;
         }
 
-        return cli_vm_call_print(cli, "PATCH", argv[optind], NULL, body, cli_output_pending_restart);
+        cli->vm_name = argv[optind];
+        r = cli_vm_path(argv[optind], NULL, &path);
+        if (r < 0)
+                return r;
+        r = cli_http_call(cli, "PATCH", path, body, &vm);
+        if (r < 0)
+                return r;
+        if (!cli->json) {
+                r = pending_restart_of(vm, body);
+                if (r < 0)
+                        return r;
+        }
+        return cli_print(cli, vm, cli_output_pending_restart);
 }
 
 /* zvm config set NAME [--ssh-key FILE]... [KEY=VALUE]...: --ssh-key sets

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,11 +33,12 @@ static int write_b64(json_object *o, const char *key, int fd) {
  * "--". An unknown one is refused and named: it would otherwise become (part
  * of) the command, as "-t" in "zvm exec s1 -t -- bash" did. */
 static int exec_parse_options(Cli *cli, int argc, char *argv[], json_object *body, json_object *env,
-                              uint32_t *timeout) {
-        enum { ARG_TIMEOUT = ARG_VERB_FIRST, ARG_ENV, ARG_CWD };
+                              uint32_t *timeout, unsigned *wait_s) {
+        enum { ARG_TIMEOUT = ARG_VERB_FIRST, ARG_ENV, ARG_CWD, ARG_WAIT };
         static const struct option options[] = {
                 VERB_COMMON_OPTIONS,
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "wait", required_argument, NULL, ARG_WAIT },
                 { "env", required_argument, NULL, ARG_ENV },
                 { "cwd", required_argument, NULL, ARG_CWD },
                 {}
@@ -51,6 +53,11 @@ static int exec_parse_options(Cli *cli, int argc, char *argv[], json_object *bod
                         if (safe_atou32(optarg, timeout) < 0 || *timeout == 0 || *timeout > 86400)
                                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
                                                        "invalid --timeout '%s' (seconds, 1-86400)", optarg);
+                        break;
+                case ARG_WAIT:
+                        if (safe_atou32(optarg, wait_s) < 0 || *wait_s > 3600)
+                                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "invalid --wait '%s' (seconds, 0-3600)",
+                                                       optarg);
                         break;
                 case ARG_ENV:
                         if (!strchr(optarg, '='))
@@ -80,16 +87,18 @@ static int exec_parse_options(Cli *cli, int argc, char *argv[], json_object *bod
         return 0;
 }
 
-/* zvm exec NAME [--timeout S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]:
+/* zvm exec NAME [--timeout S] [--wait S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]:
  * runs CMD in the guest through the agent, passes stdin (when it is not a
  * terminal), stdout and stderr through, and exits with CMD's exit code
- * (128+N for a signal, 124 when the timeout killed it, like timeout(1)).
+ * (128+N for a signal, 124 when the timeout killed it, like timeout(1);
+ * 127 when the guest has no such command, like a shell).
  * Options may come before or after NAME. */
 int verb_exec(Cli *cli, int argc, char *argv[]) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *res = NULL;
         json_object *args = json_object_new_array(), *env = json_object_new_array(), *v;
         _cleanup_free_ char *path = NULL;
         uint32_t timeout = 30;
+        unsigned wait_s = CLI_AGENT_WAIT_DEFAULT_S;
         const char *name;
         int r;
 
@@ -97,14 +106,14 @@ int verb_exec(Cli *cli, int argc, char *argv[]) {
                 return log_oom();
         json_object_object_add(body, "argv", args);
         json_object_object_add(body, "env", env);
-        r = exec_parse_options(cli, argc, argv, body, env, &timeout);
+        r = exec_parse_options(cli, argc, argv, body, env, &timeout, &wait_s);
         if (r != 0)
                 return r;
         if (optind >= argc)
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "usage: zvm exec NAME [OPTIONS] -- CMD [ARGS...]");
         name = argv[optind++];
         if (optind < argc && !streq(argv[optind], "--")) {
-                r = exec_parse_options(cli, argc, argv, body, env, &timeout);
+                r = exec_parse_options(cli, argc, argv, body, env, &timeout, &wait_s);
                 if (r != 0)
                         return r;
         } else if (optind < argc)
@@ -138,7 +147,18 @@ int verb_exec(Cli *cli, int argc, char *argv[]) {
                 return r;
         if (cli->timeout_sec < timeout + 30)
                 cli->timeout_sec = timeout + 30;
+        /* Right after a start the agent is not up yet: wait as ssh does. */
+        r = cli_vm_wait_agent(cli, name, wait_s, NULL);
+        if (r < 0)
+                return r;
         r = cli_http_call(cli, "POST", path, body, &res);
+        if (r == -ENOENT) {
+                /* The VM and its agent are there (just checked): what the
+                 * agent could not find is the command, which a shell
+                 * reports as 127. zvmd's message is on stderr already. */
+                cli->exit_status = 127;
+                return 0;
+        }
         if (r < 0)
                 return r;
         if (cli->json)

@@ -15,8 +15,6 @@
 #include "log.h"
 #include "string-util.h"
 
-#define SSH_WAIT_DEFAULT_S 120U
-#define SSH_POLL_MS 250
 #define SSH_ARGS_MAX 64
 
 /* ssh runs ProxyCommand through /bin/sh: single-quote what we put there. */
@@ -74,53 +72,6 @@ static int known_hosts_path(const Cli *cli, char **ret) {
         return *ret ? 0 : log_oom();
 }
 
-/* Waits (bounded) until the VM runs and its agent said READY: only then
- * are its host keys known. Returns the VM's name. */
-static int wait_agent_ready(const Cli *cli, const char *id, unsigned wait_s, char **ret_name) {
-        _cleanup_free_ char *path = NULL;
-        struct timespec t0;
-        int r;
-
-        r = cli_vm_path(id, "/status", &path);
-        if (r < 0)
-                return r;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        for (bool said = false;; said = true) {
-                _cleanup_(json_object_putp) json_object *st = NULL;
-                json_object *v;
-                const char *state = NULL, *agent = NULL;
-                struct timespec now;
-
-                r = cli_http_call(cli, "GET", path, NULL, &st);
-                if (r < 0)
-                        return r;
-                if (json_object_object_get_ex(st, "state", &v))
-                        state = json_object_get_string(v);
-                if (json_object_object_get_ex(st, "agent", &v))
-                        agent = json_object_get_string(v);
-                if (!streq_ptr(state, "running") && !streq_ptr(state, "starting"))
-                        return log_error_errno(SYNTHETIC_ERRNO(EBUSY), "VM %s is %s: start it first (zvm start %s)", id,
-                                               strnull(state), id);
-                if (streq_ptr(agent, "ready")) {
-                        if (!json_object_object_get_ex(st, "name", &v))
-                                return log_error_errno(SYNTHETIC_ERRNO(EPROTO), "zvmd's status has no name");
-                        *ret_name = strdup(json_object_get_string(v));
-                        return *ret_name ? 0 : log_oom();
-                }
-                if (streq_ptr(agent, "none"))
-                        return log_error_errno(SYNTHETIC_ERRNO(EBUSY),
-                                               "VM %s runs without an agent (agent: 0): its ssh host key is unknown", id);
-                clock_gettime(CLOCK_MONOTONIC, &now);
-                if (now.tv_sec - t0.tv_sec >= (time_t) wait_s)
-                        return log_error_errno(SYNTHETIC_ERRNO(ETIMEDOUT),
-                                               "VM %s: agent still %s after %u s; is the guest booting?", id,
-                                               strnull(agent), wait_s);
-                if (!said)
-                        log_info("Waiting for VM %s's agent (%s)...", id, strnull(agent));
-                cli_sleep_ms(SSH_POLL_MS);
-        }
-}
-
 /* Refuses a VM whose sshkeys is empty: its sshd would refuse every login
  * with a bare "Permission denied (publickey)". Names the fix. */
 static int check_has_keys(const Cli *cli, const char *id) {
@@ -173,7 +124,7 @@ int verb_ssh(Cli *cli, int argc, char *argv[]) {
                             *o_alias = NULL, *dest = NULL, *identity = NULL;
         const char *user = "root", *extra[SSH_ARGS_MAX];
         size_t n_extra = 0, n = 0;
-        unsigned wait_s = SSH_WAIT_DEFAULT_S;
+        unsigned wait_s = CLI_AGENT_WAIT_DEFAULT_S;
         const char **args;
         bool gave_key = false;
         int c, r;
@@ -211,7 +162,7 @@ int verb_ssh(Cli *cli, int argc, char *argv[]) {
         r = check_has_keys(cli, argv[optind]);
         if (r < 0)
                 return r;
-        r = wait_agent_ready(cli, argv[optind], wait_s, &name);
+        r = cli_vm_wait_agent(cli, argv[optind], wait_s, &name);
         if (r < 0)
                 return r;
         identity = own_identity(gave_key);

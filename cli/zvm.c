@@ -42,12 +42,23 @@ static const char shutdown_details[] =
 
 static const char config_set_details[] =
         "Keys are those of the VM's .conf file (memory, cores, cmdline, disk0, net0, ...).\n"
-        "Prints \"KEY: needs restart\" for each changed key that takes effect at the next start.\n"
+        "Sizes (memory, balloon) take units as create does: 512, 512M, 1G.\n"
+        "On a running VM, prints \"KEY: needs restart\" for each key given that takes effect\n"
+        "at the next start (zvm pending NAME shows them all, zvm reboot NAME applies them).\n"
         "--ssh-key FILE (repeatable) sets sshkeys to the public keys in FILE; a running VM gets them at once.\n";
 
 static const char set_memory_details[] =
         "SIZE is MiB or has a unit: 512, 512M, 1G. It must lie between the VM's balloon\n"
-        "floor and its memory.\n";
+        "floor (default: half its memory; zvm config set NAME balloon=SIZE lowers it)\n"
+        "and its memory.\n";
+
+static const char reboot_details[] =
+        "As qm reboot: a clean shutdown (the agent, then ACPI, a kill after 60 s), then a\n"
+        "start through zvmd. Pending config changes apply; uptime and boot start over.\n";
+
+static const char pending_details[] =
+        "VALUE is what the VM runs with, PENDING what it gets at the next start (empty:\n"
+        "no change; \"(unset)\": removed). A stopped VM has nothing pending.\n";
 
 static const char console_details[] =
         "Connects to <run>/vms/<vmid>/console.sock on this host, which zvmd serves (up to\n"
@@ -75,12 +86,19 @@ static const char exec_details[] =
         "own options follow '--').\n"
         "stdin is passed to the command when it is not a terminal (at most 1 MiB);\n"
         "stdout and stderr come back separately. Exit status: the command's, 128+N\n"
-        "when a signal killed it, 124 when it outlived --timeout (default 30 s).\n";
+        "when a signal killed it, 124 when it outlived --timeout (default 30 s), 127\n"
+        "when the guest has no such command (or --cwd does not exist).\n"
+        "Waits up to --wait seconds (default 120) for the agent of a VM that is still\n"
+        "booting, as ssh does. No terminal (-t/-it): the agent protocol has no pty; use\n"
+        "zvm ssh NAME or zvm console NAME for an interactive shell.\n";
 
 static const char cp_details[] =
         "  zvm cp web:/etc/hostname ./hostname     copy out of the VM\n"
         "  zvm cp ./app.conf web:/etc/app.conf     copy in (atomic, mode of the local file)\n"
-        "Files up to 1 MiB, through the VM's agent.\n";
+        "  zvm cp web:/etc/passwd .                into a directory, as cp and scp do\n"
+        "Files of any size, through the VM's agent: up to 1 MiB in one request, bigger\n"
+        "ones (and stdin, '-') in 512 KiB chunks by the guest's dd, into a temporary\n"
+        "file renamed once complete. Waits for the agent of a VM still booting.\n";
 
 static const char ssh_details[] =
         "Runs the real ssh client as USER (default root) at NAME.zvm, with\n"
@@ -120,17 +138,18 @@ static const Verb verbs[] = {
         { "start",        verb_action,       "NAME",                   "Start a VM", NULL },
         { "shutdown",     verb_shutdown,     "NAME [--timeout S]",     "Shut a VM down cleanly, kill it after a timeout", shutdown_details },
         { "stop",         verb_action,       "NAME",                   "Stop a VM at once (QMP quit, then SIGKILL)", NULL },
-        { "reboot",       verb_action,       "NAME",                   "Reset a VM", NULL },
+        { "reboot",       verb_action,       "NAME",                   "Shut a VM down and start it again, with its pending config", reboot_details },
         { "kill",         verb_action,       "NAME",                   "SIGKILL a VM's QEMU", NULL },
         { "delete",       verb_delete,       "NAME [--force]",         "Delete a stopped VM (--force: stop it first)", NULL },
         { "config show",  verb_config_show,  "NAME",                   "Print a VM's config as \"key: value\" lines", NULL },
         { "config set",   verb_config_set,   "NAME [--ssh-key FILE]... [KEY=VALUE]...", "Set config keys", config_set_details },
         { "config unset", verb_config_unset, "NAME KEY...",            "Remove config keys", NULL },
+        { "pending",      verb_pending,      "NAME",                   "Show a VM's config beside what it runs with (KEY VALUE PENDING)", pending_details },
         { "set-memory",   verb_set_memory,   "NAME SIZE",              "Set a running VM's balloon target", set_memory_details },
         { "console",      verb_console,      "NAME",                   "Attach to a VM's serial console (Ctrl-] detaches)", console_details },
         { "logs",         verb_logs,         "NAME [--tail N | --tail-bytes SIZE] [-f]", "Print a VM's serial console log, or follow it", logs_details },
-        { "exec",         verb_exec,         "NAME [--timeout S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]", "Run a command in a VM through its agent; exits with its exit code", exec_details },
-        { "cp",           verb_cp,           "SRC DST",                "Copy a file into or out of a VM (one side is NAME:/path)", cp_details },
+        { "exec",         verb_exec,         "NAME [--timeout S] [--wait S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]", "Run a command in a VM through its agent; exits with its exit code", exec_details },
+        { "cp",           verb_cp,           "SRC DST",                "Copy a file into or out of a VM (one side is NAME:/path; a directory target takes the name)", cp_details },
         { "ssh",          verb_ssh,          "[-l USER] [-i KEY] [-o OPT]... [--wait S] NAME [-- CMD [ARGS...]]", "Log into a VM with OpenSSH over vsock (host key verified)", ssh_details },
         { "ssh-config",   verb_ssh_config,   "",                       "Print an OpenSSH 'Host *.zvm' block for ssh/scp/rsync to NAME.zvm", NULL },
         { "vsock-proxy",  verb_vsock_proxy,  "NAME[.zvm] PORT",        "Connect stdin/stdout to a guest vsock port (an ssh ProxyCommand)", NULL },

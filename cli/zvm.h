@@ -63,6 +63,7 @@ int verb_action(Cli *cli, int argc, char *argv[]);      /* start, stop, reboot, 
 int verb_shutdown(Cli *cli, int argc, char *argv[]);
 int verb_delete(Cli *cli, int argc, char *argv[]);
 int verb_config_show(Cli *cli, int argc, char *argv[]);
+int verb_pending(Cli *cli, int argc, char *argv[]);
 int verb_config_set(Cli *cli, int argc, char *argv[]);
 int verb_config_unset(Cli *cli, int argc, char *argv[]);
 int verb_set_memory(Cli *cli, int argc, char *argv[]);

@@ -78,6 +78,7 @@ typedef struct Options {
         const char *init;
         const char *upper;
         const char *models;
+        const char *hostname;
         bool rw;
         bool overlay;
         bool diag;
@@ -205,6 +206,8 @@ static void parse_cmdline(char *s, Options *o) {
                         o->upper = value;
                 else if (strcmp(word, "zvm.models") == 0 && value)
                         o->models = value;
+                else if (strcmp(word, "systemd.hostname") == 0 && value)
+                        o->hostname = value;    /* the VM's name, from zvmd */
                 else if (strcmp(word, "zvm.init") == 0 && value)
                         o->init = value;
                 else if (strcmp(word, "zvm.diag") == 0)
@@ -774,6 +777,11 @@ int main(int argc, char **argv) {
                         fail(msg, o.root);
                 }
         }
+
+        /* systemd takes systemd.hostname= itself; any other init (the tiny
+         * template's busybox) keeps what the kernel has from here. */
+        if (o.hostname && sethostname(o.hostname, strlen(o.hostname)) < 0)
+                log_info("sethostname(%s) failed: %s", o.hostname, strerror(errno));
 
         stage("switch");
         (void) format_timing(timing, sizeof(timing));

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -92,4 +93,12 @@ int json_parse_bounded(const char *s, size_t len, unsigned max_depth, size_t max
                 }
         *ret = o;
         return 0;
+}
+
+json_object *json_object_new_fixed(double v, unsigned decimals) {
+        char buf[64];
+
+        /* json-c writes the string it is given as the number's text. */
+        (void) snprintf(buf, sizeof(buf), "%.*f", (int) MIN(decimals, 9U), v);
+        return json_object_new_double_s(v, buf);
 }

@@ -26,3 +26,7 @@ int json_prescan(const char *s, size_t len, unsigned max_depth, size_t max_value
  * (surrounding whitespace allowed): trailing bytes are -EBADMSG, as is
  * anything json-c refuses. *ret gets a new reference. */
 int json_parse_bounded(const char *s, size_t len, unsigned max_depth, size_t max_values, json_object **ret);
+
+/* A double that serializes with a fixed number of decimals ("4.398" for
+ * seconds), not json-c's %.17g ("4.3975119999999999"). NULL on OOM. */
+json_object *json_object_new_fixed(double v, unsigned decimals);

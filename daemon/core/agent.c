@@ -808,7 +808,7 @@ int agent_to_json(const VmAgent *a, json_object *status) {
                 (void) json_object_deep_copy(a->info, &boot, NULL);
                 if (boot) {
                         json_object_object_add(boot, "ready_seconds",
-                                               json_object_new_double((double) a->ready_usec / 1e6));
+                                               json_object_new_fixed((double) a->ready_usec / 1e6, 3));
                         json_object_object_add(status, "boot", boot);
                 }
         }

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json-util.h"
 #include "log.h"
 #include "loop.h"
 
@@ -199,17 +200,11 @@ void loop_stats_reset(void) {
 
 int loop_stats_to_json(json_object *o) {
         const LoopStats *s = &loop.stats;
-        char ms[32];
 
         /* Tenths of a millisecond, printed as such (not as %.17g). */
-        char wall[32];
-
-        (void) snprintf(ms, sizeof(ms), "%.1f", (double) s->worst_usec / 1000.0);
-        (void) snprintf(wall, sizeof(wall), "%.1f", (double) s->worst_wall_usec / 1000.0);
-        if (json_object_object_add(o, "loop_worst_ms",
-                                   json_object_new_double_s((double) s->worst_usec / 1000.0, ms)) < 0 ||
+        if (json_object_object_add(o, "loop_worst_ms", json_object_new_fixed((double) s->worst_usec / 1000.0, 1)) < 0 ||
             json_object_object_add(o, "loop_worst_wall_ms",
-                                   json_object_new_double_s((double) s->worst_wall_usec / 1000.0, wall)) < 0 ||
+                                   json_object_new_fixed((double) s->worst_wall_usec / 1000.0, 1)) < 0 ||
             json_object_object_add(o, "loop_worst_what", json_object_new_string(s->worst_what)) < 0 ||
             json_object_object_add(o, "loop_slow_iterations", json_object_new_int64((int64_t) s->slow)) < 0 ||
             json_object_object_add(o, "loop_iterations", json_object_new_int64((int64_t) s->iterations)) < 0)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cid-alloc.h"
+#include "config-check.h"
 #include "console-log.h"
 #include "fd-util.h"
 #include "log.h"
@@ -199,6 +200,8 @@ int manager_create_vm(Manager *m, uint32_t vmid, json_object *body, Vm **ret, ch
         if (r < 0)
                 return r;
         r = manager_unique_error(m, NULL, c, ret_error, ret_key);
+        if (r >= 0)     /* firsthour */
+                r = config_check_host(&m->paths, c, body, ret_error, ret_key);
         vm_config_free(c);
         if (r < 0)
                 return r;

@@ -15,6 +15,7 @@
 
 #include "fd-util.h"
 #include "fileio.h"
+#include "json-util.h"
 #include "log.h"
 #include "loop.h"
 #include "macro.h"
@@ -189,7 +190,7 @@ void build_write_meta(TemplateBuild *b) {
                 json_object_object_add(o, "suite", json_object_new_string(b->suite));
         json_object_object_add(o, "include", inc);
         json_object_object_add(o, "built", json_object_new_int64(time(NULL)));
-        json_object_object_add(o, "build_seconds", json_object_new_double(b->seconds));
+        json_object_object_add(o, "build_seconds", json_object_new_fixed(b->seconds, 3));
         text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         if (write_file_atomic(t->paths->templates, name, text, strlen(text), 0644) < 0)
                 log_warning("Template %s: cannot write its metadata", b->name);
@@ -402,9 +403,10 @@ static void add_build(json_object *o, TemplateBuild *b) {
         json_object_object_add(j, "profile", json_object_new_string(b->profile));
         json_object_object_add(j, "started", json_object_new_int64(b->started_wall));
         json_object_object_add(j, "seconds",
-                               json_object_new_double(b->state == BUILD_RUNNING
-                                                              ? (double) (now_usec(CLOCK_MONOTONIC) - b->started_mono) / 1e6
-                                                              : b->seconds));
+                               json_object_new_fixed(b->state == BUILD_RUNNING
+                                                             ? (double) (now_usec(CLOCK_MONOTONIC) - b->started_mono) / 1e6
+                                                             : b->seconds,
+                                                     3));
         json_object_object_add(j, "log", json_object_new_string(b->log_path));
         if (b->error)
                 json_object_object_add(j, "error", json_object_new_string(b->error));

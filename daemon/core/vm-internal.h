@@ -10,8 +10,9 @@
 
 /* <run>/vms/<vmid>/<name>; NULL on OOM. */
 char *vm_run_path(const Vm *vm, const char *name);
-/* The last n lines of a file. */
-char **vm_tail_lines(const char *path, size_t n);
+/* The last n lines of a file; skip_first: never its first line (qemu.log
+ * starts with the command line zvmd wrote). */
+char **vm_tail_lines(const char *path, size_t n, bool skip_first);
 /* QEMU exited: code < 0 when unknown (a re-adopted QEMU is not our child). */
 void vm_handle_exit(Vm *vm, int code, int sig);
 int vm_on_qemu_child(sd_event_source *s, const siginfo_t *si, void *userdata);

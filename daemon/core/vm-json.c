@@ -23,6 +23,7 @@
 #include "cid-alloc.h"
 #include "fd-util.h"
 #include "fileio.h"
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "process.h"
@@ -56,11 +57,11 @@ int vm_status_to_json(Vm *vm, json_object **ret) {
                 if (vm->helper_pid > 0)
                         json_object_object_add(o, "helper_pid", json_object_new_int64(vm->helper_pid));
                 json_object_object_add(o, "uptime",
-                                       json_object_new_double((double) (now_usec(CLOCK_REALTIME) - vm->started_usec) / 1e6));
+                                       json_object_new_fixed((double) (now_usec(CLOCK_REALTIME) - vm->started_usec) / 1e6, 3));
                 (void) process_usage(vm->pid, &cpu_ns, &rss);
                 if (vm->helper_pid > 0 && process_usage(vm->helper_pid, &hcpu, &hrss) >= 0)
                         rss += hrss;
-                json_object_object_add(o, "cpu_seconds", json_object_new_double((double) cpu_ns / 1e9));
+                json_object_object_add(o, "cpu_seconds", json_object_new_fixed((double) cpu_ns / 1e9, 3));
                 json_object_object_add(o, "rss_bytes", json_object_new_int64((int64_t) rss));
                 json_object_object_add(o, "accel", json_object_new_string(vm_accel_to_string(vm->accel)));
                 (void) agent_to_json(&vm->agent, o);

@@ -81,7 +81,7 @@ int vm_spawn_helper(Vm *vm, char **ret_error) {
  * helper's last words, and the helper goes. */
 void vm_helper_failed(Vm *vm, int r, char **ret_error) {
         _cleanup_free_ char *log = vm_run_path(vm, "vsock-helper.log");
-        _cleanup_strv_free_ char **tail = log ? vm_tail_lines(log, 3) : NULL;
+        _cleanup_strv_free_ char **tail = log ? vm_tail_lines(log, 3, false) : NULL;
         _cleanup_free_ char *joined = tail ? strv_join(tail, " | ") : NULL;
 
         set_error(ret_error, "vhost-device-vsock did not come up (%s)%s%s",

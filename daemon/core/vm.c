@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "cid-alloc.h"
+#include "config-check.h"
 #include "console.h"
 #include "fd-util.h"
 #include "fileio.h"
@@ -194,6 +195,8 @@ int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key
         if (r < 0)
                 return r;
         r = vm->ctx->unique_error(vm, c, ret_error, ret_key, vm->ctx->userdata);
+        if (r >= 0)     /* firsthour: files and templates exist now, not only at the next start */
+                r = config_check_host(vm->ctx->paths, c, body, ret_error, ret_key);
         if (r < 0) {
                 vm_config_free(c);
                 return r;
@@ -231,7 +234,7 @@ void vm_set_state(Vm *vm, VmState s) {
                 vm->ctx->state_changed(vm, old, vm->ctx->userdata);
         vm_finish_waits(vm);
 }
-char **vm_tail_lines(const char *path, size_t n) {
+char **vm_tail_lines(const char *path, size_t n, bool skip_first) {
         _cleanup_free_ char *buf = NULL;
         _cleanup_strv_free_ char **lines = NULL;
         size_t size = 0, count;
@@ -242,7 +245,7 @@ char **vm_tail_lines(const char *path, size_t n) {
         if (strv_split(buf, "\n", &lines) < 0)
                 return NULL;
         count = strv_length(lines);
-        for (size_t i = count > n ? count - n : 0; i < count; i++)
+        for (size_t i = MAX(count > n ? count - n : 0, (size_t) skip_first); i < count; i++)
                 if (strv_extend(&out, lines[i]) < 0)
                         break;
         return out;
@@ -291,7 +294,8 @@ void vm_handle_exit(Vm *vm, int code, int sig) {
 
                 _cleanup_free_ char *log = vm_run_path(vm, "qemu.log");
 
-                vm->exit_stderr = log ? vm_tail_lines(log, VM_EXIT_STDERR_LINES) : NULL;
+                /* firsthour: line 1 is the command line zvmd wrote, not QEMU's words. */
+                vm->exit_stderr = log ? vm_tail_lines(log, VM_EXIT_STDERR_LINES, true) : NULL;
                 if (why)
                         vm->crash_reason = TAKE_PTR(why);
                 else if (sig > 0)
@@ -484,7 +488,11 @@ int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata
         /* The device and the memory are the run's; the floor is a live
          * key (no restart), so the pending one applies at once. */
         const VmConfig *c = vm_running_config(vm);
-        uint64_t floor_mib = vm->config->balloon_mib > 0 ? vm->config->balloon_mib : c->balloon_mib;
+        /* firsthour: a floor left at its default follows the memory that
+         * runs (half of it), not a pending memory change. */
+        uint64_t floor_mib = vm->config->balloon_mib > 0 && config_file_get(vm->cf, NULL, "balloon")
+                                     ? vm->config->balloon_mib
+                                     : c->balloon_mib;
         json_object *args;
         int r;
 
@@ -493,8 +501,9 @@ int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata
         if (c->balloon_mib == 0)
                 return set_error(ret_error, "VM %u has no balloon device (balloon: 0)", vm->vmid), -EOPNOTSUPP;
         if (target_mib < floor_mib || target_mib > c->memory_mib)
-                return set_error(ret_error, "target %" PRIu64 " MiB is outside [balloon %" PRIu64 ", memory %" PRIu64 "] MiB",
-                                 target_mib, floor_mib, c->memory_mib),
+                return set_error(ret_error, "target %" PRIu64 " MiB is outside [balloon %" PRIu64 ", memory %" PRIu64 "] MiB"
+                                 "%s", target_mib, floor_mib, c->memory_mib,   /* firsthour: say how to go lower */
+                                 target_mib < floor_mib ? "; the floor is the config key balloon: set it lower first" : ""),
                        -ERANGE;
         args = json_object_new_object();
         if (!args)

@@ -335,7 +335,10 @@ static int kernel_cmdline(const VmConfig *c, const HostCaps *h, const VmPaths *p
          * (MMIO under ACPI and PCIe alike), we always emit the root first
          * and the writable layer second, and a user disk that happens to
          * carry the label "rootfs" must never be mounted as the root. */
-        s = strjoin("console=ttyS0 panic=-1 quiet", tsc,
+        /* systemd.hostname=: the guest is called what the VM is (systemd
+         * takes it, our initrd sets it for any other init). Names are
+         * [A-Za-z0-9._-], nothing to quote. */
+        s = strjoin("console=ttyS0 panic=-1 quiet", tsc, " systemd.hostname=", c->name,
                     c->rootfs_template ? " root=/dev/vda ro zvm.overlay=1" : " root=/dev/vda rw",
                     c->rootfs_template && p->upper_image ? " zvm.upper=/dev/vdb" : "",
                     model_dev ? " zvm.models=" : "", strempty(model_dev),

@@ -659,7 +659,7 @@ static const VmKey vm_keys[] = {
         { "name",         0,  parse_name,         NULL,    false,  false,   0 },
         { "memory",       0,  parse_memory,       "256",   true,   true,    0 },
         /* The balloon floor only bounds the next balloon target. Its
-         * default is memory (no ballooning), filled in after parsing. */
+         * default is half of memory, filled in after parsing. */
         { "balloon",      0,  parse_balloon,      NULL,    false,  true,    0 },
         { "cores",        0,  parse_cores,        "1",     true,   true,    0 },
         { "kernel",       0,  parse_kernel,       NULL,    true,   false,   VM_PATH_MAX },
@@ -830,8 +830,11 @@ static int vm_config_parse(const ConfigFile *cf, uint32_t vmid, VmConfig **ret, 
                 goto fail;
         }
 
+        /* As Proxmox: the balloon device is there and set-memory works
+         * without first lowering a floor; half the memory keeps a guest
+         * from being squeezed below what it booted with by accident. */
         if (c->balloon_mib == UINT64_MAX)
-                c->balloon_mib = c->memory_mib;
+                c->balloon_mib = MAX(c->memory_mib / 2, (uint64_t) 1);
         else if (c->balloon_mib > c->memory_mib) {
                 bad = "balloon";
                 r = error_set(-EINVAL, ret_error, "balloon: %" PRIu64 " exceeds memory (%" PRIu64 ")",

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json-util.h"
 #include "request.h"
 #include "routes.h"
 #include "string-util.h"
@@ -37,7 +38,7 @@ static char *state_event(Vm *vm, int previous) {
         json_object_object_add(o, "name", json_object_new_string(vm->config->name));
         json_object_object_add(o, "state", json_object_new_string(vm_state_to_string(vm->state)));
         json_object_object_add(o, "previous", json_object_new_string(strempty(vm_state_to_string(previous))));
-        json_object_object_add(o, "time", json_object_new_double((double) now_usec(CLOCK_REALTIME) / 1e6));
+        json_object_object_add(o, "time", json_object_new_fixed((double) now_usec(CLOCK_REALTIME) / 1e6, 3));
         if (asprintf(&msg, "event: state\ndata: %s\n\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) < 0)
                 msg = NULL;
         json_object_put(o);

@@ -24,6 +24,7 @@ HttpRequest *operation_finish(Operation *op) {
 
         vm_wait_cancel(op->wait);
         agent_call_cancel(op->call);
+        sd_event_source_disable_unref(op->defer);
         http_request_set_closed_handler(req, NULL, NULL);
         free(op);
         return req;

@@ -12,11 +12,12 @@
  *    NULL (a fired handle is spent), calls operation_finish() and replies
  *    to the request it returns;
  *  - the client goes away: the Operation cancels the handles it still
- *    holds (vm_wait_cancel(), agent_call_cancel()) and frees itself, so
+ *    holds (vm_wait_cancel(), agent_call_cancel(), its defer source) and frees itself, so
  *    nothing stays registered in the core.
  */
 
 #include <stdbool.h>
+#include <systemd/sd-event.h>
 
 #include "agent.h"
 #include "http-server.h"
@@ -33,6 +34,7 @@ struct Operation {
         AgentCall *call;                /* set while waiting on its agent */
         operation_agent_reply_fn agent_reply;   /* how an agent answer becomes the reply */
         Manager *manager;               /* for what happens after the wait (a forced delete) */
+        sd_event_source *defer;         /* work put off to the next loop iteration (reboot's start) */
 };
 
 /* NULL on OOM (then the caller still owns the request and replies). */

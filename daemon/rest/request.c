@@ -8,6 +8,7 @@
 
 json_object *rest_parse_body_object(HttpRequest *req) {
         enum json_tokener_error jerr = json_tokener_success;
+        json_tokener *tok;
         json_object *o;
         size_t size;
         const char *body = http_request_body(req, &size);
@@ -20,12 +21,27 @@ json_object *rest_parse_body_object(HttpRequest *req) {
                 http_request_reply_error(req, API_ERROR_INVALID_JSON, NULL, "request body contains a NUL byte");
                 return NULL;
         }
-        o = json_tokener_parse_verbose(body, &jerr);
-        if (!o) {
-                http_request_reply_error(req, API_ERROR_INVALID_JSON, NULL, "malformed JSON: %s",
-                                         json_tokener_error_desc(jerr));
+        tok = json_tokener_new();
+        if (!tok) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
                 return NULL;
         }
+        o = json_tokener_parse_ex(tok, body, (int) size);
+        jerr = json_tokener_get_error(tok);
+        if (!o || jerr != json_tokener_success) {
+                /* Where, not json-c's own words ("null expected" for "notjson"). */
+                size_t at = json_tokener_get_parse_end(tok);
+
+                json_tokener_free(tok);
+                json_object_put(o);
+                http_request_reply_error(req, API_ERROR_INVALID_JSON, NULL,
+                                         jerr == json_tokener_continue
+                                                 ? "request body is not valid JSON: it ends too early"
+                                                 : "request body is not valid JSON (error at byte %zu): send a JSON object",
+                                         at + 1);
+                return NULL;
+        }
+        json_tokener_free(tok);
         if (!json_object_is_type(o, json_type_object)) {
                 json_object_put(o);
                 http_request_reply_error(req, API_ERROR_INVALID_JSON, NULL, "request body must be a JSON object");

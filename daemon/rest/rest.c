@@ -31,6 +31,7 @@ static const Route routes[] = {
         { "POST", ZVM_API_PREFIX "/vms/{id}/kill", route_vm_kill },
         { "PUT", ZVM_API_PREFIX "/vms/{id}/memory", route_vm_memory },
         { "GET", ZVM_API_PREFIX "/vms/{id}/status", route_vm_status },
+        { "GET", ZVM_API_PREFIX "/vms/{id}/pending", route_vm_pending },        /* firsthour */
         { "GET", ZVM_API_PREFIX "/vms/{id}/console/log", route_vm_console_log },
         { "POST", ZVM_API_PREFIX "/vms/{id}/exec", route_vm_exec },
         { "GET", ZVM_API_PREFIX "/vms/{id}/files", route_vm_file_get },

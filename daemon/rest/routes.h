@@ -24,6 +24,8 @@ void route_vm_reboot(void *ctx, HttpRequest *req, char **params);
 void route_vm_memory(void *ctx, HttpRequest *req, char **params);
 void route_vm_status(void *ctx, HttpRequest *req, char **params);
 void route_vm_console_log(void *ctx, HttpRequest *req, char **params);
+/* vm-pending.c (firsthour) */
+void route_vm_pending(void *ctx, HttpRequest *req, char **params);
 /* vm-agent.c */
 void route_vm_exec(void *ctx, HttpRequest *req, char **params);
 void route_vm_file_get(void *ctx, HttpRequest *req, char **params);

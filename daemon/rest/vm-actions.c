@@ -92,9 +92,23 @@ static int do_kill(Vm *vm, unsigned timeout) {
         return vm_kill(vm);
 }
 
+/* Parks req until the VM is down (cb replies), then asks fn to take it
+ * there. */
+static void park_and_take_down(Vm *vm, HttpRequest *req, vm_wait_fn cb, vm_down_fn fn, unsigned timeout) {
+        int r;
+
+        if (!park(vm, req, VM_WAIT_DOWN, cb)) {
+                http_request_reply_error(req, API_ERROR_CONFLICT, NULL, "too many requests waiting on VM %u", vm->vmid);
+                return;
+        }
+        /* On failure the VM still goes down by the timeout the call armed. */
+        r = fn(vm, timeout);
+        if (r < 0)
+                log_warning_errno(r, "VM %u: stop request failed: %m", vm->vmid);
+}
+
 static void route_vm_down(Manager *m, HttpRequest *req, const char *id, vm_down_fn fn, unsigned timeout) {
         Vm *vm = rest_lookup_vm(m, req, id);
-        int r;
 
         if (!vm)
                 return;
@@ -103,14 +117,7 @@ static void route_vm_down(Manager *m, HttpRequest *req, const char *id, vm_down_
                                          vm_state_to_string(vm->state));
                 return;
         }
-        if (!park(vm, req, VM_WAIT_DOWN, on_down_done)) {
-                http_request_reply_error(req, API_ERROR_CONFLICT, NULL, "too many requests waiting on VM %u", vm->vmid);
-                return;
-        }
-        /* On failure the VM still goes down by the timeout the call armed. */
-        r = fn(vm, timeout);
-        if (r < 0)
-                log_warning_errno(r, "VM %u: stop request failed: %m", vm->vmid);
+        park_and_take_down(vm, req, on_down_done, fn, timeout);
 }
 
 void route_vm_shutdown(void *ctx, HttpRequest *req, char **params) {
@@ -133,19 +140,75 @@ void route_vm_kill(void *ctx, HttpRequest *req, char **params) {
         route_vm_down(((Rest *) ctx)->manager, req, params[0], do_kill, 0);
 }
 
-void route_vm_reboot(void *ctx, HttpRequest *req, char **params) {
-        Vm *vm = rest_lookup_vm(((Rest *) ctx)->manager, req, params[0]);
+/* A reboot is a shutdown and a start through zvmd, as `qm reboot`: the
+ * new run takes the pending config, and its uptime and agent readiness
+ * start over. (A reset inside QEMU would keep the old run.) The reply
+ * comes when the VM runs again. */
+static void on_reboot_gone(Vm *vm, int state, void *userdata) {
+        http_request_reply_error(operation_wait_done(userdata), API_ERROR_UNAVAILABLE, NULL, "VM %u went away",
+                                 vm->vmid);
+}
+
+static int on_reboot_start(sd_event_source *s, void *userdata) {
+        Operation *op = userdata;
+        Vm *vm = op->vm;
+        _cleanup_free_ char *err = NULL;
         int r;
+
+        op->defer = sd_event_source_disable_unref(op->defer);
+        vm_wait_cancel(op->wait);       /* the guard: the VM is still there */
+        op->wait = NULL;
+        if (vm_is_up(vm)) {             /* someone started it in between */
+                rest_reply_vm(operation_finish(op), vm, 200);
+                return 0;
+        }
+        r = vm_start(vm, &err);
+        if (r < 0) {
+                http_request_reply_error(operation_finish(op), API_ERROR_QEMU_FAILED, NULL,
+                                         "VM %u stopped but did not start again: %s", vm->vmid, err ? err : errno_str(r));
+                return 0;
+        }
+        if (vm->state == VM_STATE_RUNNING ||
+            vm_wait(vm, VM_WAIT_RUNNING | VM_WAIT_DOWN, on_start_done, op, &op->wait) < 0)
+                rest_reply_vm(operation_finish(op), vm, 200);
+        return 0;
+}
+
+static void on_reboot_down(Vm *vm, int state, void *userdata) {
+        Operation *op = userdata;
+
+        op->wait = NULL;                /* spent */
+        if (state < 0) {
+                http_request_reply_error(operation_finish(op), API_ERROR_UNAVAILABLE, NULL, "VM %u went away", vm->vmid);
+                return;
+        }
+        /* The start waits for the next loop iteration: the others told of
+         * this down (a DELETE ?force) see the VM down, not starting; a wait
+         * for nothing (mask 0) tells us if one of them deletes it. */
+        if (vm_wait(vm, 0, on_reboot_gone, op, &op->wait) < 0 ||
+            sd_event_add_defer(vm->ctx->event, &op->defer, on_reboot_start, op) < 0)
+                http_request_reply_error(operation_finish(op), API_ERROR_INTERNAL, NULL,
+                                         "VM %u stopped but cannot be started again now", vm->vmid);
+}
+
+void route_vm_reboot(void *ctx, HttpRequest *req, char **params) {
+        const char *t = http_request_query(req, "timeout");
+        unsigned timeout = SHUTDOWN_TIMEOUT_DEFAULT;
+        Vm *vm = rest_lookup_vm(((Rest *) ctx)->manager, req, params[0]);
 
         if (!vm)
                 return;
-        r = vm_reboot(vm, NULL, NULL);
-        if (r < 0) {
+        if (t && (safe_atou32(t, &timeout) < 0 || timeout > SHUTDOWN_TIMEOUT_MAX)) {
+                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "timeout",
+                                         "timeout: must be an integer between 0 and %u seconds", SHUTDOWN_TIMEOUT_MAX);
+                return;
+        }
+        if (vm->state != VM_STATE_RUNNING) {
                 http_request_reply_error(req, API_ERROR_INVALID_STATE, NULL, "VM %u cannot reboot: it is %s", vm->vmid,
                                          vm_state_to_string(vm->state));
                 return;
         }
-        rest_reply_vm(req, vm, 200);
+        park_and_take_down(vm, req, on_reboot_down, do_shutdown, timeout);
 }
 
 void route_vm_memory(void *ctx, HttpRequest *req, char **params) {

@@ -22,6 +22,7 @@ import zvmtest as zt  # noqa: E402
 from zvmd import ZVMD, Zvmd, require_daemon  # noqa: E402
 from zvmd_console import CONSOLE_CAP, scenario_console_flood  # noqa: E402,F401
 from zvmd_cli import scenario_cli_first_hour  # noqa: E402,F401
+from zvmd_firsthour import scenario_first_hour  # noqa: E402,F401
 import zvmd_llm  # noqa: E402
 from zvmd_models import scenario_models  # noqa: E402,F401
 

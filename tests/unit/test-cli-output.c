@@ -251,6 +251,16 @@ static void test_renderers(void) {
                 },
                 { cli_output_vm_list, "vm list of a non-array", "{}", -EBADMSG, NULL },
                 {
+                        /* A running VM with pending memory and cores: the list shows what runs. */
+                        cli_output_vm_list, "vm list: running values",
+                        "[{\"vmid\":100,\"name\":\"web\",\"state\":\"running\",\"cid\":3,"
+                        "  \"config\":{\"memory\":512,\"cores\":2},"
+                        "  \"status\":{\"uptime\":5,\"memory_mib\":128,\"running\":{\"memory\":128}}}]",
+                        0,
+                        "VMID  NAME  STATE    CID  MEMORY  CORES  UPTIME\n"
+                        " 100  web   running    3    128M      1      5s\n",
+                },
+                {
                         cli_output_vm_status, "status of a running VM",
                         "{\"vmid\":100,\"name\":\"web\",\"state\":\"running\",\"pid\":4242,\"uptime\":3900,"
                         " \"cpu_seconds\":1.234,\"rss_bytes\":233832448,\"cid\":3,\"accel\":\"tcg\","
@@ -384,6 +394,25 @@ static void test_renderers(void) {
                 { cli_output_pending_restart, "nothing pending", "{\"vmid\":100,\"pending_restart\":[]}", 0, "" },
                 { cli_output_pending_restart, "no pending list", "{\"vmid\":100}", 0, "" },
                 {
+                        /* The golden text of zvm pending: running beside pending, a key the run
+                         * lacks, a removed key, long values cut, a control character shown as '?'. */
+                        cli_output_vm_pending, "pending",
+                        "[{\"key\":\"memory\",\"value\":128,\"pending\":256},"
+                        " {\"key\":\"name\",\"value\":\"web\x01\"},"
+                        " {\"key\":\"cores\",\"pending\":2},"
+                        " {\"key\":\"cmdline\",\"value\":\"quiet loglevel=3 systemd.unit=rescue.target zvm.x=1234567890\"},"
+                        " {\"key\":\"disk0\",\"value\":\"/srv/a.img\",\"delete\":true}]",
+                        0,
+                        "KEY      VALUE                                             PENDING\n"
+                        "memory   128                                               256\n"
+                        "name     web?\n"
+                        "cores    (unset)                                           2\n"
+                        "cmdline  quiet loglevel=3 systemd.unit=rescue.target z...\n"
+                        "disk0    /srv/a.img                                        (unset)\n",
+                },
+                { cli_output_vm_pending, "pending: nothing", "[]", 0, "KEY  VALUE  PENDING\n" },
+                { cli_output_vm_pending, "pending: not an array", "{}", -EBADMSG, NULL },
+                {
                         cli_output_host, "host",
                         "{\"version\":\"0.1.0\",\"qemu\":\"7.2.0\",\"accel\":\"tcg\","
                         " \"accel_reason\":\"KVM probe timed out\",\"vsock_mode\":\"hybrid\","
@@ -394,7 +423,7 @@ static void test_renderers(void) {
                         "qemu:         7.2.0\n"
                         "accel:        tcg\n"
                         "accel-reason: KVM probe timed out\n"
-                        "vsock:        hybrid\n"
+                        "vsock-mode:   hybrid\n"
                         "kernel:       /usr/share/zvm/vmlinux\n"
                         "cpus:         2\n"
                         "memory:       24G\n"

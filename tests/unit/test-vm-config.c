@@ -35,7 +35,7 @@ static void test_defaults(void) {
         is_int(c->vmid, 100, "vmid");
         is_str(c->name, "web", "name");
         is_int(c->memory_mib, 256, "memory defaults to 256");
-        is_int(c->balloon_mib, 256, "balloon defaults to memory");
+        is_int(c->balloon_mib, 128, "balloon defaults to half of memory");
         is_int(c->cores, 1, "cores defaults to 1");
         is_str(c->rootfs_template, "tiny", "rootfs defaults to the tiny template");
         ok(!c->rootfs_path, "no rootfs path");
