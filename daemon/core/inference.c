@@ -39,6 +39,7 @@ struct InferenceVm {
         uint64_t since_usec;            /* CLOCK_MONOTONIC: serving since */
         uint64_t ready_usec;            /* since → first ready */
         int64_t agent_restarts;         /* llm.restarts, -1 unknown */
+        int64_t pid;                    /* llm.pid in the guest, 0 unknown */
         char *error;                    /* why it failed or left the rotation last */
         unsigned in_flight;
         uint64_t requests, errors, prompt_tokens, generated_tokens;
@@ -180,6 +181,9 @@ static void ivm_take_llm(InferenceVm *v, json_object *llm) {
         }
         if (json_object_object_get_ex(llm, "restarts", &x) && json_object_is_type(x, json_type_int))
                 v->agent_restarts = json_object_get_int64(x);
+        v->pid = json_object_object_get_ex(llm, "pid", &x) && json_object_is_type(x, json_type_int)
+                         ? json_object_get_int64(x)
+                         : 0;
         s = json_object_get_string(st);
         if (streq(s, "ready"))
                 ivm_set_state(v, INFERENCE_READY);
@@ -452,6 +456,7 @@ int inference_vm_to_json(const InferenceVm *v, json_object **ret) {
         json_object_object_add(o, "state", json_object_new_string(inference_state_to_string(v->state)));
         json_object_object_add(o, "ready_ms", v->ready_usec ? json_object_new_double(ms(v->ready_usec)) : NULL);
         json_object_object_add(o, "restarts", v->agent_restarts >= 0 ? json_object_new_int64(v->agent_restarts) : NULL);
+        json_object_object_add(o, "pid", v->pid > 0 ? json_object_new_int64(v->pid) : NULL);
         json_object_object_add(o, "slots", json_object_new_int64(v->slots));
         json_object_object_add(o, "in_flight", json_object_new_int64(v->in_flight));
         json_object_object_add(o, "requests", json_object_new_int64((int64_t) v->requests));

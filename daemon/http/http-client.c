@@ -5,8 +5,17 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <linux/vm_sockets.h>
 
+#include "fd-util.h"
 #include "http-client.h"
 #include "log.h"
 #include "time-util.h"
@@ -17,21 +26,109 @@ struct HttpClient {
         sd_event_source *timer;
         unsigned running;
         struct HttpTransfer *transfers;
+        int busy_listen, busy_queued;   /* curl < 8.0 only: see transfer_open_socket() */
+        struct sockaddr_un busy_addr;
+        socklen_t busy_len;
 };
 
 /* One running transfer, reached through CURLOPT_PRIVATE, listed in the
  * client (curl 7.88 cannot list a multi's handles). */
 typedef struct HttpTransfer {
         struct HttpTransfer *next, **prevp;
+        HttpClient *client;
         CURL *easy;
+        int fd;                         /* connected, until curl takes it */
         http_client_done_fn done;
         void *userdata;
 } HttpTransfer;
 
-static void transfer_unlink(HttpTransfer *t) {
+static void transfer_free(HttpTransfer *t) {
         *t->prevp = t->next;
         if (t->next)
                 t->next->prevp = t->prevp;
+        if (t->fd >= 0)
+                close(t->fd);
+        free(t);
+}
+
+/* A unix listener whose backlog is full: a non-blocking connect() to it
+ * fails with EAGAIN, and Linux checks that before it checks whether the
+ * connecting socket is connected already (EISCONN). */
+static int client_busy_listener(HttpClient *c) {
+        uint64_t r;
+        int fd, q;
+
+        if (c->busy_listen >= 0)
+                return 0;
+        if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+                return -EIO;
+        c->busy_addr.sun_family = AF_UNIX;
+        /* Abstract: nothing on disk; a stranger connecting changes nothing. */
+        snprintf(c->busy_addr.sun_path + 1, sizeof(c->busy_addr.sun_path) - 1, "zvmd-curl-busy-%d-%016llx",
+                 (int) getpid(), (unsigned long long) r);
+        c->busy_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + strlen(c->busy_addr.sun_path + 1));
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *) &c->busy_addr, c->busy_len) < 0 || listen(fd, 0) < 0) {
+                close(fd);
+                return -errno;
+        }
+        q = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (q < 0 || connect(q, (struct sockaddr *) &c->busy_addr, c->busy_len) < 0) {
+                if (q >= 0)
+                        close(q);
+                close(fd);
+                return -errno;
+        }
+        c->busy_listen = fd;
+        c->busy_queued = q;
+        return 0;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: the caller's connected socket. curl 8.0 and
+ * later skip connect() when CURLOPT_SOCKOPTFUNCTION says it is connected;
+ * 7.88 calls it anyway (curl issue 10626) and gives up on EISCONN. For it,
+ * the address connect() gets is rewritten: a unix socket (hybrid vsock,
+ * whose handshake is done) gets the full listener above, so connect() says
+ * EAGAIN, curl waits for writability and finds SO_ERROR 0: connected; any
+ * other socket (kernel vsock) is replaced by a fresh one that curl connects
+ * to the same peer itself. */
+static curl_socket_t transfer_open_socket(void *userdata, curlsocktype purpose, struct curl_sockaddr *address) {
+        HttpTransfer *t = userdata;
+        struct sockaddr_storage peer = {};
+        socklen_t len = sizeof(peer);
+        int fd;
+
+        if (t->fd < 0 || purpose != CURLSOCKTYPE_IPCXN)
+                return CURL_SOCKET_BAD;
+        if (curl_version_info(CURLVERSION_NOW)->version_num >= 0x080000)
+                return TAKE_FD(t->fd);
+        if (getpeername(t->fd, (struct sockaddr *) &peer, &len) < 0)
+                return CURL_SOCKET_BAD;
+        if (peer.ss_family == AF_UNIX) {
+                if (client_busy_listener(t->client) < 0)
+                        return CURL_SOCKET_BAD;
+                address->family = AF_UNIX;
+                address->addrlen = t->client->busy_len;
+                memcpy(&address->addr, &t->client->busy_addr, t->client->busy_len);
+                return TAKE_FD(t->fd);
+        }
+        if (peer.ss_family != AF_VSOCK || len > sizeof(struct sockaddr_vm))
+                return CURL_SOCKET_BAD;
+        fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return CURL_SOCKET_BAD;
+        address->family = AF_VSOCK;
+        address->addrlen = len;
+        memcpy(&address->addr, &peer, len);
+        t->fd = safe_close(t->fd);
+        return fd;
+}
+
+static int transfer_sockopt(void *userdata, curl_socket_t fd, curlsocktype purpose) {
+        return curl_version_info(CURLVERSION_NOW)->version_num >= 0x080000 ? CURL_SOCKOPT_ALREADY_CONNECTED
+                                                                          : CURL_SOCKOPT_OK;
 }
 
 static void client_check_done(HttpClient *c) {
@@ -52,8 +149,7 @@ static void client_check_done(HttpClient *c) {
                         http_client_done_fn done = t->done;
                         void *userdata = t->userdata;
 
-                        transfer_unlink(t);
-                        free(t);
+                        transfer_free(t);
                         done(easy, result, userdata);
                 }
         }
@@ -151,6 +247,7 @@ int http_client_new(sd_event *e, HttpClient **ret) {
         if (!c)
                 return -ENOMEM;
         c->event = sd_event_ref(e);
+        c->busy_listen = c->busy_queued = -EBADF;
         c->multi = curl_multi_init();
         if (!c->multi)
                 return -ENOMEM;
@@ -171,30 +268,42 @@ HttpClient *http_client_free(HttpClient *c) {
         if (c->multi)
                 curl_multi_cleanup(c->multi);
         sd_event_source_disable_unref(c->timer);
+        safe_close(c->busy_listen);
+        safe_close(c->busy_queued);
         sd_event_unref(c->event);
         return mfree(c);
 }
 
-int http_client_add(HttpClient *c, CURL *easy, http_client_done_fn done, void *userdata) {
+int http_client_add(HttpClient *c, CURL *easy, int fd, http_client_done_fn done, void *userdata) {
         HttpTransfer *t;
 
-        if (!c || !easy || !done)
+        if (!c || !easy || !done) {
+                if (fd >= 0)
+                        close(fd);
                 return -EINVAL;
-        t = calloc(1, sizeof(*t));
-        if (!t)
-                return -ENOMEM;
-        *t = (HttpTransfer) { .easy = easy, .done = done, .userdata = userdata };
-        if (curl_easy_setopt(easy, CURLOPT_PRIVATE, t) != CURLE_OK ||
-            curl_multi_add_handle(c->multi, easy) != CURLM_OK) {
-                (void) curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
-                free(t);
-                return -EIO;
         }
+        t = calloc(1, sizeof(*t));
+        if (!t) {
+                if (fd >= 0)
+                        close(fd);
+                return -ENOMEM;
+        }
+        *t = (HttpTransfer) { .client = c, .easy = easy, .fd = fd, .done = done, .userdata = userdata };
         t->next = c->transfers;
         if (t->next)
                 t->next->prevp = &t->next;
         t->prevp = &c->transfers;
         c->transfers = t;
+        if ((fd >= 0 &&
+             (curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, transfer_open_socket) != CURLE_OK ||
+              curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, t) != CURLE_OK ||
+              curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, transfer_sockopt) != CURLE_OK)) ||
+            curl_easy_setopt(easy, CURLOPT_PRIVATE, t) != CURLE_OK ||
+            curl_multi_add_handle(c->multi, easy) != CURLM_OK) {
+                (void) curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+                transfer_free(t);
+                return -EIO;
+        }
         c->running++;
         return 0;
 }
@@ -208,8 +317,7 @@ void http_client_remove(HttpClient *c, CURL *easy) {
         if (!t)
                 return;
         (void) curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
-        transfer_unlink(t);
-        free(t);
+        transfer_free(t);
         if (curl_multi_remove_handle(c->multi, easy) == CURLM_OK)
                 c->running--;
 }

@@ -33,8 +33,12 @@ HttpClient *http_client_free(HttpClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HttpClient *, http_client_free);
 
 /* Starts the transfer; done(easy, result, userdata) is called once when it
- * ends. The easy handle's CURLOPT_PRIVATE is used here. */
-int http_client_add(HttpClient *c, CURL *easy, http_client_done_fn done, void *userdata);
+ * ends. fd >= 0: a connected stream socket (non-blocking, O_CLOEXEC) that
+ * the transfer uses instead of connecting (CURLOPT_OPENSOCKETFUNCTION and
+ * CURLOPT_SOCKOPTFUNCTION are set here; any URL host works, an IP literal
+ * spares a lookup); it is taken in every case, also on failure. The easy
+ * handle's CURLOPT_PRIVATE is used here. */
+int http_client_add(HttpClient *c, CURL *easy, int fd, http_client_done_fn done, void *userdata);
 /* Stops a transfer whose done has not run; done never runs. */
 void http_client_remove(HttpClient *c, CURL *easy);
 /* Transfers running now. */

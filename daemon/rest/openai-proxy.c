@@ -287,16 +287,6 @@ static void on_done(CURL *easy, CURLcode result, void *userdata) {
         call_free(c);
 }
 
-static curl_socket_t on_open_socket(void *userdata, curlsocktype purpose, struct curl_sockaddr *address) {
-        ProxyCall *c = userdata;
-
-        return c->fd >= 0 ? TAKE_FD(c->fd) : CURL_SOCKET_BAD;
-}
-
-static int on_sockopt(void *userdata, curl_socket_t fd, curlsocktype purpose) {
-        return CURL_SOCKOPT_ALREADY_CONNECTED;
-}
-
 static int call_setup(ProxyCall *c) {
         CURL *e;
         const char *body;
@@ -323,9 +313,6 @@ static int call_setup(ProxyCall *c) {
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, OPENAI_TRANSFER_TIMEOUT_MS) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_sockopt) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEDATA, c) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->error) != CURLE_OK ||
@@ -335,7 +322,7 @@ static int call_setup(ProxyCall *c) {
             (curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) size) != CURLE_OK ||
              curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body) != CURLE_OK))
                 return -EIO;
-        return http_client_add(c->o->client, e, on_done, c);
+        return http_client_add(c->o->client, e, TAKE_FD(c->fd), on_done, c);
 }
 
 static void on_connected(int fd, void *userdata) {
