@@ -391,6 +391,10 @@ Vm *inference_vm_vm(const InferenceVm *v) {
         return v ? v->vm : NULL;
 }
 
+uint32_t inference_vm_vmid(const InferenceVm *v) {
+        return v ? v->vmid : 0;
+}
+
 const char *inference_vm_model(const InferenceVm *v) {
         return v ? v->model : NULL;
 }

@@ -85,6 +85,7 @@ InferenceVm *inference_vm_ref(InferenceVm *v);
 InferenceVm *inference_vm_unref(InferenceVm *v);
 DEFINE_TRIVIAL_CLEANUP_FUNC(InferenceVm *, inference_vm_unref);
 Vm *inference_vm_vm(const InferenceVm *v);              /* NULL once GONE */
+uint32_t inference_vm_vmid(const InferenceVm *v);
 const char *inference_vm_model(const InferenceVm *v);
 InferenceState inference_vm_state(const InferenceVm *v);
 unsigned inference_vm_in_flight(const InferenceVm *v);

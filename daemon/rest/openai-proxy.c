@@ -254,8 +254,8 @@ static void on_done(CURL *easy, CURLcode result, void *userdata) {
         (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         if (c->st) {
                 if (result != CURLE_OK || !c->saw_done) {
-                        snprintf(why, sizeof(why), "the stream from VM %s broke before its end: %s",
-                                 strnull(inference_vm_model(c->v)),
+                        snprintf(why, sizeof(why), "the stream from VM %u broke before its end: %s",
+                                 inference_vm_vmid(c->v),
                                  result != CURLE_OK ? (*c->error ? c->error : curl_easy_strerror(result))
                                                     : "no data: [DONE]");
                         call_stream_error(c, why);
@@ -267,7 +267,7 @@ static void on_done(CURL *easy, CURLcode result, void *userdata) {
                                    "the answer is larger than %u bytes", OPENAI_ANSWER_MAX);
                 res.failed = true;
         } else if (result != CURLE_OK) {
-                snprintf(why, sizeof(why), "llama-server failed during the request: %s",
+                snprintf(why, sizeof(why), "llama-server in VM %u failed during the request: %s", inference_vm_vmid(c->v),
                          *c->error ? c->error : curl_easy_strerror(result));
                 openai_reply_error(TAKE_PTR(c->req), 502, "server_error", "upstream_failed", 0, "%s", why);
                 inference_vm_mark_failed(c->v, why);
@@ -333,7 +333,8 @@ static void on_connected(int fd, void *userdata) {
         if (fd < 0) {
                 char why[200];
 
-                snprintf(why, sizeof(why), "cannot connect to llama-server in VM: %s", errno_str(fd));
+                snprintf(why, sizeof(why), "cannot connect to llama-server in VM %u: %s", inference_vm_vmid(c->v),
+                         errno_str(fd));
                 inference_vm_mark_failed(c->v, why);
                 openai_reply_error(TAKE_PTR(c->req), 503, "server_error", "vm_unavailable", OPENAI_RETRY_AFTER_SEC, "%s",
                                    why);

@@ -1690,14 +1690,14 @@ def scenario_llm_api(t, d):
     the OpenAI-compatible API on zvmd's socket (zvmd_serve.py)."""
     if not build_template(t, d, "llm", "llm"):
         return
-    disk = model_disk(t, d)
-    if not disk:
+    model = "tiny"
+    if not zvmd_serve.store_model(t, d, model):
         return
-    model = disk["image"]
 
     def create_vm(name):
+        # Small and quick under TCG: a short context, one slot, two threads.
         r = d.zvm("create", name, "--template", "llm", "--memory", "768", "--cores", "2", "--no-ssh-keys",
-                  "--set", f"model={model}")
+                  "--set", f"model={model}", "--set", "inference=threads=2,ctx=2048,parallel=1,batch=64")
         t.ok(r.returncode == 0, f"create {name}, an llm VM with model: {model}", r.stderr)
 
     zvmd_serve.serve_api(t, d, create_vm, model)

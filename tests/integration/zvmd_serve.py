@@ -9,13 +9,39 @@ Retry-After. Random-weight models answer with <pad_N> tokens: the checks
 count tokens, never text."""
 import http.client
 import json
+import os
 import socket
+import subprocess
 import threading
 import time
 
+import zvmtest as zt
 from zvmd import UnixHTTPConnection
 
 STEP = 300              # seconds any one wait may take under TCG
+
+
+def store_model(t, d, name):
+    """A generated tiny model in zvmd's model store under `name`: the image
+    made by zvm-mkmodel disk in <data>/models/images and its record in
+    names/ (core/model-store.h). Whether it worked."""
+    tool = os.path.join(zt.BUILD, "daemon", "tools", "zvm-mkmodel")
+    store = os.path.join(d.root, "var", "lib", "zvm", "models")
+    gguf = os.path.join(d.tmp, "tiny.gguf")
+    r = subprocess.run([tool, "generate", "--shape", "tiny", "--quant", "q8_0", gguf],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode == 0:
+        r = subprocess.run([tool, "disk", gguf, os.path.join(store, "images")], capture_output=True, text=True,
+                           timeout=120)
+    disk = json.loads(r.stdout) if r.returncode == 0 else {}
+    t.ok(r.returncode == 0 and os.path.exists(disk.get("image", "")),
+         f"a generated tiny model on a model disk in the store ({disk.get('image_size')} bytes)", r.stderr)
+    if not disk:
+        return False
+    os.makedirs(os.path.join(store, "names"), exist_ok=True)
+    with open(os.path.join(store, "names", name + ".json"), "w") as f:
+        json.dump({"name": name, "sha256": disk["sha256"], "image": disk["image"]}, f)
+    return True
 
 
 def api(d, method, path, body=None, timeout=STEP):
@@ -89,6 +115,7 @@ class Events:
         self.lines = []
         self.conn = UnixHTTPConnection(d.sock, timeout=STEP * 4)
         self.conn.request("GET", "/api/v1/events")
+        self.sock = self.conn.sock      # http.client lets go of it for a Connection: close answer
         self.resp = self.conn.getresponse()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -115,7 +142,7 @@ class Events:
 
     def close(self):
         try:
-            self.conn.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
         self.conn.close()
