@@ -104,6 +104,14 @@ static const char template_build_details[] =
         "template rm NAME cancels it. A failed build leaves no template.\n"
         "Results are cached by content: an identical build is a copy.\n";
 
+static const char model_add_details[] =
+        "zvm reads FILE and sends it to zvmd (progress shown for files of 32 MiB and\n"
+        "more); zvmd checks it (a clear error for a file that is not a readable GGUF:\n"
+        "bad magic, truncated, unsupported version, tensors past the end) and makes\n"
+        "a content-addressed read-only disk of it: the same file added twice is\n"
+        "stored once. The name defaults to the file's name without .gguf. A VM uses\n"
+        "it with 'model: NAME' in its config. Ctrl-C, or a failure, leaves nothing.\n";
+
 static const Verb verbs[] = {
         { "create",       verb_create,       "NAME [--vmid N] [--memory SIZE] [--balloon SIZE] [--cores N] [--template T] [--ssh-key FILE]... [--set KEY=VALUE]...", "Create a VM and print its VMID", create_details },
         { "list",         verb_list,         "[--state S] [--tag T]",  "List the VMs: VMID NAME STATE CID MEMORY CORES UPTIME", list_details },
@@ -129,6 +137,11 @@ static const Verb verbs[] = {
         { "template build", verb_template_build, "NAME --profile tiny|standard|llm [--suite S] [--include PKG,...] [--detach] [--verbose]", "Build a root filesystem template", template_build_details },
         { "template list", verb_template_list, "",                     "List templates: NAME PROFILE STATE SIZE DISK CREATED USED BY", NULL },
         { "template rm",  verb_template_rm,  "NAME",                   "Remove a template (refused while a VM uses it; cancels a build)", NULL },
+        { "model add",    verb_model_add,    "FILE.gguf [--name N] [--detach]", "Add a GGUF model to the store (uploaded to zvmd, checked, made a read-only disk)", model_add_details },
+        { "model generate", verb_model_generate, "NAME --shape tiny|qwen2.5-0.5b|qwen2.5-1.5b|llama3.2-1b|custom:... [--quant q8_0|q4_0] [--detach]", "Generate a random-weight model with a real model's shape and add it", NULL },
+        { "model list",   verb_model_list,   "",                       "List models: NAME STATE ARCH PARAMS QUANT CONTEXT SIZE SHA256 VMS", NULL },
+        { "model show",   verb_model_show,   "NAME",                   "Show a model's metadata, or why its add failed", NULL },
+        { "model rm",     verb_model_rm,     "NAME",                   "Remove a model (refused while a VM's config uses it; cancels an add)", NULL },
         { "host",         verb_host,         "",                       "Show host facts (versions, accelerator, capacity)", NULL },
         { "token create", verb_token_create, "[--comment C]",          "Create an API token and print its secret, once", NULL },
         { "token list",   verb_token_list,   "",                       "List API tokens", NULL },
