@@ -1864,7 +1864,7 @@ def main():
     name = sys.argv[1]
     extra = []
     port = None
-    if name == "tcp_token":
+    if name in ("tcp_token", "llm_api"):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

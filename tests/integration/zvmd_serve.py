@@ -22,9 +22,11 @@ STEP = 300              # seconds any one wait may take under TCG
 
 
 def store_model(t, d, name):
-    """A generated tiny model in zvmd's model store under `name`: the image
-    made by zvm-mkmodel disk in <data>/models/images and its record in
-    names/ (core/model-store.h). Whether it worked."""
+    """A generated tiny model in zvmd's model store under `name`, laid out
+    as core/model-store.h says: the disk zvm-mkmodel makes in
+    <data>/models/images and its record in names/. (`zvm model generate`
+    is the user's way; this scenario tests serving, not the store.)
+    Whether it worked."""
     tool = os.path.join(zt.BUILD, "daemon", "tools", "zvm-mkmodel")
     store = os.path.join(d.root, "var", "lib", "zvm", "models")
     gguf = os.path.join(d.tmp, "tiny.gguf")
@@ -197,6 +199,78 @@ def check_answers(t, d, model):
          f"{status} {ans}")
 
 
+# The official openai npm client, pinned to 4.x (the newest need node >= 22;
+# these machines have node 20), installed once into zvm's cache.
+OPENAI_NPM = "openai@4"
+OPENAI_JS = r"""
+const OpenAI = require("openai");
+(async () => {
+  const c = new OpenAI({ baseURL: process.argv[2], apiKey: process.argv[3], maxRetries: 0, timeout: 120000 });
+  const out = {};
+  const msg = [{ role: "user", content: "Hello from the openai npm client" }];
+  const a = await c.chat.completions.create({ model: process.argv[4], messages: msg, max_tokens: 8, ignore_eos: true });
+  out.completion_tokens = a.usage.completion_tokens;
+  const s = await c.chat.completions.create({ model: process.argv[4], messages: msg, max_tokens: 8, ignore_eos: true,
+                                               stream: true, stream_options: { include_usage: true } });
+  out.chunks = 0;
+  for await (const ch of s) { out.chunks++; if (ch.usage) out.stream_tokens = ch.usage.completion_tokens; }
+  try { await c.chat.completions.create({ model: "no-such-model", messages: msg }); }
+  catch (e) { out.unknown_status = e.status; out.unknown_code = e.code; }
+  console.log(JSON.stringify(out));
+})().catch((e) => { console.log(JSON.stringify({ error: String(e) })); process.exit(1); });
+"""
+
+
+def openai_npm():
+    """The directory holding node_modules/openai, installed on first use; None if npm failed."""
+    cache = os.environ.get("ZVM_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "zvm")
+    prefix = os.path.join(cache, "npm", OPENAI_NPM.replace("@", "-"))
+    if os.path.exists(os.path.join(prefix, "node_modules", "openai", "package.json")):
+        return prefix
+    os.makedirs(prefix, exist_ok=True)
+    r = subprocess.run(["npm", "install", "--prefix", prefix, "--no-audit", "--no-fund", OPENAI_NPM],
+                       capture_output=True, text=True, timeout=300)
+    return prefix if r.returncode == 0 else None
+
+
+def check_tcp(t, d, model):
+    """Over TCP a bearer token is needed; with one, OpenAI's own npm client
+    gets a completion, a stream and a 404 from zvmd."""
+    r = d.zvm("token", "create", "--comment", "openai")
+    token = r.stdout.strip().splitlines()[-1].split()[-1] if r.returncode == 0 and r.stdout.strip() else ""
+    conn = http.client.HTTPConnection("127.0.0.1", d.tcp_port, timeout=STEP)
+    conn.request("GET", "/v1/models")
+    resp = conn.getresponse()
+    resp.read()
+    t.ok(resp.status == 401, f"TCP without a token: GET /v1/models is 401 ({resp.status})")
+    conn.request("GET", "/v1/models", headers={"Authorization": f"Bearer {token}"})
+    resp = conn.getresponse()
+    models = json.loads(resp.read() or b"{}")
+    conn.close()
+    t.ok(resp.status == 200 and any(m.get("id") == model for m in models.get("data", [])),
+         "TCP with a token: GET /v1/models lists the model", f"{resp.status} {models}")
+    prefix = openai_npm()
+    t.ok(prefix is not None, f"npm install {OPENAI_NPM} (once, into zvm's cache)")
+    if not prefix:
+        return
+    script = os.path.join(d.tmp, "openai-client.js")
+    with open(script, "w") as f:
+        f.write(OPENAI_JS)
+    r = subprocess.run(["node", script, f"http://127.0.0.1:{d.tcp_port}/v1", token, model], capture_output=True,
+                       text=True, timeout=STEP, env=dict(os.environ, NODE_PATH=os.path.join(prefix, "node_modules")))
+    try:
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        out = {}
+    t.ok(r.returncode == 0 and out.get("completion_tokens") == 8,
+         "the openai npm client (4.x) over TCP with a token: a chat completion of 8 tokens",
+         f"{r.returncode} {r.stdout[-800:]} {r.stderr[-800:]}")
+    t.ok(out.get("chunks", 0) > 2 and out.get("stream_tokens") == 8,
+         f"the openai npm client streams: {out.get('chunks')} chunks, usage says 8 tokens", out)
+    t.ok(out.get("unknown_status") == 404 and out.get("unknown_code") == "model_not_found",
+         "the openai npm client sees an unknown model as a 404 with code model_not_found", out)
+
+
 def check_spread(t, d, model):
     """Concurrent requests go to both VMs (least in flight first)."""
     before = {vm: inference(d, vm).get("requests", 0) for vm in ("sa", "sb")}
@@ -317,6 +391,7 @@ def serve_api(t, d, create_vm, model):
         events.close()
         return
     check_answers(t, d, model)
+    check_tcp(t, d, model)
     check_spread(t, d, model)
     check_queue(t, d, model)
     check_kill_mid_stream(t, d, model)
