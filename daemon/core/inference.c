@@ -40,6 +40,7 @@ struct InferenceVm {
         uint64_t ready_usec;            /* since → first ready */
         int64_t agent_restarts;         /* llm.restarts, -1 unknown */
         int64_t pid;                    /* llm.pid in the guest, 0 unknown */
+        AgentState agent_seen;          /* the VM's agent state when we last looked */
         char *error;                    /* why it failed or left the rotation last */
         unsigned in_flight;
         uint64_t requests, errors, prompt_tokens, generated_tokens;
@@ -342,6 +343,7 @@ static int ivm_new(Inference *inf, Vm *vm, const char *model, InferenceVm **ret)
         v->slots = MAX(vm_running_config(vm)->inference.parallel, 1U);
         v->since_usec = now_usec(CLOCK_MONOTONIC);
         v->agent_restarts = -1;
+        v->agent_seen = AGENT_READY;
         v->state = INFERENCE_STARTING;
         v->next = inf->vms;
         inf->vms = v;
@@ -352,6 +354,7 @@ static int ivm_new(Inference *inf, Vm *vm, const char *model, InferenceVm **ret)
 void inference_on_vm(Inference *inf, Vm *vm) {
         InferenceVm *v = inference_find(inf, vm);
         const char *model = inference_vm_model_of(vm);
+        AgentState prev;
         int r;
 
         if (!inf)
@@ -364,11 +367,15 @@ void inference_on_vm(Inference *inf, Vm *vm) {
                 }
                 return;
         }
-        /* READY again (a reboot inside the VM, a re-adopted agent): start
-         * over; the agent's llm-start is idempotent. */
-        if (vm->agent_state != AGENT_READY || (v && v->call && v->state == INFERENCE_STARTING))
-                return;
-        if (v && v->state != INFERENCE_FAILED && v->state != INFERENCE_STOPPED)
+        prev = v ? v->agent_seen : AGENT_NONE;
+        if (v)
+                v->agent_seen = vm->agent_state;
+        /* Serving starts when the agent is READY; again only for a new agent
+         * (READY after waiting: the guest rebooted, zvmd re-adopted it), and
+         * then whatever we thought of it (llm-start is idempotent). An agent
+         * that merely answers its health check again changes nothing: who
+         * stopped llama-server in the guest meant it. */
+        if (vm->agent_state != AGENT_READY || (v && prev != AGENT_WAITING))
                 return;
         if (!v) {
                 r = ivm_new(inf, vm, model, &v);
@@ -376,8 +383,11 @@ void inference_on_vm(Inference *inf, Vm *vm) {
                         log_warning_errno(r, "VM %u: cannot serve its model: %m", vm->vmid);
                         return;
                 }
-        } else
+        } else {
+                /* No poll may cancel the llm-start in flight. */
+                (void) sd_event_source_set_enabled(v->poll, SD_EVENT_OFF);
                 ivm_set_state(v, INFERENCE_STARTING);
+        }
         r = ivm_llm_start(v);
         if (r < 0) {
                 log_warning_errno(r, "VM %u: cannot send llm-start: %m", vm->vmid);
