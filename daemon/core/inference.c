@@ -209,7 +209,7 @@ static bool ivm_call_ended(InferenceVm *v, const char *code) {
         return !streq_ptr(code, "ESHUTDOWN");
 }
 
-static void on_info(Vm *vm, json_object *response, const char *code, const char *message, void *userdata) {
+static void on_info(VmAgent *a, json_object *response, const char *code, const char *message, void *userdata) {
         InferenceVm *v = userdata;
         json_object *llm = NULL;
 
@@ -246,7 +246,7 @@ static int ivm_call(InferenceVm *v, json_object *req, agent_result_fn cb) {
         if (v->call)
                 agent_call_cancel(v->call);
         v->call = NULL;
-        r = agent_call(v->vm, req, INFERENCE_CALL_TIMEOUT_USEC, cb, v, &v->call);
+        r = agent_call(&v->vm->agent, req, INFERENCE_CALL_TIMEOUT_USEC, cb, v, &v->call);
         if (r < 0)
                 v->call = NULL;
         return r;
@@ -285,7 +285,7 @@ static void ivm_poll_later(InferenceVm *v, uint64_t delay) {
                 log_warning_errno(r, "VM %u: cannot schedule the llm status poll: %m", v->vmid);
 }
 
-static void on_llm_start(Vm *vm, json_object *response, const char *code, const char *message, void *userdata) {
+static void on_llm_start(VmAgent *a, json_object *response, const char *code, const char *message, void *userdata) {
         InferenceVm *v = userdata;
         json_object *llm = NULL;
 
@@ -359,7 +359,7 @@ void inference_on_vm(Inference *inf, Vm *vm) {
 
         if (!inf)
                 return;
-        if (vm->state != VM_STATE_RUNNING || vm->agent_state == AGENT_NONE || !model) {
+        if (vm->state != VM_STATE_RUNNING || vm->agent.state == AGENT_NONE || !model) {
                 if (v) {
                         ivm_detach(v);
                         if (inf->cb)
@@ -369,13 +369,13 @@ void inference_on_vm(Inference *inf, Vm *vm) {
         }
         prev = v ? v->agent_seen : AGENT_NONE;
         if (v)
-                v->agent_seen = vm->agent_state;
+                v->agent_seen = vm->agent.state;
         /* Serving starts when the agent is READY; again only for a new agent
          * (READY after waiting: the guest rebooted, zvmd re-adopted it), and
          * then whatever we thought of it (llm-start is idempotent). An agent
          * that merely answers its health check again changes nothing: who
          * stopped llama-server in the guest meant it. */
-        if (vm->agent_state != AGENT_READY || (v && prev != AGENT_WAITING))
+        if (vm->agent.state != AGENT_READY || (v && prev != AGENT_WAITING))
                 return;
         if (!v) {
                 r = ivm_new(inf, vm, model, &v);

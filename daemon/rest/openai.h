@@ -21,7 +21,7 @@
 
 #include "http-server.h"
 #include "inference.h"
-#include "rest.h"
+#include "rest-object.h"
 
 #define OPENAI_CALLS_MAX 64U
 #define OPENAI_QUEUE_MAX 16U

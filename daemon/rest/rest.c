@@ -14,6 +14,7 @@
 #include "loop.h"
 #include "model-store.h"
 #include "openai.h"
+#include "rest.h"
 #include "routes.h"
 #include "token-store.h"
 #include "zvm-config.h"

@@ -9,26 +9,7 @@
 
 #include "macro.h"
 
-typedef struct Manager Manager;
-typedef struct HttpServer HttpServer;
-typedef struct HttpStream HttpStream;
-typedef struct TokenStore TokenStore;
-typedef struct Inference Inference;     /* serve: core/inference.h */
-typedef struct OpenAi OpenAi;           /* serve: rest/openai.h */
-typedef struct ModelStore ModelStore;
-
-#define REST_STREAMS_MAX 64U            /* /events subscribers */
-
-typedef struct Rest {
-        Manager *manager;               /* not owned */
-        HttpServer *http;
-        TokenStore *tokens;
-        ModelStore *models;             /* core/model-store.h, served by models.c */
-        HttpStream **streams;           /* /events subscribers */
-        size_t n_streams;
-        Inference *inference;           /* serve: VMs serving models */
-        OpenAi *openai;                 /* serve: the OpenAI-compatible proxy */
-} Rest;
+#include "rest-object.h"
 
 /* Loads the token store and subscribes to the manager's events. */
 int rest_new(Manager *m, Rest **ret);
