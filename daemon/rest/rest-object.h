@@ -12,6 +12,8 @@ typedef struct HttpServer HttpServer;
 typedef struct HttpStream HttpStream;
 typedef struct TokenStore TokenStore;
 typedef struct ModelStore ModelStore;
+typedef struct Inference Inference;     /* serve: core/inference.h */
+typedef struct OpenAi OpenAi;           /* serve: rest/openai.h */
 
 #define REST_STREAMS_MAX 64U            /* /events subscribers */
 
@@ -22,4 +24,6 @@ typedef struct Rest {
         ModelStore *models;             /* core/model-store.h, served by models.c */
         HttpStream **streams;           /* /events subscribers */
         size_t n_streams;
+        Inference *inference;           /* serve: VMs serving models */
+        OpenAi *openai;                 /* serve: the OpenAI-compatible proxy */
 } Rest;

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "loop.h"
 #include "model-store.h"
+#include "openai.h"
 #include "rest.h"
 #include "routes.h"
 #include "token-store.h"
@@ -52,6 +53,13 @@ static const Route routes[] = {
         { "GET", ZVM_API_PREFIX "/models/{name}", route_model_get },
         { "PUT", ZVM_API_PREFIX "/models/{name}", route_model_upload },
         { "DELETE", ZVM_API_PREFIX "/models/{name}", route_model_delete },
+        /* serve: the OpenAI-compatible API (rest/openai.c) */
+        { "GET", ZVM_API_PREFIX "/vms/{id}/v1/models", route_vm_openai_models },
+        { "POST", ZVM_API_PREFIX "/vms/{id}/v1/chat/completions", route_vm_openai_chat },
+        { "POST", ZVM_API_PREFIX "/vms/{id}/v1/completions", route_vm_openai_completions },
+        { "GET", "/v1/models", route_openai_models },
+        { "POST", "/v1/chat/completions", route_openai_chat },
+        { "POST", "/v1/completions", route_openai_completions },
 };
 
 void rest_dump_routes(void) {
@@ -99,6 +107,12 @@ int rest_new(Manager *m, Rest **ret) {
         r = model_store_new(m->event, m->paths.models, m->paths.mkmodel, &rest->models);      /* models */
         if (r < 0)
                 return log_error_errno(r, "Failed to open the model store %s: %m", m->paths.models);
+        /* serve: */
+        r = inference_new(m->event, m->host.caps.vhost_vsock, openai_on_inference, rest, &rest->inference);
+        if (r >= 0)
+                r = openai_new(rest, &rest->openai);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the OpenAI-compatible API: %m");
         manager_set_event_handler(m, rest_events_on_manager, rest);
         *ret = TAKE_PTR(rest);
         return 0;
@@ -113,6 +127,8 @@ Rest *rest_free(Rest *rest) {
         /* Fires the closed handlers of pending requests: their Operations
          * cancel what they wait on while the VMs still exist. */
         rest->http = http_server_free(rest->http);
+        rest->openai = openai_free(rest->openai);               /* serve */
+        rest->inference = inference_free(rest->inference);      /* serve */
         free(rest->streams);
         token_store_free(rest->tokens);
         model_store_free(rest->models);                                 /* models */
