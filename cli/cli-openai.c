@@ -66,11 +66,13 @@ static bool raw_append(OaiRequest *req, const char *p, size_t n) {
         return true;
 }
 
+/* A chunk with text: a token arrived, even when its text is empty (a
+ * byte token that ends no UTF-8 character yet is held back by the server). */
 static void oai_text(OaiRequest *req, const char *text, size_t n) {
-        if (n == 0)
-                return;
         if (req->text_chunks++ == 0)
                 req->first_token_usec = now_usec(CLOCK_MONOTONIC);
+        if (n == 0)
+                return;
         if (n <= OAI_ANSWER_MAX - req->content_size) {
                 char *c = realloc(req->content, req->content_size + n + 1);
 

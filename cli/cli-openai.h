@@ -72,7 +72,7 @@ struct OaiRequest {
         uint64_t start_usec, first_token_usec, end_usec;   /* CLOCK_MONOTONIC */
         char *content;          /* the text generated (first OAI_ANSWER_MAX bytes) */
         size_t content_size;
-        unsigned text_chunks;   /* chunks that carried text */
+        unsigned text_chunks;   /* chunks that carried text (maybe empty: one a token) */
         char *finish_reason;
         json_object *answer;    /* non-streamed: the answer; streamed: the chunk with usage */
         json_object *stream_error;      /* an {"error": ...} event in the stream */
