@@ -589,6 +589,7 @@ int cli_output_vm_status(json_object *status, char **ret) {
                 { "agent",              "agent",          FIELD_TEXT },
                 { "exit.stderr",        "stderr",         FIELD_QEMU_LOG },
                 { "boot",               "boot",           FIELD_OBJECT },
+                { "inference",          "inference",      FIELD_OBJECT },
         };
 
         return kv_format(status, fields, ELEMENTSOF(fields), true, ret);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <curl/curl.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -147,6 +148,9 @@ int main(int argc, char **argv) {
         sigaddset(&mask, SIGCHLD);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
+        /* serve: libcurl (the OpenAI proxy) once, before anything uses it. */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                return log_error_errno(SYNTHETIC_ERRNO(ENOMEM), "Failed to initialize libcurl."), 1;
 
         rlimit_nofile_raise();
         r = manager_new(root, &m);

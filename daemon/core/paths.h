@@ -16,6 +16,7 @@ typedef struct Paths {
         char *data;             /* /var/lib/zvm */
         char *data_vms;         /* /var/lib/zvm/vms/<vmid>/ (writable layers) */
         char *templates;        /* /var/lib/zvm/templates/<name>.img */
+        char *models;           /* /var/lib/zvm/models (core/model-store.h) */
         char *ssh_known_hosts;  /* /var/lib/zvm/ssh_known_hosts (daemon/ssh.h) */
         char *cache;            /* /var/cache/zvm */
         char *tokens;           /* /etc/zvm/tokens.conf */

@@ -35,6 +35,7 @@
 #include "loop.h"
 #include "macro.h"
 #include "manager.h"
+#include "model-store.h"
 #include "process-async.h"
 #include "process.h"
 #include "qemu-argv.h"
@@ -213,6 +214,7 @@ static void vm_reset_run_record(Vm *vm) {
 static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret_error) {
         Host *h = &vm->manager->host;
         _cleanup_free_ char *vhost_sock = vm_run_path(vm, "vhost-vsock.sock"), *secret = NULL, *err = NULL;
+        _cleanup_free_ char *model_image = NULL;      /* models: the store's image of "model:" */
         VmPaths vp;
         int r;
 
@@ -228,6 +230,11 @@ static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret
         r = vm_running_take(vm, ret_error);     /* from here on, the run uses vm->running */
         if (r < 0)
                 return r;
+        if (vm->running->model) {               /* models: resolved once per start */
+                r = model_store_resolve(vm->manager->paths.models, vm->running->model, &model_image, ret_error);
+                if (r < 0)
+                        return r;
+        }
         r = vm_taps_plan(vm, &s->taps, &s->n_taps, ret_error);
         if (r < 0)
                 return r;
@@ -250,6 +257,7 @@ static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret
                 .vhost_vsock_fd = s->vhost_fd >= 0 ? s->vhost_fd : -1,
                 .template_image = template,
                 .upper_image = s->upper,
+                .model_image = model_image,
                 .agent_secret = secret,
         };
         r = qemu_argv_build(vm->running, &h->caps, &vp, &s->argv, &err);

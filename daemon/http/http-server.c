@@ -96,6 +96,7 @@ struct HttpRequest {
         size_t body_size, body_allocated;
         size_t body_discarded;
         ApiError reject;                        /* _API_ERROR_INVALID, or why the body is dropped */
+        char *reply_header_name, *reply_header_value;   /* one extra header on the reply */
 
         bool suspended;                         /* we suspended the MHD connection */
         bool close_connection;                  /* no reply possible: make MHD drop the connection */
@@ -281,6 +282,8 @@ static void request_unref(HttpRequest *req) {
         req->hup_source = sd_event_source_disable_unref(req->hup_source);
         kv_free_many(req->headers, req->n_headers);
         kv_free_many(req->args, req->n_args);
+        free(req->reply_header_name);
+        free(req->reply_header_value);
         free(req->method);
         free(req->path);
         free(req);
@@ -391,6 +394,8 @@ static void request_finish_reply(HttpRequest *req, unsigned status, struct MHD_R
                 if (resp)
                         MHD_destroy_response(resp);
         } else {
+                if (resp && req->reply_header_name)
+                        (void) MHD_add_response_header(resp, req->reply_header_name, req->reply_header_value);
                 if (!connection_queue(req->connection, status, resp))
                         /* Not even a 500: the access handler returns MHD_NO on its next call. */
                         req->close_connection = true;
@@ -486,6 +491,25 @@ int http_request_reply_text(HttpRequest *r, unsigned status, const char *content
 
         request_finish_reply(r, ret < 0 ? MHD_HTTP_INTERNAL_SERVER_ERROR : status, resp);
         return ret;
+}
+
+int http_request_set_reply_header(HttpRequest *r, const char *name, const char *value) {
+        char *n, *v;
+
+        if (!r || !name || !value || strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+                return -EINVAL;
+        n = strdup(name);
+        v = strdup(value);
+        if (!n || !v) {
+                free(n);
+                free(v);
+                return -ENOMEM;
+        }
+        free(r->reply_header_name);
+        free(r->reply_header_value);
+        r->reply_header_name = n;
+        r->reply_header_value = v;
+        return 0;
 }
 
 const char *http_request_method(HttpRequest *r) {
@@ -708,6 +732,10 @@ int http_stream_send(HttpStream *st, const char *data, size_t size) {
 
 bool http_stream_is_closed(HttpStream *st) {
         return !st || st->dead || !st->request->connection;
+}
+
+size_t http_stream_queued(HttpStream *st) {
+        return st ? st->size - st->offset : 0;
 }
 
 void http_stream_set_closed_handler(HttpStream *st, http_stream_closed_fn fn, void *userdata) {

@@ -152,6 +152,9 @@ void http_request_set_closed_handler(HttpRequest *r, http_closed_fn fn, void *us
  * even that failed, closed the connection. The request is consumed in every
  * case.
  */
+/* One extra header (e.g. Retry-After) on whichever reply follows; a second
+ * call replaces it. -EINVAL for CR, LF (or ':' in the name). */
+int http_request_set_reply_header(HttpRequest *r, const char *name, const char *value);
 int http_request_reply_json(HttpRequest *r, unsigned status, json_object *body /* reference taken */);
 /* {"error": api_error_to_string(e), "message": …, "key": key} with api_error_http_status(e). */
 int http_request_reply_error(HttpRequest *r, ApiError e, const char *key, const char *fmt, ...) _printf_(4, 5);
@@ -175,6 +178,9 @@ int http_request_reply_stream(HttpRequest *r, const char *content_type, HttpStre
  * handler fires later from the event loop). */
 int http_stream_send(HttpStream *s, const char *data, size_t size);
 bool http_stream_is_closed(HttpStream *s);
+/* Bytes queued and not yet sent to the client: a producer that can wait
+ * (a paused upstream transfer) keeps this well under HTTP_STREAM_QUEUE_MAX. */
+size_t http_stream_queued(HttpStream *s);
 void http_stream_set_closed_handler(HttpStream *s, http_stream_closed_fn fn, void *userdata);
 /* Ends the response once the queued data is sent, and releases the caller's
  * ownership. NULL is fine. */

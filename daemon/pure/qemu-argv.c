@@ -401,6 +401,12 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
                 return accel;
         kvm = accel == VM_ACCEL_KVM;
 
+        if (!kvm && streq_ptr(c->cpu, "host"))
+                return fail(ret_error, -EINVAL, "cpu: host needs KVM, and this VM runs under TCG "
+                            "(use a CPU model such as qemu64 or max, or remove the key)");
+        if (c->model && isempty(p->model_image))
+                return fail(ret_error, -EINVAL, "model: \"%s\" has no image", c->model);
+
         r = mmio_check(c, h, p, ret_error);
         if (r < 0)
                 return r;
@@ -423,7 +429,7 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
                 opt(&a, "-accel", "kvm");
         else    /* See QEMU_TCG_TB_SIZE_MIB. */
                 optf(&a, "-accel", "tcg,tb-size=%u", QEMU_TCG_TB_SIZE_MIB);
-        opt(&a, "-cpu", kvm ? "host" : "max");
+        opt(&a, "-cpu", c->cpu ?: kvm ? "host" : VM_CPU_DEFAULT_TCG);
         optf(&a, "-m", "%" PRIu64 "M", c->memory_mib);
         if (hybrid_vsock)
                 optf(&a, "-object", "memory-backend-memfd,id=mem,size=%" PRIu64 "M,share=on", c->memory_mib);
@@ -493,7 +499,7 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
         }
         if (c->model) {
                 optf(&a, "-drive", "id=model,file=%s,format=raw,if=none,readonly=on,cache=writeback",
-                     esc(&pool, c->model));
+                     esc(&pool, p->model_image));
                 optf(&a, "-device", "%s,drive=model", dev(c, QEMU_DEV_BLK));
         }
         for (unsigned i = 0; i < VM_DISKS_MAX; i++) {

@@ -64,6 +64,7 @@ typedef struct VmPaths {
         const char *template_image;     /* resolved image of rootfs_template (NULL if rootfs_path) */
         const char *upper_image;        /* per-VM writable layer image (NULL if rootfs_path; NULL with a
                                          * template: the upper layer is a tmpfs, lost at power-off) */
+        const char *model_image;        /* the store's image of the config's model (NULL if none) */
         const char *pidfile;            /* optional */
         const char *agent_secret;       /* file with the agent's secret, handed over by fw_cfg; NULL: none */
 } VmPaths;

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "api.h"
@@ -276,9 +277,85 @@ static int parse_initrd(const char *value, unsigned idx, VmConfig *c, char **rea
         return r < 0 ? r : set_string(&c->initrd, value);
 }
 
+/* A model store name, resolved to its image when the VM starts. Image
+ * paths are refused: zvmd would open whatever file a member of group zvm
+ * names, with its own rights. */
 static int parse_model(const char *value, unsigned idx, VmConfig *c, char **reason) {
-        int r = check_path(value, reason);
-        return r < 0 ? r : set_string(&c->model, value);
+        char qb[QUOTE_BUF];
+
+        if (value[0] == '/')
+                return reason_set(reason, "must be a model name from the store, not a path (got %s); "
+                                          "add the file with \"zvm model add FILE.gguf --name NAME\"",
+                                  quote(value, qb));
+        if (!string_is_safe_name(value))
+                return reason_set(reason, "must be a model name [A-Za-z0-9][A-Za-z0-9._-]{0,62} (got %s)",
+                                  quote(value, qb));
+        return set_string(&c->model, value);
+}
+
+/* "threads=N,ctx=N,parallel=N,batch=N", any subset, each once; the bounds
+ * are those of the agent's llm-start (api/agent-protocol.md). */
+static int parse_inference(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        static const struct {
+                const char *name;
+                unsigned min, max;
+                size_t offset;
+        } fields[] = {
+                { "threads",  1,  VM_INFERENCE_THREADS_MAX,  offsetof(VmInference, threads) },
+                { "ctx",      64, VM_INFERENCE_CTX_MAX,      offsetof(VmInference, ctx) },
+                { "parallel", 1,  VM_INFERENCE_PARALLEL_MAX, offsetof(VmInference, parallel) },
+                { "batch",    1,  VM_INFERENCE_BATCH_MAX,    offsetof(VmInference, batch) },
+        };
+        _cleanup_strv_free_ char **parts = NULL;
+        VmInference inf = {};
+        char qb[QUOTE_BUF];
+        int r;
+
+        r = option_list_split(value, &parts, reason);
+        if (r < 0)
+                return r;
+        STRV_FOREACH(o, parts) {
+                _cleanup_free_ char *k = NULL;
+                const char *v = NULL;
+                size_t i;
+
+                r = option_split(*o, &k, &v);
+                if (r == -ENOMEM)
+                        return r;
+                for (i = 0; r >= 0 && i < ELEMENTSOF(fields); i++)
+                        if (streq(k, fields[i].name))
+                                break;
+                if (r < 0 || i >= ELEMENTSOF(fields))
+                        return reason_set(reason, "unknown option %s (threads=, ctx=, parallel=, batch=)",
+                                          quote(*o, qb));
+
+                unsigned *field = (unsigned *) ((uint8_t *) &inf + fields[i].offset);
+                uint64_t n;
+
+                if (*field != 0)
+                        return reason_set(reason, "%s= given twice", fields[i].name);
+                if (safe_atou64(v, &n) < 0 || n < fields[i].min || n > fields[i].max)
+                        return reason_set(reason, "%s= must be an integer between %u and %u (got %s)",
+                                          fields[i].name, fields[i].min, fields[i].max, quote(v, qb));
+                *field = (unsigned) n;
+        }
+        c->inference = inf;
+        return 0;
+}
+
+/* A QEMU CPU model name: a bounded word, so that nothing can be appended
+ * to -cpu (no ',' options). Whether QEMU knows it shows at start; "host"
+ * needs KVM, checked when the accelerator is known (qemu-argv). */
+static int parse_cpu(const char *value, unsigned idx, VmConfig *c, char **reason) {
+        char qb[QUOTE_BUF];
+        size_t l = strlen(value);
+
+        if (l < 1 || l > VM_CPU_MODEL_MAX || !isalnum((unsigned char) value[0]) ||
+            value[strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")] != '\0')
+                return reason_set(reason,
+                                  "must be a QEMU CPU model name [A-Za-z0-9][A-Za-z0-9_.-]{0,%u} such as qemu64, "
+                                  "Haswell, max or host (got %s)", VM_CPU_MODEL_MAX - 1, quote(value, qb));
+        return set_string(&c->cpu, value);
 }
 
 /* Kernel parameters zvm sets itself; a second copy from the user would
@@ -592,7 +669,9 @@ static const VmKey vm_keys[] = {
         { "disk",         VM_DISKS_MAX, parse_disk, NULL,  true,   false,   0 },
         { "net",          VM_NETS_MAX,  parse_net,  NULL,  true,   false,   0 },
         { "vsock",        0,  parse_vsock,        NULL,    true,   false,   0 },
-        { "model",        0,  parse_model,        NULL,    true,   false,   VM_PATH_MAX },
+        { "model",        0,  parse_model,        NULL,    true,   false,   63 },
+        { "inference",    0,  parse_inference,    NULL,    true,   false,   0 },
+        { "cpu",          0,  parse_cpu,          NULL,    true,   false,   VM_CPU_MODEL_MAX },
         { "agent",        0,  parse_agent,        "1",     true,   true,    0 },
         { "onboot",       0,  parse_onboot,       "0",     false,  true,    0 },
         { "tags",         0,  parse_tags,         "",      false,  false,   0 },
@@ -694,6 +773,7 @@ VmConfig *vm_config_free(VmConfig *c) {
         for (size_t i = 0; i < VM_NETS_MAX; i++)
                 free(c->nets[i].ifname);
         free(c->model);
+        free(c->cpu);
         strv_free(c->tags);
         strv_free(c->sshkeys);
         free(c->description);

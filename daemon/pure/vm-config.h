@@ -52,8 +52,20 @@
 #define VM_CID_MIN 3U
 #define VM_CID_MAX 0xFFFFFFFEU
 #define VM_IFNAME_MAX 15U
-/* Paths (kernel, initrd, rootfs, diskN, model) are bounded like PATH_MAX. */
+/* Paths (kernel, initrd, rootfs, diskN) are bounded like PATH_MAX. */
 #define VM_PATH_MAX 4095U
+/* inference: bounds as the agent's llm-start (api/agent-protocol.md). */
+#define VM_INFERENCE_THREADS_MAX 256U
+#define VM_INFERENCE_CTX_MAX 1048576U
+#define VM_INFERENCE_PARALLEL_MAX 64U
+#define VM_INFERENCE_BATCH_MAX 65536U
+/* cpu: a QEMU CPU model name, at most this many bytes. */
+#define VM_CPU_MODEL_MAX 63U
+/* The guest CPU model under TCG when the config has no "cpu": with "max"
+ * Debian's ggml picks its AVX2 kernels, whose emulation is ~17-20x slower
+ * than the baseline x86-64 kernels "qemu64" selects (issue 9, measured
+ * with llama.cpp 0.7.0). Under KVM the default is "host". */
+#define VM_CPU_DEFAULT_TCG "qemu64"
 /* "description: <text>" must fit in one config line (CONFIG_LINE_MAX). */
 #define VM_DESCRIPTION_MAX (CONFIG_LINE_MAX - sizeof("description: ") + 1)
 
@@ -79,6 +91,11 @@ typedef struct VmNet {
         char mac[18];           /* "xx:xx:xx:xx:xx:xx" lower case, "" = derive (vm_net_derive_mac) */
 } VmNet;
 
+/* llama-server's settings in llm guests; 0 = the agent's default. */
+typedef struct VmInference {
+        unsigned threads, ctx, parallel, batch;
+} VmInference;
+
 typedef struct VmConfig {
         uint32_t vmid;
         char *name;
@@ -91,7 +108,9 @@ typedef struct VmConfig {
         VmDisk disks[VM_DISKS_MAX];
         VmNet nets[VM_NETS_MAX];
         uint32_t cid;           /* 0: no "vsock" key */
-        char *model;            /* model disk image, or NULL */
+        char *model;            /* model store name (resolved to its image at start), or NULL */
+        VmInference inference;
+        char *cpu;              /* QEMU CPU model, NULL: host under KVM, VM_CPU_DEFAULT_TCG under TCG */
         bool agent, onboot, pcie;
         char **tags;            /* strv, never NULL after parsing */
         char **sshkeys;         /* authorized_keys lines, strv, never NULL after parsing */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inference.h"
 #include "request.h"
 #include "routes.h"
 #include "string-util.h"
@@ -57,11 +58,15 @@ void rest_events_on_manager(Manager *m, Vm *vm, ManagerEvent event, int previous
         Rest *rest = userdata;
         _cleanup_free_ char *msg = NULL;
 
+        inference_on_vm(rest->inference, vm);   /* serve: llm-start once the agent is ready, forget when down */
         if (rest->n_streams == 0)
                 return;
         msg = event == MANAGER_EVENT_STATE ? state_event(vm, previous) : agent_event(vm);
-        if (!msg)
-                return;
+        if (msg)
+                rest_events_broadcast(rest, msg);
+}
+
+void rest_events_broadcast(Rest *rest, const char *msg) {
         for (size_t i = 0; i < rest->n_streams; i++)
                 (void) http_stream_send(rest->streams[i], msg, strlen(msg));
 }

@@ -12,6 +12,7 @@
 #include "http-server.h"
 #include "log.h"
 #include "loop.h"
+#include "openai.h"
 #include "routes.h"
 #include "token-store.h"
 #include "zvm-config.h"
@@ -43,6 +44,13 @@ static const Route routes[] = {
         { "GET", ZVM_API_PREFIX "/templates/{name}", route_template_get },
         { "DELETE", ZVM_API_PREFIX "/templates/{name}", route_template_delete },
         { "GET", ZVM_API_PREFIX "/templates/{name}/log", route_template_log },
+        /* serve: the OpenAI-compatible API (rest/openai.c) */
+        { "GET", ZVM_API_PREFIX "/vms/{id}/v1/models", route_vm_openai_models },
+        { "POST", ZVM_API_PREFIX "/vms/{id}/v1/chat/completions", route_vm_openai_chat },
+        { "POST", ZVM_API_PREFIX "/vms/{id}/v1/completions", route_vm_openai_completions },
+        { "GET", "/v1/models", route_openai_models },
+        { "POST", "/v1/chat/completions", route_openai_chat },
+        { "POST", "/v1/completions", route_openai_completions },
 };
 
 void rest_dump_routes(void) {
@@ -87,6 +95,12 @@ int rest_new(Manager *m, Rest **ret) {
         r = token_store_load(m->paths.tokens, &rest->tokens);
         if (r < 0)
                 return log_error_errno(r, "Failed to load %s: %m", m->paths.tokens);
+        /* serve: */
+        r = inference_new(m->event, m->host.caps.vhost_vsock, openai_on_inference, rest, &rest->inference);
+        if (r >= 0)
+                r = openai_new(rest, &rest->openai);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the OpenAI-compatible API: %m");
         manager_set_event_handler(m, rest_events_on_manager, rest);
         *ret = TAKE_PTR(rest);
         return 0;
@@ -101,6 +115,8 @@ Rest *rest_free(Rest *rest) {
         /* Fires the closed handlers of pending requests: their Operations
          * cancel what they wait on while the VMs still exist. */
         rest->http = http_server_free(rest->http);
+        rest->openai = openai_free(rest->openai);               /* serve */
+        rest->inference = inference_free(rest->inference);      /* serve */
         free(rest->streams);
         token_store_free(rest->tokens);
         return mfree(rest);

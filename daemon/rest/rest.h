@@ -13,6 +13,8 @@ typedef struct Manager Manager;
 typedef struct HttpServer HttpServer;
 typedef struct HttpStream HttpStream;
 typedef struct TokenStore TokenStore;
+typedef struct Inference Inference;     /* serve: core/inference.h */
+typedef struct OpenAi OpenAi;           /* serve: rest/openai.h */
 
 #define REST_STREAMS_MAX 64U            /* /events subscribers */
 
@@ -22,6 +24,8 @@ typedef struct Rest {
         TokenStore *tokens;
         HttpStream **streams;           /* /events subscribers */
         size_t n_streams;
+        Inference *inference;           /* serve: VMs serving models */
+        OpenAi *openai;                 /* serve: the OpenAI-compatible proxy */
 } Rest;
 
 /* Loads the token store and subscribes to the manager's events. */

@@ -34,6 +34,14 @@ void route_host(void *ctx, HttpRequest *req, char **params);
 void route_events(void *ctx, HttpRequest *req, char **params);
 void rest_events_on_manager(Manager *m, Vm *vm, ManagerEvent event, int previous, void *userdata);
 void rest_events_close_all(Rest *rest);
+void rest_events_broadcast(Rest *rest, const char *msg);        /* serve */
+/* openai.c (serve) */
+void route_openai_models(void *ctx, HttpRequest *req, char **params);
+void route_openai_chat(void *ctx, HttpRequest *req, char **params);
+void route_openai_completions(void *ctx, HttpRequest *req, char **params);
+void route_vm_openai_models(void *ctx, HttpRequest *req, char **params);
+void route_vm_openai_chat(void *ctx, HttpRequest *req, char **params);
+void route_vm_openai_completions(void *ctx, HttpRequest *req, char **params);
 /* tokens.c */
 void route_tokens_list(void *ctx, HttpRequest *req, char **params);
 void route_tokens_create(void *ctx, HttpRequest *req, char **params);

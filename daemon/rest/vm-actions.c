@@ -10,6 +10,7 @@
 #include "fd-util.h"
 #include "log.h"
 #include "operation.h"
+#include "openai.h"
 #include "request.h"
 #include "routes.h"
 #include "string-util.h"
@@ -187,6 +188,7 @@ void route_vm_status(void *ctx, HttpRequest *req, char **params) {
                 http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
                 return;
         }
+        openai_vm_add_json(ctx, vm, j);         /* serve */
         http_request_reply_json(req, 200, j);
 }
 

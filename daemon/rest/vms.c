@@ -5,6 +5,7 @@
 #include "api.h"
 #include "log.h"
 #include "operation.h"
+#include "openai.h"
 #include "request.h"
 #include "routes.h"
 #include "string-util.h"
@@ -83,9 +84,16 @@ out:
 
 void route_vm_get(void *ctx, HttpRequest *req, char **params) {
         Vm *vm = rest_lookup_vm(((Rest *) ctx)->manager, req, params[0]);
+        json_object *j = NULL;
 
-        if (vm)
-                rest_reply_vm(req, vm, 200);
+        if (!vm)
+                return;
+        if (vm_to_json(vm, true, &j) < 0) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        openai_vm_add_json(ctx, vm, json_object_object_get(j, "status"));      /* serve */
+        http_request_reply_json(req, 200, j);
 }
 
 void route_vm_patch(void *ctx, HttpRequest *req, char **params) {

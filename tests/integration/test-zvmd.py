@@ -23,6 +23,7 @@ from zvmd import ZVMD, Zvmd, require_daemon  # noqa: E402
 from zvmd_console import CONSOLE_CAP, scenario_console_flood  # noqa: E402,F401
 from zvmd_cli import scenario_cli_first_hour  # noqa: E402,F401
 import zvmd_llm  # noqa: E402
+import zvmd_serve  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPENAPI = os.path.join(HERE, "..", "..", "api", "openapi.yaml")
@@ -922,8 +923,9 @@ def scenario_openapi(t, d):
     import yaml
     with open(OPENAPI) as f:
         spec = yaml.safe_load(f)
-    spec_routes = {(m.upper(), "/api/v1" + p) for p, ops in spec["paths"].items() for m in ops
-                   if m in ("get", "post", "put", "patch", "delete")}
+    # A path with its own servers (the OpenAI-compatible /v1/…) is served at the root.
+    spec_routes = {(m.upper(), ("" if "servers" in ops else "/api/v1") + p) for p, ops in spec["paths"].items()
+                   for m in ops if m in ("get", "post", "put", "patch", "delete")}
     out = subprocess.run([ZVMD, "--dump-routes"], capture_output=True, text=True, check=True).stdout
     code_routes = {tuple(line.split(" ", 1)) for line in out.splitlines() if line}
     t.ok(code_routes == spec_routes, "every route is in the spec and every spec path is routed",
@@ -1681,6 +1683,24 @@ def scenario_llm_serve(t, d):
     if st:
         zvmd_llm.serve(t, d, "ls", st["vmid"])
     d.zvm("stop", "ls")
+
+
+def scenario_llm_api(t, d):
+    """zvmd serves inference by itself: two llm VMs sharing one model disk,
+    the OpenAI-compatible API on zvmd's socket (zvmd_serve.py)."""
+    if not build_template(t, d, "llm", "llm"):
+        return
+    model = "tiny"
+    if not zvmd_serve.store_model(t, d, model):
+        return
+
+    def create_vm(name):
+        # Small and quick under TCG: a short context, one slot, two threads.
+        r = d.zvm("create", name, "--template", "llm", "--memory", "768", "--cores", "2", "--no-ssh-keys",
+                  "--set", f"model={model}", "--set", "inference=threads=2,ctx=2048,parallel=1,batch=64")
+        t.ok(r.returncode == 0, f"create {name}, an llm VM with model: {model}", r.stderr)
+
+    zvmd_serve.serve_api(t, d, create_vm, model)
 
 
 SLOW_SECONDS = 3

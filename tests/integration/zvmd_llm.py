@@ -1,7 +1,8 @@
 """The llm_serve scenario of test-zvmd.py (kept apart: that file is long
 enough): the agent's llm supervisor runs the real llama-server on a model
 disk, reports it in info, restarts it when it is killed, and bridges vsock
-port 8080 (AGENT_LLM_PORT) to it. zvmd has no route for it yet, so the test
+port 8080 (AGENT_LLM_PORT) to it. zvmd starts llama-server itself after
+READY (see zvmd_serve.py for what it then serves); this test stops that and
 drives the agent itself over hybrid vsock with the VM's secret."""
 import http.client
 import json
@@ -13,6 +14,18 @@ import zvmtest as zt
 AGENT_PORT = 1024
 LLM_PORT = 8080         # AGENT_LLM_PORT, api/agent-contract.h
 STEP = 120              # seconds any one step may take under TCG
+
+
+def wait_inference(d, vm, pred, timeout=STEP):
+    """zvmd's inference object of the VM (GET /vms/{vm}/status) once pred holds, or the last one."""
+    deadline = time.monotonic() + timeout
+    inf = {}
+    while time.monotonic() < deadline:
+        inf = (d.request("GET", f"/vms/{vm}/status")[1] or {}).get("inference") or {}
+        if pred(inf):
+            return inf
+        time.sleep(0.5)
+    return inf
 
 
 def hybrid_connect(uds, port, timeout=STEP):
@@ -148,8 +161,15 @@ def serve(t, d, vm, vmid):
     run = os.path.join(d.root, "run", "zvm", "vms", str(vmid))
     uds = os.path.join(run, "vsock.sock")
     secret = open(os.path.join(run, "agent.secret")).read().strip()
+    # zvmd starts llama-server by itself (model: in the config): let it,
+    # then take the supervisor over with llm-stop; zvmd follows and stays out.
+    inf = wait_inference(d, vm, lambda i: i.get("state") in ("loading", "ready", "failed"))
+    t.ok(inf.get("state") in ("loading", "ready"), "zvmd sent llm-start after READY by itself", inf)
     a = Agent(uds, secret)
-    t.ok(a.llm().get("state") == "stopped", "info reports llm stopped before llm-start", a.llm())
+    r = a.call({"op": "llm-stop"})
+    inf = wait_inference(d, vm, lambda i: i.get("state") == "stopped", timeout=60)
+    t.ok(r.get("ok") and a.llm().get("state") == "stopped" and inf.get("state") == "stopped",
+         "llm-stop through the agent: info says stopped, and zvmd's inference state follows", f"{r} {inf}")
     r = a.call({"op": "llm-start", "model": "/models/nope.gguf"})
     t.ok(r.get("error", {}).get("code") == "ENOENT" and "/models/nope.gguf" in r["error"]["message"],
          "llm-start of a missing model: ENOENT naming it", r)

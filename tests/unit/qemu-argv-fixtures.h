@@ -26,6 +26,7 @@ static const VmPaths paths_std = {
         .vhost_vsock_fd = -1,
         .template_image = "/var/lib/zvm/templates/tiny.img",
         .upper_image = "/var/lib/zvm/images/100/upper.img",
+        .model_image = "/var/lib/zvm/models/images/5e1f.img",
         .pidfile = "/run/zvm/vms/100/qemu.pid",
         .agent_secret = "/run/zvm/vms/100/agent.secret",
 };

@@ -67,6 +67,7 @@ static const VmPaths paths_vhost_fd = {
         .vhost_vsock_fd = 4,
         .template_image = "/var/lib/zvm/templates/tiny.img",
         .upper_image = "/var/lib/zvm/images/100/upper.img",
+        .model_image = "/var/lib/zvm/models/images/5e1f.img",
 };
 
 /* rootfs is an image path: no template, no upper layer. */
@@ -76,6 +77,7 @@ static const VmPaths paths_image = {
         .serial_fd = 5,
         .vhost_user_vsock_socket = "/run/zvm/vms/100/vhost-vsock.sock",
         .vhost_vsock_fd = -1,
+        .model_image = "/var/lib/zvm/models/images/5e1f.img",
 };
 
 /* QMP and the serial console by path; ',' in the daemon's directories must be doubled. */
@@ -99,6 +101,7 @@ static const VmPaths paths_no_upper = {
         .vhost_user_vsock_socket = "/run/zvm/vms/100/vhost-vsock.sock",
         .vhost_vsock_fd = -1,
         .template_image = "/var/lib/zvm/templates/tiny.img",
+        .model_image = "/var/lib/zvm/models/images/5e1f.img",
 };
 
 static const struct {
@@ -117,11 +120,11 @@ static const struct {
         { "accel-kvm", "name: web\naccel: kvm\ncores: 4\nmemory: 8192\n", &host_kvm, &paths_std },
         { "no-tsc", "name: web\n", &host_tcg_notsc, &paths_std },
         { "pcie",
-          "name: big\npcie: 1\nmemory: 2048\ncores: 2\nmodel: /var/lib/zvm/models/m.img\n"
+          "name: big\npcie: 1\nmemory: 2048\ncores: 2\nmodel: m\n"
           "disk0: /srv/d0.img\ndisk1: /srv/d1.img,bus=scsi\nnet0: user\nnet1: bridge=vmbr0\nvsock: cid=1100\n",
           &host_tcg, &paths_std },
         { "pcie-kvm",
-          "name: big\npcie: 1\nmodel: /var/lib/zvm/models/m.img\nnet0: user\nvsock: cid=1100\n",
+          "name: big\npcie: 1\nmodel: m\nnet0: user\nvsock: cid=1100\n",
           &host_kvm, &paths_vhost_fd },
         { "disks-scsi",
           "name: disks\ndisk0: /srv/d0.img\ndisk1: /srv/d1.img,bus=scsi,ro=1\ndisk2: /srv/d2.img,bus=scsi\n"
@@ -131,13 +134,16 @@ static const struct {
           "name: nets\nnet0: user\nnet1: user,mac=02:AB:CD:EF:00:01\nnet3: bridge=vmbr0,tag=42\n"
           "net5: bridge=br-lan,mac=52:54:00:12:34:56\n",
           &host_tcg, &paths_std },
-        { "model", "name: llm\nmemory: 4096\nmodel: /var/lib/zvm/models/qwen.img\nvsock: cid=1100\n", &host_tcg,
+        { "model", "name: llm\nmemory: 4096\nmodel: qwen\nvsock: cid=1100\n", &host_tcg,
           &paths_std },
         { "model-after-disks",
-          "name: llm\nmodel: /var/lib/zvm/models/qwen.img\ndisk0: /srv/d0.img\ndisk1: /srv/d1.img\n",
+          "name: llm\nmodel: qwen\ndisk0: /srv/d0.img\ndisk1: /srv/d1.img\n",
           &host_tcg, &paths_std },
-        { "rootfs-path", "name: img\nrootfs: /srv/vm/root.img\nmodel: /var/lib/zvm/models/m.img\n", &host_tcg,
+        { "rootfs-path", "name: img\nrootfs: /srv/vm/root.img\nmodel: m\n", &host_tcg,
           &paths_image },
+        { "cpu-tcg", "name: llm\ncpu: Haswell-v4\n", &host_tcg, &paths_std },
+        { "cpu-kvm", "name: llm\ncpu: EPYC\n", &host_kvm, &paths_vhost_fd },
+        { "cpu-host-kvm", "name: llm\ncpu: host\n", &host_kvm, &paths_vhost_fd },
         { "balloon0", "name: web\nballoon: 0\n", &host_tcg, &paths_std },
         { "balloon-floor", "name: web\nmemory: 1024\nballoon: 256\n", &host_tcg, &paths_std },
         { "user-cmdline",
@@ -149,7 +155,7 @@ static const struct {
         /* Everything MMIO can carry: 1 rng + 1 balloon + root + upper + model +
          * 7 blk disks + 1 SCSI controller + 6 nets + vsock = 20 of 24. */
         { "mmio-max",
-          "name: max\nmodel: /m.img\ndisk0: /d0\ndisk1: /d1\ndisk2: /d2\ndisk3: /d3\ndisk4: /d4\ndisk5: /d5\n"
+          "name: max\nmodel: m\ndisk0: /d0\ndisk1: /d1\ndisk2: /d2\ndisk3: /d3\ndisk4: /d4\ndisk5: /d5\n"
           "disk6: /d6\ndisk7: /d7,bus=scsi\nnet0: user\nnet1: user\nnet2: user\nnet3: user\nnet4: user\n"
           "net5: user\nvsock: cid=1100\n",
           &host_tcg, &paths_std },
@@ -295,7 +301,7 @@ static void test_errors(void) {
 
         /* 9 devices on a QEMU with 8 transports (acpi=off or ioapic2=off). */
         static const char nine[] =
-                "name: nine\nmodel: /m.img\ndisk0: /d0\ndisk1: /d1\nnet0: user\nvsock: cid=1100\n";
+                "name: nine\nmodel: m\ndisk0: /d0\ndisk1: /d1\nnet0: user\nvsock: cid=1100\n";
         eight.mmio_transports = 8;
         is_int(build(nine, &eight, &paths_std, &err), -E2BIG, "9 MMIO devices, 8 slots: -E2BIG");
         is_str(err,
@@ -347,6 +353,20 @@ static void test_errors(void) {
         err = mfree(err);
         is_int(build("name: t\nkernel: /k\n", &nokernel, &paths_std, NULL), 0, "the VM's own kernel is enough");
 
+        is_int(build("name: c\ncpu: host\n", &host_tcg, &paths_std, &err), -EINVAL, "cpu: host under TCG");
+        is_str(err, "cpu: host needs KVM, and this VM runs under TCG (use a CPU model such as qemu64 or max, "
+                    "or remove the key)", "cpu: host under TCG message");
+        err = mfree(err);
+        {
+                VmPaths nomodel = paths_std;
+
+                nomodel.model_image = NULL;
+                is_int(build("name: m\nmodel: qwen\n", &host_tcg, &nomodel, &err), -EINVAL,
+                       "model without a resolved image");
+                is_str(err, "model: \"qwen\" has no image", "model without image message");
+                err = mfree(err);
+        }
+
         noqboot.qboot_rom = NULL;
         is_int(build("name: t\n", &noqboot, &paths_std, NULL), -EINVAL, "no qboot");
         noconsole.serial_fd = -1;
@@ -390,11 +410,11 @@ static void test_model_device(void) {
                 const char *dev;
         } cases[] = {
                 { "name: a\n", &paths_std, NULL },
-                { "name: a\nmodel: /m\n", &paths_std, "/dev/vdc" },
-                { "name: a\nmodel: /m\ndisk0: /d\n", &paths_std, "/dev/vdc" },
-                { "name: a\nmodel: /m\n", &paths_no_upper, "/dev/vdb" },
-                { "name: a\nmodel: /m\nrootfs: /r.img\n", &paths_image, "/dev/vdb" },
-                { "name: a\nmodel: /m\npcie: 1\n", &paths_std, "/dev/vdc" },
+                { "name: a\nmodel: m\n", &paths_std, "/dev/vdc" },
+                { "name: a\nmodel: m\ndisk0: /d\n", &paths_std, "/dev/vdc" },
+                { "name: a\nmodel: m\n", &paths_no_upper, "/dev/vdb" },
+                { "name: a\nmodel: m\nrootfs: /r.img\n", &paths_image, "/dev/vdb" },
+                { "name: a\nmodel: m\npcie: 1\n", &paths_std, "/dev/vdc" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {

@@ -43,7 +43,10 @@ static void test_defaults(void) {
         ok(c->agent && !c->onboot && !c->pcie, "agent 1, onboot 0, pcie 0");
         is_int(c->accel, VM_ACCEL_AUTO, "accel auto");
         ok(c->tags && !c->tags[0], "no tags");
-        ok(!c->kernel && !c->initrd && !c->cmdline && !c->model && !c->description, "optional strings unset");
+        ok(!c->kernel && !c->initrd && !c->cmdline && !c->model && !c->description && !c->cpu,
+           "optional strings unset");
+        ok(!c->inference.threads && !c->inference.ctx && !c->inference.parallel && !c->inference.batch,
+           "inference: the agent's defaults");
         is_int(c->cid, 0, "no vsock");
         ok(!c->disks[0].path && !c->nets[0].present, "no disks, no nets");
 }
@@ -66,7 +69,9 @@ static void test_full(void) {
                 "net2: bridge=vmbr0,tag=42,mac=52:54:00:AA:BB:CC\n"
                 "net5: mac=02:00:00:00:00:01,bridge=br.lan-1\n"
                 "vsock: cid=1100\n"
-                "model: /var/lib/zvm/models/q.img\n"
+                "model: qwen2.5-0.5b_q8.0\n"
+                "inference: threads=2,ctx=4096,parallel=4,batch=512\n"
+                "cpu: qemu64\n"
                 "agent: 0\n"
                 "onboot: 1\n"
                 "tags: prod;llm;a_b-c\n"
@@ -107,7 +112,10 @@ static void test_full(void) {
         is_str(c->nets[5].ifname, "br.lan-1", "net5 options in any order");
         ok(!c->nets[1].present, "net1 unused");
         is_int(c->cid, 1100, "cid");
-        is_str(c->model, "/var/lib/zvm/models/q.img", "model");
+        is_str(c->model, "qwen2.5-0.5b_q8.0", "model");
+        ok(c->inference.threads == 2 && c->inference.ctx == 4096 && c->inference.parallel == 4 &&
+           c->inference.batch == 512, "inference");
+        is_str(c->cpu, "qemu64", "cpu");
         ok(!c->agent && c->onboot && c->pcie, "agent 0, onboot 1, pcie 1");
         is_int(strv_length(c->tags), 3, "3 tags");
         is_str(c->tags[2], "a_b-c", "third tag");
@@ -190,7 +198,15 @@ static const struct {
         { "net1", "bridge=x,tag=1,mac=52:54:00:12:34:56" },
         { "vsock", "cid=3" },
         { "vsock", "cid=4294967294" },
-        { "model", "/m.img" },
+        { "model", "tiny" },
+        { "model", "Qwen2.5-0.5B_q8.0" },
+        { "inference", "threads=1" },
+        { "inference", "ctx=64,threads=256,parallel=64,batch=65536" },
+        { "inference", "ctx=1048576,batch=1,parallel=1" },
+        { "cpu", "qemu64" },
+        { "cpu", "Haswell-noTSX-IBRS" },
+        { "cpu", "host" },
+        { "cpu", "max" },
         { "agent", "0" },
         { "onboot", "1" },
         { "pcie", "0" },
@@ -247,7 +263,26 @@ static const struct {
         { "kernel", "/a b", -EINVAL, "kernel: path must be printable ASCII without whitespace or ',' (got \"/a b\")" },
         { "kernel", "/a,b", -EINVAL, "kernel: path must be printable ASCII without whitespace or ',' (got \"/a,b\")" },
         { "initrd", "", -EINVAL, "initrd: must be an absolute path (got \"\")" },
-        { "model", "/m\xc3\xa9.img", -EINVAL, "model: path must be printable ASCII without whitespace or ',' (got \"/m\\xc3\\xa9.img\")" },
+        { "model", "/m.img", -EINVAL, "model: must be a model name from the store, not a path (got \"/m.img\"); add the file with \"zvm model add FILE.gguf --name NAME\"" },
+        { "model", "m\xc3\xa9", -EINVAL, "model: must be a model name [A-Za-z0-9][A-Za-z0-9._-]{0,62} (got \"m\\xc3\\xa9\")" },
+        { "model", "..", -EINVAL, "model: must be a model name [A-Za-z0-9][A-Za-z0-9._-]{0,62} (got \"..\")" },
+        { "model", "a/b", -EINVAL, "model: must be a model name [A-Za-z0-9][A-Za-z0-9._-]{0,62} (got \"a/b\")" },
+        { "inference", "", -EINVAL, "inference: empty element in \"\"" },
+        { "inference", "threads=0", -EINVAL, "inference: threads= must be an integer between 1 and 256 (got \"0\")" },
+        { "inference", "threads=257", -EINVAL, "inference: threads= must be an integer between 1 and 256 (got \"257\")" },
+        { "inference", "ctx=63", -EINVAL, "inference: ctx= must be an integer between 64 and 1048576 (got \"63\")" },
+        { "inference", "ctx=1048577", -EINVAL, "inference: ctx= must be an integer between 64 and 1048576 (got \"1048577\")" },
+        { "inference", "parallel=65", -EINVAL, "inference: parallel= must be an integer between 1 and 64 (got \"65\")" },
+        { "inference", "batch=65537", -EINVAL, "inference: batch= must be an integer between 1 and 65536 (got \"65537\")" },
+        { "inference", "batch=-1", -EINVAL, "inference: batch= must be an integer between 1 and 65536 (got \"-1\")" },
+        { "inference", "batch=", -EINVAL, "inference: batch= must be an integer between 1 and 65536 (got \"\")" },
+        { "inference", "threads=2,threads=3", -EINVAL, "inference: threads= given twice" },
+        { "inference", "threads", -EINVAL, "inference: unknown option \"threads\" (threads=, ctx=, parallel=, batch=)" },
+        { "inference", "gpu=1", -EINVAL, "inference: unknown option \"gpu=1\" (threads=, ctx=, parallel=, batch=)" },
+        { "inference", "threads=2,", -EINVAL, "inference: empty element in \"threads=2,\"" },
+        { "cpu", "", -EINVAL, "cpu: must be a QEMU CPU model name [A-Za-z0-9][A-Za-z0-9_.-]{0,62} such as qemu64, Haswell, max or host (got \"\")" },
+        { "cpu", "max,+avx2", -EINVAL, "cpu: must be a QEMU CPU model name [A-Za-z0-9][A-Za-z0-9_.-]{0,62} such as qemu64, Haswell, max or host (got \"max,+avx2\")" },
+        { "cpu", "-help", -EINVAL, "cpu: must be a QEMU CPU model name [A-Za-z0-9][A-Za-z0-9_.-]{0,62} such as qemu64, Haswell, max or host (got \"-help\")" },
         { "cmdline", "root=/dev/sda", -EINVAL, "cmdline: must not set root=, zvm sets it itself" },
         { "cmdline", "quiet console=tty0", -EINVAL, "cmdline: must not set console=, zvm sets it itself" },
         { "cmdline", "zvm.overlay=0", -EINVAL, "cmdline: must not set zvm.overlay=, zvm sets it itself" },
@@ -359,9 +394,9 @@ static void test_long_values(void) {
                 { "name", 8186 },    { "memory", 8184 }, { "balloon", 8183 }, { "cores", 8185 },
                 { "kernel", 4095 },  { "initrd", 4095 }, { "cmdline", 1024 }, { "rootfs", 8184 },
                 { "disk0", 8185 },   { "disk7", 8185 },  { "net0", 8186 },    { "net5", 8186 },
-                { "vsock", 8185 },   { "model", 4095 },  { "agent", 8185 },   { "onboot", 8184 },
+                { "vsock", 8185 },   { "model", 63 },  { "agent", 8185 },   { "onboot", 8184 },
                 { "pcie", 8186 },    { "tags", 8186 },   { "sshkeys", 8183 }, { "description", 8179 },
-                { "accel", 8185 },
+                { "accel", 8185 },   { "inference", 8181 }, { "cpu", 63 },
         };
         _cleanup_config_file_free_ ConfigFile *cf = parse_str("name: a\n");
         _cleanup_free_ char *big = malloc(1024 * 1024 + 1), *err = NULL, *before = format(cf);
@@ -542,6 +577,8 @@ static void test_keys(void) {
                 { "net5", true, true },
                 { "vsock", true, true },
                 { "model", true, true },
+                { "inference", true, true },
+                { "cpu", true, true },
                 { "agent", true, true },
                 { "accel", true, true },
                 { "pcie", true, true },
