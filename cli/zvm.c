@@ -132,6 +132,16 @@ static const char bench_details[] =
         "--cpu-watts W, --timeout S (per request, default 600), --json.\n"
         "Exit status 1 when any request failed (the table still shows them).\n";
 
+static const char run_details[] =
+        "Creates a throwaway VM (default: template llm, 1536 MiB, 2 cores) whose config\n"
+        "serves the model, starts it, waits (--wait S, default 600) until its llama-server\n"
+        "is ready, then chats with it as 'zvm chat VM' does (-p, --system, --max-tokens,\n"
+        "--timeout, --json). The VM is deleted when the chat ends: Ctrl-D, Ctrl-C,\n"
+        "SIGTERM or SIGHUP, or an error (--keep leaves it). A FILE (a path, or a name\n"
+        "ending in .gguf) is first added to the model store as 'zvm model add FILE' does,\n"
+        "under its name without .gguf. Options: --name VM, --memory SIZE, --cores N,\n"
+        "--template T.\n";
+
 static const Verb verbs[] = {
         { "create",       verb_create,       "NAME [--vmid N] [--memory SIZE] [--balloon SIZE] [--cores N] [--template T] [--ssh-key FILE]... [--set KEY=VALUE]...", "Create a VM and print its VMID", create_details },
         { "list",         verb_list,         "[--state S] [--tag T]",  "List the VMs: VMID NAME STATE CID MEMORY CORES UPTIME", list_details },
@@ -159,6 +169,7 @@ static const Verb verbs[] = {
         { "template rm",  verb_template_rm,  "NAME",                   "Remove a template (refused while a VM uses it; cancels a build)", NULL },
         { "chat",         verb_chat,         "MODEL|VM [-p TEXT] [--system TEXT] [--max-tokens N] [--timeout S]", "Chat with a model through the OpenAI-compatible API (streamed)", chat_details },
         { "bench",        verb_bench,        "MODEL|VM [--isl N] [--osl N] [--concurrency 1,2,4] [--requests N] [--cpu-watts W]", "Benchmark inference: tok/s, TTFT, latency, Wh per query", bench_details },
+        { "run",          verb_run,          "--model FILE.gguf|NAME [--name VM] [--memory SIZE] [--cores N] [-p TEXT] [--keep]", "Boot a throwaway llm VM on a model and chat with it; deleted on exit", run_details },
         { "host",         verb_host,         "",                       "Show host facts (versions, accelerator, capacity)", NULL },
         { "token create", verb_token_create, "[--comment C]",          "Create an API token and print its secret, once", NULL },
         { "token list",   verb_token_list,   "",                       "List API tokens", NULL },
