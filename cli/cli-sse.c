@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,7 +109,7 @@ double stats_percentile(double *values, size_t n, double q) {
         qsort(values, n, sizeof(double), cmp_double);
         q = MIN(MAX(q, 0.0), 100.0);
         pos = q / 100.0 * (double) (n - 1);
-        i = (size_t) floor(pos);
+        i = (size_t) pos;       /* pos >= 0: truncation is floor() */
         frac = pos - (double) i;
         if (i + 1 >= n)
                 return values[n - 1];
