@@ -268,6 +268,10 @@ int verb_run(Cli *cli, int argc, char *argv[]) {
                 r = oai_target_for_vm(o.name, &target);
         if (r >= 0)
                 r = cli_chat(cli, &target, &c, stop);
+        /* A signal may also surface as a failed request (an interrupted
+         * transfer): it is still the user's Ctrl-C. */
+        if (r < 0 && *stop)
+                r = -ECANCELED;
 
         if (o.keep)
                 log_info("VM %s kept (--keep): zvm delete --force %s", o.name, o.name);
