@@ -27,6 +27,34 @@ const volatile sig_atomic_t *cli_stop_on_signals(void) {
         return &stop_requested;
 }
 
+int cli_chat_option(Cli *cli, int c, ChatOptions *o) {
+        int r;
+
+        switch (c) {
+        case 'p':
+                o->prompt = optarg;
+                return 1;
+        case ARG_CHAT_SYSTEM:
+                o->system = optarg;
+                return 1;
+        case ARG_CHAT_MAX_TOKENS:
+                r = verb_parse_uint(optarg, "--max-tokens", 1, 1U << 20, &o->max_tokens);
+                return r < 0 ? r : 1;
+        case ARG_CHAT_TIMEOUT:
+                r = verb_parse_uint(optarg, "--timeout", 1, 86400, &cli->timeout_sec);
+                return r < 0 ? r : 1;
+        default:
+                return 0;
+        }
+}
+
+int cli_stop_result(Cli *cli, int r) {
+        if (r != -ECANCELED)
+                return r;
+        cli->exit_status = 130;
+        return 0;
+}
+
 /* Tokens straight to the terminal as they come. Text from a guest must
  * not drive the terminal: on a tty, control characters but newline and
  * tab become '?' (a chunk at a time, so no escape sequence survives). */

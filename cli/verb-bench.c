@@ -71,10 +71,5 @@ int verb_bench(Cli *cli, int argc, char *argv[]) {
         r = oai_target_resolve(cli, argv[optind], &target);
         if (r < 0)
                 return r;
-        r = cli_bench(cli, &target, &o, cli_stop_on_signals());
-        if (r == -ECANCELED) {
-                cli->exit_status = 130;
-                return 0;
-        }
-        return r;
+        return cli_stop_result(cli, cli_bench(cli, &target, &o, cli_stop_on_signals()));
 }

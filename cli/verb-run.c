@@ -170,8 +170,7 @@ static int run_vm_call(const Cli *cli, const char *method, const char *vm, const
 }
 
 static int run_parse(Cli *cli, int argc, char *argv[], RunOptions *o, ChatOptions *c) {
-        enum { ARG_MODEL = ARG_VERB_FIRST, ARG_NAME, ARG_MEMORY, ARG_CORES, ARG_TEMPLATE, ARG_WAIT, ARG_KEEP,
-               ARG_SYSTEM, ARG_MAX_TOKENS, ARG_TIMEOUT };
+        enum { ARG_MODEL = ARG_VERB_FIRST, ARG_NAME, ARG_MEMORY, ARG_CORES, ARG_TEMPLATE, ARG_WAIT, ARG_KEEP };
         static const struct option options[] = {
                 VERB_COMMON_OPTIONS,
                 { "model",      required_argument, NULL, ARG_MODEL },
@@ -181,22 +180,22 @@ static int run_parse(Cli *cli, int argc, char *argv[], RunOptions *o, ChatOption
                 { "template",   required_argument, NULL, ARG_TEMPLATE },
                 { "wait",       required_argument, NULL, ARG_WAIT },
                 { "keep",       no_argument,       NULL, ARG_KEEP },
-                { "prompt",     required_argument, NULL, 'p' },
-                { "system",     required_argument, NULL, ARG_SYSTEM },
-                { "max-tokens", required_argument, NULL, ARG_MAX_TOKENS },
-                { "timeout",    required_argument, NULL, ARG_TIMEOUT },
+                CHAT_OPTIONS,
                 {}
         };
         int ch, r = 0;
 
         while ((ch = getopt_long(argc, argv, "hp:", options, NULL)) >= 0) {
+                r = cli_chat_option(cli, ch, c);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        continue;
                 switch (ch) {
                 case ARG_MODEL:         o->model = optarg; break;
                 case ARG_NAME:          o->name = optarg; break;
                 case ARG_TEMPLATE:      o->template_name = optarg; break;
                 case ARG_KEEP:          o->keep = true; break;
-                case 'p':               c->prompt = optarg; break;
-                case ARG_SYSTEM:        c->system = optarg; break;
                 case ARG_MEMORY:
                         r = cli_parse_mib(optarg, &o->memory_mib);
                         if (r < 0)
@@ -204,8 +203,6 @@ static int run_parse(Cli *cli, int argc, char *argv[], RunOptions *o, ChatOption
                         break;
                 case ARG_CORES:         r = verb_parse_uint(optarg, "--cores", 1, 256, &o->cores); break;
                 case ARG_WAIT:          r = verb_parse_uint(optarg, "--wait", 1, 86400, &o->wait_sec); break;
-                case ARG_MAX_TOKENS:    r = verb_parse_uint(optarg, "--max-tokens", 1, 1U << 20, &c->max_tokens); break;
-                case ARG_TIMEOUT:       r = verb_parse_uint(optarg, "--timeout", 1, 86400, &cli->timeout_sec); break;
                 default:
                         r = verb_common_option(cli, ch);
                         if (r != 0)
@@ -283,9 +280,5 @@ int verb_run(Cli *cli, int argc, char *argv[]) {
                 if (r >= 0)
                         r = q;
         }
-        if (r == -ECANCELED) {
-                cli->exit_status = 130;
-                return 0;
-        }
-        return r;
+        return cli_stop_result(cli, r);
 }
