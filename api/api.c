@@ -31,6 +31,7 @@ static const struct {
         [API_ERROR_INTERNAL] = { "Internal", 500 },
         [API_ERROR_QEMU_FAILED] = { "QemuFailed", 500 },
         [API_ERROR_UNAVAILABLE] = { "Unavailable", 503 },
+        [API_ERROR_INSUFFICIENT_STORAGE] = { "InsufficientStorage", 507 },
 };
 
 const char *vm_state_to_string(VmState s) {

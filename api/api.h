@@ -39,6 +39,7 @@ typedef enum ApiError {
         API_ERROR_INTERNAL,             /* 500 */
         API_ERROR_QEMU_FAILED,          /* 500 */
         API_ERROR_UNAVAILABLE,          /* 503 */
+        API_ERROR_INSUFFICIENT_STORAGE, /* 507 */
         _API_ERROR_MAX,
         _API_ERROR_INVALID = -EINVAL,
 } ApiError;

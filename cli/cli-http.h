@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "zvm.h"
 
@@ -29,6 +30,13 @@ int cli_http_request(const Cli *cli, const char *method, const char *path, json_
 /* Same with a raw body (data may be NULL: no body) of the given type. */
 int cli_http_request_data(const Cli *cli, const char *method, const char *path, const char *data, size_t data_size,
                           const char *content_type, char **ret_body, size_t *ret_size);
+
+/* PUTs size bytes read from fd as the body (application/octet-stream),
+ * without the overall request deadline but given up after
+ * CLI_UPLOAD_STALL_SEC without progress; with progress, a percentage line
+ * on stderr. *ret (optional): the JSON answer. */
+int cli_http_upload(const Cli *cli, const char *path, int fd, uint64_t size, const char *label, bool progress,
+                    json_object **ret);
 
 /* Same, and parses the answer as JSON into *ret (optional). An answer that
  * is not JSON is -EBADMSG. */

@@ -725,3 +725,87 @@ int cli_output_template_list(json_object *templates, char **ret) {
         }
         return cli_table_format(t, ret);
 }
+
+/* ---- models --------------------------------------------------------------------- */
+
+/* A parameter count as people say it: 139584 → "140K", 494005120 → "494M",
+ * 1543714304 → "1.5B". */
+char *cli_format_params(char *buf, size_t l, uint64_t n) {
+        if (n < 1000000U)
+                (void) snprintf(buf, l, "%" PRIu64 "K", (n + 500U) / 1000U);
+        else if (n < 1000000000U)
+                (void) snprintf(buf, l, "%" PRIu64 "M", (n + 500000U) / 1000000U);
+        else
+                (void) snprintf(buf, l, "%.1fB", (double) n / 1e9);
+        return buf;
+}
+
+int cli_output_model_list(json_object *models, char **ret) {
+        static const char *const header[] = { "NAME", "STATE", "ARCH", ">PARAMS", "QUANT", ">CONTEXT", ">SIZE",
+                                              "SHA256", "VMS" };
+        _cleanup_table_ CliTable *t = NULL;
+        int r = 0;
+
+        assert_return(ret, -EINVAL);
+        if (!json_object_is_type(models, json_type_array))
+                return -EBADMSG;
+        t = cli_table_new(ELEMENTSOF(header), header);
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < json_object_array_length(models); i++) {
+                json_object *m = json_object_array_get_idx(models, i), *v;
+                _cleanup_free_ char *vms = json_list_join(json_get_path(m, "vms"), ",");
+                char params[CLI_FORMAT_MAX], size[CLI_FORMAT_MAX], sha[13] = "";
+                bool ready = streq_ptr(json_object_get_string(json_get_path(m, "state")), "ready");
+
+                if (!vms)
+                        return -ENOMEM;
+                (void) snprintf(sha, sizeof(sha), "%s", strempty(json_object_get_string(json_get_path(m, "sha256"))));
+                v = json_get_path(m, "params");
+                r = cli_table_add(t, json_object_get_string(json_get_path(m, "name")));
+                if (r >= 0)
+                        r = cli_table_add(t, json_object_get_string(json_get_path(m, "state")));
+                if (r >= 0)
+                        r = cli_table_add(t, ready ? json_object_get_string(json_get_path(m, "architecture")) : NULL);
+                if (r >= 0)
+                        r = cli_table_add(t, ready && v ? cli_format_params(params, sizeof(params),
+                                                                            (uint64_t) json_object_get_int64(v)) : NULL);
+                if (r >= 0)
+                        r = cli_table_add(t, ready ? json_object_get_string(json_get_path(m, "quant")) : NULL);
+                if (r >= 0)
+                        r = cli_table_add(t, ready ? json_object_get_string(json_get_path(m, "context_length")) : NULL);
+                v = json_get_path(m, "size");
+                if (r >= 0)
+                        r = cli_table_add(t, ready && v ? cli_format_bytes(size, sizeof(size),
+                                                                           (uint64_t) json_object_get_int64(v)) : NULL);
+                if (r >= 0)
+                        r = cli_table_add(t, ready ? sha : NULL);
+                if (r >= 0)
+                        r = cli_table_add(t, vms);
+        }
+        if (r < 0)
+                return r;
+        return cli_table_format(t, ret);
+}
+
+int cli_output_model_show(json_object *model, char **ret) {
+        static const Field fields[] = {
+                { "name",             "name",         FIELD_TEXT },
+                { "state",            "state",        FIELD_TEXT },
+                { "step",             "step",         FIELD_TEXT },
+                { "error",            "error",        FIELD_TEXT },
+                { "architecture",     "architecture", FIELD_TEXT },
+                { "params",           "params",       FIELD_TEXT },
+                { "quant",            "quant",        FIELD_TEXT },
+                { "context_length",   "context",      FIELD_TEXT },
+                { "size",             "size",         FIELD_BYTES },
+                { "sha256",           "sha256",       FIELD_TEXT },
+                { "image",            "image",        FIELD_TEXT },
+                { "image_size",       "image-size",   FIELD_BYTES },
+                { "generated",        "generated",    FIELD_TEXT },
+                { "shape",            "shape",        FIELD_TEXT },
+                { "vms",              "vms",          FIELD_LIST },
+        };
+
+        return kv_format(model, fields, ELEMENTSOF(fields), false, ret);
+}

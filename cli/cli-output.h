@@ -106,3 +106,10 @@ int cli_output_token_list(json_object *tokens, char **ret);
 
 /* GET /templates: NAME PROFILE STATE SIZE DISK CREATED USED BY. */
 int cli_output_template_list(json_object *templates, char **ret);
+
+/* A parameter count: "140K", "494M", "1.5B". */
+char *cli_format_params(char *buf, size_t l, uint64_t n);
+/* GET /models: NAME STATE ARCH PARAMS QUANT CONTEXT SIZE SHA256 (12) VMS. */
+int cli_output_model_list(json_object *models, char **ret);
+/* GET /models/NAME: aligned "key: value" lines. */
+int cli_output_model_show(json_object *model, char **ret);

@@ -142,6 +142,14 @@ static const char run_details[] =
         "under its name without .gguf. Options: --name VM, --memory SIZE, --cores N,\n"
         "--template T.\n";
 
+static const char model_add_details[] =
+        "zvm reads FILE and sends it to zvmd (progress shown for files of 32 MiB and\n"
+        "more); zvmd checks it (a clear error for a file that is not a readable GGUF:\n"
+        "bad magic, truncated, unsupported version, tensors past the end) and makes\n"
+        "a content-addressed read-only disk of it: the same file added twice is\n"
+        "stored once. The name defaults to the file's name without .gguf. A VM uses\n"
+        "it with 'model: NAME' in its config. Ctrl-C, or a failure, leaves nothing.\n";
+
 static const Verb verbs[] = {
         { "create",       verb_create,       "NAME [--vmid N] [--memory SIZE] [--balloon SIZE] [--cores N] [--template T] [--ssh-key FILE]... [--set KEY=VALUE]...", "Create a VM and print its VMID", create_details },
         { "list",         verb_list,         "[--state S] [--tag T]",  "List the VMs: VMID NAME STATE CID MEMORY CORES UPTIME", list_details },
@@ -170,6 +178,11 @@ static const Verb verbs[] = {
         { "chat",         verb_chat,         "MODEL|VM [-p TEXT] [--system TEXT] [--max-tokens N] [--timeout S]", "Chat with a model through the OpenAI-compatible API (streamed)", chat_details },
         { "bench",        verb_bench,        "MODEL|VM [--isl N] [--osl N] [--concurrency 1,2,4] [--requests N] [--cpu-watts W]", "Benchmark inference: tok/s, TTFT, latency, Wh per query", bench_details },
         { "run",          verb_run,          "--model FILE.gguf|NAME [--name VM] [--memory SIZE] [--cores N] [-p TEXT] [--keep]", "Boot a throwaway llm VM on a model and chat with it; deleted on exit", run_details },
+        { "model add",    verb_model_add,    "FILE.gguf [--name N] [--detach]", "Add a GGUF model to the store (uploaded to zvmd, checked, made a read-only disk)", model_add_details },
+        { "model generate", verb_model_generate, "NAME --shape tiny|qwen2.5-0.5b|qwen2.5-1.5b|llama3.2-1b|custom:... [--quant q8_0|q4_0] [--detach]", "Generate a random-weight model with a real model's shape and add it", NULL },
+        { "model list",   verb_model_list,   "",                       "List models: NAME STATE ARCH PARAMS QUANT CONTEXT SIZE SHA256 VMS", NULL },
+        { "model show",   verb_model_show,   "NAME",                   "Show a model's metadata, or why its add failed", NULL },
+        { "model rm",     verb_model_rm,     "NAME",                   "Remove a model (refused while a VM's config uses it; cancels an add)", NULL },
         { "host",         verb_host,         "",                       "Show host facts (versions, accelerator, capacity)", NULL },
         { "token create", verb_token_create, "[--comment C]",          "Create an API token and print its secret, once", NULL },
         { "token list",   verb_token_list,   "",                       "List API tokens", NULL },

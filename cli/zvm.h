@@ -26,6 +26,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 #define CLI_REQUEST_TIMEOUT_SEC 120U
 /* chat, bench and run: generating under TCG takes minutes (--timeout). */
 #define CLI_INFER_TIMEOUT_SEC 600U
+/* An upload (zvm model add) that moves no byte for this long is given up. */
+#define CLI_UPLOAD_STALL_SEC 120U
 /* The largest answer zvm accepts from zvmd. */
 #define CLI_RESPONSE_MAX (64U * 1024U * 1024U)
 
@@ -83,6 +85,11 @@ int verb_ssh(Cli *cli, int argc, char *argv[]);
 int verb_ssh_config(Cli *cli, int argc, char *argv[]);
 int verb_template_build(Cli *cli, int argc, char *argv[]);
 int verb_template_list(Cli *cli, int argc, char *argv[]);
+int verb_model_add(Cli *cli, int argc, char *argv[]);
+int verb_model_generate(Cli *cli, int argc, char *argv[]);
+int verb_model_list(Cli *cli, int argc, char *argv[]);
+int verb_model_show(Cli *cli, int argc, char *argv[]);
+int verb_model_rm(Cli *cli, int argc, char *argv[]);
 int verb_template_rm(Cli *cli, int argc, char *argv[]);
 
 /* ---- option parsing shared by the verbs (zvm.c) ------------------------------ */

@@ -200,16 +200,21 @@ static void ivm_take_llm(InferenceVm *v, json_object *llm) {
                 ivm_set_state(v, INFERENCE_STOPPED);
 }
 
+/* An agent call of ours ended. False when it ended because the VM went
+ * down (its calls are cancelled with ESHUTDOWN; the state event that
+ * follows detaches us): then there is nothing to do. */
+static bool ivm_call_ended(InferenceVm *v, const char *code) {
+        v->call = NULL;
+        return !streq_ptr(code, "ESHUTDOWN");
+}
+
 static void on_info(Vm *vm, json_object *response, const char *code, const char *message, void *userdata) {
         InferenceVm *v = userdata;
         json_object *llm = NULL;
 
-        v->call = NULL;
+        if (!ivm_call_ended(v, code))
+                return;
         if (!response) {
-                /* The VM going down cancels its calls with ESHUTDOWN: the
-                 * state event that follows detaches us. */
-                if (streq_ptr(code, "ESHUTDOWN"))
-                        return;
                 ivm_set_error(v, message);
                 if (v->state == INFERENCE_READY)
                         ivm_set_state(v, INFERENCE_LOADING);
@@ -283,10 +288,9 @@ static void on_llm_start(Vm *vm, json_object *response, const char *code, const 
         InferenceVm *v = userdata;
         json_object *llm = NULL;
 
-        v->call = NULL;
+        if (!ivm_call_ended(v, code))
+                return;
         if (!response) {
-                if (streq_ptr(code, "ESHUTDOWN"))
-                        return;
                 log_warning("VM %u: llm-start refused: %s %s", v->vmid, strnull(code), strnull(message));
                 ivm_set_error(v, message);
                 ivm_set_state(v, INFERENCE_FAILED);
@@ -442,6 +446,13 @@ void inference_vm_mark_failed(InferenceVm *v, const char *why) {
         v->poll_delay = INFERENCE_POLL_FIRST_USEC;
         if (!v->call)
                 ivm_poll_later(v, 0);
+}
+
+void inference_vm_add_totals(const InferenceVm *v, uint64_t totals[static INFERENCE_TOTALS]) {
+        totals[0] += v->requests;
+        totals[1] += v->errors;
+        totals[2] += v->prompt_tokens;
+        totals[3] += v->generated_tokens;
 }
 
 static double ms(uint64_t usec) {

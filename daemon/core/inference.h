@@ -100,6 +100,10 @@ void inference_vm_request_begin(InferenceVm *v);
 void inference_vm_request_end(InferenceVm *v, const InferenceResult *res);
 void inference_vm_mark_failed(InferenceVm *v, const char *why);
 
+/* Adds requests, errors, prompt and generated tokens to totals[0..3]. */
+#define INFERENCE_TOTALS 4
+void inference_vm_add_totals(const InferenceVm *v, uint64_t totals[static INFERENCE_TOTALS]);
+
 /* The `inference` object of the VM's status. */
 int inference_vm_to_json(const InferenceVm *v, json_object **ret);
 

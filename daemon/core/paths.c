@@ -49,11 +49,13 @@ int paths_init(Paths *p, const char *root) {
         if (running_from_build_tree()) {
                 p->mktemplate = strdup(getenv("ZVM_MKTEMPLATE") ?: ZVM_SOURCE_ROOT "/templates/zvm-mktemplate");
                 p->agent_binary = strdup(getenv("ZVM_AGENT") ?: ZVM_BUILD_ROOT "/guest-agent/zvm-agent");
+                p->mkmodel = strdup(getenv("ZVM_MKMODEL") ?: ZVM_BUILD_ROOT "/daemon/tools/zvm-mkmodel");
         } else {
                 p->mktemplate = strdup(getenv("ZVM_MKTEMPLATE") ?: ZVM_LIBEXECDIR "/zvm-mktemplate");
                 p->agent_binary = strdup(getenv("ZVM_AGENT") ?: ZVM_LIBEXECDIR "/zvm-agent");
+                p->mkmodel = strdup(getenv("ZVM_MKMODEL") ?: ZVM_LIBEXECDIR "/zvm-mkmodel");
         }
-        if (!p->mktemplate || !p->agent_binary)
+        if (!p->mktemplate || !p->agent_binary || !p->mkmodel)
                 return -ENOMEM;
 
         build_guest = strjoin(ZVM_BUILD_ROOT, "/guest");
@@ -76,7 +78,7 @@ int paths_init(Paths *p, const char *root) {
 void paths_done(Paths *p) {
         char **all[] = { &p->root, &p->etc, &p->vms_dir, &p->run, &p->run_vms, &p->api_socket, &p->lock,
                          &p->data, &p->data_vms, &p->templates, &p->models, &p->ssh_known_hosts, &p->cache, &p->tokens, &p->guest_dir,
-                         &p->default_kernel, &p->default_initrd, &p->mktemplate, &p->agent_binary };
+                         &p->default_kernel, &p->default_initrd, &p->mktemplate, &p->agent_binary, &p->mkmodel };
 
         for (size_t i = 0; i < ELEMENTSOF(all); i++)
                 *all[i] = mfree(*all[i]);

@@ -30,6 +30,8 @@ typedef struct Paths {
          * else installed; $ZVM_MKTEMPLATE and $ZVM_AGENT override. */
         char *mktemplate;
         char *agent_binary;
+        /* zvm-mkmodel (daemon/tools), likewise; $ZVM_MKMODEL overrides. */
+        char *mkmodel;
 } Paths;
 
 int paths_init(Paths *p, const char *root);

@@ -96,6 +96,9 @@ struct HttpRequest {
         size_t body_size, body_allocated;
         size_t body_discarded;
         ApiError reject;                        /* _API_ERROR_INVALID, or why the body is dropped */
+        const char *reject_message;             /* static, NULL: reject_message(reject) */
+        int body_fd;                            /* streamed body (http_server_set_body_sink()), or -1 */
+        uint64_t body_fd_size, body_fd_max;
         char *reply_header_name, *reply_header_value;   /* one extra header on the reply */
 
         bool suspended;                         /* we suspended the MHD connection */
@@ -131,6 +134,8 @@ struct HttpServer {
         size_t body_total;                      /* bytes allocated for bodies */
         unsigned idle_timeout;
         http_note_fn note;                      /* says what runs, for the loop's timing */
+        http_body_sink_fn body_sink;
+        void *body_sink_userdata;
 };
 
 static const char internal_error_json[] =
@@ -278,6 +283,7 @@ static void request_unref(HttpRequest *req) {
 
         assert_se(!req->connection);
         request_body_release(req);
+        req->body_fd = safe_close(req->body_fd);
         request_unlink(req);
         req->hup_source = sd_event_source_disable_unref(req->hup_source);
         kv_free_many(req->headers, req->n_headers);
@@ -304,6 +310,7 @@ static HttpRequest *request_new(HttpServer *s, struct MHD_Connection *c, const c
         req->connection = c;
         req->tcp = tcp;
         req->reject = _API_ERROR_INVALID;
+        req->body_fd = -1;
 
         req->next = s->requests;
         if (s->requests)
@@ -544,6 +551,21 @@ const char *http_request_body(HttpRequest *r, size_t *ret_size) {
         if (!r)
                 return NULL;
         return r->body ?: "";
+}
+
+int http_request_take_body_fd(HttpRequest *r, uint64_t *ret_size) {
+        if (!r || r->body_fd < 0)
+                return -EBADF;
+        if (ret_size)
+                *ret_size = r->body_fd_size;
+        return TAKE_FD(r->body_fd);
+}
+
+void http_server_set_body_sink(HttpServer *s, http_body_sink_fn fn, void *userdata) {
+        if (!s)
+                return;
+        s->body_sink = fn;
+        s->body_sink_userdata = userdata;
 }
 
 bool http_request_is_tcp(HttpRequest *r) {
@@ -874,6 +896,24 @@ static const char *reject_message(ApiError e) {
         }
 }
 
+static ApiError body_sink_error(int r) {
+        switch (r) {
+        case -EFBIG:
+                return API_ERROR_PAYLOAD_TOO_LARGE;
+        case -ENOSPC:
+                return API_ERROR_INSUFFICIENT_STORAGE;
+        case -EINVAL:
+        case -ENODATA:
+                return API_ERROR_BAD_REQUEST;
+        case -EBUSY:
+                return API_ERROR_CONFLICT;
+        case -EAGAIN:
+                return API_ERROR_UNAVAILABLE;
+        default:
+                return API_ERROR_INTERNAL;
+        }
+}
+
 static enum MHD_Result request_begin(HttpListener *l, HttpRequest *req, struct MHD_Connection *c, const char *method) {
         const char *cl;
         uint64_t length;
@@ -895,7 +935,22 @@ static enum MHD_Result request_begin(HttpListener *l, HttpRequest *req, struct M
         /* With a Content-Length we can answer before the body is sent (and
          * before MHD sends "100 Continue"); MHD then closes the connection. */
         cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && safe_atou64(cl, &length) >= 0 && length > 0) {
+        if (!cl || safe_atou64(cl, &length) < 0)
+                length = UINT64_MAX;
+        if (l->server->body_sink) {
+                const char *why = NULL;
+                int r;
+
+                r = l->server->body_sink(req, length, &req->body_fd, &req->body_fd_max, &why,
+                                         l->server->body_sink_userdata);
+                if (r < 0) {
+                        req->state = REQUEST_ANSWERED;
+                        return connection_queue_error(c, body_sink_error(r), why ?: "Cannot take this body.");
+                }
+                if (r > 0)
+                        return MHD_YES;         /* streamed: the sink checked the length */
+        }
+        if (length != UINT64_MAX && length > 0) {
                 e = length > HTTP_BODY_MAX ? API_ERROR_PAYLOAD_TOO_LARGE : request_body_reserve(req, (size_t) length);
                 if (e >= 0) {
                         req->state = REQUEST_ANSWERED;
@@ -906,8 +961,43 @@ static enum MHD_Result request_begin(HttpListener *l, HttpRequest *req, struct M
         return MHD_YES;
 }
 
+/* A streamed body goes straight to its file. Writes to a local regular file
+ * cost page-cache time, not a wait on a peer. */
+static void request_body_write(HttpRequest *req, const char *data, size_t n) {
+        ssize_t k;
+
+        if (n > req->body_fd_max - req->body_fd_size) {
+                req->reject = API_ERROR_PAYLOAD_TOO_LARGE;
+                req->reject_message = "Request body larger than the upload limit.";
+        }
+        while (req->reject < 0 && n > 0) {
+                k = write(req->body_fd, data, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0) {
+                        req->reject = k < 0 && (errno == ENOSPC || errno == EDQUOT) ? API_ERROR_INSUFFICIENT_STORAGE
+                                                                                    : API_ERROR_INTERNAL;
+                        req->reject_message = req->reject == API_ERROR_INSUFFICIENT_STORAGE
+                                                      ? "No space left for the upload."
+                                                      : "Cannot write the upload.";
+                        break;
+                }
+                data += k;
+                n -= (size_t) k;
+                req->body_fd_size += (uint64_t) k;
+        }
+        if (req->reject >= 0)
+                req->body_fd = safe_close(req->body_fd);
+}
+
 static enum MHD_Result request_body_append(HttpRequest *req, const char *data, size_t n) {
         int e;
+
+        if (req->body_fd >= 0) {
+                request_body_write(req, data, n);
+                if (req->reject < 0)
+                        return MHD_YES;
+        }
 
         if (req->reject < 0) {
                 e = request_body_reserve(req, n);
@@ -983,7 +1073,7 @@ static enum MHD_Result request_dispatch(HttpListener *l, HttpRequest *req, struc
 
         if (req->reject >= 0) {
                 req->state = REQUEST_ANSWERED;
-                return connection_queue_error(c, req->reject, reject_message(req->reject));
+                return connection_queue_error(c, req->reject, req->reject_message ?: reject_message(req->reject));
         }
 
         if (kv_copy(c, MHD_HEADER_KIND, &req->headers, &req->n_headers) < 0 ||

@@ -93,6 +93,25 @@ int http_server_new(sd_event *e, http_handler_fn handler, void *userdata, HttpSe
 HttpServer *http_server_free(HttpServer *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HttpServer *, http_server_free);
 
+/*
+ * Streamed bodies (uploads larger than HTTP_BODY_MAX): called once per
+ * request, after authentication and before any of its body, with the
+ * request (method and path readable; headers are not) and its
+ * Content-Length (UINT64_MAX if none). Returns
+ *   0   buffer the body in memory as usual;
+ *   1   write it to *ret_fd (the request owns and closes it, unless the
+ *       handler takes it with http_request_take_body_fd()), at most *ret_max
+ *       bytes: beyond that, or when a write fails, the client gets 413 / 507
+ *       / 500 and the handler is never called;
+ *   <0  refuse at once: -EFBIG 413, -ENOSPC 507, -EINVAL/-ENODATA 400,
+ *       -EBUSY 409, -EAGAIN 503, else 500; *ret_why (optional, static) is
+ *       the message.
+ * NULL (the default): every body is buffered.
+ */
+typedef int (*http_body_sink_fn)(HttpRequest *req, uint64_t content_length, int *ret_fd, uint64_t *ret_max,
+                                 const char **ret_why, void *userdata);
+void http_server_set_body_sink(HttpServer *s, http_body_sink_fn fn, void *userdata);
+
 /* Idle timeout for listeners added afterwards (default HTTP_IDLE_TIMEOUT_SEC;
  * 0 disables it). Mostly for tests. */
 int http_server_set_idle_timeout(HttpServer *s, unsigned sec);
@@ -139,6 +158,10 @@ const char *http_request_query(HttpRequest *r, const char *key);
 const char *http_request_header(HttpRequest *r, const char *name);
 /* NUL-terminated (the NUL is not counted in *ret_size); "" if none. */
 const char *http_request_body(HttpRequest *r, size_t *ret_size);
+/* The file a streamed body went to (http_server_set_body_sink()), now the
+ * caller's, with the body's size; -EBADF if the body was not streamed (or
+ * the fd was taken already). The file offset is at the body's end. */
+int http_request_take_body_fd(HttpRequest *r, uint64_t *ret_size);
 bool http_request_is_tcp(HttpRequest *r);
 /* Whether the client went away (the closed handler has fired or is about to). */
 bool http_request_is_closed(HttpRequest *r);

@@ -42,6 +42,7 @@ struct ProxyCall {
         size_t line_size;
         bool line_over;
         bool saw_done;
+        bool client_gone;               /* the client stopped taking data: not the VM's fault */
         bool paused;
         sd_event_source *resume;
         uint64_t start_usec;
@@ -183,8 +184,10 @@ static size_t call_pause(ProxyCall *c) {
                 if (r >= 0)
                         r = sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
         }
-        if (r < 0)
-                return 0;       /* aborts the transfer */
+        if (r < 0) {
+                c->client_gone = true;  /* aborts the transfer, as if the client had left */
+                return 0;
+        }
         c->paused = true;
         return CURL_WRITEFUNC_PAUSE;
 }
@@ -199,8 +202,10 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *userdata) {
                 if (status == 200) {
                         HttpRequest *req = TAKE_PTR(c->req);
 
-                        if (http_request_reply_stream(req, "text/event-stream", &c->st) < 0)
+                        if (http_request_reply_stream(req, "text/event-stream", &c->st) < 0) {
+                                c->client_gone = true;  /* it was answered 500 */
                                 return 0;
+                        }
                         http_stream_set_closed_handler(c->st, on_stream_closed, c);
                 }
         }
@@ -208,7 +213,11 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *userdata) {
                 if (http_stream_queued(c->st) > OPENAI_STREAM_HIGH)
                         return call_pause(c);
                 call_sse_scan(c, p, n);
-                return http_stream_send(c->st, p, n) < 0 ? 0 : n;
+                if (http_stream_send(c->st, p, n) < 0) {
+                        c->client_gone = true;
+                        return 0;
+                }
+                return n;
         }
         if (n > OPENAI_ANSWER_MAX - c->answer_size) {
                 c->answer_over = true;
@@ -252,7 +261,9 @@ static void on_done(CURL *easy, CURLcode result, void *userdata) {
         char why[400];
 
         (void) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-        if (c->st) {
+        if (c->client_gone)
+                ;                       /* nobody to tell, nothing the VM did */
+        else if (c->st) {
                 if (result != CURLE_OK || !c->saw_done) {
                         snprintf(why, sizeof(why), "the stream from VM %u broke before its end: %s",
                                  inference_vm_vmid(c->v),

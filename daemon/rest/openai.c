@@ -288,6 +288,7 @@ void route_openai_completions(void *ctx, HttpRequest *req, char **params) {
 static void models_add(json_object *data, Rest *rest, const char *model) {
         json_object *e, *z;
         unsigned vms = 0, ready = 0;
+        uint64_t totals[INFERENCE_TOTALS] = {};
         Manager *m = rest->manager;
 
         for (size_t i = 0; i < json_object_array_length(data); i++)
@@ -301,6 +302,10 @@ static void models_add(json_object *data, Rest *rest, const char *model) {
                         vms++;
                         ready += v && inference_vm_state(v) == INFERENCE_READY;
                 }
+        /* The model's totals: what its VMs served since they became ready. */
+        for (InferenceVm *v = inference_next(rest->inference, NULL); v; v = inference_next(rest->inference, v))
+                if (streq(inference_vm_model(v), model))
+                        inference_vm_add_totals(v, totals);
         e = json_object_new_object();
         z = json_object_new_object();
         if (!e || !z) {
@@ -315,6 +320,10 @@ static void models_add(json_object *data, Rest *rest, const char *model) {
         json_object_object_add(z, "vms", json_object_new_int64(vms));
         json_object_object_add(z, "ready", json_object_new_int64(ready));
         json_object_object_add(z, "queued", json_object_new_int64(queued_for(rest->openai, model)));
+        json_object_object_add(z, "requests", json_object_new_int64((int64_t) totals[0]));
+        json_object_object_add(z, "errors", json_object_new_int64((int64_t) totals[1]));
+        json_object_object_add(z, "prompt_tokens", json_object_new_int64((int64_t) totals[2]));
+        json_object_object_add(z, "generated_tokens", json_object_new_int64((int64_t) totals[3]));
         json_object_object_add(e, "zvm", z);
         json_object_array_add(data, e);
 }

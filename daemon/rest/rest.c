@@ -12,6 +12,7 @@
 #include "http-server.h"
 #include "log.h"
 #include "loop.h"
+#include "model-store.h"
 #include "openai.h"
 #include "routes.h"
 #include "token-store.h"
@@ -44,6 +45,12 @@ static const Route routes[] = {
         { "GET", ZVM_API_PREFIX "/templates/{name}", route_template_get },
         { "DELETE", ZVM_API_PREFIX "/templates/{name}", route_template_delete },
         { "GET", ZVM_API_PREFIX "/templates/{name}/log", route_template_log },
+        /* models */
+        { "GET", ZVM_API_PREFIX "/models", route_models_list },
+        { "POST", ZVM_API_PREFIX "/models", route_models_generate },
+        { "GET", ZVM_API_PREFIX "/models/{name}", route_model_get },
+        { "PUT", ZVM_API_PREFIX "/models/{name}", route_model_upload },
+        { "DELETE", ZVM_API_PREFIX "/models/{name}", route_model_delete },
         /* serve: the OpenAI-compatible API (rest/openai.c) */
         { "GET", ZVM_API_PREFIX "/vms/{id}/v1/models", route_vm_openai_models },
         { "POST", ZVM_API_PREFIX "/vms/{id}/v1/chat/completions", route_vm_openai_chat },
@@ -95,6 +102,9 @@ int rest_new(Manager *m, Rest **ret) {
         r = token_store_load(m->paths.tokens, &rest->tokens);
         if (r < 0)
                 return log_error_errno(r, "Failed to load %s: %m", m->paths.tokens);
+        r = model_store_new(m->event, m->paths.models, m->paths.mkmodel, &rest->models);      /* models */
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the model store %s: %m", m->paths.models);
         /* serve: */
         r = inference_new(m->event, m->host.caps.vhost_vsock, openai_on_inference, rest, &rest->inference);
         if (r >= 0)
@@ -119,6 +129,7 @@ Rest *rest_free(Rest *rest) {
         rest->inference = inference_free(rest->inference);      /* serve */
         free(rest->streams);
         token_store_free(rest->tokens);
+        model_store_free(rest->models);                                 /* models */
         return mfree(rest);
 }
 
@@ -136,6 +147,7 @@ int rest_listen(Rest *rest, const char *tcp_address) {
         if (r < 0)
                 return log_error_errno(r, "Failed to create the HTTP server: %m");
         http_server_set_note(rest->http, loop_note);
+        http_server_set_body_sink(rest->http, rest_models_body_sink, rest);     /* models: uploads */
         r = http_server_listen_unix(rest->http, m->paths.api_socket, 0660, zvm_gid());
         if (r < 0)
                 return log_error_errno(r, "Failed to listen on %s: %m", m->paths.api_socket);

@@ -15,6 +15,7 @@ typedef struct HttpStream HttpStream;
 typedef struct TokenStore TokenStore;
 typedef struct Inference Inference;     /* serve: core/inference.h */
 typedef struct OpenAi OpenAi;           /* serve: rest/openai.h */
+typedef struct ModelStore ModelStore;
 
 #define REST_STREAMS_MAX 64U            /* /events subscribers */
 
@@ -22,6 +23,7 @@ typedef struct Rest {
         Manager *manager;               /* not owned */
         HttpServer *http;
         TokenStore *tokens;
+        ModelStore *models;             /* core/model-store.h, served by models.c */
         HttpStream **streams;           /* /events subscribers */
         size_t n_streams;
         Inference *inference;           /* serve: VMs serving models */

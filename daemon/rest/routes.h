@@ -52,3 +52,11 @@ void route_templates_build(void *ctx, HttpRequest *req, char **params);
 void route_template_get(void *ctx, HttpRequest *req, char **params);
 void route_template_log(void *ctx, HttpRequest *req, char **params);
 void route_template_delete(void *ctx, HttpRequest *req, char **params);
+/* models.c */
+void route_models_list(void *ctx, HttpRequest *req, char **params);
+void route_models_generate(void *ctx, HttpRequest *req, char **params);
+void route_model_get(void *ctx, HttpRequest *req, char **params);
+void route_model_upload(void *ctx, HttpRequest *req, char **params);
+void route_model_delete(void *ctx, HttpRequest *req, char **params);
+int rest_models_body_sink(HttpRequest *req, uint64_t length, int *ret_fd, uint64_t *ret_max, const char **ret_why,
+                          void *userdata);

@@ -223,6 +223,32 @@ def check_spread(t, d, model):
          "zvm status prints the inference object", r.stdout[-1500:])
 
 
+def check_queue(t, d, model):
+    """20 requests at once for 2 VMs of one slot each: 2 run, 16 wait in the
+    model's queue, the rest get 429 with Retry-After; every queued one is
+    served."""
+    results = []
+
+    def one():
+        try:
+            status, hdrs, ans = api(d, "POST", "/v1/chat/completions", dict(CHAT, model=model, max_tokens=4))
+        except OSError as e:
+            status, hdrs, ans = 0, {}, repr(e)
+        results.append((status, hdrs.get("Retry-After"), (ans or {}).get("error", {}).get("code")
+                        if isinstance(ans, dict) else ans))
+
+    threads = [threading.Thread(target=one) for _ in range(20)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(STEP)
+    ok = [r for r in results if r[0] == 200]
+    full = [r for r in results if r[0] == 429 and r[1] and r[2] == "queue_full"]
+    t.ok(len(results) == 20 and len(ok) + len(full) == 20 and 1 <= len(full) <= 2 and len(ok) >= 18,
+         f"20 requests at once, 2 VMs of 1 slot: {len(ok)} served (2 at once, the rest from the queue of 16), "
+         f"{len(full)} refused with 429 queue_full and Retry-After", results)
+
+
 def check_kill_mid_stream(t, d, model):
     """llama-server killed while it streams: the client gets an SSE error
     event, the VM is marked, the agent restarts the server, zvmd routes to
@@ -292,6 +318,7 @@ def serve_api(t, d, create_vm, model):
         return
     check_answers(t, d, model)
     check_spread(t, d, model)
+    check_queue(t, d, model)
     check_kill_mid_stream(t, d, model)
     check_stopped(t, d, model)
     time.sleep(0.5)
