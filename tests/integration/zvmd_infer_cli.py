@@ -9,8 +9,8 @@ bench table and its JSON, failures counted against a dead socket, an
 unknown model refused.
 
 chat_zvmd: the same verbs through zvmd: the model route and a VM's
-pass-through route, and `zvm run` (a throwaway VM, deleted after the answer,
-and after a SIGINT while it boots)."""
+pass-through route, and `zvm run` (a throwaway VM on a GGUF file it adds to the store,
+deleted after the answer, and after a SIGINT while it boots)."""
 import glob
 import json
 import os
@@ -168,12 +168,20 @@ def scenario_chat_zvmd(t, d):
     t.ok(p.returncode == 130 and "sigvm" not in vm_names(d) and "?" not in vm_names(d),
          "zvm run, SIGINT while the VM boots: the VM is deleted, exit 130", f"{p.returncode} {err[-1500:]}")
 
+    # A FILE: added to the store as zvm model add does (under its name), then served.
+    gguf = os.path.join(d.tmp, "filetiny.gguf")
+    subprocess.run([MKMODEL, "generate", "--shape", "tiny", "--seed", "7", gguf], check=True, capture_output=True,
+                   timeout=60)
     t0 = time.monotonic()
-    r = d.zvm("run", "--model", "tiny", "--name", "runvm", "-p", "Hello", "--max-tokens", "4", "--json",
+    r = d.zvm("run", "--model", gguf, "--name", "runvm", "-p", "Hello", "--max-tokens", "4", "--json",
               timeout=900)
     a = answer_of(r.stdout)
     t.ok(r.returncode == 0 and a.get("usage", {}).get("completion_tokens") == 4,
-         f"zvm run --model tiny -p: a throwaway llm VM answers ({time.monotonic() - t0:.0f} s)", r.stdout + r.stderr)
+         f"zvm run --model FILE.gguf -p: the file added, a throwaway llm VM answers ({time.monotonic() - t0:.0f} s)",
+         r.stdout + r.stderr)
+    m = d.zvm("--json", "model", "show", "filetiny")
+    t.ok(m.returncode == 0 and answer_of(m.stdout).get("name") == "filetiny",
+         "zvm run added the file to the model store as 'filetiny'", m.stdout + m.stderr)
     names = vm_names(d)
     t.ok("runvm" not in names and "?" not in names, "zvm run deleted its VM when the chat ended", names)
 
