@@ -14,6 +14,7 @@
 #include "cli-openai.h"
 
 #define BENCH_LEVELS_MAX 16
+#define BENCH_PROMPT_TOKENS_MAX (16U * 1024U * 1024U)
 
 typedef struct BenchOptions {
         unsigned isl, osl, requests;

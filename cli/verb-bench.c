@@ -64,6 +64,11 @@ int verb_bench(Cli *cli, int argc, char *argv[]) {
                 if (r < 0)
                         return r;
         }
+        /* Every request of a level is prepared before it starts: bound the
+         * prompts held at once (~5 bytes a token in JSON). */
+        if ((uint64_t) o.isl * o.requests > BENCH_PROMPT_TOKENS_MAX)
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--isl x --requests is at most %u tokens",
+                                       BENCH_PROMPT_TOKENS_MAX);
         r = verb_check_args(cli, argc, argv, 1, 1);
         if (r < 0)
                 return r;
