@@ -53,7 +53,7 @@ static size_t http_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
 
 /* "http://localhost/api/v1/vms" on the unix socket; with --url, the URL as
  * given, with or without a trailing "/api/v1". */
-static char *http_url(const Cli *cli, const char *path) {
+static char *http_url_full(const Cli *cli, const char *prefix, const char *path) {
         _cleanup_free_ char *base = strdup(cli->url ?: "http://localhost");
         size_t l;
 
@@ -64,7 +64,15 @@ static char *http_url(const Cli *cli, const char *path) {
                 base[--l] = '\0';
         if (l >= strlen(ZVM_API_PREFIX) && streq(base + l - strlen(ZVM_API_PREFIX), ZVM_API_PREFIX))
                 base[l - strlen(ZVM_API_PREFIX)] = '\0';
-        return strjoin(base, ZVM_API_PREFIX, path);
+        return strjoin(base, prefix, path);
+}
+
+static char *http_url(const Cli *cli, const char *path) {
+        return http_url_full(cli, ZVM_API_PREFIX, path);
+}
+
+char *cli_http_url_root(const Cli *cli, const char *path) {
+        return http_url_full(cli, "", path);
 }
 
 static const char *http_endpoint(const Cli *cli) {
@@ -112,8 +120,8 @@ static CURLcode http_perform(const Cli *cli, CURL *curl) {
 }
 
 /* Turns a failed transfer into a message about reaching zvmd. */
-static int http_log_transport_error(const Cli *cli, CURL *curl, CURLcode code, const char *errbuf,
-                                    const HttpBuffer *b) {
+int cli_http_log_transport_error(const Cli *cli, CURL *curl, CURLcode code, const char *errbuf,
+                                 bool too_large) {
         const char *why = !isempty(errbuf) ? errbuf : curl_easy_strerror(code);
         curl_off_t connect_time = 0;
         long os_errno = 0;
@@ -153,7 +161,7 @@ static int http_log_transport_error(const Cli *cli, CURL *curl, CURLcode code, c
 
         case CURLE_WRITE_ERROR:
         case CURLE_FILESIZE_EXCEEDED:
-                if (b->too_large || code == CURLE_FILESIZE_EXCEEDED) {
+                if (too_large || code == CURLE_FILESIZE_EXCEEDED) {
                         log_error("the answer of zvmd is larger than %u MiB, refusing it", CLI_RESPONSE_MAX >> 20);
                         return -EFBIG;
                 }
@@ -259,26 +267,11 @@ static int http_setup_upload(CURL *curl, HttpUpload *up) {
         return 0;
 }
 
-static int http_request_full(const Cli *cli, const char *method, const char *path, const char *data, size_t data_size,
-                             const char *content_type, HttpUpload *up, char **ret_body, size_t *ret_size) {
-        _cleanup_(curl_easy_cleanupp) CURL *curl = NULL;
+int cli_http_setup(const Cli *cli, CURL *curl, const char *url, const char *content_type, const char *accept,
+                   bool expect_continue, char *errbuf, struct curl_slist **ret_headers) {
         _cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
-        _cleanup_free_ char *url = NULL, *auth = NULL, *ctype = NULL;
-        char errbuf[CURL_ERROR_SIZE] = "";
-        HttpBuffer b = {};
+        _cleanup_free_ char *auth = NULL, *ctype = NULL, *acc = NULL;
         CURLcode code;
-        long status = 0;
-        int r;
-
-        assert_return(cli && method && path, -EINVAL);
-
-        url = http_url(cli, path);
-        if (!url)
-                return log_oom();
-
-        curl = curl_easy_init();
-        if (!curl)
-                return log_oom();
 
         if (!cli->url) {
                 if (strlen(cli->socket_path) >= SUN_PATH_MAX)
@@ -290,13 +283,16 @@ static int http_request_full(const Cli *cli, const char *method, const char *pat
                                                "libcurl cannot talk over unix sockets: %s", curl_easy_strerror(code));
         }
 
-        headers = curl_slist_append(headers, "Accept: application/json");
+        acc = strjoin("Accept: ", accept);
+        if (!acc)
+                return log_oom();
+        headers = curl_slist_append(headers, acc);
         /* No "Expect: 100-continue" round trip for larger bodies, but for
          * an upload: zvmd may refuse it (name taken, no room) before the
          * file is sent, which it can say only if the client waits. */
-        headers = curl_slist_append(headers, up ? "Expect: 100-continue" : "Expect:");
+        headers = curl_slist_append(headers, expect_continue ? "Expect: 100-continue" : "Expect:");
         /* Without a body, drop the form Content-Type libcurl would add to a POST. */
-        ctype = strjoin("Content-Type:", data || up ? " " : "", data || up ? content_type : "");
+        ctype = strjoin("Content-Type:", content_type ? " " : "", strempty(content_type));
         if (!ctype)
                 return log_oom();
         headers = curl_slist_append(headers, ctype);
@@ -317,11 +313,42 @@ static int http_request_full(const Cli *cli, const char *method, const char *pat
 #endif
             curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
             curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long) CLI_CONNECT_TIMEOUT_SEC * 1000L) != CURLE_OK ||
-            curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) cli->timeout_sec * 1000L) != CURLE_OK ||
-            curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) CLI_RESPONSE_MAX) != CURLE_OK ||
             curl_easy_setopt(curl, CURLOPT_USERAGENT, "zvm/" ZVM_VERSION) != CURLE_OK ||
             curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
-            curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
+            curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK)
+                return log_error_errno(SYNTHETIC_ERRNO(EIO), "failed to set up libcurl");
+
+        *ret_headers = TAKE_PTR(headers);
+        return 0;
+}
+
+static int http_request_full(const Cli *cli, const char *method, const char *path, const char *data, size_t data_size,
+                             const char *content_type, HttpUpload *up, char **ret_body, size_t *ret_size) {
+        _cleanup_(curl_easy_cleanupp) CURL *curl = NULL;
+        _cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
+        _cleanup_free_ char *url = NULL;
+        char errbuf[CURL_ERROR_SIZE] = "";
+        HttpBuffer b = {};
+        CURLcode code;
+        long status = 0;
+        int r;
+
+        assert_return(cli && method && path, -EINVAL);
+
+        url = http_url(cli, path);
+        if (!url)
+                return log_oom();
+
+        curl = curl_easy_init();
+        if (!curl)
+                return log_oom();
+
+        r = cli_http_setup(cli, curl, url, data || up ? content_type : NULL, "application/json", up != NULL, errbuf,
+                           &headers);
+        if (r < 0)
+                return r;
+        if (curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) cli->timeout_sec * 1000L) != CURLE_OK ||
+            curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) CLI_RESPONSE_MAX) != CURLE_OK ||
             curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, http_write) != CURLE_OK ||
             curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b) != CURLE_OK)
                 return log_error_errno(SYNTHETIC_ERRNO(EIO), "failed to set up libcurl");
@@ -344,7 +371,7 @@ static int http_request_full(const Cli *cli, const char *method, const char *pat
 
         code = http_perform(cli, curl);
         if (code != CURLE_OK) {
-                r = http_log_transport_error(cli, curl, code, errbuf, &b);
+                r = cli_http_log_transport_error(cli, curl, code, errbuf, b.too_large);
                 free(b.data);
                 return r;
         }

@@ -13,6 +13,7 @@
  * not answer, cli_errno_from_http_status() for error statuses.
  */
 
+#include <curl/curl.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,3 +42,21 @@ int cli_http_upload(const Cli *cli, const char *path, int fd, uint64_t size, con
  * is not JSON is -EBADMSG. */
 int cli_http_call(const Cli *cli, const char *method, const char *path, json_object *body,
                   json_object **ret);
+
+/* For requests that are not zvmd's REST API (the OpenAI-compatible routes
+ * at the root, "/v1/chat/completions"): the URL of path on the unix socket
+ * or --url, without the "/api/v1" prefix. New string, NULL on OOM. */
+char *cli_http_url_root(const Cli *cli, const char *path);
+
+/* Sets up curl for url as every zvm request is: the unix socket or --url,
+ * bounded connect time, http(s) only, no signals, the token, Accept (the
+ * media type accept) and Content-Type (content_type, or none);
+ * expect_continue (uploads) waits for zvmd's go before sending the body.
+ * *ret_headers gets the header list, which must outlive the transfer.
+ * errbuf (CURL_ERROR_SIZE) gets libcurl's message. Logs, returns -errno. */
+int cli_http_setup(const Cli *cli, CURL *curl, const char *url, const char *content_type, const char *accept,
+                   bool expect_continue, char *errbuf, struct curl_slist **ret_headers);
+
+/* Logs a failed transfer as a message about reaching the endpoint and
+ * returns the errno for it (-EHOSTUNREACH, -ETIMEDOUT, -EFBIG, ...). */
+int cli_http_log_transport_error(const Cli *cli, CURL *curl, CURLcode code, const char *errbuf, bool too_large);

@@ -122,6 +122,44 @@ static const char template_build_details[] =
         "template rm NAME cancels it. A failed build leaves no template.\n"
         "Results are cached by content: an identical build is a copy.\n";
 
+static const char chat_details[] =
+        "MODEL is a model zvmd serves (GET /v1/models; requests go to /v1/chat/completions,\n"
+        "which picks a ready VM); otherwise a VM's name, whose server is reached at\n"
+        "/api/v1/vms/NAME/v1/... \"model:NAME\" or \"vm:NAME\" say which without asking.\n"
+        "Any OpenAI-compatible server works too: --socket PATH or --url URL before the verb.\n"
+        "Options:\n"
+        "  -p --prompt TEXT  Ask once, print the answer, exit\n"
+        "  --system TEXT     A system message first\n"
+        "  --max-tokens N    At most N generated tokens per answer\n"
+        "  --timeout S       Seconds an answer may take (default 600)\n"
+        "  --json            Print the server's whole answer object instead of streaming\n"
+        "Without -p, each line of stdin is a message; the conversation is kept (its last\n"
+        "1 MiB) and answers are streamed as they are generated. Ctrl-D ends; Ctrl-C stops\n"
+        "the answer and ends (exit 130).\n";
+
+static const char bench_details[] =
+        "Sends --requests streamed completions per concurrency level: a prompt of exactly\n"
+        "--isl tokens (default 128), exactly --osl generated tokens (default 32; the\n"
+        "end-of-sequence token is ignored, no prompt cache). Per level: prompt and\n"
+        "generated tok/s (llama-server's timings, else the stream's clock), time to first\n"
+        "token and end-to-end latency (p50/p95), throughput of all tokens, failures.\n"
+        "Energy (seed 004): J/token = W / tok/s of all tokens, Wh/query = J/token x\n"
+        "(isl + osl) / 3600. W is the host's, measured from RAPL (/sys/class/powercap)\n"
+        "where readable, else estimated: busy CPU-seconds x --cpu-watts (default 15 W).\n"
+        "Options: --isl N, --osl N, --concurrency 1,2,4 (default), --requests N (default 8),\n"
+        "--cpu-watts W, --timeout S (per request, default 600), --json.\n"
+        "Exit status 1 when any request failed (the table still shows them).\n";
+
+static const char run_details[] =
+        "Creates a throwaway VM (default: template llm, 1536 MiB, 2 cores) whose config\n"
+        "serves the model, starts it, waits (--wait S, default 600) until its llama-server\n"
+        "is ready, then chats with it as 'zvm chat VM' does (-p, --system, --max-tokens,\n"
+        "--timeout, --json). The VM is deleted when the chat ends: Ctrl-D, Ctrl-C,\n"
+        "SIGTERM or SIGHUP, or an error (--keep leaves it). A FILE (a path, or a name\n"
+        "ending in .gguf) is first added to the model store as 'zvm model add FILE' does,\n"
+        "under its name without .gguf. Options: --name VM, --memory SIZE, --cores N,\n"
+        "--template T.\n";
+
 static const char model_add_details[] =
         "zvm reads FILE and sends it to zvmd (progress shown for files of 32 MiB and\n"
         "more); zvmd checks it (a clear error for a file that is not a readable GGUF:\n"
@@ -156,6 +194,9 @@ static const Verb verbs[] = {
         { "template build", verb_template_build, "NAME --profile tiny|standard|llm [--suite S] [--include PKG,...] [--detach] [--verbose]", "Build a root filesystem template", template_build_details },
         { "template list", verb_template_list, "",                     "List templates: NAME PROFILE STATE SIZE DISK CREATED USED BY", NULL },
         { "template rm",  verb_template_rm,  "NAME",                   "Remove a template (refused while a VM uses it; cancels a build)", NULL },
+        { "chat",         verb_chat,         "MODEL|VM [-p TEXT] [--system TEXT] [--max-tokens N] [--timeout S]", "Chat with a model through the OpenAI-compatible API (streamed)", chat_details },
+        { "bench",        verb_bench,        "MODEL|VM [--isl N] [--osl N] [--concurrency 1,2,4] [--requests N] [--cpu-watts W]", "Benchmark inference: tok/s, TTFT, latency, Wh per query", bench_details },
+        { "run",          verb_run,          "--model FILE.gguf|NAME [--name VM] [--memory SIZE] [--cores N] [-p TEXT] [--keep]", "Boot a throwaway llm VM on a model and chat with it; deleted on exit", run_details },
         { "model add",    verb_model_add,    "FILE.gguf [--name N] [--detach]", "Add a GGUF model to the store (uploaded to zvmd, checked, made a read-only disk)", model_add_details },
         { "model generate", verb_model_generate, "NAME --shape tiny|qwen2.5-0.5b|qwen2.5-1.5b|llama3.2-1b|custom:... [--quant q8_0|q4_0] [--detach]", "Generate a random-weight model with a real model's shape and add it", NULL },
         { "model list",   verb_model_list,   "",                       "List models: NAME STATE ARCH PARAMS QUANT CONTEXT SIZE SHA256 VMS", NULL },
@@ -220,6 +261,16 @@ int verb_check_args(const Cli *cli, int argc, char *argv[], int min, int max) {
         return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "%s, usage: zvm %s %s",
                                n < min ? "missing arguments" : "too many arguments",
                                cli->verb->name, cli->verb->synopsis);
+}
+
+int verb_parse_uint(const char *arg, const char *option, unsigned min, unsigned max, unsigned *ret) {
+        uint32_t v;
+
+        if (safe_atou32(arg, &v) < 0 || v < min || v > max)
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "invalid %s '%s' (expected %u-%u)", option, arg,
+                                       min, max);
+        *ret = v;
+        return 0;
 }
 
 int verb_parse_simple(Cli *cli, int argc, char *argv[], int min, int max) {

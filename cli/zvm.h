@@ -24,6 +24,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 #define CLI_START_POLL_MS 100U
 /* start and shutdown answer only when the VM is up or down. */
 #define CLI_REQUEST_TIMEOUT_SEC 120U
+/* chat, bench and run: generating under TCG takes minutes (--timeout). */
+#define CLI_INFER_TIMEOUT_SEC 600U
 /* An upload (zvm model add) that moves no byte for this long is given up. */
 #define CLI_UPLOAD_STALL_SEC 120U
 /* The largest answer zvm accepts from zvmd. */
@@ -74,6 +76,9 @@ int verb_token_create(Cli *cli, int argc, char *argv[]);
 int verb_token_list(Cli *cli, int argc, char *argv[]);
 int verb_token_delete(Cli *cli, int argc, char *argv[]);
 int verb_help(Cli *cli, int argc, char *argv[]);
+int verb_chat(Cli *cli, int argc, char *argv[]);
+int verb_bench(Cli *cli, int argc, char *argv[]);
+int verb_run(Cli *cli, int argc, char *argv[]);
 int verb_exec(Cli *cli, int argc, char *argv[]);
 int verb_cp(Cli *cli, int argc, char *argv[]);
 int verb_vsock_proxy(Cli *cli, int argc, char *argv[]);
@@ -114,6 +119,10 @@ int verb_check_args(const Cli *cli, int argc, char *argv[], int min, int max);
  * positional arguments. Returns 0 to go on, 1 if --help was handled (the
  * verb returns that), or -EINVAL. */
 int verb_parse_simple(Cli *cli, int argc, char *argv[], int min, int max);
+
+/* Parses the value of a numeric option: min..max, else a usage error
+ * naming option (-EINVAL, logged). */
+int verb_parse_uint(const char *arg, const char *option, unsigned min, unsigned max, unsigned *ret);
 
 /* Prints "zvm help VERB" text for one verb to f. */
 void verb_print_help(const Verb *verb, FILE *f);

@@ -26,6 +26,7 @@ from zvmd_firsthour import scenario_first_hour  # noqa: E402,F401
 import zvmd_llm  # noqa: E402
 from zvmd_models import scenario_models  # noqa: E402,F401
 import zvmd_serve  # noqa: E402
+from zvmd_infer_cli import scenario_chat_native, scenario_chat_zvmd  # noqa: E402,F401  (issue 9: zvm chat/bench/run)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPENAPI = os.path.join(HERE, "..", "..", "api", "openapi.yaml")
