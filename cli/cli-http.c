@@ -8,6 +8,7 @@
 #include "api.h"
 #include "cli-http.h"
 #include "cli-text.h"
+#include "cli-tls.h"
 #include "cli-util.h"
 #include "log.h"
 #include "string-util.h"
@@ -192,7 +193,7 @@ static int http_log_api_error(const Cli *cli, long status, const HttpBuffer *b) 
                 log_error("%s%s%s%s%s", m,
                           k && !strstr(m, k) ? " (key '" : "", k && !strstr(m, k) ? k : "",
                           k && !strstr(m, k) ? "')" : "",
-                          status == 401 && !cli->token ? " (give a token with --token or $ZVM_TOKEN)" : "");
+                          status == 401 && !cli->token ? " (give a token with --token-file, $ZVM_TOKEN_FILE or $ZVM_TOKEN)" : "");
         } else {
                 int n = b->data ? (int) MIN(strcspn(b->data, "\r\n"), (size_t) 200) : 0;
 
@@ -266,6 +267,10 @@ int cli_http_request_data(const Cli *cli, const char *method, const char *path, 
             curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b) != CURLE_OK)
                 return log_error_errno(SYNTHETIC_ERRNO(EIO), "failed to set up libcurl");
 
+        r = cli_tls_setup(cli, curl);
+        if (r < 0)
+                return r;
+
         if (streq(method, "POST") || data) {
                 /* POST with an empty body when there is none: Content-Length: 0. */
                 if (curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) (data ? data_size : 0)) != CURLE_OK ||
@@ -280,7 +285,9 @@ int cli_http_request_data(const Cli *cli, const char *method, const char *path, 
 
         code = http_perform(cli, curl);
         if (code != CURLE_OK) {
-                r = http_log_transport_error(cli, curl, code, errbuf, &b);
+                r = cli_tls_log_error(cli, code, errbuf);
+                if (r == 0)
+                        r = http_log_transport_error(cli, curl, code, errbuf, &b);
                 free(b.data);
                 return r;
         }
