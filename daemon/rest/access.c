@@ -93,6 +93,21 @@ static RestRole route_min_role(const char *method, const char *pattern) {
         return streq(method, "GET") ? REST_ROLE_READ_ONLY : REST_ROLE_ADMIN;
 }
 
+void route_whoami(void *ctx, HttpRequest *req, char **params) {
+        json_object *o = json_object_new_object();
+        uid_t uid;
+
+        if (!o) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        json_object_object_add(o, "role", json_object_new_string(rest_role_to_string(rest_request_role(req))));
+        json_object_object_add(o, "transport", json_object_new_string(http_request_is_tcp(req) ? "tcp" : "unix"));
+        if (http_request_peer_uid(req, &uid) >= 0)
+                json_object_object_add(o, "uid", json_object_new_int64((int64_t) uid));
+        http_request_reply_json(req, 200, o);
+}
+
 bool rest_access_check(HttpRequest *req, const char *method, const char *pattern) {
         RestRole have = rest_request_role(req), need = route_min_role(method, pattern);
 

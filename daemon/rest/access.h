@@ -36,3 +36,8 @@ bool rest_request_is_root(HttpRequest *req);
  * table); if not, answers 403 Forbidden (naming the role needed) and
  * returns false: the request is consumed. */
 bool rest_access_check(HttpRequest *req, const char *method, const char *pattern);
+
+/* GET /whoami: {"role": …, "transport": "unix"|"tcp", "uid": N (unix only)}.
+ * A route handler (routes.h signature), declared here to keep the roles in
+ * one place. */
+void route_whoami(void *ctx, HttpRequest *req, char **params);

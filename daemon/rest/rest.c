@@ -37,6 +37,7 @@ static const Route routes[] = {
         { "PUT", ZVM_API_PREFIX "/vms/{id}/files", route_vm_file_put },
         { "GET", ZVM_API_PREFIX "/host", route_host },
         { "GET", ZVM_API_PREFIX "/events", route_events },
+        { "GET", ZVM_API_PREFIX "/whoami", route_whoami },              /* tls branch: rest/access.c */
         { "GET", ZVM_API_PREFIX "/tokens", route_tokens_list },
         { "POST", ZVM_API_PREFIX "/tokens", route_tokens_create },
         { "DELETE", ZVM_API_PREFIX "/tokens/{tokenid}", route_tokens_delete },
