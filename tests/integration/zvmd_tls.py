@@ -160,6 +160,13 @@ def scenario_tls_roles(t, d):
     t.ok(status == 403, f"operator cannot create ({status})", body)
     status, body = https(d, "DELETE", "/vms/r1", op)
     t.ok(status == 403, f"operator cannot delete ({status})", body)
+    # The operator gets past the role check (what follows needs no boot):
+    status, body = https(d, "POST", "/vms/nosuchvm/start", op)
+    t.ok(status == 404, f"operator may start: an unknown VM is 404, not 403 ({status})", body)
+    status, body = https(d, "POST", "/vms/r1/stop", op)
+    t.ok(status != 403, f"operator may stop: the stopped VM answers {status}, not 403", body)
+    status, body = https(d, "POST", "/vms/r1/stop", ro)
+    t.ok(status == 403, f"read-only may not stop ({status})", body)
     status, body = https(d, "POST", "/vms", admin, body={"name": "r2", "memory": 128})
     t.ok(status == 201, f"admin can create ({status})", body)
     status, body = https(d, "DELETE", "/vms/r2", admin)
