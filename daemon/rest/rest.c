@@ -120,5 +120,5 @@ int rest_listen(Rest *rest, const RestTcpOptions *tcp) {
         r = http_server_listen_unix(rest->http, m->paths.api_socket, 0660, zvm_gid());
         if (r < 0)
                 return log_error_errno(r, "Failed to listen on %s: %m", m->paths.api_socket);
-        return rest_listen_tcp(rest, tcp);                              /* tls branch: rest/tcp.c */
+        return rest_listen_tcp(rest->http, rest->tokens, m->paths.data, tcp);  /* tls branch: rest/tcp.c */
 }

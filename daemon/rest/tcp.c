@@ -7,14 +7,13 @@
 #include "fileio.h"
 #include "http-server.h"
 #include "log.h"
-#include "manager.h"
 #include "string-util.h"
 #include "tcp.h"
 #include "tls-cert.h"
 #include "token-store.h"
 
 /* The certificate and key to serve, logging what went wrong. */
-static int tcp_tls_load(Rest *rest, const RestTcpOptions *o, char **ret_cert, char **ret_key) {
+static int tcp_tls_load(const char *data_dir, const RestTcpOptions *o, char **ret_cert, char **ret_key) {
         _cleanup_free_ char *dir = NULL;
         int created = 0, r;
 
@@ -27,7 +26,7 @@ static int tcp_tls_load(Rest *rest, const RestTcpOptions *o, char **ret_cert, ch
                 return 0;
         }
 
-        dir = strjoin(rest->manager->paths.data, "/tls");
+        dir = strjoin(data_dir, "/tls");
         if (!dir)
                 return log_oom();
         r = mkdir_p(dir, 0700);
@@ -45,7 +44,7 @@ static int tcp_tls_load(Rest *rest, const RestTcpOptions *o, char **ret_cert, ch
         return 0;
 }
 
-int rest_listen_tcp(Rest *rest, const RestTcpOptions *o) {
+int rest_listen_tcp(HttpServer *http, TokenStore *tokens, const char *data_dir, const RestTcpOptions *o) {
         _cleanup_free_ char *cert = NULL, *fp = NULL;
         char *key = NULL;
         int r;
@@ -58,13 +57,13 @@ int rest_listen_tcp(Rest *rest, const RestTcpOptions *o) {
                         return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--plain-http excludes --tls-cert/--tls-key");
                 log_warning("Serving %s over plain HTTP (--plain-http): tokens and data travel in clear.",
                             o->address);
-                r = http_server_listen_tcp(rest->http, o->address, NULL, token_store_auth, rest->tokens);
+                r = http_server_listen_tcp(http, o->address, NULL, token_store_auth, tokens);
                 if (r < 0)
                         return log_error_errno(r, "Failed to listen on %s: %m", o->address);
                 return 0;
         }
 
-        r = tcp_tls_load(rest, o, &cert, &key);
+        r = tcp_tls_load(data_dir, o, &cert, &key);
         if (r < 0)
                 return r;
         r = tls_cert_fingerprint(cert, &fp);
@@ -72,8 +71,8 @@ int rest_listen_tcp(Rest *rest, const RestTcpOptions *o) {
                 erase_and_free(key);
                 return log_error_errno(r, "The TLS certificate does not parse: %m");
         }
-        r = http_server_listen_tcp(rest->http, o->address, &(HttpTls) { .cert_pem = cert, .key_pem = key },
-                                   token_store_auth, rest->tokens);
+        r = http_server_listen_tcp(http, o->address, &(HttpTls) { .cert_pem = cert, .key_pem = key },
+                                   token_store_auth, tokens);
         erase_and_free(key);
         if (r == -EOPNOTSUPP)
                 return log_error_errno(r, "libmicrohttpd was built without TLS; use --plain-http only on a trusted network");

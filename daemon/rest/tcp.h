@@ -9,7 +9,8 @@
 
 #include <stdbool.h>
 
-#include "rest.h"
+#include "http-server.h"
+#include "token-store.h"
 
 typedef struct RestTcpOptions {
         const char *address;            /* "127.0.0.1:8007"; NULL: no TCP listener */
@@ -18,4 +19,7 @@ typedef struct RestTcpOptions {
         bool plain_http;                /* no TLS (--plain-http) */
 } RestTcpOptions;
 
-int rest_listen_tcp(Rest *rest, const RestTcpOptions *o);
+/* Adds the TCP listener to http, its tokens checked against tokens; zvmd's
+ * own certificate lives in <data_dir>/tls/. Takes the pieces rather than the
+ * Rest object, so that this module and rest.c do not include each other. */
+int rest_listen_tcp(HttpServer *http, TokenStore *tokens, const char *data_dir, const RestTcpOptions *o);
