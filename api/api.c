@@ -21,6 +21,7 @@ static const struct {
         [API_ERROR_UNKNOWN_KEY] = { "UnknownKey", 400 },
         [API_ERROR_INVALID_VALUE] = { "InvalidValue", 400 },
         [API_ERROR_UNAUTHORIZED] = { "Unauthorized", 401 },
+        [API_ERROR_FORBIDDEN] = { "Forbidden", 403 },
         [API_ERROR_NOT_FOUND] = { "NotFound", 404 },
         [API_ERROR_METHOD_NOT_ALLOWED] = { "MethodNotAllowed", 405 },
         [API_ERROR_CONFLICT] = { "Conflict", 409 },

@@ -29,6 +29,7 @@ typedef enum ApiError {
         API_ERROR_UNKNOWN_KEY,          /* 400 */
         API_ERROR_INVALID_VALUE,        /* 400 */
         API_ERROR_UNAUTHORIZED,         /* 401 */
+        API_ERROR_FORBIDDEN,            /* 403: authenticated, but the role does not allow it */
         API_ERROR_NOT_FOUND,            /* 404 */
         API_ERROR_METHOD_NOT_ALLOWED,   /* 405 */
         API_ERROR_CONFLICT,             /* 409 */

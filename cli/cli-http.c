@@ -10,6 +10,7 @@
 #include "cli-http.h"
 #include "cli-output.h"
 #include "cli-text.h"
+#include "cli-tls.h"
 #include "cli-util.h"
 #include "log.h"
 #include "string-util.h"
@@ -125,6 +126,11 @@ int cli_http_log_transport_error(const Cli *cli, CURL *curl, CURLcode code, cons
         const char *why = !isempty(errbuf) ? errbuf : curl_easy_strerror(code);
         curl_off_t connect_time = 0;
         long os_errno = 0;
+        int r;
+
+        r = cli_tls_log_error(cli, code, errbuf);      /* a pin mismatch, an unknown CA: said there */
+        if (r != 0)
+                return r;
 
         (void) curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
         (void) curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_time);
@@ -202,7 +208,7 @@ static int http_log_api_error(const Cli *cli, long status, const HttpBuffer *b) 
                 log_error("%s%s%s%s%s", m,
                           k && !strstr(m, k) ? " (key '" : "", k && !strstr(m, k) ? k : "",
                           k && !strstr(m, k) ? "')" : "",
-                          status == 401 && !cli->token ? " (give a token with --token or $ZVM_TOKEN)" : "");
+                          status == 401 && !cli->token ? " (give a token with --token-file, $ZVM_TOKEN_FILE or $ZVM_TOKEN)" : "");
         } else {
                 int n = b->data ? (int) MIN(strcspn(b->data, "\r\n"), (size_t) 200) : 0;
 
@@ -269,6 +275,7 @@ static int http_setup_upload(CURL *curl, HttpUpload *up) {
 
 int cli_http_setup(const Cli *cli, CURL *curl, const char *url, const char *content_type, const char *accept,
                    bool expect_continue, char *errbuf, struct curl_slist **ret_headers) {
+        int r;
         _cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
         _cleanup_free_ char *auth = NULL, *ctype = NULL, *acc = NULL;
         CURLcode code;
@@ -317,6 +324,9 @@ int cli_http_setup(const Cli *cli, CURL *curl, const char *url, const char *cont
             curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
             curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK)
                 return log_error_errno(SYNTHETIC_ERRNO(EIO), "failed to set up libcurl");
+        r = cli_tls_setup(cli, curl);
+        if (r < 0)
+                return r;
 
         *ret_headers = TAKE_PTR(headers);
         return 0;

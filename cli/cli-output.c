@@ -664,7 +664,7 @@ int cli_output_host(json_object *host, char **ret) {
 }
 
 int cli_output_token_list(json_object *tokens, char **ret) {
-        static const char *const header[] = { "ID", "CREATED", "COMMENT" };
+        static const char *const header[] = { "ID", "ROLE", "CREATED", "EXPIRES", "COMMENT" };
         _cleanup_table_ CliTable *t = NULL;
         int r;
 
@@ -676,15 +676,23 @@ int cli_output_token_list(json_object *tokens, char **ret) {
         if (!t)
                 return -ENOMEM;
         for (size_t i = 0; i < json_object_array_length(tokens); i++) {
-                json_object *tok = json_object_array_get_idx(tokens, i), *created;
+                json_object *tok = json_object_array_get_idx(tokens, i), *created;     /* and expires */
                 char buf[CLI_FORMAT_MAX];
 
                 r = cli_table_add(t, json_object_get_string(json_get_path(tok, "id")));
                 if (r < 0)
                         return r;
+                r = cli_table_add(t, json_object_get_string(json_get_path(tok, "role")) ?: "admin");
+                if (r < 0)
+                        return r;
                 created = json_get_path(tok, "created");
                 r = cli_table_add(t, json_object_is_type(created, json_type_int) ?
                                      cli_format_timestamp(buf, sizeof(buf), json_object_get_int64(created)) : NULL);
+                if (r < 0)
+                        return r;
+                created = json_get_path(tok, "expires");
+                r = cli_table_add(t, json_object_is_type(created, json_type_int) ?
+                                     cli_format_timestamp(buf, sizeof(buf), json_object_get_int64(created)) : "never");
                 if (r < 0)
                         return r;
                 r = cli_table_add(t, json_object_get_string(json_get_path(tok, "comment")) ?: "");

@@ -76,7 +76,7 @@ int cli_vm_call_print(Cli *cli, const char *method, const char *id, const char *
         return cli_call_print(cli, method, path, body, render);
 }
 
-int cli_token_create(const Cli *cli, const char *comment) {
+int cli_token_create(const Cli *cli, const char *comment, const char *role, uint64_t expires) {
         _cleanup_(json_object_putp) json_object *body = json_object_new_object(), *token = NULL;
         json_object *id = NULL;
         int r;
@@ -85,6 +85,16 @@ int cli_token_create(const Cli *cli, const char *comment) {
                 return log_oom();
         if (comment) {
                 r = cli_body_put(body, "comment", json_object_new_string(comment));
+                if (r < 0)
+                        return r;
+        }
+        if (role) {
+                r = cli_body_put(body, "role", json_object_new_string(role));
+                if (r < 0)
+                        return r;
+        }
+        if (expires > 0) {
+                r = cli_body_put(body, "expires", json_object_new_int64((int64_t) expires));
                 if (r < 0)
                         return r;
         }

@@ -58,7 +58,8 @@ int cli_vm_wait_agent(const Cli *cli, const char *id, unsigned wait_s, char **re
 int cli_console_attach(const Cli *cli, const char *id);
 
 /* POST /tokens; prints the secret (zvmd shows it only this once). */
-int cli_token_create(const Cli *cli, const char *comment);
+/* role NULL: zvmd's default (read-only); expires 0: never. */
+int cli_token_create(const Cli *cli, const char *comment, const char *role, uint64_t expires);
 
 /* DELETE /tokens/<id>, id URL-escaped. */
 int cli_token_delete(const Cli *cli, const char *id);

@@ -14,6 +14,7 @@
 
 #include "cli-text.h"
 #include "cli-util.h"
+#include "fd-util.h"
 #include "log.h"
 #include "string-util.h"
 #include "zvm-config.h"
@@ -203,7 +204,10 @@ static const Verb verbs[] = {
         { "model show",   verb_model_show,   "NAME",                   "Show a model's metadata, or why its add failed", NULL },
         { "model rm",     verb_model_rm,     "NAME",                   "Remove a model (refused while a VM's config uses it; cancels an add)", NULL },
         { "host",         verb_host,         "",                       "Show host facts (versions, accelerator, capacity)", NULL },
-        { "token create", verb_token_create, "[--comment C]",          "Create an API token and print its secret, once", NULL },
+        { "token create", verb_token_create, "[--comment C] [--role R] [--expires-in D]", "Create an API token and print its secret, once",
+          "--role is read-only (the default: GET only), operator (also start, stop, exec,\n"
+          "files) or admin (also create, change and delete VMs and templates).\n"
+          "--expires-in 90d (or h, m, s): the token is refused after that.\n" },
         { "token list",   verb_token_list,   "",                       "List API tokens", NULL },
         { "token delete", verb_token_delete, "ID",                     "Revoke an API token", NULL },
         { "help",         verb_help,         "[VERB]",                 "Show help, for all verbs or one", NULL },
@@ -220,7 +224,13 @@ static void help_print(FILE *f) {
               "  --socket PATH      zvmd's unix socket (default <root>/run/zvm/api.sock);\n"
               "                     without --root, its directory is zvmd's run directory\n"
               "  --url URL          Use zvmd's TCP listener at URL instead of the socket\n"
-              "  --token TOKEN      API token for --url ($ZVM_TOKEN)\n"
+              "                     (https://: the server's key is pinned on first contact\n"
+              "                     in ~/.config/zvm/known_hosts)\n"
+              "  --token-file FILE  Read the API token for --url from FILE ($ZVM_TOKEN_FILE)\n"
+              "  --token TOKEN      API token for --url ($ZVM_TOKEN); visible to other users\n"
+              "                     in ps: prefer --token-file or $ZVM_TOKEN\n"
+              "  --ca FILE          Check zvmd's certificate against FILE's CAs, not a pin\n"
+              "  --insecure         Do not check zvmd's certificate at all (testing only)\n"
               "  --json             Print zvmd's JSON instead of text (also after the verb)\n"
               "  --log-level LEVEL  err, warning, notice, info or debug ($ZVM_LOG_LEVEL)\n"
               "  -h --help          Show this help\n"
@@ -434,6 +444,19 @@ static bool token_is_valid(const char *t) {
         return true;
 }
 
+/* The token in a file (a line; surrounding white space dropped). */
+static int cli_read_token_file(const char *path, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        int r;
+
+        r = read_full_file(path, &buf, NULL, 4096);
+        if (r < 0)
+                return log_error_errno(r == -EFBIG ? -EINVAL : r, "cannot read the API token from %s: %m", path);
+        memmove(buf, strstrip(buf), strlen(strstrip(buf)) + 1);
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
 /* Returns 1 to run a verb, 0 if there is nothing more to do, or -EINVAL. */
 static int parse_argv(Cli *cli, int argc, char *argv[]) {
         enum {
@@ -441,6 +464,9 @@ static int parse_argv(Cli *cli, int argc, char *argv[]) {
                 ARG_SOCKET,
                 ARG_URL,
                 ARG_TOKEN,
+                ARG_TOKEN_FILE,
+                ARG_CA,
+                ARG_INSECURE,
                 ARG_JSON,
                 ARG_LOG_LEVEL,
                 ARG_VERSION,
@@ -450,14 +476,17 @@ static int parse_argv(Cli *cli, int argc, char *argv[]) {
                 { "socket",    required_argument, NULL, ARG_SOCKET },
                 { "url",       required_argument, NULL, ARG_URL },
                 { "token",     required_argument, NULL, ARG_TOKEN },
+                { "token-file", required_argument, NULL, ARG_TOKEN_FILE },
+                { "ca",        required_argument, NULL, ARG_CA },
+                { "insecure",  no_argument,       NULL, ARG_INSECURE },
                 { "json",      no_argument,       NULL, ARG_JSON },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "help",      no_argument,       NULL, 'h' },
                 { "version",   no_argument,       NULL, ARG_VERSION },
                 {}
         };
-        const char *root = NULL, *socket = NULL;
-        int c, level;
+        const char *root = NULL, *socket = NULL, *token_file = NULL;
+        int c, level, r;
 
         /* "+": stop at the verb; its options are its own. */
         while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
@@ -480,6 +509,15 @@ static int parse_argv(Cli *cli, int argc, char *argv[]) {
                         break;
                 case ARG_TOKEN:
                         cli->token = optarg;
+                        break;
+                case ARG_TOKEN_FILE:
+                        token_file = optarg;
+                        break;
+                case ARG_CA:
+                        cli->ca_file = optarg;
+                        break;
+                case ARG_INSECURE:
+                        cli->insecure = true;
                         break;
                 case ARG_JSON:
                         cli->json = true;
@@ -505,6 +543,17 @@ static int parse_argv(Cli *cli, int argc, char *argv[]) {
 
         if (!root && !isempty(getenv("ZVM_ROOT")))
                 root = getenv("ZVM_ROOT");
+        /* --token, then --token-file, then $ZVM_TOKEN, then $ZVM_TOKEN_FILE:
+         * what is on the command line wins, the file's way keeps it out of
+         * ps and shell history. */
+        if (!cli->token && !token_file && isempty(getenv("ZVM_TOKEN")) && !isempty(getenv("ZVM_TOKEN_FILE")))
+                token_file = getenv("ZVM_TOKEN_FILE");
+        if (!cli->token && token_file) {
+                r = cli_read_token_file(token_file, &cli->token_buf);
+                if (r < 0)
+                        return r;
+                cli->token = cli->token_buf;
+        }
         if (!cli->token && !isempty(getenv("ZVM_TOKEN")))
                 cli->token = getenv("ZVM_TOKEN");
         if (cli->token && !token_is_valid(cli->token))
@@ -527,6 +576,7 @@ static int parse_argv(Cli *cli, int argc, char *argv[]) {
 }
 
 static void cli_done(Cli *cli) {
+        erase_and_free(cli->token_buf);
         free(cli->run_dir);
         free(cli->socket_path);
 }

@@ -38,6 +38,9 @@ typedef struct Cli {
         char *socket_path;      /* zvmd's unix socket (unused with url) */
         const char *url;        /* base URL of zvmd's TCP listener, or NULL */
         const char *token;      /* sent as "Authorization: Bearer" */
+        char *token_buf;        /* the token read from a file (erased on exit) */
+        const char *ca_file;    /* --ca: check the certificate chain, not a pin */
+        bool insecure;          /* --insecure: check nothing */
         bool json;              /* print zvmd's JSON instead of text */
         unsigned timeout_sec;   /* whole request */
         const Verb *verb;       /* the verb being run */

@@ -22,6 +22,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "rest.h"
+#include "tcp.h"
 #include "string-util.h"
 #include "zvm-config.h"
 
@@ -30,7 +31,11 @@ static void help(void) {
                "The zvm host daemon.\n\n"
                "  --root DIR          keep config, runtime and data under DIR (default /)\n"
                "                      (also ZVM_ROOT)\n"
-               "  --listen ADDR:PORT  also serve the API on TCP; requests need a bearer token\n"
+               "  --listen ADDR:PORT  also serve the API on TCP (HTTPS); requests need a bearer token\n"
+               "  --tls-cert FILE, --tls-key FILE\n"
+               "                      PEM certificate and key for --listen (default: a self-signed\n"
+               "                      pair made on first use in /var/lib/zvm/tls/)\n"
+               "  --plain-http        serve --listen without TLS (tokens travel in clear)\n"
                "  --console-log-max SIZE\n"
                "                      cap of a VM's console.log (rotated once, so a VM's console\n"
                "                      costs at most twice this on /run; default 4M, also\n"
@@ -80,6 +85,9 @@ int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "root", required_argument, NULL, 'r' },
                 { "listen", required_argument, NULL, 'l' },
+                { "tls-cert", required_argument, NULL, 'c' },
+                { "tls-key", required_argument, NULL, 'k' },
+                { "plain-http", no_argument, NULL, 'P' },
                 { "console-log-max", required_argument, NULL, 'C' },
                 { "log-level", required_argument, NULL, 'L' },
                 { "dump-routes", no_argument, NULL, 'D' },
@@ -91,7 +99,8 @@ int main(int argc, char **argv) {
         /* Declared after m, so freed before it: pending requests cancel
          * their waits while the VMs still exist. */
         _cleanup_(rest_freep) Rest *rest = NULL;
-        const char *root = getenv("ZVM_ROOT"), *listen_tcp = NULL, *console_max = getenv("ZVM_CONSOLE_LOG_MAX");
+        RestTcpOptions tcp = {};
+        const char *root = getenv("ZVM_ROOT"), *console_max = getenv("ZVM_CONSOLE_LOG_MAX");
         uint64_t console_log_max = CONSOLE_LOG_MAX_DEFAULT;
         sigset_t mask;
         int c, r;
@@ -104,7 +113,16 @@ int main(int argc, char **argv) {
                         root = optarg;
                         break;
                 case 'l':
-                        listen_tcp = optarg;
+                        tcp.address = optarg;
+                        break;
+                case 'c':
+                        tcp.tls_cert = optarg;
+                        break;
+                case 'k':
+                        tcp.tls_key = optarg;
+                        break;
+                case 'P':
+                        tcp.plain_http = true;
                         break;
                 case 'C':
                         console_max = optarg;
@@ -171,7 +189,7 @@ int main(int argc, char **argv) {
         r = manager_load(m);
         if (r < 0)
                 return 1;
-        r = rest_listen(rest, listen_tcp);
+        r = rest_listen(rest, &tcp);
         if (r < 0)
                 return 1;
         (void) agent_host_listen(&m->agent_host);
@@ -183,7 +201,7 @@ int main(int argc, char **argv) {
                         (void) sd_event_source_set_enabled(m->watchdog, SD_EVENT_ON);
         }
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %s, %zu VMs", m->paths.api_socket, m->n_vms);
-        log_info("Listening on %s%s%s", m->paths.api_socket, listen_tcp ? " and " : "", strempty(listen_tcp));
+        log_info("Listening on %s%s%s", m->paths.api_socket, tcp.address ? " and " : "", strempty(tcp.address));
         /* After READY=1: systemd (and its watchdog) must not wait for VMs
          * to start; their starts then run from the loop like any other. */
         manager_start_onboot(m);

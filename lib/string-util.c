@@ -482,3 +482,10 @@ bool template_name_is_valid(const char *s) {
         n = strlen(s);
         return !(n >= 4 && streq(s + n - 4, ".img"));
 }
+
+char *erase_and_free(char *p) {
+        if (p)
+                explicit_bzero(p, strlen(p));
+        free(p);
+        return NULL;
+}

@@ -75,6 +75,9 @@ bool utf8_is_valid_n(const char *s, size_t n);
 
 /* Lower-case hex encoding; NULL on OOM. */
 char *hexencode(const void *p, size_t l);
+/* Overwrites the string (a key, a secret) before freeing it; NULL is fine.
+ * Returns NULL. */
+char *erase_and_free(char *p);
 
 /* ---- strv: NULL-terminated arrays of malloc'd strings --------------------- */
 

@@ -31,6 +31,7 @@
  */
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -49,6 +50,7 @@
 #include "http-server.h"
 #include "log.h"
 #include "string-util.h"
+#include "time-util.h"
 
 /* Once a body is over the limit we read and drop the rest (MHD cannot answer
  * in the middle of an upload), but not forever. */
@@ -64,8 +66,19 @@ typedef struct HttpListener {
         http_auth_fn auth;
         void *auth_userdata;
         char *unix_path;                        /* removed again on free */
+        char *tls_cert, *tls_key;               /* PEM, NULL for plain HTTP */
         int port;
 } HttpListener;
+
+/* Per connection, from MHD's NOTIFY_CONNECTION STARTED to CLOSED (its
+ * socket context). */
+typedef struct HttpConnection {
+        HttpListener *listener;
+        int fd;                                 /* MHD's; only shutdown(), never closed by us */
+        uid_t peer_uid;                         /* unix socket: SO_PEERCRED */
+        bool have_peer;
+        sd_event_source *deadline;              /* TCP: until a request passes the token check */
+} HttpConnection;
 
 typedef struct HttpKV {
         char *key;
@@ -86,6 +99,9 @@ struct HttpRequest {
         struct MHD_Connection *connection;      /* NULL once MHD is done with it */
         bool tcp;
         RequestState state;
+        int grant;                              /* TCP: the auth hook's answer */
+        uid_t peer_uid;                         /* unix socket */
+        bool have_peer;
 
         char *method;
         char *path;
@@ -309,6 +325,7 @@ static HttpRequest *request_new(HttpServer *s, struct MHD_Connection *c, const c
         req->server = s;
         req->connection = c;
         req->tcp = tcp;
+        req->grant = -ENXIO;
         req->reject = _API_ERROR_INVALID;
         req->body_fd = -1;
 
@@ -572,6 +589,20 @@ bool http_request_is_tcp(HttpRequest *r) {
         return r && r->tcp;
 }
 
+int http_request_grant(HttpRequest *r) {
+        assert_return(r, -EINVAL);
+        return r->tcp ? r->grant : -ENXIO;
+}
+
+int http_request_peer_uid(HttpRequest *r, uid_t *ret) {
+        assert_return(r, -EINVAL);
+        assert_return(ret, -EINVAL);
+        if (r->tcp || !r->have_peer)
+                return -ENXIO;
+        *ret = r->peer_uid;
+        return 0;
+}
+
 bool http_request_is_closed(HttpRequest *r) {
         return !r || r->closed || !r->connection;
 }
@@ -791,11 +822,24 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
         log_debug("libmicrohttpd: %s", strstrip(m));
 }
 
+static HttpConnection *connection_context(struct MHD_Connection *c) {
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+        return info ? info->socket_context : NULL;
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
         HttpListener *l = cls;
+        HttpConnection *conn = connection_context(c);
+        HttpRequest *req;
 
         /* NULL (OOM) makes the access handler drop the connection. */
-        return request_new(l->server, c, uri, l->tcp);
+        req = request_new(l->server, c, uri, l->tcp);
+        if (req && conn && conn->have_peer) {
+                req->peer_uid = conn->peer_uid;
+                req->have_peer = true;
+        }
+        return req;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
@@ -825,37 +869,102 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
         request_unref(req);                     /* the connection's reference */
 }
 
+static HttpConnection *connection_free(HttpConnection *conn) {
+        if (!conn)
+                return NULL;
+        sd_event_source_disable_unref(conn->deadline);
+        return mfree(conn);
+}
+
+/* A TCP client that has not sent a request with a good token by now is
+ * dropped, however slowly it trickles bytes: shutdown() (never close(), the
+ * fd is MHD's) makes MHD see the end of the stream and close it. */
+static int on_connection_deadline(sd_event_source *source, uint64_t usec, void *userdata) {
+        HttpConnection *conn = userdata;
+
+        log_debug("HTTP: TCP client sent no authenticated request within %us, dropping it.",
+                  HTTP_TCP_AUTH_DEADLINE_SEC);
+        (void) shutdown(conn->fd, SHUT_RDWR);
+        conn->deadline = sd_event_source_disable_unref(conn->deadline);
+        server_schedule_run(conn->listener->server);
+        return 0;
+}
+
+static void connection_started(HttpListener *l, struct MHD_Connection *c, void **socket_context) {
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        HttpConnection *conn;
+        int r;
+
+        conn = calloc(1, sizeof(*conn));
+        if (!conn || !info) {
+                /* Without its context a unix connection has no peer (every
+                 * role check refuses it) and a TCP one no deadline, only
+                 * MHD's idle timeout: degraded, not unsafe. */
+                free(conn);
+                return;
+        }
+        conn->listener = l;
+        conn->fd = info->connect_fd;
+        if (!l->tcp) {
+                struct ucred cred;
+                socklen_t len = sizeof(cred);
+
+                if (getsockopt(conn->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) >= 0 && len == sizeof(cred)) {
+                        conn->peer_uid = cred.uid;
+                        conn->have_peer = true;
+                }
+        } else {
+                r = sd_event_add_time_relative(l->server->event, &conn->deadline, CLOCK_MONOTONIC,
+                                               HTTP_TCP_AUTH_DEADLINE_SEC * USEC_PER_SEC, USEC_PER_SEC / 10,
+                                               on_connection_deadline, conn);
+                if (r < 0)
+                        log_debug_errno(r, "HTTP: cannot arm a connection deadline: %m");
+                else
+                        (void) sd_event_source_set_description(conn->deadline, "http-auth-deadline");
+        }
+        *socket_context = conn;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code) {
         HttpListener *l = cls;
+
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                connection_started(l, c, socket_context);
+                return;
+        }
 
         /* At the connection limit MHD takes the listening socket out of its
          * epoll set, and puts it back only at the start of its next
          * MHD_run(); a backlog of waiting clients does not wake us for that
          * run, so ask for it whenever a connection goes away. */
-        if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+                *socket_context = connection_free(*socket_context);
                 server_schedule_run(l->server);
+        }
 }
 
-static bool listener_authorized(HttpListener *l, struct MHD_Connection *c) {
+/* The auth hook's grant (>= 0) for the request's bearer token, or -EACCES
+ * (or what the hook said). 0 on the unix socket. */
+static int listener_authorize(HttpListener *l, struct MHD_Connection *c) {
         _cleanup_free_ char *token = NULL;
         const char *h, *p;
         size_t n;
 
         if (!l->tcp)
-                return true;
+                return 0;
 
         h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         if (!h || strncasecmp(h, "Bearer", 6) != 0 || !strchr(" \t", h[6]) || h[6] == '\0')
-                return false;
+                return -EACCES;
         p = h + 6 + strspn(h + 6, " \t");
         n = strcspn(p, " \t");
         if (n == 0 || p[n + strspn(p + n, " \t")] != '\0')
-                return false;
+                return -EACCES;
 
         token = strndup(p, n);
         if (!token)
-                return false;
+                return -ENOMEM;
         return l->auth(token, l->auth_userdata);
 }
 
@@ -915,9 +1024,10 @@ static ApiError body_sink_error(int r) {
 }
 
 static enum MHD_Result request_begin(HttpListener *l, HttpRequest *req, struct MHD_Connection *c, const char *method) {
+        HttpConnection *conn;
         const char *cl;
         uint64_t length;
-        int e;
+        int e, r;
 
         req->method = strdup(strempty(method));
         if (!req->method) {
@@ -926,11 +1036,17 @@ static enum MHD_Result request_begin(HttpListener *l, HttpRequest *req, struct M
         }
         req->state = REQUEST_RECEIVING;
 
-        if (!listener_authorized(l, c)) {
+        r = listener_authorize(l, c);
+        if (r < 0) {
                 req->state = REQUEST_ANSWERED;
                 return connection_queue_error(c, API_ERROR_UNAUTHORIZED,
+                                              r == -EKEYEXPIRED ? "The token has expired." :
                                               "This listener requires \"Authorization: Bearer <token>\" with a valid token.");
         }
+        req->grant = r;
+        conn = connection_context(c);
+        if (conn)
+                conn->deadline = sd_event_source_disable_unref(conn->deadline);
 
         /* With a Content-Length we can answer before the body is sent (and
          * before MHD sends "100 Continue"); MHD then closes the connection. */
@@ -939,7 +1055,6 @@ static enum MHD_Result request_begin(HttpListener *l, HttpRequest *req, struct M
                 length = UINT64_MAX;
         if (l->server->body_sink) {
                 const char *why = NULL;
-                int r;
 
                 r = l->server->body_sink(req, length, &req->body_fd, &req->body_fd_max, &why,
                                          l->server->body_sink_userdata);
@@ -1193,19 +1308,24 @@ static HttpListener *listener_free(HttpListener *l) {
         if (l->unix_path)
                 (void) unlink(l->unix_path);
         free(l->unix_path);
+        free(l->tls_cert);
+        erase_and_free(l->tls_key);
         return mfree(l);
 }
 
 /* Takes fd (a bound, listening, non-blocking socket) in every case. */
-static int listener_start(HttpServer *s, int fd, bool tcp, bool ipv6, int port, http_auth_fn auth,
-                          void *auth_userdata, const char *unix_path) {
+static int listener_start(HttpServer *s, int fd, bool tcp, bool ipv6, int port, const HttpTls *tls,
+                          http_auth_fn auth, void *auth_userdata, const char *unix_path) {
         _cleanup_close_ int lfd = fd;
         const union MHD_DaemonInfo *info;
         HttpListener *l;
+        size_t n = 0;
         int r;
 
         if (s->n_listeners >= HTTP_LISTENERS_MAX)
                 return -ENOSPC;
+        if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+                return -EOPNOTSUPP;
 
         l = calloc(1, sizeof(*l));
         if (!l)
@@ -1215,27 +1335,50 @@ static int listener_start(HttpServer *s, int fd, bool tcp, bool ipv6, int port, 
         l->auth = auth;
         l->auth_userdata = auth_userdata;
         l->port = port;
+        if (tls) {
+                l->tls_cert = strdup(tls->cert_pem);
+                l->tls_key = strdup(tls->key_pem);
+                if (!l->tls_cert || !l->tls_key) {
+                        listener_free(l);
+                        return -ENOMEM;
+                }
+        }
+
+        struct MHD_OptionItem opts[16] = {};
+#define OPT(o, v, p) opts[n++] = (struct MHD_OptionItem) { (o), (intptr_t) (v), (p) }
+        OPT(MHD_OPTION_LISTEN_SOCKET, lfd, NULL);
+        OPT(MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTIONS_MAX, NULL);
+        /* On TCP the idle timeout is also what ends a keep-alive connection
+         * nobody uses: shorter there. */
+        OPT(MHD_OPTION_CONNECTION_TIMEOUT, tcp ? MIN(s->idle_timeout, HTTP_TCP_IDLE_TIMEOUT_SEC) : s->idle_timeout, NULL);
+        OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONNECTION_MEMORY, NULL);
+        OPT(MHD_OPTION_URI_LOG_CALLBACK, on_uri, l);
+        OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, l);
+        OPT(MHD_OPTION_NOTIFY_CONNECTION, on_connection, l);
+        OPT(MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL);
+        if (tcp)
+                OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_TCP_PER_IP_MAX, NULL);
+        if (tls) {
+                OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, l->tls_cert);
+                OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, l->tls_key);
+        }
+        OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+        assert(n <= ELEMENTSOF(opts));
 
         /* MHD owns the socket once it started; on failure it leaves it to us
          * (the one failure path in which 0.9.75 closes it, failing to make
          * it non-blocking, cannot happen: it already is). */
         l->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-                                     (ipv6 ? MHD_USE_IPv6 : 0),
+                                     (ipv6 ? MHD_USE_IPv6 : 0) | (tls ? MHD_USE_TLS : 0),
                                      (uint16_t) port, NULL, NULL, on_access, l,
                                      /* first, or MHD reports option errors on stderr */
                                      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, l,
-                                     MHD_OPTION_LISTEN_SOCKET, lfd,
-                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned) HTTP_CONNECTIONS_MAX,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, s->idle_timeout,
-                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_CONNECTION_MEMORY,
-                                     MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
-                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
-                                     MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
-                                     MHD_OPTION_STRICT_FOR_CLIENT, 1,
+                                     MHD_OPTION_ARRAY, opts,
                                      MHD_OPTION_END);
         if (!l->daemon) {
-                free(l);
-                return -EIO;
+                listener_free(l);
+                return tls ? -EBADMSG : -EIO;   /* with TLS, most likely a bad certificate or key */
         }
         TAKE_FD(lfd);
 
@@ -1313,7 +1456,7 @@ int http_server_listen_unix(HttpServer *s, const char *path, mode_t mode, gid_t 
                 return r;
         }
 
-        r = listener_start(s, TAKE_FD(fd), false, false, 0, NULL, NULL, path);
+        r = listener_start(s, TAKE_FD(fd), false, false, 0, NULL, NULL, NULL, path);
         if (r < 0)
                 (void) unlink(path);            /* listener_start() did if it got that far; harmless */
         return r;
@@ -1373,7 +1516,8 @@ static int parse_address(const char *address, int *ret_family, SocketAddress *re
         return 0;
 }
 
-int http_server_listen_tcp(HttpServer *s, const char *address, http_auth_fn auth, void *auth_userdata) {
+int http_server_listen_tcp(HttpServer *s, const char *address, const HttpTls *tls, http_auth_fn auth,
+                           void *auth_userdata) {
         SocketAddress sa, bound = {};
         socklen_t len, blen = sizeof(bound);
         _cleanup_close_ int fd = -EBADF;
@@ -1382,6 +1526,7 @@ int http_server_listen_tcp(HttpServer *s, const char *address, http_auth_fn auth
         assert_return(s, -EINVAL);
         assert_return(address, -EINVAL);
         assert_return(auth, -EINVAL);
+        assert_return(!tls || (tls->cert_pem && tls->key_pem), -EINVAL);
 
         r = parse_address(address, &family, &sa, &len);
         if (r < 0)
@@ -1402,7 +1547,7 @@ int http_server_listen_tcp(HttpServer *s, const char *address, http_auth_fn auth
                 return -errno;
         port = ntohs(family == AF_INET6 ? bound.in6.sin6_port : bound.in.sin_port);
 
-        return listener_start(s, TAKE_FD(fd), true, family == AF_INET6, port, auth, auth_userdata, NULL);
+        return listener_start(s, TAKE_FD(fd), true, family == AF_INET6, port, tls, auth, auth_userdata, NULL);
 }
 
 int http_server_tcp_port(HttpServer *s) {

@@ -7,6 +7,7 @@
  * by itself, before the handler ever sees them:
  *
  *   401 Unauthorized     TCP listener, missing or rejected "Authorization: Bearer …"
+ *                        (or a token the auth hook says has expired)
  *   413 PayloadTooLarge  request body over HTTP_BODY_MAX
  *   503 Unavailable      all in-flight request bodies together over HTTP_BODY_TOTAL_MAX
  *   500 Internal         out of memory and similar
@@ -78,13 +79,24 @@
 #define HTTP_CONNECTION_MEMORY 32768U                   /* MHD's per-connection pool: request line + headers */
 #define HTTP_STREAM_QUEUE_MAX (1024U * 1024U)           /* unsent stream data; beyond it the client is dropped */
 #define HTTP_LISTENERS_MAX 8U
+/* TCP only (the unix socket is for local, trusted users): how many
+ * connections one client address may hold, and how long a connection may
+ * take from accept (TLS handshake included) to a request that passed the
+ * token check. Together they keep idle or trickling clients from holding
+ * the listener's HTTP_CONNECTIONS_MAX slots (slowloris). */
+#define HTTP_TCP_PER_IP_MAX 16U
+#define HTTP_TCP_AUTH_DEADLINE_SEC 10U
+#define HTTP_TCP_IDLE_TIMEOUT_SEC 30U                   /* keep-alive idle on TCP */
 
 typedef struct HttpServer HttpServer;
 typedef struct HttpRequest HttpRequest;
 typedef struct HttpStream HttpStream;
 
 typedef void (*http_handler_fn)(HttpRequest *req, void *userdata);
-typedef bool (*http_auth_fn)(const char *bearer_token, void *userdata);
+/* Returns the request's grant (>= 0, an opaque number for the handler, see
+ * http_request_grant()), or a negative errno: the request is answered 401
+ * (-EKEYEXPIRED: with "token expired"). */
+typedef int (*http_auth_fn)(const char *bearer_token, void *userdata);
 typedef void (*http_closed_fn)(HttpRequest *req, void *userdata);
 typedef void (*http_stream_closed_fn)(HttpStream *s, void *userdata);
 
@@ -137,10 +149,21 @@ int http_server_listen_unix(HttpServer *s, const char *path, mode_t mode, gid_t 
  * Listens on TCP, "127.0.0.1:8007", "[::1]:8007", "0.0.0.0:8007" ("[::]:…"
  * listens on IPv6 only). Port 0 picks a free port, see
  * http_server_tcp_port(). Every request must carry "Authorization: Bearer X"
- * with auth(X, auth_userdata) true, else it is answered 401 Unauthorized
+ * with auth(X, auth_userdata) >= 0, else it is answered 401 Unauthorized
  * before the handler sees it. auth must not be NULL.
+ *
+ * With tls (cert_pem and key_pem both PEM text, copied) the listener speaks
+ * only HTTPS (libmicrohttpd's GnuTLS): a client speaking plain HTTP fails
+ * the handshake and is dropped without an answer. tls NULL: plain HTTP,
+ * which the caller should allow only when asked to explicitly.
+ * -EOPNOTSUPP if libmicrohttpd was built without TLS.
  */
-int http_server_listen_tcp(HttpServer *s, const char *address, http_auth_fn auth, void *auth_userdata);
+typedef struct HttpTls {
+        const char *cert_pem;
+        const char *key_pem;
+} HttpTls;
+int http_server_listen_tcp(HttpServer *s, const char *address, const HttpTls *tls, http_auth_fn auth,
+                           void *auth_userdata);
 
 /* Port of the most recently added TCP listener, or -ENXIO. */
 int http_server_tcp_port(HttpServer *s);
@@ -163,6 +186,13 @@ const char *http_request_body(HttpRequest *r, size_t *ret_size);
  * the fd was taken already). The file offset is at the body's end. */
 int http_request_take_body_fd(HttpRequest *r, uint64_t *ret_size);
 bool http_request_is_tcp(HttpRequest *r);
+/* TCP: what the auth hook returned for this request's token. -ENXIO on the
+ * unix socket. */
+int http_request_grant(HttpRequest *r);
+/* Unix socket: the connecting process's uid (SO_PEERCRED, taken when the
+ * connection was accepted, so it is the uid of whoever called connect()).
+ * -ENXIO on TCP. */
+int http_request_peer_uid(HttpRequest *r, uid_t *ret);
 /* Whether the client went away (the closed handler has fired or is about to). */
 bool http_request_is_closed(HttpRequest *r);
 void http_request_set_closed_handler(HttpRequest *r, http_closed_fn fn, void *userdata);

@@ -22,11 +22,33 @@
 #define TOKEN_FILE_MAX (1024U * 1024U)
 #define TOKEN_SECRET_HEX_LEN (TOKEN_SECRET_BYTES * 2U)
 #define TOKEN_HASH_HEX_LEN (SHA256_DIGEST_LENGTH * 2U)
+/* First line of a version-2 store; a file without it is version 1 (no role
+ * and expiry columns) and is rewritten as version 2 on the next change. */
+#define TOKEN_STORE_V2_HEADER "# zvm-tokens v2"
+
+static const char *const token_role_names[_TOKEN_ROLE_MAX] = {
+        [TOKEN_ROLE_READ_ONLY] = "read-only",
+        [TOKEN_ROLE_OPERATOR] = "operator",
+        [TOKEN_ROLE_ADMIN] = "admin",
+};
+
+const char *token_role_to_string(TokenRole r) {
+        return r >= 0 && r < _TOKEN_ROLE_MAX ? token_role_names[r] : NULL;
+}
+
+int token_role_from_string(const char *s) {
+        for (int i = 0; i < _TOKEN_ROLE_MAX; i++)
+                if (streq_ptr(s, token_role_names[i]))
+                        return i;
+        return -EINVAL;
+}
 
 typedef struct Token {
         char id[TOKEN_ID_LEN + 1];
         uint8_t hash[SHA256_DIGEST_LENGTH];
         uint64_t created;
+        uint64_t expires;               /* UNIX time; 0: never */
+        TokenRole role;
         char *comment;                  /* never NULL */
 } Token;
 
@@ -111,11 +133,46 @@ static int tokens_reserve(TokenStore *s, size_t n) {
         return 0;
 }
 
-/* Parses one non-empty, non-comment line into t (t->comment allocated). */
-static int token_parse_line(const char *line, Token *t) {
-        const char *p = line, *created, *comment;
+/* Takes one space-terminated decimal from *p. */
+static int take_u64(const char **p, uint64_t *ret) {
         _cleanup_free_ char *num = NULL;
-        size_t l;
+        size_t l = strcspn(*p, " ");
+
+        num = strndup(*p, l);
+        if (!num)
+                return -ENOMEM;
+        if (safe_atou64(num, ret) < 0)
+                return -EBADMSG;
+        *p += l;
+        if (**p == ' ')
+                (*p)++;
+        return 0;
+}
+
+/* Takes one space-terminated role name from *p. */
+static int take_role(const char **p, TokenRole *ret) {
+        _cleanup_free_ char *name = NULL;
+        size_t l = strcspn(*p, " ");
+        int r;
+
+        name = strndup(*p, l);
+        if (!name)
+                return -ENOMEM;
+        r = token_role_from_string(name);
+        if (r < 0)
+                return -EBADMSG;
+        *ret = r;
+        *p += l;
+        if (**p == ' ')
+                (*p)++;
+        return 0;
+}
+
+/* Parses one non-empty, non-comment line into t (t->comment allocated).
+ * Version 1 lines have no role and expiry: they were full-access tokens,
+ * so they load as admin tokens that never expire. */
+static int token_parse_line(const char *line, bool v2, Token *t) {
+        const char *p = line;
         int r;
 
         /* <id> */
@@ -132,30 +189,36 @@ static int token_parse_line(const char *line, Token *t) {
         unhex_lower(p, t->hash, SHA256_DIGEST_LENGTH);
         p += TOKEN_HASH_HEX_LEN + 1;
 
-        /* <created> [<comment>] */
-        created = p;
-        l = strcspn(p, " ");
-        num = strndup(created, l);
-        if (!num)
-                return -ENOMEM;
-        r = safe_atou64(num, &t->created);
+        /* <created> [<role> <expires>] [<comment>] */
+        r = take_u64(&p, &t->created);
         if (r < 0)
-                return -EBADMSG;
-        comment = p[l] == ' ' ? p + l + 1 : p + l;
-        if (!comment_is_valid(comment, strlen(comment)))
+                return r;
+        t->role = TOKEN_ROLE_ADMIN;
+        t->expires = 0;
+        if (v2) {
+                r = take_role(&p, &t->role);
+                if (r < 0)
+                        return r;
+                r = take_u64(&p, &t->expires);
+                if (r < 0)
+                        return r;
+        }
+        if (!comment_is_valid(p, strlen(p)))
                 return -EBADMSG;
 
-        t->comment = strdup(comment);
+        t->comment = strdup(p);
         if (!t->comment)
                 return -ENOMEM;
         return 0;
 }
 
 static int token_store_parse(TokenStore *s, char *buf, size_t size) {
+        bool v2;
         int r;
 
         if (strlen(buf) != size)        /* embedded NUL */
                 return -EBADMSG;
+        v2 = startswith(buf, TOKEN_STORE_V2_HEADER "\n") || streq(buf, TOKEN_STORE_V2_HEADER);
 
         for (char *line = buf, *next; line && *line; line = next) {
                 Token t = {};
@@ -168,7 +231,7 @@ static int token_store_parse(TokenStore *s, char *buf, size_t size) {
 
                 if (s->n_tokens >= TOKEN_STORE_MAX)
                         return -EBADMSG;
-                r = token_parse_line(line, &t);
+                r = token_parse_line(line, v2, &t);
                 if (r < 0)
                         return r;
                 if (token_find(s, t.id)) {
@@ -251,7 +314,8 @@ static int token_store_write(TokenStore *s, size_t n, size_t skip) {
         if (!f)
                 return -ENOMEM;
 
-        fputs("# zvm API tokens: <id> <sha256 of secret> <created> [<comment>]. Managed by zvmd.\n", f);
+        fputs(TOKEN_STORE_V2_HEADER "\n"
+              "# zvm API tokens: <id> <sha256 of secret> <created> <role> <expires or 0> [<comment>]. Managed by zvmd.\n", f);
         for (size_t i = 0; i < n; i++) {
                 const Token *t = &s->tokens[i];
                 _cleanup_free_ char *hex = NULL;
@@ -261,8 +325,8 @@ static int token_store_write(TokenStore *s, size_t n, size_t skip) {
                 hex = hexencode(t->hash, sizeof(t->hash));
                 if (!hex)
                         return -ENOMEM;
-                fprintf(f, "%s %s %" PRIu64 "%s%s\n", t->id, hex, t->created,
-                        isempty(t->comment) ? "" : " ", t->comment);
+                fprintf(f, "%s %s %" PRIu64 " %s %" PRIu64 "%s%s\n", t->id, hex, t->created,
+                        token_role_to_string(t->role), t->expires, isempty(t->comment) ? "" : " ", t->comment);
         }
         /* data and size are final only after fclose() */
         if (fclose(TAKE_PTR(f)) != 0)
@@ -294,12 +358,18 @@ static int comment_sanitize(const char *comment, char **ret) {
 }
 
 int token_store_create(TokenStore *s, const char *comment, char **ret_id, char **ret_token) {
+        return token_store_create_full(s, comment, TOKEN_ROLE_ADMIN, 0, ret_id, ret_token);
+}
+
+int token_store_create_full(TokenStore *s, const char *comment, TokenRole role, uint64_t expires,
+                            char **ret_id, char **ret_token) {
         _cleanup_free_ char *c = NULL, *id = NULL, *secret_hex = NULL, *token = NULL;
         uint8_t secret[TOKEN_SECRET_BYTES];
         Token t = {};
         int r;
 
         assert_return(s, -EINVAL);
+        assert_return(role >= 0 && role < _TOKEN_ROLE_MAX, -EINVAL);
 
         if (s->n_tokens >= TOKEN_STORE_MAX)
                 return -ENOSPC;
@@ -350,6 +420,8 @@ int token_store_create(TokenStore *s, const char *comment, char **ret_id, char *
 
         memcpy(t.id, id, sizeof(t.id));
         t.created = (uint64_t) time(NULL);
+        t.role = role;
+        t.expires = expires;
         t.comment = c;
         s->tokens[s->n_tokens] = t;             /* not counted until persisted */
 
@@ -392,32 +464,41 @@ int token_store_delete(TokenStore *s, const char *id) {
         return 0;
 }
 
-bool token_store_verify(TokenStore *s, const char *bearer) {
+int token_store_check(TokenStore *s, const char *bearer, uint64_t now) {
         char id[TOKEN_ID_LEN + 1];
         uint8_t hash[SHA256_DIGEST_LENGTH];
         const char *p;
         Token *t;
 
         if (!s || !bearer)
-                return false;
+                return -EACCES;
 
         p = startswith(bearer, TOKEN_PREFIX);
         if (!p)
-                return false;
+                return -EACCES;
         if (strlen(p) != TOKEN_ID_LEN + 1 + TOKEN_SECRET_HEX_LEN ||
             !is_lower_hex(p, TOKEN_ID_LEN) || p[TOKEN_ID_LEN] != '.' ||
             !is_lower_hex(p + TOKEN_ID_LEN + 1, TOKEN_SECRET_HEX_LEN))
-                return false;
+                return -EACCES;
 
         memcpy(id, p, TOKEN_ID_LEN);
         id[TOKEN_ID_LEN] = '\0';
         t = token_find(s, id);
         if (!t)
-                return false;           /* ids are not secret: they are listed by the API */
+                return -EACCES;         /* ids are not secret: they are listed by the API */
 
         if (secret_hash(p + TOKEN_ID_LEN + 1, hash) < 0)
-                return false;
-        return CRYPTO_memcmp(hash, t->hash, sizeof(hash)) == 0;
+                return -EACCES;
+        if (CRYPTO_memcmp(hash, t->hash, sizeof(hash)) != 0)
+                return -EACCES;
+        /* Only after the secret matched: an expired id is no oracle. */
+        if (t->expires != 0 && now >= t->expires)
+                return -EKEYEXPIRED;
+        return (int) t->role;
+}
+
+bool token_store_verify(TokenStore *s, const char *bearer) {
+        return token_store_check(s, bearer, (uint64_t) time(NULL)) >= 0;
 }
 
 static json_object *token_to_json(const Token *t) {
@@ -427,7 +508,11 @@ static json_object *token_to_json(const Token *t) {
                 return NULL;
         if (json_object_object_add(o, "id", json_object_new_string(t->id)) < 0 ||
             json_object_object_add(o, "comment", json_object_new_string(t->comment)) < 0 ||
-            json_object_object_add(o, "created", json_object_new_int64((int64_t) MIN(t->created, (uint64_t) INT64_MAX))) < 0) {
+            json_object_object_add(o, "created", json_object_new_int64((int64_t) MIN(t->created, (uint64_t) INT64_MAX))) < 0 ||
+            json_object_object_add(o, "role", json_object_new_string(token_role_to_string(t->role))) < 0 ||
+            json_object_object_add(o, "expires",
+                                   t->expires == 0 ? NULL :
+                                   json_object_new_int64((int64_t) MIN(t->expires, (uint64_t) INT64_MAX))) < 0) {
                 json_object_put(o);
                 return NULL;
         }
@@ -478,6 +563,6 @@ unsigned token_store_size(TokenStore *s) {
         return s ? (unsigned) s->n_tokens : 0;
 }
 
-bool token_store_auth(const char *bearer, void *userdata) {
-        return token_store_verify(userdata, bearer);
+int token_store_auth(const char *bearer, void *userdata) {
+        return token_store_check(userdata, bearer, (uint64_t) time(NULL));
 }

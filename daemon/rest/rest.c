@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "access.h"
 #include "http-route.h"
 #include "http-server.h"
 #include "log.h"
@@ -16,6 +17,7 @@
 #include "openai.h"
 #include "rest.h"
 #include "routes.h"
+#include "tcp.h"
 #include "token-store.h"
 #include "zvm-config.h"
 
@@ -39,6 +41,7 @@ static const Route routes[] = {
         { "PUT", ZVM_API_PREFIX "/vms/{id}/files", route_vm_file_put },
         { "GET", ZVM_API_PREFIX "/host", route_host },
         { "GET", ZVM_API_PREFIX "/events", route_events },
+        { "GET", ZVM_API_PREFIX "/whoami", route_whoami },              /* tls branch: rest/access.c */
         { "GET", ZVM_API_PREFIX "/tokens", route_tokens_list },
         { "POST", ZVM_API_PREFIX "/tokens", route_tokens_create },
         { "DELETE", ZVM_API_PREFIX "/tokens/{tokenid}", route_tokens_delete },
@@ -82,15 +85,9 @@ static void rest_handle_request(HttpRequest *req, void *userdata) {
         else if (r < 0)
                 http_request_reply_error(req, API_ERROR_NOT_FOUND, NULL, "no route %s %s", http_request_method(req),
                                          http_request_path(req));
-        else
+        else if (rest_access_check(req, route->method, route->pattern))      /* tls branch: roles */
                 route->handler(rest, req, params);
         route_params_free(params);
-}
-
-static bool tcp_auth(const char *bearer, void *userdata) {
-        Rest *rest = userdata;
-
-        return bearer && token_store_verify(rest->tokens, bearer);
 }
 
 int rest_new(Manager *m, Rest **ret) {
@@ -141,7 +138,7 @@ static gid_t zvm_gid(void) {
         return g ? g->gr_gid : (gid_t) -1;
 }
 
-int rest_listen(Rest *rest, const char *tcp_address) {
+int rest_listen(Rest *rest, const RestTcpOptions *tcp) {
         Manager *m = rest->manager;
         int r;
 
@@ -153,10 +150,5 @@ int rest_listen(Rest *rest, const char *tcp_address) {
         r = http_server_listen_unix(rest->http, m->paths.api_socket, 0660, zvm_gid());
         if (r < 0)
                 return log_error_errno(r, "Failed to listen on %s: %m", m->paths.api_socket);
-        if (tcp_address) {
-                r = http_server_listen_tcp(rest->http, tcp_address, tcp_auth, rest);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to listen on %s: %m", tcp_address);
-        }
-        return 0;
+        return rest_listen_tcp(rest->http, rest->tokens, m->paths.data, tcp);  /* tls branch: rest/tcp.c */
 }

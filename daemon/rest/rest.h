@@ -17,9 +17,10 @@ int rest_new(Manager *m, Rest **ret);
 Rest *rest_free(Rest *rest);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Rest *, rest_free);
 
-/* The unix socket (mode 0660, group zvm) and, with tcp_address, the
- * token-guarded TCP listener. */
-int rest_listen(Rest *rest, const char *tcp_address);
+/* The unix socket (mode 0660, group zvm) and, with tcp->address, the
+ * token-guarded TCP listener (rest/tcp.h). */
+typedef struct RestTcpOptions RestTcpOptions;
+int rest_listen(Rest *rest, const RestTcpOptions *tcp);
 
 /* The route table, for the openapi consistency test (zvmd --dump-routes). */
 void rest_dump_routes(void);

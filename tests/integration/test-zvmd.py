@@ -23,6 +23,8 @@ from zvmd import ZVMD, Zvmd, require_daemon  # noqa: E402
 from zvmd_console import CONSOLE_CAP, scenario_console_flood  # noqa: E402,F401
 from zvmd_cli import scenario_cli_first_hour  # noqa: E402,F401
 from zvmd_firsthour import scenario_first_hour  # noqa: E402,F401
+from zvmd_tls import scenario_tls_listener, scenario_tls_roles, scenario_tls_slowloris, scenario_unix_peer  # noqa: E402,F401
+from zvmd_tls import https  # noqa: E402
 import zvmd_llm  # noqa: E402
 from zvmd_models import scenario_models  # noqa: E402,F401
 import zvmd_serve  # noqa: E402
@@ -288,13 +290,8 @@ def scenario_tcp_token(t, d):
     t.ok(token.split(".")[-1] not in tokens_file, "the secret is not stored in clear")
 
     def get(headers):
-        import http.client
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        c.request("GET", "/api/v1/vms", headers=headers)
-        resp = c.getresponse()
-        body = resp.read()
-        c.close()
-        return resp.status, body
+        status, body = https(d, "GET", "/vms", token=(headers.get("Authorization") or "")[7:] or None)
+        return status, json.dumps(body).encode()
 
     status, body = get({})
     t.ok(status == 401 and b"Unauthorized" in body, f"no token → 401 ({status})")
@@ -314,8 +311,9 @@ def scenario_tcp_token(t, d):
     t.ok(status == 401, f"malformed token → 401 ({status})")
     status, _ = get({"Authorization": f"Bearer {token}"})
     t.ok(status == 200, f"valid token → 200 ({status})")
-    r = d.zvm("--url", f"http://127.0.0.1:{port}", "--token", token, "list")
-    t.ok(r.returncode == 0, "zvm --url --token list works over TCP", r.stderr)
+    r = d.zvm("--url", f"https://127.0.0.1:{port}", "--token", token, "list",
+              env=dict(os.environ, ZVM_KNOWN_HOSTS=os.path.join(d.tmp, "known_hosts")))
+    t.ok(r.returncode == 0, "zvm --url --token list works over TCP (TLS, key pinned)", r.stderr)
 
 
 def scenario_balloon(t, d):
@@ -1891,11 +1889,13 @@ def main():
     name = sys.argv[1]
     extra = []
     port = None
-    if name in ("tcp_token", "llm_api"):
+    if name in ("tcp_token", "llm_api") or name.startswith("tls_"):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         extra = ["--listen", f"127.0.0.1:{port}"]
+        if name == "llm_api":
+            extra.append("--plain-http")
     if name == "console_flood":
         extra = ["--console-log-max", str(CONSOLE_CAP)]
     if name in ("agent_health", "agent_bounds", "hostile"):

@@ -234,9 +234,12 @@ def openai_npm():
 
 
 def check_tcp(t, d, model):
-    """Over TCP a bearer token is needed; with one, OpenAI's own npm client
-    gets a completion, a stream and a 404 from zvmd."""
-    r = d.zvm("token", "create", "--comment", "openai")
+    """Over TCP a bearer token is needed (an operator's: inference uses the
+    VMs); with one, OpenAI's own npm client gets a completion, a stream and
+    a 404 from zvmd. The listener is --plain-http here: what TLS adds is
+    tested by the tls_* scenarios, and a Node client would need zvmd's
+    self-signed certificate as a CA."""
+    r = d.zvm("token", "create", "--role", "operator", "--comment", "openai")
     token = r.stdout.strip().splitlines()[-1].split()[-1] if r.returncode == 0 and r.stdout.strip() else ""
     conn = http.client.HTTPConnection("127.0.0.1", d.tcp_port, timeout=STEP)
     conn.request("GET", "/v1/models")

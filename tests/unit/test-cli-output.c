@@ -432,12 +432,13 @@ static void test_renderers(void) {
                 },
                 {
                         cli_output_token_list, "tokens",
-                        "[{\"id\":\"a1b2\",\"created\":1714564800,\"comment\":\"ci\"},"
-                        " {\"id\":\"c3d4e5\",\"created\":0}]",
+                        "[{\"id\":\"a1b2\",\"created\":1714564800,\"comment\":\"ci\",\"role\":\"read-only\","
+                        "\"expires\":1714651200},"
+                        " {\"id\":\"c3d4e5\",\"created\":0,\"role\":\"operator\",\"expires\":null}]",
                         0,
-                        "ID      CREATED               COMMENT\n"
-                        "a1b2    2024-05-01T12:00:00Z  ci\n"
-                        "c3d4e5  1970-01-01T00:00:00Z\n",
+                        "ID      ROLE       CREATED               EXPIRES               COMMENT\n"
+                        "a1b2    read-only  2024-05-01T12:00:00Z  2024-05-02T12:00:00Z  ci\n"
+                        "c3d4e5  operator   1970-01-01T00:00:00Z  never\n",
                 },
                 {
                         cli_output_template_list, "templates",

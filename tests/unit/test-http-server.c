@@ -340,6 +340,12 @@ static void h_echo(HttpRequest *r) {
         json_object_object_add(o, "body", json_object_new_string_len(body, (int) size));
         json_object_object_add(o, "body_size", json_object_new_int64((int64_t) size));
         json_object_object_add(o, "tcp", json_object_new_boolean(http_request_is_tcp(r)));
+        json_object_object_add(o, "grant", json_object_new_int(http_request_grant(r)));
+        {
+                uid_t uid;
+                if (http_request_peer_uid(r, &uid) >= 0)
+                        json_object_object_add(o, "peer_uid", json_object_new_int64((int64_t) uid));
+        }
         assert_se(http_request_reply_json(r, 200, o) == 0);
 }
 
@@ -521,8 +527,11 @@ static void handler(HttpRequest *r, void *userdata) {
                 assert_se(http_request_reply_error(r, API_ERROR_NOT_FOUND, NULL, "No route for %s.", p) == 0);
 }
 
-static bool auth(const char *token, void *userdata) {
-        return streq(token, userdata);
+/* Grant 7 for the right token, "expired" for one the test calls expired. */
+static int auth(const char *token, void *userdata) {
+        if (streq(token, "expired"))
+                return -EKEYEXPIRED;
+        return streq(token, userdata) ? 7 : -EACCES;
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -746,6 +755,8 @@ static void test_tcp_auth(void) {
                 { .method = "POST", .path = "/echo", .tcp = true, .auth = "Bearer wrong", .body = "{}", .body_size = 2 },
                 { .method = "GET", .path = "/echo", .tcp = true, .auth = "Bearer sekrit" },
                 { .method = "GET", .path = "/echo", .tcp = true, .auth = "bearer   sekrit" },
+                { .method = "GET", .path = "/echo", .tcp = true, .auth = "Bearer expired" },
+                { .method = "GET", .path = "/echo" },
         };
         unsigned before = n_handled;
         json_object *o;
@@ -760,9 +771,24 @@ static void test_tcp_auth(void) {
         is_int(c[5].status, 200, "TCP: good token → 200");
         o = response_json(&c[5]);
         is_str(jstr(o, "tcp"), "true", "  request is TCP");
+        is_str(jstr(o, "grant"), "7", "  the handler sees the auth hook's grant");
+        ok(!json_object_object_get_ex(o, "peer_uid", NULL), "  and no peer uid on TCP");
         json_object_put(o);
         is_int(c[6].status, 200, "TCP: scheme is case-insensitive");
-        is_int(n_handled - before, 2, "TCP: handler only called for authorized requests");
+        is_int(c[7].status, 401, "TCP: expired token → 401");
+        o = response_json(&c[7]);
+        ok(jstr(o, "message") && strstr(jstr(o, "message"), "expired"), "  message says it expired: %s", strnull(jstr(o, "message")));
+        json_object_put(o);
+        is_int(c[8].status, 200, "unix: 200");
+        o = response_json(&c[8]);
+        {
+                _cleanup_free_ char *u = NULL;
+                assert_se(asprintf(&u, "%u", (unsigned) getuid()) > 0);
+                is_str(jstr(o, "peer_uid"), u, "  peer uid is ours (SO_PEERCRED): %s", u);
+        }
+        is_int(atoi(strempty(jstr(o, "grant"))), -ENXIO, "  no grant on the unix socket");
+        json_object_put(o);
+        is_int(n_handled - before, 3, "TCP: handler only called for authorized requests (and the unix one)");
 
         for (size_t i = 0; i < ELEMENTSOF(c); i++)
                 client_done(&c[i]);
@@ -1121,19 +1147,19 @@ int main(void) {
         is_int(http_server_listen_unix(server, sock2_path, 0600, getgid()), 0, "listen on a second unix socket (1 s idle timeout)");
         assert_se(http_server_set_idle_timeout(server, HTTP_IDLE_TIMEOUT_SEC) == 0);
 
-        is_int(http_server_listen_tcp(server, "127.0.0.1:0", auth, (void *) "sekrit"), 0, "listen on 127.0.0.1:0");
+        is_int(http_server_listen_tcp(server, "127.0.0.1:0", NULL, auth, (void *) "sekrit"), 0, "listen on 127.0.0.1:0");
         tcp_port = http_server_tcp_port(server);
         no_ipv6 = host_lacks_ipv6_loopback();
         if (no_ipv6)
                 skip(1, "no IPv6 loopback on this host: %s", no_ipv6);
         else {
-                is_int(http_server_listen_tcp(server, "[::1]:0", auth, (void *) "sekrit"), 0, "listen on [::1]:0");
+                is_int(http_server_listen_tcp(server, "[::1]:0", NULL, auth, (void *) "sekrit"), 0, "listen on [::1]:0");
                 tcp6_port = http_server_tcp_port(server);
         }
-        is_int(http_server_listen_tcp(server, "localhost:1", auth, NULL), -EINVAL, "host names are refused");
-        is_int(http_server_listen_tcp(server, "127.0.0.1", auth, NULL), -EINVAL, "port required");
-        is_int(http_server_listen_tcp(server, "[::1:0", auth, NULL), -EINVAL, "bad IPv6 syntax");
-        is_int(http_server_listen_tcp(server, "127.0.0.1:0", NULL, NULL), -EINVAL, "TCP without auth refused");
+        is_int(http_server_listen_tcp(server, "localhost:1", NULL, auth, NULL), -EINVAL, "host names are refused");
+        is_int(http_server_listen_tcp(server, "127.0.0.1", NULL, auth, NULL), -EINVAL, "port required");
+        is_int(http_server_listen_tcp(server, "[::1:0", NULL, auth, NULL), -EINVAL, "bad IPv6 syntax");
+        is_int(http_server_listen_tcp(server, "127.0.0.1:0", NULL, NULL, NULL), -EINVAL, "TCP without auth refused");
 
         test_socket_mode();
         test_methods();

@@ -37,6 +37,7 @@ static void test_round_trip(void) {
         TokenStore *s = NULL, *t = NULL;
         json_object *j = NULL;
         struct stat st;
+        json_object *v;
 
         is_int(token_store_load(path, &s), 0, "missing file loads as an empty store");
         is_int(token_store_size(s), 0, "  empty");
@@ -74,7 +75,9 @@ static void test_round_trip(void) {
         ok(json_object_get_int64(json_object_object_get(json_object_array_get_idx(j, 0), "created")) > 1600000000,
            "  created is a UNIX time");
         ok(!strstr(json_object_to_json_string(j), tok1 + 4 + TOKEN_ID_LEN + 1), "  no secret in JSON");
-        is_int(json_object_object_length(json_object_array_get_idx(j, 0)), 3, "  only id, comment, created");
+        is_int(json_object_object_length(json_object_array_get_idx(j, 0)), 5, "  only id, comment, created, role, expires");
+        is_str(json_get_string(json_object_array_get_idx(j, 0), "role"), "admin", "  token_store_create() makes admin tokens");
+        ok(json_object_object_get_ex(json_object_array_get_idx(j, 0), "expires", &v) && !v, "  that never expire (null)");
         json_object_put(j);
 
         /* Wrong secrets */
@@ -269,8 +272,93 @@ static void test_persist_failure(void) {
         token_store_free(s);
 }
 
+/* Roles and expiry: what token_store_check() answers, what survives a
+ * reload, and what the file says. */
+static void test_roles_expiry(void) {
+        _cleanup_free_ char *path = tmp_path("roles.conf"), *content = NULL;
+        _cleanup_free_ char *idr = NULL, *tokr = NULL, *ido = NULL, *toko = NULL, *ide = NULL, *toke = NULL;
+        TokenStore *s = NULL;
+        json_object *j = NULL;
+
+        is_int(token_role_from_string("read-only"), TOKEN_ROLE_READ_ONLY, "role read-only parses");
+        is_int(token_role_from_string("operator"), TOKEN_ROLE_OPERATOR, "role operator parses");
+        is_int(token_role_from_string("admin"), TOKEN_ROLE_ADMIN, "role admin parses");
+        is_int(token_role_from_string("root"), -EINVAL, "role root does not");
+        is_int(token_role_from_string(NULL), -EINVAL, "NULL does not");
+
+        assert_se(token_store_load(path, &s) >= 0);
+        is_int(token_store_create_full(s, "ro", TOKEN_ROLE_READ_ONLY, 0, &idr, &tokr), 0, "create a read-only token");
+        is_int(token_store_create_full(s, "op", TOKEN_ROLE_OPERATOR, 2000000000, &ido, &toko), 0,
+               "create an operator token expiring at 2000000000");
+        is_int(token_store_create_full(s, "ex", TOKEN_ROLE_ADMIN, 1000, &ide, &toke), 0, "create an admin token that expired");
+        is_int(token_store_create_full(s, "bad", _TOKEN_ROLE_MAX, 0, NULL, NULL), -EINVAL, "an unknown role → -EINVAL");
+        token_store_free(s);
+
+        assert_se(token_store_load(path, &s) >= 0);
+        is_int(token_store_check(s, tokr, 1900000000), TOKEN_ROLE_READ_ONLY, "after reload: read-only role");
+        is_int(token_store_check(s, toko, 1999999999), TOKEN_ROLE_OPERATOR, "  operator, a second before expiry");
+        is_int(token_store_check(s, toko, 2000000000), -EKEYEXPIRED, "  operator at its expiry → -EKEYEXPIRED");
+        is_int(token_store_check(s, toke, 1900000000), -EKEYEXPIRED, "  expired admin → -EKEYEXPIRED");
+        ok(!token_store_verify(s, toke), "  and does not verify");
+        toke[strlen(toke) - 1] = toke[strlen(toke) - 1] == '0' ? '1' : '0';
+        is_int(token_store_check(s, toke, 1900000000), -EACCES, "  expired with a wrong secret → -EACCES (no oracle)");
+        is_int(token_store_get_json(s, ido, &j), 0, "get_json operator");
+        is_str(json_get_string(j, "role"), "operator", "  role operator");
+        is_int(json_object_get_int64(json_object_object_get(j, "expires")), 2000000000, "  expires");
+        json_object_put(j);
+        token_store_free(s);
+
+        assert_se(read_full_file(path, &content, NULL, 0) >= 0);
+        ok(startswith(content, "# zvm-tokens v2\n"), "file starts with the v2 header");
+        ok(strstr(content, " operator 2000000000 op\n") && strstr(content, " read-only 0 ro\n"),
+           "  role and expiry on each line");
+}
+
+/* A version-1 store (no header, no role, no expiry) loads as admin tokens
+ * that never expire, and the next change rewrites it as version 2. */
+static void test_migration(void) {
+        _cleanup_free_ char *path = tmp_path("v1.conf"), *content = NULL;
+        /* sha256 of the secret "00…0" (64 × '0'). */
+        static const char v1[] =
+                "# zvm API tokens: <id> <sha256 of secret> <created> [<comment>]. Managed by zvmd.\n"
+                "0a1b2c3d 60e05bd1b195af2f94112fa7197a5c88289058840ce7c6df9693756bc6250f55 1700000000 old ci\n"
+                "0a1b2c3e 60e05bd1b195af2f94112fa7197a5c88289058840ce7c6df9693756bc6250f55 1700000001\n";
+        const char *tok = "zvm-0a1b2c3d.0000000000000000000000000000000000000000000000000000000000000000";
+        TokenStore *s = NULL;
+        json_object *j = NULL;
+
+        write_tokens("v1.conf", v1);
+        is_int(token_store_load(path, &s), 0, "a version-1 store loads");
+        is_int(token_store_size(s), 2, "  both tokens");
+        is_int(token_store_check(s, tok, UINT64_MAX - 1), TOKEN_ROLE_ADMIN, "  its token is admin and never expires");
+        is_int(token_store_get_json(s, "0a1b2c3d", &j), 0, "  get_json");
+        is_str(json_get_string(j, "comment"), "old ci", "  comment kept");
+        json_object_put(j);
+        is_int(token_store_delete(s, "0a1b2c3e"), 0, "a change");
+        token_store_free(s);
+        assert_se(read_full_file(path, &content, NULL, 0) >= 0);
+        ok(startswith(content, "# zvm-tokens v2\n") && strstr(content, " 1700000000 admin 0 old ci\n"),
+           "  rewrites the store as version 2");
+        is_int(token_store_load(path, &s), 0, "  which loads");
+        is_int(token_store_check(s, tok, 1), TOKEN_ROLE_ADMIN, "  with the same token and role");
+        token_store_free(s);
+
+        /* v2 lines must have role and expiry */
+        write_tokens("v1.conf", "# zvm-tokens v2\n"
+                     "0a1b2c3d 60e05bd1b195af2f94112fa7197a5c88289058840ce7c6df9693756bc6250f55 1700000000 old ci\n");
+        is_int(token_store_load(path, &s), -EBADMSG, "v2 line without role → -EBADMSG");
+        write_tokens("v1.conf", "# zvm-tokens v2\n"
+                     "0a1b2c3d 60e05bd1b195af2f94112fa7197a5c88289058840ce7c6df9693756bc6250f55 1700000000 admin\n");
+        is_int(token_store_load(path, &s), -EBADMSG, "v2 line without expiry → -EBADMSG");
+        write_tokens("v1.conf", "# zvm-tokens v2\n"
+                     "0a1b2c3d 60e05bd1b195af2f94112fa7197a5c88289058840ce7c6df9693756bc6250f55 1700000000 root 0\n");
+        is_int(token_store_load(path, &s), -EBADMSG, "v2 line with an unknown role → -EBADMSG");
+}
+
 int main(void) {
         assert_se(mkdtemp(tmpdir));
+        test_roles_expiry();
+        test_migration();
 
         test_round_trip();
         test_tampered();
