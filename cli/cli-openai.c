@@ -468,3 +468,12 @@ int oai_target_resolve(const Cli *cli, const char *name, OaiTarget *ret) {
                 return log_oom();
         return log_error_errno(SYNTHETIC_ERRNO(ENOENT), "no model and no VM named '%s' (models: %s)", name, list);
 }
+
+int oai_target_from_args(Cli *cli, int argc, char *argv[], OaiTarget *ret) {
+        int r;
+
+        r = verb_check_args(cli, argc, argv, 1, 1);
+        if (r < 0)
+                return r;
+        return oai_target_resolve(cli, argv[optind], ret);
+}

@@ -42,6 +42,10 @@ void oai_target_done(OaiTarget *t);
  * are) if neither; transport errors as cli-http.c says them. */
 int oai_target_resolve(const Cli *cli, const char *name, OaiTarget *ret);
 
+/* The one positional argument MODEL|VM left after the options (usage
+ * error otherwise), resolved as oai_target_resolve() does. */
+int oai_target_from_args(Cli *cli, int argc, char *argv[], OaiTarget *ret);
+
 /* For a VM's pass-through route that is not up yet (zvm run). */
 int oai_target_for_vm(const char *vm, OaiTarget *ret);
 

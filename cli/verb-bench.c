@@ -69,11 +69,7 @@ int verb_bench(Cli *cli, int argc, char *argv[]) {
         if ((uint64_t) o.isl * o.requests > BENCH_PROMPT_TOKENS_MAX)
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "--isl x --requests is at most %u tokens",
                                        BENCH_PROMPT_TOKENS_MAX);
-        r = verb_check_args(cli, argc, argv, 1, 1);
-        if (r < 0)
-                return r;
-
-        r = oai_target_resolve(cli, argv[optind], &target);
+        r = oai_target_from_args(cli, argc, argv, &target);
         if (r < 0)
                 return r;
         return cli_stop_result(cli, cli_bench(cli, &target, &o, cli_stop_on_signals()));

@@ -25,11 +25,7 @@ int verb_chat(Cli *cli, int argc, char *argv[]) {
                                 return r;
                 }
         }
-        r = verb_check_args(cli, argc, argv, 1, 1);
-        if (r < 0)
-                return r;
-
-        r = oai_target_resolve(cli, argv[optind], &target);
+        r = oai_target_from_args(cli, argc, argv, &target);
         if (r < 0)
                 return r;
         return cli_stop_result(cli, cli_chat(cli, &target, &o, cli_stop_on_signals()));

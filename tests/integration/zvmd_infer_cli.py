@@ -168,22 +168,31 @@ def scenario_chat_zvmd(t, d):
     t.ok(p.returncode == 130 and "sigvm" not in vm_names(d) and "?" not in vm_names(d),
          "zvm run, SIGINT while the VM boots: the VM is deleted, exit 130", f"{p.returncode} {err[-1500:]}")
 
+    t0 = time.monotonic()
+    r = d.zvm("run", "--model", "tiny", "--name", "runvm", "-p", "Hello", "--max-tokens", "4", "--json",
+              timeout=900)
+    a = answer_of(r.stdout)
+    t.ok(r.returncode == 0 and a.get("usage", {}).get("completion_tokens") == 4,
+         f"zvm run --model tiny -p: a throwaway llm VM answers ({time.monotonic() - t0:.0f} s)", r.stdout + r.stderr)
+    names = vm_names(d)
+    t.ok("runvm" not in names and "?" not in names, "zvm run deleted its VM when the chat ended", names)
+
     # A FILE: added to the store as zvm model add does (under its name), then served.
     gguf = os.path.join(d.tmp, "filetiny.gguf")
     subprocess.run([MKMODEL, "generate", "--shape", "tiny", "--seed", "7", gguf], check=True, capture_output=True,
                    timeout=60)
     t0 = time.monotonic()
-    r = d.zvm("run", "--model", gguf, "--name", "runvm", "-p", "Hello", "--max-tokens", "4", "--json",
+    r = d.zvm("run", "--model", gguf, "--name", "runfile", "-p", "Hello", "--max-tokens", "4", "--json",
               timeout=900)
     a = answer_of(r.stdout)
     t.ok(r.returncode == 0 and a.get("usage", {}).get("completion_tokens") == 4,
          f"zvm run --model FILE.gguf -p: the file added, a throwaway llm VM answers ({time.monotonic() - t0:.0f} s)",
          r.stdout + r.stderr)
-    m = d.zvm("--json", "model", "show", "filetiny")
-    t.ok(m.returncode == 0 and answer_of(m.stdout).get("name") == "filetiny",
-         "zvm run added the file to the model store as 'filetiny'", m.stdout + m.stderr)
+    m = answer_of(d.zvm("--json", "model", "show", "filetiny").stdout)
+    t.ok(m.get("name") == "filetiny" and m.get("state") == "ready",
+         "zvm run added the file to the model store as 'filetiny'", m)
     names = vm_names(d)
-    t.ok("runvm" not in names and "?" not in names, "zvm run deleted its VM when the chat ended", names)
+    t.ok("runfile" not in names and "?" not in names, "zvm run deleted that VM too", names)
 
     r = d.zvm("create", "cv", "--template", "llm", "--memory", "1024", "--cores", "2", "--no-ssh-keys",
               "--set", "model=tiny")
