@@ -125,7 +125,7 @@ static int check_model(Request *rq, const char *path) {
 
 static int llm_parse_config(Request *rq, LlmConfig *c) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        const char *model;
+        const char *model, *alias = NULL;
         int64_t threads, ctx, parallel, batch, port;
         int r;
 
@@ -135,8 +135,12 @@ static int llm_parse_config(Request *rq, LlmConfig *c) {
             (r = request_get_int(rq, "ctx", LLM_DEFAULT_CTX, 64, LLM_MAX_CTX, &ctx)) < 0 ||
             (r = request_get_int(rq, "parallel", 1, 1, LLM_MAX_PARALLEL, &parallel)) < 0 ||
             (r = request_get_int(rq, "batch", LLM_DEFAULT_BATCH, 1, LLM_MAX_BATCH, &batch)) < 0 ||
-            (r = request_get_int(rq, "port", AGENT_LLM_PORT, 0, UINT32_MAX - 1, &port)) < 0)
+            (r = request_get_int(rq, "port", AGENT_LLM_PORT, 0, UINT32_MAX - 1, &port)) < 0 ||
+            (r = request_get_string(rq, "alias", false, &alias)) < 0)
                 return r;
+        if (alias && (strlen(alias) > LLM_ALIAS_MAX || strspn(alias, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                                      "0123456789._:-") != strlen(alias)))
+                return request_fail(rq, EINVAL, "'alias' must be 1-%u of [A-Za-z0-9._:-]", LLM_ALIAS_MAX);
         if (port == AGENT_PORT)
                 return request_fail(rq, EINVAL, "'port' %u is the agent's own", AGENT_PORT);
         if (strlen(model) >= sizeof(c->model))
@@ -145,6 +149,7 @@ static int llm_parse_config(Request *rq, LlmConfig *c) {
         if (r < 0)
                 return r;
         strcpy(c->model, model);
+        snprintf(c->alias, sizeof(c->alias), "%s", alias ? alias : "");
         c->threads = (uint32_t) threads;
         c->ctx = (uint32_t) ctx;
         c->parallel = (uint32_t) parallel;

@@ -130,7 +130,7 @@ static void llm_note(Llm *l, const char *fmt, ...) {
 static _noreturn_ void llm_child(Llm *l, int out_fd) {
         char threads[16], ctx[16], parallel[16], batch[16];
         char *argv[] = { (char *) l->server, "-m", l->config.model, "--host", l->sock, "-t", threads, "-c", ctx,
-                         "-np", parallel, "-b", batch, "--metrics", NULL };
+                         "-np", parallel, "-b", batch, "--metrics", NULL, NULL, NULL };
         static char *envp[] = { (char *) EXEC_BASE_PATH, "HOME=/root", NULL };
         sigset_t none;
         int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -143,6 +143,10 @@ static _noreturn_ void llm_child(Llm *l, int out_fd) {
         snprintf(ctx, sizeof(ctx), "%u", l->config.ctx);
         snprintf(parallel, sizeof(parallel), "%u", l->config.parallel);
         snprintf(batch, sizeof(batch), "%u", l->config.batch);
+        if (l->config.alias[0]) {
+                argv[ELEMENTSOF(argv) - 3] = (char *) "--alias";
+                argv[ELEMENTSOF(argv) - 2] = l->config.alias;
+        }
         if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 ||
             dup2(out_fd, STDERR_FILENO) < 0)
                 _exit(127);
@@ -375,7 +379,7 @@ void llm_poll_dispatch(Llm *l, const PollSet *ps) {
 }
 
 static bool config_equal(const LlmConfig *a, const LlmConfig *b) {
-        return streq(a->model, b->model) && a->threads == b->threads && a->ctx == b->ctx &&
+        return streq(a->model, b->model) && streq(a->alias, b->alias) && a->threads == b->threads && a->ctx == b->ctx &&
                a->parallel == b->parallel && a->batch == b->batch && a->port == b->port;
 }
 

@@ -43,8 +43,11 @@ typedef enum LlmState {
 
 const char *llm_state_name(LlmState s);
 
+#define LLM_ALIAS_MAX 64U
+
 typedef struct LlmConfig {
         char model[PATH_MAX];
+        char alias[LLM_ALIAS_MAX + 1];  /* the name answers carry as "model" (--alias); "": the file's path */
         uint32_t threads, ctx, parallel, batch;
         uint32_t port;          /* vsock port of the bridge; 0: none */
 } LlmConfig;

@@ -320,6 +320,9 @@ static int ivm_llm_start(InferenceVm *v) {
                 return -ENOMEM;
         json_object_object_add(req, "op", json_object_new_string("llm-start"));
         json_object_object_add(req, "model", json_object_new_string(INFERENCE_MODEL_PATH));
+        /* Answers name the model as the client asked for it, not by the
+         * file's path in the guest. */
+        json_object_object_add(req, "alias", json_object_new_string(c->model));
         add_uint(req, "threads", c->inference.threads);
         add_uint(req, "ctx", c->inference.ctx);
         add_uint(req, "parallel", c->inference.parallel);

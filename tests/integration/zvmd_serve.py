@@ -166,6 +166,9 @@ def check_answers(t, d, model):
     usage = (ans or {}).get("usage", {}) if isinstance(ans, dict) else {}
     t.ok(status == 200 and usage.get("completion_tokens") == 8 and ans.get("choices"),
          f"POST /v1/chat/completions: 8 tokens in {time.monotonic() - t0:.1f} s", f"{status} {ans}")
+    t.ok(isinstance(ans, dict) and ans.get("model") == model,
+         f"the answer names the model as asked ({model!r}, llama-server's --alias), not the guest's file path",
+         (ans or {}).get("model") if isinstance(ans, dict) else ans)
 
     status, events = sse(d, "/v1/chat/completions",
                          dict(CHAT, model=model, stream=True, stream_options={"include_usage": True}))
