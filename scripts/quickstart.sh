@@ -28,6 +28,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Template builds share the content cache of the kernel build and the tests
+# (~/.cache/zvm): the llm template is built once per content, not per run.
+export ZVM_CACHE_DIR=${ZVM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/zvm}
 echo "== zvmd (private instance under $root)"
 "$build/daemon/zvmd" --root "$root" >"$root.zvmd.log" 2>&1 &
 zvmd_pid=$!
