@@ -23,6 +23,7 @@ from zvmd import ZVMD, Zvmd, require_daemon  # noqa: E402
 from zvmd_console import CONSOLE_CAP, scenario_console_flood  # noqa: E402,F401
 from zvmd_cli import scenario_cli_first_hour  # noqa: E402,F401
 import zvmd_llm  # noqa: E402
+from zvmd_chaos import Chaos  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPENAPI = os.path.join(HERE, "..", "..", "api", "openapi.yaml")
@@ -1830,6 +1831,23 @@ def scenario_start_kill9(t, d):
     t.ok(st and st["state"] == "stopped", "the stop in flight ends as stopped, not crashed", st)
     t.ok(wait_for(lambda: not orphans(d), 10) is not None and pid_gone(pid),
          "no QEMU or helper of the test is left", f"{orphans(d)}")
+
+
+def scenario_chaos(t, d):
+    """The short chaos run of issue 14 (bench/chaos does 100 kills): zvmd
+    killed with SIGKILL at random moments while two client threads create,
+    start, reconfigure, stop and delete VMs; every invariant of
+    zvmd_chaos.Chaos.check() after each restart and at the end."""
+    kills = int(os.environ.get("ZVM_CHAOS_KILLS", "6"))
+    seed = int(os.environ.get("ZVM_CHAOS_SEED", str(int(time.time()))))
+    t.diag(f"chaos: {kills} kills, seed {seed} (ZVM_CHAOS_SEED={seed} replays the same schedule)")
+    c = Chaos(d, seed=seed, log=t.diag)
+    took = c.run(kills)
+    t.diag(f"chaos: {took:.0f} s, client calls {c.ops}, {c.checks} invariant checks")
+    t.ok(c.checks == kills + 1, f"invariants checked after each of {kills} restarts and at the end ({c.checks})")
+    t.ok(c.ops["ok"] >= kills, f"the client loop made progress between kills ({c.ops})")
+    t.ok(not c.failures, "no invariant broken: VMs re-adopted, no orphan, no duplicate, configs intact, "
+         "acknowledged calls on disk, no leaked file", "\n".join(c.failures[:20]))
 
 
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items() if name.startswith("scenario_")}
