@@ -33,6 +33,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "process.h"
+#include "process-scan.h"
 #include "qemu-argv.h"
 #include "string-util.h"
 #include "ssh.h"
@@ -70,6 +71,20 @@ void vm_state_file_remove(Vm *vm) {
         if (p)
                 (void) unlink(p);
 }
+/* Issue 14: a zvmd killed between spawning the helper or QEMU and
+ * recording its pid left it running, named nowhere but by its argv. */
+static void kill_unrecorded(Vm *vm) {
+        _cleanup_free_ char *needle = strjoin(vm->run_dir, "/");
+        pid_t keep = vm->helper_pid;    /* ended below, by its pidfd */
+        int r;
+
+        r = needle ? process_kill_by_argv(needle, &keep, 1) : -ENOMEM;
+        if (r > 0)
+                log_warning("VM %u: killed %d process(es) of the interrupted start", vm->vmid, r);
+        else if (r < 0)
+                log_warning_errno(r, "VM %u: cannot look for processes of the interrupted start: %m", vm->vmid);
+}
+
 static int on_adopted_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         loop_note("VM %s: QEMU exited", ((Vm *) userdata)->config->name);
         vm_handle_exit(userdata, -1, 0);
@@ -110,6 +125,7 @@ int vm_adopt(Vm *vm) {
                  * made (the helper, taps, sockets) and leave the VM stopped. */
                 log_warning("VM %u (%s): zvmd exited while the VM was starting; cleaning up", vm->vmid,
                             vm->config->name);
+                kill_unrecorded(vm);
                 vm_cleanup_runtime(vm);
                 vm->crash_reason = strdup("zvmd exited while the VM was starting");
                 return 0;
