@@ -25,6 +25,7 @@ from zvmd_cli import scenario_cli_first_hour  # noqa: E402,F401
 import zvmd_llm  # noqa: E402
 from zvmd_chaos import Chaos  # noqa: E402
 from zvmd_crash import Trials as CrashTrials  # noqa: E402
+from zvmd_exhaust import scenario_fd_limit, scenario_full_disk  # noqa: E402,F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPENAPI = os.path.join(HERE, "..", "..", "api", "openapi.yaml")
