@@ -24,7 +24,7 @@ from zvmd_console import CONSOLE_CAP, scenario_console_flood  # noqa: E402,F401
 from zvmd_cli import scenario_cli_first_hour  # noqa: E402,F401
 import zvmd_llm  # noqa: E402
 from zvmd_chaos import Chaos  # noqa: E402
-from zvmd_crash import Trials as CrashTrials  # noqa: E402
+from zvmd_crash import Trials as CrashTrials, crash_paths  # noqa: E402
 from zvmd_exhaust import scenario_fd_limit, scenario_full_disk  # noqa: E402,F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -1857,39 +1857,13 @@ def scenario_crash_writes(t, d):
     writes of a VM config (create, PATCH), tokens.conf and a start's
     state.json/running.conf/agent.secret: each file old or new, never torn;
     the next zvmd starts, loads every config, leaves no temporary and no
-    orphan. ZVM_CRASH_ROUNDS repeats every trial."""
+    orphan. ZVM_CRASH_ROUNDS repeats every trial (bench/crash: ~1000)."""
     rounds = int(os.environ.get("ZVM_CRASH_ROUNDS", "1"))
     base = create(t, d, "base")
     vmid = base.get("vmid")
-    run = f"run/zvm/vms/{vmid}"
-
-    def secret_ok(rel, old, new, now):
-        if rel.endswith("agent.secret"):
-            return now in (None, old) or (new is not None and len(now) == len(new)
-                                          and re.fullmatch(rb"[0-9a-f]+\n?", now) is not None)
-        if rel.endswith("state.json"):
-            if now in (None, old):
-                return True
-            try:
-                return set(json.loads(now)) == set(json.loads(new))
-            except ValueError:
-                return False
-        return now in (old, new)
-
-    def token_ok(rel, old, new, now):
-        return now == old or (now is not None and new is not None and len(now) == len(new)
-                              and now.startswith(old or b"") and now.endswith(b"\n"))
-
     c = CrashTrials(d, log=t.diag)
     for _ in range(rounds):
-        c.path("create", f"{vmid + 1}.conf.", lambda: d.request("POST", "/vms", {"name": "cw", "memory": 128}),
-               [f"etc/zvm/vms/{vmid + 1}.conf"])
-        c.path("patch", f"{vmid}.conf.", lambda: d.request("PATCH", "/vms/base", {"description": "after"}),
-               [f"etc/zvm/vms/{vmid}.conf"])
-        c.path("token", "tokens.conf.", lambda: d.request("POST", "/tokens", {"comment": "crash"}),
-               ["etc/zvm/tokens.conf"], token_ok)
-        c.path("start", "state.json,running.conf,agent.secret", lambda: d.request("POST", "/vms/base/start"),
-               [f"{run}/state.json", f"{run}/running.conf", f"{run}/agent.secret"], secret_ok)
+        crash_paths(c, d, vmid, f"run/zvm/vms/{vmid}")
     t.diag(f"crash_writes: {c.trials} trials, steps per path {c.per_path}")
     t.ok(len(c.per_path) == 4 and c.trials >= 4 * 6 * rounds,
          f"every path was tried at each of its steps ({c.trials} trials)", c.broken)

@@ -15,7 +15,9 @@ it). For every write path and every N, one trial:
 Used by the `zvmd-crash_writes` scenario (every step of each path, rounds
 set by ZVM_CRASH_ROUNDS) and bench/crash.
 """
+import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -195,3 +197,33 @@ class Trials:
             self.restore_root()
         self.per_path[name] = (total, n_trials)
         d.start()
+
+
+def _crash_judge(rel, old, new, now):
+    """Files holding random secrets or pids: old, or a complete new one."""
+    if rel.endswith("agent.secret"):
+        return now in (None, old) or (new is not None and len(now) == len(new)
+                                      and re.fullmatch(rb"[0-9a-f]+\n?", now) is not None)
+    if rel.endswith("state.json"):
+        if now in (None, old):
+            return True
+        try:
+            return set(json.loads(now)) == set(json.loads(new))
+        except ValueError:
+            return False
+    if rel.endswith("tokens.conf"):
+        return now == old or (now is not None and new is not None and len(now) == len(new)
+                              and now.startswith(old or b"") and now.endswith(b"\n"))
+    return now in (old, new)
+
+
+def crash_paths(c, d, vmid, run):
+    """One round of crash trials over every write path (also bench/crash)."""
+    c.path("create", f"{vmid + 1}.conf.", lambda: d.request("POST", "/vms", {"name": "cw", "memory": 128}),
+           [f"etc/zvm/vms/{vmid + 1}.conf"])
+    c.path("patch", f"{vmid}.conf.", lambda: d.request("PATCH", f"/vms/{vmid}", {"description": "after"}),
+           [f"etc/zvm/vms/{vmid}.conf"])
+    c.path("token", "tokens.conf.", lambda: d.request("POST", "/tokens", {"comment": "crash"}),
+           ["etc/zvm/tokens.conf"], _crash_judge)
+    c.path("start", "state.json,running.conf,agent.secret", lambda: d.request("POST", f"/vms/{vmid}/start"),
+           [f"{run}/state.json", f"{run}/running.conf", f"{run}/agent.secret"], _crash_judge)
