@@ -103,6 +103,15 @@ class Trials:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        # What no state.json names (a failing run must not leave its
+        # processes on a shared host either).
+        for p in os.listdir("/proc"):
+            try:
+                if p.isdigit() and int(p) != os.getpid() and \
+                        self.d.root in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace"):
+                    os.kill(int(p), signal.SIGKILL)
+            except OSError:
+                pass
         for pid, starttime in self.d.vm_processes():
             for _ in range(100):
                 if zt.proc_starttime(pid) != starttime:
