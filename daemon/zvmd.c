@@ -156,7 +156,7 @@ int main(int argc, char **argv) {
                 r = rest_new(m, &rest);
         if (r < 0)
                 return 1;
-        m->console_log_max = console_log_max;
+        m->vm_ctx.console_log_max = console_log_max;
         r = sd_event_add_signal(m->event, NULL, SIGTERM, NULL, NULL);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGINT, NULL, NULL);
@@ -170,7 +170,7 @@ int main(int argc, char **argv) {
         r = rest_listen(rest, listen_tcp);
         if (r < 0)
                 return 1;
-        (void) agent_manager_listen(m);
+        (void) agent_host_listen(&m->agent_host);
 
         if (sd_watchdog_enabled(false, &m->watchdog_usec) > 0) {
                 r = sd_event_add_time_relative(m->event, &m->watchdog, CLOCK_MONOTONIC, m->watchdog_usec / 2, 0,

@@ -9,6 +9,7 @@
  */
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,11 @@
                 const __typeof__(b) UNIQ_T(B, bq) = (b);                        \
                 UNIQ_T(A, aq) < UNIQ_T(B, bq) ? UNIQ_T(A, aq) : UNIQ_T(B, bq);  \
         })
+
+/* The struct that embeds *ptr as its member: how a module that knows only
+ * its own part (a VmAgent) hands its owner (the Vm) back to the caller. */
+#define container_of(ptr, type, member)                                         \
+        ((type *) ((char *) (1 ? (ptr) : &((type *) 0)->member) - offsetof(type, member)))
 
 /* Number of elements of an array. Refuses to compile when given a pointer:
  * the (void) branch makes the division expression void. */

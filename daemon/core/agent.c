@@ -25,16 +25,13 @@
 
 #include "agent-wire.h"
 #include "agent.h"
-#include "ssh.h"
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
 #include "loop.h"
 #include "macro.h"
-#include "manager.h"
 #include "string-util.h"
 #include "time-util.h"
-#include "vm.h"
 #include "vsock.h"
 
 /* What the kernel may take for a pending AF_VSOCK connect; the call's own
@@ -49,7 +46,7 @@
 #define AGENT_HEALTH_TIMEOUT_USEC (10ULL * 1000000ULL)
 
 struct AgentCall {
-        Vm *vm;
+        VmAgent *agent;
         AgentCall *next;
         VsockConnect *connect;          /* until connected; owns the fd meanwhile */
         int fd;
@@ -68,9 +65,9 @@ struct AgentCall {
 
 /* A guest connection to port 1025 that should say READY; listed in its VM. */
 struct AgentReadyConn {
-        Vm *vm;
+        VmAgent *agent;
         AgentReadyConn *next;
-        bool kernel;                    /* counted in the manager's total */
+        bool kernel;                    /* counted in the host's total */
         int fd;
         sd_event_source *io;
         sd_event_source *timer;
@@ -89,19 +86,21 @@ const char *agent_state_to_string(AgentState s) {
         return s >= 0 && s < _AGENT_STATE_MAX ? agent_state_table[s] : NULL;
 }
 
-static void agent_set_state(Vm *vm, AgentState s) {
-        if (vm->agent_state == s)
+static void agent_set_state(VmAgent *a, AgentState s) {
+        if (a->state == s)
                 return;
-        log_info("VM %u (%s): agent %s → %s", vm->vmid, vm->config->name, agent_state_to_string(vm->agent_state),
-                 agent_state_to_string(s));
-        vm->agent_state = s;
-        manager_emit_agent(vm->manager, vm);
+        AgentState previous = a->state;
+
+        log_info("VM %u: agent %s → %s", a->vmid, agent_state_to_string(a->state), agent_state_to_string(s));
+        a->state = s;
+        if (a->host->on_changed)
+                a->host->on_changed(a, previous, a->host->userdata);
 }
 
 /* ---- calls ------------------------------------------------------------------ */
 
 static void call_unlink(AgentCall *c) {
-        for (AgentCall **p = &c->vm->agent_calls; *p; p = &(*p)->next)
+        for (AgentCall **p = &c->agent->calls; *p; p = &(*p)->next)
                 if (*p == c) {
                         *p = c->next;
                         break;
@@ -121,12 +120,12 @@ static void call_free(AgentCall *c) {
 static void call_finish(AgentCall *c, json_object *response, const char *code, const char *message) {
         agent_result_fn cb = c->cb;
         void *userdata = c->userdata;
-        Vm *vm = c->vm;
+        VmAgent *a = c->agent;
 
         call_unlink(c);
         call_free(c);
         if (cb)
-                cb(vm, response, code, message, userdata);
+                cb(a, response, code, message, userdata);
 }
 
 void agent_call_cancel(AgentCall *c) {
@@ -136,9 +135,9 @@ void agent_call_cancel(AgentCall *c) {
         call_free(c);
 }
 
-void agent_calls_cancel_all(Vm *vm) {
-        while (vm->agent_calls) {
-                AgentCall *c = vm->agent_calls;
+void agent_calls_cancel_all(VmAgent *a) {
+        while (a->calls) {
+                AgentCall *c = a->calls;
 
                 call_finish(c, NULL, "ESHUTDOWN", "the VM went down");
         }
@@ -318,18 +317,18 @@ static int on_call_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static VsockTarget vm_vsock_target(Vm *vm, char **uds) {
-        if (vm->manager->host.caps.vhost_vsock)
-                return (VsockTarget) { .cid = vm_running_config(vm)->cid };
-        *uds = strjoin(vm->run_dir, "/vsock.sock");
+static VsockTarget agent_vsock_target(VmAgent *a, char **uds) {
+        if (a->host->kernel_vsock)
+                return (VsockTarget) { .cid = a->cid };
+        *uds = strjoin(a->run_dir, "/vsock.sock");
         return (VsockTarget) { .uds_path = *uds };
 }
 
 /* The auth line and the request, as they go out. */
-static char *call_request_text(Vm *vm, json_object *request) {
+static char *call_request_text(VmAgent *a, json_object *request) {
         char *text;
 
-        if (asprintf(&text, "{\"op\":\"auth\",\"secret\":\"%s\"}\n%s\n", vm->agent_secret,
+        if (asprintf(&text, "{\"op\":\"auth\",\"secret\":\"%s\"}\n%s\n", a->secret,
                      json_object_to_json_string_ext(request, JSON_C_TO_STRING_PLAIN)) < 0)
                 return NULL;
         return text;
@@ -338,30 +337,30 @@ static char *call_request_text(Vm *vm, json_object *request) {
 /* Connection failures after this returns (refused, timed out, a stalled
  * handshake) reach cb; only what fails before anything is pending (no
  * device socket, a full device backlog, OOM) is returned. */
-int agent_call(Vm *vm, json_object *request, uint64_t timeout_usec, agent_result_fn cb, void *userdata,
+int agent_call(VmAgent *a, json_object *request, uint64_t timeout_usec, agent_result_fn cb, void *userdata,
                AgentCall **ret) {
         _cleanup_free_ char *uds = NULL;
         VsockTarget t;
         AgentCall *c;
         int r;
 
-        if (vm->agent_state == AGENT_NONE || !vm->agent_secret[0]) {
+        if (a->state == AGENT_NONE || !a->secret[0]) {
                 json_object_put(request);
                 return -ENOTCONN;
         }
-        t = vm_vsock_target(vm, &uds);
+        t = agent_vsock_target(a, &uds);
         c = calloc(1, sizeof(*c));
-        if (!c || (!vm->manager->host.caps.vhost_vsock && !uds)) {
+        if (!c || (!a->host->kernel_vsock && !uds)) {
                 free(c);
                 json_object_put(request);
                 return -ENOMEM;
         }
-        c->vm = vm;
+        c->agent = a;
         c->fd = -EBADF;
         c->cb = cb;
         c->userdata = userdata;
         c->answer_max = agent_answer_max(request);
-        c->out = call_request_text(vm, request);
+        c->out = call_request_text(a, request);
         json_object_put(request);
         if (!c->out) {
                 call_free(c);
@@ -370,17 +369,17 @@ int agent_call(Vm *vm, json_object *request, uint64_t timeout_usec, agent_result
         c->out_size = strlen(c->out);
         r = vsock_connect_start(&t, AGENT_PORT, AGENT_CONNECT_TIMEOUT_MS, &c->connect);
         if (r >= 0)
-                r = sd_event_add_io(vm->manager->event, &c->io, vsock_connect_fd(c->connect),
+                r = sd_event_add_io(a->host->event, &c->io, vsock_connect_fd(c->connect),
                                     vsock_connect_events(c->connect), on_call_io, c);
         if (r >= 0)
-                r = sd_event_add_time_relative(vm->manager->event, &c->timer, CLOCK_MONOTONIC, timeout_usec, 0,
+                r = sd_event_add_time_relative(a->host->event, &c->timer, CLOCK_MONOTONIC, timeout_usec, 0,
                                                on_call_timeout, c);
         if (r < 0) {
                 call_free(c);
                 return r;
         }
-        c->next = vm->agent_calls;
-        vm->agent_calls = c;
+        c->next = a->calls;
+        a->calls = c;
         if (ret)
                 *ret = c;
         return 0;
@@ -398,98 +397,118 @@ static uint64_t health_interval_usec(void) {
         return AGENT_HEALTH_INTERVAL_USEC_DEFAULT;
 }
 
-static void on_health_ping(Vm *vm, json_object *response, const char *code, const char *message, void *userdata) {
+static void on_health_ping(VmAgent *a, json_object *response, const char *code, const char *message, void *userdata) {
         if (response)
-                agent_set_state(vm, AGENT_READY);
-        else if (vm->agent_state == AGENT_READY) {
-                log_warning("VM %u (%s): the agent stopped answering: %s", vm->vmid, vm->config->name,
+                agent_set_state(a, AGENT_READY);
+        else if (a->state == AGENT_READY) {
+                log_warning("VM %u: the agent stopped answering: %s", a->vmid,
                             strnull(message));
-                agent_set_state(vm, AGENT_UNRESPONSIVE);
+                agent_set_state(a, AGENT_UNRESPONSIVE);
         }
 }
 
 static int on_health_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         loop_note("agent health ping");
-        Vm *vm = userdata;
+        VmAgent *a = userdata;
         json_object *req;
         int r;
 
-        if (vm->agent_state == AGENT_READY || vm->agent_state == AGENT_UNRESPONSIVE) {
+        if (a->state == AGENT_READY || a->state == AGENT_UNRESPONSIVE) {
                 req = json_object_new_object();
                 json_object_object_add(req, "op", json_object_new_string("ping"));
-                r = agent_call(vm, req, AGENT_HEALTH_TIMEOUT_USEC, on_health_ping, NULL, NULL);
+                r = agent_call(a, req, AGENT_HEALTH_TIMEOUT_USEC, on_health_ping, NULL, NULL);
                 if (r < 0)
-                        on_health_ping(vm, NULL, "ECONNREFUSED", errno_str(r), NULL);
+                        on_health_ping(a, NULL, "ECONNREFUSED", errno_str(r), NULL);
         }
         return sd_event_source_set_time_relative(s, health_interval_usec());
 }
 
-static int agent_start_health(Vm *vm) {
-        if (vm->agent_health)
+static int agent_start_health(VmAgent *a) {
+        if (a->health)
                 return 0;
-        return sd_event_add_time_relative(vm->manager->event, &vm->agent_health, CLOCK_MONOTONIC,
-                                          health_interval_usec(), 0, on_health_timer, vm) < 0
+        return sd_event_add_time_relative(a->host->event, &a->health, CLOCK_MONOTONIC,
+                                          health_interval_usec(), 0, on_health_timer, a) < 0
                        ? -EIO
-                       : sd_event_source_set_enabled(vm->agent_health, SD_EVENT_ON);
+                       : sd_event_source_set_enabled(a->health, SD_EVENT_ON);
 }
 
 /* ---- READY ------------------------------------------------------------------- */
 
 static void ready_free(AgentReadyConn *rc) {
-        Vm *vm = rc->vm;
+        VmAgent *a = rc->agent;
 
-        for (AgentReadyConn **p = &vm->agent_ready_conns; *p; p = &(*p)->next)
+        for (AgentReadyConn **p = &a->ready_conns; *p; p = &(*p)->next)
                 if (*p == rc) {
                         *p = rc->next;
                         break;
                 }
         if (rc->kernel)
-                vm->manager->agent_ready_conns--;
+                a->host->ready_conns--;
         sd_event_source_disable_unref(rc->io);
         sd_event_source_disable_unref(rc->timer);
         safe_close(rc->fd);
         free(rc);
 }
 
-static void ready_free_all(Vm *vm) {
-        while (vm->agent_ready_conns)
-                ready_free(vm->agent_ready_conns);
+static void ready_free_all(VmAgent *a) {
+        while (a->ready_conns)
+                ready_free(a->ready_conns);
 }
 
-static size_t ready_conns_count(Vm *vm) {
+static size_t ready_conns_count(VmAgent *a) {
         size_t n = 0;
 
-        for (AgentReadyConn *rc = vm->agent_ready_conns; rc; rc = rc->next)
+        for (AgentReadyConn *rc = a->ready_conns; rc; rc = rc->next)
                 n++;
         return n;
 }
 
-/* The VM whose agent waits for READY at this CID (kernel vsock), if any. */
-static Vm *vm_waiting_by_cid(Manager *m, uint32_t cid) {
-        for (size_t i = 0; i < m->n_vms; i++)
-                if (m->vms[i]->agent_state == AGENT_WAITING && vm_running_config(m->vms[i])->cid == cid)
-                        return m->vms[i];
+/* The agent that waits for READY at this CID (kernel vsock), if any. */
+static VmAgent *waiting_by_cid(AgentHost *h, uint32_t cid) {
+        for (VmAgent *a = h->agents; a; a = a->next)
+                if (a->state == AGENT_WAITING && a->cid == cid)
+                        return a;
         return NULL;
+}
+
+static void host_link(VmAgent *a) {
+        if (a->linked)
+                return;
+        a->next = a->host->agents;
+        a->host->agents = a;
+        a->linked = true;
+}
+
+static void host_unlink(VmAgent *a) {
+        if (!a->linked)
+                return;
+        for (VmAgent **p = &a->host->agents; *p; p = &(*p)->next)
+                if (*p == a) {
+                        *p = a->next;
+                        break;
+                }
+        a->next = NULL;
+        a->linked = false;
 }
 
 /* The READY line: the VM's non-empty secret, bounded JSON. True if taken. */
 static bool ready_handle(AgentReadyConn *rc, size_t len) {
-        Vm *vm = rc->vm;
+        VmAgent *a = rc->agent;
         json_object *o;
 
         /* Validated by api/agent-wire (issue 14: fuzzed there). */
-        if (agent_ready_parse(rc->buf, len, vm->agent_secret, &o) < 0) {
-                log_warning("VM %u: ignoring a READY without the VM's secret", vm->vmid);
+        if (agent_ready_parse(rc->buf, len, a->secret, &o) < 0) {
+                log_warning("VM %u: ignoring a READY without the VM's secret", a->vmid);
                 return false;
         }
-        json_object_put(vm->agent_info);
-        vm->agent_info = o;
-        vm->agent_ready_usec = vm->started_mono > 0 ? now_usec(CLOCK_MONOTONIC) - vm->started_mono : 0;
-        log_info("VM %u (%s): agent ready %.2f s after start", vm->vmid, vm->config->name,
-                 (double) vm->agent_ready_usec / 1e6);
-        agent_set_state(vm, AGENT_READY);
-        (void) agent_start_health(vm);
-        ssh_on_agent_ready(vm);
+        json_object_put(a->info);
+        a->info = o;
+        a->ready_usec = a->started_mono > 0 ? now_usec(CLOCK_MONOTONIC) - a->started_mono : 0;
+        log_info("VM %u: agent ready %.2f s after start", a->vmid, (double) a->ready_usec / 1e6);
+        agent_set_state(a, AGENT_READY);
+        (void) agent_start_health(a);
+        if (a->host->on_ready)
+                a->host->on_ready(a, a->host->userdata);
         return true;
 }
 
@@ -510,11 +529,11 @@ static int on_ready_io(sd_event_source *s, int fd, uint32_t revents, void *userd
         rc->size += (size_t) n;
         rc->buf[rc->size] = 0;
         if (nl) {
-                Vm *vm = rc->vm;
+                VmAgent *a = rc->agent;
 
                 *nl = 0;
                 if (ready_handle(rc, (size_t) (nl - rc->buf)))
-                        ready_free_all(vm);     /* no longer waiting: the others are moot */
+                        ready_free_all(a);     /* no longer waiting: the others are moot */
                 else
                         ready_free(rc);
         } else if (rc->size >= sizeof(rc->buf) - 1)
@@ -531,10 +550,10 @@ static int on_ready_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
  * its VM must wait for READY and have fewer than AGENT_READY_CONNS_MAX
  * open, and the kernel listener fewer than AGENT_READY_CONNS_TOTAL_MAX in
  * all. Anything else is closed right away, so that a guest cannot hold fds
- * or buffers of zvmd. vm is NULL on the kernel path: the peer's CID says. */
-static int ready_accept(Manager *m, Vm *vm, int listen_fd) {
+ * or buffers of zvmd. a is NULL on the kernel path: the peer's CID says. */
+static int ready_accept(AgentHost *h, VmAgent *a, int listen_fd) {
         _cleanup_close_ int fd = -EBADF;
-        bool kernel = !vm;
+        bool kernel = !a;
         AgentReadyConn *rc;
         int r;
 
@@ -545,32 +564,32 @@ static int ready_accept(Manager *m, Vm *vm, int listen_fd) {
                 struct sockaddr_vm sa = {};
                 socklen_t len = sizeof(sa);
 
-                if (m->agent_ready_conns >= AGENT_READY_CONNS_TOTAL_MAX)
+                if (h->ready_conns >= AGENT_READY_CONNS_TOTAL_MAX)
                         return 0;
                 if (getpeername(fd, (struct sockaddr *) &sa, &len) < 0 || sa.svm_family != AF_VSOCK)
                         return 0;
-                vm = vm_waiting_by_cid(m, sa.svm_cid);
-                if (!vm)
+                a = waiting_by_cid(h, sa.svm_cid);
+                if (!a)
                         return 0;
         }
-        if (vm->agent_state != AGENT_WAITING || ready_conns_count(vm) >= AGENT_READY_CONNS_MAX) {
-                log_debug("VM %u: closing a READY connection (agent %s, %zu open)", vm->vmid,
-                          agent_state_to_string(vm->agent_state), ready_conns_count(vm));
+        if (a->state != AGENT_WAITING || ready_conns_count(a) >= AGENT_READY_CONNS_MAX) {
+                log_debug("VM %u: closing a READY connection (agent %s, %zu open)", a->vmid,
+                          agent_state_to_string(a->state), ready_conns_count(a));
                 return 0;
         }
         rc = calloc(1, sizeof(*rc));
         if (!rc)
                 return -ENOMEM;
-        rc->vm = vm;
+        rc->agent = a;
         rc->fd = TAKE_FD(fd);
         rc->kernel = kernel;
-        rc->next = vm->agent_ready_conns;
-        vm->agent_ready_conns = rc;
+        rc->next = a->ready_conns;
+        a->ready_conns = rc;
         if (kernel)
-                m->agent_ready_conns++;
-        r = sd_event_add_io(m->event, &rc->io, rc->fd, EPOLLIN, on_ready_io, rc);
+                h->ready_conns++;
+        r = sd_event_add_io(h->event, &rc->io, rc->fd, EPOLLIN, on_ready_io, rc);
         if (r >= 0)
-                r = sd_event_add_time_relative(m->event, &rc->timer, CLOCK_MONOTONIC, AGENT_READY_TIMEOUT_USEC, 0,
+                r = sd_event_add_time_relative(h->event, &rc->timer, CLOCK_MONOTONIC, AGENT_READY_TIMEOUT_USEC, 0,
                                                on_ready_timeout, rc);
         if (r < 0)
                 ready_free(rc);
@@ -579,45 +598,53 @@ static int ready_accept(Manager *m, Vm *vm, int listen_fd) {
 
 static int on_vm_ready_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         loop_note("agent READY accept");
-        Vm *vm = userdata;
+        VmAgent *a = userdata;
 
-        (void) ready_accept(vm->manager, vm, fd);
+        (void) ready_accept(a->host, a, fd);
         return 0;
 }
 
-static int on_manager_ready_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static int on_host_ready_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         loop_note("agent READY accept");
         (void) ready_accept(userdata, NULL, fd);
         return 0;
 }
 
-int agent_manager_listen(Manager *m) {
+int agent_host_listen(AgentHost *h) {
         VsockTarget t = { .cid = 0 };
         int fd, r;
 
-        if (!m->host.caps.vhost_vsock)
+        if (!h->kernel_vsock)
                 return 0;               /* hybrid: one listener per VM */
         r = vsock_listen(&t, AGENT_READY_PORT, 64, &fd);
         if (r < 0)
                 return log_warning_errno(r, "Cannot listen on vsock port %u for agents, READY will not arrive: %m",
                                          AGENT_READY_PORT);
         (void) fd_nonblock(fd, true);
-        r = sd_event_add_io(m->event, &m->agent_listen, fd, EPOLLIN, on_manager_ready_listen, m);
+        r = sd_event_add_io(h->event, &h->listen, fd, EPOLLIN, on_host_ready_listen, h);
         if (r < 0) {
                 safe_close(fd);
                 return r;
         }
-        (void) sd_event_source_set_io_fd_own(m->agent_listen, true);
+        (void) sd_event_source_set_io_fd_own(h->listen, true);
         return 0;
 }
 
-static int agent_listen_hybrid(Vm *vm) {
-        _cleanup_free_ char *uds = strjoin(vm->run_dir, "/vsock.sock");
+void agent_host_done(AgentHost *h) {
+        h->listen = sd_event_source_disable_unref(h->listen);
+}
+
+void agent_init(VmAgent *a, AgentHost *host, uint32_t vmid, const char *run_dir) {
+        *a = (VmAgent) { .host = host, .vmid = vmid, .run_dir = run_dir };
+}
+
+static int agent_listen_hybrid(VmAgent *a) {
+        _cleanup_free_ char *uds = strjoin(a->run_dir, "/vsock.sock");
         _cleanup_free_ char *path = NULL;
         VsockTarget t = { .uds_path = uds };
         int fd, r;
 
-        if (vm->manager->host.caps.vhost_vsock)
+        if (a->host->kernel_vsock)
                 return 0;
         if (!uds)
                 return -ENOMEM;
@@ -632,17 +659,17 @@ static int agent_listen_hybrid(Vm *vm) {
         if (r < 0)
                 return r;
         (void) fd_nonblock(fd, true);
-        r = sd_event_add_io(vm->manager->event, &vm->agent_listen, fd, EPOLLIN, on_vm_ready_listen, vm);
+        r = sd_event_add_io(a->host->event, &a->listen, fd, EPOLLIN, on_vm_ready_listen, a);
         if (r < 0) {
                 safe_close(fd);
                 return r;
         }
-        (void) sd_event_source_set_io_fd_own(vm->agent_listen, true);
+        (void) sd_event_source_set_io_fd_own(a->listen, true);
         return 0;
 }
 
-static int read_secret(Vm *vm) {
-        _cleanup_free_ char *path = strjoin(vm->run_dir, "/agent.secret"), *s = NULL;
+static int read_secret(VmAgent *a) {
+        _cleanup_free_ char *path = strjoin(a->run_dir, "/agent.secret"), *s = NULL;
         int r;
 
         if (!path)
@@ -650,89 +677,94 @@ static int read_secret(Vm *vm) {
         r = read_one_line_file(path, &s);
         if (r < 0)
                 return r;
-        if (strlen(s) != sizeof(vm->agent_secret) - 1)
+        if (strlen(s) != sizeof(a->secret) - 1)
                 return -EBADMSG;
-        memcpy(vm->agent_secret, s, sizeof(vm->agent_secret));
+        memcpy(a->secret, s, sizeof(a->secret));
         return 0;
 }
 
-int agent_prepare(Vm *vm, char **ret_secret_path) {
+int agent_prepare(VmAgent *a, bool enabled, uint32_t cid, char **ret_secret_path) {
         uint8_t raw[32];
         _cleanup_free_ char *hex = NULL;
         int r;
 
         *ret_secret_path = NULL;
-        agent_stop(vm);
-        if (!vm_running_config(vm)->agent)
+        agent_stop(a);
+        if (!enabled)
                 return 0;
+        a->cid = cid;
         if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
                 return -EIO;
         hex = hexencode(raw, sizeof(raw));
         explicit_bzero(raw, sizeof(raw));
         if (!hex)
                 return -ENOMEM;
-        r = write_file_atomic(vm->run_dir, "agent.secret", hex, strlen(hex), 0600);
+        r = write_file_atomic(a->run_dir, "agent.secret", hex, strlen(hex), 0600);
         if (r < 0)
                 return r;
-        memcpy(vm->agent_secret, hex, sizeof(vm->agent_secret));
+        memcpy(a->secret, hex, sizeof(a->secret));
         explicit_bzero(hex, strlen(hex));
-        r = agent_listen_hybrid(vm);
+        r = agent_listen_hybrid(a);
         if (r < 0)
                 return r;
-        vm->agent_state = AGENT_WAITING;
-        *ret_secret_path = strjoin(vm->run_dir, "/agent.secret");
+        a->state = AGENT_WAITING;
+        host_link(a);
+        *ret_secret_path = strjoin(a->run_dir, "/agent.secret");
         return *ret_secret_path ? 0 : -ENOMEM;
 }
 
-static void on_readopt_ping(Vm *vm, json_object *response, const char *code, const char *message, void *userdata) {
+static void on_readopt_ping(VmAgent *a, json_object *response, const char *code, const char *message, void *userdata) {
         if (response) {
-                agent_set_state(vm, AGENT_READY);
-                (void) agent_start_health(vm);
+                agent_set_state(a, AGENT_READY);
+                (void) agent_start_health(a);
         } else
-                log_notice("VM %u: re-adopted, agent not answering (%s); waiting for READY", vm->vmid,
+                log_notice("VM %u: re-adopted, agent not answering (%s); waiting for READY", a->vmid,
                            strnull(message));
 }
 
-int agent_readopt(Vm *vm) {
+int agent_readopt(VmAgent *a, bool enabled, uint32_t cid) {
         json_object *req;
         int r;
 
-        if (!vm_running_config(vm)->agent)
+        if (!enabled)
                 return 0;
-        r = read_secret(vm);
+        a->cid = cid;
+        r = read_secret(a);
         if (r < 0)
                 return r;
-        r = agent_listen_hybrid(vm);
+        r = agent_listen_hybrid(a);
         if (r < 0)
                 return r;
-        vm->agent_state = AGENT_WAITING;
+        a->state = AGENT_WAITING;
+        host_link(a);
         req = json_object_new_object();
         json_object_object_add(req, "op", json_object_new_string("ping"));
-        r = agent_call(vm, req, AGENT_HEALTH_TIMEOUT_USEC, on_readopt_ping, NULL, NULL);
+        r = agent_call(a, req, AGENT_HEALTH_TIMEOUT_USEC, on_readopt_ping, NULL, NULL);
         if (r < 0)
-                log_notice_errno(r, "VM %u: re-adopted, agent not reachable (%m); waiting for READY", vm->vmid);
+                log_notice_errno(r, "VM %u: re-adopted, agent not reachable (%m); waiting for READY", a->vmid);
         return 0;
 }
 
-void agent_detach(Vm *vm) {
-        agent_calls_cancel_all(vm);
-        ready_free_all(vm);
-        vm->agent_listen = sd_event_source_disable_unref(vm->agent_listen);
-        vm->agent_health = sd_event_source_disable_unref(vm->agent_health);
-        json_object_put(vm->agent_info);
-        vm->agent_info = NULL;
-        explicit_bzero(vm->agent_secret, sizeof(vm->agent_secret));
-        vm->agent_ready_usec = 0;
-        vm->agent_state = AGENT_NONE;
+void agent_detach(VmAgent *a) {
+        agent_calls_cancel_all(a);
+        ready_free_all(a);
+        a->listen = sd_event_source_disable_unref(a->listen);
+        a->health = sd_event_source_disable_unref(a->health);
+        json_object_put(a->info);
+        a->info = NULL;
+        explicit_bzero(a->secret, sizeof(a->secret));
+        a->ready_usec = 0;
+        a->state = AGENT_NONE;
+        host_unlink(a);
 }
 
-void agent_stop(Vm *vm) {
-        bool had_agent = vm->agent_state != AGENT_NONE;
+void agent_stop(VmAgent *a) {
+        bool had_agent = a->state != AGENT_NONE;
 
-        agent_detach(vm);
-        if (had_agent && vm->run_dir) {
-                _cleanup_free_ char *p = strjoin(vm->run_dir, "/agent.secret");
-                _cleanup_free_ char *l = strjoin(vm->run_dir, "/vsock.sock_1025");
+        agent_detach(a);
+        if (had_agent && a->run_dir) {
+                _cleanup_free_ char *p = strjoin(a->run_dir, "/agent.secret");
+                _cleanup_free_ char *l = strjoin(a->run_dir, "/vsock.sock_1025");
 
                 if (p)
                         (void) unlink(p);
@@ -741,15 +773,15 @@ void agent_stop(Vm *vm) {
         }
 }
 
-int agent_to_json(Vm *vm, json_object *status) {
-        json_object_object_add(status, "agent", json_object_new_string(agent_state_to_string(vm->agent_state)));
-        if (vm->agent_info) {
+int agent_to_json(const VmAgent *a, json_object *status) {
+        json_object_object_add(status, "agent", json_object_new_string(agent_state_to_string(a->state)));
+        if (a->info) {
                 json_object *boot = NULL;
 
-                (void) json_object_deep_copy(vm->agent_info, &boot, NULL);
+                (void) json_object_deep_copy(a->info, &boot, NULL);
                 if (boot) {
                         json_object_object_add(boot, "ready_seconds",
-                                               json_object_new_double((double) vm->agent_ready_usec / 1e6));
+                                               json_object_new_double((double) a->ready_usec / 1e6));
                         json_object_object_add(status, "boot", boot);
                 }
         }

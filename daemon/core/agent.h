@@ -2,16 +2,22 @@
 #pragma once
 
 /* zvmd's side of the guest agent (api/agent-protocol.md): the per-VM secret,
- * the READY listener, asynchronous calls, the health check. */
+ * the READY listener, asynchronous calls, the health check.
+ *
+ * This module knows no Vm and no Manager: each VM embeds a VmAgent, and the
+ * daemon gives one AgentHost (its event loop, the vsock mode, and the hooks
+ * through which the agent reports upward). A caller that needs its VM back
+ * from a VmAgent uses container_of(). */
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-typedef struct Vm Vm;
-typedef struct Manager Manager;
 typedef struct AgentCall AgentCall;
 typedef struct AgentReadyConn AgentReadyConn;
+typedef struct AgentHost AgentHost;
+typedef struct VmAgent VmAgent;
 
 /* AGENT_PORT, AGENT_READY_PORT: the contract with the guest. */
 #include "agent-contract.h"
@@ -27,30 +33,70 @@ typedef enum AgentState {
 const char *agent_state_to_string(AgentState s);
 
 /* response: the agent's whole answer (borrowed) when it said ok; else NULL
- * and error_code ("ETIMEDOUT", "ECONNREFUSED", the agent's code, ...) plus
- * a message. Called exactly once, unless the call is cancelled. */
-typedef void (*agent_result_fn)(Vm *vm, json_object *response, const char *error_code, const char *error_message,
-                                void *userdata);
+ * and error_code (an agent code such as "ENOENT", or "ETIMEDOUT",
+ * "ECONNREFUSED" for transport failures) with a message. */
+typedef void (*agent_result_fn)(VmAgent *a, json_object *response, const char *error_code,
+                                const char *error_message, void *userdata);
+/* a->state changed; previous is what it was. */
+typedef void (*agent_changed_fn)(VmAgent *a, AgentState previous, void *userdata);
+/* The guest's READY was taken: a->info holds it (without the secret). */
+typedef void (*agent_ready_fn)(VmAgent *a, void *userdata);
+
+struct AgentHost {
+        sd_event *event;
+        bool kernel_vsock;              /* one AF_VSOCK listener for all; else hybrid, one per VM */
+        agent_changed_fn on_changed;
+        agent_ready_fn on_ready;
+        void *userdata;
+        /* agent.c's own */
+        VmAgent *agents;                /* every agent from prepare/readopt until detach */
+        sd_event_source *listen;        /* kernel vsock: READY from every guest */
+        unsigned ready_conns;           /* open READY connections on listen */
+};
+
+struct VmAgent {
+        AgentHost *host;
+        uint32_t vmid;                  /* for logs */
+        const char *run_dir;            /* the VM's, borrowed: secret, hybrid sockets */
+        uint32_t cid;                   /* the running CID (kernel vsock) */
+        uint64_t started_mono;          /* CLOCK_MONOTONIC µs of QEMU's spawn (set by the VM), 0 if unknown */
+        AgentState state;
+        char secret[65];                /* hex, for this run of the VM */
+        sd_event_source *listen;        /* hybrid: <uds>_1025 */
+        sd_event_source *health;
+        json_object *info;              /* the READY message, without the secret */
+        uint64_t ready_usec;            /* start → READY */
+        AgentCall *calls;
+        AgentReadyConn *ready_conns;    /* open READY connections, at most 2 */
+        VmAgent *next;                  /* in host->agents */
+        bool linked;
+};
+
+/* A VmAgent at rest (AGENT_NONE). run_dir must outlive it. */
+void agent_init(VmAgent *a, AgentHost *host, uint32_t vmid, const char *run_dir);
 
 /* Sends one request (reference taken) over a fresh authenticated connection
- * to the agent of a running VM. timeout_usec bounds the whole call. */
-int agent_call(Vm *vm, json_object *request, uint64_t timeout_usec, agent_result_fn cb, void *userdata,
+ * and calls cb once with the answer, unless cancelled first. The answer line
+ * is capped by the request's op (api/agent-wire.h). */
+int agent_call(VmAgent *a, json_object *request, uint64_t timeout_usec, agent_result_fn cb, void *userdata,
                AgentCall **ret);
 void agent_call_cancel(AgentCall *c);
 /* Cancels every call of the VM (it went down or away). */
-void agent_calls_cancel_all(Vm *vm);
+void agent_calls_cancel_all(VmAgent *a);
 
-/* Before QEMU starts: new secret file, READY listener (hybrid vsock). */
-int agent_prepare(Vm *vm, char **ret_secret_path);
+/* Before QEMU starts: new secret file, READY listener (hybrid vsock).
+ * enabled: the running config's agent flag; cid: its vsock CID. */
+int agent_prepare(VmAgent *a, bool enabled, uint32_t cid, char **ret_secret_path);
 /* After a zvmd restart: reload the secret and re-listen; a ping decides. */
-int agent_readopt(Vm *vm);
+int agent_readopt(VmAgent *a, bool enabled, uint32_t cid);
 /* zvmd lets go of a VM that keeps running (zvmd exits): calls, listener and
- * memory go, the secret file stays for the next zvmd's agent_readopt(). */
-void agent_detach(Vm *vm);
+ * state go, the secret file stays. */
+void agent_detach(VmAgent *a);
 /* The VM stopped: agent_detach(), and its secret and listener socket go. */
-void agent_stop(Vm *vm);
-int agent_to_json(Vm *vm, json_object *status);
+void agent_stop(VmAgent *a);
+int agent_to_json(const VmAgent *a, json_object *status);
 
 /* Kernel vsock: one AF_VSOCK listener on port 1025 for every VM, matched by
- * the peer's CID. */
-int agent_manager_listen(Manager *m);
+ * the peer's CID. A no-op on hybrid vsock (each VM listens on its own). */
+int agent_host_listen(AgentHost *h);
+void agent_host_done(AgentHost *h);

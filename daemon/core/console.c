@@ -17,10 +17,8 @@
 #include "fd-util.h"
 #include "log.h"
 #include "macro.h"
-#include "manager.h"
 #include "socket-util.h"
 #include "string-util.h"
-#include "vm.h"
 
 /* Below the API, QMP and pidfds: a guest that floods its console is served
  * only when nothing else is pending, and waits (QEMU stops its UART while
@@ -52,7 +50,9 @@ typedef struct ConsoleClient {
 } ConsoleClient;
 
 struct VmConsole {
-        Vm *vm;
+        sd_event *event;
+        uint32_t vmid;                  /* for logs */
+        const char *run_dir;            /* the VM's, borrowed */
         ConsoleLog *log;
         bool log_failing;               /* warned once; again after a write worked */
         int serial_fd;                  /* to QEMU's serial chardev, or -EBADF */
@@ -130,7 +130,7 @@ static void console_client_drop(ConsoleClient *cl, const char *why) {
                         c->clients[i] = c->clients[--c->n_clients];
                         break;
                 }
-        log_debug("VM %u: console client %s", c->vm->vmid, why);
+        log_debug("VM %u: console client %s", c->vmid, why);
         console_client_free(cl);
 }
 
@@ -148,7 +148,7 @@ static void console_client_feed(ConsoleClient *cl, const uint8_t *p, size_t n) {
                 w = MAX(w, (ssize_t) 0);
         }
         if (ring_push(&cl->out, p + w, n - (size_t) w) < 0) {
-                log_info("VM %u: a console client fell %u KiB behind, disconnecting it", cl->console->vm->vmid,
+                log_info("VM %u: a console client fell %u KiB behind, disconnecting it", cl->console->vmid,
                          CONSOLE_CLIENT_QUEUE_MAX / 1024U);
                 console_client_drop(cl, "too slow");
         }
@@ -209,7 +209,7 @@ static int on_client_connect(sd_event_source *s, int fd, uint32_t revents, void 
                 return 0;
         }
         *cl = (ConsoleClient) { .console = c, .fd = cfd, .out.cap = CONSOLE_CLIENT_QUEUE_MAX };
-        r = sd_event_add_io(c->vm->manager->event, &cl->source, cfd, EPOLLIN, on_client_io, cl);
+        r = sd_event_add_io(c->event, &cl->source, cfd, EPOLLIN, on_client_io, cl);
         if (r < 0) {
                 console_client_free(cl);
                 return 0;
@@ -218,7 +218,7 @@ static int on_client_connect(sd_event_source *s, int fd, uint32_t revents, void 
         (void) sd_event_source_set_description(cl->source, "console-client");
         c->clients[c->n_clients++] = cl;
         console_update_events(c);
-        log_debug("VM %u: console client attached (%zu of %u)", c->vm->vmid, c->n_clients, CONSOLE_CLIENTS_MAX);
+        log_debug("VM %u: console client attached (%zu of %u)", c->vmid, c->n_clients, CONSOLE_CLIENTS_MAX);
         return 0;
 }
 
@@ -236,12 +236,12 @@ static int on_reconnect(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static void console_schedule_reconnect(VmConsole *c) {
         c->reconnect_source = sd_event_source_disable_unref(c->reconnect_source);
-        (void) sd_event_add_time_relative(c->vm->manager->event, &c->reconnect_source, CLOCK_MONOTONIC,
+        (void) sd_event_add_time_relative(c->event, &c->reconnect_source, CLOCK_MONOTONIC,
                                           CONSOLE_RECONNECT_USEC, 0, on_reconnect, c);
 }
 
 static void console_serial_lost(VmConsole *c, int error) {
-        log_debug_errno(error, "VM %u: serial console connection lost, reconnecting: %m", c->vm->vmid);
+        log_debug_errno(error, "VM %u: serial console connection lost, reconnecting: %m", c->vmid);
         c->serial_source = sd_event_source_disable_unref(c->serial_source);
         c->serial_fd = safe_close(c->serial_fd);
         /* QEMU is exiting (its pidfd tells the VM, which closes us) or
@@ -261,7 +261,7 @@ static void console_pause(VmConsole *c) {
         if (c->pause_source)
                 return;
         /* If the timer cannot be made, reading simply goes on. */
-        (void) sd_event_add_time_relative(c->vm->manager->event, &c->pause_source, CLOCK_MONOTONIC,
+        (void) sd_event_add_time_relative(c->event, &c->pause_source, CLOCK_MONOTONIC,
                                           CONSOLE_PAUSE_USEC, 1000 /* µs; 0 would mean 250 ms */, on_pause_end, c);
 }
 
@@ -272,7 +272,7 @@ static void console_log_output(VmConsole *c, const uint8_t *p, size_t n) {
                 return;
         r = console_log_write(c->log, p, n);
         if (r < 0 && !c->log_failing)
-                log_warning_errno(r, "VM %u: cannot write the console log, dropping output: %m", c->vm->vmid);
+                log_warning_errno(r, "VM %u: cannot write the console log, dropping output: %m", c->vmid);
         c->log_failing = r < 0;
 }
 
@@ -308,7 +308,7 @@ static int on_serial_io(sd_event_source *s, int fd, uint32_t revents, void *user
 static int console_attach_serial(VmConsole *c, int fd) {
         int r;
 
-        r = sd_event_add_io(c->vm->manager->event, &c->serial_source, fd, EPOLLIN, on_serial_io, c);
+        r = sd_event_add_io(c->event, &c->serial_source, fd, EPOLLIN, on_serial_io, c);
         if (r < 0) {
                 safe_close(fd);
                 return r;
@@ -325,7 +325,7 @@ static int console_attach_serial(VmConsole *c, int fd) {
  * backlog still holds the connection of a zvmd that died) is retried by
  * timer. */
 static int console_connect_serial(VmConsole *c) {
-        _cleanup_free_ char *path = strjoin(c->vm->run_dir, "/serial.sock");
+        _cleanup_free_ char *path = strjoin(c->run_dir, "/serial.sock");
         int fd = -EBADF, r;
 
         if (!path)
@@ -334,7 +334,7 @@ static int console_connect_serial(VmConsole *c) {
         if (r >= 0)
                 r = console_attach_serial(c, fd);
         if (r < 0) {
-                log_debug_errno(r, "VM %u: cannot connect to the serial console yet, retrying: %m", c->vm->vmid);
+                log_debug_errno(r, "VM %u: cannot connect to the serial console yet, retrying: %m", c->vmid);
                 console_schedule_reconnect(c);
         }
         return r;
@@ -359,10 +359,10 @@ static void console_update_events(VmConsole *c) {
 
 /* ---- API ------------------------------------------------------------------------ */
 
-int vm_console_open(Vm *vm) {
-        _cleanup_free_ char *log_path = strjoin(vm->run_dir, "/console.log");
-        _cleanup_free_ char *sock = strjoin(vm->run_dir, "/console.sock");
-        _cleanup_free_ char *serial = strjoin(vm->run_dir, "/serial.sock");
+int console_open(sd_event *event, uint32_t vmid, const char *run_dir, uint64_t log_max, VmConsole **console) {
+        _cleanup_free_ char *log_path = strjoin(run_dir, "/console.log");
+        _cleanup_free_ char *sock = strjoin(run_dir, "/console.sock");
+        _cleanup_free_ char *serial = strjoin(run_dir, "/serial.sock");
         struct stat st;
         VmConsole *c;
         int r;
@@ -374,30 +374,31 @@ int vm_console_open(Vm *vm) {
          * until it restarts. */
         if (stat(serial, &st) < 0 || !S_ISSOCK(st.st_mode))
                 return -ENOENT;
-        vm_console_close(vm);
+        console_close(console);
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        *c = (VmConsole) { .vm = vm, .serial_fd = -EBADF, .listen_fd = -EBADF, .input.cap = CONSOLE_INPUT_MAX };
-        vm->console = c;
+        *c = (VmConsole) { .event = event, .vmid = vmid, .run_dir = run_dir, .serial_fd = -EBADF,
+                           .listen_fd = -EBADF, .input.cap = CONSOLE_INPUT_MAX };
+        *console = c;
         /* Whatever else fails, zvmd must still connect to QEMU: a QEMU
          * just spawned waits for that before it runs the guest. */
-        r = console_log_open(log_path, vm->manager->console_log_max, &c->log);
+        r = console_log_open(log_path, log_max, &c->log);
         if (r < 0)
-                log_warning_errno(r, "VM %u: cannot open %s, the console is not logged: %m", vm->vmid, log_path);
+                log_warning_errno(r, "VM %u: cannot open %s, the console is not logged: %m", vmid, log_path);
         r = socket_listen_unix(sock, 0600, 4, &c->listen_fd);
         if (r >= 0)
-                r = sd_event_add_io(vm->manager->event, &c->listen_source, c->listen_fd, EPOLLIN, on_client_connect, c);
+                r = sd_event_add_io(event, &c->listen_source, c->listen_fd, EPOLLIN, on_client_connect, c);
         if (r < 0)
-                log_warning_errno(r, "VM %u: cannot listen on %s, `zvm console` will not work: %m", vm->vmid, sock);
+                log_warning_errno(r, "VM %u: cannot listen on %s, `zvm console` will not work: %m", vmid, sock);
         else
                 (void) sd_event_source_set_description(c->listen_source, "console-listen");
         (void) console_connect_serial(c);       /* retried by timer */
         return 0;
 }
 
-int vm_console_listen_serial(Vm *vm, int *ret_fd) {
-        _cleanup_free_ char *path = strjoin(vm->run_dir, "/serial.sock");
+int console_listen_serial(const char *run_dir, int *ret_fd) {
+        _cleanup_free_ char *path = strjoin(run_dir, "/serial.sock");
 
         if (!path)
                 return -ENOMEM;
@@ -405,8 +406,8 @@ int vm_console_listen_serial(Vm *vm, int *ret_fd) {
         return socket_listen_unix(path, 0600, 1, ret_fd);
 }
 
-void vm_console_close(Vm *vm) {
-        VmConsole *c = vm->console;
+void console_close(VmConsole **console) {
+        VmConsole *c = *console;
 
         if (!c)
                 return;
@@ -420,5 +421,5 @@ void vm_console_close(Vm *vm) {
         safe_close(c->serial_fd);
         console_log_free(c->log);
         free(c->input.buf);
-        vm->console = mfree(c);
+        *console = mfree(c);
 }

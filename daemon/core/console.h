@@ -23,26 +23,27 @@
  */
 
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #define CONSOLE_READ_MAX (64U * 1024U)
 #define CONSOLE_CLIENTS_MAX 4U
 #define CONSOLE_CLIENT_QUEUE_MAX (256U * 1024U)
 #define CONSOLE_INPUT_MAX (4U * 1024U)
 
-typedef struct Vm Vm;
 typedef struct VmConsole VmConsole;
 
 /* Before QEMU starts: creates serial.sock, listening, and returns its fd
  * for QEMU to inherit (O_CLOEXEC: the spawn keeps it; close it afterwards).
  * QEMU is told wait=on: it runs the guest only once zvmd has connected, so
  * no byte of the boot is lost. */
-int vm_console_listen_serial(Vm *vm, int *ret_fd);
+int console_listen_serial(const char *run_dir, int *ret_fd);
 /* Once QEMU runs (just spawned, or re-adopted): opens console.log, listens
  * on console.sock and connects to serial.sock (retried every second until
- * it works). Sets vm->console. -ENOENT, touching nothing, if there is no
- * serial.sock (a QEMU started before zvmd owned the console). */
-int vm_console_open(Vm *vm);
+ * it works). Replaces *console (closing the old one). -ENOENT, touching
+ * nothing, if there is no serial.sock (a QEMU started before zvmd owned the
+ * console). run_dir must outlive the console; vmid is for logs. */
+int console_open(sd_event *event, uint32_t vmid, const char *run_dir, uint64_t log_max, VmConsole **console);
 /* Stops relaying and drops the clients. Unlinks nothing: QEMU's serial.sock
  * is what the next zvmd connects to, console.log is what `zvm logs` reads
  * after the VM stopped. */
-void vm_console_close(Vm *vm);
+void console_close(VmConsole **console);

@@ -210,7 +210,7 @@ int manager_create_vm(Manager *m, uint32_t vmid, json_object *body, Vm **ret, ch
         r = config_file_save(cf, m->paths.vms_dir, name + 1, 0640);
         if (r < 0)
                 return set_error(ret_error, "cannot write %s: %s", path, errno_str(r)), -EIO;
-        r = vm_load(m, vmid, &vm, ret_error);
+        r = vm_load(&m->vm_ctx, vmid, &vm, ret_error);
         if (r >= 0)
                 r = manager_add_vm(m, vm);
         if (r < 0) {
@@ -235,7 +235,7 @@ int manager_delete_vm(Manager *m, Vm *vm) {
         log_info("VM %u (%s) deleted", vm->vmid, vm->config->name);
         manager_remove_vm(m, vm);
         vm_free(vm);
-        (void) ssh_known_hosts_write(m);
+        (void) manager_known_hosts_write(m);
         return 0;
 }
 
@@ -251,6 +251,91 @@ void manager_emit_agent(Manager *m, Vm *vm) {
                 m->on_event(m, vm, MANAGER_EVENT_AGENT, -1, m->event_userdata);
 }
 
+/* ---- what the modules below report, and ask about the other VMs ---------------- */
+
+int manager_known_hosts_write(Manager *m) {
+        _cleanup_free_ SshKnownHost *hosts = calloc(m->n_vms + 1, sizeof(SshKnownHost));
+
+        if (!hosts)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_vms; i++)
+                hosts[i] = (SshKnownHost) { .name = m->vms[i]->config->name, .data_dir = m->vms[i]->data_dir };
+        return ssh_known_hosts_write(m->paths.data, hosts, m->n_vms);
+}
+
+static void on_vm_state(Vm *vm, int previous, void *userdata) {
+        manager_emit_state(userdata, vm, previous);
+}
+
+static void on_vm_renamed(Vm *vm, void *userdata) {
+        (void) manager_known_hosts_write(userdata);
+}
+
+static int on_vm_unique_error(Vm *vm, const VmConfig *c, char **ret_error, char **ret_key, void *userdata) {
+        return manager_unique_error(userdata, vm, c, ret_error, ret_key);
+}
+
+static int on_vm_taken_cids(Vm *vm, uint32_t **ret, size_t *ret_n, void *userdata) {
+        return manager_taken_cids(userdata, vm, ret, ret_n);
+}
+
+static void on_agent_changed(VmAgent *a, AgentState previous, void *userdata) {
+        manager_emit_agent(userdata, container_of(a, Vm, agent));
+}
+
+/* The guest said READY: its ssh host keys into known_hosts, the VM's
+ * authorized keys into the guest. */
+static void on_agent_ready(VmAgent *a, void *userdata) {
+        Vm *vm = container_of(a, Vm, agent);
+
+        if (ssh_record_host_keys(a, vm->data_dir) > 0)
+                (void) manager_known_hosts_write(userdata);
+        ssh_push_authorized_keys(a, vm->config->sshkeys);
+}
+
+/* The names of the VMs whose rootfs is this template. A running VM still
+ * uses the template it started with, whatever its pending rootfs says. */
+static int on_template_users(const char *name, char ***ret, void *userdata) {
+        _cleanup_strv_free_ char **l = NULL;
+        Manager *m = userdata;
+
+        for (size_t i = 0; i < m->n_vms; i++)
+                if ((streq_ptr(m->vms[i]->config->rootfs_template, name) ||
+                     streq_ptr(vm_running_config(m->vms[i])->rootfs_template, name)) &&
+                    strv_extend(&l, m->vms[i]->config->name) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static void manager_wire(Manager *m) {
+        m->agent_host = (AgentHost) {
+                .event = m->event,
+                .on_changed = on_agent_changed,
+                .on_ready = on_agent_ready,
+                .userdata = m,
+        };
+        m->vm_ctx = (VmContext) {
+                .event = m->event,
+                .bus = m->bus,
+                .paths = &m->paths,
+                .host = &m->host,
+                .agent = &m->agent_host,
+                .console_log_max = CONSOLE_LOG_MAX_DEFAULT,
+                .state_changed = on_vm_state,
+                .renamed = on_vm_renamed,
+                .unique_error = on_vm_unique_error,
+                .taken_cids = on_vm_taken_cids,
+                .userdata = m,
+        };
+        m->templates = (Templates) {
+                .event = m->event,
+                .paths = &m->paths,
+                .users = on_template_users,
+                .userdata = m,
+        };
+}
+
 /* ---- lifecycle of the manager ------------------------------------------------------------ */
 
 int manager_new(const char *root, Manager **ret) {
@@ -261,7 +346,6 @@ int manager_new(const char *root, Manager **ret) {
         if (!m)
                 return log_oom();
         m->lock_fd = -EBADF;
-        m->console_log_max = CONSOLE_LOG_MAX_DEFAULT;
         r = paths_init(&m->paths, root);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up paths: %m");
@@ -292,6 +376,7 @@ int manager_new(const char *root, Manager **ret) {
                         m->bus = sd_bus_flush_close_unref(m->bus);
                 }
         }
+        manager_wire(m);
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -302,6 +387,7 @@ int manager_probe_host(Manager *m) {
         r = host_probe(&m->host, &m->paths);
         if (r < 0)
                 return r;
+        m->agent_host.kernel_vsock = m->host.caps.vhost_vsock;
         log_info("zvmd %s: QEMU %s, accelerator %s (%s), %s vsock", ZVM_VERSION, m->host.qemu_version,
                  m->host.caps.kvm_usable ? "kvm" : "tcg", m->host.accel_reason,
                  m->host.caps.vhost_vsock ? "kernel" : "hybrid");
@@ -317,8 +403,8 @@ Manager *manager_free(Manager *m) {
         /* Tap removals still running finish before the loop goes. */
         process_job_detached_flush(10ULL * 1000000ULL);
         sd_event_source_disable_unref(m->watchdog);
-        sd_event_source_disable_unref(m->agent_listen);
-        template_builds_free(m);
+        agent_host_done(&m->agent_host);
+        template_builds_free(&m->templates);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         host_done(&m->host);
@@ -345,7 +431,7 @@ int manager_load(Manager *m) {
                 *dot = 0;
                 if (safe_atou32(de->d_name, &vmid) < 0 || vmid < ZVM_VMID_MIN || vmid > ZVM_VMID_MAX)
                         continue;
-                r = vm_load(m, vmid, &vm, &err);
+                r = vm_load(&m->vm_ctx, vmid, &vm, &err);
                 if (r < 0) {
                         /* Leave a broken file as it is for the admin to fix;
                          * the VM is simply not managed until then. */
@@ -363,8 +449,8 @@ int manager_load(Manager *m) {
                         log_warning_errno(r, "VM %u: re-adoption failed: %m", vmid);
         }
         closedir(d);
-        (void) ssh_known_hosts_write(m);
-        template_sweep(m);
+        (void) manager_known_hosts_write(m);
+        template_sweep(&m->templates);
         return 0;
 }
 

@@ -12,13 +12,13 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "agent.h"
 #include "host.h"
 #include "macro.h"
 #include "paths.h"
+#include "template.h"
+#include "vm.h"
 
-typedef struct Vm Vm;
-typedef struct VmConfig VmConfig;
-typedef struct TemplateBuild TemplateBuild;
 typedef struct Manager Manager;
 
 typedef enum ManagerEvent {
@@ -37,12 +37,13 @@ struct Manager {
         Vm **vms;                       /* sorted by vmid */
         size_t n_vms;
         sd_event_source *watchdog;
-        sd_event_source *agent_listen;  /* kernel vsock: READY from every guest */
-        unsigned agent_ready_conns;     /* open READY connections on agent_listen */
         uint64_t watchdog_usec;
-        uint64_t console_log_max;       /* bytes per console.log part (core/console-log.h) */
-        TemplateBuild **template_builds;        /* running, and finished since start (core/template.h) */
-        size_t n_template_builds;
+        /* What the modules below get from the manager: the VMs (registry
+         * hooks, console log size), the agents (READY listener, hooks), the
+         * templates (builds, users). */
+        VmContext vm_ctx;
+        AgentHost agent_host;
+        Templates templates;
         manager_event_fn on_event;
         void *event_userdata;
 };
@@ -96,5 +97,7 @@ int manager_delete_vm(Manager *m, Vm *vm);
 /* Reports upward through the registered handler. */
 void manager_emit_state(Manager *m, Vm *vm, int previous_state);
 void manager_emit_agent(Manager *m, Vm *vm);
+/* Rewrites the zvm-managed known_hosts from every VM's recorded keys. */
+int manager_known_hosts_write(Manager *m);
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);

@@ -59,8 +59,8 @@ static int spawn_close_others(posix_spawn_file_actions_t *fa, const int *keep_fd
         return 0;
 }
 
-int process_spawn(char *const *argv, const int *keep_fds, size_t n_keep_fds, int out_fd, bool new_session,
-                  pid_t *ret_pid) {
+static int spawn(char *const *argv, char *const *envp, const int *keep_fds, size_t n_keep_fds, int out_fd,
+                 bool new_session, pid_t *ret_pid) {
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
         sigset_t none, dfl;
@@ -94,7 +94,7 @@ int process_spawn(char *const *argv, const int *keep_fds, size_t n_keep_fds, int
         posix_spawnattr_setsigdefault(&attr, &dfl);
         posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
                                                 (new_session ? POSIX_SPAWN_SETSID : 0));
-        r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+        r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp);
         posix_spawn_file_actions_destroy(&fa);
         posix_spawnattr_destroy(&attr);
         if (r != 0)
@@ -103,6 +103,20 @@ int process_spawn(char *const *argv, const int *keep_fds, size_t n_keep_fds, int
         return 0;
 }
 
+int process_spawn(char *const *argv, const int *keep_fds, size_t n_keep_fds, int out_fd, bool new_session,
+                  pid_t *ret_pid) {
+        return spawn(argv, environ, keep_fds, n_keep_fds, out_fd, new_session, ret_pid);
+}
+
+int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_keep_fds, int out_fd,
+                               pid_t *ret_pid) {
+        _cleanup_free_ char *path = strjoin("PATH=", getenv("PATH") ?: "/usr/local/bin:/usr/bin:/bin");
+        char *envp[] = { path, (char *) "LC_ALL=C.UTF-8", NULL };
+
+        if (!path)
+                return -ENOMEM;
+        return spawn(argv, envp, keep_fds, n_keep_fds, out_fd, true, ret_pid);
+}
 
 int process_run(char *const *argv, int timeout_ms, char **ret_output) {
         _cleanup_close_ int rfd = -EBADF, wfd = -EBADF, pidfd = -EBADF;

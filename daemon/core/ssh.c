@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <json-c/json.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,11 +10,9 @@
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
-#include "manager.h"
 #include "ssh-key.h"
 #include "ssh.h"
 #include "string-util.h"
-#include "vm.h"
 
 #define SSH_PUSH_TIMEOUT_USEC (15ULL * 1000000ULL)
 
@@ -30,27 +30,27 @@ static char *lines_join(char *const *lines) {
  * anything, and these lines go into a known_hosts file that ssh trusts:
  * each must be exactly a host key (ssh_host_key_check()), and a list longer
  * than SSH_HOST_KEYS_MAX is refused whole. NULL if there are none. */
-static char *host_keys_from_ready(Vm *vm) {
+static char *host_keys_from_ready(const VmAgent *a) {
         _cleanup_strv_free_ char **keys = NULL;
-        json_object *a;
+        json_object *list;
         size_t n;
 
-        if (!vm->agent_info || !json_object_object_get_ex(vm->agent_info, "ssh_host_keys", &a) ||
-            !json_object_is_type(a, json_type_array))
+        if (!a->info || !json_object_object_get_ex(a->info, "ssh_host_keys", &list) ||
+            !json_object_is_type(list, json_type_array))
                 return NULL;
-        n = json_object_array_length(a);
+        n = json_object_array_length(list);
         if (n > SSH_HOST_KEYS_MAX) {
-                log_warning("VM %u: the guest sent %zu ssh host keys (at most %u), ignoring them all", vm->vmid, n,
+                log_warning("VM %u: the guest sent %zu ssh host keys (at most %u), ignoring them all", a->vmid, n,
                             SSH_HOST_KEYS_MAX);
                 return NULL;
         }
         for (size_t i = 0; i < n; i++) {
-                json_object *k = json_object_array_get_idx(a, i);
+                json_object *k = json_object_array_get_idx(list, i);
                 const char *reason = "is not a string";
 
                 if (!json_object_is_type(k, json_type_string) ||
                     ssh_host_key_check(json_object_get_string(k), &reason) < 0) {
-                        log_warning("VM %u: ignoring a malformed ssh host key from the guest (%s)", vm->vmid, reason);
+                        log_warning("VM %u: ignoring a malformed ssh host key from the guest (%s)", a->vmid, reason);
                         continue;
                 }
                 if (strv_extend(&keys, json_object_get_string(k)) < 0)
@@ -59,7 +59,7 @@ static char *host_keys_from_ready(Vm *vm) {
         return lines_join(keys);
 }
 
-int ssh_known_hosts_write(Manager *m) {
+int ssh_known_hosts_write(const char *data, const SshKnownHost *hosts, size_t n) {
         _cleanup_strv_free_ char **lines = NULL;
         _cleanup_free_ char *out = NULL;
         int r;
@@ -67,9 +67,8 @@ int ssh_known_hosts_write(Manager *m) {
         if (strv_extend(&lines, "# Written by zvmd: the ssh host keys of zvm's guests, as their agents reported them.") < 0 ||
             strv_extend(&lines, "# Used by `zvm ssh` and the Host *.zvm block of `zvm ssh-config`. Do not edit.") < 0)
                 return -ENOMEM;
-        for (size_t i = 0; i < m->n_vms; i++) {
-                Vm *vm = m->vms[i];
-                _cleanup_free_ char *path = strjoin(vm->data_dir, "/" SSH_HOST_KEYS_FILE), *keys = NULL;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *path = strjoin(hosts[i].data_dir, "/" SSH_HOST_KEYS_FILE), *keys = NULL;
                 char *line, *save = NULL;
 
                 if (!path)
@@ -77,7 +76,7 @@ int ssh_known_hosts_write(Manager *m) {
                 if (read_full_file(path, &keys, NULL, 64 * 1024) < 0)
                         continue;
                 for (line = strtok_r(keys, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-                        char *entry = strjoin(vm->config->name, ".zvm ", line);
+                        char *entry = strjoin(hosts[i].name, ".zvm ", line);
 
                         if (!entry || strv_push(&lines, entry) < 0) {
                                 free(entry);
@@ -88,47 +87,45 @@ int ssh_known_hosts_write(Manager *m) {
         out = lines_join(lines);
         if (!out)
                 return -ENOMEM;
-        r = write_file_atomic(m->paths.data, SSH_KNOWN_HOSTS_FILE, out, strlen(out), 0644);
+        r = write_file_atomic(data, SSH_KNOWN_HOSTS_FILE, out, strlen(out), 0644);
         if (r < 0)
-                return log_warning_errno(r, "Cannot write %s/%s: %m", m->paths.data, SSH_KNOWN_HOSTS_FILE);
+                return log_warning_errno(r, "Cannot write %s/%s: %m", data, SSH_KNOWN_HOSTS_FILE);
         return 0;
 }
 
-static void record_host_keys(Vm *vm) {
-        _cleanup_free_ char *keys = host_keys_from_ready(vm), *path = NULL, *old = NULL;
+int ssh_record_host_keys(const VmAgent *a, const char *data_dir) {
+        _cleanup_free_ char *keys = host_keys_from_ready(a), *path = NULL, *old = NULL;
         int r;
 
         if (!keys)
-                return;         /* no sshd in this guest (tiny), or keys not made yet */
-        path = strjoin(vm->data_dir, "/" SSH_HOST_KEYS_FILE);
+                return 0;       /* no sshd in this guest (tiny), or keys not made yet */
+        path = strjoin(data_dir, "/" SSH_HOST_KEYS_FILE);
         if (!path)
-                return;
+                return -ENOMEM;
         if (read_full_file(path, &old, NULL, 64 * 1024) >= 0 && streq(old, keys))
-                return;
+                return 0;
         if (old)
-                log_notice("VM %u (%s): the guest's ssh host keys changed", vm->vmid, vm->config->name);
-        r = write_file_atomic(vm->data_dir, SSH_HOST_KEYS_FILE, keys, strlen(keys), 0644);
-        if (r < 0) {
-                log_warning_errno(r, "VM %u: cannot record its ssh host keys: %m", vm->vmid);
-                return;
-        }
-        (void) ssh_known_hosts_write(vm->manager);
+                log_notice("VM %u: the guest's ssh host keys changed", a->vmid);
+        r = write_file_atomic(data_dir, SSH_HOST_KEYS_FILE, keys, strlen(keys), 0644);
+        if (r < 0)
+                return log_warning_errno(r, "VM %u: cannot record its ssh host keys: %m", a->vmid);
+        return 1;
 }
 
-static void on_keys_pushed(Vm *vm, json_object *response, const char *code, const char *message, void *userdata) {
+static void on_keys_pushed(VmAgent *a, json_object *response, const char *code, const char *message,
+                           void *userdata) {
         if (response)
-                log_info("VM %u (%s): %zu ssh key(s) installed for root", vm->vmid, vm->config->name,
-                         strv_length(vm->config->sshkeys));
+                log_info("VM %u: %zu ssh key(s) installed for root", a->vmid, (size_t) (uintptr_t) userdata);
         else
-                log_warning("VM %u (%s): cannot install ssh keys through the agent: %s (%s)", vm->vmid,
-                            vm->config->name, strnull(message), strnull(code));
+                log_warning("VM %u: cannot install ssh keys through the agent: %s (%s)", a->vmid, strnull(message),
+                            strnull(code));
 }
 
-void ssh_push_authorized_keys(Vm *vm) {
+void ssh_push_authorized_keys(VmAgent *a, char *const *sshkeys) {
         json_object *req, *keys;
         int r;
 
-        if (strv_length(vm->config->sshkeys) == 0)
+        if (strv_length(sshkeys) == 0)
                 return;         /* keys managed inside the guest: leave them alone */
         req = json_object_new_object();
         keys = json_object_new_array();
@@ -137,17 +134,13 @@ void ssh_push_authorized_keys(Vm *vm) {
                 json_object_put(keys);
                 return;
         }
-        STRV_FOREACH(k, vm->config->sshkeys)
+        STRV_FOREACH(k, sshkeys)
                 json_object_array_add(keys, json_object_new_string(*k));
         json_object_object_add(req, "op", json_object_new_string("set-authorized-keys"));
         json_object_object_add(req, "user", json_object_new_string("root"));
         json_object_object_add(req, "keys", keys);
-        r = agent_call(vm, req, SSH_PUSH_TIMEOUT_USEC, on_keys_pushed, NULL, NULL);      /* takes req */
+        r = agent_call(a, req, SSH_PUSH_TIMEOUT_USEC, on_keys_pushed, (void *) (uintptr_t) strv_length(sshkeys),
+                       NULL);   /* takes req */
         if (r < 0)
-                log_warning_errno(r, "VM %u: cannot reach the agent to install ssh keys: %m", vm->vmid);
-}
-
-void ssh_on_agent_ready(Vm *vm) {
-        record_host_keys(vm);
-        ssh_push_authorized_keys(vm);
+                log_warning_errno(r, "VM %u: cannot reach the agent to install ssh keys: %m", a->vmid);
 }

@@ -14,17 +14,27 @@
  *    through the agent's set-authorized-keys.
  */
 
-typedef struct Manager Manager;
-typedef struct Vm Vm;
+#include <stddef.h>
+
+typedef struct VmAgent VmAgent;
 
 #define SSH_HOST_KEYS_FILE "ssh_host_keys"
 #define SSH_KNOWN_HOSTS_FILE "ssh_known_hosts"
 #define SSH_HOST_KEYS_MAX 8U
 
-/* On READY: records the host keys and pushes the authorized keys. */
-void ssh_on_agent_ready(Vm *vm);
-/* Pushes the VM's sshkeys to its agent now (config changed while ready). */
-void ssh_push_authorized_keys(Vm *vm);
-/* Rewrites <data>/ssh_known_hosts from every VM's recorded keys (after a
+/* One VM's lines in known_hosts: "NAME.zvm KEY" for each key recorded in
+ * DATA_DIR/ssh_host_keys. */
+typedef struct SshKnownHost {
+        const char *name;
+        const char *data_dir;
+} SshKnownHost;
+
+/* On READY: records the host keys of a->info in DATA_DIR/ssh_host_keys.
+ * > 0 when they changed (the caller rewrites known_hosts), 0 when not. */
+int ssh_record_host_keys(const VmAgent *a, const char *data_dir);
+/* Pushes these keys to the agent's root authorized_keys (on READY, and when
+ * the config changes while ready). No keys: the guest's own are left alone. */
+void ssh_push_authorized_keys(VmAgent *a, char *const *sshkeys);
+/* Rewrites DATA/ssh_known_hosts from these VMs' recorded keys (after a
  * start, a delete, a rename). */
-int ssh_known_hosts_write(Manager *m);
+int ssh_known_hosts_write(const char *data, const SshKnownHost *hosts, size_t n);

@@ -23,14 +23,13 @@
 #include "fileio.h"
 #include "log.h"
 #include "macro.h"
-#include "manager.h"
 #include "process.h"
 #include "string-util.h"
 #include "template-internal.h"
 #include "time-util.h"
 
-static char *records_dir(Manager *m) {
-        return strjoin(m->paths.run, "/template-builds");
+static char *records_dir(Templates *t) {
+        return strjoin(t->paths->run, "/template-builds");
 }
 
 static char *record_name(const char *name) {
@@ -38,7 +37,7 @@ static char *record_name(const char *name) {
 }
 
 int build_record_save(TemplateBuild *b) {
-        _cleanup_free_ char *dir = records_dir(b->manager), *name = record_name(b->name), *text = NULL;
+        _cleanup_free_ char *dir = records_dir(b->templates), *name = record_name(b->name), *text = NULL;
         int r;
 
         if (!dir || !name)
@@ -59,7 +58,7 @@ int build_record_save(TemplateBuild *b) {
 }
 
 void build_record_remove(TemplateBuild *b) {
-        _cleanup_free_ char *dir = records_dir(b->manager), *name = record_name(b->name);
+        _cleanup_free_ char *dir = records_dir(b->templates), *name = record_name(b->name);
         _cleanup_free_ char *path = dir && name ? strjoin(dir, "/", name) : NULL;
 
         if (path)
@@ -68,7 +67,7 @@ void build_record_remove(TemplateBuild *b) {
 
 /* A TemplateBuild from a record (taking its strings); NULL if the record is
  * unusable. */
-static TemplateBuild *build_from_record(Manager *m, const char *name, BuildRecord *rec) {
+static TemplateBuild *build_from_record(Templates *t, const char *name, BuildRecord *rec) {
         TemplateBuild *b;
 
         if (!template_name_is_valid(name) || !template_profile_is_valid(rec->profile))
@@ -76,7 +75,7 @@ static TemplateBuild *build_from_record(Manager *m, const char *name, BuildRecor
         b = calloc(1, sizeof(*b));
         if (!b)
                 return NULL;
-        *b = (TemplateBuild) { .manager = m, .pidfd = -EBADF, .state = BUILD_RUNNING, .adopted = true };
+        *b = (TemplateBuild) { .templates = t, .pidfd = -EBADF, .state = BUILD_RUNNING, .adopted = true };
         b->name = strdup(name);
         if (!b->name)
                 return build_free(b);
@@ -92,7 +91,7 @@ static TemplateBuild *build_from_record(Manager *m, const char *name, BuildRecor
 
 /* Watches a live builder; <0 if it is gone (or not ours any more). */
 static int build_watch(TemplateBuild *b) {
-        Manager *m = b->manager;
+        Templates *t = b->templates;
         int64_t elapsed = (int64_t) time(NULL) - b->started_wall;
         uint64_t left_s;
         int r;
@@ -103,16 +102,16 @@ static int build_watch(TemplateBuild *b) {
         elapsed = MIN(MAX(elapsed, 0), (int64_t) build_timeout_s());
         left_s = MAX((uint64_t) build_timeout_s() - (uint64_t) elapsed, 1U);
         b->started_mono = now_usec(CLOCK_MONOTONIC) - (uint64_t) elapsed * 1000000ULL;
-        r = sd_event_add_io(m->event, &b->exit_source, b->pidfd, EPOLLIN, build_on_exit, b);
+        r = sd_event_add_io(t->event, &b->exit_source, b->pidfd, EPOLLIN, build_on_exit, b);
         if (r >= 0)
-                r = sd_event_add_time_relative(m->event, &b->timeout_source, CLOCK_MONOTONIC, left_s * 1000000ULL, 0,
+                r = sd_event_add_time_relative(t->event, &b->timeout_source, CLOCK_MONOTONIC, left_s * 1000000ULL, 0,
                                                build_on_timeout, b);
         return r;
 }
 
 /* A builder that ended while no zvmd ran: done if its image is there. */
 static void build_ended_unwatched(TemplateBuild *b) {
-        _cleanup_free_ char *img = image_path(b->manager, b->name);
+        _cleanup_free_ char *img = image_path(b->templates, b->name);
 
         b->pid = 0;
         b->seconds = 0;
@@ -127,7 +126,7 @@ static void build_ended_unwatched(TemplateBuild *b) {
         }
 }
 
-static void adopt_one(Manager *m, int dfd, const char *dir, const char *file) {
+static void adopt_one(Templates *t, int dfd, const char *dir, const char *file) {
         _cleanup_free_ char *name = NULL, *text = NULL, *path = strjoin(dir, "/", file);
         TemplateBuild *b = NULL, **nb;
         BuildRecord rec = {};
@@ -140,18 +139,18 @@ static void adopt_one(Manager *m, int dfd, const char *dir, const char *file) {
         if (!name || !path || read_full_file(path, &text, &len, BUILD_RECORD_MAX) < 0 ||
             build_record_parse(text, len, &rec) < 0)
                 goto drop;
-        if (!build_find(m, name))
-                b = build_from_record(m, name, &rec);
+        if (!build_find(t, name))
+                b = build_from_record(t, name, &rec);
         build_record_done(&rec);
         if (!b)
                 goto drop;
-        nb = reallocarray(m->template_builds, m->n_template_builds + 1, sizeof(*nb));
+        nb = reallocarray(t->builds, t->n_builds + 1, sizeof(*nb));
         if (!nb) {
                 build_free(b);
                 goto drop;
         }
-        m->template_builds = nb;
-        m->template_builds[m->n_template_builds++] = b;
+        t->builds = nb;
+        t->builds[t->n_builds++] = b;
         if (build_watch(b) >= 0) {
                 log_info("Template %s: adopted its running build (pid %d)", b->name, (int) b->pid);
                 return;         /* the record stays until the build ends */
@@ -163,8 +162,8 @@ drop:
         (void) unlinkat(dfd, file, 0);
 }
 
-void template_builds_adopt(Manager *m) {
-        _cleanup_free_ char *dir = records_dir(m);
+void template_builds_adopt(Templates *t) {
+        _cleanup_free_ char *dir = records_dir(t);
         DIR *d = dir ? opendir(dir) : NULL;
         struct dirent *de;
 
@@ -172,6 +171,6 @@ void template_builds_adopt(Manager *m) {
                 return;
         while ((de = readdir(d)))
                 if (de->d_name[0] != '.')
-                        adopt_one(m, dirfd(d), dir, de->d_name);
+                        adopt_one(t, dirfd(d), dir, de->d_name);
         closedir(d);
 }

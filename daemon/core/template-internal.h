@@ -19,7 +19,7 @@ typedef enum BuildState {
 } BuildState;
 
 struct TemplateBuild {
-        Manager *manager;
+        Templates *templates;
         char *name, *profile, *suite;
         char **include;
         char *log_path;
@@ -37,9 +37,9 @@ struct TemplateBuild {
 };
 
 /* template.c */
-char *image_path(Manager *m, const char *name);
+char *image_path(Templates *t, const char *name);
 bool file_exists(const char *path);
-TemplateBuild *build_find(Manager *m, const char *name);
+TemplateBuild *build_find(Templates *t, const char *name);
 TemplateBuild *build_free(TemplateBuild *b);
 void build_write_meta(TemplateBuild *b);
 int build_on_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata);
@@ -52,4 +52,4 @@ void build_record_remove(TemplateBuild *b);
 /* Takes over the builds an earlier zvmd recorded: a live builder (same
  * pid and start time) as a running build, a finished one by whether its
  * image exists. */
-void template_builds_adopt(Manager *m);
+void template_builds_adopt(Templates *t);

@@ -18,13 +18,11 @@
 #include "log.h"
 #include "loop.h"
 #include "macro.h"
-#include "manager.h"
 #include "process.h"
 #include "string-util.h"
 #include "template.h"
 #include "template-internal.h"
 #include "time-util.h"
-#include "vm.h"
 
 #define TEMPLATE_BUILDS_MAX 4U
 #define TEMPLATE_LOG_CHUNK_MAX (64U * 1024U)
@@ -59,16 +57,16 @@ bool template_suite_is_valid(const char *s) {
 
 /* ---- paths ---------------------------------------------------------------------- */
 
-char *image_path(Manager *m, const char *name) {
-        return strjoin(m->paths.templates, "/", name, ".img");
+char *image_path(Templates *t, const char *name) {
+        return strjoin(t->paths->templates, "/", name, ".img");
 }
 
 static char *meta_name(const char *name) {
         return strjoin(".", name, ".json");
 }
 
-static char *builtin_path(Manager *m, const char *name) {
-        return strjoin(m->paths.guest_dir, "/rootfs-", name, ".img");
+static char *builtin_path(Templates *t, const char *name) {
+        return strjoin(t->paths->guest_dir, "/rootfs-", name, ".img");
 }
 
 bool file_exists(const char *path) {
@@ -77,15 +75,15 @@ bool file_exists(const char *path) {
 
 /* ---- builds --------------------------------------------------------------------- */
 
-TemplateBuild *build_find(Manager *m, const char *name) {
-        for (size_t i = 0; i < m->n_template_builds; i++)
-                if (streq(m->template_builds[i]->name, name))
-                        return m->template_builds[i];
+TemplateBuild *build_find(Templates *t, const char *name) {
+        for (size_t i = 0; i < t->n_builds; i++)
+                if (streq(t->builds[i]->name, name))
+                        return t->builds[i];
         return NULL;
 }
 
-bool template_is_building(Manager *m, const char *name) {
-        TemplateBuild *b = build_find(m, name);
+bool template_is_building(Templates *t, const char *name) {
+        TemplateBuild *b = build_find(t, name);
 
         return b && b->state == BUILD_RUNNING;
 }
@@ -113,20 +111,20 @@ TemplateBuild *build_free(TemplateBuild *b) {
         return mfree(b);
 }
 
-static void build_remove(Manager *m, TemplateBuild *b) {
-        for (size_t i = 0; i < m->n_template_builds; i++)
-                if (m->template_builds[i] == b) {
-                        memmove(m->template_builds + i, m->template_builds + i + 1,
-                                (m->n_template_builds - i - 1) * sizeof(*m->template_builds));
-                        m->n_template_builds--;
+static void build_remove(Templates *t, TemplateBuild *b) {
+        for (size_t i = 0; i < t->n_builds; i++)
+                if (t->builds[i] == b) {
+                        memmove(t->builds + i, t->builds + i + 1,
+                                (t->n_builds - i - 1) * sizeof(*t->builds));
+                        t->n_builds--;
                         break;
                 }
         build_free(b);
 }
 
-void template_builds_free(Manager *m) {
-        for (size_t i = 0; i < m->n_template_builds; i++) {
-                TemplateBuild *b = m->template_builds[i];
+void template_builds_free(Templates *t) {
+        for (size_t i = 0; i < t->n_builds; i++) {
+                TemplateBuild *b = t->builds[i];
 
                 if (b->state == BUILD_RUNNING && b->pid > 0) {
                         struct pollfd p = { .fd = b->pidfd, .events = POLLIN };
@@ -142,8 +140,8 @@ void template_builds_free(Manager *m) {
                 }
                 build_free(b);
         }
-        m->template_builds = mfree(m->template_builds);
-        m->n_template_builds = 0;
+        t->builds = mfree(t->builds);
+        t->n_builds = 0;
 }
 
 /* The builder's last line that says what went wrong, for the API's error. */
@@ -174,7 +172,7 @@ static char *log_error_line(const char *log_path) {
 }
 
 void build_write_meta(TemplateBuild *b) {
-        Manager *m = b->manager;
+        Templates *t = b->templates;
         _cleanup_free_ char *name = meta_name(b->name);
         json_object *o = json_object_new_object(), *inc = json_object_new_array();
         const char *text;
@@ -193,7 +191,7 @@ void build_write_meta(TemplateBuild *b) {
         json_object_object_add(o, "built", json_object_new_int64(time(NULL)));
         json_object_object_add(o, "build_seconds", json_object_new_double(b->seconds));
         text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-        if (write_file_atomic(m->paths.templates, name, text, strlen(text), 0644) < 0)
+        if (write_file_atomic(t->paths->templates, name, text, strlen(text), 0644) < 0)
                 log_warning("Template %s: cannot write its metadata", b->name);
         json_object_put(o);
 }
@@ -201,7 +199,7 @@ void build_write_meta(TemplateBuild *b) {
 /* status: the builder's wait status; -1 for an adopted builder (not our
  * child): then the image alone tells whether it succeeded. */
 static void build_finish(TemplateBuild *b, int status) {
-        _cleanup_free_ char *img = image_path(b->manager, b->name);
+        _cleanup_free_ char *img = image_path(b->templates, b->name);
         bool ok = (status == -1 || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) && file_exists(img);
 
         b->seconds = (double) (now_usec(CLOCK_MONOTONIC) - b->started_mono) / 1e6;
@@ -261,9 +259,9 @@ unsigned build_timeout_s(void) {
 }
 
 static int build_spawn(TemplateBuild *b) {
-        Manager *m = b->manager;
-        _cleanup_free_ char *out = image_path(m, b->name), *include = NULL, *logdir = NULL;
-        const char *cache = getenv("ZVM_CACHE_DIR") ?: m->paths.cache;
+        Templates *t = b->templates;
+        _cleanup_free_ char *out = image_path(t, b->name), *include = NULL, *logdir = NULL;
+        const char *cache = getenv("ZVM_CACHE_DIR") ?: t->paths->cache;
         _cleanup_close_ int log_fd = -EBADF;
         const char *argv[16];
         size_t n = 0;
@@ -276,7 +274,7 @@ static int build_spawn(TemplateBuild *b) {
                 if (!include)
                         return -ENOMEM;
         }
-        logdir = strjoin(m->paths.cache, "/template-logs");
+        logdir = strjoin(t->paths->cache, "/template-logs");
         if (!logdir)
                 return -ENOMEM;
         r = mkdir_p(logdir, 0755);
@@ -289,7 +287,7 @@ static int build_spawn(TemplateBuild *b) {
         if (log_fd < 0)
                 return -errno;
 
-        argv[n++] = m->paths.mktemplate;
+        argv[n++] = t->paths->mktemplate;
         argv[n++] = "--profile";
         argv[n++] = b->profile;
         if (b->suite) {
@@ -301,7 +299,7 @@ static int build_spawn(TemplateBuild *b) {
                 argv[n++] = include;
         }
         argv[n++] = "--agent";
-        argv[n++] = m->paths.agent_binary;
+        argv[n++] = t->paths->agent_binary;
         argv[n++] = "--cache-dir";
         argv[n++] = cache;
         argv[n++] = out;
@@ -318,9 +316,9 @@ static int build_spawn(TemplateBuild *b) {
                 (void) waitpid(b->pid, NULL, 0);
                 return r;
         }
-        r = sd_event_add_io(m->event, &b->exit_source, b->pidfd, EPOLLIN, build_on_exit, b);
+        r = sd_event_add_io(t->event, &b->exit_source, b->pidfd, EPOLLIN, build_on_exit, b);
         if (r >= 0)
-                r = sd_event_add_time_relative(m->event, &b->timeout_source, CLOCK_MONOTONIC,
+                r = sd_event_add_time_relative(t->event, &b->timeout_source, CLOCK_MONOTONIC,
                                                (uint64_t) build_timeout_s() * 1000000ULL, 0, build_on_timeout, b);
         if (r < 0) {
                 (void) kill(-b->pid, SIGKILL);
@@ -341,9 +339,9 @@ static int build_spawn(TemplateBuild *b) {
 /* ---- sweeping ------------------------------------------------------------------- */
 
 /* A file a running build's builder may still write: <name>.img.tmp.* */
-static bool build_owns(Manager *m, const char *file) {
-        for (size_t i = 0; i < m->n_template_builds; i++) {
-                TemplateBuild *b = m->template_builds[i];
+static bool build_owns(Templates *t, const char *file) {
+        for (size_t i = 0; i < t->n_builds; i++) {
+                TemplateBuild *b = t->builds[i];
                 const char *rest = b->state == BUILD_RUNNING ? startswith(file, b->name) : NULL;
 
                 if (rest && startswith(rest, ".img.tmp."))
@@ -352,17 +350,17 @@ static bool build_owns(Manager *m, const char *file) {
         return false;
 }
 
-void template_sweep(Manager *m) {
+void template_sweep(Templates *t) {
         DIR *d;
         struct dirent *de;
 
-        template_builds_adopt(m);       /* first: their files are not stale */
-        d = opendir(m->paths.templates);
+        template_builds_adopt(t);       /* first: their files are not stale */
+        d = opendir(t->paths->templates);
         if (!d)
                 return;
         while ((de = readdir(d)))
-                if ((strstr(de->d_name, ".img.tmp.") || startswith(de->d_name, ".#")) && !build_owns(m, de->d_name)) {
-                        log_notice("Removing %s/%s, left by an interrupted template build", m->paths.templates,
+                if ((strstr(de->d_name, ".img.tmp.") || startswith(de->d_name, ".#")) && !build_owns(t, de->d_name)) {
+                        log_notice("Removing %s/%s, left by an interrupted template build", t->paths->templates,
                                    de->d_name);
                         (void) unlinkat(dirfd(d), de->d_name, 0);
                 }
@@ -373,25 +371,19 @@ void template_sweep(Manager *m) {
 
 /* The names of the VMs whose rootfs is this template: a strv, NULL for
  * none. */
-static int template_users(Manager *m, const char *name, char ***ret) {
-        _cleanup_strv_free_ char **l = NULL;
-
-        /* A running VM still uses the template it started with, whatever
-         * its pending rootfs says. */
-        for (size_t i = 0; i < m->n_vms; i++)
-                if ((streq_ptr(m->vms[i]->config->rootfs_template, name) ||
-                     streq_ptr(vm_running_config(m->vms[i])->rootfs_template, name)) &&
-                    strv_extend(&l, m->vms[i]->config->name) < 0)
-                        return -ENOMEM;
-        *ret = TAKE_PTR(l);
-        return 0;
+static int template_users(Templates *t, const char *name, char ***ret) {
+        if (!t->users) {
+                *ret = NULL;
+                return 0;
+        }
+        return t->users(name, ret, t->userdata);
 }
 
-static json_object *used_by(Manager *m, const char *name) {
+static json_object *used_by(Templates *t, const char *name) {
         _cleanup_strv_free_ char **users = NULL;
         json_object *a = json_object_new_array();
 
-        if (template_users(m, name, &users) < 0) {
+        if (template_users(t, name, &users) < 0) {
                 json_object_put(a);
                 return NULL;
         }
@@ -421,9 +413,9 @@ static void add_build(json_object *o, TemplateBuild *b) {
 
 /* One template, as the API shows it. path: its image, or NULL while it
  * only exists as a build. */
-static json_object *template_json(Manager *m, const char *name, const char *path, bool builtin) {
+static json_object *template_json(Templates *t, const char *name, const char *path, bool builtin) {
         json_object *o = json_object_new_object(), *meta = NULL, *v;
-        TemplateBuild *b = build_find(m, name);
+        TemplateBuild *b = build_find(t, name);
         struct stat st;
 
         if (!o)
@@ -439,7 +431,7 @@ static json_object *template_json(Manager *m, const char *name, const char *path
                 json_object_object_add(o, "disk_usage", json_object_new_int64((int64_t) st.st_blocks * 512));
                 json_object_object_add(o, "created", json_object_new_int64((int64_t) st.st_mtime));
                 json_object_object_add(o, "builtin", json_object_new_boolean(builtin));
-                mpath = mname ? strjoin(m->paths.templates, "/", mname) : NULL;
+                mpath = mname ? strjoin(t->paths->templates, "/", mname) : NULL;
                 if (builtin)
                         json_object_object_add(o, "profile", json_object_new_string(name));
                 else if (mpath && read_full_file(mpath, &text, NULL, TEMPLATE_META_MAX) >= 0 &&
@@ -456,15 +448,15 @@ static json_object *template_json(Manager *m, const char *name, const char *path
                 if (b)
                         json_object_object_add(o, "profile", json_object_new_string(b->profile));
         }
-        json_object_object_add(o, "used_by", used_by(m, name));
+        json_object_object_add(o, "used_by", used_by(t, name));
         if (b)
                 add_build(o, b);
         return o;
 }
 
 /* Finds a template by name: its image (user's first, then built-in). */
-static int template_lookup(Manager *m, const char *name, char **ret_path, bool *ret_builtin) {
-        _cleanup_free_ char *a = image_path(m, name), *b = builtin_path(m, name);
+static int template_lookup(Templates *t, const char *name, char **ret_path, bool *ret_builtin) {
+        _cleanup_free_ char *a = image_path(t, name), *b = builtin_path(t, name);
 
         if (!a || !b)
                 return -ENOMEM;
@@ -492,7 +484,7 @@ static bool name_seen(json_object *a, const char *name) {
         return false;
 }
 
-static void list_dir(Manager *m, json_object *a, const char *dir, const char *prefix, bool builtin) {
+static void list_dir(Templates *t, json_object *a, const char *dir, const char *prefix, bool builtin) {
         DIR *d = opendir(dir);
         struct dirent *de;
 
@@ -509,7 +501,7 @@ static void list_dir(Manager *m, json_object *a, const char *dir, const char *pr
                 path = strjoin(dir, "/", n);
                 if (!name || !path || !template_name_is_valid(name) || name_seen(a, name))
                         continue;
-                json_object_array_add(a, template_json(m, name, path, builtin));
+                json_object_array_add(a, template_json(t, name, path, builtin));
         }
         closedir(d);
 }
@@ -529,22 +521,22 @@ bool template_profile_is_valid(const char *p) {
         return streq(p, "tiny") || streq(p, "standard") || streq(p, "llm");
 }
 
-int template_list_json(Manager *m, json_object **ret) {
+int template_list_json(Templates *t, json_object **ret) {
         json_object *a = json_object_new_array();
 
         if (!a)
                 return -ENOMEM;
-        list_dir(m, a, m->paths.templates, "", false);
-        list_dir(m, a, m->paths.guest_dir, "rootfs-", true);
-        for (size_t i = 0; i < m->n_template_builds; i++)
-                if (!name_seen(a, m->template_builds[i]->name))
-                        json_object_array_add(a, template_json(m, m->template_builds[i]->name, NULL, false));
+        list_dir(t, a, t->paths->templates, "", false);
+        list_dir(t, a, t->paths->guest_dir, "rootfs-", true);
+        for (size_t i = 0; i < t->n_builds; i++)
+                if (!name_seen(a, t->builds[i]->name))
+                        json_object_array_add(a, template_json(t, t->builds[i]->name, NULL, false));
         json_object_array_sort(a, cmp_name);
         *ret = a;
         return 0;
 }
 
-int template_build(Manager *m, const char *name, const char *profile, const char *suite, char ***include,
+int template_build(Templates *t, const char *name, const char *profile, const char *suite, char ***include,
                    json_object **ret, char **ret_error) {
         _cleanup_free_ char *existing = NULL;
         TemplateBuild *b = NULL, *old, **nb;
@@ -552,35 +544,35 @@ int template_build(Manager *m, const char *name, const char *profile, const char
         size_t running = 0;
         int r;
 
-        if (template_is_building(m, name))
+        if (template_is_building(t, name))
                 return set_error(ret_error, "template '%s' is being built already", name), -EBUSY;
-        if (template_lookup(m, name, &existing, &builtin) >= 0)
+        if (template_lookup(t, name, &existing, &builtin) >= 0)
                 return set_error(ret_error, "template '%s' exists: remove it first (zvm template rm %s)", name, name),
                        -EEXIST;
-        for (size_t i = 0; i < m->n_template_builds; i++)
-                running += m->template_builds[i]->state == BUILD_RUNNING;
+        for (size_t i = 0; i < t->n_builds; i++)
+                running += t->builds[i]->state == BUILD_RUNNING;
         if (running >= TEMPLATE_BUILDS_MAX)
                 return set_error(ret_error, "%zu template builds are running already", running), -EAGAIN;
-        if (access(m->paths.mktemplate, X_OK) < 0)
-                return set_error(ret_error, "the template builder %s is missing: %s", m->paths.mktemplate,
+        if (access(t->paths->mktemplate, X_OK) < 0)
+                return set_error(ret_error, "the template builder %s is missing: %s", t->paths->mktemplate,
                                  errno_str(errno)), -ENOENT;
 
         b = calloc(1, sizeof(*b));
         if (!b)
                 return -ENOMEM;
-        *b = (TemplateBuild) { .manager = m, .pidfd = -EBADF, .state = BUILD_RUNNING };
+        *b = (TemplateBuild) { .templates = t, .pidfd = -EBADF, .state = BUILD_RUNNING };
         b->name = strdup(name);
         b->profile = strdup(profile);
         if (!b->name || !b->profile || (suite && !(b->suite = strdup(suite)))) {
                 build_free(b);
                 return -ENOMEM;
         }
-        nb = reallocarray(m->template_builds, m->n_template_builds + 1, sizeof(*nb));
+        nb = reallocarray(t->builds, t->n_builds + 1, sizeof(*nb));
         if (!nb) {
                 build_free(b);
                 return -ENOMEM;
         }
-        m->template_builds = nb;
+        t->builds = nb;
         b->include = TAKE_PTR(*include);
         r = build_spawn(b);
         if (r < 0) {
@@ -588,32 +580,32 @@ int template_build(Manager *m, const char *name, const char *profile, const char
                 build_free(b);
                 return set_error(ret_error, "cannot start the template builder: %s", errno_str(r)), -EIO;
         }
-        old = build_find(m, name);
+        old = build_find(t, name);
         if (old)
-                build_remove(m, old);
-        m->template_builds[m->n_template_builds++] = b;
-        *ret = template_json(m, name, NULL, false);
+                build_remove(t, old);
+        t->builds[t->n_builds++] = b;
+        *ret = template_json(t, name, NULL, false);
         return 0;
 }
 
-int template_get_json(Manager *m, const char *name, json_object **ret) {
+int template_get_json(Templates *t, const char *name, json_object **ret) {
         _cleanup_free_ char *path = NULL;
         bool builtin = false;
         json_object *j;
         int r;
 
-        r = template_lookup(m, name, &path, &builtin);
-        if (r == -ENOENT && !build_find(m, name))
+        r = template_lookup(t, name, &path, &builtin);
+        if (r == -ENOENT && !build_find(t, name))
                 return -ENOENT;
-        j = template_json(m, name, path, builtin);
+        j = template_json(t, name, path, builtin);
         if (!j)
                 return -ENOMEM;
         *ret = j;
         return 0;
 }
 
-int template_read_log(Manager *m, const char *name, uint64_t offset, char **ret, size_t *ret_size) {
-        TemplateBuild *b = build_find(m, name);
+int template_read_log(Templates *t, const char *name, uint64_t offset, char **ret, size_t *ret_size) {
+        TemplateBuild *b = build_find(t, name);
         _cleanup_free_ char *buf = NULL;
         _cleanup_close_ int fd = -EBADF;
         ssize_t n;
@@ -634,8 +626,8 @@ int template_read_log(Manager *m, const char *name, uint64_t offset, char **ret,
         return 0;
 }
 
-int template_delete(Manager *m, const char *name, json_object **ret, char **ret_error) {
-        TemplateBuild *b = build_find(m, name);
+int template_delete(Templates *t, const char *name, json_object **ret, char **ret_error) {
+        TemplateBuild *b = build_find(t, name);
         _cleanup_free_ char *path = NULL, *meta = NULL;
         _cleanup_strv_free_ char **users = NULL;
         json_object *j;
@@ -647,13 +639,13 @@ int template_delete(Manager *m, const char *name, json_object **ret, char **ret_
                 free(b->error);
                 b->error = strdup("cancelled");
                 build_kill(b);
-                *ret = template_json(m, name, NULL, false);
+                *ret = template_json(t, name, NULL, false);
                 return 0;
         }
-        r = template_lookup(m, name, &path, &builtin);
+        r = template_lookup(t, name, &path, &builtin);
         if (r == -ENOENT) {
                 if (b) {        /* only a failed build to forget */
-                        build_remove(m, b);
+                        build_remove(t, b);
                         *ret = json_object_new_object();
                         return 0;
                 }
@@ -663,7 +655,7 @@ int template_delete(Manager *m, const char *name, json_object **ret, char **ret_
                 return r;
         if (builtin)
                 return set_error(ret_error, "template '%s' is built in (%s), shipped with zvm", name, path), -EPERM;
-        if (template_users(m, name, &users) < 0)
+        if (template_users(t, name, &users) < 0)
                 return -ENOMEM;
         if (users) {
                 _cleanup_free_ char *list = strv_join(users, ", ");
@@ -673,7 +665,7 @@ int template_delete(Manager *m, const char *name, json_object **ret, char **ret_
                                  strnull(list)),
                        -EBUSY;
         }
-        j = template_json(m, name, path, false);
+        j = template_json(t, name, path, false);
         if (unlink(path) < 0) {
                 r = -errno;
                 json_object_put(j);
@@ -681,13 +673,13 @@ int template_delete(Manager *m, const char *name, json_object **ret, char **ret_
         }
         meta = meta_name(name);
         if (meta) {
-                _cleanup_free_ char *mpath = strjoin(m->paths.templates, "/", meta);
+                _cleanup_free_ char *mpath = strjoin(t->paths->templates, "/", meta);
 
                 if (mpath)
                         (void) unlink(mpath);
         }
         if (b)
-                build_remove(m, b);
+                build_remove(t, b);
         log_info("Template %s removed", name);
         *ret = j;
         return 0;

@@ -30,9 +30,26 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
-typedef struct Manager Manager;
+#include "paths.h"
+
 typedef struct TemplateBuild TemplateBuild;
+
+/* The names of the VMs whose rootfs is this template (pending or running
+ * config), as a strv; NULL for none. */
+typedef int (*template_users_fn)(const char *name, char ***ret, void *userdata);
+
+/* The templates of one zvmd: given its loop and paths, and how to find a
+ * template's users (the VM registry is above this module). */
+typedef struct Templates {
+        sd_event *event;
+        const Paths *paths;
+        template_users_fn users;
+        void *userdata;
+        TemplateBuild **builds;         /* running, and finished since start */
+        size_t n_builds;
+} Templates;
 
 #define TEMPLATE_NAME_MAX 63U
 #define TEMPLATE_INCLUDE_MAX 64U
@@ -41,11 +58,11 @@ typedef struct TemplateBuild TemplateBuild;
 /* Adopts the builds an earlier zvmd recorded, then removes what killed
  * builds left behind in the templates directory (not an adopted build's
  * files). */
-void template_sweep(Manager *m);
+void template_sweep(Templates *t);
 /* Cancels every build (zvmd is exiting). */
-void template_builds_free(Manager *m);
+void template_builds_free(Templates *t);
 /* Whether a build of this name is under way. */
-bool template_is_building(Manager *m, const char *name);
+bool template_is_building(Templates *t, const char *name);
 
 /* What a build request may name (the name itself: template_name_is_valid()). */
 bool template_profile_is_valid(const char *profile);   /* tiny, standard, llm */
@@ -53,9 +70,9 @@ bool template_suite_is_valid(const char *suite);
 bool template_package_is_valid(const char *package);    /* a Debian package name */
 
 /* Every template and build, as the API lists them, sorted by name. */
-int template_list_json(Manager *m, json_object **ret);
+int template_list_json(Templates *t, json_object **ret);
 /* One template or build; -ENOENT if neither exists. */
-int template_get_json(Manager *m, const char *name, json_object **ret);
+int template_get_json(Templates *t, const char *name, json_object **ret);
 /*
  * Starts building template `name` (arguments already validated); *include
  * is taken on success. *ret: the build as the API shows it. Errors, with a
@@ -63,14 +80,14 @@ int template_get_json(Manager *m, const char *name, json_object **ret);
  * exists, -EAGAIN TEMPLATE_BUILDS_MAX builds run, -ENOENT the builder is
  * missing, -EIO it could not be started, -ENOMEM.
  */
-int template_build(Manager *m, const char *name, const char *profile, const char *suite, char ***include,
+int template_build(Templates *t, const char *name, const char *profile, const char *suite, char ***include,
                    json_object **ret, char **ret_error);
 /* Up to 64 KiB of the build log from offset; -ENOENT if no build of that
  * name ran since zvmd started. */
-int template_read_log(Manager *m, const char *name, uint64_t offset, char **ret, size_t *ret_size);
+int template_read_log(Templates *t, const char *name, uint64_t offset, char **ret, size_t *ret_size);
 /*
  * Removes a template, cancels its running build, or forgets its failed
  * one. *ret: what was removed, as the API shows it. Errors, with a message
  * in *ret_error: -ENOENT, -EPERM built in, -EBUSY used by a VM, -EIO.
  */
-int template_delete(Manager *m, const char *name, json_object **ret, char **ret_error);
+int template_delete(Templates *t, const char *name, json_object **ret, char **ret_error);

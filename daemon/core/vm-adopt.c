@@ -31,12 +31,10 @@
 #include "log.h"
 #include "loop.h"
 #include "macro.h"
-#include "manager.h"
 #include "process.h"
 #include "process-scan.h"
 #include "qemu-argv.h"
 #include "string-util.h"
-#include "ssh.h"
 #include "time-util.h"
 #include "vm.h"
 #include "vm-internal.h"
@@ -115,7 +113,7 @@ int vm_adopt(Vm *vm) {
         (void) vm_running_load(vm);     /* before anything below uses the run's CID, taps, agent */
 
         if (vm->helper_pid > 0 && pidfd_open_checked(vm->helper_pid, vm->helper_starttime, &vm->helper_pidfd) >= 0)
-                (void) sd_event_add_io(vm->manager->event, &vm->helper_source, vm->helper_pidfd, EPOLLIN,
+                (void) sd_event_add_io(vm->ctx->event, &vm->helper_source, vm->helper_pidfd, EPOLLIN,
                                        vm_on_helper_exit, vm);
         else
                 vm->helper_pid = 0;
@@ -140,17 +138,17 @@ int vm_adopt(Vm *vm) {
                 return 0;
         }
         vm->own_child = false;
-        r = sd_event_add_io(vm->manager->event, &vm->pid_source, vm->pidfd, EPOLLIN, on_adopted_exit, vm);
+        r = sd_event_add_io(vm->ctx->event, &vm->pid_source, vm->pidfd, EPOLLIN, on_adopted_exit, vm);
         if (r < 0)
                 return r;
         vm->state = VM_STATE_RUNNING;
         r = vm_qmp_connect(vm);
         if (r < 0)
                 log_warning_errno(r, "VM %u: re-adopted, but QMP is unreachable: %m", vm->vmid);
-        r = vm_console_open(vm);
+        r = console_open(vm->ctx->event, vm->vmid, vm->run_dir, vm->ctx->console_log_max, &vm->console);
         if (r < 0)
                 log_warning_errno(r, "VM %u: re-adopted, but its serial console cannot be relayed: %m", vm->vmid);
-        r = agent_readopt(vm);
+        r = agent_readopt(&vm->agent, vm_running_config(vm)->agent, vm_running_config(vm)->cid);
         if (r < 0)
                 log_warning_errno(r, "VM %u: re-adopted, but the agent cannot be reached: %m", vm->vmid);
         log_info("VM %u (%s): re-adopted QEMU pid %d", vm->vmid, vm->config->name, (int) vm->pid);

@@ -25,11 +25,9 @@
 #include "fileio.h"
 #include "log.h"
 #include "macro.h"
-#include "manager.h"
 #include "process.h"
 #include "qemu-argv.h"
 #include "string-util.h"
-#include "ssh.h"
 #include "time-util.h"
 #include "vm.h"
 #include "vm-internal.h"
@@ -55,6 +53,8 @@ int vm_status_to_json(Vm *vm, json_object **ret) {
         }
         if (vm->pid > 0 && vm_is_up(vm)) {
                 json_object_object_add(o, "pid", json_object_new_int64(vm->pid));
+                if (vm->helper_pid > 0)
+                        json_object_object_add(o, "helper_pid", json_object_new_int64(vm->helper_pid));
                 json_object_object_add(o, "uptime",
                                        json_object_new_double((double) (now_usec(CLOCK_REALTIME) - vm->started_usec) / 1e6));
                 (void) process_usage(vm->pid, &cpu_ns, &rss);
@@ -63,7 +63,7 @@ int vm_status_to_json(Vm *vm, json_object **ret) {
                 json_object_object_add(o, "cpu_seconds", json_object_new_double((double) cpu_ns / 1e9));
                 json_object_object_add(o, "rss_bytes", json_object_new_int64((int64_t) rss));
                 json_object_object_add(o, "accel", json_object_new_string(vm_accel_to_string(vm->accel)));
-                (void) agent_to_json(vm, o);
+                (void) agent_to_json(&vm->agent, o);
                 if (vm_running_config(vm)->balloon_mib > 0) {
                         json_object_object_add(o, "balloon_target_mib",
                                                json_object_new_int64((int64_t) vm->balloon_target_mib));

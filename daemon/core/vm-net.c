@@ -16,7 +16,6 @@
 #include "log.h"
 #include "loop.h"
 #include "macro.h"
-#include "manager.h"
 #include "process-async.h"
 #include "string-util.h"
 #include "vm.h"
@@ -92,7 +91,7 @@ void vm_taps_remove(Vm *vm) {
                         continue;
                 vm_tap_name(vm, n, tap);
                 char *argv[] = { (char *) "ip", (char *) "link", (char *) "del", tap, NULL };
-                r = process_job_start(vm->manager->event, argv, IP_TIMEOUT_USEC, on_tap_removed, t, &t->jobs[n]);
+                r = process_job_start(vm->ctx->event, argv, IP_TIMEOUT_USEC, on_tap_removed, t, &t->jobs[n]);
                 if (r < 0)
                         log_warning_errno(r, "VM %u: cannot remove tap %s: %m", vm->vmid, tap);
                 else

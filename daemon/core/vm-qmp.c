@@ -28,12 +28,10 @@
 #include "log.h"
 #include "loop.h"
 #include "macro.h"
-#include "manager.h"
 #include "process.h"
 #include "qemu-argv.h"
 #include "socket-util.h"
 #include "string-util.h"
-#include "ssh.h"
 #include "time-util.h"
 #include "vm.h"
 #include "vm-internal.h"
@@ -146,7 +144,7 @@ int vm_qmp_attach(Vm *vm, int fd) {
                 return r;
         }
         qmp_client_set_event_handler(vm->qmp, on_qmp_event, vm);
-        r = sd_event_add_io(vm->manager->event, &vm->qmp_source, qmp_client_fd(vm->qmp), EPOLLIN, on_qmp_io, vm);
+        r = sd_event_add_io(vm->ctx->event, &vm->qmp_source, qmp_client_fd(vm->qmp), EPOLLIN, on_qmp_io, vm);
         if (r < 0) {
                 vm->qmp = qmp_client_free(vm->qmp);
                 return r;

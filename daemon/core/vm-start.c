@@ -34,7 +34,6 @@
 #include "log.h"
 #include "loop.h"
 #include "macro.h"
-#include "manager.h"
 #include "process-async.h"
 #include "process.h"
 #include "qemu-argv.h"
@@ -122,16 +121,16 @@ static int on_scope_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
  * go out (kernel vsock has no helper): systemd reads 0 as the caller, and
  * would move zvmd itself into the VM's scope. */
 static void vm_move_to_scope(Vm *vm) {
-        Manager *m = vm->manager;
+        VmContext *ctx = vm->ctx;
         const pid_t pids[] = { vm->pid, vm->helper_pid };
         char unit[64], desc[128];
         int r;
 
-        if (!m->bus)
+        if (!ctx->bus)
                 return;
         snprintf(unit, sizeof(unit), "zvm-%u.scope", vm->vmid);
         snprintf(desc, sizeof(desc), "zvm VM %u (%s)", vm->vmid, vm->config->name);
-        r = scope_start_async(m->bus, unit, "zvm.slice", desc, pids, ELEMENTSOF(pids), on_scope_reply,
+        r = scope_start_async(ctx->bus, unit, "zvm.slice", desc, pids, ELEMENTSOF(pids), on_scope_reply,
                               (void *) (uintptr_t) vm->vmid);
         if (r < 0)
                 log_warning_errno(r, "VM %u: cannot move QEMU into %s, it stays in zvmd's cgroup: %m", vm->vmid, unit);
@@ -157,15 +156,15 @@ static int on_start_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
  * accelerator, its run dir, its template, a kernel. The writable layer's
  * path is known now; it is made later if missing. */
 static int vm_start_check(Vm *vm, VmStart *s, char **ret_template, char **ret_error) {
-        Manager *m = vm->manager;
+        VmContext *ctx = vm->ctx;
         _cleanup_free_ char *template = NULL, *err = NULL;
-        const char *kernel = vm->config->kernel ? vm->config->kernel : m->host.caps.kernel;
+        const char *kernel = vm->config->kernel ? vm->config->kernel : ctx->host->caps.kernel;
         int r;
 
         if (vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_CRASHED)
                 return set_error(ret_error, "VM %u is %s", vm->vmid, vm_state_to_string(vm->state)), -EBUSY;
 
-        s->accel = qemu_effective_accel(vm->config, &m->host.caps, &err);
+        s->accel = qemu_effective_accel(vm->config, &ctx->host->caps, &err);
         if (s->accel < 0 || err)
                 return set_error(ret_error, "%s", err ? err : "no usable accelerator"), -EINVAL;
 
@@ -174,10 +173,10 @@ static int vm_start_check(Vm *vm, VmStart *s, char **ret_template, char **ret_er
                 return set_error(ret_error, "cannot create %s: %s", vm->run_dir, errno_str(r)), r;
 
         if (vm->config->rootfs_template) {
-                r = paths_template_image(&m->paths, vm->config->rootfs_template, &template);
+                r = paths_template_image(ctx->paths, vm->config->rootfs_template, &template);
                 if (r < 0)
                         return set_error(ret_error, "template '%s' not found (looked in %s and %s)",
-                                         vm->config->rootfs_template, m->paths.templates, m->paths.guest_dir), r;
+                                         vm->config->rootfs_template, ctx->paths->templates, ctx->paths->guest_dir), r;
                 s->upper = strjoin(vm->data_dir, "/upper.img");
                 if (!s->upper)
                         return -ENOMEM;
@@ -192,7 +191,7 @@ static int vm_start_check(Vm *vm, VmStart *s, char **ret_template, char **ret_er
         }
         if (access(kernel, R_OK) < 0)
                 return set_error(ret_error, "kernel %s: %s", kernel, errno_str(errno)), -errno;
-        if (!m->host.caps.vhost_vsock && !m->host.vsock_helper)
+        if (!ctx->host->caps.vhost_vsock && !ctx->host->vsock_helper)
                 return set_error(ret_error, "hybrid vsock needs vhost-device-vsock, which is not installed "
                                             "(scripts/install-deps installs it)"), -ENOENT;
         *ret_template = TAKE_PTR(template);
@@ -211,7 +210,7 @@ static void vm_reset_run_record(Vm *vm) {
 
 /* Sockets, the agent's secret, the argv: everything QEMU will be given. */
 static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret_error) {
-        Host *h = &vm->manager->host;
+        const Host *h = vm->ctx->host;
         _cleanup_free_ char *vhost_sock = vm_run_path(vm, "vhost-vsock.sock"), *secret = NULL, *err = NULL;
         VmPaths vp;
         int r;
@@ -234,10 +233,10 @@ static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret
         r = vm_qmp_listen(vm, &s->qmp_fd);
         if (r < 0)
                 return set_error(ret_error, "cannot create the QMP socket: %s", errno_str(r)), r;
-        r = vm_console_listen_serial(vm, &s->serial_fd);
+        r = console_listen_serial(vm->run_dir, &s->serial_fd);
         if (r < 0)
                 return set_error(ret_error, "cannot create the serial console socket: %s", errno_str(r)), r;
-        r = agent_prepare(vm, &secret);
+        r = agent_prepare(&vm->agent, vm_running_config(vm)->agent, vm_running_config(vm)->cid, &secret);
         if (r < 0)
                 return set_error(ret_error, "cannot prepare the guest agent's secret and listener: %s",
                                  errno_str(r)), r;
@@ -267,7 +266,7 @@ static int vm_watch_qemu(Vm *vm) {
         if (r >= 0)
                 r = pidfd_open_checked(vm->pid, vm->starttime, &vm->pidfd);
         if (r >= 0)
-                r = sd_event_add_child_pidfd(vm->manager->event, &vm->pid_source, vm->pidfd, WEXITED,
+                r = sd_event_add_child_pidfd(vm->ctx->event, &vm->pid_source, vm->pidfd, WEXITED,
                                              vm_on_qemu_child, vm);
         if (r < 0) {
                 int status = 0;
@@ -307,7 +306,7 @@ static void step_qemu(VmStart *s) {
         log_debug("VM %u: %s", vm->vmid, strnull(cmd));
         if (cmd)
                 (void) loop_write(log_fd, cmd, strlen(cmd), false), (void) loop_write(log_fd, "\n", 1, false);
-        r = process_spawn(s->argv, keep_fds, n_keep, log_fd, true, &vm->pid);
+        r = process_spawn_guest_facing(s->argv, keep_fds, n_keep, log_fd, &vm->pid);
         if (r < 0) {
                 set_error(&why, "cannot start %s: %s", s->argv[0], errno_str(r));
                 return start_fail(s, r, why);
@@ -316,7 +315,7 @@ static void step_qemu(VmStart *s) {
         vm->own_child = true;
         vm->accel = s->accel;
         vm->started_usec = now_usec(CLOCK_REALTIME);
-        vm->started_mono = now_usec(CLOCK_MONOTONIC);
+        vm->started_mono = vm->agent.started_mono = now_usec(CLOCK_MONOTONIC);
         vm->balloon_target_mib = vm->running->balloon_mib > 0 ? vm->running->memory_mib : 0;
         if (vm_watch_qemu(vm) < 0)
                 return;         /* QEMU died at once: handled as its exit (crashed, with its output) */
@@ -326,7 +325,7 @@ static void step_qemu(VmStart *s) {
         vm_move_to_scope(vm);
 
         s->serial_fd = safe_close(s->serial_fd);        /* QEMU holds its own copy */
-        r = vm_console_open(vm);
+        r = console_open(vm->ctx->event, vm->vmid, vm->run_dir, vm->ctx->console_log_max, &vm->console);
         if (r < 0)
                 log_warning_errno(r, "VM %u: cannot relay the serial console: %m", vm->vmid);
         r = qmp_connect_unix(s->qmp_path, &client_fd);
@@ -368,13 +367,13 @@ static void step_helper(VmStart *s) {
                 set_error(&why, "cannot write state.json: %s", errno_str(r));
                 return start_fail(s, r, why);
         }
-        if (vm->manager->host.caps.vhost_vsock)
+        if (vm->ctx->host->caps.vhost_vsock)
                 return step_qemu(s);
         r = vm_spawn_helper(vm, &why);
         if (r < 0)
                 return start_fail(s, r, why);
         (void) vm_state_file_save(vm);
-        r = file_wait_start(vm->manager->event, vm->run_dir, "vhost-vsock.sock", vm->helper_pidfd,
+        r = file_wait_start(vm->ctx->event, vm->run_dir, "vhost-vsock.sock", vm->helper_pidfd,
                             HELPER_SOCKET_TIMEOUT_USEC, on_helper_socket, s, &s->wait);
         if (r < 0) {
                 vm_helper_failed(vm, r, &why);
@@ -406,7 +405,7 @@ static void step_taps(VmStart *s) {
 
         if (s->next_tap >= s->n_taps)
                 return step_helper(s);
-        r = process_job_start(s->vm->manager->event, s->taps[s->next_tap].argv, IP_TIMEOUT_USEC, on_tap_done, s,
+        r = process_job_start(s->vm->ctx->event, s->taps[s->next_tap].argv, IP_TIMEOUT_USEC, on_tap_done, s,
                               &s->job);
         if (r < 0) {
                 set_error(&why, "cannot run %s: %s", s->taps[s->next_tap].argv[0], errno_str(r));
@@ -444,7 +443,7 @@ static void step_upper(VmStart *s) {
         char *argv[] = { (char *) "mkfs.ext4", (char *) "-q", (char *) "-F", (char *) "-L", (char *) "zvm-upper",
                          (char *) "-E", (char *) "root_owner=0:0", (char *) "-m", (char *) "0", s->upper_tmp, size,
                          NULL };
-        r = process_job_start(s->vm->manager->event, argv, MKFS_TIMEOUT_USEC, on_mkfs_done, s, &s->job);
+        r = process_job_start(s->vm->ctx->event, argv, MKFS_TIMEOUT_USEC, on_mkfs_done, s, &s->job);
         if (r < 0) {
                 set_error(&why, "creating the writable layer failed (mkfs.ext4: %s)", errno_str(r));
                 return start_fail(s, r, why);
@@ -466,7 +465,7 @@ int vm_start(Vm *vm, char **ret_error) {
                 return r;
         r = vm_start_prepare(vm, s, template, ret_error);
         if (r < 0) {
-                agent_stop(vm);
+                agent_stop(&vm->agent);
                 vm_running_drop(vm);    /* no run came of it */
                 return r;
         }

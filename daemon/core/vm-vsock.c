@@ -26,18 +26,16 @@
 #include "fileio.h"
 #include "log.h"
 #include "macro.h"
-#include "manager.h"
 #include "process.h"
 #include "qemu-argv.h"
 #include "string-util.h"
-#include "ssh.h"
 #include "time-util.h"
 #include "vm.h"
 #include "vm-internal.h"
 
 
 int vm_spawn_helper(Vm *vm, char **ret_error) {
-        Host *h = &vm->manager->host;
+        const Host *h = vm->ctx->host;
         _cleanup_free_ char *sock = vm_run_path(vm, "vhost-vsock.sock"), *uds = vm_run_path(vm, "vsock.sock");
         _cleanup_free_ char *log = vm_run_path(vm, "vsock-helper.log");
         _cleanup_free_ char *a_cid = NULL, *a_sock = NULL, *a_uds = NULL;
@@ -66,7 +64,7 @@ int vm_spawn_helper(Vm *vm, char **ret_error) {
          * DescriptorLengthTooSmall) and the stream stalls or is corrupted.
          * With 32 KiB, 40 MB went guest->host over ssh at ~5 MB/s (TCG). */
         char *argv[] = { h->vsock_helper, a_cid, a_sock, a_uds, (char *) "--tx-buffer-size=32768", NULL };
-        r = process_spawn(argv, NULL, 0, log_fd, true, &vm->helper_pid);
+        r = process_spawn_guest_facing(argv, NULL, 0, log_fd, &vm->helper_pid);
         if (r < 0)
                 return set_error(ret_error, "cannot start vhost-device-vsock: %s", errno_str(r)), r;
         vm->helper_own_child = true;
@@ -92,7 +90,7 @@ void vm_helper_failed(Vm *vm, int r, char **ret_error) {
 }
 /* Its socket is there: from now on its exit is only reported. */
 int vm_helper_watch(Vm *vm) {
-        return sd_event_add_io(vm->manager->event, &vm->helper_source, vm->helper_pidfd, EPOLLIN, vm_on_helper_exit, vm);
+        return sd_event_add_io(vm->ctx->event, &vm->helper_source, vm->helper_pidfd, EPOLLIN, vm_on_helper_exit, vm);
 }
 static int on_helper_reaped(sd_event_source *s, const siginfo_t *si, void *userdata) {
         return 0;
@@ -109,7 +107,7 @@ void vm_stop_helper(Vm *vm) {
                 if (vm->helper_own_child) {
                         sd_event_source *s = NULL;
 
-                        r = sd_event_add_child_pidfd(vm->manager->event, &s, vm->helper_pidfd, WEXITED,
+                        r = sd_event_add_child_pidfd(vm->ctx->event, &s, vm->helper_pidfd, WEXITED,
                                                      on_helper_reaped, NULL);
                         if (r >= 0) {
                                 (void) sd_event_source_set_child_pidfd_own(s, true);
@@ -145,7 +143,7 @@ int vm_on_helper_exit(sd_event_source *s, int fd, uint32_t revents, void *userda
  * QEMU. If another user of the host holds the CID, pick the next free one
  * and persist it in the config. */
 int vm_reserve_cid(Vm *vm, int *ret_fd, char **ret_error) {
-        Manager *m = vm->manager;
+        VmContext *ctx = vm->ctx;
         CidVhostProbe probe = CID_VHOST_PROBE_INIT;
         _cleanup_free_ uint32_t *taken = NULL;
         size_t n_taken = 0;
@@ -154,7 +152,7 @@ int vm_reserve_cid(Vm *vm, int *ret_fd, char **ret_error) {
 
         r = cid > 0 ? cid_probe_vhost(cid, &probe) : -EADDRINUSE;
         if (r == -EADDRINUSE) {
-                r = manager_taken_cids(m, vm, &taken, &n_taken);
+                r = ctx->taken_cids(vm, &taken, &n_taken, ctx->userdata);
                 if (r >= 0)
                         r = cid_alloc_pick(vm->vmid, taken, n_taken, cid_probe_vhost, &probe, &cid);
                 if (r >= 0) {

@@ -41,7 +41,6 @@
 #include "log.h"
 #include "loop.h"
 #include "macro.h"
-#include "manager.h"
 #include "process.h"
 #include "qemu-argv.h"
 #include "scope.h"
@@ -85,10 +84,10 @@ Vm *vm_free(Vm *vm) {
         if (vm->start)
                 vm_cleanup_runtime(vm); /* a start in preparation: nothing of it stays */
         vm_taps_removal_detach(vm);
-        agent_detach(vm);     /* the VM may run on: its agent state on disk stays for the next zvmd */
+        agent_detach(&vm->agent);     /* the VM may run on: its agent state on disk stays for the next zvmd */
         sd_event_source_disable_unref(vm->acpi_source);
         vm_qmp_detach(vm);
-        vm_console_close(vm);
+        console_close(&vm->console);
         sd_event_source_disable_unref(vm->pid_source);
         sd_event_source_disable_unref(vm->helper_source);
         sd_event_source_disable_unref(vm->timeout_source);
@@ -105,7 +104,7 @@ Vm *vm_free(Vm *vm) {
         free(vm->kill_reason);
         return mfree(vm);
 }
-int vm_load(Manager *m, uint32_t vmid, Vm **ret, char **ret_error) {
+int vm_load(VmContext *ctx, uint32_t vmid, Vm **ret, char **ret_error) {
         _cleanup_(config_file_freep) ConfigFile *cf = NULL;
         _cleanup_free_ char *path = NULL;
         char name[32];
@@ -115,7 +114,7 @@ int vm_load(Manager *m, uint32_t vmid, Vm **ret, char **ret_error) {
         int r;
 
         snprintf(name, sizeof(name), "/%u.conf", vmid);
-        path = strjoin(m->paths.vms_dir, name);
+        path = strjoin(ctx->paths->vms_dir, name);
         if (!path)
                 return -ENOMEM;
         r = config_file_load(path, &cf, &err);
@@ -133,14 +132,15 @@ int vm_load(Manager *m, uint32_t vmid, Vm **ret, char **ret_error) {
                 vm_config_free(config);
                 return -ENOMEM;
         }
-        vm->manager = m;
+        vm->ctx = ctx;
         vm->vmid = vmid;
         vm->cf = TAKE_PTR(cf);
         vm->config = config;
         vm->state = VM_STATE_STOPPED;
         vm->pidfd = vm->helper_pidfd = -EBADF;
-        vm->run_dir = paths_vm_run_dir(&m->paths, vmid);
-        vm->data_dir = paths_vm_data_dir(&m->paths, vmid);
+        vm->run_dir = paths_vm_run_dir(ctx->paths, vmid);
+        vm->data_dir = paths_vm_data_dir(ctx->paths, vmid);
+        agent_init(&vm->agent, ctx->agent, vmid, vm->run_dir);
         if (!vm->run_dir || !vm->data_dir) {
                 vm_free(vm);
                 return -ENOMEM;
@@ -158,7 +158,7 @@ int vm_save_config(Vm *vm) {
         int r;
 
         snprintf(name, sizeof(name), "/.%u.lock", vm->vmid);
-        lock = strjoin(vm->manager->paths.vms_dir, name);
+        lock = strjoin(vm->ctx->paths->vms_dir, name);
         if (!lock)
                 return -ENOMEM;
         fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -167,7 +167,7 @@ int vm_save_config(Vm *vm) {
         if (flock(fd, LOCK_EX) < 0)
                 return -errno;
         snprintf(name, sizeof(name), "%u.conf", vm->vmid);
-        r = config_file_save(vm->cf, vm->manager->paths.vms_dir, name, 0640);
+        r = config_file_save(vm->cf, vm->ctx->paths->vms_dir, name, 0640);
         (void) flock(fd, LOCK_UN);
         return r;
 }
@@ -193,7 +193,7 @@ int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key
         r = vm_config_from_file(copy, vm->vmid, &c, ret_error);
         if (r < 0)
                 return r;
-        r = manager_unique_error(vm->manager, vm, c, ret_error, ret_key);
+        r = vm->ctx->unique_error(vm, c, ret_error, ret_key, vm->ctx->userdata);
         if (r < 0) {
                 vm_config_free(c);
                 return r;
@@ -214,9 +214,9 @@ int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key
         vm_config_free(vm->config);
         vm->config = c;
         if (renamed)
-                (void) ssh_known_hosts_write(vm->manager);
-        if (keys_changed && vm->state == VM_STATE_RUNNING && vm->agent_state == AGENT_READY)
-                ssh_push_authorized_keys(vm);
+                vm->ctx->renamed(vm, vm->ctx->userdata);
+        if (keys_changed && vm->state == VM_STATE_RUNNING && vm->agent.state == AGENT_READY)
+                ssh_push_authorized_keys(&vm->agent, vm->config->sshkeys);
         return 0;
 }
 void vm_set_state(Vm *vm, VmState s) {
@@ -227,7 +227,8 @@ void vm_set_state(Vm *vm, VmState s) {
         vm->state = s;
         log_info("VM %u (%s): %s → %s", vm->vmid, vm->config->name, vm_state_to_string(old),
                  vm_state_to_string(s));
-        manager_emit_state(vm->manager, vm, old);
+        if (vm->ctx->state_changed)
+                vm->ctx->state_changed(vm, old, vm->ctx->userdata);
         vm_finish_waits(vm);
 }
 char **vm_tail_lines(const char *path, size_t n) {
@@ -251,9 +252,9 @@ void vm_cleanup_runtime(Vm *vm) {
                                              "vsock.sock", "agent.secret", "vsock.sock_1025" };
 
         vm->start = vm_start_free(vm->start);
-        agent_stop(vm);
+        agent_stop(&vm->agent);
         vm_qmp_detach(vm);
-        vm_console_close(vm);
+        console_close(&vm->console);
         vm->pid_source = sd_event_source_disable_unref(vm->pid_source);
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
         vm->acpi_source = sd_event_source_disable_unref(vm->acpi_source);
@@ -378,7 +379,7 @@ static void vm_finish_waits(Vm *vm) {
 }
 int vm_arm_timeout(Vm *vm, uint64_t usec, sd_event_time_handler_t cb) {
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
-        return sd_event_add_time_relative(vm->manager->event, &vm->timeout_source, CLOCK_MONOTONIC, usec, 0, cb, vm);
+        return sd_event_add_time_relative(vm->ctx->event, &vm->timeout_source, CLOCK_MONOTONIC, usec, 0, cb, vm);
 }
 static int on_kill_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         loop_note("VM %s: stop timeout", ((Vm *) userdata)->config->name);
@@ -403,7 +404,10 @@ static int on_shutdown_acpi(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) vm_qmp_invoke(vm, "system_powerdown", NULL, NULL, NULL);
         return 0;
 }
-static void on_agent_shutdown(Vm *vm, json_object *response, const char *code, const char *message, void *userdata) {
+static void on_agent_shutdown(VmAgent *a, json_object *response, const char *code, const char *message,
+                              void *userdata) {
+        Vm *vm = container_of(a, Vm, agent);
+
         if (!response && vm->acpi_source) {
                 /* The agent could not take it: go to ACPI right away. */
                 log_info("VM %u: agent shutdown failed (%s)", vm->vmid, strnull(message));
@@ -422,11 +426,11 @@ int vm_shutdown(Vm *vm, unsigned timeout_s) {
                 return vm_start_cancel(vm, "shutdown");
         vm->stop_requested = true;
         vm_set_state(vm, VM_STATE_STOPPING);
-        if (vm->agent_state == AGENT_READY) {
+        if (vm->agent.state == AGENT_READY) {
                 json_object *req = json_object_new_object();
 
                 json_object_object_add(req, "op", json_object_new_string("shutdown"));
-                via_agent = agent_call(vm, req, 10ULL * 1000000ULL, on_agent_shutdown, NULL, NULL) >= 0;
+                via_agent = agent_call(&vm->agent, req, 10ULL * 1000000ULL, on_agent_shutdown, NULL, NULL) >= 0;
                 if (via_agent)
                         log_info("VM %u (%s): asked the agent to shut down", vm->vmid, vm->config->name);
         }
@@ -434,7 +438,7 @@ int vm_shutdown(Vm *vm, unsigned timeout_s) {
                 uint64_t acpi_after = MIN((uint64_t) timeout_s * 1000000ULL / 2, 10ULL * 1000000ULL);
 
                 vm->acpi_source = sd_event_source_disable_unref(vm->acpi_source);
-                (void) sd_event_add_time_relative(vm->manager->event, &vm->acpi_source, CLOCK_MONOTONIC, acpi_after,
+                (void) sd_event_add_time_relative(vm->ctx->event, &vm->acpi_source, CLOCK_MONOTONIC, acpi_after,
                                                   0, on_shutdown_acpi, vm);
                 r = 0;
         } else
@@ -526,14 +530,14 @@ int vm_remove_files(Vm *vm) {
                 (void) unlink(hostkeys);
         (void) rmdir(vm->data_dir);
         snprintf(name, sizeof(name), "/%u.conf", vm->vmid);
-        conf = strjoin(vm->manager->paths.vms_dir, name);
+        conf = strjoin(vm->ctx->paths->vms_dir, name);
         if (!conf)
                 return -ENOMEM;
         if (unlink(conf) < 0 && errno != ENOENT)
                 return -errno;
         snprintf(name, sizeof(name), "/.%u.lock", vm->vmid);
         free(conf);
-        conf = strjoin(vm->manager->paths.vms_dir, name);
+        conf = strjoin(vm->ctx->paths->vms_dir, name);
         if (conf)
                 (void) unlink(conf);
         return 0;

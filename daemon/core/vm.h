@@ -4,15 +4,18 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "agent.h"
 #include "api.h"
 #include "config-file.h"
+#include "host.h"
+#include "paths.h"
 #include "qmp.h"
 #include "vm-config.h"
 
-typedef struct Manager Manager;
+typedef struct Vm Vm;
 typedef struct VmConsole VmConsole;
 typedef struct VmStart VmStart;
 typedef struct VmTapRemoval VmTapRemoval;
@@ -34,8 +37,31 @@ typedef void (*vm_wait_fn)(Vm *vm, int state, void *userdata);
 #define VM_WAITERS_MAX 32U
 #define VM_EXIT_STDERR_LINES 10U
 
-typedef struct Vm {
-        Manager *manager;
+/* What every VM needs from the daemon around it, given by the one module
+ * above (core/manager.c): the loop, the bus, paths, the host, the agents'
+ * host, and the hooks through which a VM reports upward or asks about the
+ * other VMs. */
+typedef struct VmContext {
+        sd_event *event;
+        sd_bus *bus;                    /* system bus when systemd is PID 1, else NULL */
+        const Paths *paths;
+        const Host *host;
+        AgentHost *agent;
+        uint64_t console_log_max;       /* bytes per console.log part (core/console-log.h) */
+        /* vm->state changed; previous is the old VmState, -1 for a new VM */
+        void (*state_changed)(Vm *vm, int previous, void *userdata);
+        /* the VM's name changed (known_hosts lists VMs by name) */
+        void (*renamed)(Vm *vm, void *userdata);
+        /* -EEXIST/-EADDRINUSE with the API's message and key if another VM
+         * holds c's name or CID */
+        int (*unique_error)(Vm *vm, const VmConfig *c, char **ret_error, char **ret_key, void *userdata);
+        /* the CIDs every other VM holds (pending or running) */
+        int (*taken_cids)(Vm *vm, uint32_t **ret, size_t *ret_n, void *userdata);
+        void *userdata;
+} VmContext;
+
+struct Vm {
+        VmContext *ctx;
         uint32_t vmid;
         ConfigFile *cf;                 /* the config text, source of truth */
         VmConfig *config;               /* typed view of cf: the pending config */
@@ -83,27 +109,19 @@ typedef struct Vm {
         char *kill_reason;              /* why zvmd killed it (start timeout, reboot loop) */
         uint64_t resets[3];             /* CLOCK_MONOTONIC µs of the last guest resets */
 
-        /* the guest agent */
-        AgentState agent_state;
-        char agent_secret[65];          /* hex, for this run of the VM */
-        sd_event_source *agent_listen;  /* hybrid: <uds>_1025 */
-        sd_event_source *agent_health;
-        json_object *agent_info;        /* the READY message, without the secret */
-        uint64_t agent_ready_usec;      /* start → READY */
+        VmAgent agent;                  /* the guest agent's host side (core/agent.h) */
         uint64_t started_mono;          /* CLOCK_MONOTONIC µs of the start */
-        AgentCall *agent_calls;
-        AgentReadyConn *agent_ready_conns;      /* open READY connections, at most 2 */
         sd_event_source *acpi_source;   /* shutdown: agent first, ACPI when this fires */
 
         VmWait *waits[VM_WAITERS_MAX];
         size_t n_waits;
         unsigned dispatching;           /* > 0 while waits are being told: vm_free() defers */
         bool free_pending;
-} Vm;
+};
 
 Vm *vm_free(Vm *vm);
 /* Loads <vms_dir>/<vmid>.conf. */
-int vm_load(Manager *m, uint32_t vmid, Vm **ret, char **ret_error);
+int vm_load(VmContext *ctx, uint32_t vmid, Vm **ret, char **ret_error);
 /* Re-adopts a VM that runs since before this zvmd (state file in run dir). */
 int vm_adopt(Vm *vm);
 

@@ -430,6 +430,11 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
         optf(&a, "-smp", "%u", c->cores);
         arg(&a, "-nodefaults");
         arg(&a, "-no-user-config");
+        /* QEMU's seccomp filter (it also sets NO_NEW_PRIVS): no obsolete
+         * syscalls, no setuid/setgid/capset, no fork/exec (taps and helpers
+         * are zvmd's job), no scheduler or affinity changes. A device bug
+         * then meets a process that can do little more than its job. */
+        opt(&a, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
         opt(&a, "-display", "none");
         /* QEMU 10's default SeaBIOS cannot load -kernel with
          * x-option-roms=off; qboot boots on 7.2 and 10. */

@@ -48,7 +48,7 @@ static char *agent_event(Vm *vm) {
         char *msg = NULL;
 
         if (asprintf(&msg, "event: agent\ndata: {\"vmid\":%u,\"name\":\"%s\",\"agent\":\"%s\"}\n\n", vm->vmid,
-                     vm->config->name, agent_state_to_string(vm->agent_state)) < 0)
+                     vm->config->name, agent_state_to_string(vm->agent.state)) < 0)
                 return NULL;
         return msg;
 }

@@ -22,6 +22,7 @@
 #include "http-server.h"
 #include "vm.h"
 
+typedef struct Manager Manager;
 typedef struct Operation Operation;
 typedef void (*operation_agent_reply_fn)(HttpRequest *req, json_object *response);
 
@@ -31,6 +32,7 @@ struct Operation {
         VmWait *wait;                   /* set while waiting on the VM */
         AgentCall *call;                /* set while waiting on its agent */
         operation_agent_reply_fn agent_reply;   /* how an agent answer becomes the reply */
+        Manager *manager;               /* for what happens after the wait (a forced delete) */
 };
 
 /* NULL on OOM (then the caller still owns the request and replies). */

@@ -12,6 +12,7 @@
 #include "http-server.h"
 #include "log.h"
 #include "loop.h"
+#include "rest.h"
 #include "routes.h"
 #include "token-store.h"
 #include "zvm-config.h"

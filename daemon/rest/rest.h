@@ -9,20 +9,7 @@
 
 #include "macro.h"
 
-typedef struct Manager Manager;
-typedef struct HttpServer HttpServer;
-typedef struct HttpStream HttpStream;
-typedef struct TokenStore TokenStore;
-
-#define REST_STREAMS_MAX 64U            /* /events subscribers */
-
-typedef struct Rest {
-        Manager *manager;               /* not owned */
-        HttpServer *http;
-        TokenStore *tokens;
-        HttpStream **streams;           /* /events subscribers */
-        size_t n_streams;
-} Rest;
+#include "rest-object.h"
 
 /* Loads the token store and subscribes to the manager's events. */
 int rest_new(Manager *m, Rest **ret);

@@ -7,7 +7,7 @@
 
 #include "http-route.h"
 #include "manager.h"
-#include "rest.h"
+#include "rest-object.h"
 
 /* vms.c */
 void route_vms_list(void *ctx, HttpRequest *req, char **params);

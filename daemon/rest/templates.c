@@ -11,7 +11,7 @@
 void route_templates_list(void *ctx, HttpRequest *req, char **params) {
         json_object *a = NULL;
 
-        (void) template_list_json(((Rest *) ctx)->manager, &a);
+        (void) template_list_json(&((Rest *) ctx)->manager->templates, &a);
         rest_reply_json(req, 200, a);
 }
 
@@ -113,7 +113,7 @@ static void templates_build(Manager *m, HttpRequest *req, json_object *body) {
                 if (r < 0)
                         return;
         }
-        r = template_build(m, name, profile, suite, &include, &j, &err);
+        r = template_build(&m->templates, name, profile, suite, &include, &j, &err);
         if (r < 0) {
                 http_request_reply_error(req, build_error(r), r == -EBUSY || r == -EEXIST ? "name" : NULL, "%s",
                                          err ? err : r == -ENOMEM ? "out of memory" : errno_str(r));
@@ -135,7 +135,7 @@ void route_template_get(void *ctx, HttpRequest *req, char **params) {
         json_object *j = NULL;
         int r;
 
-        r = template_get_json(((Rest *) ctx)->manager, params[0], &j);
+        r = template_get_json(&((Rest *) ctx)->manager->templates, params[0], &j);
         if (r == -ENOENT) {
                 http_request_reply_error(req, API_ERROR_NOT_FOUND, NULL, "no template '%.64s'", params[0]);
                 return;
@@ -154,7 +154,7 @@ void route_template_log(void *ctx, HttpRequest *req, char **params) {
                 http_request_reply_error(req, API_ERROR_INVALID_VALUE, "offset", "offset: must be a byte offset");
                 return;
         }
-        r = template_read_log(((Rest *) ctx)->manager, params[0], offset, &buf, &size);
+        r = template_read_log(&((Rest *) ctx)->manager->templates, params[0], offset, &buf, &size);
         if (r == -ENOENT) {
                 http_request_reply_error(req, API_ERROR_NOT_FOUND, NULL, "no build of template '%.64s' since zvmd started",
                                          params[0]);
@@ -172,7 +172,7 @@ void route_template_delete(void *ctx, HttpRequest *req, char **params) {
         json_object *j = NULL;
         int r;
 
-        r = template_delete(((Rest *) ctx)->manager, params[0], &j, &err);
+        r = template_delete(&((Rest *) ctx)->manager->templates, params[0], &j, &err);
         if (r < 0) {
                 http_request_reply_error(req,
                                          r == -ENOENT                  ? API_ERROR_NOT_FOUND

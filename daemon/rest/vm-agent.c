@@ -15,7 +15,8 @@
 #define EXEC_TIMEOUT_MAX_S 86400U
 #define FILE_MAX (1024U * 1024U)        /* what fits in one API request body */
 
-static void on_agent_result(Vm *vm, json_object *response, const char *code, const char *message, void *userdata) {
+static void on_agent_result(VmAgent *a, json_object *response, const char *code, const char *message,
+                            void *userdata) {
         Operation *op = userdata;
         operation_agent_reply_fn reply = op->agent_reply;
         HttpRequest *req;
@@ -24,7 +25,7 @@ static void on_agent_result(Vm *vm, json_object *response, const char *code, con
         if (response)
                 reply(req, response);
         else
-                http_request_reply_error(req, rest_error_from_agent_code(code), NULL, "agent of VM %u: %s (%s)", vm->vmid,
+                http_request_reply_error(req, rest_error_from_agent_code(code), NULL, "agent of VM %u: %s (%s)", a->vmid,
                                          strnull(message), strnull(code));
 }
 
@@ -33,10 +34,10 @@ static void forward_to_agent(Vm *vm, HttpRequest *req, json_object *request, uin
         Operation *op;
         int r;
 
-        if (vm->state != VM_STATE_RUNNING || vm->agent_state == AGENT_NONE) {
+        if (vm->state != VM_STATE_RUNNING || vm->agent.state == AGENT_NONE) {
                 json_object_put(request);
                 http_request_reply_error(req, API_ERROR_INVALID_STATE, NULL, "VM %u has no running agent (%s, agent %s)",
-                                         vm->vmid, vm_state_to_string(vm->state), agent_state_to_string(vm->agent_state));
+                                         vm->vmid, vm_state_to_string(vm->state), agent_state_to_string(vm->agent.state));
                 return;
         }
         op = operation_new(req, vm);
@@ -46,7 +47,7 @@ static void forward_to_agent(Vm *vm, HttpRequest *req, json_object *request, uin
                 return;
         }
         op->agent_reply = reply;
-        r = agent_call(vm, request, timeout_usec, on_agent_result, op, &op->call);
+        r = agent_call(&vm->agent, request, timeout_usec, on_agent_result, op, &op->call);
         if (r < 0)
                 http_request_reply_error(operation_finish(op), API_ERROR_UNAVAILABLE, NULL,
                                          "cannot reach the agent of VM %u: %s", vm->vmid, errno_str(r));

@@ -110,6 +110,7 @@ void route_vm_patch(void *ctx, HttpRequest *req, char **params) {
 
 /* DELETE ?force of a running VM: it was killed, and is deleted once down. */
 static void on_force_delete_down(Vm *vm, int state, void *userdata) {
+        Manager *m = ((Operation *) userdata)->manager;    /* read before the op is spent */
         HttpRequest *req = operation_wait_done(userdata);
         json_object *j = NULL;
         int r;
@@ -119,13 +120,13 @@ static void on_force_delete_down(Vm *vm, int state, void *userdata) {
                 return;
         }
         (void) vm_to_json(vm, true, &j);
-        r = manager_delete_vm(vm->manager, vm);
+        r = manager_delete_vm(m, vm);
         if (r < 0)
                 log_warning_errno(r, "VM %u: cannot remove its files after a forced delete: %m", vm->vmid);
         rest_reply_json(req, 200, j);
 }
 
-static void vm_delete_force(Vm *vm, HttpRequest *req) {
+static void vm_delete_force(Manager *m, Vm *vm, HttpRequest *req) {
         Operation *op = operation_new(req, vm);
         int r;
 
@@ -133,6 +134,7 @@ static void vm_delete_force(Vm *vm, HttpRequest *req) {
                 http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
                 return;
         }
+        op->manager = m;
         r = vm_wait(vm, VM_WAIT_DOWN, on_force_delete_down, op, &op->wait);
         if (r >= 0)
                 r = vm_kill(vm);
@@ -157,7 +159,7 @@ void route_vm_delete(void *ctx, HttpRequest *req, char **params) {
                                                  "VM %u is %s: stop it first, or delete with force", vm->vmid,
                                                  vm_state_to_string(vm->state));
                 else
-                        vm_delete_force(vm, req);
+                        vm_delete_force(m, vm, req);
                 return;
         }
         (void) vm_to_json(vm, false, &j);

@@ -16,7 +16,6 @@
  * loss. Only calls zvmd makes through the dynamic libc are seen: enough,
  * lib/fileio makes exactly these calls.
  */
-#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -89,7 +88,7 @@ static void step(void) {
 
 int openat(int dirfd, const char *path, int flags, ...) {
         mode_t mode = 0;
-        bool m = path && (flags & O_CREAT) && matches(path);
+        bool m = (flags & O_CREAT) && matches(path);
         int fd;
 
         if (flags & (O_CREAT | O_TMPFILE)) {
@@ -141,7 +140,7 @@ int close(int fd) {
 int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
         int r;
 
-        if (!oldpath || !matches(oldpath))
+        if (!matches(oldpath))
                 return REAL(renameat)(olddirfd, oldpath, newdirfd, newpath);
         step();
         r = REAL(renameat)(olddirfd, oldpath, newdirfd, newpath);

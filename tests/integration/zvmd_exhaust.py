@@ -158,13 +158,18 @@ def scenario_fd_limit(t, d):
     t.ok(ok, "with the connections closed, zvmd answers again")
     # 2. A start with 3 fds to spare (one goes to the request itself).
     conns = _hold(d, limit - _fds(d) - 3)
-    status, body = d.request("POST", "/vms/f/start", timeout=60)
+    try:
+        # Bounded by zvmd's own start deadline (QMP: 30 s).
+        status, body = d.request("POST", "/vms/f/start", timeout=90)
+    except OSError as e:
+        status, body = 0, f"no answer: {e}"
+    finally:
+        for s in conns:
+            s.close()
     st = d.wait_state("f", ["stopped", "crashed", "running"], timeout=30)
     msg = body.get("message", "") if isinstance(body, dict) else str(body)
     t.ok(status >= 400 and "open files" in msg, f"a start without fds fails with a clear error ({status})", body)
     t.ok(st and st["state"] in ("stopped", "crashed") and st.get("pid") is None, "f is not left half-started", st)
-    for s in conns:
-        s.close()
     resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
     status, body = d.request("POST", "/vms/f/start")
     t.ok(status == 200, f"with fds back, the start succeeds ({status})", body)

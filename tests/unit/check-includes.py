@@ -10,7 +10,13 @@
 "lib" is every header outside daemon/ (lib/, api/, the generated
 zvm-config.h). Headers are included by base name (each layer's meson
 dependency adds its folder), so a base name must be unique in daemon/.
-Also fails on any cycle among daemon/'s headers.
+Also fails on any include cycle between modules. A module is a .c file
+and the .h of the same name (core/vm.c + core/vm.h), with its private
+header X-internal.h counted as part of X; a module depends on another when
+any of its files includes one of the other's headers. A cycle of modules
+(agent.c includes manager.h, manager.c includes agent.h) is a circle even
+when no header includes another in a circle, so it fails too; so does a
+cycle among headers.
 
 usage: check-includes.py DAEMON_DIR     check a tree
        check-includes.py --selftest     prove the checks can fail
@@ -85,7 +91,55 @@ def check(daemon):
     for h in sorted(headers.values()):
         if h not in state:
             visit(h, [])
+    problems += module_cycles(files, headers)
     return files, problems
+
+
+def module_of(rel):
+    """core/vm.c, core/vm.h and core/vm-internal.h are module core/vm."""
+    stem = rel.rsplit(".", 1)[0]
+    return stem[: -len("-internal")] if stem.endswith("-internal") else stem
+
+
+def module_cycles(files, headers):
+    """One problem per strongly connected set of modules (Tarjan)."""
+    deps = {}
+    for rel, incs in files.items():
+        src = module_of(rel)
+        deps.setdefault(src, set())
+        for inc in incs:
+            target = headers.get(os.path.basename(inc))
+            if target and module_of(target) != src:
+                deps[src].add(module_of(target))
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def strong(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(deps.get(v, ())):
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                comp.sort()
+                edges = [f"{a} -> {b}" for a in comp for b in sorted(deps.get(a, ())) if b in comp]
+                out.append(f"include cycle between modules {', '.join(comp)}: {'; '.join(edges)}")
+
+    for v in sorted(deps):
+        if v not in index:
+            strong(v)
+    return out
 
 
 def write(root, rel, text):
@@ -105,6 +159,16 @@ def selftest():
         ("http includes core", {"http/x.c": '#include "vm.h"\n', "core/vm.h": ""}, True),
         ("pure includes core", {"pure/q.c": '#include "vm.h"\n', "core/vm.h": ""}, True),
         ("duplicate header name", {"core/x.h": "", "rest/x.h": ""}, True),
+        ("module cycle through .c files", {"core/a.h": "", "core/a.c": '#include "b.h"\n',
+                                           "core/b.h": "", "core/b.c": '#include "a.h"\n'}, True),
+        ("module cycle of three", {"core/a.c": '#include "b.h"\n', "core/b.c": '#include "c.h"\n',
+                                   "core/c.c": '#include "a.h"\n', "core/a.h": "", "core/b.h": "",
+                                   "core/c.h": ""}, True),
+        ("private header belongs to its module", {"core/vm.h": "", "core/vm-internal.h": '#include "vm.h"\n',
+                                                  "core/vm.c": '#include "vm-internal.h"\n',
+                                                  "core/vm-start.c": '#include "vm-internal.h"\n'}, False),
+        ("one-way module use", {"core/a.c": '#include "b.h"\n#include "a.h"\n', "core/a.h": "",
+                                "core/b.c": '#include "b.h"\n', "core/b.h": ""}, False),
     ]
     n = 0
     for name, tree, want_fail in cases:

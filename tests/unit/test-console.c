@@ -14,17 +14,15 @@
 #include "console-log.h"
 #include "console.h"
 #include "fd-util.h"
-#include "manager.h"
 #include "socket-util.h"
 #include "string-util.h"
 #include "tap.h"
-#include "vm.h"
 
 #define CAP 4096U
 
 static char tmpdir[] = "/tmp/test-console.XXXXXX";
-static Manager manager;
-static Vm vm;
+static sd_event *event;
+static VmConsole *console;
 
 static char *tmp_path(const char *name) {
         char *p = strjoin(tmpdir, "/", name);
@@ -52,7 +50,7 @@ static void spin(unsigned ms) {
         uint64_t end = now_ms() + ms;
 
         while (now_ms() < end)
-                assert_se(sd_event_run(manager.event, 10 * 1000) >= 0);
+                assert_se(sd_event_run(event, 10 * 1000) >= 0);
 }
 
 /* Runs the loop until fd has n bytes to read into buf (or ms pass);
@@ -64,7 +62,7 @@ static size_t spin_read(int fd, char *buf, size_t n, unsigned ms) {
         while (got < n && now_ms() < end) {
                 ssize_t r;
 
-                assert_se(sd_event_run(manager.event, 10 * 1000) >= 0);
+                assert_se(sd_event_run(event, 10 * 1000) >= 0);
                 r = recv(fd, buf + got, n - got, MSG_DONTWAIT);
                 if (r == 0)
                         break;
@@ -97,7 +95,7 @@ static bool spin_until_eof(int fd, unsigned ms) {
         while (now_ms() < end) {
                 ssize_t r;
 
-                assert_se(sd_event_run(manager.event, 10 * 1000) >= 0);
+                assert_se(sd_event_run(event, 10 * 1000) >= 0);
                 while ((r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
                         ;
                 if (r == 0 || (r < 0 && errno != EAGAIN))
@@ -113,21 +111,19 @@ int main(void) {
         int fds[CONSOLE_CLIENTS_MAX];
 
         assert_se(mkdtemp(tmpdir));
-        assert_se(sd_event_new(&manager.event) >= 0);
-        manager.console_log_max = CAP;
-        vm = (Vm) { .manager = &manager, .vmid = 7, .run_dir = tmpdir };
+        assert_se(sd_event_new(&event) >= 0);
 
-        is_int(vm_console_open(&vm), -ENOENT, "no serial.sock (a QEMU from before): -ENOENT");
-        ok(!vm.console && size_of("console.log") == 0, "and nothing was touched");
+        is_int(console_open(event, 7, tmpdir, CAP, &console), -ENOENT, "no serial.sock (a QEMU from before): -ENOENT");
+        ok(!console && size_of("console.log") == 0, "and nothing was touched");
 
         /* Start: zvmd makes the socket QEMU inherits, then connects. */
-        is_int(vm_console_listen_serial(&vm, &listen_fd), 0, "serial.sock made");
+        is_int(console_listen_serial(tmpdir, &listen_fd), 0, "serial.sock made");
         {
                 _cleanup_free_ char *p = tmp_path("serial.sock");
 
                 ok(stat(p, &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0600, "serial.sock is 0600");
         }
-        is_int(vm_console_open(&vm), 0, "relay opened");
+        is_int(console_open(event, 7, tmpdir, CAP, &console), 0, "relay opened");
         qemu = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
         ok(qemu >= 0, "zvmd connected at once (the connection waits in the backlog, as QEMU's wait=on needs)");
 
@@ -177,7 +173,7 @@ int main(void) {
 
                         if (w > 0)
                                 sent += (uint64_t) w;
-                        assert_se(sd_event_run(manager.event, 1000) >= 0);
+                        assert_se(sd_event_run(event, 1000) >= 0);
                         while ((r = recv(client, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
                                 got += (uint64_t) r;
                         worst = MAX(worst, size_of("console.log") + size_of("console.log.1"));
@@ -185,7 +181,7 @@ int main(void) {
                 while (got < sent && now_ms() < end) {
                         ssize_t r;
 
-                        assert_se(sd_event_run(manager.event, 1000) >= 0);
+                        assert_se(sd_event_run(event, 1000) >= 0);
                         while ((r = recv(client, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
                                 got += (uint64_t) r;
                 }
@@ -207,7 +203,7 @@ int main(void) {
                 uint64_t end = now_ms() + 3000;
 
                 while (now_ms() < end && poll(&p, 1, 0) == 0)
-                        assert_se(sd_event_run(manager.event, 10 * 1000) >= 0);
+                        assert_se(sd_event_run(event, 10 * 1000) >= 0);
                 qemu = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
                 ok(qemu >= 0, "zvmd reconnected to the serial socket");
         }
@@ -216,11 +212,11 @@ int main(void) {
         ok(log_contains("after reconnect\n"), "and logs again");
 
         /* Close: clients see the end, the log and serial.sock stay. */
-        vm_console_close(&vm);
-        ok(!vm.console, "closed");
+        console_close(&console);
+        ok(!console, "closed");
         ok(spin_until_eof(client, 1000), "the client sees the console close");
         ok(size_of("console.log") > 0, "console.log stays for zvm logs");
-        vm_console_close(&vm);  /* idempotent */
+        console_close(&console);  /* idempotent */
 
         {
                 static const char *const names[] = { "console.log", "console.log.1", "console.sock", "serial.sock" };
@@ -232,6 +228,6 @@ int main(void) {
                 }
         }
         ok(rmdir(tmpdir) == 0, "temporary directory empty and removed");
-        sd_event_unref(manager.event);
+        sd_event_unref(event);
         return done_testing();
 }
