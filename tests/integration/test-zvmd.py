@@ -23,7 +23,7 @@ from zvmd import ZVMD, Zvmd, require_daemon  # noqa: E402
 from zvmd_console import CONSOLE_CAP, scenario_console_flood  # noqa: E402,F401
 from zvmd_cli import scenario_cli_first_hour  # noqa: E402,F401
 import zvmd_llm  # noqa: E402
-from zvmd_chaos import Chaos  # noqa: E402
+from zvmd_chaos import Chaos, scenario_stop_inflight_early  # noqa: E402,F401
 from zvmd_crash import Trials as CrashTrials, crash_paths  # noqa: E402
 from zvmd_exhaust import scenario_fd_limit, scenario_full_disk  # noqa: E402,F401
 

@@ -289,3 +289,34 @@ class Chaos:
                 th.join(timeout=90)
         self.check()
         return time.monotonic() - t0
+
+
+def scenario_stop_inflight_early(t, d):
+    """Found by bench/chaos: zvmd killed with a stop in flight right after a
+    start, while the guest still boots (it ignores ACPI then). The new zvmd
+    carries the stop on (powerdown, then a kill at 30 s); QMP's first
+    answer must not disarm that kill timer, or the VM stays "stopping"
+    for good."""
+    status, vm = d.request("POST", "/vms", {"name": "early", "memory": 128})
+    t.ok(status == 201, f"create early ({status})", vm)
+    status, body = d.request("POST", "/vms/early/start")
+    t.ok(status == 200, f"start ({status})", body)
+    out = {}
+
+    def shutdown():
+        try:
+            out["r"] = d.request("POST", "/vms/early/shutdown?timeout=60", timeout=90)
+        except OSError as e:
+            out["e"] = e
+    th = threading.Thread(target=shutdown, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not d.run_state(vm.get("vmid")).get("stop_requested"):
+        time.sleep(0.01)
+    t.ok(d.run_state(vm.get("vmid")).get("stop_requested"), "state.json records the stop in flight")
+    d.kill9()
+    th.join(timeout=30)
+    d.start()
+    st = d.wait_state("early", ["stopped", "crashed"], timeout=75)
+    t.ok(st and st["state"] == "stopped", "the new zvmd ends the stop (killed at its timeout if the guest "
+         "ignored the powerdown), not stuck in stopping", st)
