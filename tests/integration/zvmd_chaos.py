@@ -159,7 +159,8 @@ class Chaos:
             if status == 200 and all(v.get("state") in STABLE_STATES for v in vms):
                 return vms
             if time.monotonic() > deadline:
-                self.fail(f"VMs did not settle within {SETTLE_TIMEOUT:.0f} s: {vms}")
+                self.fail(f"VMs did not settle within {SETTLE_TIMEOUT:.0f} s: "
+                          f"{[(v.get('name'), v.get('state')) for v in vms] if status == 200 else vms}")
                 return vms if status == 200 else []
             time.sleep(0.2)
 
