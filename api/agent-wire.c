@@ -56,23 +56,9 @@ bool agent_secret_equal(const char *expected, const char *given) {
 json_object *agent_line_parse(const char *line, size_t len) {
         json_object *o = NULL;
 
-        if (json_parse_bounded(line, len, AGENT_JSON_DEPTH_MAX, AGENT_JSON_VALUES_MAX, &o) < 0)
+        if (json_parse_bounded_object(line, len, AGENT_JSON_DEPTH_MAX, AGENT_JSON_VALUES_MAX, &o) < 0)
                 return NULL;
-        if (!json_object_is_type(o, json_type_object)) {
-                json_object_put(o);
-                return NULL;
-        }
         return o;
-}
-
-/* A string member, NULL when absent or of another type: json_object_get_string()
- * of a null is NULL, and of a number a string a guest chose. */
-static const char *get_string(json_object *o, const char *key) {
-        json_object *v;
-
-        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-                       ? json_object_get_string(v)
-                       : NULL;
 }
 
 int agent_answer_parse(const char *line, size_t len, json_object **ret, const char **ret_code,
@@ -90,8 +76,8 @@ int agent_answer_parse(const char *line, size_t len, json_object **ret, const ch
                 return 1;
         }
         if (json_object_object_get_ex(o, "error", &err)) {
-                code = get_string(err, "code");
-                message = get_string(err, "message");
+                code = json_get_string_member(err, "code");
+                message = json_get_string_member(err, "message");
         }
         *ret = o;
         *ret_code = code ?: "EPROTO";
@@ -103,7 +89,8 @@ int agent_ready_parse(const char *line, size_t len, const char *secret, json_obj
         json_object *o;
 
         o = agent_line_parse(line, len);
-        if (!o || !streq_ptr(get_string(o, "op"), "ready") || !agent_secret_equal(secret, get_string(o, "secret"))) {
+        if (!o || !streq_ptr(json_get_string_member(o, "op"), "ready") ||
+            !agent_secret_equal(secret, json_get_string_member(o, "secret"))) {
                 json_object_put(o);
                 return -EBADMSG;
         }

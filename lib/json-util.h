@@ -26,3 +26,11 @@ int json_prescan(const char *s, size_t len, unsigned max_depth, size_t max_value
  * (surrounding whitespace allowed): trailing bytes are -EBADMSG, as is
  * anything json-c refuses. *ret gets a new reference. */
 int json_parse_bounded(const char *s, size_t len, unsigned max_depth, size_t max_values, json_object **ret);
+
+/* json_parse_bounded() of a record that must be one JSON object: the same,
+ * but -EBADMSG for any other value. */
+int json_parse_bounded_object(const char *s, size_t len, unsigned max_depth, size_t max_values, json_object **ret);
+
+/* The string member key of o, NULL when absent or not a string (never
+ * json-c's rendering of another type: a peer picks the types it sends). */
+const char *json_get_string_member(json_object *o, const char *key);

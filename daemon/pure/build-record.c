@@ -44,14 +44,6 @@ char *build_record_format(const BuildRecord *rec) {
         return text;
 }
 
-static const char *get_str(json_object *o, const char *key) {
-        json_object *v;
-
-        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-                       ? json_object_get_string(v)
-                       : NULL;
-}
-
 static json_object *get_int(json_object *o, const char *key) {
         json_object *v;
 
@@ -59,7 +51,7 @@ static json_object *get_int(json_object *o, const char *key) {
 }
 
 static int parse_object(json_object *o, BuildRecord *rec) {
-        const char *profile = get_str(o, "profile"), *suite = get_str(o, "suite"), *log = get_str(o, "log");
+        const char *profile = json_get_string_member(o, "profile"), *suite = json_get_string_member(o, "suite"), *log = json_get_string_member(o, "log");
         json_object *v;
         int64_t pid;
 
@@ -94,13 +86,9 @@ int build_record_parse(const char *text, size_t len, BuildRecord *ret) {
 
         if (len > BUILD_RECORD_MAX)
                 return -EBADMSG;
-        r = json_parse_bounded(text, len, RECORD_DEPTH_MAX, RECORD_VALUES_MAX, &o);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0 || !json_object_is_type(o, json_type_object)) {
-                json_object_put(o);
-                return -EBADMSG;
-        }
+        r = json_parse_bounded_object(text, len, RECORD_DEPTH_MAX, RECORD_VALUES_MAX, &o);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EBADMSG;
         r = parse_object(o, &rec);
         json_object_put(o);
         if (r < 0) {

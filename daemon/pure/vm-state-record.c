@@ -58,25 +58,20 @@ static bool get_bool(json_object *o, const char *key) {
 }
 
 int vm_state_record_parse(const char *text, size_t len, VmStateRecord *ret) {
-        json_object *o = NULL, *v;
+        json_object *o = NULL;
         int r;
 
         if (len > VM_STATE_RECORD_MAX)
                 return -EBADMSG;
-        r = json_parse_bounded(text, len, RECORD_DEPTH_MAX, RECORD_VALUES_MAX, &o);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0 || !json_object_is_type(o, json_type_object)) {
-                json_object_put(o);
-                return -EBADMSG;
-        }
+        r = json_parse_bounded_object(text, len, RECORD_DEPTH_MAX, RECORD_VALUES_MAX, &o);
+        if (r < 0)
+                return r == -ENOMEM ? r : -EBADMSG;
         *ret = (VmStateRecord) {
                 .pid = get_pid(o, "pid"),
                 .starttime = get_u64(o, "starttime"),
                 .helper_pid = get_pid(o, "helper_pid"),
                 .helper_starttime = get_u64(o, "helper_starttime"),
-                .kvm = json_object_object_get_ex(o, "accel", &v) && json_object_is_type(v, json_type_string) &&
-                       streq(json_object_get_string(v), "kvm"),
+                .kvm = streq_ptr(json_get_string_member(o, "accel"), "kvm"),
                 .started_usec = get_u64(o, "started_usec"),
                 .balloon_target_mib = get_u64(o, "balloon_target_mib"),
                 .starting = get_bool(o, "starting"),
