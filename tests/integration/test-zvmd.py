@@ -1880,6 +1880,29 @@ def scenario_chaos(t, d):
          "acknowledged calls on disk, no leaked file", "\n".join(c.failures[:20]))
 
 
+def scenario_delete_after_kill(t, d):
+    """Found by bench/chaos: zvmd killed during a start's mkfs.ext4 (a slow
+    one here) leaves .upper.img.tmp, agent.secret and the READY socket; the
+    next zvmd ends the start, and a delete then removes the VM's run and
+    data dirs whole."""
+    vm = create(t, d, "dk")
+    vmid = vm.get("vmid")
+    data = os.path.join(d.root, "var", "lib", "zvm", "vms", str(vmid))
+    run = os.path.join(d.root, "run", "zvm", "vms", str(vmid))
+    th, _ = start_in_thread(d, "dk")
+    tmp = wait_for(lambda: os.path.exists(os.path.join(data, ".upper.img.tmp")), 30)
+    t.ok(tmp, "the start is in its mkfs.ext4 (.upper.img.tmp exists)")
+    d.kill9()
+    th.join(timeout=30)
+    d.start()
+    st = d.wait_state("dk", ["stopped", "crashed"], timeout=30)
+    t.ok(st and st["state"] in ("stopped", "crashed"), "the new zvmd ended the cut start", st)
+    status, _ = d.request("DELETE", "/vms/dk")
+    t.ok(status in (200, 204), f"delete ({status})")
+    t.ok(not os.path.exists(data) and not os.path.exists(run), "no run or data dir outlives the VM",
+         f"{os.listdir(data) if os.path.exists(data) else ''} {os.listdir(run) if os.path.exists(run) else ''}")
+
+
 def scenario_crash_writes(t, d):
     """Crash-consistency (issue 14): zvmd killed at every step of the atomic
     writes of a VM config (create, PATCH), tokens.conf and a start's
@@ -1933,7 +1956,7 @@ def main():
         cache_tmp = tempfile.mkdtemp(prefix="zvm-cache-")
         os.environ["ZVM_CACHE_DIR"] = cache_tmp
     slow_dir = None
-    if name in ("slow_start", "start_kill9"):
+    if name in ("slow_start", "start_kill9", "delete_after_kill"):
         slow_dir = slow_path_dir()
         os.environ["PATH"] = slow_dir + ":" + os.environ.get("PATH", "")
     d = Zvmd(t, extra_args=extra)
