@@ -39,3 +39,23 @@ size_t agent_answer_max(json_object *request);
  * (a VM without a secret matches nothing), never for different lengths;
  * equal lengths are compared in constant time. */
 bool agent_secret_equal(const char *expected, const char *given);
+
+/* An agent's line (answer or READY), bounded by AGENT_JSON_DEPTH_MAX and
+ * AGENT_JSON_VALUES_MAX (lib/json-util.h) before json-c builds it. NULL
+ * unless it is a JSON object. */
+json_object *agent_line_parse(const char *line, size_t len);
+
+/* One answer line (auth or request): 1 and the answer object in *ret when
+ * "ok" is true; 0 when it is false, *ret holding the error object, with
+ * *ret_code and *ret_message pointing into it, or at "EPROTO" and a generic
+ * text when the guest sent no string for them; -EBADMSG for a line that is
+ * not a bounded JSON object with an "ok" member (nothing set). *ret_code
+ * and *ret_message are set for 0 only. */
+int agent_answer_parse(const char *line, size_t len, json_object **ret, const char **ret_code,
+                       const char **ret_message);
+
+/* A READY line: 0 and in *ret_info the object without "op" and "secret"
+ * (what the VM's agent info shows) when it is a bounded JSON object with
+ * "op":"ready" and a string "secret" equal to the VM's (agent_secret_equal);
+ * -EBADMSG for anything else (nothing set). */
+int agent_ready_parse(const char *line, size_t len, const char *secret, json_object **ret_info);

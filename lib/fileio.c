@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -126,6 +128,41 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
                 return -errno;
 
         return write_file_atomic_at(dfd, name, data, len, mode);
+}
+
+int unlink_temporaries_at(int dir_fd, bool (*may_remove)(int dir_fd, const char *name, void *userdata),
+                          void *userdata) {
+        struct dirent *de;
+        DIR *d;
+        int fd, n = 0, r = 0;
+
+        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                r = -errno;
+                safe_close(fd);
+                return r;
+        }
+        while ((de = readdir(d))) {
+                struct stat st;
+
+                /* Not a symlink: emacs's ".#file" locks are ones. */
+                if (!startswith(de->d_name, ".#") ||
+                    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                if (may_remove && !may_remove(dirfd(d), de->d_name, userdata))
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+                        if (errno != ENOENT)
+                                r = -errno;
+                        continue;
+                }
+                n++;
+        }
+        closedir(d);
+        return r < 0 ? r : n;
 }
 
 static int mkdir_one(const char *path, mode_t mode) {

@@ -3,6 +3,7 @@
 
 /* Crash-safe file replacement and directory creation. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -27,6 +28,14 @@ int write_file_atomic_at_full(int dirfd, const char *name, const void *data, siz
 
 /* Same, with the directory given as a path (NULL means the current one). */
 int write_file_atomic(const char *dir, const char *name, const void *data, size_t len, mode_t mode);
+
+/* Removes the temporaries (".#<name>.XXXXXX" above) that writers killed
+ * before their rename left in dir_fd: regular files whose name starts with
+ * ".#", for which may_remove (if not NULL) returns true. Only for a
+ * directory whose writers cannot be running (the caller holds their lock).
+ * Returns how many were removed, or -errno. */
+int unlink_temporaries_at(int dir_fd, bool (*may_remove)(int dir_fd, const char *name, void *userdata),
+                          void *userdata);
 
 /* Creates path and any missing parent directories with mode (minus umask).
  * Existing directories (also via symlinks) are fine; an existing

@@ -102,3 +102,26 @@ json_object *json_object_new_fixed(double v, unsigned decimals) {
         (void) snprintf(buf, sizeof(buf), "%.*f", (int) MIN(decimals, 9U), v);
         return json_object_new_double_s(v, buf);
 }
+
+int json_parse_bounded_object(const char *s, size_t len, unsigned max_depth, size_t max_values, json_object **ret) {
+        json_object *o = NULL;
+        int r;
+
+        r = json_parse_bounded(s, len, max_depth, max_values, &o);
+        if (r < 0)
+                return r;
+        if (!json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        *ret = o;
+        return 0;
+}
+
+const char *json_get_string_member(json_object *o, const char *key) {
+        json_object *v;
+
+        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+                       ? json_object_get_string(v)
+                       : NULL;
+}

@@ -30,3 +30,11 @@ int json_parse_bounded(const char *s, size_t len, unsigned max_depth, size_t max
 /* A double that serializes with a fixed number of decimals ("4.398" for
  * seconds), not json-c's %.17g ("4.3975119999999999"). NULL on OOM. */
 json_object *json_object_new_fixed(double v, unsigned decimals);
+
+/* json_parse_bounded() of a record that must be one JSON object: the same,
+ * but -EBADMSG for any other value. */
+int json_parse_bounded_object(const char *s, size_t len, unsigned max_depth, size_t max_values, json_object **ret);
+
+/* The string member key of o, NULL when absent or not a string (never
+ * json-c's rendering of another type: a peer picks the types it sends). */
+const char *json_get_string_member(json_object *o, const char *key);

@@ -144,42 +144,21 @@ void agent_calls_cancel_all(VmAgent *a) {
         }
 }
 
-/* An agent's line, bounded (api/agent-wire.h) before json-c sees it. NULL
- * unless it is a JSON object. */
-static json_object *agent_line_parse(const char *line, size_t len) {
-        json_object *o = NULL;
-
-        if (json_parse_bounded(line, len, AGENT_JSON_DEPTH_MAX, AGENT_JSON_VALUES_MAX, &o) < 0)
-                return NULL;
-        if (!json_object_is_type(o, json_type_object)) {
-                json_object_put(o);
-                return NULL;
-        }
-        return o;
-}
-
 /* Handles one complete line; returns true when the call is finished. */
 static bool call_line(AgentCall *c, char *line, size_t len) {
-        json_object *o, *ok, *err, *v;
-        const char *code = "EPROTO", *message = "malformed answer from the agent";
+        json_object *o = NULL;
+        const char *code = NULL, *message = NULL;
+        int r;
 
-        o = agent_line_parse(line, len);
-        if (!o || !json_object_object_get_ex(o, "ok", &ok)) {
-                json_object_put(o);
-                call_finish(c, NULL, code, message);
+        /* Parsed by api/agent-wire (issue 14: fuzzed there). */
+        r = agent_answer_parse(line, len, &o, &code, &message);
+        if (r < 0) {
+                call_finish(c, NULL, "EPROTO", "malformed answer from the agent");
                 return true;
         }
-        if (!json_object_get_boolean(ok)) {
+        if (r == 0) {
                 char buf[512];
 
-                /* Strings only: json_object_get_string() of a null is NULL,
-                 * and a guest picks what it sends. */
-                if (json_object_object_get_ex(o, "error", &err)) {
-                        if (json_object_object_get_ex(err, "code", &v) && json_object_is_type(v, json_type_string))
-                                code = json_object_get_string(v);
-                        if (json_object_object_get_ex(err, "message", &v) && json_object_is_type(v, json_type_string))
-                                message = json_object_get_string(v);
-                }
                 snprintf(buf, sizeof(buf), "%s%s", c->authed ? "" : "authentication failed: ", message);
                 char *code_copy = strdup(code);
                 json_object_put(o);
@@ -516,18 +495,13 @@ static void host_unlink(VmAgent *a) {
 /* The READY line: the VM's non-empty secret, bounded JSON. True if taken. */
 static bool ready_handle(AgentReadyConn *rc, size_t len) {
         VmAgent *a = rc->agent;
-        json_object *o, *v;
+        json_object *o;
 
-        o = agent_line_parse(rc->buf, len);
-        if (!o || !json_object_object_get_ex(o, "op", &v) || !streq_ptr(json_object_get_string(v), "ready") ||
-            !json_object_object_get_ex(o, "secret", &v) || !json_object_is_type(v, json_type_string) ||
-            !agent_secret_equal(a->secret, json_object_get_string(v))) {
+        /* Validated by api/agent-wire (issue 14: fuzzed there). */
+        if (agent_ready_parse(rc->buf, len, a->secret, &o) < 0) {
                 log_warning("VM %u: ignoring a READY without the VM's secret", a->vmid);
-                json_object_put(o);
                 return false;
         }
-        json_object_object_del(o, "secret");
-        json_object_object_del(o, "op");
         json_object_put(a->info);
         a->info = o;
         a->ready_usec = a->started_mono > 0 ? now_usec(CLOCK_MONOTONIC) - a->started_mono : 0;

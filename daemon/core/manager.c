@@ -362,6 +362,10 @@ int manager_new(const char *root, Manager **ret) {
         if (flock(m->lock_fd, LOCK_EX | LOCK_NB) < 0)
                 return log_error_errno(-errno, "Another zvmd is running for %s (%s is locked): %m", m->paths.run,
                                        m->paths.lock);
+        /* Issue 14: a zvmd killed mid-write leaves ".#" temporaries. */
+        r = paths_sweep_temporaries(&m->paths);
+        if (r > 0)
+                log_info("Removed %d temporary file(s) left by an interrupted write", r);
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the event loop: %m");

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,4 +133,64 @@ char *paths_vm_data_dir(const Paths *p, uint32_t vmid) {
 
         snprintf(buf, sizeof(buf), "%u", vmid);
         return strjoin(p->data_vms, "/", buf);
+}
+
+/* ".#<vmid>.conf.XXXXXX" whose ".<vmid>.lock" nobody holds (a tool that
+ * writes configs holds it for the whole write). */
+static bool config_temporary_unlocked(int dfd, const char *name, void *userdata) {
+        _cleanup_close_ int fd = -EBADF;
+        char lock[32];
+        unsigned vmid;
+        int n = 0;
+
+        if (sscanf(name, ".#%u.conf.%n", &vmid, &n) != 1 || n == 0)
+                return false;
+        snprintf(lock, sizeof(lock), ".%u.lock", vmid);
+        fd = openat(dfd, lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return errno == ENOENT;
+        return flock(fd, LOCK_EX | LOCK_NB) >= 0;      /* released by the close */
+}
+
+/* The temporaries in dir itself, then in each of its subdirectories. */
+static int sweep_dir(const char *dir, bool subdirs) {
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct dirent *de;
+        DIR *d;
+        int n = 0, r;
+
+        if (dfd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        r = unlink_temporaries_at(dfd, NULL, NULL);
+        if (r > 0)
+                n += r;
+        if (!subdirs)
+                return n;
+        d = opendir(dir);
+        if (!d)
+                return n;
+        while ((de = readdir(d))) {
+                _cleanup_close_ int sub = -EBADF;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub >= 0 && (r = unlink_temporaries_at(sub, NULL, NULL)) > 0)
+                        n += r;
+        }
+        closedir(d);
+        return n;
+}
+
+int paths_sweep_temporaries(const Paths *p) {
+        _cleanup_close_ int vms = open(p->vms_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int n = 0, r;
+
+        if (vms >= 0 && (r = unlink_temporaries_at(vms, config_temporary_unlocked, NULL)) > 0)
+                n += r;
+        n += MAX(sweep_dir(p->etc, false), 0);
+        n += MAX(sweep_dir(p->data, false), 0);
+        n += MAX(sweep_dir(p->run_vms, true), 0);
+        n += MAX(sweep_dir(p->data_vms, true), 0);
+        return n;
 }

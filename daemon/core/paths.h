@@ -43,5 +43,11 @@ int paths_mkdirs(const Paths *p);
  * (installed). -ENOENT if none exists. */
 int paths_template_image(const Paths *p, const char *name, char **ret);
 
+/* Removes what writers killed mid-write left (lib/fileio's ".#" temporaries)
+ * in zvmd's own files: etc (tokens.conf), each VM's run and data dir, the
+ * data dir (ssh_known_hosts), and the VM configs whose per-VM lock
+ * (<etc>/vms/.<vmid>.lock, vm_save_config) no other tool holds. Call with
+ * zvmd's lock held, before anything is loaded. Returns how many. */
+int paths_sweep_temporaries(const Paths *p);
 char *paths_vm_run_dir(const Paths *p, uint32_t vmid);
 char *paths_vm_data_dir(const Paths *p, uint32_t vmid);

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "build-record.h"
 #include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
@@ -26,8 +27,6 @@
 #include "string-util.h"
 #include "template-internal.h"
 #include "time-util.h"
-
-#define RECORD_MAX (16U * 1024U)
 
 static char *records_dir(Templates *t) {
         return strjoin(t->paths->run, "/template-builds");
@@ -38,8 +37,7 @@ static char *record_name(const char *name) {
 }
 
 int build_record_save(TemplateBuild *b) {
-        _cleanup_free_ char *dir = records_dir(b->templates), *name = record_name(b->name);
-        json_object *o, *inc;
+        _cleanup_free_ char *dir = records_dir(b->templates), *name = record_name(b->name), *text = NULL;
         int r;
 
         if (!dir || !name)
@@ -50,30 +48,13 @@ int build_record_save(TemplateBuild *b) {
         r = mkdir_p(dir, 0700);
         if (r < 0)
                 return r;
-        o = json_object_new_object();
-        inc = json_object_new_array();
-        if (!o || !inc) {
-                json_object_put(o);
-                json_object_put(inc);
+        /* Formatted by pure/build-record (issue 14: fuzzed there). */
+        text = build_record_format(&(BuildRecord) { .pid = b->pid, .starttime = b->starttime, .profile = b->profile,
+                                                    .suite = b->suite, .include = b->include, .log = b->log_path,
+                                                    .started = b->started_wall });
+        if (!text)
                 return -ENOMEM;
-        }
-        STRV_FOREACH(p, b->include)
-                json_object_array_add(inc, json_object_new_string(*p));
-        json_object_object_add(o, "pid", json_object_new_int64(b->pid));
-        json_object_object_add(o, "starttime", json_object_new_int64((int64_t) b->starttime));
-        json_object_object_add(o, "profile", json_object_new_string(b->profile));
-        if (b->suite)
-                json_object_object_add(o, "suite", json_object_new_string(b->suite));
-        json_object_object_add(o, "include", inc);
-        json_object_object_add(o, "log", json_object_new_string(b->log_path));
-        json_object_object_add(o, "started", json_object_new_int64(b->started_wall));
-        {
-                const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-
-                r = write_file_atomic(dir, name, text, strlen(text), 0600);
-        }
-        json_object_put(o);
-        return r;
+        return write_file_atomic(dir, name, text, strlen(text), 0600);
 }
 
 void build_record_remove(TemplateBuild *b) {
@@ -84,44 +65,27 @@ void build_record_remove(TemplateBuild *b) {
                 (void) unlink(path);
 }
 
-static const char *get_str(json_object *o, const char *key) {
-        json_object *v;
-
-        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-                       ? json_object_get_string(v)
-                       : NULL;
-}
-
-/* A TemplateBuild from a record; NULL if the record is unusable. */
-static TemplateBuild *build_from_record(Templates *t, const char *name, json_object *o) {
-        const char *profile = get_str(o, "profile"), *suite = get_str(o, "suite"), *log = get_str(o, "log");
+/* A TemplateBuild from a record (taking its strings); NULL if the record is
+ * unusable. */
+static TemplateBuild *build_from_record(Templates *t, const char *name, BuildRecord *rec) {
         TemplateBuild *b;
-        json_object *v;
 
-        if (!template_name_is_valid(name) || !profile || !template_profile_is_valid(profile) || !log)
+        if (!template_name_is_valid(name) || !template_profile_is_valid(rec->profile))
                 return NULL;
         b = calloc(1, sizeof(*b));
         if (!b)
                 return NULL;
         *b = (TemplateBuild) { .templates = t, .pidfd = -EBADF, .state = BUILD_RUNNING, .adopted = true };
         b->name = strdup(name);
-        b->profile = strdup(profile);
-        b->log_path = strdup(log);
-        if (!b->name || !b->profile || !b->log_path || (suite && !(b->suite = strdup(suite))))
+        if (!b->name)
                 return build_free(b);
-        if (json_object_object_get_ex(o, "include", &v) && json_object_is_type(v, json_type_array))
-                for (size_t i = 0; i < json_object_array_length(v) && i < TEMPLATE_INCLUDE_MAX; i++) {
-                        const char *p = json_object_get_string(json_object_array_get_idx(v, i));
-
-                        if (p && strv_extend(&b->include, p) < 0)
-                                return build_free(b);
-                }
-        if (json_object_object_get_ex(o, "pid", &v))
-                b->pid = (pid_t) json_object_get_int64(v);
-        if (json_object_object_get_ex(o, "starttime", &v))
-                b->starttime = (uint64_t) json_object_get_int64(v);
-        if (json_object_object_get_ex(o, "started", &v))
-                b->started_wall = json_object_get_int64(v);
+        b->profile = TAKE_PTR(rec->profile);
+        b->suite = TAKE_PTR(rec->suite);
+        b->include = TAKE_PTR(rec->include);
+        b->log_path = TAKE_PTR(rec->log);
+        b->pid = rec->pid;
+        b->starttime = rec->starttime;
+        b->started_wall = rec->started;
         return b;
 }
 
@@ -165,18 +129,19 @@ static void build_ended_unwatched(TemplateBuild *b) {
 static void adopt_one(Templates *t, int dfd, const char *dir, const char *file) {
         _cleanup_free_ char *name = NULL, *text = NULL, *path = strjoin(dir, "/", file);
         TemplateBuild *b = NULL, **nb;
-        json_object *o;
-        size_t l = strlen(file);
+        BuildRecord rec = {};
+        size_t l = strlen(file), len = 0;
 
         if (l <= 5 || !streq(file + l - 5, ".json"))
                 return;
         name = strndup(file, l - 5);
-        if (!name || !path || read_full_file(path, &text, NULL, RECORD_MAX) < 0)
+        /* Parsed by pure/build-record (issue 14: fuzzed there). */
+        if (!name || !path || read_full_file(path, &text, &len, BUILD_RECORD_MAX) < 0 ||
+            build_record_parse(text, len, &rec) < 0)
                 goto drop;
-        o = json_tokener_parse(text);
-        if (o && json_object_is_type(o, json_type_object) && !build_find(t, name))
-                b = build_from_record(t, name, o);
-        json_object_put(o);
+        if (!build_find(t, name))
+                b = build_from_record(t, name, &rec);
+        build_record_done(&rec);
         if (!b)
                 goto drop;
         nb = reallocarray(t->builds, t->n_builds + 1, sizeof(*nb));

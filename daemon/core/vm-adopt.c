@@ -32,32 +32,33 @@
 #include "loop.h"
 #include "macro.h"
 #include "process.h"
+#include "process-scan.h"
 #include "qemu-argv.h"
 #include "string-util.h"
 #include "time-util.h"
 #include "vm.h"
 #include "vm-internal.h"
+#include "vm-state-record.h"
 
 
 #define ADOPT_STOP_TIMEOUT_S 30U
 
 int vm_state_file_save(Vm *vm) {
         _cleanup_free_ char *text = NULL;
-        json_object *o = json_object_new_object();
+        /* Formatted by pure/vm-state-record (issue 14: fuzzed there). */
+        VmStateRecord rec = {
+                .pid = vm->pid,
+                .starttime = vm->starttime,
+                .helper_pid = vm->helper_pid,
+                .helper_starttime = vm->helper_starttime,
+                .kvm = vm->accel == VM_ACCEL_KVM,
+                .started_usec = vm->started_usec,
+                .balloon_target_mib = vm->balloon_target_mib,
+                .starting = vm->state == VM_STATE_STARTING,
+                .stop_requested = vm->stop_requested,
+        };
 
-        if (!o)
-                return -ENOMEM;
-        json_object_object_add(o, "pid", json_object_new_int64(vm->pid));
-        json_object_object_add(o, "starttime", json_object_new_int64((int64_t) vm->starttime));
-        json_object_object_add(o, "helper_pid", json_object_new_int64(vm->helper_pid));
-        json_object_object_add(o, "helper_starttime", json_object_new_int64((int64_t) vm->helper_starttime));
-        json_object_object_add(o, "accel", json_object_new_string(vm_accel_to_string(vm->accel)));
-        json_object_object_add(o, "started_usec", json_object_new_int64((int64_t) vm->started_usec));
-        json_object_object_add(o, "balloon_target_mib", json_object_new_int64((int64_t) vm->balloon_target_mib));
-        json_object_object_add(o, "starting", json_object_new_boolean(vm->state == VM_STATE_STARTING));
-        json_object_object_add(o, "stop_requested", json_object_new_boolean(vm->stop_requested));
-        text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-        json_object_put(o);
+        text = vm_state_record_format(&rec);
         if (!text)
                 return -ENOMEM;
         return write_file_atomic(vm->run_dir, "state.json", text, strlen(text), 0600);
@@ -68,38 +69,47 @@ void vm_state_file_remove(Vm *vm) {
         if (p)
                 (void) unlink(p);
 }
+/* Issue 14: a zvmd killed between spawning the helper or QEMU and
+ * recording its pid left it running, named nowhere but by its argv. */
+static void kill_unrecorded(Vm *vm) {
+        _cleanup_free_ char *needle = strjoin(vm->run_dir, "/");
+        pid_t keep = vm->helper_pid;    /* ended below, by its pidfd */
+        int r;
+
+        r = needle ? process_kill_by_argv(needle, &keep, 1) : -ENOMEM;
+        if (r > 0)
+                log_warning("VM %u: killed %d process(es) of the interrupted start", vm->vmid, r);
+        else if (r < 0)
+                log_warning_errno(r, "VM %u: cannot look for processes of the interrupted start: %m", vm->vmid);
+}
+
 static int on_adopted_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         loop_note("VM %s: QEMU exited", ((Vm *) userdata)->config->name);
         vm_handle_exit(userdata, -1, 0);
         return 0;
 }
 int vm_adopt(Vm *vm) {
-        _cleanup_free_ char *path = vm_run_path(vm, "state.json");
-        json_object *j, *v;
+        _cleanup_free_ char *path = vm_run_path(vm, "state.json"), *text = NULL;
+        VmStateRecord rec;
+        size_t len = 0;
         bool starting = false, stopping = false;
         int r;
 
         if (!path)
                 return -ENOMEM;
-        j = json_object_from_file(path);
-        if (!j)
+        /* Parsed by pure/vm-state-record (issue 14: fuzzed there); an
+         * unreadable or torn record is no run to adopt. */
+        if (read_full_file(path, &text, &len, VM_STATE_RECORD_MAX) < 0 || vm_state_record_parse(text, len, &rec) < 0)
                 return 0;               /* not running */
-#define GET_INT(key, dst) \
-        if (json_object_object_get_ex(j, key, &v)) \
-                dst = json_object_get_int64(v)
-        GET_INT("pid", vm->pid);
-        GET_INT("starttime", vm->starttime);
-        GET_INT("helper_pid", vm->helper_pid);
-        GET_INT("helper_starttime", vm->helper_starttime);
-        GET_INT("started_usec", vm->started_usec);
-        GET_INT("balloon_target_mib", vm->balloon_target_mib);
-#undef GET_INT
-        starting = json_object_object_get_ex(j, "starting", &v) && json_object_get_boolean(v);
-        stopping = json_object_object_get_ex(j, "stop_requested", &v) && json_object_get_boolean(v);
-        vm->accel = json_object_object_get_ex(j, "accel", &v) && streq_ptr(json_object_get_string(v), "kvm")
-                            ? VM_ACCEL_KVM
-                            : VM_ACCEL_TCG;
-        json_object_put(j);
+        vm->pid = rec.pid;
+        vm->starttime = rec.starttime;
+        vm->helper_pid = rec.helper_pid;
+        vm->helper_starttime = rec.helper_starttime;
+        vm->started_usec = rec.started_usec;
+        vm->balloon_target_mib = rec.balloon_target_mib;
+        starting = rec.starting;
+        stopping = rec.stop_requested;
+        vm->accel = rec.kvm ? VM_ACCEL_KVM : VM_ACCEL_TCG;
         (void) vm_running_load(vm);     /* before anything below uses the run's CID, taps, agent */
 
         if (vm->helper_pid > 0 && pidfd_open_checked(vm->helper_pid, vm->helper_starttime, &vm->helper_pidfd) >= 0)
@@ -113,6 +123,7 @@ int vm_adopt(Vm *vm) {
                  * made (the helper, taps, sockets) and leave the VM stopped. */
                 log_warning("VM %u (%s): zvmd exited while the VM was starting; cleaning up", vm->vmid,
                             vm->config->name);
+                kill_unrecorded(vm);
                 vm_cleanup_runtime(vm);
                 vm->crash_reason = strdup("zvmd exited while the VM was starting");
                 return 0;

@@ -129,11 +129,14 @@ static void on_query_status(QmpClient *c, json_object *result, const char *error
                 log_warning("VM %u: query-status failed: %s", vm->vmid, strnull(error_desc));
                 return;
         }
-        vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
         if (vm_running_config(vm)->balloon_mib > 0)
                 (void) vm_qmp_invoke(vm, "query-balloon", NULL, on_query_balloon, vm);
-        if (vm->state == VM_STATE_STARTING)
+        if (vm->state == VM_STATE_STARTING) {
+                /* The start's deadline only: a re-adopted VM's stop in
+                 * flight has its kill timer there too (issue 14, chaos). */
+                vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
                 vm_set_state(vm, VM_STATE_RUNNING);
+        }
 }
 int vm_qmp_attach(Vm *vm, int fd) {
         int r;

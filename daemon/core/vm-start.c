@@ -362,20 +362,21 @@ static void on_helper_socket(FileWait *w, int r, void *userdata) {
 }
 
 /* Hybrid vsock: the helper must be listening before QEMU connects to it.
- * state.json goes first, so that a zvmd killed from now on finds (and
- * ends) a helper that has no QEMU yet. */
+ * state.json goes first (also with kernel vsock: issue 14), so that a zvmd
+ * killed from now on finds (and ends) a helper or a QEMU whose pid it had
+ * not recorded yet. */
 static void step_helper(VmStart *s) {
         Vm *vm = s->vm;
         char *why = NULL;
         int r;
 
-        if (vm->ctx->host->caps.vhost_vsock)
-                return step_qemu(s);
         r = vm_state_file_save(vm);
         if (r < 0) {
                 set_error(&why, "cannot write state.json: %s", errno_str(r));
                 return start_fail(s, r, why);
         }
+        if (vm->ctx->host->caps.vhost_vsock)
+                return step_qemu(s);
         r = vm_spawn_helper(vm, &why);
         if (r < 0)
                 return start_fail(s, r, why);

@@ -518,10 +518,13 @@ int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata
 }
 int vm_remove_files(Vm *vm) {
         _cleanup_free_ char *conf = NULL, *upper = strjoin(vm->data_dir, "/upper.img"),
+                            *upper_tmp = strjoin(vm->data_dir, "/.upper.img.tmp"),
                             *hostkeys = strjoin(vm->data_dir, "/" SSH_HOST_KEYS_FILE);
+        /* Also what a start cut by a killed zvmd leaves (issue 14, chaos):
+         * else the rmdir()s fail and the dirs outlive the VM. */
         static const char *const run_files[] = { "console.log", "console.log.1", "qemu.log", "vsock-helper.log",
                                                  "state.json", "running.conf", "qmp.sock", "serial.sock", "console.sock",
-                                                 "vhost-vsock.sock", "vsock.sock" };
+                                                 "vhost-vsock.sock", "vsock.sock", "vsock.sock_1025", "agent.secret" };
         char name[32];
 
         /* Only what zvm created: never the user's disks, models or rootfs
@@ -535,6 +538,8 @@ int vm_remove_files(Vm *vm) {
         (void) rmdir(vm->run_dir);
         if (upper)
                 (void) unlink(upper);
+        if (upper_tmp)
+                (void) unlink(upper_tmp);
         if (hostkeys)
                 (void) unlink(hostkeys);
         (void) rmdir(vm->data_dir);

@@ -111,8 +111,56 @@ static void test_host_keys(void) {
         is_int(ssh_host_key_check(longkey, &reason), -EINVAL, "over 4 KiB refused (%s)", reason);
 }
 
+#define L(s) s, strlen(s)
+
+static void test_answer_parse(void) {
+        json_object *o = NULL;
+        const char *code = NULL, *message = NULL;
+
+        is_int(agent_answer_parse(L("{\"ok\":true,\"result\":{\"pong\":true}}"), &o, &code, &message), 1, "ok answer: 1");
+        ok(o && json_object_object_get_ex(o, "result", NULL) && !code && !message, "its object, no code/message");
+        json_object_put(o);
+        o = NULL;
+        is_int(agent_answer_parse(L("{\"ok\":false,\"error\":{\"code\":\"EACCES\",\"message\":\"no\"}}"), &o, &code,
+                                  &message), 0, "error answer: 0");
+        ok(streq_ptr(code, "EACCES") && streq_ptr(message, "no"), "the guest's code and message");
+        json_object_put(o);
+        o = NULL;
+        is_int(agent_answer_parse(L("{\"ok\":false,\"error\":{\"code\":null,\"message\":7}}"), &o, &code, &message), 0,
+               "error with non-string code and message: 0");
+        ok(streq_ptr(code, "EPROTO") && streq_ptr(message, "malformed answer from the agent"), "the defaults instead");
+        json_object_put(o);
+        o = NULL;
+        code = message = NULL;
+        is_int(agent_answer_parse(L("[{\"ok\":true}]"), &o, &code, &message), -EBADMSG, "an array: -EBADMSG");
+        is_int(agent_answer_parse(L("{\"result\":1}"), &o, &code, &message), -EBADMSG, "no \"ok\": -EBADMSG");
+        is_int(agent_answer_parse(L("{\"ok\":[[[[[[[[[[1]]]]]]]]]]}"), &o, &code, &message), -EBADMSG, "too deep: -EBADMSG");
+        ok(!o && !code && !message, "nothing set on -EBADMSG");
+}
+
+static void test_ready_parse(void) {
+        const char *s = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        char line[256];
+        json_object *info = NULL;
+
+        snprintf(line, sizeof(line), "{\"op\":\"ready\",\"secret\":\"%s\",\"agent_version\":\"1\"}", s);
+        is_int(agent_ready_parse(L(line), s, &info), 0, "READY with the VM's secret: taken");
+        ok(info && json_object_object_length(info) == 1 && json_object_object_get_ex(info, "agent_version", NULL),
+           "info keeps the rest, without op and secret");
+        json_object_put(info);
+        info = NULL;
+        is_int(agent_ready_parse(L(line), "", &info), -EBADMSG, "a VM without a secret takes no READY");
+        is_int(agent_ready_parse(L(line), NULL, &info), -EBADMSG, "nor with a NULL secret");
+        snprintf(line, sizeof(line), "{\"op\":\"ping\",\"secret\":\"%s\"}", s);
+        is_int(agent_ready_parse(L(line), s, &info), -EBADMSG, "another op: refused");
+        is_int(agent_ready_parse(L("{\"op\":\"ready\",\"secret\":1}"), "1", &info), -EBADMSG, "a numeric secret: refused");
+        ok(!info, "nothing set when refused");
+}
+
 int main(void) {
         test_answer_max();
+        test_answer_parse();
+        test_ready_parse();
         test_secret();
         test_host_keys();
         return done_testing();

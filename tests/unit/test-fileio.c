@@ -247,6 +247,39 @@ static int rm_rf(const char *path) {
         return system(cmd);
 }
 
+static bool keep_b(int dir_fd, const char *name, void *userdata) {
+        (*(unsigned *) userdata)++;
+        return !strstr(name, "b.conf");
+}
+
+/* What a writer killed between its open and its rename leaves: removed,
+ * and nothing else (the file itself, a symlink such as emacs's ".#" lock,
+ * what the filter keeps). */
+static void test_unlink_temporaries(void) {
+        _cleanup_free_ char *dir = tmp_path("sweep"), *a = NULL, *b = NULL, *c = NULL, *lnk = NULL;
+        _cleanup_close_ int dfd = -EBADF;
+        unsigned asked = 0;
+
+        assert_se(mkdir(dir, 0700) == 0);
+        a = strjoin(dir, "/.#a.conf.abcdef");
+        b = strjoin(dir, "/.#b.conf.abcdef");
+        c = strjoin(dir, "/a.conf");
+        lnk = strjoin(dir, "/.#editor-lock");
+        assert_se(a && b && c && lnk);
+        assert_se(write_file_atomic(dir, "a.conf", "whole\n", 6, 0644) == 0);
+        assert_se(close(open(a, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) == 0);
+        assert_se(close(open(b, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) == 0);
+        assert_se(symlink("user@host.1234", lnk) == 0);
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_se(dfd >= 0);
+        is_int(unlink_temporaries_at(dfd, keep_b, &asked), 1, "one temporary removed, the filtered one kept");
+        is_int((int) asked, 2, "the filter was asked about the two temporaries only");
+        ok(access(a, F_OK) < 0 && access(b, F_OK) == 0 && access(c, F_OK) == 0, "a.conf kept, its temporary gone");
+        ok(faccessat(AT_FDCWD, lnk, F_OK, AT_SYMLINK_NOFOLLOW) == 0, "a \".#\" symlink is not a temporary");
+        is_int(unlink_temporaries_at(dfd, NULL, NULL), 1, "without a filter the other one goes too");
+        is_int(unlink_temporaries_at(dfd, NULL, NULL), 0, "nothing left to remove");
+}
+
 int main(void) {
         umask(022);
         assert_se(mkdtemp(tmpdir));
@@ -259,6 +292,7 @@ int main(void) {
         test_fail_unwritable_dir();
         test_readers_see_whole_files();
         test_mkdir_p();
+        test_unlink_temporaries();
 
         ok(rm_rf(tmpdir) == 0, "cleaned up");
         return done_testing();

@@ -91,8 +91,24 @@ static void test_flood(void) {
         free(s);
 }
 
+static void test_object_helpers(void) {
+        json_object *o = NULL;
+
+        is_int(json_parse_bounded_object("[1]", 3, 4, 16, &o), -EBADMSG, "an array is no object: -EBADMSG");
+        ok(!o, "nothing returned");
+        is_int(json_parse_bounded_object("[[[[[1]]]]]", 11, 4, 16, &o), -E2BIG, "the bounds still hold");
+        const char *text = "{\"a\":\"x\",\"b\":1,\"c\":null}";
+
+        is_int(json_parse_bounded_object(text, strlen(text), 4, 16, &o), 0, "an object");
+        ok(streq_ptr(json_get_string_member(o, "a"), "x"), "a string member");
+        ok(!json_get_string_member(o, "b") && !json_get_string_member(o, "c") && !json_get_string_member(o, "d"),
+           "a number, a null, an absent member: NULL, not json-c's rendering");
+        json_object_put(o);
+}
+
 int main(void) {
         test_prescan();
+        test_object_helpers();
         test_parse();
         test_flood();
         return done_testing();
