@@ -61,6 +61,9 @@ static int run_model_add(const Cli *cli, const char *file, const char *name) {
                 /* The token, if any, stays in the environment ($ZVM_TOKEN), off the command line. */
                 if (cli->token)
                         (void) setenv("ZVM_TOKEN", cli->token, 1);
+                /* Its "Model … is ready" is progress for run, like the
+                 * rest: stdout stays the chat's (an answer, or --json's). */
+                (void) dup2(STDERR_FILENO, STDOUT_FILENO);
                 execv("/proc/self/exe", (char **) argv);
                 _exit(127);
         }

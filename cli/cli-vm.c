@@ -246,7 +246,11 @@ int cli_vm_wait_agent(const Cli *cli, const char *id, unsigned wait_s, char **re
                 if (!streq_ptr(state, "running") && !streq_ptr(state, "starting"))
                         return log_error_errno(SYNTHETIC_ERRNO(EBUSY), "VM %s is %s: start it first (zvm start %s)", id,
                                                strnull(state), id);
-                if (streq_ptr(agent, "ready")) {
+                /* Only a booting guest's agent (waiting) is waited for. One that
+                 * stopped answering its health check (unresponsive) is tried at
+                 * once: the call then fails within its own --timeout, it does not
+                 * wait minutes for an agent that may never come back. */
+                if (streq_ptr(agent, "ready") || streq_ptr(agent, "unresponsive")) {
                         if (!json_object_object_get_ex(st, "name", &v))
                                 return log_error_errno(SYNTHETIC_ERRNO(EPROTO), "zvmd's status has no name");
                         if (!ret_name)

@@ -49,6 +49,7 @@ int cli_vm_runtime_path(const Cli *cli, const char *id, const char *name, char *
 
 /* Waits (bounded, polling its status) until the VM runs and its agent
  * said READY, as ssh and exec need; says once on stderr that it waits.
+ * An unresponsive agent (it failed a health check) is not waited for.
  * -EBUSY for a VM that is down or has no agent, -ETIMEDOUT after wait_s.
  * *ret_name (optional): the VM's name. */
 #define CLI_AGENT_WAIT_DEFAULT_S 120U

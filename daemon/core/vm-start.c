@@ -340,8 +340,17 @@ static void step_qemu(VmStart *s) {
         s->qmp_fd = safe_close(s->qmp_fd);              /* QEMU holds its own copy */
         if (r >= 0)
                 r = vm_qmp_attach(vm, TAKE_FD(client_fd));
-        if (r < 0)
-                log_warning_errno(r, "VM %u: cannot connect to QMP: %m", vm->vmid);
+        if (r < 0) {
+                /* Without QMP zvmd cannot run this VM (out of fds, say):
+                 * end it now with the reason, not after the QMP deadline
+                 * as "did not answer". Its exit handling cleans up. */
+                log_error_errno(r, "VM %u: cannot connect to QEMU's QMP socket, killing it: %m", vm->vmid);
+                free(vm->kill_reason);
+                if (asprintf(&vm->kill_reason, "zvmd cannot connect to QEMU's QMP socket: %s", errno_str(r)) < 0)
+                        vm->kill_reason = NULL;
+                (void) syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
+                return;
+        }
         (void) vm_arm_timeout(vm, QMP_READY_TIMEOUT_USEC, on_start_timeout);
 }
 
