@@ -457,6 +457,16 @@ static void step_upper(VmStart *s) {
         if (!s->upper_tmp)
                 return step_taps(s);
         snprintf(size, sizeof(size), "%" PRIu64 "k", s->vm->config->rootfs_size / 1024);
+        /* zvmd makes the file (0600, ours) and mkfs.ext4 formats it: the
+         * temporary exists for the whole step, so a zvmd killed meanwhile
+         * leaves a name the next one knows to remove (vm_remove_files()). */
+        r = open(s->upper_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (r < 0) {
+                r = -errno;
+                set_error(&why, "creating the writable layer failed (%s: %s)", s->upper_tmp, errno_str(r));
+                return start_fail(s, r, why);
+        }
+        safe_close(r);
         char *argv[] = { (char *) "mkfs.ext4", (char *) "-q", (char *) "-F", (char *) "-L", (char *) "zvm-upper",
                          (char *) "-E", (char *) "root_owner=0:0", (char *) "-m", (char *) "0", s->upper_tmp, size,
                          NULL };
