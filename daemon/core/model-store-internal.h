@@ -4,7 +4,12 @@
 /* What model-store.c and model-store-job.c share; nobody else includes it. */
 
 #include "macro.h"
-#include "model-store.h"
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+/* Not model-store.h (its users include it): a leaf, no cycle with model-store.c. */
+typedef struct ModelStore ModelStore;
 #include "process-async.h"
 
 #define MODEL_NAMES_DIR "names"

@@ -15,6 +15,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "model-store-internal.h"
+#include "model-store.h"
 #include "string-util.h"
 #include "time-util.h"
 

@@ -18,6 +18,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "model-store-internal.h"
+#include "model-store.h"
 #include "string-util.h"
 
 /* A record is a few hundred bytes; anything bigger is not ours. */

@@ -26,6 +26,7 @@
 #include "process.h"
 #include "string-util.h"
 #include "template-internal.h"
+#include "template.h"
 #include "time-util.h"
 
 static char *records_dir(Templates *t) {

@@ -9,7 +9,9 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
-#include "template.h"
+/* Not template.h (its users include it): a leaf, no cycle with template.c. */
+typedef struct Templates Templates;
+typedef struct TemplateBuild TemplateBuild;
 
 typedef enum BuildState {
         BUILD_RUNNING,

@@ -6,7 +6,15 @@
 
 #include <signal.h>
 
-#include "vm.h"
+#include <json-c/json.h>
+#include <systemd/sd-event.h>
+
+#include "api.h"
+#include "qmp.h"
+
+/* Not vm.h: every user includes it itself, so this private header is a leaf
+ * and vm.c ↔ vm-internal.h is no include cycle. */
+typedef struct Vm Vm;
 
 /* <run>/vms/<vmid>/<name>; NULL on OOM. */
 char *vm_run_path(const Vm *vm, const char *name);

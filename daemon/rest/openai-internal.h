@@ -5,7 +5,10 @@
 
 #include "http-client.h"
 #include "manager.h"
-#include "openai.h"
+#include "rest-object.h"
+
+/* Not openai.h (its users include it): a leaf, no cycle with openai.c. */
+typedef struct ProxyCall ProxyCall;
 
 typedef struct OpenAiPending OpenAiPending;
 

@@ -20,6 +20,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "openai-internal.h"
+#include "openai.h"
 #include "string-util.h"
 #include "time-util.h"
 

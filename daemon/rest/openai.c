@@ -14,6 +14,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "openai-internal.h"
+#include "openai.h"
 #include "request.h"
 #include "routes.h"
 #include "string-util.h"

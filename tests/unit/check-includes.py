@@ -11,8 +11,8 @@
 zvm-config.h). Headers are included by base name (each layer's meson
 dependency adds its folder), so a base name must be unique in daemon/.
 Also fails on any include cycle between modules. A module is a .c file
-and the .h of the same name (core/vm.c + core/vm.h), with its private
-header X-internal.h counted as part of X; a module depends on another when
+and the .h of the same name (core/vm.c + core/vm.h); a private header
+X-internal.h is a module of its own; a module depends on another when
 any of its files includes one of the other's headers. A cycle of modules
 (agent.c includes manager.h, manager.c includes agent.h) is a circle even
 when no header includes another in a circle, so it fails too; so does a
@@ -96,9 +96,10 @@ def check(daemon):
 
 
 def module_of(rel):
-    """core/vm.c, core/vm.h and core/vm-internal.h are module core/vm."""
-    stem = rel.rsplit(".", 1)[0]
-    return stem[: -len("-internal")] if stem.endswith("-internal") else stem
+    """core/vm.c and core/vm.h are module core/vm; a private header
+    (core/vm-internal.h) is a module of its own, so it must not include its
+    public header back (vm.c -> vm-internal.h -> vm.h would be a cycle)."""
+    return rel.rsplit(".", 1)[0]
 
 
 def module_cycles(files, headers):
@@ -164,9 +165,12 @@ def selftest():
         ("module cycle of three", {"core/a.c": '#include "b.h"\n', "core/b.c": '#include "c.h"\n',
                                    "core/c.c": '#include "a.h"\n', "core/a.h": "", "core/b.h": "",
                                    "core/c.h": ""}, True),
-        ("private header belongs to its module", {"core/vm.h": "", "core/vm-internal.h": '#include "vm.h"\n',
-                                                  "core/vm.c": '#include "vm-internal.h"\n',
-                                                  "core/vm-start.c": '#include "vm-internal.h"\n'}, False),
+        ("private header that is a leaf", {"core/vm.h": "", "core/vm-internal.h": "",
+                                           "core/vm.c": '#include "vm-internal.h"\n#include "vm.h"\n',
+                                           "core/vm-start.c": '#include "vm-internal.h"\n#include "vm.h"\n'},
+         False),
+        ("private header including its public header", {"core/vm.h": "", "core/vm-internal.h": '#include "vm.h"\n',
+                                                        "core/vm.c": '#include "vm-internal.h"\n'}, True),
         ("one-way module use", {"core/a.c": '#include "b.h"\n#include "a.h"\n', "core/a.h": "",
                                 "core/b.c": '#include "b.h"\n', "core/b.h": ""}, False),
     ]
