@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -321,7 +322,7 @@ static int on_call_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 static VsockTarget agent_vsock_target(VmAgent *a, char **uds) {
         if (a->host->kernel_vsock)
                 return (VsockTarget) { .cid = a->cid };
-        *uds = strjoin(a->run_dir, "/vsock.sock");
+        *uds = strjoin(a->run_dir, "/" AGENT_VSOCK_UDS);
         return (VsockTarget) { .uds_path = *uds };
 }
 
@@ -640,7 +641,7 @@ void agent_init(VmAgent *a, AgentHost *host, uint32_t vmid, const char *run_dir)
 }
 
 static int agent_listen_hybrid(VmAgent *a) {
-        _cleanup_free_ char *uds = strjoin(a->run_dir, "/vsock.sock");
+        _cleanup_free_ char *uds = strjoin(a->run_dir, "/" AGENT_VSOCK_UDS);
         _cleanup_free_ char *path = NULL;
         VsockTarget t = { .uds_path = uds };
         int fd, r;
@@ -656,7 +657,13 @@ static int agent_listen_hybrid(VmAgent *a) {
          * (or is being re-adopted by the only zvmd for this root), so no
          * one else listens there. */
         (void) unlink(path);
+        /* In the VM's vsock dir (0700, its uid's), where the helper,
+         * running as that uid, must connect: the socket is made 0777
+         * (umask, not a chmod by a path the uid could swap), the dir is
+         * what keeps everyone else out. zvmd is single-threaded. */
+        mode_t mask = umask(0);
         r = vsock_listen(&t, AGENT_READY_PORT, 8, &fd);
+        (void) umask(mask);
         if (r < 0)
                 return r;
         (void) fd_nonblock(fd, true);
@@ -765,7 +772,7 @@ void agent_stop(VmAgent *a) {
         agent_detach(a);
         if (had_agent && a->run_dir) {
                 _cleanup_free_ char *p = strjoin(a->run_dir, "/agent.secret");
-                _cleanup_free_ char *l = strjoin(a->run_dir, "/vsock.sock_1025");
+                _cleanup_free_ char *l = strjoin(a->run_dir, "/" AGENT_VSOCK_UDS "_1025");
 
                 if (p)
                         (void) unlink(p);

@@ -20,6 +20,10 @@ typedef struct AgentHost AgentHost;
 typedef struct VmAgent VmAgent;
 
 /* AGENT_PORT, AGENT_READY_PORT: the contract with the guest. */
+/* Hybrid vsock: the helper's host side, under the run dir (in the VM's
+ * vsock dir, see core/vm-sandbox.c); guest→host connections land on
+ * <it>_<port>. */
+#define AGENT_VSOCK_UDS "vsock/vsock.sock"
 #include "agent-contract.h"
 
 typedef enum AgentState {

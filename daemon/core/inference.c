@@ -570,7 +570,7 @@ int inference_connect(InferenceVm *v, inference_connect_fn cb, void *userdata, I
         if (v->inf->kernel_vsock)
                 t.cid = vm_running_config(v->vm)->cid;
         else {
-                c->uds = strjoin(v->vm->run_dir, "/vsock.sock");
+                c->uds = strjoin(v->vm->run_dir, "/" AGENT_VSOCK_UDS);
                 if (!c->uds) {
                         free(c);
                         return -ENOMEM;

@@ -6,28 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "fd-util.h"
 #include "macro.h"
 #include "process-scan.h"
-
-/* QEMU's argv is a few KiB; anything longer is not one of ours. */
-#define CMDLINE_MAX (256U * 1024U)
-
-static bool argv_contains(pid_t pid, const char *needle) {
-        _cleanup_free_ char *text = NULL;
-        char path[64];
-        size_t len = 0;
-
-        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
-        if (read_full_file(path, &text, &len, CMDLINE_MAX) < 0)
-                return false;
-        for (size_t i = 0; i < len; i += strlen(text + i) + 1)
-                if (strstr(text + i, needle))
-                        return true;
-        return false;
-}
+#include "string-util.h"
 
 static bool kept(pid_t pid, const pid_t *keep, size_t n_keep) {
         for (size_t i = 0; i < n_keep; i++)
@@ -36,7 +21,21 @@ static bool kept(pid_t pid, const pid_t *keep, size_t n_keep) {
         return false;
 }
 
-int process_kill_by_argv(const char *needle, const pid_t *keep, size_t n_keep) {
+/* Its working directory is dir (zvmd starts a VM's processes in its run
+ * dir, which nothing else uses). */
+static bool cwd_is(pid_t pid, const char *dir) {
+        char path[64], target[PATH_MAX];
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/%d/cwd", (int) pid);
+        n = readlink(path, target, sizeof(target) - 1);
+        if (n < 0)
+                return false;
+        target[n] = 0;
+        return streq(target, dir);
+}
+
+int process_kill_by_cwd(const char *dir, const pid_t *keep, size_t n_keep) {
         struct dirent *de;
         DIR *d;
         int n = 0;
@@ -53,7 +52,7 @@ int process_kill_by_argv(const char *needle, const pid_t *keep, size_t n_keep) {
                         continue;
                 /* Pinned first: if it exits now, the signal goes nowhere. */
                 pidfd = (int) syscall(SYS_pidfd_open, (pid_t) pid, 0);
-                if (pidfd < 0 || !argv_contains((pid_t) pid, needle))
+                if (pidfd < 0 || !cwd_is((pid_t) pid, dir))
                         continue;
                 if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) >= 0)
                         n++;

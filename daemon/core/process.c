@@ -108,16 +108,6 @@ int process_spawn(char *const *argv, const int *keep_fds, size_t n_keep_fds, int
         return spawn(argv, environ, keep_fds, n_keep_fds, out_fd, new_session, ret_pid);
 }
 
-int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_keep_fds, int out_fd,
-                               pid_t *ret_pid) {
-        _cleanup_free_ char *path = strjoin("PATH=", getenv("PATH") ?: "/usr/local/bin:/usr/bin:/bin");
-        char *envp[] = { path, (char *) "LC_ALL=C.UTF-8", NULL };
-
-        if (!path)
-                return -ENOMEM;
-        return spawn(argv, envp, keep_fds, n_keep_fds, out_fd, true, ret_pid);
-}
-
 int process_run(char *const *argv, int timeout_ms, char **ret_output) {
         _cleanup_close_ int rfd = -EBADF, wfd = -EBADF, pidfd = -EBADF;
         _cleanup_free_ char *out = NULL;

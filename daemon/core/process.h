@@ -12,12 +12,6 @@
  * own session so it outlives us and our terminal. */
 int process_spawn(char *const *argv, const int *keep_fds, size_t n_keep_fds, int out_fd, bool new_session,
                   pid_t *ret_pid);
-/* The same for the processes that face a guest (QEMU, the vsock helper):
- * they get none of zvmd's environment (NOTIFY_SOCKET, credentials, ZVM_*
- * settings), only PATH. */
-int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_keep_fds, int out_fd,
-                               pid_t *ret_pid);
-
 /* Runs argv to completion, capturing stdout+stderr (bounded to 64 KiB),
  * killing it after timeout_ms. Returns the exit status (>= 0), or
  * -ETIMEDOUT, or -errno. */

@@ -7,7 +7,7 @@
 
 
 int scope_message_new(sd_bus *bus, const char *unit, const char *slice, const char *description, const pid_t *pids,
-                      size_t n_pids, sd_bus_message **ret) {
+                      size_t n_pids, const ScopeLimits *limits, sd_bus_message **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         uint32_t real[SCOPE_PIDS_MAX];
         size_t n_real = 0;
@@ -44,6 +44,10 @@ int scope_message_new(sd_bus *bus, const char *unit, const char *slice, const ch
         if (r >= 0)
                 r = sd_bus_message_append(m, "(sv)(sv)(sv)", "Slice", "s", slice, "Description", "s", description,
                                           "CollectMode", "s", "inactive-or-failed");
+        if (r >= 0 && limits && limits->memory_max > 0)
+                r = sd_bus_message_append(m, "(sv)", "MemoryMax", "t", limits->memory_max);
+        if (r >= 0 && limits && limits->tasks_max > 0)
+                r = sd_bus_message_append(m, "(sv)", "TasksMax", "t", limits->tasks_max);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)
@@ -55,11 +59,11 @@ int scope_message_new(sd_bus *bus, const char *unit, const char *slice, const ch
 }
 
 int scope_start_async(sd_bus *bus, const char *unit, const char *slice, const char *description, const pid_t *pids,
-                      size_t n_pids, sd_bus_message_handler_t cb, void *userdata) {
+                      size_t n_pids, const ScopeLimits *limits, sd_bus_message_handler_t cb, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
-        r = scope_message_new(bus, unit, slice, description, pids, n_pids, &m);
+        r = scope_message_new(bus, unit, slice, description, pids, n_pids, limits, &m);
         if (r < 0)
                 return r;
         /* NULL slot: floating, freed with the reply (or the bus). */

@@ -70,13 +70,14 @@ void vm_state_file_remove(Vm *vm) {
                 (void) unlink(p);
 }
 /* Issue 14: a zvmd killed between spawning the helper or QEMU and
- * recording its pid left it running, named nowhere but by its argv. */
+ * recording its pid left it running, named nowhere but by its working
+ * directory, the run dir. */
 static void kill_unrecorded(Vm *vm) {
-        _cleanup_free_ char *needle = strjoin(vm->run_dir, "/");
+        _cleanup_free_ char *dir = realpath(vm->run_dir, NULL);
         pid_t keep = vm->helper_pid;    /* ended below, by its pidfd */
         int r;
 
-        r = needle ? process_kill_by_argv(needle, &keep, 1) : -ENOMEM;
+        r = dir ? process_kill_by_cwd(dir, &keep, 1) : -errno;
         if (r > 0)
                 log_warning("VM %u: killed %d process(es) of the interrupted start", vm->vmid, r);
         else if (r < 0)

@@ -10,7 +10,10 @@
 #include <systemd/sd-event.h>
 
 #include "api.h"
+#include "process-sandbox.h"
+#include "qemu-argv.h"
 #include "qmp.h"
+#include "scope.h"
 
 /* Not vm.h: every user includes it itself, so this private header is a leaf
  * and vm.c ↔ vm-internal.h is no include cycle. */
@@ -57,14 +60,38 @@ int vm_tap_step_error(const Vm *vm, const VmTapStep *st, int status, const char 
  * (stopped, crashed) is set once they are done (vm_set_state_after_taps()),
  * so that a VM reported stopped has no tap left. */
 void vm_taps_remove(Vm *vm);
+/* The taps are made: each fd of /dev/net/tun in tap_fds (-1: none) is
+ * attached to its NIC's tap, for QEMU (tap,fd=). */
+int vm_taps_attach(Vm *vm, const int *tap_fds, char **ret_error);
 void vm_set_state_after_taps(Vm *vm, VmState s);
 /* The VM goes away: its removals run on detached. */
 void vm_taps_removal_detach(Vm *vm);
 
+/* vm-sandbox.c: the VM's own uid, its vsock dir, the files QEMU is given */
+typedef struct VmSandboxFiles {
+        const char *template_image, *upper_image, *model_image;
+        const char *kernel, *initrd;
+        const char *agent_secret;       /* the secret itself, or NULL */
+} VmSandboxFiles;
+typedef struct VmSandboxFds {
+        VmFds qemu;
+        int kernel, initrd, secret, vsock_dir;
+} VmSandboxFds;
+#define VM_SANDBOX_FDS_MAX (10 + 2 * VM_DISKS_MAX + VM_NETS_MAX)
+int vm_sandbox_identity(const Vm *vm, bool kvm, ProcessSandbox *ret, char **ret_error);
+int vm_sandbox_vsock_dir(const Vm *vm, const ProcessSandbox *sb, int *ret_fd);
+ScopeLimits vm_sandbox_scope_limits(const Vm *vm);
+/* Opens what in names (config's disks too) into out; on failure what was
+ * opened stays in out for vm_sandbox_fds_close(). */
+int vm_sandbox_open_files(const VmConfig *c, const VmSandboxFiles *in, VmSandboxFds *out, char **ret_error);
+void vm_sandbox_fds_init(VmSandboxFds *f);
+void vm_sandbox_fds_close(VmSandboxFds *f);
+size_t vm_sandbox_fds_list(const VmSandboxFds *f, int *fds);
+
 /* vm-vsock.c */
 int vm_reserve_cid(Vm *vm, int *ret_fd, char **ret_error);
 /* Spawns the helper; its socket is waited for by the caller. */
-int vm_spawn_helper(Vm *vm, char **ret_error);
+int vm_spawn_helper(Vm *vm, const ProcessSandbox *sb, int vsock_dir_fd, char **ret_error);
 void vm_helper_failed(Vm *vm, int r, char **ret_error);
 int vm_helper_watch(Vm *vm);
 void vm_stop_helper(Vm *vm);

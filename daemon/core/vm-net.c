@@ -5,10 +5,13 @@
  * loop: vm-start.c runs the planned steps as ProcessJobs, removal is fire
  * and forget. */
 #include <errno.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "fd-util.h"
@@ -102,6 +105,23 @@ void vm_taps_remove(Vm *vm) {
                 return;
         }
         vm->tap_removal = t;
+}
+
+int vm_taps_attach(Vm *vm, const int *tap_fds, char **ret_error) {
+        for (unsigned n = 0; n < VM_NETS_MAX; n++) {
+                struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+
+                if (tap_fds[n] < 0)
+                        continue;
+                vm_tap_name(vm, n, ifr.ifr_name);
+                if (ioctl(tap_fds[n], TUNSETIFF, &ifr) < 0) {
+                        int r = -errno;
+
+                        return set_error(ret_error, "net%u: cannot attach to tap %s: %s", n, ifr.ifr_name,
+                                         errno_str(r)), r;
+                }
+        }
+        return 0;
 }
 
 void vm_set_state_after_taps(Vm *vm, VmState s) {

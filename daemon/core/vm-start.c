@@ -55,6 +55,8 @@ struct VmStart {
         char *qmp_path, *qemu_log;
         char *upper, *upper_tmp;        /* upper_tmp: mkfs.ext4 still to make it */
         int qmp_fd, serial_fd, vhost_fd;
+        ProcessSandbox sb;              /* the VM's own uid, for the helper and QEMU */
+        VmSandboxFds fds;               /* what QEMU (and the helper) are given instead of paths */
         VmAccel accel;
         VmTapStep *taps;
         size_t n_taps, next_tap;
@@ -77,6 +79,7 @@ VmStart *vm_start_free(VmStart *s) {
         safe_close(s->qmp_fd);
         safe_close(s->serial_fd);
         safe_close(s->vhost_fd);
+        vm_sandbox_fds_close(&s->fds);
         vm_tap_steps_free(s->taps, s->n_taps);
         return mfree(s);
 }
@@ -124,6 +127,7 @@ static int on_scope_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
 static void vm_move_to_scope(Vm *vm) {
         VmContext *ctx = vm->ctx;
         const pid_t pids[] = { vm->pid, vm->helper_pid };
+        const ScopeLimits limits = vm_sandbox_scope_limits(vm);
         char unit[64], desc[128];
         int r;
 
@@ -131,7 +135,7 @@ static void vm_move_to_scope(Vm *vm) {
                 return;
         snprintf(unit, sizeof(unit), "zvm-%u.scope", vm->vmid);
         snprintf(desc, sizeof(desc), "zvm VM %u (%s)", vm->vmid, vm->config->name);
-        r = scope_start_async(ctx->bus, unit, "zvm.slice", desc, pids, ELEMENTSOF(pids), on_scope_reply,
+        r = scope_start_async(ctx->bus, unit, "zvm.slice", desc, pids, ELEMENTSOF(pids), &limits, on_scope_reply,
                               (void *) (uintptr_t) vm->vmid);
         if (r < 0)
                 log_warning_errno(r, "VM %u: cannot move QEMU into %s, it stays in zvmd's cgroup: %m", vm->vmid, unit);
@@ -168,6 +172,9 @@ static int vm_start_check(Vm *vm, VmStart *s, char **ret_template, char **ret_er
         s->accel = qemu_effective_accel(vm->config, &ctx->host->caps, &err);
         if (s->accel < 0 || err)
                 return set_error(ret_error, "%s", err ? err : "no usable accelerator"), -EINVAL;
+        r = vm_sandbox_identity(vm, s->accel == VM_ACCEL_KVM, &s->sb, ret_error);
+        if (r < 0)
+                return r;
 
         r = mkdir_p(vm->run_dir, 0750);
         if (r < 0)
@@ -210,21 +217,69 @@ static void vm_reset_run_record(Vm *vm) {
 }
 
 /* Sockets, the agent's secret, the argv: everything QEMU will be given. */
+/* A missing writable layer: zvmd makes the file (0600, root's) now, and
+ * keeps it open for QEMU; mkfs.ext4 formats it later, off the loop. The
+ * temporary exists from now until the rename, so a zvmd killed meanwhile
+ * leaves a name the next one knows to remove (vm_remove_files()). */
+static int vm_start_upper_tmp(VmStart *s, char **ret_error) {
+        s->fds.qemu.upper.fd = open(s->upper_tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (s->fds.qemu.upper.fd >= 0)
+                s->fds.qemu.upper.ro_fd = open(s->upper_tmp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (s->fds.qemu.upper.fd < 0 || s->fds.qemu.upper.ro_fd < 0) {
+                int r = -errno;
+
+                return set_error(ret_error, "creating the writable layer failed (%s: %s)", s->upper_tmp,
+                                 errno_str(r)), r;
+        }
+        return 0;
+}
+
+/* What QEMU is given instead of paths (core/vm-sandbox.c). */
+static int vm_start_open_files(Vm *vm, VmStart *s, const char *template, const char *model_image,
+                               char **ret_error) {
+        const VmConfig *c = vm->running;
+        const Host *h = vm->ctx->host;
+        VmSandboxFiles in = {
+                .template_image = template,
+                .upper_image = s->upper_tmp ? NULL : s->upper,
+                .model_image = model_image,
+                .kernel = c->kernel ?: h->caps.kernel,
+                .initrd = c->initrd ?: h->caps.initrd,
+                .agent_secret = vm->agent.secret[0] ? vm->agent.secret : NULL,
+        };
+        int r;
+
+        if (s->upper_tmp) {
+                r = vm_start_upper_tmp(s, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        return vm_sandbox_open_files(c, &in, &s->fds, ret_error);
+}
+
 static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret_error) {
         const Host *h = vm->ctx->host;
-        _cleanup_free_ char *vhost_sock = vm_run_path(vm, "vhost-vsock.sock"), *secret = NULL, *err = NULL;
+        _cleanup_free_ char *vhost_sock = NULL, *secret = NULL, *err = NULL;
         _cleanup_free_ char *model_image = NULL;      /* models: the store's image of "model:" */
+        char kernel[64], initrd[64], secret_fd[64];
         VmPaths vp;
         int r;
 
         s->qmp_path = vm_run_path(vm, "qmp.sock");
         s->qemu_log = vm_run_path(vm, "qemu.log");
-        if (!s->qmp_path || !vhost_sock || !s->qemu_log)
+        if (!s->qmp_path || !s->qemu_log)
                 return -ENOMEM;
         if (h->caps.vhost_vsock) {
                 r = vm_reserve_cid(vm, &s->vhost_fd, ret_error);
                 if (r < 0)
                         return r;
+        } else {
+                /* Before the agent's READY listener, which goes in it. */
+                r = vm_sandbox_vsock_dir(vm, &s->sb, &s->fds.vsock_dir);
+                if (r < 0)
+                        return set_error(ret_error, "cannot prepare the VM's vsock dir: %s", errno_str(r)), r;
+                if (asprintf(&vhost_sock, "/proc/self/fd/%d/vhost-vsock.sock", s->fds.vsock_dir) < 0)
+                        return -ENOMEM;
         }
         r = vm_running_take(vm, ret_error);     /* from here on, the run uses vm->running */
         if (r < 0)
@@ -247,6 +302,12 @@ static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret
         if (r < 0)
                 return set_error(ret_error, "cannot prepare the guest agent's secret and listener: %s",
                                  errno_str(r)), r;
+        r = vm_start_open_files(vm, s, template, model_image, ret_error);
+        if (r < 0)
+                return r;
+        snprintf(kernel, sizeof(kernel), "/proc/self/fd/%d", s->fds.kernel);
+        snprintf(initrd, sizeof(initrd), "/proc/self/fd/%d", s->fds.initrd);
+        snprintf(secret_fd, sizeof(secret_fd), "/proc/self/fd/%d", s->fds.secret);
         vp = (VmPaths) {
                 .run_dir = vm->run_dir,
                 .qmp_socket = s->qmp_path,
@@ -257,7 +318,10 @@ static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret
                 .template_image = template,
                 .upper_image = s->upper,
                 .model_image = model_image,
-                .agent_secret = secret,
+                .agent_secret = secret ? secret_fd : NULL,
+                .kernel = kernel,
+                .initrd = s->fds.initrd >= 0 ? initrd : NULL,
+                .fds = &s->fds.qemu,
         };
         r = qemu_argv_build(vm->running, &h->caps, &vp, &s->argv, &err);
         if (r < 0)
@@ -296,7 +360,7 @@ static void step_qemu(VmStart *s) {
         Vm *vm = s->vm;
         _cleanup_free_ char *cmd = strv_join(s->argv, " ");
         _cleanup_close_ int log_fd = -EBADF, client_fd = -EBADF;
-        int keep_fds[3];
+        int keep_fds[3 + VM_SANDBOX_FDS_MAX];
         size_t n_keep = 0;
         char *why = NULL;
         int r;
@@ -305,16 +369,20 @@ static void step_qemu(VmStart *s) {
                 keep_fds[n_keep++] = s->vhost_fd;
         keep_fds[n_keep++] = s->qmp_fd;
         keep_fds[n_keep++] = s->serial_fd;
+        n_keep += vm_sandbox_fds_list(&s->fds, keep_fds + n_keep);
         log_fd = open(s->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         if (log_fd < 0) {
                 r = -errno;
                 set_error(&why, "cannot open %s: %s", s->qemu_log, errno_str(r));
                 return start_fail(s, r, why);
         }
+        r = vm_taps_attach(vm, s->fds.qemu.taps, &why);
+        if (r < 0)
+                return start_fail(s, r, why);
         log_debug("VM %u: %s", vm->vmid, strnull(cmd));
         if (cmd)
                 (void) loop_write(log_fd, cmd, strlen(cmd), false), (void) loop_write(log_fd, "\n", 1, false);
-        r = process_spawn_guest_facing(s->argv, keep_fds, n_keep, log_fd, &vm->pid);
+        r = process_spawn_guest_facing(s->argv, keep_fds, n_keep, log_fd, &s->sb, &vm->pid);
         if (r < 0) {
                 set_error(&why, "cannot start %s: %s", s->argv[0], errno_str(r));
                 return start_fail(s, r, why);
@@ -386,12 +454,13 @@ static void step_helper(VmStart *s) {
         }
         if (vm->ctx->host->caps.vhost_vsock)
                 return step_qemu(s);
-        r = vm_spawn_helper(vm, &why);
+        r = vm_spawn_helper(vm, &s->sb, s->fds.vsock_dir, &why);
         if (r < 0)
                 return start_fail(s, r, why);
         (void) vm_state_file_save(vm);
-        r = file_wait_start(vm->ctx->event, vm->run_dir, "vhost-vsock.sock", vm->helper_pidfd,
-                            HELPER_SOCKET_TIMEOUT_USEC, on_helper_socket, s, &s->wait);
+        _cleanup_free_ char *dir = vm_run_path(vm, "vsock");
+        r = dir ? file_wait_start(vm->ctx->event, dir, "vhost-vsock.sock", vm->helper_pidfd,
+                                  HELPER_SOCKET_TIMEOUT_USEC, on_helper_socket, s, &s->wait) : -ENOMEM;
         if (r < 0) {
                 vm_helper_failed(vm, r, &why);
                 return start_fail(s, r, why);
@@ -456,17 +525,8 @@ static void step_upper(VmStart *s) {
 
         if (!s->upper_tmp)
                 return step_taps(s);
+        /* The file was made by vm_start_upper_tmp(), and QEMU gets its fd. */
         snprintf(size, sizeof(size), "%" PRIu64 "k", s->vm->config->rootfs_size / 1024);
-        /* zvmd makes the file (0600, ours) and mkfs.ext4 formats it: the
-         * temporary exists for the whole step, so a zvmd killed meanwhile
-         * leaves a name the next one knows to remove (vm_remove_files()). */
-        r = open(s->upper_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (r < 0) {
-                r = -errno;
-                set_error(&why, "creating the writable layer failed (%s: %s)", s->upper_tmp, errno_str(r));
-                return start_fail(s, r, why);
-        }
-        safe_close(r);
         char *argv[] = { (char *) "mkfs.ext4", (char *) "-q", (char *) "-F", (char *) "-L", (char *) "zvm-upper",
                          (char *) "-E", (char *) "root_owner=0:0", (char *) "-m", (char *) "0", s->upper_tmp, size,
                          NULL };
@@ -487,6 +547,7 @@ int vm_start(Vm *vm, char **ret_error) {
                 return -ENOMEM;
         s->vm = vm;
         s->qmp_fd = s->serial_fd = s->vhost_fd = -EBADF;
+        vm_sandbox_fds_init(&s->fds);
         r = vm_start_check(vm, s, &template, ret_error);
         if (r < 0)
                 return r;

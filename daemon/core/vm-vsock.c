@@ -34,9 +34,11 @@
 #include "vm-internal.h"
 
 
-int vm_spawn_helper(Vm *vm, char **ret_error) {
+/* The helper runs as the VM's uid and makes its sockets in the VM's vsock
+ * dir, which it reaches through the dir's fd: no path above it needs to be
+ * open to that uid. */
+int vm_spawn_helper(Vm *vm, const ProcessSandbox *sb, int vsock_dir_fd, char **ret_error) {
         const Host *h = vm->ctx->host;
-        _cleanup_free_ char *sock = vm_run_path(vm, "vhost-vsock.sock"), *uds = vm_run_path(vm, "vsock.sock");
         _cleanup_free_ char *log = vm_run_path(vm, "vsock-helper.log");
         _cleanup_free_ char *a_cid = NULL, *a_sock = NULL, *a_uds = NULL;
         _cleanup_close_ int log_fd = -EBADF;
@@ -45,15 +47,17 @@ int vm_spawn_helper(Vm *vm, char **ret_error) {
         if (!h->vsock_helper)
                 return set_error(ret_error, "hybrid vsock needs vhost-device-vsock, which is not installed "
                                             "(scripts/install-deps installs it)"), -ENOENT;
-        if (!sock || !uds || !log)
+        if (!log)
                 return -ENOMEM;
         /* Stale sockets from a VM that died with us: the VM is not running
          * (we hold the daemon lock and its state is stopped), so nobody
-         * else can be using them. */
-        (void) unlink(sock);
-        (void) unlink(uds);
-        if (asprintf(&a_cid, "--guest-cid=%u", vm_running_config(vm)->cid) < 0 || !(a_sock = strjoin("--socket=", sock)) ||
-            !(a_uds = strjoin("--uds-path=", uds)))
+         * else can be using them. unlinkat() never follows a symlink the
+         * uid may have left there. */
+        (void) unlinkat(vsock_dir_fd, "vhost-vsock.sock", 0);
+        (void) unlinkat(vsock_dir_fd, "vsock.sock", 0);
+        if (asprintf(&a_cid, "--guest-cid=%u", vm_running_config(vm)->cid) < 0 ||
+            asprintf(&a_sock, "--socket=/proc/self/fd/%d/vhost-vsock.sock", vsock_dir_fd) < 0 ||
+            asprintf(&a_uds, "--uds-path=/proc/self/fd/%d/vsock.sock", vsock_dir_fd) < 0)
                 return -ENOMEM;
         log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         if (log_fd < 0)
@@ -64,7 +68,7 @@ int vm_spawn_helper(Vm *vm, char **ret_error) {
          * DescriptorLengthTooSmall) and the stream stalls or is corrupted.
          * With 32 KiB, 40 MB went guest->host over ssh at ~5 MB/s (TCG). */
         char *argv[] = { h->vsock_helper, a_cid, a_sock, a_uds, (char *) "--tx-buffer-size=32768", NULL };
-        r = process_spawn_guest_facing(argv, NULL, 0, log_fd, &vm->helper_pid);
+        r = process_spawn_guest_facing(argv, &vsock_dir_fd, 1, log_fd, sb, &vm->helper_pid);
         if (r < 0)
                 return set_error(ret_error, "cannot start vhost-device-vsock: %s", errno_str(r)), r;
         vm->helper_own_child = true;
@@ -101,6 +105,11 @@ void vm_stop_helper(Vm *vm) {
         vm->helper_source = sd_event_source_disable_unref(vm->helper_source);
         if (vm->helper_pidfd >= 0) {
                 (void) syscall(SYS_pidfd_send_signal, vm->helper_pidfd, SIGTERM, NULL, 0);
+                /* And whatever it started (a wrapper's children): it leads
+                 * its own session and group. Only our own child: unreaped,
+                 * its pid, hence its group id, cannot have been reused. */
+                if (vm->helper_own_child && vm->helper_pid > 0)
+                        (void) kill(-vm->helper_pid, SIGTERM);
                 /* Our own child is reaped by the loop when it has gone (a
                  * floating source that owns the pidfd): nothing waits here. A
                  * re-adopted helper is not our child; its pidfd just closes. */

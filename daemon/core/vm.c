@@ -252,7 +252,8 @@ char **vm_tail_lines(const char *path, size_t n, bool skip_first) {
 }
 void vm_cleanup_runtime(Vm *vm) {
         static const char *const files[] = { "qmp.sock", "serial.sock", "console.sock", "vhost-vsock.sock",
-                                             "vsock.sock", "agent.secret", "vsock.sock_1025" };
+                                             "vsock.sock", "agent.secret", "vsock.sock_1025",
+                                             "vsock/vhost-vsock.sock", "vsock/vsock.sock", "vsock/vsock.sock_1025" };
 
         vm->start = vm_start_free(vm->start);
         agent_stop(&vm->agent);
@@ -524,7 +525,9 @@ int vm_remove_files(Vm *vm) {
          * else the rmdir()s fail and the dirs outlive the VM. */
         static const char *const run_files[] = { "console.log", "console.log.1", "qemu.log", "vsock-helper.log",
                                                  "state.json", "running.conf", "qmp.sock", "serial.sock", "console.sock",
-                                                 "vhost-vsock.sock", "vsock.sock", "vsock.sock_1025", "agent.secret" };
+                                                 "vhost-vsock.sock", "vsock.sock", "vsock.sock_1025", "agent.secret",
+                                                 "vsock/vhost-vsock.sock", "vsock/vsock.sock", "vsock/vsock.sock_1025",
+                                                 "vsock" };
         char name[32];
 
         /* Only what zvm created: never the user's disks, models or rootfs
@@ -532,8 +535,8 @@ int vm_remove_files(Vm *vm) {
         for (size_t i = 0; i < ELEMENTSOF(run_files); i++) {
                 _cleanup_free_ char *p = vm_run_path(vm, run_files[i]);
 
-                if (p)
-                        (void) unlink(p);
+                if (p && unlink(p) < 0 && errno == EISDIR)
+                        (void) rmdir(p);        /* vsock/, emptied above */
         }
         (void) rmdir(vm->run_dir);
         if (upper)

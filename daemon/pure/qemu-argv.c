@@ -349,6 +349,23 @@ static int kernel_cmdline(const VmConfig *c, const HostCaps *h, const VmPaths *p
         return 0;
 }
 
+/* The file= of a drive: its path, or with an fd from zvmd, its own fdset
+ * (ids from 1: set 0 is as valid, but a 0 in a golden file reads as
+ * "unset"). */
+static const char *drive_file(Argv *a, EscapePool *pool, VmDiskFd fd, unsigned set, const char *path) {
+        char buf[32];
+
+        if (fd.fd < 0)
+                return esc(pool, path);
+        optf(a, "-add-fd", "fd=%d,set=%u", fd.fd, set);
+        if (fd.ro_fd >= 0)
+                optf(a, "-add-fd", "fd=%d,set=%u", fd.ro_fd, set);
+        (void) snprintf(buf, sizeof(buf), "/dev/fdset/%u", set);
+        return esc(pool, buf);
+}
+
+enum { FDSET_ROOT = 1, FDSET_UPPER, FDSET_MODEL, FDSET_DISK0 };
+
 /* ---- the builder ----------------------------------------------------------------------- */
 
 /*
@@ -365,6 +382,10 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
         _cleanup_(escape_pool_done) EscapePool pool = {};
         _cleanup_free_ char *append = NULL;
         const char *kernel, *initrd;
+        const VmFds nofds = { .root = { -1, -1 }, .upper = { -1, -1 }, .model = { -1, -1 },
+                              .disks = { [0 ... VM_DISKS_MAX - 1] = { -1, -1 } },
+                              .taps = { [0 ... VM_NETS_MAX - 1] = -1 } };
+        const VmFds *fds = p->fds ?: &nofds;
         bool hybrid_vsock, kvm, scsi = false;
         VmAccel accel;
         int r;
@@ -382,8 +403,8 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
         if (isempty(h->qboot_rom))
                 return fail(ret_error, -EINVAL,
                             "no qboot firmware (QEMU's default SeaBIOS cannot boot -kernel on microvm)");
-        kernel = c->kernel ?: h->kernel;
-        initrd = c->initrd ?: h->initrd;
+        kernel = p->kernel ?: c->kernel ?: h->kernel;
+        initrd = p->initrd ?: c->initrd ?: h->initrd;
         if (isempty(kernel))
                 return fail(ret_error, -EINVAL, "kernel: not set, and the host has no default kernel");
         if (c->rootfs_template && isempty(p->template_image))
@@ -493,21 +514,21 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
          * owns gives space back when the guest trims. */
         if (c->rootfs_template) {
                 optf(&a, "-drive", "id=root,file=%s,format=raw,if=none,readonly=on,cache=writeback",
-                     esc(&pool, p->template_image));
+                     drive_file(&a, &pool, fds->root, FDSET_ROOT, p->template_image));
                 optf(&a, "-device", "%s,drive=root", dev(c, QEMU_DEV_BLK));
                 if (p->upper_image) {
                         optf(&a, "-drive", "id=upper,file=%s,format=raw,if=none,cache=writeback,discard=unmap",
-                             esc(&pool, p->upper_image));
+                             drive_file(&a, &pool, fds->upper, FDSET_UPPER, p->upper_image));
                         optf(&a, "-device", "%s,drive=upper", dev(c, QEMU_DEV_BLK));
                 }
         } else {
                 optf(&a, "-drive", "id=root,file=%s,format=raw,if=none,cache=writeback,discard=unmap",
-                     esc(&pool, c->rootfs_path));
+                     drive_file(&a, &pool, fds->root, FDSET_ROOT, c->rootfs_path));
                 optf(&a, "-device", "%s,drive=root", dev(c, QEMU_DEV_BLK));
         }
         if (c->model) {
                 optf(&a, "-drive", "id=model,file=%s,format=raw,if=none,readonly=on,cache=writeback",
-                     esc(&pool, p->model_image));
+                     drive_file(&a, &pool, fds->model, FDSET_MODEL, p->model_image));
                 optf(&a, "-device", "%s,drive=model", dev(c, QEMU_DEV_BLK));
         }
         for (unsigned i = 0; i < VM_DISKS_MAX; i++) {
@@ -515,8 +536,10 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
 
                 if (!d->path)
                         continue;
-                optf(&a, "-drive", "id=disk%u,file=%s,format=raw,if=none,cache=writeback%s", i,
-                     esc(&pool, d->path), d->readonly ? ",readonly=on" : "");
+                const char *file = drive_file(&a, &pool, fds->disks[i], FDSET_DISK0 + i, d->path);
+
+                optf(&a, "-drive", "id=disk%u,file=%s,format=raw,if=none,cache=writeback%s", i, file,
+                     d->readonly ? ",readonly=on" : "");
                 if (d->scsi)
                         continue;
                 /* serial= gives /dev/disk/by-id/virtio-diskN in guests with udev. */
@@ -544,7 +567,11 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
                         memcpy(mac, n->mac, sizeof(mac));
                 else
                         vm_net_derive_mac(c->vmid, i, mac);
-                if (n->bridge)
+                if (n->bridge && fds->taps[i] >= 0)
+                        /* The daemon creates the tap, puts it on the bridge
+                         * and attaches an fd of /dev/net/tun to it. */
+                        optf(&a, "-netdev", "tap,id=net%u,fd=%d", i, fds->taps[i]);
+                else if (n->bridge)
                         /* The daemon creates the tap and puts it on the bridge. */
                         optf(&a, "-netdev", "tap,id=net%u,ifname=zvm%" PRIu32 "i%u,script=no,downscript=no", i,
                              c->vmid, i);

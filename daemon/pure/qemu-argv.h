@@ -51,6 +51,24 @@ typedef struct HostCaps {
         unsigned mmio_transports;       /* 0: by qemu_version: QEMU_MICROVM_MMIO_TRANSPORTS, 8 before 6.0 */
 } HostCaps;
 
+/* Descriptors zvmd opened for QEMU (daemon/core/vm-sandbox.c): QEMU, which
+ * runs as the VM's own uid, then needs no access to the paths. A disk's
+ * fds go in with -add-fd into its own fdset and the drive names
+ * /dev/fdset/N: QEMU dups the fd of the set whose access mode matches each
+ * open. A writable disk needs two: QEMU 7.2 reopens it O_RDONLY while no
+ * device writes to it yet (raw_reconfigure_getfd), then O_RDWR; libvirt
+ * passes both too. fd < 0: open by path. */
+typedef struct VmDiskFd {
+        int fd;                         /* O_RDONLY for a read-only disk, else O_RDWR */
+        int ro_fd;                      /* writable disks: the same file O_RDONLY; else -1 */
+} VmDiskFd;
+
+typedef struct VmFds {
+        VmDiskFd root, upper, model;
+        VmDiskFd disks[VM_DISKS_MAX];
+        int taps[VM_NETS_MAX];          /* bridged NICs: /dev/net/tun attached to the tap (tap,fd=), or -1 */
+} VmFds;
+
 typedef struct VmPaths {
         const char *run_dir;            /* <run>/vms/<vmid> (not used by the builder: every path is explicit) */
         const char *qmp_socket;         /* path, used if qmp_fd < 0 */
@@ -67,6 +85,8 @@ typedef struct VmPaths {
         const char *model_image;        /* the store's image of the config's model (NULL if none) */
         const char *pidfile;            /* optional */
         const char *agent_secret;       /* file with the agent's secret, handed over by fw_cfg; NULL: none */
+        const char *kernel, *initrd;    /* instead of the config's or the host's (/proc/self/fd/N); NULL: theirs */
+        const VmFds *fds;               /* NULL: every disk by path */
 } VmPaths;
 
 /* auto → kvm if usable, else tcg. Returns the accelerator, or -EOPNOTSUPP

@@ -32,6 +32,7 @@ from zvmd_infer_cli import scenario_chat_native, scenario_chat_zvmd  # noqa: E40
 from zvmd_chaos import Chaos, scenario_stop_inflight_early  # noqa: E402,F401
 from zvmd_crash import Trials as CrashTrials, crash_paths  # noqa: E402
 from zvmd_exhaust import scenario_fd_limit, scenario_full_disk  # noqa: E402,F401
+from zvmd_sandbox import scenario_sandbox  # noqa: E402,F401  (issue 10: a VM's own uid)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPENAPI = os.path.join(HERE, "..", "..", "api", "openapi.yaml")
@@ -972,15 +973,9 @@ def scenario_openapi(t, d):
 
 
 def procs_with(text):
-    """PIDs whose command line contains text."""
-    found = []
-    for p in os.listdir("/proc"):
-        try:
-            if p.isdigit() and text in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace"):
-                found.append(int(p))
-        except OSError:
-            pass
-    return found
+    """PIDs whose command line contains text, or that run under it
+    (zt.proc_of_root)."""
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and zt.proc_of_root(int(p), text)]
 
 
 def template_files(d, name):
@@ -1744,6 +1739,7 @@ def slow_path_dir():
     vhost-device-vsock that sleep SLOW_SECONDS, then exec the real program
     (a helper exits 1 at once while the file 'fail-helper' exists there)."""
     wrap = tempfile.mkdtemp(prefix="zvm-slow-")
+    os.chmod(wrap, 0o755)       # the helper runs as the VM's own uid (issue 10): it must reach its wrapper
     for prog in ("mkfs.ext4", "vhost-device-vsock"):
         real = shutil.which(prog)
         if not real:

@@ -146,7 +146,7 @@ class Chaos:
                 cmd = open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")
             except OSError:
                 continue
-            if self.d.root in cmd:
+            if zt.proc_of_root(int(p), self.d.root):
                 found[int(p)] = cmd.split("\0")[0]
         return found
 

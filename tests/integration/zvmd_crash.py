@@ -107,8 +107,7 @@ class Trials:
         # processes on a shared host either).
         for p in os.listdir("/proc"):
             try:
-                if p.isdigit() and int(p) != os.getpid() and \
-                        self.d.root in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace"):
+                if p.isdigit() and int(p) != os.getpid() and zt.proc_of_root(int(p), self.d.root):
                     os.kill(int(p), signal.SIGKILL)
             except OSError:
                 pass
@@ -138,8 +137,7 @@ class Trials:
             left = []
             for p in os.listdir("/proc"):
                 try:
-                    if p.isdigit() and int(p) not in allowed and \
-                            d.root in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace"):
+                    if p.isdigit() and int(p) not in allowed and zt.proc_of_root(int(p), d.root):
                         left.append(int(p))
                 except OSError:
                     pass

@@ -85,6 +85,19 @@ def skip_all(reason):
     sys.exit(0)
 
 
+def proc_of_root(pid, root):
+    """Whether process pid belongs to the zvm under root: its command line
+    names root, or it runs in a directory under it (a VM's QEMU and helper
+    run in the VM's run dir and are given fds, not paths: issue 10). False
+    if it is gone."""
+    try:
+        if root in open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace"):
+            return True
+        return os.readlink(f"/proc/{pid}/cwd").startswith(root.rstrip("/") + "/")
+    except OSError:
+        return False
+
+
 def proc_starttime(pid):
     """Field 22 of /proc/PID/stat, the start time in clock ticks after boot:
     with the pid it names one process, never a later one that got the pid

@@ -104,6 +104,33 @@ static const VmPaths paths_no_upper = {
         .model_image = "/var/lib/zvm/models/images/5e1f.img",
 };
 
+/* As zvmd starts a VM (daemon/core/vm-sandbox.c): disks in fdsets (a
+ * writable one with an O_RDWR and an O_RDONLY fd), kernel, initrd and the
+ * agent's secret through /proc/self/fd, the vhost-user socket through the
+ * vsock dir's fd. */
+static const VmFds fds_sandbox = {
+        .root = { 10, -1 },
+        .upper = { 11, 12 },
+        .model = { 13, -1 },
+        .disks = { { 20, 21 }, { 22, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } },
+        .taps = { -1, 30, -1, -1, -1, -1 },
+};
+
+static const VmPaths paths_sandbox = {
+        .run_dir = "/run/zvm/vms/100",
+        .qmp_fd = 3,
+        .serial_fd = 5,
+        .vhost_user_vsock_socket = "/proc/self/fd/6/vhost-vsock.sock",
+        .vhost_vsock_fd = -1,
+        .template_image = "/var/lib/zvm/templates/tiny.img",
+        .upper_image = "/var/lib/zvm/images/100/upper.img",
+        .model_image = "/var/lib/zvm/models/images/5e1f.img",
+        .agent_secret = "/proc/self/fd/9",
+        .kernel = "/proc/self/fd/7",
+        .initrd = "/proc/self/fd/8",
+        .fds = &fds_sandbox,
+};
+
 static const struct {
         const char *name;
         const char *config;
@@ -152,6 +179,9 @@ static const struct {
           &host_tcg, &paths_std },
         { "qmp-path-commas", "name: web\nvsock: cid=1100\n", &host_tcg, &paths_commas },
         { "template-tmpfs-upper", "name: web\nvsock: cid=1100\n", &host_tcg, &paths_no_upper },
+        { "sandbox-fds", "name: web\nmodel: m\ndisk0: /srv/d0.img\ndisk1: /srv/d1.img,ro=1,bus=scsi\nnet0: user\n"
+          "net1: bridge=vmbr0\nvsock: cid=1100\n",
+          &host_tcg, &paths_sandbox },
         /* Everything MMIO can carry: 1 rng + 1 balloon + root + upper + model +
          * 7 blk disks + 1 SCSI controller + 6 nets + vsock = 20 of 24. */
         { "mmio-max",

@@ -41,11 +41,11 @@ static void test_message(sd_bus *bus) {
         size_t size;
         int r;
 
-        is_int(scope_message_new(bus, "zvm-100.scope", "zvm.slice", "zvm VM 100", none, 2, &m), -EINVAL,
+        is_int(scope_message_new(bus, "zvm-100.scope", "zvm.slice", "zvm VM 100", none, 2, NULL, &m), -EINVAL,
                "no real pid: refused, nothing sent");
         ok(m == NULL, "and no message made");
 
-        ok(scope_message_new(bus, "zvm-100.scope", "zvm.slice", "zvm VM 100", helper_zero, 2, &m) >= 0,
+        ok(scope_message_new(bus, "zvm-100.scope", "zvm.slice", "zvm VM 100", helper_zero, 2, NULL, &m) >= 0,
            "QEMU pid with no helper (kernel vsock)");
         r = sd_bus_message_seal(m, 1, 0);
         if (r >= 0)
@@ -69,7 +69,9 @@ static void test_message(sd_bus *bus) {
         is_int(size >= 4 ? ((const uint32_t *) arr)[0] : 0, 4242, "it is QEMU's");
         m = sd_bus_message_unref(m);
 
-        ok(scope_message_new(bus, "zvm-101.scope", "zvm.slice", "zvm VM 101", both, 2, &m) >= 0, "QEMU and helper");
+        ok(scope_message_new(bus, "zvm-101.scope", "zvm.slice", "zvm VM 101", both, 2,
+                             &(ScopeLimits) { .memory_max = 512ULL << 20, .tasks_max = 512 }, &m) >= 0,
+           "QEMU and helper, with limits");
         r = sd_bus_message_seal(m, 2, 0);
         if (r >= 0)
                 r = sd_bus_message_rewind(m, true);
@@ -86,6 +88,24 @@ static void test_message(sd_bus *bus) {
         if (r >= 0)
                 r = sd_bus_message_read_array(m, 'u', &arr, &size);
         is_int(r >= 0 ? (long long) size : -1, 2 * sizeof(uint32_t), "both pids");
+        /* Past PIDs, Slice, Description, CollectMode: the limits. */
+        {
+                uint64_t mem = 0, tasks = 0;
+                const char *k1 = NULL, *k2 = NULL;
+
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                for (int i = 0; r >= 0 && i < 3; i++)
+                        r = sd_bus_message_skip(m, "(sv)");
+                if (r >= 0)
+                        r = sd_bus_message_read(m, "(sv)", &k1, "t", &mem);
+                if (r >= 0)
+                        r = sd_bus_message_read(m, "(sv)", &k2, "t", &tasks);
+                ok(r >= 0 && streq_ptr(k1, "MemoryMax") && mem == 512ULL << 20, "MemoryMax=512M (%s)", strnull(k1));
+                ok(r >= 0 && streq_ptr(k2, "TasksMax") && tasks == 512, "TasksMax=512 (%s)", strnull(k2));
+        }
         m = sd_bus_message_unref(m);
 }
 
@@ -110,7 +130,7 @@ static void test_async(sd_bus *bus, sd_event *e) {
         unsigned iterations = 0;
 
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        ok(scope_start_async(bus, "zvm-102.scope", "zvm.slice", "zvm VM 102", pids, 1, on_reply, &reply) >= 0,
+        ok(scope_start_async(bus, "zvm-102.scope", "zvm.slice", "zvm VM 102", pids, 1, NULL, on_reply, &reply) >= 0,
            "call sent");
         clock_gettime(CLOCK_MONOTONIC, &t1);
         ok(!reply.done, "the send returns before any answer");

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The spawn of QEMU and the vsock helper as a VM's own unprivileged uid.
+ * posix_spawn cannot change credentials, so this is fork + a child that
+ * makes only async-signal-safe system calls (zvmd's libraries may hold
+ * locks in the parent) and tells the parent through a CLOEXEC pipe which
+ * step failed, or nothing when the exec succeeded.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "macro.h"
+#include "process-sandbox.h"
+#include "string-util.h"
+
+/* argv[0] as execve needs it: resolved here, in the parent, as
+ * posix_spawnp would (execvpe in the child may allocate). */
+static int resolve_exe(const char *name, char **ret) {
+        _cleanup_free_ char *path = strdup(getenv("PATH") ?: "/usr/local/bin:/usr/bin:/bin");
+        char *save = NULL;
+
+        if (strchr(name, '/')) {
+                *ret = strdup(name);
+                return *ret ? 0 : -ENOMEM;
+        }
+        if (!path)
+                return -ENOMEM;
+        for (char *dir = strtok_r(path, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+                _cleanup_free_ char *p = strjoin(dir, "/", name);
+
+                if (!p)
+                        return -ENOMEM;
+                if (access(p, X_OK) == 0) {
+                        *ret = TAKE_PTR(p);
+                        return 0;
+                }
+        }
+        return -ENOENT;
+}
+
+static unsigned cap_last_cap(void) {
+        _cleanup_free_ char *s = NULL;
+        uint32_t v;
+
+        if (read_one_line_file("/proc/sys/kernel/cap_last_cap", &s) >= 0 && safe_atou32(s, &v) >= 0 && v < 128)
+                return v;
+        return 63;
+}
+
+typedef struct ChildSetup {
+        const char *exe;
+        char *const *argv, *const *envp;
+        const int *keep_fds;
+        size_t n_keep_fds;
+        int null_fd, out_fd, err_pipe;
+        const ProcessSandbox *sb;
+        unsigned last_cap;
+} ChildSetup;
+
+/* Tells the parent errno and dies: the parent waits for it. */
+_noreturn_ static void child_fail(const ChildSetup *c) {
+        int e = errno ?: EIO;
+
+        (void) !write(c->err_pipe, &e, sizeof(e));
+        _exit(127);
+}
+
+static int child_limit(int resource, rlim_t v) {
+        struct rlimit rl = { v, v };
+
+        return v == 0 ? 0 : setrlimit(resource, &rl);
+}
+
+/* Credentials last but one (NO_NEW_PRIVS last): the bounding set is
+ * dropped while CAP_SETPCAP is still there; setresuid() to a non-zero uid
+ * clears the permitted and effective sets, capset() the inheritable one. */
+static int child_drop(const ChildSetup *c) {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct d[2] = {};
+        const ProcessSandbox *sb = c->sb;
+        gid_t groups[1] = { sb->extra_gid };
+
+        if (setgroups(sb->extra_gid == (gid_t) -1 ? 0 : 1, groups) < 0)
+                return -1;
+        if (setresgid(sb->gid, sb->gid, sb->gid) < 0)
+                return -1;
+        for (unsigned cap = 0; cap <= c->last_cap; cap++)
+                if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+                        return -1;
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+                return -1;
+        if (setresuid(sb->uid, sb->uid, sb->uid) < 0)
+                return -1;
+        if (syscall(SYS_capset, &h, d) < 0)
+                return -1;
+        return 0;
+}
+
+_noreturn_ static void child_run(const ChildSetup *c) {
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        sigset_t none;
+
+        for (int sig = 1; sig < _NSIG; sig++)
+                (void) sigaction(sig, &dfl, NULL);      /* EINVAL for SIGKILL/SIGSTOP and RT gaps */
+        if (setsid() < 0)
+                child_fail(c);
+        if (dup2(c->null_fd, STDIN_FILENO) < 0 || dup2(c->out_fd, STDOUT_FILENO) < 0 ||
+            dup2(c->out_fd, STDERR_FILENO) < 0)
+                child_fail(c);
+        /* Everything above 2 closes at exec (the error pipe too), but the
+         * fds given, which must not be 0-2. */
+        if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+                child_fail(c);
+        for (size_t i = 0; i < c->n_keep_fds; i++)
+                if (c->keep_fds[i] <= STDERR_FILENO || fcntl(c->keep_fds[i], F_SETFD, 0) < 0) {
+                        errno = errno ?: EBADF;
+                        child_fail(c);
+                }
+        if (child_limit(RLIMIT_NOFILE, c->sb->nofile) < 0 || child_limit(RLIMIT_NPROC, c->sb->nproc) < 0 ||
+            setrlimit(RLIMIT_CORE, &(struct rlimit) { 0, 0 }) < 0)     /* guest RAM never lands in a core file */
+                child_fail(c);
+        if (c->sb->cwd && chdir(c->sb->cwd) < 0)
+                child_fail(c);
+        if (c->sb->uid != 0 && child_drop(c) < 0)
+                child_fail(c);
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                child_fail(c);
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(c->exe, c->argv, c->envp);
+        child_fail(c);
+}
+
+int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_keep_fds, int out_fd,
+                               const ProcessSandbox *sb, pid_t *ret_pid) {
+        _cleanup_free_ char *exe = NULL;
+        _cleanup_free_ char *path = strjoin("PATH=", getenv("PATH") ?: "/usr/local/bin:/usr/bin:/bin");
+        char *envp[] = { path, (char *) "LC_ALL=C.UTF-8", NULL };
+        _cleanup_close_ int null_fd = -EBADF, rfd = -EBADF, wfd = -EBADF;
+        int fds[2], e = 0, r;
+        ssize_t n;
+        pid_t pid;
+
+        if (!path)
+                return -ENOMEM;
+        r = resolve_exe(argv[0], &exe);
+        if (r < 0)
+                return r;
+        null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null_fd < 0)
+                return -errno;
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        rfd = fds[0];
+        wfd = fds[1];
+
+        ChildSetup c = {
+                .exe = exe, .argv = argv, .envp = envp, .keep_fds = keep_fds, .n_keep_fds = n_keep_fds,
+                .null_fd = null_fd, .out_fd = out_fd >= 0 ? out_fd : null_fd, .err_pipe = wfd, .sb = sb,
+                .last_cap = cap_last_cap(),
+        };
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                child_run(&c);
+        wfd = safe_close(wfd);
+        do
+                n = read(rfd, &e, sizeof(e));
+        while (n < 0 && errno == EINTR);
+        if (n == 0) {           /* closed by the exec */
+                *ret_pid = pid;
+                return 0;
+        }
+        (void) waitpid(pid, NULL, 0);   /* it _exit()s right after the write */
+        return n == sizeof(e) && e > 0 ? -e : -EIO;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+/* Who a guest-facing process (QEMU, the vsock helper) runs as, and with
+ * which limits. uid 0 keeps root (no drop): only for unit tests of the
+ * spawn itself; zvmd always gives a VM's own uid. */
+typedef struct ProcessSandbox {
+        uid_t uid;
+        gid_t gid;
+        gid_t extra_gid;        /* the one supplementary group (kvm's, for /dev/kvm), or (gid_t) -1 */
+        rlim_t nofile;          /* RLIMIT_NOFILE, soft = hard; 0: unchanged */
+        rlim_t nproc;           /* RLIMIT_NPROC (tasks of the uid: threads count); 0: unchanged */
+        const char *cwd;        /* entered while still root (the uid need not search it): marks the
+                                 * process as the VM's for core/process-scan; NULL: unchanged */
+} ProcessSandbox;
+
+/* Spawns argv[0] (PATH lookup, in the parent) for a process that faces a
+ * guest: fork, then in the child only async-signal-safe system calls:
+ * stdin /dev/null, stdout+stderr to out_fd (or /dev/null when < 0), keep_fds
+ * inherited at the same numbers and every other fd closed at exec, its own
+ * session, default signals, the limits, then the drop: no supplementary
+ * group (but extra_gid), gid and uid sb's, an empty bounding set, no
+ * ambient or inheritable capability, NO_NEW_PRIVS; then execve with only
+ * PATH and LC_ALL in the environment. A failing step reaches the parent
+ * through a CLOEXEC pipe: returns -errno of that step, or 0 with the pid
+ * once the exec happened. The wait for the exec is as short as
+ * posix_spawn's (which cannot drop privileges). */
+int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_keep_fds, int out_fd,
+                               const ProcessSandbox *sb, pid_t *ret_pid);
