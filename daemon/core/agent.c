@@ -319,6 +319,17 @@ static int on_call_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* The helper's uds path, to which guest→host connections come as
+ * <it>_<port>: in the VM's vsock dir, where the helper (the VM's uid) can
+ * reach them; in the run dir for a VM an older zvmd started (re-adopted). */
+static char *agent_vsock_listen_base(const char *run_dir) {
+        _cleanup_free_ char *dir = strjoin(run_dir, "/vsock");
+
+        if (!dir)
+                return NULL;
+        return strjoin(run_dir, access(dir, F_OK) >= 0 ? "/vsock/vsock.sock" : "/vsock.sock");
+}
+
 static VsockTarget agent_vsock_target(VmAgent *a, char **uds) {
         if (a->host->kernel_vsock)
                 return (VsockTarget) { .cid = a->cid };
@@ -641,7 +652,7 @@ void agent_init(VmAgent *a, AgentHost *host, uint32_t vmid, const char *run_dir)
 }
 
 static int agent_listen_hybrid(VmAgent *a) {
-        _cleanup_free_ char *uds = strjoin(a->run_dir, "/" AGENT_VSOCK_UDS);
+        _cleanup_free_ char *uds = agent_vsock_listen_base(a->run_dir);
         _cleanup_free_ char *path = NULL;
         VsockTarget t = { .uds_path = uds };
         int fd, r;
@@ -772,7 +783,8 @@ void agent_stop(VmAgent *a) {
         agent_detach(a);
         if (had_agent && a->run_dir) {
                 _cleanup_free_ char *p = strjoin(a->run_dir, "/agent.secret");
-                _cleanup_free_ char *l = strjoin(a->run_dir, "/" AGENT_VSOCK_UDS "_1025");
+                _cleanup_free_ char *u = agent_vsock_listen_base(a->run_dir);
+                _cleanup_free_ char *l = u ? strjoin(u, "_1025") : NULL;
 
                 if (p)
                         (void) unlink(p);

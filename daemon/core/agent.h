@@ -20,10 +20,10 @@ typedef struct AgentHost AgentHost;
 typedef struct VmAgent VmAgent;
 
 /* AGENT_PORT, AGENT_READY_PORT: the contract with the guest. */
-/* Hybrid vsock: the helper's host side, under the run dir (in the VM's
- * vsock dir, see core/vm-sandbox.c); guest→host connections land on
- * <it>_<port>. */
-#define AGENT_VSOCK_UDS "vsock/vsock.sock"
+/* Hybrid vsock: zvmd connects to the helper's host side through
+ * <run dir>/vsock.sock (a symlink into the VM's vsock dir, core/vm-sandbox.c;
+ * the socket itself for a VM that a zvmd older than that dir started). */
+#define AGENT_VSOCK_UDS "vsock.sock"
 #include "agent-contract.h"
 
 typedef enum AgentState {

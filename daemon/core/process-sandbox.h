@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -16,13 +17,16 @@ typedef struct ProcessSandbox {
         rlim_t nproc;           /* RLIMIT_NPROC (tasks of the uid: threads count); 0: unchanged */
         const char *cwd;        /* entered while still root (the uid need not search it): marks the
                                  * process as the VM's for core/process-scan; NULL: unchanged */
+        bool mount_ns;          /* its own mount namespace, where every mount is read-only (and nosuid) */
+        const char *writable;   /* in it, the one dir left writable (the VM's vsock dir), or NULL */
 } ProcessSandbox;
 
 /* Spawns argv[0] (PATH lookup, in the parent) for a process that faces a
  * guest: fork, then in the child only async-signal-safe system calls:
  * stdin /dev/null, stdout+stderr to out_fd (or /dev/null when < 0), keep_fds
  * inherited at the same numbers and every other fd closed at exec, its own
- * session, default signals, the limits, then the drop: no supplementary
+ * session, default signals, the limits, the mount namespace, the working
+ * directory, then the drop: no supplementary
  * group (but extra_gid), gid and uid sb's, an empty bounding set, no
  * ambient or inheritable capability, NO_NEW_PRIVS; then execve with only
  * PATH and LC_ALL in the environment. A failing step reaches the parent

@@ -54,6 +54,7 @@ struct VmStart {
         char **argv;
         char *qmp_path, *qemu_log;
         char *upper, *upper_tmp;        /* upper_tmp: mkfs.ext4 still to make it */
+        char *vsock_dir;                /* hybrid: the one dir the VM's processes may write */
         int qmp_fd, serial_fd, vhost_fd;
         ProcessSandbox sb;              /* the VM's own uid, for the helper and QEMU */
         VmSandboxFds fds;               /* what QEMU (and the helper) are given instead of paths */
@@ -76,6 +77,7 @@ VmStart *vm_start_free(VmStart *s) {
         free(s->qemu_log);
         free(s->upper);
         free(s->upper_tmp);
+        free(s->vsock_dir);
         safe_close(s->qmp_fd);
         safe_close(s->serial_fd);
         safe_close(s->vhost_fd);
@@ -280,6 +282,10 @@ static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret
                         return set_error(ret_error, "cannot prepare the VM's vsock dir: %s", errno_str(r)), r;
                 if (asprintf(&vhost_sock, "/proc/self/fd/%d/vhost-vsock.sock", s->fds.vsock_dir) < 0)
                         return -ENOMEM;
+                s->vsock_dir = vm_run_path(vm, "vsock");
+                if (!s->vsock_dir)
+                        return -ENOMEM;
+                s->sb.writable = s->vsock_dir;
         }
         r = vm_running_take(vm, ret_error);     /* from here on, the run uses vm->running */
         if (r < 0)

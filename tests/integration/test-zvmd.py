@@ -52,13 +52,7 @@ def create(t, d, name, **keys):
     return vm if status == 201 else {}
 
 
-def proc_status(pid):
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            fields[k] = v.strip()
-    return fields
+proc_status = zt.proc_status
 
 
 def check_confined(t, pid, what, seccomp=True):

@@ -1,24 +1,18 @@
 """The sandbox scenario of test-zvmd.py (issue 10, item 1): each VM's QEMU
 and vsock helper run as the VM's own unprivileged uid, without
 capabilities, with NO_NEW_PRIVS (QEMU also under its seccomp filter),
-limits, and only the fds zvmd gave them; that uid reaches no host file
-and nothing of another VM."""
+limits, in a mount namespace where only their vsock dir is writable, and
+with only the fds zvmd gave them; that uid reaches no host file and
+nothing of another VM."""
 import os
 import subprocess
 import time
 
+import zvmtest as zt
+
 VM_UID_BASE = 0x71000000        # daemon/core/vm-sandbox.c
 VM_NOFILE = 1024
 VM_NPROC = 512
-
-
-def _status(pid):
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            fields[k] = v.strip()
-    return fields
 
 
 def _limits(pid):
@@ -62,7 +56,7 @@ def _as_uid(uid, *argv):
 
 
 def _check_creds(t, pid, uid, what, seccomp):
-    st = _status(pid)
+    st = zt.proc_status(pid)
     t.ok(st["Uid"].split() == [str(uid)] * 4 and st["Gid"].split() == [str(uid)] * 4,
          f"{what} runs as the VM's own uid and gid {uid} (Uid: {st['Uid']}, Gid: {st['Gid']})", st)
     t.ok(st.get("Groups", "") == "", f"{what} has no supplementary group", st.get("Groups"))
@@ -158,6 +152,28 @@ def scenario_sandbox(t, d):
              f"({vst.st_uid}, {oct(vst.st_mode & 0o777)})")
 
     t.ok(uids["sba"] != uids["sbb"], f"two VMs, two uids ({uids})")
+
+    # Its own mount namespace, read-only but for its vsock dir.
+    qemu = sts["sba"]["pid"]
+    a_vsock = os.path.realpath(os.path.join(d.root, "run", "zvm", "vms", str(vms["sba"]), "vsock"))
+    t.ok(os.readlink(f"/proc/{qemu}/ns/mnt") != os.readlink("/proc/self/ns/mnt"),
+         "sba's QEMU has a mount namespace of its own")
+    nsenter = ["nsenter", "-t", str(qemu), "-m", "--", "setpriv", "--reuid", str(uids["sba"]), "--regid",
+               str(uids["sba"]), "--clear-groups", "--"]
+    for where in ("/tmp", "/var/tmp", "/dev/shm"):
+        r = subprocess.run(nsenter + ["touch", os.path.join(where, "zvm-sandbox-probe")], capture_output=True,
+                           text=True, timeout=30)
+        t.ok(r.returncode != 0 and "Read-only file system" in r.stderr,
+             f"in sba's mount namespace its uid cannot write {where}", r.stderr)
+    probe = os.path.join(a_vsock, "probe")
+    # As QEMU reaches it: through its fd (no path above it is open to the uid).
+    dirfd = [fd for fd, p in _fds(qemu).items() if p == a_vsock]
+    r = subprocess.run(nsenter + ["touch", f"/proc/{qemu}/fd/{dirfd[0] if dirfd else 0}/probe"],
+                       capture_output=True, text=True, timeout=30)
+    t.ok(r.returncode == 0 and os.path.exists(probe), "but it can write its vsock dir (the helper's sockets)",
+         r.stderr)
+    if os.path.exists(probe):
+        os.unlink(probe)
 
     # What the uid of sba can reach as a process of its own.
     a, b = uids["sba"], uids["sbb"]

@@ -85,6 +85,16 @@ def skip_all(reason):
     sys.exit(0)
 
 
+def proc_status(pid):
+    """/proc/PID/status as {field: value}."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            fields[k] = v.strip()
+    return fields
+
+
 def proc_of_root(pid, root):
     """Whether process pid belongs to the zvm under root: its command line
     names root, or it runs in a directory under it (a VM's QEMU and helper
