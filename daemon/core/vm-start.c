@@ -218,7 +218,6 @@ static void vm_reset_run_record(Vm *vm) {
         vm->guest_shutdown_seen = vm->stop_requested = false;
 }
 
-/* Sockets, the agent's secret, the argv: everything QEMU will be given. */
 /* A missing writable layer: zvmd makes the file (0600, root's) now, and
  * keeps it open for QEMU; mkfs.ext4 formats it later, off the loop. The
  * temporary exists from now until the rename, so a zvmd killed meanwhile
@@ -259,6 +258,8 @@ static int vm_start_open_files(Vm *vm, VmStart *s, const char *template, const c
         return vm_sandbox_open_files(c, &in, &s->fds, ret_error);
 }
 
+/* Sockets, the agent's secret, the files, the argv: everything QEMU will be
+ * given. */
 static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret_error) {
         const Host *h = vm->ctx->host;
         _cleanup_free_ char *vhost_sock = NULL, *secret = NULL, *err = NULL;
