@@ -61,7 +61,7 @@ int vm_state_file_save(Vm *vm) {
         text = vm_state_record_format(&rec);
         if (!text)
                 return -ENOMEM;
-        return write_file_atomic(vm->run_dir, "state.json", text, strlen(text), 0600);
+        return write_file_replace(vm->run_dir, "state.json", text, strlen(text), 0600);
 }
 void vm_state_file_remove(Vm *vm) {
         _cleanup_free_ char *p = vm_run_path(vm, "state.json");

@@ -1996,12 +1996,7 @@ def main():
         t.ok(False, f"scenario raised {type(e).__name__}: {e}", d.log_text())
     finally:
         d.terminate()
-        # chaos: 2 client threads and a SIGKILLed zvmd restarting; a start's
-        # synchronous part does fsync'd writes (running.conf, state.json,
-        # the agent secret) on the loop, which under that write load took
-        # up to 214 ms (seed 1795819626). Moving them off the loop is the
-        # follow-up; every other scenario keeps the 150 ms bound.
-        d.check_loop(t, max_ms=400 if name == "chaos" else None)
+        d.check_loop(t)
         report = d.sanitizer_report() if d.proc else ""
         # A clean log is not worth a test of its own when nothing else ran:
         # the scenario is then reported as skipped as a whole.
