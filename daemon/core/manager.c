@@ -406,6 +406,7 @@ Manager *manager_free(Manager *m) {
         /* Tap removals still running finish before the loop goes. */
         process_job_detached_flush(10ULL * 1000000ULL);
         sd_event_source_disable_unref(m->watchdog);
+        sd_event_source_disable_unref(m->autoballoon_source);
         agent_host_done(&m->agent_host);
         template_builds_free(&m->templates);
         sd_bus_flush_close_unref(m->bus);

@@ -13,6 +13,7 @@
 #include <systemd/sd-event.h>
 
 #include "agent.h"
+#include "autoballoon.h"
 #include "host.h"
 #include "macro.h"
 #include "paths.h"
@@ -46,6 +47,11 @@ struct Manager {
         Templates templates;
         manager_event_fn on_event;
         void *event_userdata;
+        /* automatic ballooning (manager-balloon.c) */
+        AutoballoonSettings autoballoon;
+        sd_event_source *autoballoon_source;
+        unsigned autoballoon_used_pct;
+        AutoballoonMode autoballoon_mode;
 };
 
 #define MANAGER_VMS_MAX 4096U
@@ -58,6 +64,10 @@ int manager_probe_host(Manager *m);
 Manager *manager_free(Manager *m);
 int manager_load(Manager *m);           /* configs + re-adoption of running VMs */
 void manager_start_onboot(Manager *m);
+/* Automatic ballooning with these settings (off: high_pct 0). */
+int manager_autoballoon_setup(Manager *m, const AutoballoonSettings *settings);
+/* GET /host's "autoballoon": settings, the host's use, the mode. */
+int manager_autoballoon_to_json(Manager *m, json_object *o);
 void manager_set_event_handler(Manager *m, manager_event_fn fn, void *userdata);
 
 /* ---- registry ---- */

@@ -97,6 +97,7 @@ int vm_status_to_json(Vm *vm, json_object **ret) {
                                                json_object_new_int64((int64_t) vm->balloon_target_mib));
                         json_object_object_add(o, "balloon_actual_mib",
                                                json_object_new_int64((int64_t) vm->balloon_actual_mib));
+                        json_object_object_add(o, "balloon_auto", json_object_new_boolean(!vm->balloon_manual));
                 }
         }
         if (vm->state == VM_STATE_CRASHED) {

@@ -484,15 +484,18 @@ int vm_reboot(Vm *vm, qmp_result_fn cb, void *userdata) {
 }
 /* The one code path that sets a balloon target; the later host-pressure
  * policy drives it too. */
-int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata, char **ret_error) {
+uint64_t vm_balloon_floor(Vm *vm) {
         /* The device and the memory are the run's; the floor is a live
-         * key (no restart), so the pending one applies at once. */
+         * key (no restart), so the pending one applies at once. firsthour:
+         * a floor left at its default follows the memory that runs (half of
+         * it), not a pending memory change. */
+        return vm->config->balloon_mib > 0 && config_file_get(vm->cf, NULL, "balloon") ? vm->config->balloon_mib
+                                                                                         : vm_running_config(vm)->balloon_mib;
+}
+
+int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata, char **ret_error) {
         const VmConfig *c = vm_running_config(vm);
-        /* firsthour: a floor left at its default follows the memory that
-         * runs (half of it), not a pending memory change. */
-        uint64_t floor_mib = vm->config->balloon_mib > 0 && config_file_get(vm->cf, NULL, "balloon")
-                                     ? vm->config->balloon_mib
-                                     : c->balloon_mib;
+        uint64_t floor_mib = vm_balloon_floor(vm);
         json_object *args;
         int r;
 

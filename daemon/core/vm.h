@@ -100,6 +100,7 @@ struct Vm {
 
         uint64_t balloon_target_mib;
         uint64_t balloon_actual_mib;
+        bool balloon_manual;            /* the target was set by hand: automatic ballooning leaves it */
 
         /* last exit, for crashed */
         int exit_code;
@@ -131,6 +132,9 @@ int vm_stop(Vm *vm);
 int vm_kill(Vm *vm);
 int vm_reboot(Vm *vm, qmp_result_fn cb, void *userdata);
 int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata, char **ret_error);
+/* The lowest balloon target the VM allows (its config key balloon; 0 without
+ * a balloon device). */
+uint64_t vm_balloon_floor(Vm *vm);
 /* Removes what zvm created for the VM: config, run dir, data dir. */
 int vm_remove_files(Vm *vm);
 

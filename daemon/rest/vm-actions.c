@@ -217,6 +217,7 @@ void route_vm_memory(void *ctx, HttpRequest *req, char **params) {
         _cleanup_free_ char *err = NULL;
         json_object *body, *v;
         int64_t target;
+        bool was_manual;
         int r;
 
         if (!vm)
@@ -231,8 +232,11 @@ void route_vm_memory(void *ctx, HttpRequest *req, char **params) {
                 return;
         }
         json_object_put(body);
+        was_manual = vm->balloon_manual;
+        vm->balloon_manual = true;      /* before the save in vm_set_balloon() */
         r = vm_set_balloon(vm, (uint64_t) target, NULL, NULL, &err);
         if (r < 0) {
+                vm->balloon_manual = was_manual;
                 http_request_reply_error(req, r == -ERANGE || r == -EOPNOTSUPP ? API_ERROR_INVALID_VALUE
                                                                                : API_ERROR_INVALID_STATE,
                                          "target", "%s", err ? err : errno_str(r));

@@ -32,7 +32,7 @@ from zvmd_infer_cli import scenario_chat_native, scenario_chat_zvmd  # noqa: E40
 from zvmd_chaos import Chaos, scenario_stop_inflight_early  # noqa: E402,F401
 from zvmd_crash import Trials as CrashTrials, crash_paths  # noqa: E402
 from zvmd_exhaust import scenario_fd_limit, scenario_full_disk  # noqa: E402,F401
-from zvmd_density import scenario_host_memory  # noqa: E402,F401
+from zvmd_density import scenario_autoballoon, scenario_host_memory  # noqa: E402,F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPENAPI = os.path.join(HERE, "..", "..", "api", "openapi.yaml")
