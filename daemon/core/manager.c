@@ -202,8 +202,12 @@ int manager_create_vm(Manager *m, uint32_t vmid, json_object *body, bool root, V
         if (r < 0)
                 return r;
         r = manager_unique_error(m, NULL, c, ret_error, ret_key);
-        if (r >= 0)     /* firsthour */
-                r = config_check_host(&m->paths, m->policy, c, NULL, root, ret_error, ret_key);
+        /* The policy on every key (a default memory may be over the quota
+         * too), the host (firsthour) on the keys the body sets. */
+        if (r >= 0)
+                r = policy_check_config(m->policy, c, NULL, root, ret_error, ret_key);
+        if (r >= 0)
+                r = config_check_host(&m->paths, m->policy, c, body, root, ret_error, ret_key);
         vm_config_free(c);
         if (r < 0)
                 return r;
