@@ -21,8 +21,9 @@
  * less strictly). (Not in lib/: lib/ also builds against musl, whose
  * headers lack openat2.) */
 static int open_beneath(int dir_fd, const char *path, int flags) {
+        /* openat2() refuses flags that mean nothing to O_PATH. */
         struct open_how how = {
-                .flags = (uint64_t) (flags | O_CLOEXEC | O_NOCTTY),
+                .flags = (uint64_t) (flags | O_CLOEXEC | (flags & O_PATH ? 0 : O_NOCTTY)),
                 .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
         };
         long fd;
@@ -42,7 +43,7 @@ int config_open_path(const Policy *pol, const char *key, const char *path, bool 
         if (r < 0)
                 return r;
         if (pp.kind == POLICY_PATH_RAW) {
-                fd = open(path, flags | O_CLOEXEC | O_NOCTTY);
+                fd = open(path, flags | O_CLOEXEC | (flags & O_PATH ? 0 : O_NOCTTY));
                 if (fd < 0)
                         return r = -errno, set_error(ret_error, "%s: %s: %s", key, path, errno_str(r)), r;
                 *ret_fd = fd;
