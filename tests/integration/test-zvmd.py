@@ -1959,7 +1959,7 @@ def main():
     name = sys.argv[1]
     extra = []
     port = None
-    if name in ("tcp_token", "llm_api") or name.startswith("tls_"):
+    if name in ("tcp_token", "llm_api", "policy") or name.startswith("tls_"):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

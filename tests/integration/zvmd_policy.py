@@ -10,7 +10,8 @@ import grp
 import subprocess
 
 import zvmtest as zt
-from zvmd import ZVM
+from zvmd import ZVM, Zvmd
+from zvmd_tls import https, make_token
 
 USER = f"zvmpol{os.getpid() % 100000}"
 
@@ -109,6 +110,8 @@ def scenario_policy(t, d):
         for p in (d.root, os.path.join(d.root, "run"), os.path.join(d.root, "run", "zvm")):
             os.chmod(p, os.stat(p).st_mode | 0o011)
         run_policy(t, d, u, store, bridge)
+    run_tcp(t, d, store)
+    run_bad_conf(t)
 
 
 def conf_text(d, vmid):
@@ -204,3 +207,39 @@ def run_policy(t, d, u, store, bridge):
     r = u.run([ZVM, "--root", d.root, "config", "set", "pol", "disk3=/etc/shadow"])
     t.ok(r.returncode != 0 and "disk3: /etc/shadow is outside the declared storage" in r.stderr and
          conf_text(d, vmid) == before, "zvm config set as the member: refused with the reason", (r.returncode, r.stderr))
+
+
+def run_tcp(t, d, store):
+    """An admin token is not root: the policy holds it as it holds group zvm."""
+    token = make_token(t, d, role="admin", comment="policy")
+    status, vm = https(d, "POST", "/vms", token, {"name": "tcp", "memory": 128, "rootfs": "tiny,size=64M"})
+    t.ok(status == 201, "admin token: create within the policy", (status, vm))
+    vmid = vm.get("vmid")
+    before = conf_text(d, vmid)
+    status, body = https(d, "PATCH", f"/vms/{vmid}", token, {"disk0": "/etc/shadow"})
+    t.ok(status == 403 and body.get("key") == "disk0" and
+         "disk0: /etc/shadow is outside the declared storage" in body.get("message", "") and conf_text(d, vmid) == before,
+         "admin token: disk0=/etc/shadow refused as for group zvm (raw paths are root's), nothing written", (status, body))
+    status, body = https(d, "PATCH", f"/vms/{vmid}", token, {"memory": 1024})
+    t.ok(status == 403 and "ZVM_MAX_MEMORY" in body.get("message", ""), "admin token: over-quota memory refused",
+         (status, body))
+    status, body = https(d, "PATCH", f"/vms/{vmid}", token, {"disk0": os.path.join(store, "ok.img")})
+    t.ok(status == 200, "admin token: a disk in storage is allowed", (status, body))
+
+
+def run_bad_conf(t):
+    """A zvm.conf zvmd cannot parse stops it, naming the line: it never runs
+    without the policy an administrator wrote."""
+    bad = Zvmd(t)
+    etc = os.path.join(bad.root, "etc", "zvm")
+    os.makedirs(etc)
+    with open(os.path.join(etc, "zvm.conf"), "w") as f:
+        f.write("ZVM_STORAGE=a=/srv/a\nZVM_VLANS=5000\n")
+    try:
+        bad.start()
+        t.ok(False, "zvmd with an invalid zvm.conf refused to start", bad.log_text())
+    except RuntimeError as e:
+        t.ok("zvm.conf line 2: ZVM_VLANS: '5000' is not a VLAN id" in str(e),
+             "zvmd with an invalid zvm.conf refuses to start, naming the line", str(e)[-400:])
+    finally:
+        bad.cleanup()
