@@ -177,6 +177,8 @@ static void test_keys_filter(void) {
         json_object_object_add(body, "disk0", json_object_new_string("/dev/sda"));
         ok(policy_check_config(p, c, body, false, &err, &key) == -EACCES && streq_ptr(key, "disk0"),
            "a body that sets disk0 is refused on disk0");
+        err = mfree(err);
+        key = mfree(key);
         ok(policy_check_config(p, c, NULL, false, &err, &key) == -EACCES && streq_ptr(key, "memory"),
            "every key (a start): memory, the first rule broken");
 out:
