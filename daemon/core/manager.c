@@ -360,20 +360,9 @@ static int manager_load_policy(Manager *m) {
         r = read_full_file(m->paths.zvm_conf, &text, &size, 1024 * 1024);
         if (r < 0 && r != -ENOENT)
                 return log_error_errno(r, "Failed to read %s: %m", m->paths.zvm_conf);
-        r = policy_parse(text, size, &m->policy, &err);
+        r = policy_parse(text, size, m->paths.images, &m->policy, &err);
         if (r < 0)
                 return log_error_errno(r, "Invalid %s: %s", m->paths.zvm_conf, err ? err : errno_str(r));
-        r = policy_add_storage(m->policy, "local", m->paths.images);
-        if (r == -EEXIST)
-                return log_error_errno(r, "Invalid %s: the storage name 'local' is zvm's own (%s)", m->paths.zvm_conf,
-                                       m->paths.images);
-        if (r < 0)
-                return log_error_errno(r, "Failed to add the storage %s: %m", m->paths.images);
-        /* "local" was added last: it goes first, where messages list it. */
-        PolicyStorage local = m->policy->storages[m->policy->n_storages - 1];
-        memmove(m->policy->storages + 1, m->policy->storages, (m->policy->n_storages - 1) * sizeof(PolicyStorage));
-        m->policy->storages[0] = local;
-
         storages = policy_storage_list(m->policy);
         bridges = strv_join(m->policy->bridges, " ");
         log_info("Policy for callers other than root: storage %s; %zu raw path(s); bridges: %s; %s VLANs; "

@@ -107,6 +107,9 @@ static int parse_storages(Policy *p, char **words, unsigned line, char **ret_err
                 if (streq(dir, "/"))
                         return line_error(ret_error, line, "ZVM_STORAGE: %s=/ would be the whole host", name);
                 r = policy_add_storage(p, name, dir);
+                if (r == -EEXIST && streq(name, "local") && p->n_storages > 0 && streq(p->storages[0].name, "local"))
+                        return line_error(ret_error, line, "ZVM_STORAGE: the name local is zvm's own (%s)",
+                                          p->storages[0].path);
                 if (r == -EEXIST)
                         return line_error(ret_error, line, "ZVM_STORAGE: storage %s given twice", name);
                 if (r == -E2BIG)
@@ -233,7 +236,7 @@ static int parse_assignment(Policy *p, char *key, char *value, unsigned line, bo
         }
 }
 
-int policy_parse(const char *text, size_t size, Policy **ret, char **ret_error) {
+int policy_parse(const char *text, size_t size, const char *local, Policy **ret, char **ret_error) {
         _cleanup_(policy_freep) Policy *p = calloc(1, sizeof(Policy));
         _cleanup_free_ char *copy = NULL;
         bool seen[ELEMENTSOF(policy_keys)] = {};
@@ -250,6 +253,9 @@ int policy_parse(const char *text, size_t size, Policy **ret, char **ret_error) 
                 return -ENOMEM;
         if (strlen(copy) != (text ? size : 0))
                 return set_error(ret_error, "zvm.conf: contains a NUL byte"), -EINVAL;
+        r = local ? policy_add_storage(p, "local", local) : 0;
+        if (r < 0)
+                return set_error(ret_error, "zvm's own storage %s: %s", local, errno_str(r)), r;
         for (char *s = copy; s; s = next) {
                 char *eq;
 

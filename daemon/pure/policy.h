@@ -80,14 +80,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Policy *, policy_free);
  *   ZVM_MAX_DISK_SIZE=SIZE                bytes, or with K/M/G/T
  *
  * A policy key given twice is refused (systemd would take the last, and
- * two storage lines were surely meant as one list). -EINVAL with
- * "zvm.conf line N: ..." in *ret_error, -ENOMEM.
+ * two storage lines were surely meant as one list). local (optional) is
+ * zvmd's own storage, "local", listed first; the name is not free for
+ * ZVM_STORAGE. -EINVAL with "zvm.conf line N: ..." in *ret_error (or a
+ * local that is not a clean absolute path), -ENOMEM.
  */
-int policy_parse(const char *text, size_t size, Policy **ret, char **ret_error);
+int policy_parse(const char *text, size_t size, const char *local, Policy **ret, char **ret_error);
 
-/* Adds a storage (zvmd's own "local" before the declared ones); -EEXIST
- * for a taken name, -E2BIG past POLICY_STORAGES_MAX, -EINVAL for a path
- * that is not absolute and clean. */
+/* Adds a storage; -EEXIST for a taken name, -E2BIG past
+ * POLICY_STORAGES_MAX, -EINVAL for a name that is not safe or a path that
+ * is not absolute and clean. */
 int policy_add_storage(Policy *p, const char *name, const char *path);
 
 /* "local=/var/lib/zvm/images fast=/srv/fast", or "none". */

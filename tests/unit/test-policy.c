@@ -24,7 +24,7 @@ static const char conf[] =
 static Policy *parse(const char *text) {
         _cleanup_free_ char *err = NULL;
         Policy *p = NULL;
-        int r = policy_parse(text, strlen(text), &p, &err);
+        int r = policy_parse(text, strlen(text), NULL, &p, &err);
 
         if (r < 0)
                 diag("policy_parse: %s", strnull(err));
@@ -53,6 +53,18 @@ static void test_parse(void) {
                 ok(d->n_storages == 0 && !d->raw_paths[0] && !d->bridges[0] && !d->any_vlan && !d->max_memory_mib &&
                            !d->max_cores && !d->max_disk_size,
                    "defaults: no storage (zvmd adds local), no raw paths, bridges or VLANs, no quotas");
+        /* zvmd's own storage: first, and its name taken. */
+        static const char two[] = "ZVM_STORAGE=fast=/srv/fast\n", taken[] = "ZVM_STORAGE=local=/srv/x\n";
+        _cleanup_(policy_freep) Policy *own = NULL;
+        _cleanup_free_ char *ol = NULL, *oerr = NULL;
+        Policy *none = NULL;
+
+        if (policy_parse(two, strlen(two), "/var/lib/zvm/images", &own, NULL) == 0)
+                ol = policy_storage_list(own);
+        is_str(ol, "local=/var/lib/zvm/images fast=/srv/fast", "zvmd's own storage comes first");
+        ok(policy_parse(taken, strlen(taken), "/var/lib/zvm/images", &none, &oerr) == -EINVAL && !none,
+           "ZVM_STORAGE may not take the name local");
+        is_str(oerr, "zvm.conf line 1: ZVM_STORAGE: the name local is zvm's own (/var/lib/zvm/images)", "  its message");
         _cleanup_(policy_freep) Policy *mib = parse("ZVM_MAX_MEMORY=512\n");
         ok(mib && mib->max_memory_mib == 512, "a bare ZVM_MAX_MEMORY is MiB, as memory:");
 }
@@ -83,7 +95,7 @@ static void test_parse_refused(void) {
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 _cleanup_free_ char *err = NULL;
                 Policy *p = NULL;
-                int r = policy_parse(bad[i].text, strlen(bad[i].text), &p, &err);
+                int r = policy_parse(bad[i].text, strlen(bad[i].text), NULL, &p, &err);
 
                 ok(r == -EINVAL && !p && err && startswith(err, "zvm.conf line "), "refused: %s → %s", bad[i].text,
                    strnull(err));
