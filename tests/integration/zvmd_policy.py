@@ -47,15 +47,15 @@ class GroupMember:
         code = ("import http.client, json, socket, sys\n"
                 "class C(http.client.HTTPConnection):\n"
                 "    def connect(self):\n"
-                "        self.sock = socket.socket(socket.AF_UNIX); self.sock.settimeout(30)\n"
+                "        self.sock = socket.socket(socket.AF_UNIX); self.sock.settimeout(90)\n"
                 f"        self.sock.connect({sock!r})\n"
-                "c = C('localhost', timeout=30)\n"
+                "c = C('localhost', timeout=90)\n"
                 f"body = {json.dumps(body)!r}\n"
                 f"c.request({method!r}, '/api/v1' + {path!r}, body=None if body == 'null' else body,\n"
                 "          headers={'Content-Type': 'application/json'})\n"
                 "r = c.getresponse()\n"
                 "print(json.dumps([r.status, json.loads(r.read() or b'null')]))\n")
-        r = self.run(["/usr/bin/python3", "-c", code])
+        r = self.run(["/usr/bin/python3", "-c", code], timeout=120)
         try:
             return tuple(json.loads(r.stdout))
         except ValueError:
@@ -190,8 +190,9 @@ def run_policy(t, d, u, store, bridge):
     status, body = u.request(d.sock, "POST", "/vms", {"name": "fat"})
     t.ok(status == 403 and "memory: 256" not in body.get("message", "x") and "rootfs: size=1024M" in body.get("message", ""),
          "member: create with the default 1G writable layer over a 64M quota: refused", (status, body))
-    status, body = u.request(d.sock, "POST", "/vms", {"name": "fine", "memory": 128, "rootfs": "tiny,size=64M"})
-    t.ok(status == 201, "member: create within the policy works", (status, body))
+    status, fine = u.request(d.sock, "POST", "/vms", {"name": "fine", "memory": 128, "rootfs": "tiny,size=64M"})
+    t.ok(status == 201, "member: create within the policy works", (status, fine))
+    run_member_vm(t, d, u, fine.get("vmid") if isinstance(fine, dict) else None)
 
     # Start: root gives pol a raw disk; the member may not start it.
     status, body = d.request("PATCH", f"/vms/{vmid}", {"disk2": "/etc/hostname"})
@@ -243,3 +244,26 @@ def run_bad_conf(t):
              "zvmd with an invalid zvm.conf refuses to start, naming the line", str(e)[-400:])
     finally:
         bad.cleanup()
+
+
+def run_member_vm(t, d, u, vmid):
+    """The member starts a VM within the policy (a real boot); root then
+    gives it a raw disk, pending: the member's reboot is refused before the
+    shutdown, so the VM keeps running."""
+    if not vmid:
+        return
+    status, body = u.request(d.sock, "POST", f"/vms/{vmid}/start")
+    t.ok(status == 200 and body.get("state") in ("running", "starting"),
+         "member: start of its own VM within the policy", (status, body))
+    st = d.wait_state(vmid, ("running",), timeout=90)
+    t.ok(st and st.get("state") == "running", "  it runs", st)
+    status, body = d.request("PATCH", f"/vms/{vmid}", {"disk0": "/etc/hostname"})
+    t.ok(status == 200 and "disk0" in body.get("pending_restart", []),
+         "root: disk0=/etc/hostname on the running VM, pending", (status, body))
+    status, body = u.request(d.sock, "POST", f"/vms/{vmid}/reboot")
+    t.ok(status == 403 and "disk0: /etc/hostname is outside the declared storage" in body.get("message", ""),
+         "member: reboot into root's raw disk refused", (status, body))
+    status, st = d.request("GET", f"/vms/{vmid}/status")
+    t.ok(st.get("state") == "running", "  and the VM was not shut down", st)
+    status, body = u.request(d.sock, "POST", f"/vms/{vmid}/stop")
+    t.ok(status == 200, "member: stop works", (status, body))
