@@ -48,7 +48,10 @@ static void help(void) {
                "  --log-level LEVEL   emerg..debug (also ZVM_LOG_LEVEL)\n"
                "  --dump-routes       print the REST route table and exit\n"
                "  --version           print the version and exit\n"
-               "  -h, --help          this help\n");
+               "  -h, --help          this help\n\n"
+               "The storage and network policy for callers other than root (storage, raw\n"
+               "paths, bridges, VLANs, quotas) is read from <root>/etc/zvm/zvm.conf at start;\n"
+               "see zvm.conf(5).\n");
 }
 
 /* Each VM costs zvmd a few fds (QMP, pidfds, vsock helper, console, agent

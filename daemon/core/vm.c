@@ -172,7 +172,15 @@ int vm_save_config(Vm *vm) {
         (void) flock(fd, LOCK_UN);
         return r;
 }
-int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key) {
+int vm_check_start_policy(Vm *vm, bool root, char **ret_error, char **ret_key) {
+        /* Root may start anything, and its start fails where it always did
+         * (a missing file: QEMU's error), so that nothing changes for it. */
+        if (root)
+                return 0;
+        return config_check_host(vm->ctx->paths, vm->ctx->policy, vm->config, NULL, root, ret_error, ret_key);
+}
+
+int vm_update_config(Vm *vm, json_object *body, bool root, char **ret_error, char **ret_key) {
         _cleanup_(config_file_freep) ConfigFile *copy = NULL;
         _cleanup_free_ char *old_text = NULL;
         ConfigFile *old_cf;
@@ -196,7 +204,7 @@ int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key
                 return r;
         r = vm->ctx->unique_error(vm, c, ret_error, ret_key, vm->ctx->userdata);
         if (r >= 0)     /* firsthour: files and templates exist now, not only at the next start */
-                r = config_check_host(vm->ctx->paths, c, body, ret_error, ret_key);
+                r = config_check_host(vm->ctx->paths, vm->ctx->policy, c, body, root, ret_error, ret_key);
         if (r < 0) {
                 vm_config_free(c);
                 return r;

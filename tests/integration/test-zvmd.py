@@ -27,6 +27,7 @@ from zvmd_tls import scenario_tls_listener, scenario_tls_roles, scenario_tls_slo
 from zvmd_tls import https  # noqa: E402
 import zvmd_llm  # noqa: E402
 from zvmd_models import scenario_models  # noqa: E402,F401
+from zvmd_policy import scenario_policy  # noqa: E402,F401  (issue 10 item 2)
 import zvmd_serve  # noqa: E402
 from zvmd_infer_cli import scenario_chat_native, scenario_chat_zvmd  # noqa: E402,F401  (issue 9: zvm chat/bench/run)
 from zvmd_chaos import Chaos, scenario_stop_inflight_early  # noqa: E402,F401
@@ -1959,7 +1960,7 @@ def main():
     name = sys.argv[1]
     extra = []
     port = None
-    if name in ("tcp_token", "llm_api") or name.startswith("tls_"):
+    if name in ("tcp_token", "llm_api", "policy") or name.startswith("tls_"):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -1988,7 +1989,8 @@ def main():
     d.tcp_port = port
     d.slow_dir = slow_dir
     try:
-        if name not in ("openapi", "notify"):
+        # policy: zvm.conf and group zvm come first, the scenario starts zvmd.
+        if name not in ("openapi", "notify", "policy"):
             d.start()
         SCENARIOS[name](t, d)
     except zt.Skip as e:  # the host lacks something: the Tap reports it once, at done()
