@@ -324,9 +324,14 @@ static int kernel_cmdline(const VmConfig *c, const HostCaps *h, const VmPaths *p
 
         /* Under TCG the guest TSC runs at the host's rate, and calibrating
          * it against the emulated PIT fails on a busy host: the boot then
-         * hangs at random. Tell the kernel the rate. */
+         * hangs at random. Tell the kernel the rate. And trust it: the
+         * clocksource watchdog compares it with jiffies, which lag whenever
+         * the vCPU thread waits for a host CPU, marks the TSC unstable, and
+         * the guest falls back to refined-jiffies, which cannot do one-shot
+         * timers: no tickless idle, 250 timer interrupts a second, each one
+         * translated code to run (7 % of a host core per idle VM here). */
         if (!kvm && h->tsc_khz > 0)
-                (void) snprintf(tsc, sizeof(tsc), " tsc_early_khz=%" PRIu64, h->tsc_khz);
+                (void) snprintf(tsc, sizeof(tsc), " tsc_early_khz=%" PRIu64 " tsc=reliable", h->tsc_khz);
 
         /* The root: a shared read-only template under an overlay whose
          * upper layer is the VM's own ext4 image, or a tmpfs without one;

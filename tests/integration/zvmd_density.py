@@ -49,6 +49,16 @@ def scenario_host_memory(t, d):
     t.ok(text.returncode == 0 and "host-memory:" in text.stdout and "guest_ram_mib" not in text.stdout.split("host-memory:")[0],
          "zvm status shows host-memory", text.stdout + text.stderr)
 
+    # An idle guest stops its timer tick (tsc=reliable, +arat): a periodic
+    # 250 Hz tick is 1250 local timer interrupts in 5 s, each one
+    # translated code for TCG to run.
+    r = d.zvm("exec", "hm", "--", "sh", "-c", "grep LOC: /proc/interrupts; sleep 5; grep LOC: /proc/interrupts",
+              timeout=60)
+    counts = [int(line.split()[1]) for line in r.stdout.splitlines() if line.strip().startswith("LOC:")]
+    t.ok(len(counts) == 2 and counts[1] - counts[0] < 300,
+         f"the idle guest is tickless ({counts[1] - counts[0] if len(counts) == 2 else '?'} timer interrupts "
+         f"in 5 s; a 250 Hz tick makes 1250)", r.stdout + r.stderr)
+
     before = hm["guest_ram_mib"]
     r = d.zvm("exec", "hm", "--", "sh", "-c",
               f"mkdir -p /run/fill && mount -t tmpfs -o size={FILL_MIB + 8}m fill /run/fill && "
