@@ -54,8 +54,11 @@ static const char set_memory_details[] =
         "and its memory.\n";
 
 static const char reboot_details[] =
-        "As qm reboot: a clean shutdown (the agent, then ACPI, a kill after 60 s), then a\n"
-        "start through zvmd. Pending config changes apply; uptime and boot start over.\n";
+        "As qm reboot: a clean shutdown (the agent, then ACPI, a kill after --timeout), then a\n"
+        "start through zvmd. Pending config changes apply; uptime and boot start over.\n"
+        "\n"
+        "Options:\n"
+        "  --timeout S       Seconds to wait for the guest before killing it (0-3600, default 60)\n";
 
 static const char pending_details[] =
         "VALUE is what the VM runs with, PENDING what it gets at the next start (empty:\n"
@@ -177,7 +180,7 @@ static const Verb verbs[] = {
         { "start",        verb_action,       "NAME",                   "Start a VM", NULL },
         { "shutdown",     verb_shutdown,     "NAME [--timeout S]",     "Shut a VM down cleanly, kill it after a timeout", shutdown_details },
         { "stop",         verb_action,       "NAME",                   "Stop a VM at once (QMP quit, then SIGKILL)", NULL },
-        { "reboot",       verb_action,       "NAME",                   "Shut a VM down and start it again, with its pending config", reboot_details },
+        { "reboot",       verb_shutdown,     "NAME [--timeout S]",     "Shut a VM down and start it again, with its pending config", reboot_details },
         { "kill",         verb_action,       "NAME",                   "SIGKILL a VM's QEMU", NULL },
         { "delete",       verb_delete,       "NAME [--force]",         "Delete a stopped VM (--force: stop it first)", NULL },
         { "config show",  verb_config_show,  "NAME",                   "Print a VM's config as \"key: value\" lines", NULL },

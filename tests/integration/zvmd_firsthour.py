@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 
@@ -106,6 +107,23 @@ def check_reboot(t, d):
          "nothing pending after the reboot", entries)
 
 
+def check_reboot_timeout(t, d):
+    """reboot --timeout S: a guest that cannot answer (its QEMU frozen by
+    SIGSTOP) is killed after S seconds and started again, not after 60."""
+    r = d.zvm("reboot", "p1", "--timeout", "3601")
+    t.ok(r.returncode == 2 and "--timeout" in r.stderr, "reboot --timeout 3601 refused", r.stderr)
+    before = d.request("GET", "/vms/p1/status")[1]
+    os.kill(before["pid"], signal.SIGSTOP)
+    t0 = time.monotonic()
+    r = d.zvm("reboot", "p1", "--timeout", "3")
+    took = time.monotonic() - t0
+    st = d.request("GET", "/vms/p1/status")[1]
+    t.ok(r.returncode == 0 and st.get("pid") != before["pid"] and 3 <= took < 45,
+         f"reboot --timeout 3 of a frozen guest: killed after 3 s and started again ({took:.1f} s)",
+         r.stderr + json.dumps(st))
+    wait_agent_ready(d, "p1")
+
+
 def check_raw_floats(t, d):
     """zvmd's own JSON (not only the CLI's rendering) has times as plain
     decimals, never json-c's %.17g artefacts."""
@@ -176,5 +194,6 @@ def scenario_first_hour(t, d):
     check_pending(t, d)
     check_balloon(t, d)
     check_reboot(t, d)
+    check_reboot_timeout(t, d)
     check_raw_floats(t, d)
     check_cp(t, d)
