@@ -175,7 +175,29 @@ def check_bad_json(t, d):
          "a body of notjson: our message with where, not json-c's 'null expected'", body)
 
 
+def check_api_index(t, d):
+    """GET /api/v1 and /api/v1/: an index, as Proxmox's /api2/json/; a
+    trailing slash elsewhere stays malformed."""
+    from zvmd import UnixHTTPConnection
+    for path in ("/api/v1", "/api/v1/"):
+        conn = UnixHTTPConnection(d.sock, timeout=30)
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = json.loads(resp.read() or b"null")
+        conn.close()
+        links = (body or {}).get("links", {})
+        t.ok(resp.status == 200 and body.get("api_version") == "v1" and body.get("version") and
+             all(links.get(k) == f"/api/v1/{k}" for k in ("vms", "templates", "models", "host", "tokens", "events")),
+             f"GET {path}: 200, the API version and links to the collections", body)
+        if links.get("vms"):
+            status, vms = d.request("GET", links["vms"][len("/api/v1"):])
+            t.ok(status == 200 and isinstance(vms, list), f"the index's vms link from {path} answers", vms)
+    status, body = d.request("GET", "/vms/")
+    t.ok(status == 400, "GET /api/v1/vms/ is still a malformed path", body)
+
+
 def scenario_first_hour(t, d):
+    check_api_index(t, d)
     check_host_naming(t, d)
     check_bad_json(t, d)
     for name in ("p1", "p2"):
