@@ -93,8 +93,10 @@ static const char exec_details[] =
         "when a signal killed it, 124 when it outlived --timeout (default 30 s), 127\n"
         "when the guest has no such command (or --cwd does not exist).\n"
         "Waits up to --wait seconds (default 120) for the agent of a VM that is still\n"
-        "booting, as ssh does. No terminal (-t/-it): the agent protocol has no pty; use\n"
-        "zvm ssh NAME or zvm console NAME for an interactive shell.\n";
+        "booting, as ssh does.\n"
+        "  -i -t, -it        A terminal in the guest (a pty): TERM and the window size\n"
+        "                    follow yours, your terminal is raw meanwhile; no --timeout.\n"
+        "                    On zvmd's host only (unix socket). -i alone is refused.\n";
 
 static const char cp_details[] =
         "  zvm cp web:/etc/hostname ./hostname     copy out of the VM\n"
@@ -190,7 +192,7 @@ static const Verb verbs[] = {
         { "set-memory",   verb_set_memory,   "NAME SIZE",              "Set a running VM's balloon target", set_memory_details },
         { "console",      verb_console,      "NAME",                   "Attach to a VM's serial console (Ctrl-] detaches)", console_details },
         { "logs",         verb_logs,         "NAME [--tail N | --tail-bytes SIZE] [-f]", "Print a VM's serial console log, or follow it", logs_details },
-        { "exec",         verb_exec,         "NAME [--timeout S] [--wait S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]", "Run a command in a VM through its agent; exits with its exit code", exec_details },
+        { "exec",         verb_exec,         "NAME [-it] [--timeout S] [--wait S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]", "Run a command in a VM through its agent; exits with its exit code", exec_details },
         { "cp",           verb_cp,           "SRC DST",                "Copy a file into or out of a VM (one side is NAME:/path; a directory target takes the name)", cp_details },
         { "ssh",          verb_ssh,          "[-l USER] [-i KEY] [-o OPT]... [--wait S] NAME [-- CMD [ARGS...]]", "Log into a VM with OpenSSH over vsock (host key verified)", ssh_details },
         { "ssh-config",   verb_ssh_config,   "",                       "Print an OpenSSH 'Host *.zvm' block for ssh/scp/rsync to NAME.zvm", NULL },

@@ -43,6 +43,7 @@ static const Route routes[] = {
         { "POST", ZVM_API_PREFIX "/vms/{id}/exec", route_vm_exec },
         { "GET", ZVM_API_PREFIX "/vms/{id}/files", route_vm_file_get },
         { "PUT", ZVM_API_PREFIX "/vms/{id}/files", route_vm_file_put },
+        { "GET", ZVM_API_PREFIX "/vms/{id}/agent-secret", route_vm_agent_secret },
         { "GET", ZVM_API_PREFIX "/host", route_host },
         { "GET", ZVM_API_PREFIX "/events", route_events },
         { "GET", ZVM_API_PREFIX "/whoami", route_whoami },              /* tls branch: rest/access.c */

@@ -3,13 +3,18 @@ of the running and the pending config (zvm pending, reboot applying what is
 pending, config set naming what it changed), of checks at set time, units,
 the balloon floor, exec and cp right after a start, and the guest's name.
 Real zvmd, real tiny guests."""
+import fcntl
 import hashlib
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import signal
+import struct
 import tempfile
+import termios
 import time
 
 from zvmd_cli import wait_agent_ready
@@ -124,6 +129,83 @@ def check_reboot_timeout(t, d):
     wait_agent_ready(d, "p1")
 
 
+def pty_read_until(fd, pattern, timeout=30):
+    """What the terminal shows until pattern (a regex) matches, or timeout."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:         # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        out += chunk
+        if re.search(pattern, out):
+            break
+    return out.decode(errors="replace")
+
+
+def set_winsize(fd, rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def check_exec_tty(t, d):
+    """zvm exec -it: a real terminal in the guest, driven through a pty as
+    a user's terminal would be; window size at start and on SIGWINCH, the
+    exit status at the end, the local terminal restored."""
+    from zvmd import ZVM
+    r = d.zvm("exec", "-i", "p1", "--", "sh")
+    t.ok(r.returncode == 2 and "-t" in r.stderr, "exec -i without -t is refused, naming -t", r.stderr)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(ZVM, [ZVM, "--root", d.root, "exec", "-it", "p1", "--", "sh"])
+    status = None
+    try:
+        set_winsize(fd, 31, 97)
+        before = termios.tcgetattr(fd)
+        # busybox ash asks the terminal where its cursor is (ESC [6n) and
+        # reads the answer from its input: answer as a terminal does.
+        out = pty_read_until(fd, rb"\x1b\[6n|# $")
+        if "\x1b[6n" in out:
+            os.write(fd, b"\x1b[1;1R")
+            pty_read_until(fd, rb"# $", timeout=5)
+        os.write(fd, b"tty; echo TTY-DONE\n")
+        out = pty_read_until(fd, rb"/dev/pts/\d+.*\r?\n.*TTY-DONE\r?\n")
+        t.ok(re.search(r"^/dev/pts/\d+\r?$", out, re.M) is not None, "exec -it: tty says /dev/pts/N", out)
+        os.write(fd, b"stty size; echo SIZE-DONE\n")
+        out = pty_read_until(fd, rb"\d+ \d+\r?\n.*SIZE-DONE\r?\n")
+        t.ok(re.search(r"^31 97\r?$", out, re.M) is not None, "stty size: the window size at the start (31 97)", out)
+        set_winsize(fd, 40, 132)        # the kernel sends zvm SIGWINCH
+        time.sleep(0.5)
+        os.write(fd, b"stty size; echo SIZE2-DONE\n")
+        out = pty_read_until(fd, rb"\d+ \d+\r?\n.*SIZE2-DONE\r?\n")
+        t.ok(re.search(r"^40 132\r?$", out, re.M) is not None, "stty size after a resize: 40 132 (SIGWINCH relayed)",
+             out)
+        os.write(fd, b"exit 7\n")
+        pty_read_until(fd, rb"$^", timeout=20)
+        deadline = time.monotonic() + 20
+        while status is None and time.monotonic() < deadline:
+            w, st = os.waitpid(pid, os.WNOHANG)
+            if w == pid:
+                status = st
+            else:
+                time.sleep(0.1)
+        t.ok(status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7,
+             "exit 7 in the guest: zvm exec -it exits 7", status)
+        t.ok(termios.tcgetattr(fd)[3] == before[3], "the terminal's modes are restored", termios.tcgetattr(fd))
+    finally:
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    r = d.zvm("exec", "-it", "p1", "--", "no-such-command")
+    t.ok(r.returncode == 127 and "no-such-command" in r.stderr, "exec -it of a missing command exits 127", r.stderr)
+
+
 def check_raw_floats(t, d):
     """zvmd's own JSON (not only the CLI's rendering) has times as plain
     decimals, never json-c's %.17g artefacts."""
@@ -212,6 +294,7 @@ def scenario_first_hour(t, d):
          r.stdout + r.stderr)
     r = d.zvm("exec", "p1", "--", "no-such-command")
     t.ok(r.returncode == 127 and "no-such-command" in r.stderr, "exec of a missing command exits 127", r.stderr)
+    check_exec_tty(t, d)
     check_set_time(t, d)
     check_pending(t, d)
     check_balloon(t, d)
