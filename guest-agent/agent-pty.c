@@ -211,8 +211,10 @@ static bool pty_poll(PtySession *s, Conn *c) {
                 { .fd = c->sigfd, .events = POLLIN },
                 { .fd = s->master_eof ? -1 : s->master,
                   .events = (short) (POLLIN | (s->pending_len > 0 ? POLLOUT : 0)) },
-                /* Input waits while the pty has not taken the last frame. */
-                { .fd = c->in_fd, .events = s->pending_len > 0 || s->hangup ? 0 : POLLIN },
+                /* Input waits while the pty has not taken the last frame;
+                 * after a hang-up the socket is not looked at (its POLLHUP
+                 * would wake every round). */
+                { .fd = s->hangup ? -1 : c->in_fd, .events = s->pending_len > 0 ? 0 : POLLIN },
         };
         int ms = s->hangup ? msec_until(s->kill_at) : -1;
 
@@ -374,8 +376,11 @@ int op_pty(Request *rq, const Json *id) {
                 ;
         if (!s.reaped && waitpid(s.pid, &s.status, WNOHANG) == s.pid)
                 s.reaped = true;
-        if (s.hangup)
+        if (s.hangup) {
+                /* What is left of its group had SIGHUP and its grace. */
+                (void) kill(-s.pid, SIGKILL);
                 log_info("pty %s: the host hung up, ended the command", argv[0]);
+        }
         else if (s.reaped) {
                 status[0] = WIFEXITED(s.status) ? 'e' : 's';
                 status[1] = (unsigned char) (WIFEXITED(s.status) ? WEXITSTATUS(s.status) : WTERMSIG(s.status));
