@@ -38,6 +38,19 @@ typedef struct TtyConn {
         size_t len;
 } TtyConn;
 
+/* Appends what the agent sent to t->buf (there is room: a line or a frame
+ * is always shorter). Returns 0, or -ECONNRESET at EOF, or -errno. */
+static int tty_fill(TtyConn *t) {
+        ssize_t k = read(t->fd, t->buf + t->len, sizeof(t->buf) - t->len);
+
+        if (k == 0)
+                return -ECONNRESET;
+        if (k < 0)
+                return errno == EINTR || errno == EAGAIN ? 0 : -errno;
+        t->len += (size_t) k;
+        return 0;
+}
+
 /* Reads one answer line, leaving what follows it (the first frames) in
  * t->buf. Returns its parsed JSON. */
 static int tty_read_answer(TtyConn *t, json_object **ret) {
@@ -62,12 +75,9 @@ static int tty_read_answer(TtyConn *t, json_object **ret) {
                         return -ETIMEDOUT;
                 if (k < 0 && errno != EINTR)
                         return -errno;
-                k = read(t->fd, t->buf + t->len, sizeof(t->buf) - t->len);
-                if (k == 0)
-                        return -ECONNRESET;
-                if (k < 0 && errno != EINTR && errno != EAGAIN)
-                        return -errno;
-                t->len += k > 0 ? (size_t) k : 0;
+                k = tty_fill(t);
+                if (k < 0)
+                        return (int) k;
         }
 }
 
@@ -214,12 +224,9 @@ static int tty_relay(TtyConn *t, int sigfd) {
                                 return -ECONNRESET;
                 }
                 if (p[0].revents) {
-                        k = read(t->fd, t->buf + t->len, sizeof(t->buf) - t->len);
-                        if (k == 0)
-                                return -ECONNRESET;
-                        if (k < 0 && errno != EINTR && errno != EAGAIN)
-                                return -errno;
-                        t->len += k > 0 ? (size_t) k : 0;
+                        r = tty_fill(t);
+                        if (r < 0)
+                                return r;
                         r = tty_frames(t, &status);
                 }
         }
@@ -233,7 +240,7 @@ int cli_exec_tty(Cli *cli, const char *name, json_object *request) {
         struct sigaction sa_ignore = { .sa_handler = SIG_IGN }, sa_old;
         struct termios saved, raw;
         unsigned char size[4];
-        sigset_t mask, old_mask;
+        sigset_t old_mask;
         bool tty;
         int r;
 
@@ -246,17 +253,10 @@ int cli_exec_tty(Cli *cli, const char *name, json_object *request) {
 
         /* Signals become events, so that every way out restores the
          * terminal; SIGWINCH becomes a window frame. */
-        assert_se(sigemptyset(&mask) == 0);
-        assert_se(sigaddset(&mask, SIGINT) == 0);
-        assert_se(sigaddset(&mask, SIGTERM) == 0);
-        assert_se(sigaddset(&mask, SIGHUP) == 0);
-        assert_se(sigaddset(&mask, SIGQUIT) == 0);
-        assert_se(sigaddset(&mask, SIGWINCH) == 0);
-        assert_se(sigprocmask(SIG_BLOCK, &mask, &old_mask) == 0);
-        sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        sigfd = cli_terminal_signals(SIGWINCH, &old_mask);
         if (sigfd < 0) {
-                r = log_error_errno(-errno, "failed to create signalfd: %m");
-                goto finish_signals;
+                r = sigfd;
+                goto finish_fd;
         }
         assert_se(sigaction(SIGPIPE, &sa_ignore, &sa_old) == 0);
 
@@ -295,7 +295,6 @@ int cli_exec_tty(Cli *cli, const char *name, json_object *request) {
         }
 finish:
         (void) sigaction(SIGPIPE, &sa_old, NULL);
-finish_signals:
         sigfd = safe_close(sigfd);
         assert_se(sigprocmask(SIG_SETMASK, &old_mask, NULL) == 0);
 finish_fd:
