@@ -105,6 +105,10 @@ static int exec_tty(Cli *cli, const char *name, json_object *body, json_object *
 
         if (!t)
                 return log_oom();
+        if (cli->url)
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                       "exec -t goes over vsock and runs on the VM's host: use zvmd's unix socket, "
+                                       "not --url");
         json_object_array_add(env, json_object_new_string(t));
         json_object_object_add(body, "op", json_object_new_string("pty"));
         cli->vm_name = name;

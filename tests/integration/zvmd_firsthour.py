@@ -160,6 +160,9 @@ def check_exec_tty(t, d):
     from zvmd import ZVM
     r = d.zvm("exec", "-i", "p1", "--", "sh")
     t.ok(r.returncode == 2 and "-t" in r.stderr, "exec -i without -t is refused, naming -t", r.stderr)
+    r = d.zvm("--url", "https://127.0.0.1:9", "--token", "zvm-x", "exec", "-it", "p1", "--", "sh")
+    t.ok(r.returncode == 2 and "unix socket" in r.stderr, "exec -it over --url: refused, it needs the VM's host",
+         r.stderr)
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(ZVM, [ZVM, "--root", d.root, "exec", "-it", "p1", "--", "sh"])
