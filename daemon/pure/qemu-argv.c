@@ -343,7 +343,17 @@ static int kernel_cmdline(const VmConfig *c, const HostCaps *h, const VmPaths *p
         /* systemd.hostname=: the guest is called what the VM is (systemd
          * takes it, our initrd sets it for any other init). Names are
          * [A-Za-z0-9._-], nothing to quote. */
-        s = strjoin("console=ttyS0 panic=-1 quiet", tsc, " systemd.hostname=", c->name,
+        /* A machine without PCIe has no PCI config space at all (no port
+         * 0xcf8, no ECAM), and the kernel's pci_arch_init() then prints
+         * "PCI: Fatal: No config space access function found" at KERN_ERR
+         * on every boot; pci=off does not stop it (it only clears the
+         * probe mask, the message follows). Skipping that one initcall
+         * does, and leaves nothing undone on such a machine: it only
+         * chooses config space access and makes the PCI MSI domain. With
+         * pcie the ECAM window is found later from ACPI, after the
+         * message, so it stays there (and the MSI domain is needed). */
+        s = strjoin("console=ttyS0 panic=-1 quiet", tsc, c->pcie ? "" : " initcall_blacklist=pci_arch_init",
+                    " systemd.hostname=", c->name,
                     c->rootfs_template ? " root=/dev/vda ro zvm.overlay=1" : " root=/dev/vda rw",
                     c->rootfs_template && p->upper_image ? " zvm.upper=/dev/vdb" : "",
                     model_dev ? " zvm.models=" : "", strempty(model_dev),

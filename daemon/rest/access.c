@@ -59,6 +59,9 @@ static const RouteAccess route_access[] = {
         { "GET",    "/tokens",            REST_ROLE_LOCAL },
         { "POST",   "/tokens",            REST_ROLE_LOCAL },
         { "DELETE", "/tokens/{tokenid}",  REST_ROLE_LOCAL },
+        /* zvm exec -t speaks to the agent through the VM's vsock socket,
+         * which only a caller on this host can reach. */
+        { "GET",    "/vms/{id}/agent-secret", REST_ROLE_LOCAL },
 };
 
 const char *rest_role_to_string(RestRole r) {

@@ -177,6 +177,9 @@ def scenario_tls_roles(t, d):
         t.ok(status == 403 and body.get("error") == "Forbidden", f"token creation over TCP refused, {role} token ({status})", body)
         status, body = https(d, "GET", "/tokens", tok)
         t.ok(status == 403, f"token list over TCP refused, {role} token ({status})", body)
+        # zvm exec -it's credential: for callers on the VM's host only.
+        status, body = https(d, "GET", "/vms/nosuchvm/agent-secret", tok)
+        t.ok(status == 403, f"agent secret over TCP refused, {role} token ({status})", body)
     status, body = d.request("GET", "/tokens")
     t.ok(status == 200 and len(body) == 4, "still 4 tokens (listed on the unix socket)", body)
     roles = sorted(x.get("role") for x in body)
