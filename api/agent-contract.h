@@ -32,3 +32,13 @@
 /* The agent bridges this vsock port to llama-server's unix socket while its
  * llm supervisor runs (op llm-start; the request may name another port). */
 #define AGENT_LLM_PORT 8080U
+
+/* Op pty: after its ok line both sides send frames, a type byte, a 16-bit
+ * big-endian payload length and the payload (api/agent-protocol.md). One
+ * frame fits one 16 KiB vsock write. */
+#define PTY_FRAME_HEADER 3U
+#define PTY_FRAME_MAX (16384U - PTY_FRAME_HEADER)
+#define PTY_FRAME_INPUT 'i'             /* host → guest: bytes typed */
+#define PTY_FRAME_WINSIZE 'w'           /* host → guest: rows, cols (2 x 16-bit big-endian) */
+#define PTY_FRAME_OUTPUT 'o'            /* guest → host: the terminal's output */
+#define PTY_FRAME_EXIT 'x'              /* guest → host, last: 'e' + exit code, or 's' + signal number */

@@ -154,12 +154,32 @@ static int console_relay(int sock, int sigfd, bool escape) {
         }
 }
 
+int cli_terminal_signals(int extra, sigset_t *ret_old) {
+        sigset_t mask;
+        int fd;
+
+        assert_se(sigemptyset(&mask) == 0);
+        assert_se(sigaddset(&mask, SIGINT) == 0);
+        assert_se(sigaddset(&mask, SIGTERM) == 0);
+        assert_se(sigaddset(&mask, SIGHUP) == 0);
+        assert_se(sigaddset(&mask, SIGQUIT) == 0);
+        if (extra > 0)
+                assert_se(sigaddset(&mask, extra) == 0);
+        assert_se(sigprocmask(SIG_BLOCK, &mask, ret_old) == 0);
+        fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (fd < 0) {
+                fd = log_error_errno(-errno, "failed to create signalfd: %m");
+                assert_se(sigprocmask(SIG_SETMASK, ret_old, NULL) == 0);
+        }
+        return fd;
+}
+
 int cli_console_attach(const Cli *cli, const char *id) {
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -EBADF, sigfd = -EBADF;
         struct sigaction sa_ignore = { .sa_handler = SIG_IGN }, sa_old;
         struct termios saved, raw;
-        sigset_t mask, old_mask;
+        sigset_t old_mask;
         bool tty;
         int r;
 
@@ -173,17 +193,9 @@ int cli_console_attach(const Cli *cli, const char *id) {
                                        fd == -ENOENT || fd == -ECONNREFUSED ? " (is the VM running on this host?)" : "");
 
         /* Signals become events, so that every way out restores the terminal. */
-        assert_se(sigemptyset(&mask) == 0);
-        assert_se(sigaddset(&mask, SIGINT) == 0);
-        assert_se(sigaddset(&mask, SIGTERM) == 0);
-        assert_se(sigaddset(&mask, SIGHUP) == 0);
-        assert_se(sigaddset(&mask, SIGQUIT) == 0);
-        assert_se(sigprocmask(SIG_BLOCK, &mask, &old_mask) == 0);
-        sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-        if (sigfd < 0) {
-                r = log_error_errno(-errno, "failed to create signalfd: %m");
-                goto finish_signals;
-        }
+        sigfd = cli_terminal_signals(0, &old_mask);
+        if (sigfd < 0)
+                return sigfd;
         /* A closed console or stdout is an EPIPE to handle, not a death. */
         assert_se(sigaction(SIGPIPE, &sa_ignore, &sa_old) == 0);
 
@@ -210,7 +222,6 @@ int cli_console_attach(const Cli *cli, const char *id) {
         }
 finish:
         (void) sigaction(SIGPIPE, &sa_old, NULL);
-finish_signals:
         /* The signal that ended the session was read from the signalfd; it
          * meant "stop", which we did. */
         sigfd = safe_close(sigfd);

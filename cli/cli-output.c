@@ -186,6 +186,9 @@ typedef enum FieldKind {
         FIELD_LINES,            /* array of strings, one indented line each, after the block */
         FIELD_QEMU_LOG,         /* FIELD_LINES without the command line zvmd writes first */
         FIELD_OBJECT,           /* an object, as an indented block after the block */
+        FIELD_BOOL,             /* yes / no */
+        FIELD_HOST_MEMORY,      /* status host_memory: the PSS and its parts on one line */
+        FIELD_AUTOBALLOON,      /* host autoballoon: the mode and its thresholds on one line */
 } FieldKind;
 
 typedef struct Field {
@@ -194,12 +197,55 @@ typedef struct Field {
         FieldKind kind;
 } Field;
 
+static double member_double(json_object *o, const char *key) {
+        double d = 0;
+
+        (void) json_get_double(json_get_path(o, key), &d);
+        return d;
+}
+
+static char *host_memory_value(json_object *m) {
+        char *s = NULL;
+
+        if (asprintf(&s, "%.1fM (guest RAM %.1fM, TCG cache %.1fM, QEMU %.1fM, files %.1fM, helpers %.1fM)",
+                     member_double(m, "pss_mib"), member_double(m, "guest_ram_mib"), member_double(m, "tcg_cache_mib"),
+                     member_double(m, "qemu_private_mib"), member_double(m, "files_mib"),
+                     member_double(m, "helper_mib")) < 0)
+                return NULL;
+        return s;
+}
+
+static char *autoballoon_value(json_object *a) {
+        json_object *enabled = json_get_path(a, "enabled");
+        char *s = NULL;
+
+        if (!json_object_is_type(enabled, json_type_boolean) || !json_object_get_boolean(enabled))
+                return strdup("off");
+        if (asprintf(&s, "%s (host %.0f%% used; shrinks balloons at %.0f%%, grows them below %.0f%%)",
+                     json_object_get_string(json_get_path(a, "mode")) ?: "?", member_double(a, "used_pct"),
+                     member_double(a, "high_pct"), member_double(a, "low_pct")) < 0)
+                return NULL;
+        return s;
+}
+
 static char *field_value(FieldKind kind, json_object *v) {
         char buf[CLI_FORMAT_MAX];
         uint64_t u;
         double d;
 
         switch (kind) {
+        case FIELD_BOOL:
+                if (json_object_is_type(v, json_type_boolean))
+                        return strdup(json_object_get_boolean(v) ? "yes" : "no");
+                break;
+        case FIELD_HOST_MEMORY:
+                if (json_object_is_type(v, json_type_object))
+                        return host_memory_value(v);
+                break;
+        case FIELD_AUTOBALLOON:
+                if (json_object_is_type(v, json_type_object))
+                        return autoballoon_value(v);
+                break;
         case FIELD_DURATION:
                 if (json_get_double(v, &d))
                         return strdup(cli_format_duration(buf, sizeof(buf), d));
@@ -583,11 +629,14 @@ int cli_output_vm_status(json_object *status, char **ret) {
                 { "uptime",             "uptime",         FIELD_DURATION },
                 { "cpu_seconds",        "cpu",            FIELD_CPU },
                 { "rss_bytes",          "rss",            FIELD_BYTES },
+                { "helper_pid",         "helper-pid",     FIELD_TEXT },
+                { "host_memory",        "host-memory",    FIELD_HOST_MEMORY },
                 { "cid",                "cid",            FIELD_TEXT },
                 { "accel",              "accel",          FIELD_TEXT },
                 { "memory_mib",         "memory",         FIELD_MIB },
                 { "balloon_target_mib", "balloon-target", FIELD_MIB },
                 { "balloon_actual_mib", "balloon-actual", FIELD_MIB },
+                { "balloon_auto",       "balloon-auto",   FIELD_BOOL },
                 { "exit.code",          "exit-code",      FIELD_TEXT },
                 { "exit.signal",        "exit-signal",    FIELD_TEXT },
                 { "exit.reason",        "exit-reason",    FIELD_TEXT },
@@ -658,6 +707,7 @@ int cli_output_host(json_object *host, char **ret) {
                 { "loop_worst_what",      "loop-worst-what",      FIELD_TEXT },
                 { "loop_slow_iterations", "loop-slow-iterations", FIELD_TEXT },
                 { "loop_iterations",      "loop-iterations",      FIELD_TEXT },
+                { "autoballoon",          "autoballoon",          FIELD_AUTOBALLOON },
         };
 
         return kv_format(host, fields, ELEMENTSOF(fields), true, ret);

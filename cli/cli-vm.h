@@ -8,6 +8,7 @@
  */
 
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "zvm.h"
@@ -57,6 +58,10 @@ int cli_vm_wait_agent(const Cli *cli, const char *id, unsigned wait_s, char **re
 
 /* Attaches the terminal to the VM's serial console (cli-console.c). */
 int cli_console_attach(const Cli *cli, const char *id);
+/* Blocks SIGINT, SIGTERM, SIGHUP, SIGQUIT (and extra, if > 0) and returns a
+ * signalfd for them, so that a terminal in raw mode is restored on every
+ * way out; the old mask in *ret_old (restored on failure). */
+int cli_terminal_signals(int extra, sigset_t *ret_old);
 
 /* POST /tokens; prints the secret (zvmd shows it only this once). */
 /* role NULL: zvmd's default (read-only); expires 0: never. */

@@ -4,7 +4,7 @@
 #include "log.h"
 #include "string-util.h"
 
-/* zvm start|stop|reboot|kill NAME: POST /vms/{id}/<verb>. These differ only
+/* zvm start|stop|kill NAME: POST /vms/{id}/<verb>. These differ only
  * in the route, which is the verb's name; the VM is printed with --json. */
 int verb_action(Cli *cli, int argc, char *argv[]) {
         _cleanup_free_ char *suffix = NULL;

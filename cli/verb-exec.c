@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "base64.h"
+#include "cli-exec-tty.h"
 #include "cli-http.h"
 #include "cli-vm.h"
 #include "fd-util.h"
@@ -33,7 +34,7 @@ static int write_b64(json_object *o, const char *key, int fd) {
  * "--". An unknown one is refused and named: it would otherwise become (part
  * of) the command, as "-t" in "zvm exec s1 -t -- bash" did. */
 static int exec_parse_options(Cli *cli, int argc, char *argv[], json_object *body, json_object *env,
-                              uint32_t *timeout, unsigned *wait_s) {
+                              uint32_t *timeout, unsigned *wait_s, bool *interactive, bool *tty) {
         enum { ARG_TIMEOUT = ARG_VERB_FIRST, ARG_ENV, ARG_CWD, ARG_WAIT };
         static const struct option options[] = {
                 VERB_COMMON_OPTIONS,
@@ -41,14 +42,22 @@ static int exec_parse_options(Cli *cli, int argc, char *argv[], json_object *bod
                 { "wait", required_argument, NULL, ARG_WAIT },
                 { "env", required_argument, NULL, ARG_ENV },
                 { "cwd", required_argument, NULL, ARG_CWD },
+                { "interactive", no_argument, NULL, 'i' },
+                { "tty", no_argument, NULL, 't' },
                 {}
         };
         int c;
 
         opterr = 0;
         /* "+": stop at the first non-option, so CMD's own options stay its. */
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "+hit", options, NULL)) >= 0)
                 switch (c) {
+                case 'i':
+                        *interactive = true;
+                        break;
+                case 't':
+                        *tty = true;
+                        break;
                 case ARG_TIMEOUT:
                         if (safe_atou32(optarg, timeout) < 0 || *timeout == 0 || *timeout > 86400)
                                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
@@ -87,6 +96,28 @@ static int exec_parse_options(Cli *cli, int argc, char *argv[], json_object *bod
         return 0;
 }
 
+/* exec -it: the request becomes op pty's (no timeout: a terminal lasts
+ * as long as its user wants), with the user's TERM. */
+static int exec_tty(Cli *cli, const char *name, json_object *body, json_object *env, unsigned wait_s) {
+        const char *term = getenv("TERM");
+        _cleanup_free_ char *t = strjoin("TERM=", isempty(term) ? "xterm" : term);
+        int r;
+
+        if (!t)
+                return log_oom();
+        if (cli->url)
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                       "exec -t goes over vsock and runs on the VM's host: use zvmd's unix socket, "
+                                       "not --url");
+        json_object_array_add(env, json_object_new_string(t));
+        json_object_object_add(body, "op", json_object_new_string("pty"));
+        cli->vm_name = name;
+        r = cli_vm_wait_agent(cli, name, wait_s, NULL);
+        if (r < 0)
+                return r;
+        return cli_exec_tty(cli, name, body);
+}
+
 /* zvm exec NAME [--timeout S] [--wait S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]:
  * runs CMD in the guest through the agent, passes stdin (when it is not a
  * terminal), stdout and stderr through, and exits with CMD's exit code
@@ -99,6 +130,7 @@ int verb_exec(Cli *cli, int argc, char *argv[]) {
         _cleanup_free_ char *path = NULL;
         uint32_t timeout = 30;
         unsigned wait_s = CLI_AGENT_WAIT_DEFAULT_S;
+        bool interactive = false, tty = false;
         const char *name;
         int r;
 
@@ -106,14 +138,14 @@ int verb_exec(Cli *cli, int argc, char *argv[]) {
                 return log_oom();
         json_object_object_add(body, "argv", args);
         json_object_object_add(body, "env", env);
-        r = exec_parse_options(cli, argc, argv, body, env, &timeout, &wait_s);
+        r = exec_parse_options(cli, argc, argv, body, env, &timeout, &wait_s, &interactive, &tty);
         if (r != 0)
                 return r;
         if (optind >= argc)
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "usage: zvm exec NAME [OPTIONS] -- CMD [ARGS...]");
         name = argv[optind++];
         if (optind < argc && !streq(argv[optind], "--")) {
-                r = exec_parse_options(cli, argc, argv, body, env, &timeout, &wait_s);
+                r = exec_parse_options(cli, argc, argv, body, env, &timeout, &wait_s, &interactive, &tty);
                 if (r != 0)
                         return r;
         } else if (optind < argc)
@@ -122,6 +154,13 @@ int verb_exec(Cli *cli, int argc, char *argv[]) {
                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "no command given (zvm exec %s -- CMD)", name);
         for (int i = optind; i < argc; i++)
                 json_object_array_add(args, json_object_new_string(argv[i]));
+        if (interactive && !tty)
+                /* Plain exec passes stdin already (up to 1 MiB, before the
+                 * command runs); a stream without a terminal is not there. */
+                return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+                                       "exec -i needs -t (a terminal): use -it, or pipe stdin to zvm exec without -i");
+        if (tty)
+                return exec_tty(cli, name, body, env, wait_s);
         json_object_object_add(body, "timeout", json_object_new_int64(timeout));
 
         if (!isatty(STDIN_FILENO)) {

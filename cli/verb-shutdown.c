@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "cli-vm.h"
@@ -9,8 +10,10 @@
 
 #define SHUTDOWN_TIMEOUT_MAX 3600U
 
-/* zvm shutdown NAME [--timeout S]: ACPI power button, then kill after S
- * seconds (zvmd's default: 60). zvmd answers when the VM is down. */
+/* zvm shutdown|reboot NAME [--timeout S]: ACPI power button, then kill
+ * after S seconds (zvmd's default: 60); the route is the verb's name and
+ * takes the same ?timeout=. zvmd answers when the VM is down (shutdown) or
+ * runs again (reboot). */
 int verb_shutdown(Cli *cli, int argc, char *argv[]) {
         enum { ARG_TIMEOUT = ARG_VERB_FIRST };
         static const struct option options[] = {
@@ -18,10 +21,12 @@ int verb_shutdown(Cli *cli, int argc, char *argv[]) {
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 {}
         };
-        char suffix[64] = "/shutdown";
+        bool reboot = streq(cli->verb->name, "reboot");
+        char suffix[64];
         uint32_t timeout;
         int c, r;
 
+        (void) snprintf(suffix, sizeof(suffix), "/%s", cli->verb->name);
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case ARG_TIMEOUT:
@@ -29,9 +34,12 @@ int verb_shutdown(Cli *cli, int argc, char *argv[]) {
                                 return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
                                                        "invalid --timeout '%s' (expected 0-%u seconds)",
                                                        optarg, SHUTDOWN_TIMEOUT_MAX);
-                        (void) snprintf(suffix, sizeof(suffix), "/shutdown?timeout=%" PRIu32, timeout);
-                        /* Leave zvmd the time to wait and then kill. */
-                        cli->timeout_sec = MAX(cli->timeout_sec, timeout + 30U);
+                        (void) snprintf(suffix, sizeof(suffix), "/%s?timeout=%" PRIu32, cli->verb->name,
+                                        timeout);
+                        /* Leave zvmd the time to wait and then kill, and
+                         * for a reboot, to boot again (the default 120 s
+                         * is the default 60 s plus as much). */
+                        cli->timeout_sec = MAX(cli->timeout_sec, timeout + (reboot ? 60U : 30U));
                         break;
                 default:
                         r = verb_common_option(cli, c);

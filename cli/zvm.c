@@ -54,8 +54,11 @@ static const char set_memory_details[] =
         "and its memory.\n";
 
 static const char reboot_details[] =
-        "As qm reboot: a clean shutdown (the agent, then ACPI, a kill after 60 s), then a\n"
-        "start through zvmd. Pending config changes apply; uptime and boot start over.\n";
+        "As qm reboot: a clean shutdown (the agent, then ACPI, a kill after --timeout), then a\n"
+        "start through zvmd. Pending config changes apply; uptime and boot start over.\n"
+        "\n"
+        "Options:\n"
+        "  --timeout S       Seconds to wait for the guest before killing it (0-3600, default 60)\n";
 
 static const char pending_details[] =
         "VALUE is what the VM runs with, PENDING what it gets at the next start (empty:\n"
@@ -90,8 +93,10 @@ static const char exec_details[] =
         "when a signal killed it, 124 when it outlived --timeout (default 30 s), 127\n"
         "when the guest has no such command (or --cwd does not exist).\n"
         "Waits up to --wait seconds (default 120) for the agent of a VM that is still\n"
-        "booting, as ssh does. No terminal (-t/-it): the agent protocol has no pty; use\n"
-        "zvm ssh NAME or zvm console NAME for an interactive shell.\n";
+        "booting, as ssh does.\n"
+        "  -i -t, -it        A terminal in the guest (a pty): TERM and the window size\n"
+        "                    follow yours, your terminal is raw meanwhile; no --timeout.\n"
+        "                    On zvmd's host only (unix socket). -i alone is refused.\n";
 
 static const char cp_details[] =
         "  zvm cp web:/etc/hostname ./hostname     copy out of the VM\n"
@@ -177,7 +182,7 @@ static const Verb verbs[] = {
         { "start",        verb_action,       "NAME",                   "Start a VM", NULL },
         { "shutdown",     verb_shutdown,     "NAME [--timeout S]",     "Shut a VM down cleanly, kill it after a timeout", shutdown_details },
         { "stop",         verb_action,       "NAME",                   "Stop a VM at once (QMP quit, then SIGKILL)", NULL },
-        { "reboot",       verb_action,       "NAME",                   "Shut a VM down and start it again, with its pending config", reboot_details },
+        { "reboot",       verb_shutdown,     "NAME [--timeout S]",     "Shut a VM down and start it again, with its pending config", reboot_details },
         { "kill",         verb_action,       "NAME",                   "SIGKILL a VM's QEMU", NULL },
         { "delete",       verb_delete,       "NAME [--force]",         "Delete a stopped VM (--force: stop it first)", NULL },
         { "config show",  verb_config_show,  "NAME",                   "Print a VM's config as \"key: value\" lines", NULL },
@@ -187,7 +192,7 @@ static const Verb verbs[] = {
         { "set-memory",   verb_set_memory,   "NAME SIZE",              "Set a running VM's balloon target", set_memory_details },
         { "console",      verb_console,      "NAME",                   "Attach to a VM's serial console (Ctrl-] detaches)", console_details },
         { "logs",         verb_logs,         "NAME [--tail N | --tail-bytes SIZE] [-f]", "Print a VM's serial console log, or follow it", logs_details },
-        { "exec",         verb_exec,         "NAME [--timeout S] [--wait S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]", "Run a command in a VM through its agent; exits with its exit code", exec_details },
+        { "exec",         verb_exec,         "NAME [-it] [--timeout S] [--wait S] [--env K=V]... [--cwd DIR] -- CMD [ARGS...]", "Run a command in a VM through its agent; exits with its exit code", exec_details },
         { "cp",           verb_cp,           "SRC DST",                "Copy a file into or out of a VM (one side is NAME:/path; a directory target takes the name)", cp_details },
         { "ssh",          verb_ssh,          "[-l USER] [-i KEY] [-o OPT]... [--wait S] NAME [-- CMD [ARGS...]]", "Log into a VM with OpenSSH over vsock (host key verified)", ssh_details },
         { "ssh-config",   verb_ssh_config,   "",                       "Print an OpenSSH 'Host *.zvm' block for ssh/scp/rsync to NAME.zvm", NULL },

@@ -64,8 +64,8 @@ int verb_create(Cli *cli, int argc, char *argv[]);
 int verb_list(Cli *cli, int argc, char *argv[]);
 int verb_show(Cli *cli, int argc, char *argv[]);
 int verb_status(Cli *cli, int argc, char *argv[]);
-int verb_action(Cli *cli, int argc, char *argv[]);      /* start, stop, reboot, kill */
-int verb_shutdown(Cli *cli, int argc, char *argv[]);
+int verb_action(Cli *cli, int argc, char *argv[]);      /* start, stop, kill */
+int verb_shutdown(Cli *cli, int argc, char *argv[]);    /* shutdown, reboot */
 int verb_delete(Cli *cli, int argc, char *argv[]);
 int verb_config_show(Cli *cli, int argc, char *argv[]);
 int verb_pending(Cli *cli, int argc, char *argv[]);

@@ -106,8 +106,8 @@ static bool stream_drain(Stream *s) {
 
 /* Builds the command's environment: the minimal PATH, then env entries; a
  * later entry replaces an earlier one with the same name. */
-static char **exec_environment(Request *rq, char **env, size_t n_env) {
-        char **envp = arena_alloc(rq->arena, (n_env + 2) * sizeof(char *));
+char **exec_environment(Arena *arena, char **env, size_t n_env) {
+        char **envp = arena_alloc(arena, (n_env + 2) * sizeof(char *));
         size_t n = 0;
 
         if (!envp)
@@ -247,7 +247,7 @@ static int exec_parse_args(Request *rq, ExecArgs *a) {
                         return request_fail(rq, EINVAL, "'env' entries must be \"NAME=value\"");
         if (!a->cwd)
                 a->cwd = "/";
-        a->envp = exec_environment(rq, env, n_env);
+        a->envp = exec_environment(rq->arena, env, n_env);
         if (!a->envp)
                 return request_fail(rq, ENOMEM, "out of memory");
         return 0;

@@ -13,6 +13,7 @@
 #include "agent-keys.h"
 #include "agent-llm-ops.h"
 #include "agent-power.h"
+#include "agent-pty.h"
 #include "agent-serve.h"
 
 static const struct {
@@ -74,6 +75,16 @@ static int serve_request(Conn *c, const char *line, size_t len) {
                 json_put_value(&out, id);
                 buf_puts(&out, ",\"ok\":true}\n");
                 r = conn_send(c, &out);
+                goto finish;
+        }
+        if (strcmp(op->s, "pty") == 0) {
+                /* It answers itself and owns the connection until the
+                 * command ends; then the connection closes. */
+                r = op_pty(&rq, id);
+                if (r < 0)
+                        r = conn_send_error(c, id, -r, error[0] ? error : strerror(-r));
+                else
+                        r = -ESHUTDOWN;
                 goto finish;
         }
         for (size_t i = 0; i < ELEMENTSOF(op_table); i++)

@@ -46,8 +46,9 @@
 #define VM_NOFILE 1024U
 #define VM_NPROC 512U
 /* What QEMU and the helper need besides guest RAM: the TCG translation
- * cache (QEMU_TCG_TB_SIZE_MIB), QEMU itself (~60 MB measured), the helper,
- * and page cache of the disks, which the cgroup reclaims before it kills. */
+ * cache (up to QEMU_TCG_TB_MAX_MIB), QEMU itself (~60 MB measured), the
+ * helper, and page cache of the disks, which the cgroup reclaims before it
+ * kills. */
 #define VM_MEMORY_OVERHEAD_MIB 384U
 
 /* "name:start:count" lines: is id in one of the ranges? */

@@ -324,9 +324,14 @@ static int kernel_cmdline(const VmConfig *c, const HostCaps *h, const VmPaths *p
 
         /* Under TCG the guest TSC runs at the host's rate, and calibrating
          * it against the emulated PIT fails on a busy host: the boot then
-         * hangs at random. Tell the kernel the rate. */
+         * hangs at random. Tell the kernel the rate. And trust it: the
+         * clocksource watchdog compares it with jiffies, which lag whenever
+         * the vCPU thread waits for a host CPU, marks the TSC unstable, and
+         * the guest falls back to refined-jiffies, which cannot do one-shot
+         * timers: no tickless idle, 250 timer interrupts a second, each one
+         * translated code to run (7 % of a host core per idle VM here). */
         if (!kvm && h->tsc_khz > 0)
-                (void) snprintf(tsc, sizeof(tsc), " tsc_early_khz=%" PRIu64, h->tsc_khz);
+                (void) snprintf(tsc, sizeof(tsc), " tsc_early_khz=%" PRIu64 " tsc=reliable", h->tsc_khz);
 
         /* The root: a shared read-only template under an overlay whose
          * upper layer is the VM's own ext4 image, or a tmpfs without one;
@@ -338,7 +343,17 @@ static int kernel_cmdline(const VmConfig *c, const HostCaps *h, const VmPaths *p
         /* systemd.hostname=: the guest is called what the VM is (systemd
          * takes it, our initrd sets it for any other init). Names are
          * [A-Za-z0-9._-], nothing to quote. */
-        s = strjoin("console=ttyS0 panic=-1 quiet", tsc, " systemd.hostname=", c->name,
+        /* A machine without PCIe has no PCI config space at all (no port
+         * 0xcf8, no ECAM), and the kernel's pci_arch_init() then prints
+         * "PCI: Fatal: No config space access function found" at KERN_ERR
+         * on every boot; pci=off does not stop it (it only clears the
+         * probe mask, the message follows). Skipping that one initcall
+         * does, and leaves nothing undone on such a machine: it only
+         * chooses config space access and makes the PCI MSI domain. With
+         * pcie the ECAM window is found later from ACPI, after the
+         * message, so it stays there (and the MSI domain is needed). */
+        s = strjoin("console=ttyS0 panic=-1 quiet", tsc, c->pcie ? "" : " initcall_blacklist=pci_arch_init",
+                    " systemd.hostname=", c->name,
                     c->rootfs_template ? " root=/dev/vda ro zvm.overlay=1" : " root=/dev/vda rw",
                     c->rootfs_template && p->upper_image ? " zvm.upper=/dev/vdb" : "",
                     model_dev ? " zvm.models=" : "", strempty(model_dev),
@@ -451,8 +466,9 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
              hybrid_vsock ? ",memory-backend=mem" : "");
         if (kvm)
                 opt(&a, "-accel", "kvm");
-        else    /* See QEMU_TCG_TB_SIZE_MIB. */
-                optf(&a, "-accel", "tcg,tb-size=%u", QEMU_TCG_TB_SIZE_MIB);
+        else    /* See QEMU_TCG_TB_MIN_MIB. */
+                optf(&a, "-accel", "tcg,tb-size=%u",
+                     h->tcg_tb_mib ?: (unsigned) MIN(MAX(c->memory_mib / 8, (uint64_t) QEMU_TCG_TB_MIN_MIB), (uint64_t) QEMU_TCG_TB_MAX_MIB));
         opt(&a, "-cpu", c->cpu ?: kvm ? "host" : VM_CPU_DEFAULT_TCG);
         optf(&a, "-m", "%" PRIu64 "M", c->memory_mib);
         if (hybrid_vsock)

@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "access.h"
 #include "http-route.h"
@@ -21,7 +22,10 @@
 #include "token-store.h"
 #include "zvm-config.h"
 
+static void route_api_index(void *ctx, HttpRequest *req, char **params);
+
 static const Route routes[] = {
+        { "GET", ZVM_API_PREFIX, route_api_index },
         { "GET", ZVM_API_PREFIX "/vms", route_vms_list },
         { "POST", ZVM_API_PREFIX "/vms", route_vms_create },
         { "GET", ZVM_API_PREFIX "/vms/{id}", route_vm_get },
@@ -39,6 +43,7 @@ static const Route routes[] = {
         { "POST", ZVM_API_PREFIX "/vms/{id}/exec", route_vm_exec },
         { "GET", ZVM_API_PREFIX "/vms/{id}/files", route_vm_file_get },
         { "PUT", ZVM_API_PREFIX "/vms/{id}/files", route_vm_file_put },
+        { "GET", ZVM_API_PREFIX "/vms/{id}/agent-secret", route_vm_agent_secret },
         { "GET", ZVM_API_PREFIX "/host", route_host },
         { "GET", ZVM_API_PREFIX "/events", route_events },
         { "GET", ZVM_API_PREFIX "/whoami", route_whoami },              /* tls branch: rest/access.c */
@@ -65,6 +70,36 @@ static const Route routes[] = {
         { "POST", "/v1/completions", route_openai_completions },
 };
 
+/* GET /api/v1(/): where to go from here, as Proxmox's GET /api2/json/
+ * answers its subdirectories. The links are the table's GET collections
+ * (one segment under the prefix), so a new one shows up by itself. */
+static void route_api_index(void *ctx, HttpRequest *req, char **params) {
+        json_object *j = json_object_new_object(), *links = json_object_new_object();
+        int r = j && links ? 0 : -ENOMEM;
+
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(routes); i++) {
+                const char *name = startswith(routes[i].pattern, ZVM_API_PREFIX "/");
+
+                if (streq(routes[i].method, "GET") && name && !strchr(name, '/'))
+                        r = json_object_object_add(links, name, json_object_new_string(routes[i].pattern));
+        }
+        if (r >= 0)
+                r = json_object_object_add(links, "openai_models", json_object_new_string("/v1/models"));
+        if (r >= 0)
+                r = json_object_object_add(j, "api_version", json_object_new_string("v1"));
+        if (r >= 0)
+                r = json_object_object_add(j, "version", json_object_new_string(ZVM_VERSION));
+        if (r >= 0)
+                r = json_object_object_add(j, "links", TAKE_PTR(links));
+        json_object_put(links);
+        if (r < 0) {
+                json_object_put(j);
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        http_request_reply_json(req, 200, j);
+}
+
 void rest_dump_routes(void) {
         for (size_t i = 0; i < ELEMENTSOF(routes); i++)
                 printf("%s %s\n", routes[i].method, routes[i].pattern);
@@ -74,9 +109,15 @@ static void rest_handle_request(HttpRequest *req, void *userdata) {
         Rest *rest = userdata;
         const Route *route = NULL;
         char *params[ROUTE_PARAMS_MAX] = {};
+        const char *path = http_request_path(req);
         int r;
 
-        r = route_match(routes, ELEMENTSOF(routes), http_request_method(req), http_request_path(req), &route, params);
+        /* The API's root answers with its trailing slash too, as Proxmox's
+         * /api2/json/ does; elsewhere one is still a malformed path (one
+         * spelling per resource). */
+        if (path && streq(path, ZVM_API_PREFIX "/"))
+                path = ZVM_API_PREFIX;
+        r = route_match(routes, ELEMENTSOF(routes), http_request_method(req), path, &route, params);
         if (r == -EOPNOTSUPP)
                 http_request_reply_error(req, API_ERROR_METHOD_NOT_ALLOWED, NULL, "%s is not allowed on %s",
                                          http_request_method(req), http_request_path(req));

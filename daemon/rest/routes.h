@@ -30,6 +30,7 @@ void route_vm_pending(void *ctx, HttpRequest *req, char **params);
 void route_vm_exec(void *ctx, HttpRequest *req, char **params);
 void route_vm_file_get(void *ctx, HttpRequest *req, char **params);
 void route_vm_file_put(void *ctx, HttpRequest *req, char **params);
+void route_vm_agent_secret(void *ctx, HttpRequest *req, char **params);
 /* hostinfo.c */
 void route_host(void *ctx, HttpRequest *req, char **params);
 /* events.c */

@@ -198,3 +198,30 @@ void route_vm_file_put(void *ctx, HttpRequest *req, char **params) {
         json_object_object_add(r, "mode", json_object_new_int((int) mode));
         forward_to_agent(vm, req, r, 60ULL * 1000000ULL, reply_agent_result);
 }
+
+/* GET /vms/{id}/agent-secret: what `zvm exec -t` needs to speak to the
+ * agent itself, through the VM's vsock socket on this host (a terminal is
+ * a byte stream both ways, which the request/answer calls above are not).
+ * Only for callers on the unix socket (access.c: local), who can reach
+ * that socket, manage tokens and exec as root in the guest anyway; never
+ * over TCP. The secret lasts as long as this run of the VM. */
+void route_vm_agent_secret(void *ctx, HttpRequest *req, char **params) {
+        Vm *vm = rest_lookup_vm(((Rest *) ctx)->manager, req, params[0]);
+        json_object *j;
+
+        if (!vm)
+                return;
+        if (vm->state != VM_STATE_RUNNING || vm->agent.state == AGENT_NONE || !vm->agent.secret[0]) {
+                http_request_reply_error(req, API_ERROR_INVALID_STATE, NULL, "VM %u has no running agent (%s, agent %s)",
+                                         vm->vmid, vm_state_to_string(vm->state), agent_state_to_string(vm->agent.state));
+                return;
+        }
+        j = json_object_new_object();
+        if (!j || json_object_object_add(j, "secret", json_object_new_string(vm->agent.secret)) < 0 ||
+            json_object_object_add(j, "port", json_object_new_int((int) AGENT_PORT)) < 0) {
+                json_object_put(j);
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+                return;
+        }
+        http_request_reply_json(req, 200, j);
+}

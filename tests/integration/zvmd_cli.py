@@ -103,8 +103,8 @@ def check_status(t, d):
 
 
 def check_exec_and_delete(t, d):
-    r = d.zvm("exec", "t1", "-t", "--", "true")
-    t.ok(r.returncode == 2 and "'-t'" in r.stderr and "zvm: zvm" not in r.stderr,
+    r = d.zvm("exec", "t1", "-x", "--", "true")
+    t.ok(r.returncode == 2 and "'-x'" in r.stderr and "zvm: zvm" not in r.stderr,
          "exec: an unknown option before -- is refused by name", r.stderr)
     r = d.zvm("exec", "t1", "--timeout", "10", "--", "sh", "-c", "exit 0")
     t.ok(r.returncode == 0, "exec: options after NAME still work", r.stderr)

@@ -3,12 +3,18 @@ of the running and the pending config (zvm pending, reboot applying what is
 pending, config set naming what it changed), of checks at set time, units,
 the balloon floor, exec and cp right after a start, and the guest's name.
 Real zvmd, real tiny guests."""
+import fcntl
 import hashlib
 import json
 import os
+import pty
 import re
+import select
 import shutil
+import signal
+import struct
 import tempfile
+import termios
 import time
 
 from zvmd_cli import wait_agent_ready
@@ -106,6 +112,103 @@ def check_reboot(t, d):
          "nothing pending after the reboot", entries)
 
 
+def check_reboot_timeout(t, d):
+    """reboot --timeout S: a guest that cannot answer (its QEMU frozen by
+    SIGSTOP) is killed after S seconds and started again, not after 60."""
+    r = d.zvm("reboot", "p1", "--timeout", "3601")
+    t.ok(r.returncode == 2 and "--timeout" in r.stderr, "reboot --timeout 3601 refused", r.stderr)
+    before = d.request("GET", "/vms/p1/status")[1]
+    os.kill(before["pid"], signal.SIGSTOP)
+    t0 = time.monotonic()
+    r = d.zvm("reboot", "p1", "--timeout", "3")
+    took = time.monotonic() - t0
+    st = d.request("GET", "/vms/p1/status")[1]
+    t.ok(r.returncode == 0 and st.get("pid") != before["pid"] and 3 <= took < 45,
+         f"reboot --timeout 3 of a frozen guest: killed after 3 s and started again ({took:.1f} s)",
+         r.stderr + json.dumps(st))
+    wait_agent_ready(d, "p1")
+
+
+def pty_read_until(fd, pattern, timeout=30):
+    """What the terminal shows until pattern (a regex) matches, or timeout."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:         # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        out += chunk
+        if re.search(pattern, out):
+            break
+    return out.decode(errors="replace")
+
+
+def set_winsize(fd, rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def check_exec_tty(t, d):
+    """zvm exec -it: a real terminal in the guest, driven through a pty as
+    a user's terminal would be; window size at start and on SIGWINCH, the
+    exit status at the end, the local terminal restored."""
+    from zvmd import ZVM
+    r = d.zvm("exec", "-i", "p1", "--", "sh")
+    t.ok(r.returncode == 2 and "-t" in r.stderr, "exec -i without -t is refused, naming -t", r.stderr)
+    r = d.zvm("--url", "https://127.0.0.1:9", "--token", "zvm-x", "exec", "-it", "p1", "--", "sh")
+    t.ok(r.returncode == 2 and "unix socket" in r.stderr, "exec -it over --url: refused, it needs the VM's host",
+         r.stderr)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(ZVM, [ZVM, "--root", d.root, "exec", "-it", "p1", "--", "sh"])
+    status = None
+    try:
+        set_winsize(fd, 31, 97)
+        before = termios.tcgetattr(fd)
+        # busybox ash asks the terminal where its cursor is (ESC [6n) and
+        # reads the answer from its input: answer as a terminal does.
+        out = pty_read_until(fd, rb"\x1b\[6n|# $")
+        if "\x1b[6n" in out:
+            os.write(fd, b"\x1b[1;1R")
+            pty_read_until(fd, rb"# $", timeout=5)
+        os.write(fd, b"tty; echo TTY-DONE\n")
+        out = pty_read_until(fd, rb"/dev/pts/\d+.*\r?\n.*TTY-DONE\r?\n")
+        t.ok(re.search(r"^/dev/pts/\d+\r?$", out, re.M) is not None, "exec -it: tty says /dev/pts/N", out)
+        os.write(fd, b"stty size; echo SIZE-DONE\n")
+        out = pty_read_until(fd, rb"\d+ \d+\r?\n.*SIZE-DONE\r?\n")
+        t.ok(re.search(r"^31 97\r?$", out, re.M) is not None, "stty size: the window size at the start (31 97)", out)
+        set_winsize(fd, 40, 132)        # the kernel sends zvm SIGWINCH
+        time.sleep(0.5)
+        os.write(fd, b"stty size; echo SIZE2-DONE\n")
+        out = pty_read_until(fd, rb"\d+ \d+\r?\n.*SIZE2-DONE\r?\n")
+        t.ok(re.search(r"^40 132\r?$", out, re.M) is not None, "stty size after a resize: 40 132 (SIGWINCH relayed)",
+             out)
+        os.write(fd, b"exit 7\n")
+        pty_read_until(fd, rb"$^", timeout=20)
+        deadline = time.monotonic() + 20
+        while status is None and time.monotonic() < deadline:
+            w, st = os.waitpid(pid, os.WNOHANG)
+            if w == pid:
+                status = st
+            else:
+                time.sleep(0.1)
+        t.ok(status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7,
+             "exit 7 in the guest: zvm exec -it exits 7", status)
+        t.ok(termios.tcgetattr(fd)[3] == before[3], "the terminal's modes are restored", termios.tcgetattr(fd))
+    finally:
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    r = d.zvm("exec", "-it", "p1", "--", "no-such-command")
+    t.ok(r.returncode == 127 and "no-such-command" in r.stderr, "exec -it of a missing command exits 127", r.stderr)
+
+
 def check_raw_floats(t, d):
     """zvmd's own JSON (not only the CLI's rendering) has times as plain
     decimals, never json-c's %.17g artefacts."""
@@ -157,7 +260,29 @@ def check_bad_json(t, d):
          "a body of notjson: our message with where, not json-c's 'null expected'", body)
 
 
+def check_api_index(t, d):
+    """GET /api/v1 and /api/v1/: an index, as Proxmox's /api2/json/; a
+    trailing slash elsewhere stays malformed."""
+    from zvmd import UnixHTTPConnection
+    for path in ("/api/v1", "/api/v1/"):
+        conn = UnixHTTPConnection(d.sock, timeout=30)
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = json.loads(resp.read() or b"null")
+        conn.close()
+        links = (body or {}).get("links", {})
+        t.ok(resp.status == 200 and body.get("api_version") == "v1" and body.get("version") and
+             all(links.get(k) == f"/api/v1/{k}" for k in ("vms", "templates", "models", "host", "tokens", "events")),
+             f"GET {path}: 200, the API version and links to the collections", body)
+        if links.get("vms"):
+            status, vms = d.request("GET", links["vms"][len("/api/v1"):])
+            t.ok(status == 200 and isinstance(vms, list), f"the index's vms link from {path} answers", vms)
+    status, body = d.request("GET", "/vms/")
+    t.ok(status == 400, "GET /api/v1/vms/ is still a malformed path", body)
+
+
 def scenario_first_hour(t, d):
+    check_api_index(t, d)
     check_host_naming(t, d)
     check_bad_json(t, d)
     for name in ("p1", "p2"):
@@ -172,9 +297,11 @@ def scenario_first_hour(t, d):
          r.stdout + r.stderr)
     r = d.zvm("exec", "p1", "--", "no-such-command")
     t.ok(r.returncode == 127 and "no-such-command" in r.stderr, "exec of a missing command exits 127", r.stderr)
+    check_exec_tty(t, d)
     check_set_time(t, d)
     check_pending(t, d)
     check_balloon(t, d)
     check_reboot(t, d)
+    check_reboot_timeout(t, d)
     check_raw_floats(t, d)
     check_cp(t, d)

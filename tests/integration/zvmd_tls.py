@@ -177,6 +177,9 @@ def scenario_tls_roles(t, d):
         t.ok(status == 403 and body.get("error") == "Forbidden", f"token creation over TCP refused, {role} token ({status})", body)
         status, body = https(d, "GET", "/tokens", tok)
         t.ok(status == 403, f"token list over TCP refused, {role} token ({status})", body)
+        # zvm exec -it's credential: for callers on the VM's host only.
+        status, body = https(d, "GET", "/vms/nosuchvm/agent-secret", tok)
+        t.ok(status == 403, f"agent secret over TCP refused, {role} token ({status})", body)
     status, body = d.request("GET", "/tokens")
     t.ok(status == 200 and len(body) == 4, "still 4 tokens (listed on the unix socket)", body)
     roles = sorted(x.get("role") for x in body)
@@ -318,5 +321,5 @@ def scenario_unix_peer(t, d):
         body = None
     t.ok(r.returncode == 0 and body == {"role": "local", "transport": "unix", "uid": 65534},
          "uid 65534 in the socket's group: role local, its uid from SO_PEERCRED", (r.stdout, r.stderr))
-    # Nothing local may not do yet (issue 10 item 2 will restrict raw paths
-    # to root); token management is its to do.
+    # Token management is local's to do; what the storage policy keeps
+    # from it is the policy scenario's (zvmd_policy.py).

@@ -9,11 +9,13 @@ Usage: test-agent-stdio.py PATH-TO-zvm-agent-host
 Every read is bounded (READ_TIMEOUT); every agent is killed on the way out."""
 import base64
 import json
+import re
 import os
 import secrets
 import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -177,6 +179,63 @@ def check_hangup():
     rc, err = a.finish(timeout=10)
     t.ok(rc == 0 and time.monotonic() - start < 8 and "exec sleep: the host hung up, killed the command" in err,
          "EOF on the connection kills a running exec", (rc, err))
+
+
+def frame(kind, payload=b""):
+    return kind + struct.pack(">H", len(payload)) + payload
+
+
+def read_frames(a, timeout=READ_TIMEOUT, until=None):
+    """Frames after a pty's ok line until the exit frame, EOF or output
+    matching until: (output bytes, exit payload or None)."""
+    out, deadline, fd = b"", time.monotonic() + timeout, a.p.stdout.fileno()
+    while True:
+        if until and re.search(until, out):
+            return out, None
+        while len(a.buf) >= 3 and len(a.buf) >= 3 + struct.unpack(">H", a.buf[1:3])[0]:
+            n = struct.unpack(">H", a.buf[1:3])[0]
+            kind, payload, a.buf = a.buf[:1], a.buf[3:3 + n], a.buf[3 + n:]
+            if kind == b"x":
+                return out, payload
+            out += payload if kind == b"o" else b"?"
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return out, None
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return out, None
+        a.buf += chunk
+
+
+def check_pty():
+    """Op pty: the command on a terminal of its own, frames both ways."""
+    a = Agent()
+    a.auth()
+    r = a.call({"id": 1, "op": "pty", "argv": ["sh", "-c", "tty; stty size; read l; stty size; echo got=$l; exit 3"],
+                "rows": 12, "cols": 34})
+    t.ok(r == {"id": 1, "ok": True}, "pty: ok line first", r)
+    first, _ = read_frames(a, until=rb"12 34\r\n")
+    a.p.stdin.write(frame(b"w", struct.pack(">HH", 50, 60)) + frame(b"i", b"hello\r"))
+    a.p.stdin.flush()
+    out, status = read_frames(a)
+    text = (first + out).decode(errors="replace")
+    t.ok(re.search(r"^/dev/pts/\d+\r$", text, re.M) and "12 34\r\n" in text and "50 60\r\n" in text
+         and "got=hello" in text, "pty: a terminal, the size asked for, then resized, input relayed", text)
+    t.ok(status == b"e\x03", "pty: the exit frame says exit 3", status)
+    rc, _ = a.finish()
+    t.ok(rc == 0, "pty: the connection ends after the session", rc)
+    a = Agent()
+    a.auth()
+    r = a.call({"id": 2, "op": "pty", "argv": ["no-such-command-zvm"]})
+    t.ok(error_code(r) == "ENOENT", "pty of a missing command: ENOENT answer", r)
+    r = a.call({"id": 3, "op": "pty", "argv": ["sleep", "30"]})
+    start = time.monotonic()
+    a.p.stdin.write(b"Z\x00\x00")      # no such frame type: the agent hangs up
+    a.p.stdin.flush()
+    out, status = read_frames(a, timeout=10)
+    rc, err = a.finish()
+    t.ok(r.get("ok") and status is None and time.monotonic() - start < 8 and "malformed frame" in err,
+         "pty: a malformed frame ends the command", (r, status, err))
 
 
 def check_files(a, tmp):
@@ -389,6 +448,7 @@ def main():
         t.ok(a.auth() == {"ok": True}, "a second connection authenticates")
         check_exec(a)
         check_hangup()
+        check_pty()
         check_files(a, tmp)
         check_bad_input(a)
         check_end(a)

@@ -280,6 +280,24 @@ static void test_renderers(void) {
                         "balloon-actual: 400M\n",
                 },
                 {
+                        /* issue 13: where the host memory goes, on one line; yes/no for a flag. */
+                        cli_output_vm_status, "status: host memory, helper pid, automatic balloon",
+                        "{\"vmid\":100,\"name\":\"web\",\"state\":\"running\",\"pid\":4242,\"helper_pid\":4240,"
+                        " \"rss_bytes\":1048576,\"host_memory\":{\"pss_mib\":73.8,\"guest_ram_mib\":36.3,"
+                        "  \"tcg_cache_mib\":16,\"qemu_private_mib\":13.1,\"files_mib\":7.7,\"helper_mib\":0.6},"
+                        " \"balloon_target_mib\":128,\"balloon_auto\":true}",
+                        0,
+                        "vmid:           100\n"
+                        "name:           web\n"
+                        "state:          running\n"
+                        "pid:            4242\n"
+                        "rss:            1M\n"
+                        "helper-pid:     4240\n"
+                        "host-memory:    73.8M (guest RAM 36.3M, TCG cache 16.0M, QEMU 13.1M, files 7.7M, helpers 0.6M)\n"
+                        "balloon-target: 128M\n"
+                        "balloon-auto:   yes\n",
+                },
+                {
                         cli_output_vm_status, "status of a crashed VM, with an unknown key",
                         "{\"vmid\":100,\"name\":\"web\",\"state\":\"crashed\",\"pid\":null,"
                         " \"exit\":{\"code\":1,\"signal\":\"SIGABRT\",\"reason\":\"QEMU exited\","
@@ -417,7 +435,8 @@ static void test_renderers(void) {
                         "{\"version\":\"0.1.0\",\"qemu\":\"7.2.0\",\"accel\":\"tcg\","
                         " \"accel_reason\":\"KVM probe timed out\",\"vsock_mode\":\"hybrid\","
                         " \"kernel\":\"/usr/share/zvm/vmlinux\",\"cpus\":2,\"memory_mib\":24576,"
-                        " \"vms\":3,\"running\":1}",
+                        " \"vms\":3,\"running\":1,\"autoballoon\":{\"enabled\":true,\"high_pct\":80,\"low_pct\":70,"
+                        "  \"used_pct\":83,\"mode\":\"shrink\"}}",
                         0,
                         "version:      0.1.0\n"
                         "qemu:         7.2.0\n"
@@ -428,7 +447,14 @@ static void test_renderers(void) {
                         "cpus:         2\n"
                         "memory:       24G\n"
                         "vms:          3\n"
-                        "running:      1\n",
+                        "running:      1\n"
+                        "autoballoon:  shrink (host 83% used; shrinks balloons at 80%, grows them below 70%)\n",
+                },
+                {
+                        cli_output_host, "host: automatic ballooning off",
+                        "{\"version\":\"0.1.0\",\"autoballoon\":{\"enabled\":false}}", 0,
+                        "version:     0.1.0\n"
+                        "autoballoon: off\n",
                 },
                 {
                         cli_output_token_list, "tokens",
