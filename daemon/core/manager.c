@@ -501,7 +501,7 @@ void manager_start_onboot(Manager *m) {
 
                 if (!vm->config->onboot || vm_is_up(vm))
                         continue;
-                if (vm_start(vm, &err) < 0)
+                if (vm_start(vm, /* root= */ true, &err) < 0)
                         log_error("onboot: cannot start VM %u (%s): %s", vm->vmid, vm->config->name, strnull(err));
         }
 }

@@ -72,6 +72,10 @@ typedef struct VmSandboxFiles {
         const char *template_image, *upper_image, *model_image;
         const char *kernel, *initrd;
         const char *agent_secret;       /* the secret itself, or NULL */
+        /* The config's own paths (rootfs, diskN, kernel, initrd) are opened
+         * through the policy unless the starter is root. */
+        const Policy *policy;
+        bool root;
 } VmSandboxFiles;
 typedef struct VmSandboxFds {
         VmFds qemu;

@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config-check.h"
 #include "fd-util.h"
 #include "log.h"
 #include "macro.h"
@@ -170,14 +171,25 @@ int vm_sandbox_vsock_dir(const Vm *vm, const ProcessSandbox *sb, int *ret_fd) {
 }
 
 /* O_RDONLY for what QEMU opens read-only; else O_RDWR and a second
- * O_RDONLY fd (see VmDiskFd). */
-static int open_disk(const char *path, bool readonly, const char *key, VmDiskFd *ret, char **ret_error) {
+ * O_RDONLY fd (see VmDiskFd). A path of the config (in->policy set) as the
+ * policy allows it for the starter: beneath its storage with openat2(), no
+ * symlinks, so what was checked is what QEMU gets. zvm's own images (the
+ * template, the writable layer, the model) are opened as they are. */
+static int open_disk(const VmSandboxFiles *in, const char *path, bool readonly, const char *key, VmDiskFd *ret,
+                     char **ret_error) {
+        int r;
+
+        if (in && in->policy) {
+                r = config_open_path(in->policy, key, path, in->root, readonly ? O_RDONLY : O_RDWR, &ret->fd, ret_error);
+                if (r >= 0 && !readonly)
+                        r = config_open_path(in->policy, key, path, in->root, O_RDONLY, &ret->ro_fd, ret_error);
+                return r;
+        }
         ret->fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY);
         if (ret->fd >= 0 && !readonly)
                 ret->ro_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (ret->fd < 0 || (!readonly && ret->ro_fd < 0)) {
-                int r = -errno;
-
+                r = -errno;
                 return set_error(ret_error, "%s: cannot open %s: %s", key, path, errno_str(r)), r;
         }
         return 0;
@@ -185,13 +197,19 @@ static int open_disk(const char *path, bool readonly, const char *key, VmDiskFd 
 
 /* Kernel and initrd are reopened by QEMU through /proc/self/fd/N as the
  * VM's uid: they must be readable by others (shipped kernels are 0644). */
-static int open_public(const char *path, const char *key, int *ret_fd, char **ret_error) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+static int open_public(const VmSandboxFiles *in, const char *path, const char *key, int *ret_fd, char **ret_error) {
+        _cleanup_close_ int fd = -EBADF;
         struct stat st;
+        int r;
 
+        if (in) {               /* the config's own kernel or initrd: see open_disk() */
+                r = config_open_path(in->policy, key, path, in->root, O_RDONLY, &fd, ret_error);
+                if (r < 0)
+                        return r;
+        } else
+                fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0 || fstat(fd, &st) < 0) {
-                int r = -errno;
-
+                r = -errno;
                 return set_error(ret_error, "%s %s: %s", key, path, errno_str(r)), r;
         }
         if (!(st.st_mode & S_IROTH))
@@ -205,20 +223,20 @@ int vm_sandbox_open_files(const VmConfig *c, const VmSandboxFiles *in, VmSandbox
         int r;
 
         if (c->rootfs_template)
-                r = open_disk(in->template_image, true, "rootfs", &out->qemu.root, ret_error);
+                r = open_disk(NULL, in->template_image, true, "rootfs", &out->qemu.root, ret_error);
         else
-                r = open_disk(c->rootfs_path, false, "rootfs", &out->qemu.root, ret_error);
+                r = open_disk(in, c->rootfs_path, false, "rootfs", &out->qemu.root, ret_error);
         if (r >= 0 && in->upper_image)
-                r = open_disk(in->upper_image, false, "rootfs", &out->qemu.upper, ret_error);
+                r = open_disk(NULL, in->upper_image, false, "rootfs", &out->qemu.upper, ret_error);
         if (r >= 0 && in->model_image)
-                r = open_disk(in->model_image, true, "model", &out->qemu.model, ret_error);
+                r = open_disk(NULL, in->model_image, true, "model", &out->qemu.model, ret_error);
         for (unsigned i = 0; r >= 0 && i < VM_DISKS_MAX; i++) {
                 char key[16];
 
                 if (!c->disks[i].path)
                         continue;
                 snprintf(key, sizeof(key), "disk%u", i);
-                r = open_disk(c->disks[i].path, c->disks[i].readonly, key, &out->qemu.disks[i], ret_error);
+                r = open_disk(in, c->disks[i].path, c->disks[i].readonly, key, &out->qemu.disks[i], ret_error);
         }
         /* Bridged NICs: /dev/net/tun now, attached to the tap once zvmd
          * made it (vm_taps_attach()): QEMU opens no device. */
@@ -232,9 +250,9 @@ int vm_sandbox_open_files(const VmConfig *c, const VmSandboxFiles *in, VmSandbox
                 }
         }
         if (r >= 0)
-                r = open_public(in->kernel, "kernel", &out->kernel, ret_error);
+                r = open_public(c->kernel && in->policy ? in : NULL, in->kernel, "kernel", &out->kernel, ret_error);
         if (r >= 0 && !isempty(in->initrd))
-                r = open_public(in->initrd, "initrd", &out->initrd, ret_error);
+                r = open_public(c->initrd && in->policy ? in : NULL, in->initrd, "initrd", &out->initrd, ret_error);
         if (r >= 0 && in->agent_secret) {
                 /* A memfd: QEMU reopens it by /proc/self/fd whoever owns it,
                  * and agent.secret stays root's. Sealed: nobody changes it. */

@@ -59,6 +59,7 @@ struct VmStart {
         ProcessSandbox sb;              /* the VM's own uid, for the helper and QEMU */
         VmSandboxFds fds;               /* what QEMU (and the helper) are given instead of paths */
         VmAccel accel;
+        bool root;                      /* the caller is root: the config's paths are opened as they are */
         VmTapStep *taps;
         size_t n_taps, next_tap;
         ProcessJob *job;
@@ -247,6 +248,8 @@ static int vm_start_open_files(Vm *vm, VmStart *s, const char *template, const c
                 .kernel = c->kernel ?: h->caps.kernel,
                 .initrd = c->initrd ?: h->caps.initrd,
                 .agent_secret = vm->agent.secret[0] ? vm->agent.secret : NULL,
+                .policy = vm->ctx->policy,
+                .root = s->root,
         };
         int r;
 
@@ -545,7 +548,7 @@ static void step_upper(VmStart *s) {
         }
 }
 
-int vm_start(Vm *vm, char **ret_error) {
+int vm_start(Vm *vm, bool root, char **ret_error) {
         _cleanup_(vm_start_freep) VmStart *s = NULL;
         _cleanup_free_ char *template = NULL;
         int r;
@@ -554,6 +557,7 @@ int vm_start(Vm *vm, char **ret_error) {
         if (!s)
                 return -ENOMEM;
         s->vm = vm;
+        s->root = root;
         s->qmp_fd = s->serial_fd = s->vhost_fd = -EBADF;
         vm_sandbox_fds_init(&s->fds);
         r = vm_start_check(vm, s, &template, ret_error);

@@ -128,7 +128,10 @@ int vm_load(VmContext *ctx, uint32_t vmid, Vm **ret, char **ret_error);
 /* Re-adopts a VM that runs since before this zvmd (state file in run dir). */
 int vm_adopt(Vm *vm);
 
-int vm_start(Vm *vm, char **ret_error);
+/* root: the caller is root (onboot starts are): the config's paths are
+ * opened as they are; else through the storage policy (config_open_path()),
+ * the same check the caller passed, now on the very files QEMU gets. */
+int vm_start(Vm *vm, bool root, char **ret_error);
 int vm_shutdown(Vm *vm, unsigned timeout_s);
 int vm_stop(Vm *vm);
 int vm_kill(Vm *vm);
