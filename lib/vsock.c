@@ -4,12 +4,14 @@
  * vsock over a unix socket (vhost-device-vsock). See vsock.h and
  * lib/README.md for the protocol as observed.
  */
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -105,12 +107,29 @@ static int connect_kernel_begin(VsockConnect *c, unsigned cid, unsigned port, in
  * listener's backlog is full, and there is nothing to poll for then. The
  * asynchronous path (blocking_ms < 0) reports that as -EAGAIN; the blocking
  * one bounds the wait with SO_SNDTIMEO (never 0: that means "forever"). */
-static int connect_hybrid_begin(VsockConnect *c, const char *uds_path, unsigned port, int blocking_ms) {
+static int connect_hybrid_begin(VsockConnect *c, const char *uds_path, bool no_follow, unsigned port,
+                                int blocking_ms) {
+        _cleanup_close_ int pfd = -EBADF;
         struct sockaddr_un sa;
         socklen_t salen;
+        char proc[64];
+        struct stat st;
         int r;
 
-        r = sockaddr_un_fill(&sa, uds_path, &salen);
+        if (no_follow) {
+                /* Pinned: the connect goes to this very inode. */
+                pfd = open(uds_path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (pfd < 0)
+                        return -errno;
+                if (fstat(pfd, &st) < 0)
+                        return -errno;
+                if (S_ISLNK(st.st_mode))
+                        return -ELOOP;
+                if (!S_ISSOCK(st.st_mode))
+                        return -ENOTSOCK;
+                (void) snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+        }
+        r = sockaddr_un_fill(&sa, no_follow ? proc : uds_path, &salen);
         if (r < 0)
                 return r;
         c->uds_path = strdup(uds_path);
@@ -160,7 +179,7 @@ static int connect_begin(const VsockTarget *t, unsigned port, int timeout_ms, in
         c->fd = -EBADF;
         c->port = port;
         if (t->uds_path)
-                r = connect_hybrid_begin(c, t->uds_path, port, blocking_ms);
+                r = connect_hybrid_begin(c, t->uds_path, t->uds_no_follow, port, blocking_ms);
         else
                 r = connect_kernel_begin(c, t->cid, port, timeout_ms);
         if (r < 0)

@@ -24,6 +24,10 @@
 typedef struct VsockTarget {
         unsigned cid;            /* guest CID (kernel vsock) */
         const char *uds_path;    /* hybrid vsock: vhost-device-vsock's --uds-path socket; NULL = kernel AF_VSOCK */
+        /* uds_path's last component lies in a directory someone less trusted
+         * controls (the VM's own uid): it must be the socket itself, not a
+         * symlink to some other socket (-ELOOP, -ENOTSOCK otherwise). */
+        bool uds_no_follow;
 } VsockTarget;
 
 /* Longest accepted reply line of the hybrid handshake ("OK 4294967295\n" is

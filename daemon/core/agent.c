@@ -330,11 +330,18 @@ static char *agent_vsock_listen_base(const char *run_dir) {
         return strjoin(run_dir, access(dir, F_OK) >= 0 ? "/vsock/vsock.sock" : "/vsock.sock");
 }
 
+VsockTarget agent_vsock_uds_target(const char *run_dir, char **uds) {
+        /* The helper's socket in the VM's own dir (its uid may put anything
+         * there): taken only if it is the socket itself. A VM started by an
+         * older zvmd has it in the run dir, which is root's. */
+        *uds = agent_vsock_listen_base(run_dir);
+        return (VsockTarget) { .uds_path = *uds, .uds_no_follow = *uds && strstr(*uds, "/vsock/") };
+}
+
 static VsockTarget agent_vsock_target(VmAgent *a, char **uds) {
         if (a->host->kernel_vsock)
                 return (VsockTarget) { .cid = a->cid };
-        *uds = strjoin(a->run_dir, "/" AGENT_VSOCK_UDS);
-        return (VsockTarget) { .uds_path = *uds };
+        return agent_vsock_uds_target(a->run_dir, uds);
 }
 
 /* The auth line and the request, as they go out. */

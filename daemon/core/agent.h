@@ -20,11 +20,18 @@ typedef struct AgentHost AgentHost;
 typedef struct VmAgent VmAgent;
 
 /* AGENT_PORT, AGENT_READY_PORT: the contract with the guest. */
-/* Hybrid vsock: zvmd connects to the helper's host side through
- * <run dir>/vsock.sock (a symlink into the VM's vsock dir, core/vm-sandbox.c;
- * the socket itself for a VM that a zvmd older than that dir started). */
+/* Hybrid vsock: <run dir>/vsock.sock is a symlink into the VM's vsock dir
+ * (core/vm-sandbox.c) for the CLI; zvmd itself connects to the socket in
+ * that dir, agent_vsock_uds_target() (the socket itself in the run dir for a
+ * VM that a zvmd older than that dir started). */
 #define AGENT_VSOCK_UDS "vsock.sock"
 #include "agent-contract.h"
+#include "vsock.h"
+
+/* The hybrid vsock target of a VM's run dir: its helper's socket, pinned
+ * against symlinks where the VM's uid owns the dir. *uds: the path (to
+ * free), NULL on OOM. */
+VsockTarget agent_vsock_uds_target(const char *run_dir, char **uds);
 
 typedef enum AgentState {
         AGENT_NONE,                     /* agent: 0, or the VM is not running */

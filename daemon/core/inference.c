@@ -570,12 +570,11 @@ int inference_connect(InferenceVm *v, inference_connect_fn cb, void *userdata, I
         if (v->inf->kernel_vsock)
                 t.cid = vm_running_config(v->vm)->cid;
         else {
-                c->uds = strjoin(v->vm->run_dir, "/" AGENT_VSOCK_UDS);
+                t = agent_vsock_uds_target(v->vm->run_dir, &c->uds);
                 if (!c->uds) {
                         free(c);
                         return -ENOMEM;
                 }
-                t.uds_path = c->uds;
         }
         r = vsock_connect_start(&t, AGENT_LLM_PORT, (int) (INFERENCE_CONNECT_TIMEOUT_USEC / 1000), &c->connect);
         if (r >= 0)
