@@ -149,6 +149,9 @@ int host_probe(Host *h, const Paths *p) {
         h->caps.initrd = p->default_initrd;
         h->caps.vhost_vsock = access("/dev/vhost-vsock", R_OK | W_OK) == 0 && !getenv("ZVM_HYBRID_VSOCK");
         h->vsock_helper = find_executable("vhost-device-vsock");
+        /* ZVM_PASST=none: as on a host without passt (tests of the fallback). */
+        if (!streq_ptr(getenv("ZVM_PASST"), "none"))
+                h->passt = find_executable("passt");
         if (tsc_khz_measure(&khz) >= 0)
                 h->caps.tsc_khz = khz;
         h->cpus = (unsigned) sysconf(_SC_NPROCESSORS_ONLN);
@@ -165,6 +168,7 @@ void host_done(Host *h) {
         free(h->qemu_version);
         free(h->accel_reason);
         free(h->vsock_helper);
+        free(h->passt);
         *h = (Host) {};
 }
 

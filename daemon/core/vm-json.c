@@ -54,12 +54,16 @@ int vm_status_to_json(Vm *vm, json_object **ret) {
         }
         if (vm->pid > 0 && vm_is_up(vm)) {
                 json_object_object_add(o, "pid", json_object_new_int64(vm->pid));
-                if (vm->helper_pid > 0)
-                        json_object_object_add(o, "helper_pid", json_object_new_int64(vm->helper_pid));
+                if (vm->helper.pid > 0)
+                        json_object_object_add(o, "helper_pid", json_object_new_int64(vm->helper.pid));
+                if (vm->passt.pid > 0)
+                        json_object_object_add(o, "passt_pid", json_object_new_int64(vm->passt.pid));
                 json_object_object_add(o, "uptime",
                                        json_object_new_fixed((double) (now_usec(CLOCK_REALTIME) - vm->started_usec) / 1e6, 3));
                 (void) process_usage(vm->pid, &cpu_ns, &rss);
-                if (vm->helper_pid > 0 && process_usage(vm->helper_pid, &hcpu, &hrss) >= 0)
+                if (vm->helper.pid > 0 && process_usage(vm->helper.pid, &hcpu, &hrss) >= 0)
+                        rss += hrss;
+                if (vm->passt.pid > 0 && process_usage(vm->passt.pid, &hcpu, &hrss) >= 0)
                         rss += hrss;
                 json_object_object_add(o, "cpu_seconds", json_object_new_fixed((double) cpu_ns / 1e9, 3));
                 json_object_object_add(o, "rss_bytes", json_object_new_int64((int64_t) rss));

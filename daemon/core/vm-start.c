@@ -7,7 +7,9 @@
  *
  *   mkfs.ext4 of a missing writable layer (ProcessJob)
  *   → the taps' ip/bridge commands, one after the other (ProcessJobs)
- *   → hybrid vsock: state.json (a start in progress), the helper, a
+ *   → state.json (a start in progress), passt for a user NIC (its
+ *     socketpair's other end goes to QEMU: nothing to wait for)
+ *   → hybrid vsock: the helper, a
  *     FileWait for its socket, state.json again with the helper's pid
  *   → QEMU, state.json with its pid, QMP, console, `running` on query-status.
  *
@@ -55,6 +57,7 @@ struct VmStart {
         char *qmp_path, *qemu_log;
         char *upper, *upper_tmp;        /* upper_tmp: mkfs.ext4 still to make it */
         int qmp_fd, serial_fd, vhost_fd;
+        int passt_qemu_fd, passt_fd;    /* the socketpair: QEMU's end, passt's end */
         VmAccel accel;
         VmTapStep *taps;
         size_t n_taps, next_tap;
@@ -77,6 +80,8 @@ VmStart *vm_start_free(VmStart *s) {
         safe_close(s->qmp_fd);
         safe_close(s->serial_fd);
         safe_close(s->vhost_fd);
+        safe_close(s->passt_qemu_fd);
+        safe_close(s->passt_fd);
         vm_tap_steps_free(s->taps, s->n_taps);
         return mfree(s);
 }
@@ -123,7 +128,7 @@ static int on_scope_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
  * would move zvmd itself into the VM's scope. */
 static void vm_move_to_scope(Vm *vm) {
         VmContext *ctx = vm->ctx;
-        const pid_t pids[] = { vm->pid, vm->helper_pid };
+        const pid_t pids[] = { vm->pid, vm->helper.pid, vm->passt.pid };
         char unit[64], desc[128];
         int r;
 
@@ -243,6 +248,9 @@ static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret
         r = console_listen_serial(vm->run_dir, &s->serial_fd);
         if (r < 0)
                 return set_error(ret_error, "cannot create the serial console socket: %s", errno_str(r)), r;
+        r = vm_passt_socketpair(vm, &s->passt_qemu_fd, &s->passt_fd, ret_error);
+        if (r < 0 && r != -EOPNOTSUPP)
+                return r;
         r = agent_prepare(&vm->agent, vm_running_config(vm)->agent, vm_running_config(vm)->cid, &secret);
         if (r < 0)
                 return set_error(ret_error, "cannot prepare the guest agent's secret and listener: %s",
@@ -258,6 +266,8 @@ static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret
                 .upper_image = s->upper,
                 .model_image = model_image,
                 .agent_secret = secret,
+                .passt = s->passt_qemu_fd >= 0,
+                .passt_fd = s->passt_qemu_fd,
         };
         r = qemu_argv_build(vm->running, &h->caps, &vp, &s->argv, &err);
         if (r < 0)
@@ -296,7 +306,7 @@ static void step_qemu(VmStart *s) {
         Vm *vm = s->vm;
         _cleanup_free_ char *cmd = strv_join(s->argv, " ");
         _cleanup_close_ int log_fd = -EBADF, client_fd = -EBADF;
-        int keep_fds[3];
+        int keep_fds[4];
         size_t n_keep = 0;
         char *why = NULL;
         int r;
@@ -305,6 +315,8 @@ static void step_qemu(VmStart *s) {
                 keep_fds[n_keep++] = s->vhost_fd;
         keep_fds[n_keep++] = s->qmp_fd;
         keep_fds[n_keep++] = s->serial_fd;
+        if (s->passt_qemu_fd >= 0)
+                keep_fds[n_keep++] = s->passt_qemu_fd;
         log_fd = open(s->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         if (log_fd < 0) {
                 r = -errno;
@@ -333,6 +345,7 @@ static void step_qemu(VmStart *s) {
         vm_move_to_scope(vm);
 
         s->serial_fd = safe_close(s->serial_fd);        /* QEMU holds its own copy */
+        s->passt_qemu_fd = safe_close(s->passt_qemu_fd);
         r = console_open(vm->ctx->event, vm->vmid, vm->run_dir, vm->ctx->console_log_max, &vm->console);
         if (r < 0)
                 log_warning_errno(r, "VM %u: cannot relay the serial console: %m", vm->vmid);
@@ -362,7 +375,7 @@ static void on_helper_socket(FileWait *w, int r, void *userdata) {
 
         s->wait = file_wait_free(w);
         if (r >= 0)
-                r = vm_helper_watch(vm);
+                r = vm_helper_watch(&vm->helper);
         if (r < 0) {
                 vm_helper_failed(vm, r, &why);
                 return start_fail(s, r, why);
@@ -384,13 +397,20 @@ static void step_helper(VmStart *s) {
                 set_error(&why, "cannot write state.json: %s", errno_str(r));
                 return start_fail(s, r, why);
         }
+        if (s->passt_fd >= 0) {
+                r = vm_passt_spawn(vm, s->passt_fd, &why);
+                if (r < 0)
+                        return start_fail(s, r, why);
+                s->passt_fd = safe_close(s->passt_fd);  /* passt holds its own copy */
+                (void) vm_state_file_save(vm);
+        }
         if (vm->ctx->host->caps.vhost_vsock)
                 return step_qemu(s);
         r = vm_spawn_helper(vm, &why);
         if (r < 0)
                 return start_fail(s, r, why);
         (void) vm_state_file_save(vm);
-        r = file_wait_start(vm->ctx->event, vm->run_dir, "vhost-vsock.sock", vm->helper_pidfd,
+        r = file_wait_start(vm->ctx->event, vm->run_dir, "vhost-vsock.sock", vm->helper.pidfd,
                             HELPER_SOCKET_TIMEOUT_USEC, on_helper_socket, s, &s->wait);
         if (r < 0) {
                 vm_helper_failed(vm, r, &why);
@@ -486,7 +506,7 @@ int vm_start(Vm *vm, char **ret_error) {
         if (!s)
                 return -ENOMEM;
         s->vm = vm;
-        s->qmp_fd = s->serial_fd = s->vhost_fd = -EBADF;
+        s->qmp_fd = s->serial_fd = s->vhost_fd = s->passt_qemu_fd = s->passt_fd = -EBADF;
         r = vm_start_check(vm, s, &template, ret_error);
         if (r < 0)
                 return r;
