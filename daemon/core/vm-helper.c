@@ -52,8 +52,10 @@ static int on_helper_exit(sd_event_source *s, int fd, uint32_t revents, void *us
 
         if (hp->pid > 0 && hp->own_child)
                 (void) waitpid(hp->pid, NULL, WNOHANG);
-        log_warning("VM %u (%s): %s exited; %s until the VM restarts", vm->vmid, vm->config->name, hp->what,
-                    hp->lost);
+        /* passt also ends when QEMU closes its end: no news on the way down. */
+        log_full(vm->state == VM_STATE_RUNNING && !vm->stop_requested && !vm->guest_shutdown_seen ? LOG_WARNING
+                                                                                                  : LOG_DEBUG,
+                 "VM %u (%s): %s exited; %s until the VM restarts", vm->vmid, vm->config->name, hp->what, hp->lost);
         hp->source = sd_event_source_disable_unref(hp->source);
         hp->pidfd = safe_close(hp->pidfd);
         hp->pid = 0;

@@ -1,11 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * User-mode networking through passt (issue 10, item 5). QEMU's slirp
- * (-netdev user) maps 10.0.2.2 to the host's 127.0.0.1, so every guest
- * reached the services bound to the host's loopback, as root. passt runs as
- * its own process (nobody, in its own namespaces and seccomp filter), and
- * with --no-map-gw the gateway address is not mapped to the host: what a
- * guest reaches is what any host on the network reaches.
+ * User-mode networking through passt (issue 10, item 5), when the host's
+ * administrator asks for it (ZVM_USER_NET=passt in zvmd's environment).
+ * Otherwise a user NIC is slirp with restrict=on: isolated (qemu-argv.c).
+ *
+ * QEMU's open slirp (-netdev user) maps 10.0.2.2 to the host's 127.0.0.1,
+ * so every guest reached the services bound to the host's loopback, as
+ * root. passt runs as its own process (nobody, in its own namespaces and
+ * seccomp filter), and with --no-map-gw the gateway is not the host's
+ * loopback. But passt 2023.03 (Debian 12) connects wherever the guest's
+ * packet points: a guest with root that routes 127.0.0.1 out of its eth0
+ * reaches the host's loopback (measured: tests/integration/zvmd_net.py,
+ * docs/networking.md). Neither -o nor --outbound-if4 binds its TCP
+ * sockets, and this host has no nftables to stop uid nobody's loopback
+ * traffic. Hence opt-in: passt gives guests the network at the price of
+ * that hole; restricted slirp gives them nothing, and no hole.
  *
  * zvmd makes a socketpair: one end goes to QEMU (-netdev stream, addr.type=fd),
  * the other to passt (--fd). Nothing listens on a path, no socket has to be
@@ -53,11 +62,8 @@ int vm_passt_socketpair(Vm *vm, int *ret_qemu_fd, int *ret_passt_fd, char **ret_
         r = passt_nic(vm_running_config(vm), ret_error);
         if (r < 0)
                 return r == -ENOENT ? -EOPNOTSUPP : r;
-        if (!vm->ctx->host->passt) {
-                log_notice("VM %u: passt is not installed: net%d is isolated (slirp, restrict=on); "
-                           "scripts/install-deps installs passt", vm->vmid, r);
-                return -EOPNOTSUPP;
-        }
+        if (!vm->ctx->host->passt)
+                return -EOPNOTSUPP;     /* restricted slirp */
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
                 return set_error(ret_error, "cannot create passt's socket pair: %s", errno_str(-errno)), -errno;
         *ret_qemu_fd = fds[0];

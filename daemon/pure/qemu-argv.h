@@ -62,8 +62,9 @@ typedef struct VmPaths {
         const char *vhost_user_vsock_socket; /* hybrid: vhost-device-vsock --socket path */
         int vhost_vsock_fd;             /* kernel vsock: opened /dev/vhost-vsock fd, or -1 */
         /* The first user NIC goes to passt over this socket (QEMU's end of a
-         * socketpair, -netdev stream); without passt, user NICs get slirp
-         * with restrict=on: isolated, never the host's loopback. */
+         * socketpair, -netdev stream); other user NICs, and all without
+         * passt, get slirp with restrict=on: isolated, never the host's
+         * loopback. */
         bool passt;
         int passt_fd;
         const char *template_image;     /* resolved image of rootfs_template (NULL if rootfs_path) */
