@@ -145,6 +145,17 @@ def scenario_user_net_passt(t, d, check_confined):
         t.diag(f"known hole of this passt: 127.0.0.1 routed out of eth0 "
                f"{'REACHES' if ok or loop_srv.hits else 'does not reach'} the host's loopback")
 
+        # A zvmd killed with -9 leaves passt running with its QEMU; the next
+        # one re-adopts it from state.json, and the network still works.
+        started = zt.proc_starttime(pid) if pid else None
+        d.kill9()
+        t.ok(pid and zt.proc_starttime(pid) == started, "passt survives kill -9 of zvmd", pid)
+        d.start()
+        st = d.wait_state("up", ("running",), timeout=30) or {}
+        t.ok(st.get("passt_pid") == pid, f"the next zvmd re-adopts passt (passt_pid {st.get('passt_pid')})", st)
+        ok, r = _fetch(d, "up", host, nport)
+        t.ok(ok and net_srv.hits == 2, "the guest still fetches from the host after the re-adoption", r)
+
         status, _ = d.request("POST", "/vms/up/stop")
         st = d.wait_state("up", ("stopped",), timeout=60)
         t.ok(st and st.get("state") == "stopped", "stop", st)
