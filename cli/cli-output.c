@@ -583,6 +583,7 @@ int cli_output_vm_status(json_object *status, char **ret) {
                 { "uptime",             "uptime",         FIELD_DURATION },
                 { "cpu_seconds",        "cpu",            FIELD_CPU },
                 { "rss_bytes",          "rss",            FIELD_BYTES },
+                { "host_memory",        "host-memory",    FIELD_OBJECT },
                 { "cid",                "cid",            FIELD_TEXT },
                 { "accel",              "accel",          FIELD_TEXT },
                 { "memory_mib",         "memory",         FIELD_MIB },

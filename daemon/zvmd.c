@@ -40,10 +40,18 @@ static void help(void) {
                "                      cap of a VM's console.log (rotated once, so a VM's console\n"
                "                      costs at most twice this on /run; default 4M, also\n"
                "                      ZVM_CONSOLE_LOG_MAX)\n"
+               "  --autoballoon HIGH,LOW\n"
+               "                      while the host's memory use is >= HIGH %%, shrink the VMs'\n"
+               "                      balloons toward their floors; below LOW %%, grow them back\n"
+               "                      (default 80,70; off: only zvm set-memory moves them;\n"
+               "                      also ZVM_AUTOBALLOON)\n"
                "  --log-level LEVEL   emerg..debug (also ZVM_LOG_LEVEL)\n"
                "  --dump-routes       print the REST route table and exit\n"
                "  --version           print the version and exit\n"
-               "  -h, --help          this help\n");
+               "  -h, --help          this help\n\n"
+               "The storage and network policy for callers other than root (storage, raw\n"
+               "paths, bridges, VLANs, quotas) is read from <root>/etc/zvm/zvm.conf at start;\n"
+               "see zvm.conf(5).\n");
 }
 
 /* Each VM costs zvmd a few fds (QMP, pidfds, vsock helper, console, agent
@@ -89,6 +97,7 @@ int main(int argc, char **argv) {
                 { "tls-key", required_argument, NULL, 'k' },
                 { "plain-http", no_argument, NULL, 'P' },
                 { "console-log-max", required_argument, NULL, 'C' },
+                { "autoballoon", required_argument, NULL, 'B' },
                 { "log-level", required_argument, NULL, 'L' },
                 { "dump-routes", no_argument, NULL, 'D' },
                 { "version", no_argument, NULL, 'V' },
@@ -102,6 +111,8 @@ int main(int argc, char **argv) {
         RestTcpOptions tcp = {};
         const char *root = getenv("ZVM_ROOT"), *console_max = getenv("ZVM_CONSOLE_LOG_MAX");
         uint64_t console_log_max = CONSOLE_LOG_MAX_DEFAULT;
+        AutoballoonSettings autoballoon = { AUTOBALLOON_DEFAULT_HIGH, AUTOBALLOON_DEFAULT_LOW };
+        const char *autoballoon_arg = getenv("ZVM_AUTOBALLOON");
         sigset_t mask;
         int c, r;
 
@@ -126,6 +137,9 @@ int main(int argc, char **argv) {
                         break;
                 case 'C':
                         console_max = optarg;
+                        break;
+                case 'B':
+                        autoballoon_arg = optarg;
                         break;
                 case 'L':
                         r = log_parse_level(optarg);
@@ -153,6 +167,11 @@ int main(int argc, char **argv) {
         }
         if (console_max && parse_console_log_max(console_max, &console_log_max) < 0)
                 return 2;
+        if (autoballoon_arg && autoballoon_settings_parse(autoballoon_arg, &autoballoon) < 0) {
+                log_error("Invalid --autoballoon '%s': HIGH,LOW (percent of host memory in use, "
+                          "1 <= LOW < HIGH <= 99) or off", autoballoon_arg);
+                return 2;
+        }
         if (root && (isempty(root) || root[0] != '/')) {
                 log_error("--root must be an absolute path");
                 return 2;
@@ -193,6 +212,9 @@ int main(int argc, char **argv) {
         if (r < 0)
                 return 1;
         (void) agent_host_listen(&m->agent_host);
+        r = manager_autoballoon_setup(m, &autoballoon);
+        if (r < 0)
+                log_warning_errno(r, "Failed to set up automatic ballooning, ignoring: %m");
 
         if (sd_watchdog_enabled(false, &m->watchdog_usec) > 0) {
                 r = sd_event_add_time_relative(m->event, &m->watchdog, CLOCK_MONOTONIC, m->watchdog_usec / 2, 0,

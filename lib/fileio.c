@@ -50,7 +50,7 @@ static void random_suffix(char s[static 7]) {
 /* exact: fchmod to mode (and chown to uid:gid unless uid is -1); else the
  * file keeps mode minus the umask, as open() made it. */
 static int write_file_atomic_internal(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
-                                      bool exact, uid_t uid, gid_t gid) {
+                                      bool exact, uid_t uid, gid_t gid, bool sync) {
         _cleanup_close_ int dfd = -EBADF, fd = -EBADF;
         _cleanup_free_ char *tmp = NULL;
         int r = 0;
@@ -88,7 +88,7 @@ static int write_file_atomic_internal(int dirfd, const char *name, const void *d
                 r = -errno;
         if (r >= 0 && exact && fchmod(fd, mode) < 0)
                 r = -errno;
-        if (r >= 0 && fsync(fd) < 0)
+        if (r >= 0 && sync && fsync(fd) < 0)
                 r = -errno;
         /* Delayed write errors (NFS, quota) can surface only at close(). */
         if (r >= 0 && close(TAKE_FD(fd)) < 0)
@@ -101,20 +101,20 @@ static int write_file_atomic_internal(int dirfd, const char *name, const void *d
         }
 
         /* Make the rename itself durable. */
-        if (fsync(dfd) < 0)
+        if (sync && fsync(dfd) < 0)
                 return -errno;
 
         return 0;
 }
 
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
-        return write_file_atomic_internal(dirfd, name, data, len, mode, false, (uid_t) -1, (gid_t) -1);
+        return write_file_atomic_internal(dirfd, name, data, len, mode, false, (uid_t) -1, (gid_t) -1, true);
 }
 
 int write_file_atomic_at_full(int dirfd, const char *name, const void *data, size_t len, mode_t mode, uid_t uid,
                               gid_t gid) {
         /* Created 0600 so that nobody else can open it before the fchmod. */
-        return write_file_atomic_internal(dirfd, name, data, len, mode, true, uid, gid);
+        return write_file_atomic_internal(dirfd, name, data, len, mode, true, uid, gid, true);
 }
 
 int write_file_atomic(const char *dir, const char *name, const void *data, size_t len, mode_t mode) {
@@ -128,6 +128,17 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
                 return -errno;
 
         return write_file_atomic_at(dfd, name, data, len, mode);
+}
+
+int write_file_replace(const char *dir, const char *name, const void *data, size_t len, mode_t mode) {
+        _cleanup_close_ int dfd = -EBADF;
+
+        assert_return(dir, -EINVAL);
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+
+        return write_file_atomic_internal(dfd, name, data, len, mode, false, (uid_t) -1, (gid_t) -1, false);
 }
 
 int unlink_temporaries_at(int dir_fd, bool (*may_remove)(int dir_fd, const char *name, void *userdata),

@@ -29,6 +29,14 @@ int write_file_atomic_at_full(int dirfd, const char *name, const void *data, siz
 /* Same, with the directory given as a path (NULL means the current one). */
 int write_file_atomic(const char *dir, const char *name, const void *data, size_t len, mode_t mode);
 
+/* The same replacement without the two fsync()s: readers still see the old
+ * or the new file after the writer is killed (the page cache outlives it),
+ * but not after the host crashes. For records that describe processes, which
+ * do not outlive the host either (the run dir, a tmpfs in production):
+ * journal commits forced by fsync() can stall the event loop for 100+ ms
+ * when the disk is busy. */
+int write_file_replace(const char *dir, const char *name, const void *data, size_t len, mode_t mode);
+
 /* Removes the temporaries (".#<name>.XXXXXX" above) that writers killed
  * before their rename left in dir_fd: regular files whose name starts with
  * ".#", for which may_remove (if not NULL) returns true. Only for a

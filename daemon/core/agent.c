@@ -700,7 +700,7 @@ int agent_prepare(VmAgent *a, bool enabled, uint32_t cid, char **ret_secret_path
         explicit_bzero(raw, sizeof(raw));
         if (!hex)
                 return -ENOMEM;
-        r = write_file_atomic(a->run_dir, "agent.secret", hex, strlen(hex), 0600);
+        r = write_file_replace(a->run_dir, "agent.secret", hex, strlen(hex), 0600);
         if (r < 0)
                 return r;
         memcpy(a->secret, hex, sizeof(a->secret));

@@ -129,6 +129,21 @@ reason:
                 log_notice("KVM is not usable: %s", h->accel_reason);
 }
 
+/* ZVM_TCG_TB_MIB: the TCG translation cache for bench/density's side-by-side
+ * runs; bad values are ignored with a warning. */
+static void tcg_tb_from_env(Host *h) {
+        const char *e = getenv("ZVM_TCG_TB_MIB");
+        uint32_t v;
+
+        if (!e)
+                return;
+        if (safe_atou32(e, &v) < 0 || v < 1 || v > 2048) {
+                log_warning("Ignoring ZVM_TCG_TB_MIB=%s: not a size in MiB between 1 and 2048", e);
+                return;
+        }
+        h->caps.tcg_tb_mib = v;
+}
+
 int host_probe(Host *h, const Paths *p) {
         const char *qemu = getenv("ZVM_QEMU");
         struct sysinfo si;
@@ -159,6 +174,7 @@ int host_probe(Host *h, const Paths *p) {
         }
         if (tsc_khz_measure(&khz) >= 0)
                 h->caps.tsc_khz = khz;
+        tcg_tb_from_env(h);
         h->cpus = (unsigned) sysconf(_SC_NPROCESSORS_ONLN);
         if (sysinfo(&si) == 0)
                 h->memory_mib = (uint64_t) si.totalram * si.mem_unit >> 20;

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,7 +163,8 @@ int manager_unique_error(Manager *m, const Vm *self, const VmConfig *c, char **r
         return r;
 }
 
-int manager_create_vm(Manager *m, uint32_t vmid, json_object *body, Vm **ret, char **ret_error, char **ret_key) {
+int manager_create_vm(Manager *m, uint32_t vmid, json_object *body, bool root, Vm **ret, char **ret_error,
+                      char **ret_key) {
         _cleanup_(config_file_freep) ConfigFile *cf = NULL;
         _cleanup_strv_free_ char **changed = NULL;
         _cleanup_free_ char *path = NULL;
@@ -200,8 +202,12 @@ int manager_create_vm(Manager *m, uint32_t vmid, json_object *body, Vm **ret, ch
         if (r < 0)
                 return r;
         r = manager_unique_error(m, NULL, c, ret_error, ret_key);
-        if (r >= 0)     /* firsthour */
-                r = config_check_host(&m->paths, c, body, ret_error, ret_key);
+        /* The policy on every key (a default memory may be over the quota
+         * too), the host (firsthour) on the keys the body sets. */
+        if (r >= 0)
+                r = policy_check_config(m->policy, c, NULL, root, ret_error, ret_key);
+        if (r >= 0)
+                r = config_check_host(&m->paths, m->policy, c, body, root, ret_error, ret_key);
         vm_config_free(c);
         if (r < 0)
                 return r;
@@ -322,6 +328,7 @@ static void manager_wire(Manager *m) {
                 .event = m->event,
                 .bus = m->bus,
                 .paths = &m->paths,
+                .policy = m->policy,
                 .host = &m->host,
                 .agent = &m->agent_host,
                 .console_log_max = CONSOLE_LOG_MAX_DEFAULT,
@@ -341,6 +348,31 @@ static void manager_wire(Manager *m) {
 
 /* ---- lifecycle of the manager ------------------------------------------------------------ */
 
+/* The storage and network policy from <etc>/zvm.conf (absent: the
+ * defaults), with zvm's own storage "local" (<data>/images) first. A file
+ * that does not parse stops zvmd: running without the policy an
+ * administrator wrote would hand group zvm more than was meant. */
+static int manager_load_policy(Manager *m) {
+        _cleanup_free_ char *text = NULL, *err = NULL, *storages = NULL, *bridges = NULL;
+        size_t size = 0;
+        int r;
+
+        r = read_full_file(m->paths.zvm_conf, &text, &size, 1024 * 1024);
+        if (r < 0 && r != -ENOENT)
+                return log_error_errno(r, "Failed to read %s: %m", m->paths.zvm_conf);
+        r = policy_parse(text, size, m->paths.images, &m->policy, &err);
+        if (r < 0)
+                return log_error_errno(r, "Invalid %s: %s", m->paths.zvm_conf, err ? err : errno_str(r));
+        storages = policy_storage_list(m->policy);
+        bridges = strv_join(m->policy->bridges, " ");
+        log_info("Policy for callers other than root: storage %s; %zu raw path(s); bridges: %s; %s VLANs; "
+                 "quotas (0: none): memory %" PRIu64 " MiB, cores %u, disk %" PRIu64 " MiB",
+                 strnull(storages), strv_length(m->policy->raw_paths), isempty(bridges) ? "none" : bridges,
+                 m->policy->any_vlan ? "declared" : "no", m->policy->max_memory_mib, m->policy->max_cores,
+                 m->policy->max_disk_size >> 20);
+        return 0;
+}
+
 int manager_new(const char *root, Manager **ret) {
         _cleanup_(manager_freep) Manager *m = NULL;
         int r;
@@ -352,6 +384,9 @@ int manager_new(const char *root, Manager **ret) {
         r = paths_init(&m->paths, root);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up paths: %m");
+        r = manager_load_policy(m);
+        if (r < 0)
+                return r;
         r = paths_mkdirs(&m->paths);
         if (r < 0)
                 return log_error_errno(r, "Failed to create zvm's directories under '%s': %m",
@@ -406,12 +441,14 @@ Manager *manager_free(Manager *m) {
         /* Tap removals still running finish before the loop goes. */
         process_job_detached_flush(10ULL * 1000000ULL);
         sd_event_source_disable_unref(m->watchdog);
+        sd_event_source_disable_unref(m->autoballoon_source);
         agent_host_done(&m->agent_host);
         template_builds_free(&m->templates);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         host_done(&m->host);
         paths_done(&m->paths);
+        policy_free(m->policy);
         safe_close(m->lock_fd);
         return mfree(m);
 }

@@ -13,9 +13,11 @@
 #include <systemd/sd-event.h>
 
 #include "agent.h"
+#include "autoballoon.h"
 #include "host.h"
 #include "macro.h"
 #include "paths.h"
+#include "policy.h"
 #include "template.h"
 #include "vm.h"
 
@@ -32,6 +34,7 @@ struct Manager {
         sd_event *event;
         sd_bus *bus;                    /* system bus when systemd is PID 1, else NULL */
         Paths paths;
+        Policy *policy;                 /* <etc>/zvm.conf's storage and network policy */
         Host host;
         int lock_fd;                    /* flock on <run>/zvmd.lock: one zvmd per root */
         Vm **vms;                       /* sorted by vmid */
@@ -46,6 +49,11 @@ struct Manager {
         Templates templates;
         manager_event_fn on_event;
         void *event_userdata;
+        /* automatic ballooning (manager-balloon.c) */
+        AutoballoonSettings autoballoon;
+        sd_event_source *autoballoon_source;
+        unsigned autoballoon_used_pct;
+        AutoballoonMode autoballoon_mode;
 };
 
 #define MANAGER_VMS_MAX 4096U
@@ -58,6 +66,10 @@ int manager_probe_host(Manager *m);
 Manager *manager_free(Manager *m);
 int manager_load(Manager *m);           /* configs + re-adoption of running VMs */
 void manager_start_onboot(Manager *m);
+/* Automatic ballooning with these settings (off: high_pct 0). */
+int manager_autoballoon_setup(Manager *m, const AutoballoonSettings *settings);
+/* GET /host's "autoballoon": settings, the host's use, the mode. */
+int manager_autoballoon_to_json(Manager *m, json_object *o);
 void manager_set_event_handler(Manager *m, manager_event_fn fn, void *userdata);
 
 /* ---- registry ---- */
@@ -85,11 +97,15 @@ int manager_unique_error(Manager *m, const Vm *self, const VmConfig *c, char **r
  *   -EEXIST (key "name" or "vmid")  taken
  *   -EADDRINUSE (key "vsock")       the CID is another VM's
  *   -ENOSPC                         the VM limit, or no free CID
+ *   -EACCES (the key)               the storage and network policy refuses it
+ *                                   for this caller (root: uid 0, else held
+ *                                   to the policy; see config-check.h)
  *   -EIO                            writing or reloading the config failed
  *   -ENOMEM
  *   anything else                   a config key or value was refused
  */
-int manager_create_vm(Manager *m, uint32_t vmid, json_object *body, Vm **ret, char **ret_error, char **ret_key);
+int manager_create_vm(Manager *m, uint32_t vmid, json_object *body, bool root, Vm **ret, char **ret_error,
+                      char **ret_key);
 /* Removes the VM's files, drops it from the registry and frees it (see
  * vm_free() for the deferral while its waiters are being told). */
 int manager_delete_vm(Manager *m, Vm *vm);

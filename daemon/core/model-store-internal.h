@@ -15,6 +15,8 @@ typedef struct ModelStore ModelStore;
 #define MODEL_NAMES_DIR "names"
 #define MODEL_IMAGES_DIR "images"
 #define MODEL_TMP_DIR "tmp"
+/* rm of a removed image: freeing even a large file takes seconds at worst. */
+#define MODEL_RM_TIMEOUT_USEC (120ULL * 1000000ULL)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 

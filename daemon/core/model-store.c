@@ -150,15 +150,33 @@ bool model_image_is_named(ModelStore *s, const char *sha256) {
         return records_foreach(s, uses_sha, (void *) sha256) != 0;
 }
 
-/* Removes images/<sha256>.img unless a record names it. */
+/* Removes images/<sha256>.img unless a record names it. Freeing a large
+ * file's extents takes ext4 100-200 ms, too long for the loop: the image is
+ * renamed into tmp/ at once (it is gone from the store) and rm(1) frees it
+ * off the loop; a zvmd killed before rm ends leaves it to the sweep of tmp/
+ * at the next start. */
 void model_image_unlink_unused(ModelStore *s, const char *sha256) {
-        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ char *path = NULL, *doomed = NULL;
+        char n[16];
+        ProcessJob *j = NULL;
 
         if (!is_sha256_hex(sha256) || model_image_is_named(s, sha256))
                 return;
         path = strjoin(s->images, "/", sha256, ".img");
-        if (path)
+        (void) snprintf(n, sizeof(n), "%u", s->counter++);
+        doomed = strjoin(s->tmp, "/removed-", sha256, ".", n);
+        if (!path || !doomed)
+                return;
+        if (rename(path, doomed) < 0) {
                 (void) unlink(path);
+                return;
+        }
+        if (process_job_start(s->event, (char *const[]) { (char *) "rm", (char *) "-f", (char *) "--", doomed, NULL },
+                              MODEL_RM_TIMEOUT_USEC, NULL, NULL, &j) < 0) {
+                (void) unlink(doomed);
+                return;
+        }
+        process_job_detach(j);
 }
 
 json_object *model_record_to_json(json_object *rec, const char *state) {

@@ -41,11 +41,13 @@ int paths_init(Paths *p, const char *root) {
                 return -ENOMEM;
         p->vms_dir = strjoin(p->etc, "/vms");
         p->tokens = strjoin(p->etc, "/tokens.conf");
+        p->zvm_conf = strjoin(p->etc, "/zvm.conf");
         p->run_vms = strjoin(p->run, "/vms");
         p->api_socket = strjoin(p->run, "/api.sock");
         p->lock = strjoin(p->run, "/zvmd.lock");
         p->data_vms = strjoin(p->data, "/vms");
         p->templates = strjoin(p->data, "/templates");
+        p->images = strjoin(p->data, "/images");
         p->models = strjoin(p->data, "/models");
         p->ssh_known_hosts = strjoin(p->data, "/ssh_known_hosts");
 
@@ -69,7 +71,7 @@ int paths_init(Paths *p, const char *root) {
         else
                 p->guest_dir = strdup(ZVM_DATADIR);
         if (!p->vms_dir || !p->tokens || !p->run_vms || !p->api_socket || !p->lock || !p->data_vms ||
-            !p->templates || !p->models || !p->ssh_known_hosts || !p->guest_dir)
+            !p->templates || !p->images || !p->zvm_conf || !p->models || !p->ssh_known_hosts || !p->guest_dir)
                 return -ENOMEM;
         p->default_kernel = strjoin(p->guest_dir, "/vmlinux");
         p->default_initrd = strjoin(p->guest_dir, "/initrd.img");
@@ -80,7 +82,7 @@ int paths_init(Paths *p, const char *root) {
 
 void paths_done(Paths *p) {
         char **all[] = { &p->root, &p->etc, &p->vms_dir, &p->run, &p->run_vms, &p->api_socket, &p->lock,
-                         &p->data, &p->data_vms, &p->templates, &p->models, &p->ssh_known_hosts, &p->cache, &p->tokens, &p->guest_dir,
+                         &p->data, &p->data_vms, &p->templates, &p->images, &p->models, &p->ssh_known_hosts, &p->cache, &p->tokens, &p->zvm_conf, &p->guest_dir,
                          &p->default_kernel, &p->default_initrd, &p->mktemplate, &p->agent_binary, &p->mkmodel };
 
         for (size_t i = 0; i < ELEMENTSOF(all); i++)
@@ -88,7 +90,7 @@ void paths_done(Paths *p) {
 }
 
 int paths_mkdirs(const Paths *p) {
-        const char *dirs[] = { p->vms_dir, p->run_vms, p->data_vms, p->templates, p->models, p->cache };
+        const char *dirs[] = { p->vms_dir, p->run_vms, p->data_vms, p->templates, p->images, p->models, p->cache };
         int r;
 
         for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {

@@ -16,10 +16,12 @@ typedef struct Paths {
         char *data;             /* /var/lib/zvm */
         char *data_vms;         /* /var/lib/zvm/vms/<vmid>/ (writable layers) */
         char *templates;        /* /var/lib/zvm/templates/<name>.img */
+        char *images;           /* /var/lib/zvm/images: the storage "local" (pure/policy.h) */
         char *models;           /* /var/lib/zvm/models (core/model-store.h) */
         char *ssh_known_hosts;  /* /var/lib/zvm/ssh_known_hosts (daemon/ssh.h) */
         char *cache;            /* /var/cache/zvm */
         char *tokens;           /* /etc/zvm/tokens.conf */
+        char *zvm_conf;         /* /etc/zvm/zvm.conf: the service's settings and the storage policy */
         /* The guest artifacts: the build tree's build/guest when zvmd runs
          * from its build tree, else the installed /usr/share/zvm. */
         char *guest_dir;

@@ -56,6 +56,7 @@ int vm_state_file_save(Vm *vm) {
                 .kvm = vm->accel == VM_ACCEL_KVM,
                 .started_usec = vm->started_usec,
                 .balloon_target_mib = vm->balloon_target_mib,
+                .balloon_manual = vm->balloon_manual,
                 .starting = vm->state == VM_STATE_STARTING,
                 .stop_requested = vm->stop_requested,
         };
@@ -63,7 +64,7 @@ int vm_state_file_save(Vm *vm) {
         text = vm_state_record_format(&rec);
         if (!text)
                 return -ENOMEM;
-        return write_file_atomic(vm->run_dir, "state.json", text, strlen(text), 0600);
+        return write_file_replace(vm->run_dir, "state.json", text, strlen(text), 0600);
 }
 void vm_state_file_remove(Vm *vm) {
         _cleanup_free_ char *p = vm_run_path(vm, "state.json");
@@ -107,6 +108,7 @@ int vm_adopt(Vm *vm) {
         vm->starttime = rec.starttime;
         vm->started_usec = rec.started_usec;
         vm->balloon_target_mib = rec.balloon_target_mib;
+        vm->balloon_manual = rec.balloon_manual;
         starting = rec.starting;
         stopping = rec.stop_requested;
         vm->accel = rec.kvm ? VM_ACCEL_KVM : VM_ACCEL_TCG;

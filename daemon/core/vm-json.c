@@ -26,6 +26,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
+#include "memory-usage.h"
 #include "process.h"
 #include "qemu-argv.h"
 #include "string-util.h"
@@ -33,6 +34,33 @@
 #include "vm.h"
 #include "vm-internal.h"
 
+static json_object *mib_fixed(uint64_t kib) {
+        return json_object_new_fixed((double) kib / 1024.0, 1);
+}
+
+/* Where the VM's host memory goes (QEMU by kind of mapping, plus the
+ * helpers: vsock, passt): what bench/density sums up, for one VM. */
+static void host_memory_add(Vm *vm, json_object *o) {
+        MemoryUsage q, h = {}, p = {};
+        json_object *m;
+
+        if (memory_usage_read(vm->pid, &q) < 0)
+                return;
+        if (vm->helper.pid > 0)
+                (void) memory_usage_read(vm->helper.pid, &h);
+        if (vm->passt.pid > 0 && memory_usage_read(vm->passt.pid, &p) >= 0)
+                h.pss_kib += p.pss_kib;
+        m = json_object_new_object();
+        if (!m)
+                return;
+        json_object_object_add(m, "pss_mib", mib_fixed(q.pss_kib + h.pss_kib));
+        json_object_object_add(m, "guest_ram_mib", mib_fixed(q.guest_ram_kib));
+        json_object_object_add(m, "tcg_cache_mib", mib_fixed(q.tcg_cache_kib));
+        json_object_object_add(m, "qemu_private_mib", mib_fixed(q.private_kib));
+        json_object_object_add(m, "files_mib", mib_fixed(q.files_kib));
+        json_object_object_add(m, "helper_mib", mib_fixed(h.pss_kib));
+        json_object_object_add(o, "host_memory", m);
+}
 
 int vm_status_to_json(Vm *vm, json_object **ret) {
         json_object *o = json_object_new_object();
@@ -67,6 +95,7 @@ int vm_status_to_json(Vm *vm, json_object **ret) {
                         rss += hrss;
                 json_object_object_add(o, "cpu_seconds", json_object_new_fixed((double) cpu_ns / 1e9, 3));
                 json_object_object_add(o, "rss_bytes", json_object_new_int64((int64_t) rss));
+                host_memory_add(vm, o);
                 json_object_object_add(o, "accel", json_object_new_string(vm_accel_to_string(vm->accel)));
                 (void) agent_to_json(&vm->agent, o);
                 if (vm_running_config(vm)->balloon_mib > 0) {
@@ -74,6 +103,7 @@ int vm_status_to_json(Vm *vm, json_object **ret) {
                                                json_object_new_int64((int64_t) vm->balloon_target_mib));
                         json_object_object_add(o, "balloon_actual_mib",
                                                json_object_new_int64((int64_t) vm->balloon_actual_mib));
+                        json_object_object_add(o, "balloon_auto", json_object_new_boolean(!vm->balloon_manual));
                 }
         }
         if (vm->state == VM_STATE_CRASHED) {

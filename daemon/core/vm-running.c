@@ -57,7 +57,7 @@ int vm_running_take(Vm *vm, char **ret_error) {
                 return set_error(ret_error, "cannot format the config: %s", errno_str(r)), r;
         /* On disk before QEMU exists: a zvmd killed right after the spawn
          * still re-adopts the VM with what it runs. */
-        r = write_file_atomic(vm->run_dir, RUNNING_CONF, text, len, 0600);
+        r = write_file_replace(vm->run_dir, RUNNING_CONF, text, len, 0600);
         if (r < 0)
                 return set_error(ret_error, "cannot write %s/" RUNNING_CONF ": %s", vm->run_dir, errno_str(r)), r;
         return vm_running_set(vm, text, len, ret_error);

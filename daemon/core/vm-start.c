@@ -337,6 +337,7 @@ static void step_qemu(VmStart *s) {
         vm->started_usec = now_usec(CLOCK_REALTIME);
         vm->started_mono = vm->agent.started_mono = now_usec(CLOCK_MONOTONIC);
         vm->balloon_target_mib = vm->running->balloon_mib > 0 ? vm->running->memory_mib : 0;
+        vm->balloon_manual = false;
         if (vm_watch_qemu(vm) < 0)
                 return;         /* QEMU died at once: handled as its exit (crashed, with its output) */
         r = vm_state_file_save(vm);

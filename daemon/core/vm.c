@@ -174,7 +174,15 @@ int vm_save_config(Vm *vm) {
         (void) flock(fd, LOCK_UN);
         return r;
 }
-int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key) {
+int vm_check_start_policy(Vm *vm, bool root, char **ret_error, char **ret_key) {
+        /* Root may start anything, and its start fails where it always did
+         * (a missing file: QEMU's error), so that nothing changes for it. */
+        if (root)
+                return 0;
+        return config_check_host(vm->ctx->paths, vm->ctx->policy, vm->config, NULL, root, ret_error, ret_key);
+}
+
+int vm_update_config(Vm *vm, json_object *body, bool root, char **ret_error, char **ret_key) {
         _cleanup_(config_file_freep) ConfigFile *copy = NULL;
         _cleanup_free_ char *old_text = NULL;
         ConfigFile *old_cf;
@@ -198,7 +206,7 @@ int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key
                 return r;
         r = vm->ctx->unique_error(vm, c, ret_error, ret_key, vm->ctx->userdata);
         if (r >= 0)     /* firsthour: files and templates exist now, not only at the next start */
-                r = config_check_host(vm->ctx->paths, c, body, ret_error, ret_key);
+                r = config_check_host(vm->ctx->paths, vm->ctx->policy, c, body, root, ret_error, ret_key);
         if (r < 0) {
                 vm_config_free(c);
                 return r;
@@ -487,15 +495,18 @@ int vm_reboot(Vm *vm, qmp_result_fn cb, void *userdata) {
 }
 /* The one code path that sets a balloon target; the later host-pressure
  * policy drives it too. */
-int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata, char **ret_error) {
+uint64_t vm_balloon_floor(Vm *vm) {
         /* The device and the memory are the run's; the floor is a live
-         * key (no restart), so the pending one applies at once. */
+         * key (no restart), so the pending one applies at once. firsthour:
+         * a floor left at its default follows the memory that runs (half of
+         * it), not a pending memory change. */
+        return vm->config->balloon_mib > 0 && config_file_get(vm->cf, NULL, "balloon") ? vm->config->balloon_mib
+                                                                                         : vm_running_config(vm)->balloon_mib;
+}
+
+int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata, char **ret_error) {
         const VmConfig *c = vm_running_config(vm);
-        /* firsthour: a floor left at its default follows the memory that
-         * runs (half of it), not a pending memory change. */
-        uint64_t floor_mib = vm->config->balloon_mib > 0 && config_file_get(vm->cf, NULL, "balloon")
-                                     ? vm->config->balloon_mib
-                                     : c->balloon_mib;
+        uint64_t floor_mib = vm_balloon_floor(vm);
         json_object *args;
         int r;
 

@@ -12,6 +12,7 @@
 #include "config-file.h"
 #include "host.h"
 #include "paths.h"
+#include "policy.h"
 #include "qmp.h"
 #include "vm-config.h"
 
@@ -45,6 +46,7 @@ typedef struct VmContext {
         sd_event *event;
         sd_bus *bus;                    /* system bus when systemd is PID 1, else NULL */
         const Paths *paths;
+        const Policy *policy;           /* what callers other than root may name (pure/policy.h) */
         const Host *host;
         AgentHost *agent;
         uint64_t console_log_max;       /* bytes per console.log part (core/console-log.h) */
@@ -107,6 +109,7 @@ struct Vm {
 
         uint64_t balloon_target_mib;
         uint64_t balloon_actual_mib;
+        bool balloon_manual;            /* the target was set by hand: automatic ballooning leaves it */
 
         /* last exit, for crashed */
         int exit_code;
@@ -138,6 +141,9 @@ int vm_stop(Vm *vm);
 int vm_kill(Vm *vm);
 int vm_reboot(Vm *vm, qmp_result_fn cb, void *userdata);
 int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata, char **ret_error);
+/* The lowest balloon target the VM allows (its config key balloon; 0 without
+ * a balloon device). */
+uint64_t vm_balloon_floor(Vm *vm);
 /* Removes what zvm created for the VM: config, run dir, data dir. */
 int vm_remove_files(Vm *vm);
 
@@ -154,10 +160,18 @@ bool vm_is_up(const Vm *vm);
  * copy, checked against the other VMs, then written. While the VM runs,
  * keys that need a restart only become pending (vm_pending_keys()). Errors as
  * manager_create_vm() (-EEXIST "name", -EADDRINUSE "vsock", -EIO, -ENOMEM,
- * -EPERM "vmid": it cannot be changed, else a refused key or value), with a
- * message in *ret_error.
+ * -EPERM "vmid": it cannot be changed, -EACCES the policy refuses a key for
+ * this caller, else a refused key or value), with a message in *ret_error.
+ * root: the caller is uid 0 on the unix socket (core/config-check.h).
  */
-int vm_update_config(Vm *vm, json_object *body, char **ret_error, char **ret_key);
+int vm_update_config(Vm *vm, json_object *body, bool root, char **ret_error, char **ret_key);
+/* The pending config against the storage and network policy and the host,
+ * every key, for a start by this caller: zvm.conf may have changed since
+ * the keys were set, a file in storage may have become a symlink, and a
+ * config root made (a raw disk, a bridge) is root's to start unless
+ * zvm.conf declares what it names. 0 at once for root. -EACCES and the
+ * others of config_check_host(), with a message and the key. */
+int vm_check_start_policy(Vm *vm, bool root, char **ret_error, char **ret_key);
 /* What the running instance uses (CID, NICs, agent, balloon): the config
  * it was started with from the start until it is down, else the pending
  * config. */

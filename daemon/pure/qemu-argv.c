@@ -432,8 +432,9 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
              hybrid_vsock ? ",memory-backend=mem" : "");
         if (kvm)
                 opt(&a, "-accel", "kvm");
-        else    /* See QEMU_TCG_TB_SIZE_MIB. */
-                optf(&a, "-accel", "tcg,tb-size=%u", QEMU_TCG_TB_SIZE_MIB);
+        else    /* See QEMU_TCG_TB_MIN_MIB. */
+                optf(&a, "-accel", "tcg,tb-size=%u",
+                     h->tcg_tb_mib ?: (unsigned) MIN(MAX(c->memory_mib / 8, (uint64_t) QEMU_TCG_TB_MIN_MIB), (uint64_t) QEMU_TCG_TB_MAX_MIB));
         opt(&a, "-cpu", c->cpu ?: kvm ? "host" : VM_CPU_DEFAULT_TCG);
         optf(&a, "-m", "%" PRIu64 "M", c->memory_mib);
         if (hybrid_vsock)

@@ -23,15 +23,17 @@
 
 #include "vm-config.h"
 
-/* Translation cache of TCG, MiB. QEMU 7.2 reserves 1 GiB per VM by default
- * (measured here: VmSize 1.76 GB with the default, 0.79 GB with 64 MiB, for a
- * 256 MiB guest). It is filled lazily, so right after boot the RSS is the
- * same (~135 MB), but a long-running guest that runs varied code grows
- * towards the full size, and with strict overcommit the reservation alone
- * counts. A microVM runs little code (kernel, init, a service): 64 MiB holds
- * it; a full cache is flushed and refilled, which costs time, not
- * correctness. */
-#define QEMU_TCG_TB_SIZE_MIB 64U
+/* Translation cache of TCG, MiB: an eighth of the guest's memory, between
+ * QEMU_TCG_TB_MIN_MIB and QEMU_TCG_TB_MAX_MIB. QEMU 7.2 reserves 1 GiB per VM
+ * by default (VmSize 1.76 GB for a 256 MiB guest). The cache is touched as
+ * code is translated and not given back when it is flushed, so its size is
+ * what it costs: booting the kernel alone fills ~38 MB. bench/density, idle
+ * tiny VMs (128 MiB): PSS 102.6 MB with 64 MiB, 80.0 with 16, 71.5 with 8,
+ * with no slower start → READY at 16; a full cache is flushed and refilled,
+ * which costs time, not correctness. Bigger guests run bigger programs
+ * (llama-server's vector kernels) and get a bigger cache. */
+#define QEMU_TCG_TB_MIN_MIB 16U
+#define QEMU_TCG_TB_MAX_MIB 256U
 
 /* virtio-mmio transports of "-M microvm". QEMU >= 6.0 has 24 when ACPI is on
  * (the default; zvm needs it for fw_cfg) because the second IO-APIC
@@ -49,6 +51,7 @@ typedef struct HostCaps {
         const char *qboot_rom;          /* "/usr/share/qemu/qboot.rom" */
         const char *kernel, *initrd;    /* host defaults */
         unsigned mmio_transports;       /* 0: by qemu_version: QEMU_MICROVM_MMIO_TRANSPORTS, 8 before 6.0 */
+        unsigned tcg_tb_mib;            /* TCG translation cache, MiB; 0: by the guest's memory, see QEMU_TCG_TB_MIN_MIB */
 } HostCaps;
 
 typedef struct VmPaths {

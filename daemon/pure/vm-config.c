@@ -193,7 +193,7 @@ static bool is_template_name(const char *s) {
         return s[strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-")] == '\0';
 }
 
-static bool is_ifname(const char *s) {
+bool vm_ifname_is_valid(const char *s) {
         size_t l = strlen(s);
 
         if (l < 1 || l > VM_IFNAME_MAX || streq(s, ".") || streq(s, ".."))
@@ -518,7 +518,7 @@ static int parse_net(const char *value, unsigned idx, VmConfig *c, char **reason
                 if (r >= 0 && streq(k, "bridge")) {
                         if (bridge)
                                 return reason_set(reason, "bridge= given twice");
-                        if (!is_ifname(v))
+                        if (!vm_ifname_is_valid(v))
                                 return reason_set(reason,
                                                   "bridge= must be an interface name of 1-15 characters [A-Za-z0-9_.-] (got %s)",
                                                   quote(v, qb));

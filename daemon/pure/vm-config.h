@@ -163,6 +163,9 @@ bool vm_config_key_needs_restart(const char *key);
  * NULL if it has none (or depends on another key: balloon = memory). */
 const char *vm_config_key_default(const char *key);
 
+/* An interface name as bridge= takes it: 1-15 of [A-Za-z0-9_.-], not "." or "..". */
+bool vm_ifname_is_valid(const char *s);
+
 const char *vm_accel_to_string(VmAccel a);
 VmAccel vm_accel_from_string(const char *s);
 

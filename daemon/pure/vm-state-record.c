@@ -27,6 +27,7 @@ char *vm_state_record_format(const VmStateRecord *rec) {
         json_object_object_add(o, "accel", json_object_new_string(rec->kvm ? "kvm" : "tcg"));
         json_object_object_add(o, "started_usec", json_object_new_uint64(rec->started_usec));
         json_object_object_add(o, "balloon_target_mib", json_object_new_uint64(rec->balloon_target_mib));
+        json_object_object_add(o, "balloon_manual", json_object_new_boolean(rec->balloon_manual));
         json_object_object_add(o, "starting", json_object_new_boolean(rec->starting));
         json_object_object_add(o, "stop_requested", json_object_new_boolean(rec->stop_requested));
         text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -78,6 +79,7 @@ int vm_state_record_parse(const char *text, size_t len, VmStateRecord *ret) {
                 .kvm = streq_ptr(json_get_string_member(o, "accel"), "kvm"),
                 .started_usec = get_u64(o, "started_usec"),
                 .balloon_target_mib = get_u64(o, "balloon_target_mib"),
+                .balloon_manual = get_bool(o, "balloon_manual"),
                 .starting = get_bool(o, "starting"),
                 .stop_requested = get_bool(o, "stop_requested"),
         };

@@ -26,6 +26,7 @@ typedef struct VmStateRecord {
         bool kvm;                       /* accelerator: KVM, else TCG */
         uint64_t started_usec;          /* CLOCK_REALTIME */
         uint64_t balloon_target_mib;
+        bool balloon_manual;            /* set by hand: automatic ballooning leaves it */
         bool starting;                  /* written before QEMU was spawned */
         bool stop_requested;
 } VmStateRecord;

@@ -11,8 +11,9 @@
  *   admin      + changes what exists: create, change and delete VMs, build
  *              and delete templates.
  *   local      (unix socket, group zvm) + token management.
- *   root       (unix socket, uid 0) everything; the policy of issue 10
- *              item 2 (raw host paths) will tell it from local.
+ *   root       (unix socket, uid 0) everything. Every other role, admin
+ *              tokens too, is held to the storage and network policy
+ *              (pure/policy.h): rest_request_is_root() tells them apart.
  *
  * A route missing from the table needs admin (GET: read-only), so a new
  * route is closed to weaker tokens until someone decides otherwise.

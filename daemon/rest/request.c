@@ -83,7 +83,7 @@ void rest_reply_json(HttpRequest *req, unsigned status, json_object *j) {
 
 /* The core's conventions (manager_create_vm(), vm_update_config()): -EEXIST
  * and -EADDRINUSE are taken names, VMIDs, CIDs; -ENOSPC a limit; -EPERM a
- * key that cannot change; -EIO and -ENOMEM our fault; anything else a refused key or value. */
+ * key that cannot change; -EACCES the policy's refusal; -EIO and -ENOMEM our fault; anything else a refused key or value. */
 ApiError rest_error_from_errno(int r, const char *key) {
         switch (r) {
         case -EEXIST:
@@ -94,6 +94,8 @@ ApiError rest_error_from_errno(int r, const char *key) {
         case -EIO:
         case -ENOMEM:
                 return API_ERROR_INTERNAL;
+        case -EACCES:           /* the storage and network policy (core/config-check.h) */
+                return API_ERROR_FORBIDDEN;
         case -EPERM:            /* a known key that cannot be changed (vmid) */
                 return API_ERROR_INVALID_VALUE;
         default:

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "console-log.h"
 #include "fd-util.h"
 #include "log.h"
@@ -55,6 +56,19 @@ static bool park(Vm *vm, HttpRequest *req, unsigned what, vm_wait_fn cb) {
         return true;
 }
 
+/* A start by a caller other than root: the policy, checked again on the
+ * whole config (core/vm.h, vm_check_start_policy()). false after replying. */
+static bool start_allowed(Vm *vm, HttpRequest *req) {
+        _cleanup_free_ char *err = NULL, *key = NULL;
+        int r = vm_check_start_policy(vm, rest_request_is_root(req), &err, &key);
+
+        if (r >= 0)
+                return true;
+        http_request_reply_error(req, rest_error_from_errno(r, key), key, "cannot start VM %u: %s", vm->vmid,
+                                 err ? err : errno_str(r));
+        return false;
+}
+
 void route_vm_start(void *ctx, HttpRequest *req, char **params) {
         Vm *vm = rest_lookup_vm(((Rest *) ctx)->manager, req, params[0]);
         _cleanup_free_ char *err = NULL;
@@ -67,6 +81,8 @@ void route_vm_start(void *ctx, HttpRequest *req, char **params) {
                                          vm_state_to_string(vm->state));
                 return;
         }
+        if (!start_allowed(vm, req))
+                return;
         r = vm_start(vm, &err);
         if (r < 0) {
                 http_request_reply_error(req,
@@ -209,6 +225,10 @@ void route_vm_reboot(void *ctx, HttpRequest *req, char **params) {
                                          vm_state_to_string(vm->state));
                 return;
         }
+        /* Checked before the shutdown: a reboot the policy would not start
+         * again must not leave the VM down. */
+        if (!start_allowed(vm, req))
+                return;
         park_and_take_down(vm, req, on_reboot_down, do_shutdown, timeout);
 }
 
@@ -217,6 +237,7 @@ void route_vm_memory(void *ctx, HttpRequest *req, char **params) {
         _cleanup_free_ char *err = NULL;
         json_object *body, *v;
         int64_t target;
+        bool was_manual;
         int r;
 
         if (!vm)
@@ -231,8 +252,11 @@ void route_vm_memory(void *ctx, HttpRequest *req, char **params) {
                 return;
         }
         json_object_put(body);
+        was_manual = vm->balloon_manual;
+        vm->balloon_manual = true;      /* before the save in vm_set_balloon() */
         r = vm_set_balloon(vm, (uint64_t) target, NULL, NULL, &err);
         if (r < 0) {
+                vm->balloon_manual = was_manual;
                 http_request_reply_error(req, r == -ERANGE || r == -EOPNOTSUPP ? API_ERROR_INVALID_VALUE
                                                                                : API_ERROR_INVALID_STATE,
                                          "target", "%s", err ? err : errno_str(r));

@@ -2,6 +2,7 @@
 /* /vms and /vms/{id}: list, create, get, change, delete. */
 #include <errno.h>
 
+#include "access.h"
 #include "api.h"
 #include "log.h"
 #include "operation.h"
@@ -74,7 +75,7 @@ void route_vms_create(void *ctx, HttpRequest *req, char **params) {
                 http_request_reply_error(req, API_ERROR_CONFLICT, "vmid", "no free VMID");
                 goto out;
         }
-        r = manager_create_vm(m, vmid, body, &vm, &err, &key);
+        r = manager_create_vm(m, vmid, body, rest_request_is_root(req), &vm, &err, &key);
         if (r < 0) {
                 rest_reply_errno(req, r, key, err);
                 goto out;
@@ -113,7 +114,7 @@ void route_vm_patch(void *ctx, HttpRequest *req, char **params) {
                 json_object_put(body);
                 return;
         }
-        r = vm_update_config(vm, body, &err, &key);
+        r = vm_update_config(vm, body, rest_request_is_root(req), &err, &key);
         json_object_put(body);
         if (r < 0) {
                 rest_reply_errno(req, r, key, err);

@@ -13,10 +13,16 @@
  *     body to an empty file, gives a file that vm_config_from_file()
  *     accepts and whose "config" object is equal;
  *   - the QEMU argv, if it can be built, has no control characters: nothing
- *     from a config can start a new line or option in a log or a shell.
+ *     from a config can start a new line or option in a log or a shell;
+ *   - the storage and network policy (pure/policy) allows root everything;
+ *     for anyone else it allows or refuses (-EACCES, a one-line message,
+ *     a config key), and a path it lets through is the declared raw path,
+ *     or exactly a storage directory + '/' + a relative path with no "."
+ *     or ".." component.
  */
 #include "config-file.h"
 #include "fuzz.h"
+#include "policy.h"
 #include "qemu-argv-fixtures.h"
 #include "string-util.h"
 #include "vm-config.h"
@@ -78,6 +84,53 @@ static void check_argv(const VmConfig *c) {
                         FUZZ_CHECK((unsigned char) *p >= 0x20 && *p != 0x7f);
 }
 
+static bool has_dot_component(const char *rel) {
+        for (const char *s = rel; *s;) {
+                size_t n = strcspn(s, "/");
+
+                if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+                        return true;
+                s += n;
+                if (*s == '/')
+                        s++;
+        }
+        return false;
+}
+
+static void check_policy(const VmConfig *c) {
+        static const char conf[] = "ZVM_STORAGE=fast=/srv/fast\nZVM_RAW_PATHS=/dev/vg0/a\nZVM_BRIDGES=vmbr1\n"
+                                   "ZVM_VLANS=10-20\nZVM_MAX_MEMORY=512\nZVM_MAX_CORES=2\nZVM_MAX_DISK_SIZE=2G\n";
+        _cleanup_(policy_freep) Policy *p = NULL;
+        _cleanup_free_ char *err = NULL, *key = NULL;
+        PolicyPathKey paths[POLICY_PATH_KEYS_MAX];
+        size_t n;
+        int r;
+
+        if (policy_parse(conf, sizeof(conf) - 1, "/var/lib/zvm/images", &p, NULL) < 0)
+                return; /* OOM */
+        FUZZ_CHECK(policy_check_config(p, c, NULL, true, NULL, NULL) == 0);
+        r = policy_check_config(p, c, NULL, false, &err, &key);
+        FUZZ_CHECK(IN_SET(r, 0, -EACCES, -ENOMEM));
+        if (r == -EACCES)
+                FUZZ_CHECK(err && !strchr(err, '\n') && key && vm_config_key_known(key) && startswith(err, key));
+        n = policy_config_paths(c, paths);
+        FUZZ_CHECK(n <= POLICY_PATH_KEYS_MAX);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *e = NULL, *joined = NULL;
+                PolicyPath pp;
+
+                if (policy_check_path(p, paths[i].key, paths[i].path, false, &pp, &e) < 0)
+                        continue;
+                if (pp.kind == POLICY_PATH_RAW) {
+                        FUZZ_CHECK(streq(paths[i].path, "/dev/vg0/a"));
+                        continue;
+                }
+                joined = strjoin(pp.storage->path, "/", pp.relative);
+                FUZZ_CHECK(!joined || streq(joined, paths[i].path));
+                FUZZ_CHECK(!has_dot_component(pp.relative));
+        }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         _cleanup_config_file_free_ ConfigFile *cf = NULL;
         _cleanup_vm_config_free_ VmConfig *c = NULL;
@@ -97,5 +150,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         check_typed(c);
         check_json_round_trip(cf);
         check_argv(c);
+        check_policy(c);
         return 0;
 }

@@ -318,5 +318,5 @@ def scenario_unix_peer(t, d):
         body = None
     t.ok(r.returncode == 0 and body == {"role": "local", "transport": "unix", "uid": 65534},
          "uid 65534 in the socket's group: role local, its uid from SO_PEERCRED", (r.stdout, r.stderr))
-    # Nothing local may not do yet (issue 10 item 2 will restrict raw paths
-    # to root); token management is its to do.
+    # Token management is local's to do; what the storage policy keeps
+    # from it is the policy scenario's (zvmd_policy.py).

@@ -24,7 +24,7 @@ static int create(Manager *m, uint32_t vmid, const char *json, Vm **ret, char **
         Vm *vm = NULL;
         int r;
 
-        r = manager_create_vm(m, vmid, body, &vm, &err, ret_key);
+        r = manager_create_vm(m, vmid, body, true, &vm, &err, ret_key);
         json_object_put(body);
         if (r < 0)
                 diag("create %u %s: %s", vmid, json, strnull(err));

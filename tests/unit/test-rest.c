@@ -72,7 +72,7 @@ static Vm *new_running_vm(Manager *m, const char *name, uint32_t vmid) {
         if (asprintf(&json, "{\"name\":\"%s\",\"memory\":128}", name) < 0)
                 return NULL;
         body = json_tokener_parse(json);
-        if (manager_create_vm(m, vmid, body, &vm, &err, &key) < 0)
+        if (manager_create_vm(m, vmid, body, true, &vm, &err, &key) < 0)
                 diag("create %s: %s", name, strnull(err));
         json_object_put(body);
         /* Up as far as the registry knows, with no QEMU behind it: so
