@@ -164,6 +164,14 @@ int host_probe(Host *h, const Paths *p) {
         h->caps.initrd = p->default_initrd;
         h->caps.vhost_vsock = access("/dev/vhost-vsock", R_OK | W_OK) == 0 && !getenv("ZVM_HYBRID_VSOCK");
         h->vsock_helper = find_executable("vhost-device-vsock");
+        /* User NICs through passt only when the administrator asks: see
+         * core/vm-passt.c for the hole that passt 2023.03 leaves. */
+        if (streq_ptr(getenv("ZVM_USER_NET"), "passt")) {
+                h->passt = find_executable("passt");
+                if (!h->passt)
+                        log_warning("ZVM_USER_NET=passt, but passt is not installed: user NICs stay isolated "
+                                    "(scripts/install-deps installs it)");
+        }
         if (tsc_khz_measure(&khz) >= 0)
                 h->caps.tsc_khz = khz;
         tcg_tb_from_env(h);
@@ -181,6 +189,7 @@ void host_done(Host *h) {
         free(h->qemu_version);
         free(h->accel_reason);
         free(h->vsock_helper);
+        free(h->passt);
         *h = (Host) {};
 }
 

@@ -14,6 +14,7 @@ typedef struct Host {
         char *qemu_version;             /* "7.2.22" */
         char *accel_reason;             /* why KVM is or is not used */
         char *vsock_helper;             /* vhost-device-vsock binary, NULL if missing */
+        char *passt;                    /* passt for user NICs (ZVM_USER_NET=passt), else NULL: slirp restrict=on */
         unsigned cpus;
         uint64_t memory_mib;
 } Host;

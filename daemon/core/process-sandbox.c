@@ -174,6 +174,7 @@ _noreturn_ static void child_run(const ChildSetup *c) {
 
 int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_keep_fds, int out_fd,
                                const ProcessSandbox *sb, pid_t *ret_pid) {
+        static const ProcessSandbox as_is = { .extra_gid = (gid_t) -1 };
         _cleanup_free_ char *exe = NULL;
         _cleanup_free_ char *path = strjoin("PATH=", getenv("PATH") ?: "/usr/local/bin:/usr/bin:/bin");
         char *envp[] = { path, (char *) "LC_ALL=C.UTF-8", NULL };
@@ -197,7 +198,7 @@ int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_
 
         ChildSetup c = {
                 .exe = exe, .argv = argv, .envp = envp, .keep_fds = keep_fds, .n_keep_fds = n_keep_fds,
-                .null_fd = null_fd, .out_fd = out_fd >= 0 ? out_fd : null_fd, .err_pipe = wfd, .sb = sb,
+                .null_fd = null_fd, .out_fd = out_fd >= 0 ? out_fd : null_fd, .err_pipe = wfd, .sb = sb ?: &as_is,
                 .last_cap = cap_last_cap(),
         };
         pid = fork();

@@ -33,5 +33,7 @@ typedef struct ProcessSandbox {
  * through a CLOEXEC pipe: returns -errno of that step, or 0 with the pid
  * once the exec happened. The wait for the exec is as short as
  * posix_spawn's (which cannot drop privileges). */
+/* sb NULL: no drop, no limits, no namespace (passt, which drops to nobody
+ * itself); the rest holds. */
 int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_keep_fds, int out_fd,
                                const ProcessSandbox *sb, pid_t *ret_pid);

@@ -49,8 +49,10 @@ int vm_state_file_save(Vm *vm) {
         VmStateRecord rec = {
                 .pid = vm->pid,
                 .starttime = vm->starttime,
-                .helper_pid = vm->helper_pid,
-                .helper_starttime = vm->helper_starttime,
+                .helper_pid = vm->helper.pid,
+                .helper_starttime = vm->helper.starttime,
+                .passt_pid = vm->passt.pid,
+                .passt_starttime = vm->passt.starttime,
                 .kvm = vm->accel == VM_ACCEL_KVM,
                 .started_usec = vm->started_usec,
                 .balloon_target_mib = vm->balloon_target_mib,
@@ -75,10 +77,12 @@ void vm_state_file_remove(Vm *vm) {
  * directory, the run dir. */
 static void kill_unrecorded(Vm *vm) {
         _cleanup_free_ char *dir = realpath(vm->run_dir, NULL);
-        pid_t keep = vm->helper_pid;    /* ended below, by its pidfd */
+        /* Ended below, by their pidfds. An unrecorded passt ends by itself:
+         * its peer, QEMU's end of the socket pair, died with zvmd. */
+        pid_t keep[] = { vm->helper.pid, vm->passt.pid };
         int r;
 
-        r = dir ? process_kill_by_cwd(dir, &keep, 1) : -errno;
+        r = dir ? process_kill_by_cwd(dir, keep, ELEMENTSOF(keep)) : -errno;
         if (r > 0)
                 log_warning("VM %u: killed %d process(es) of the interrupted start", vm->vmid, r);
         else if (r < 0)
@@ -105,8 +109,6 @@ int vm_adopt(Vm *vm) {
                 return 0;               /* not running */
         vm->pid = rec.pid;
         vm->starttime = rec.starttime;
-        vm->helper_pid = rec.helper_pid;
-        vm->helper_starttime = rec.helper_starttime;
         vm->started_usec = rec.started_usec;
         vm->balloon_target_mib = rec.balloon_target_mib;
         vm->balloon_manual = rec.balloon_manual;
@@ -115,11 +117,8 @@ int vm_adopt(Vm *vm) {
         vm->accel = rec.kvm ? VM_ACCEL_KVM : VM_ACCEL_TCG;
         (void) vm_running_load(vm);     /* before anything below uses the run's CID, taps, agent */
 
-        if (vm->helper_pid > 0 && pidfd_open_checked(vm->helper_pid, vm->helper_starttime, &vm->helper_pidfd) >= 0)
-                (void) sd_event_add_io(vm->ctx->event, &vm->helper_source, vm->helper_pidfd, EPOLLIN,
-                                       vm_on_helper_exit, vm);
-        else
-                vm->helper_pid = 0;
+        vm_helper_adopt(&vm->helper, rec.helper_pid, rec.helper_starttime);
+        vm_helper_adopt(&vm->passt, rec.passt_pid, rec.passt_starttime);
 
         if (vm->pid <= 0 && starting) {
                 /* zvmd went away before QEMU was spawned: end what the start

@@ -97,9 +97,23 @@ int vm_reserve_cid(Vm *vm, int *ret_fd, char **ret_error);
 /* Spawns the helper; its socket is waited for by the caller. */
 int vm_spawn_helper(Vm *vm, const ProcessSandbox *sb, int vsock_dir_fd, char **ret_error);
 void vm_helper_failed(Vm *vm, int r, char **ret_error);
-int vm_helper_watch(Vm *vm);
-void vm_stop_helper(Vm *vm);
-int vm_on_helper_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+/* vm-helper.c: a process beside QEMU (vm->helper, vm->passt) */
+void vm_helper_init(VmHelper *hp, Vm *vm, const char *what, const char *lost);
+/* Output to <run_dir>/log_name (NULL: /dev/null); keep_fds as process_spawn(). */
+/* sb: the VM's own uid (vm-sandbox.c), or NULL: as zvmd, guest-facing. */
+int vm_helper_spawn(VmHelper *hp, char *const *argv, const int *keep_fds, size_t n_keep_fds, const char *log_name,
+                    const ProcessSandbox *sb);
+int vm_helper_watch(VmHelper *hp);
+void vm_helper_adopt(VmHelper *hp, pid_t pid, uint64_t starttime);
+void vm_helper_stop(VmHelper *hp);
+void vm_helper_detach(VmHelper *hp);
+
+/* vm-passt.c: passt for the user NIC (needs h->passt) */
+/* The socketpair: *ret_qemu_fd goes to QEMU (-netdev stream), the other
+ * end is kept for vm_passt_spawn(). -EOPNOTSUPP: no user NIC, or no passt. */
+int vm_passt_socketpair(Vm *vm, int *ret_qemu_fd, int *ret_passt_fd, char **ret_error);
+int vm_passt_spawn(Vm *vm, int passt_fd, char **ret_error);
 
 /* vm-running.c: the running config, in memory and in running.conf */
 int vm_running_take(Vm *vm, char **ret_error);

@@ -38,16 +38,18 @@ static json_object *mib_fixed(uint64_t kib) {
         return json_object_new_fixed((double) kib / 1024.0, 1);
 }
 
-/* Where the VM's host memory goes (QEMU by kind of mapping, plus the vsock
- * helper): what bench/density sums up, for one VM. */
+/* Where the VM's host memory goes (QEMU by kind of mapping, plus the
+ * helpers: vsock, passt): what bench/density sums up, for one VM. */
 static void host_memory_add(Vm *vm, json_object *o) {
-        MemoryUsage q, h = {};
+        MemoryUsage q, h = {}, p = {};
         json_object *m;
 
         if (memory_usage_read(vm->pid, &q) < 0)
                 return;
-        if (vm->helper_pid > 0)
-                (void) memory_usage_read(vm->helper_pid, &h);
+        if (vm->helper.pid > 0)
+                (void) memory_usage_read(vm->helper.pid, &h);
+        if (vm->passt.pid > 0 && memory_usage_read(vm->passt.pid, &p) >= 0)
+                h.pss_kib += p.pss_kib;
         m = json_object_new_object();
         if (!m)
                 return;
@@ -80,12 +82,16 @@ int vm_status_to_json(Vm *vm, json_object **ret) {
         }
         if (vm->pid > 0 && vm_is_up(vm)) {
                 json_object_object_add(o, "pid", json_object_new_int64(vm->pid));
-                if (vm->helper_pid > 0)
-                        json_object_object_add(o, "helper_pid", json_object_new_int64(vm->helper_pid));
+                if (vm->helper.pid > 0)
+                        json_object_object_add(o, "helper_pid", json_object_new_int64(vm->helper.pid));
+                if (vm->passt.pid > 0)
+                        json_object_object_add(o, "passt_pid", json_object_new_int64(vm->passt.pid));
                 json_object_object_add(o, "uptime",
                                        json_object_new_fixed((double) (now_usec(CLOCK_REALTIME) - vm->started_usec) / 1e6, 3));
                 (void) process_usage(vm->pid, &cpu_ns, &rss);
-                if (vm->helper_pid > 0 && process_usage(vm->helper_pid, &hcpu, &hrss) >= 0)
+                if (vm->helper.pid > 0 && process_usage(vm->helper.pid, &hcpu, &hrss) >= 0)
+                        rss += hrss;
+                if (vm->passt.pid > 0 && process_usage(vm->passt.pid, &hcpu, &hrss) >= 0)
                         rss += hrss;
                 json_object_object_add(o, "cpu_seconds", json_object_new_fixed((double) cpu_ns / 1e9, 3));
                 json_object_object_add(o, "rss_bytes", json_object_new_int64((int64_t) rss));

@@ -7,7 +7,9 @@
  *
  *   mkfs.ext4 of a missing writable layer (ProcessJob)
  *   → the taps' ip/bridge commands, one after the other (ProcessJobs)
- *   → hybrid vsock: state.json (a start in progress), the helper, a
+ *   → state.json (a start in progress), passt for a user NIC (its
+ *     socketpair's other end goes to QEMU: nothing to wait for)
+ *   → hybrid vsock: the helper, a
  *     FileWait for its socket, state.json again with the helper's pid
  *   → QEMU, state.json with its pid, QMP, console, `running` on query-status.
  *
@@ -58,6 +60,7 @@ struct VmStart {
         int qmp_fd, serial_fd, vhost_fd;
         ProcessSandbox sb;              /* the VM's own uid, for the helper and QEMU */
         VmSandboxFds fds;               /* what QEMU (and the helper) are given instead of paths */
+        int passt_qemu_fd, passt_fd;    /* the socketpair: QEMU's end, passt's end */
         VmAccel accel;
         bool root;                      /* the caller is root: the config's paths are opened as they are */
         VmTapStep *taps;
@@ -83,6 +86,8 @@ VmStart *vm_start_free(VmStart *s) {
         safe_close(s->serial_fd);
         safe_close(s->vhost_fd);
         vm_sandbox_fds_close(&s->fds);
+        safe_close(s->passt_qemu_fd);
+        safe_close(s->passt_fd);
         vm_tap_steps_free(s->taps, s->n_taps);
         return mfree(s);
 }
@@ -129,7 +134,7 @@ static int on_scope_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
  * would move zvmd itself into the VM's scope. */
 static void vm_move_to_scope(Vm *vm) {
         VmContext *ctx = vm->ctx;
-        const pid_t pids[] = { vm->pid, vm->helper_pid };
+        const pid_t pids[] = { vm->pid, vm->helper.pid, vm->passt.pid };
         const ScopeLimits limits = vm_sandbox_scope_limits(vm);
         char unit[64], desc[128];
         int r;
@@ -308,6 +313,9 @@ static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret
         r = console_listen_serial(vm->run_dir, &s->serial_fd);
         if (r < 0)
                 return set_error(ret_error, "cannot create the serial console socket: %s", errno_str(r)), r;
+        r = vm_passt_socketpair(vm, &s->passt_qemu_fd, &s->passt_fd, ret_error);
+        if (r < 0 && r != -EOPNOTSUPP)
+                return r;
         r = agent_prepare(&vm->agent, vm_running_config(vm)->agent, vm_running_config(vm)->cid, &secret);
         if (r < 0)
                 return set_error(ret_error, "cannot prepare the guest agent's secret and listener: %s",
@@ -332,6 +340,8 @@ static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret
                 .kernel = kernel,
                 .initrd = s->fds.initrd >= 0 ? initrd : NULL,
                 .fds = &s->fds.qemu,
+                .passt = s->passt_qemu_fd >= 0,
+                .passt_fd = s->passt_qemu_fd,
         };
         r = qemu_argv_build(vm->running, &h->caps, &vp, &s->argv, &err);
         if (r < 0)
@@ -370,7 +380,7 @@ static void step_qemu(VmStart *s) {
         Vm *vm = s->vm;
         _cleanup_free_ char *cmd = strv_join(s->argv, " ");
         _cleanup_close_ int log_fd = -EBADF, client_fd = -EBADF;
-        int keep_fds[3 + VM_SANDBOX_FDS_MAX];
+        int keep_fds[4 + VM_SANDBOX_FDS_MAX];
         size_t n_keep = 0;
         char *why = NULL;
         int r;
@@ -380,6 +390,8 @@ static void step_qemu(VmStart *s) {
         keep_fds[n_keep++] = s->qmp_fd;
         keep_fds[n_keep++] = s->serial_fd;
         n_keep += vm_sandbox_fds_list(&s->fds, keep_fds + n_keep);
+        if (s->passt_qemu_fd >= 0)
+                keep_fds[n_keep++] = s->passt_qemu_fd;
         log_fd = open(s->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
         if (log_fd < 0) {
                 r = -errno;
@@ -412,6 +424,7 @@ static void step_qemu(VmStart *s) {
         vm_move_to_scope(vm);
 
         s->serial_fd = safe_close(s->serial_fd);        /* QEMU holds its own copy */
+        s->passt_qemu_fd = safe_close(s->passt_qemu_fd);
         r = console_open(vm->ctx->event, vm->vmid, vm->run_dir, vm->ctx->console_log_max, &vm->console);
         if (r < 0)
                 log_warning_errno(r, "VM %u: cannot relay the serial console: %m", vm->vmid);
@@ -441,7 +454,7 @@ static void on_helper_socket(FileWait *w, int r, void *userdata) {
 
         s->wait = file_wait_free(w);
         if (r >= 0)
-                r = vm_helper_watch(vm);
+                r = vm_helper_watch(&vm->helper);
         if (r < 0) {
                 vm_helper_failed(vm, r, &why);
                 return start_fail(s, r, why);
@@ -463,6 +476,13 @@ static void step_helper(VmStart *s) {
                 set_error(&why, "cannot write state.json: %s", errno_str(r));
                 return start_fail(s, r, why);
         }
+        if (s->passt_fd >= 0) {
+                r = vm_passt_spawn(vm, s->passt_fd, &why);
+                if (r < 0)
+                        return start_fail(s, r, why);
+                s->passt_fd = safe_close(s->passt_fd);  /* passt holds its own copy */
+                (void) vm_state_file_save(vm);
+        }
         if (vm->ctx->host->caps.vhost_vsock)
                 return step_qemu(s);
         r = vm_spawn_helper(vm, &s->sb, s->fds.vsock_dir, &why);
@@ -470,7 +490,7 @@ static void step_helper(VmStart *s) {
                 return start_fail(s, r, why);
         (void) vm_state_file_save(vm);
         _cleanup_free_ char *dir = vm_run_path(vm, "vsock");
-        r = dir ? file_wait_start(vm->ctx->event, dir, "vhost-vsock.sock", vm->helper_pidfd,
+        r = dir ? file_wait_start(vm->ctx->event, dir, "vhost-vsock.sock", vm->helper.pidfd,
                                   HELPER_SOCKET_TIMEOUT_USEC, on_helper_socket, s, &s->wait) : -ENOMEM;
         if (r < 0) {
                 vm_helper_failed(vm, r, &why);
@@ -558,7 +578,7 @@ int vm_start(Vm *vm, bool root, char **ret_error) {
                 return -ENOMEM;
         s->vm = vm;
         s->root = root;
-        s->qmp_fd = s->serial_fd = s->vhost_fd = -EBADF;
+        s->qmp_fd = s->serial_fd = s->vhost_fd = s->passt_qemu_fd = s->passt_fd = -EBADF;
         vm_sandbox_fds_init(&s->fds);
         r = vm_start_check(vm, s, &template, ret_error);
         if (r < 0)

@@ -90,10 +90,10 @@ Vm *vm_free(Vm *vm) {
         vm_qmp_detach(vm);
         console_close(&vm->console);
         sd_event_source_disable_unref(vm->pid_source);
-        sd_event_source_disable_unref(vm->helper_source);
         sd_event_source_disable_unref(vm->timeout_source);
         safe_close(vm->pidfd);
-        safe_close(vm->helper_pidfd);
+        vm_helper_detach(&vm->helper);
+        vm_helper_detach(&vm->passt);
         config_file_free(vm->cf);
         vm_config_free(vm->config);
         config_file_free(vm->running_cf);
@@ -138,7 +138,9 @@ int vm_load(VmContext *ctx, uint32_t vmid, Vm **ret, char **ret_error) {
         vm->cf = TAKE_PTR(cf);
         vm->config = config;
         vm->state = VM_STATE_STOPPED;
-        vm->pidfd = vm->helper_pidfd = -EBADF;
+        vm->pidfd = -EBADF;
+        vm_helper_init(&vm->helper, vm, "the vsock helper", "vsock is down");
+        vm_helper_init(&vm->passt, vm, "passt", "its user-mode network is down");
         vm->run_dir = paths_vm_run_dir(ctx->paths, vmid);
         vm->data_dir = paths_vm_data_dir(ctx->paths, vmid);
         agent_init(&vm->agent, ctx->agent, vmid, vm->run_dir);
@@ -271,7 +273,8 @@ void vm_cleanup_runtime(Vm *vm) {
         vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);
         vm->acpi_source = sd_event_source_disable_unref(vm->acpi_source);
         vm->pidfd = safe_close(vm->pidfd);
-        vm_stop_helper(vm);
+        vm_helper_stop(&vm->helper);
+        vm_helper_stop(&vm->passt);
         vm_taps_remove(vm);
         vm_running_drop(vm);
         vm_state_file_remove(vm);
@@ -534,7 +537,7 @@ int vm_remove_files(Vm *vm) {
                             *hostkeys = strjoin(vm->data_dir, "/" SSH_HOST_KEYS_FILE);
         /* Also what a start cut by a killed zvmd leaves (issue 14, chaos):
          * else the rmdir()s fail and the dirs outlive the VM. */
-        static const char *const run_files[] = { "console.log", "console.log.1", "qemu.log", "vsock-helper.log",
+        static const char *const run_files[] = { "console.log", "console.log.1", "qemu.log", "vsock-helper.log", "passt.log",
                                                  "state.json", "running.conf", "qmp.sock", "serial.sock", "console.sock",
                                                  "vhost-vsock.sock", "vsock.sock", "vsock.sock_1025", "agent.secret",
                                                  "vsock/vhost-vsock.sock", "vsock/vsock.sock", "vsock/vsock.sock_1025",

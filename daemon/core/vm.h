@@ -62,6 +62,17 @@ typedef struct VmContext {
         void *userdata;
 } VmContext;
 
+/* A process zvmd runs beside QEMU for one VM (core/vm-helper.c). */
+typedef struct VmHelper {
+        Vm *vm;
+        const char *what, *lost;        /* for the log: who exited, what is down now */
+        pid_t pid;
+        uint64_t starttime;             /* clock ticks since boot, with pid = identity */
+        int pidfd;
+        sd_event_source *source;
+        bool own_child;                 /* spawned by this zvmd: the loop reaps it */
+} VmHelper;
+
 struct Vm {
         VmContext *ctx;
         uint32_t vmid;
@@ -84,12 +95,8 @@ struct Vm {
         uint64_t started_usec;          /* CLOCK_REALTIME */
         VmAccel accel;
 
-        /* vsock helper (hybrid vsock) */
-        pid_t helper_pid;
-        uint64_t helper_starttime;
-        int helper_pidfd;
-        sd_event_source *helper_source;
-        bool helper_own_child;          /* spawned by this zvmd: the loop reaps it */
+        VmHelper helper;                /* vhost-device-vsock (hybrid vsock) */
+        VmHelper passt;                 /* passt, the user-mode network of the user NIC */
         VmStart *start;                 /* a start being prepared (core/vm-start.c), else NULL */
         VmTapRemoval *tap_removal;      /* taps being removed (core/vm-net.c); the state waits for it */
 

@@ -401,7 +401,7 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
                               .disks = { [0 ... VM_DISKS_MAX - 1] = { -1, -1 } },
                               .taps = { [0 ... VM_NETS_MAX - 1] = -1 } };
         const VmFds *fds = p->fds ?: &nofds;
-        bool hybrid_vsock, kvm, scsi = false;
+        bool hybrid_vsock, kvm, scsi = false, passt_used = false;
         VmAccel accel;
         int r;
 
@@ -428,6 +428,8 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
                 return fail(ret_error, -EINVAL, "rootfs: not set");
         if (p->serial_fd < 0 && isempty(p->serial_socket))
                 return fail(ret_error, -EINVAL, "no serial console socket (neither a file descriptor nor a path)");
+        if (p->passt && p->passt_fd < 0)
+                return fail(ret_error, -EINVAL, "passt: no socket for QEMU");
         if (p->qmp_fd < 0 && isempty(p->qmp_socket))
                 return fail(ret_error, -EINVAL, "no QMP socket (neither a file descriptor nor a path)");
         hybrid_vsock = c->cid > 0 && !h->vhost_vsock;
@@ -591,8 +593,13 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
                         /* The daemon creates the tap and puts it on the bridge. */
                         optf(&a, "-netdev", "tap,id=net%u,ifname=zvm%" PRIu32 "i%u,script=no,downscript=no", i,
                              c->vmid, i);
-                else
-                        optf(&a, "-netdev", "user,id=net%u", i);
+                else if (p->passt && !passt_used) {
+                        optf(&a, "-netdev", "stream,id=net%u,server=off,addr.type=fd,addr.str=%d", i, p->passt_fd);
+                        passt_used = true;
+                } else
+                        /* slirp maps 10.0.2.2 to the host's 127.0.0.1; restricted,
+                         * the guest reaches nothing outside (issue 10). */
+                        optf(&a, "-netdev", "user,id=net%u,restrict=on", i);
                 /* A PCI NIC would get QEMU's iPXE option ROM: useless with
                  * qboot and -kernel, and QEMU refuses to start when the
                  * ROM file is not installed. */

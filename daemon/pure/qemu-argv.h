@@ -82,6 +82,12 @@ typedef struct VmPaths {
                                          * before the guest runs; or -1 */
         const char *vhost_user_vsock_socket; /* hybrid: vhost-device-vsock --socket path */
         int vhost_vsock_fd;             /* kernel vsock: opened /dev/vhost-vsock fd, or -1 */
+        /* The first user NIC goes to passt over this socket (QEMU's end of a
+         * socketpair, -netdev stream); other user NICs, and all without
+         * passt, get slirp with restrict=on: isolated, never the host's
+         * loopback. */
+        bool passt;
+        int passt_fd;
         const char *template_image;     /* resolved image of rootfs_template (NULL if rootfs_path) */
         const char *upper_image;        /* per-VM writable layer image (NULL if rootfs_path; NULL with a
                                          * template: the upper layer is a tmpfs, lost at power-off) */

@@ -22,6 +22,8 @@ char *vm_state_record_format(const VmStateRecord *rec) {
         json_object_object_add(o, "starttime", json_object_new_uint64(rec->starttime));
         json_object_object_add(o, "helper_pid", json_object_new_int64(rec->helper_pid));
         json_object_object_add(o, "helper_starttime", json_object_new_uint64(rec->helper_starttime));
+        json_object_object_add(o, "passt_pid", json_object_new_int64(rec->passt_pid));
+        json_object_object_add(o, "passt_starttime", json_object_new_uint64(rec->passt_starttime));
         json_object_object_add(o, "accel", json_object_new_string(rec->kvm ? "kvm" : "tcg"));
         json_object_object_add(o, "started_usec", json_object_new_uint64(rec->started_usec));
         json_object_object_add(o, "balloon_target_mib", json_object_new_uint64(rec->balloon_target_mib));
@@ -72,6 +74,8 @@ int vm_state_record_parse(const char *text, size_t len, VmStateRecord *ret) {
                 .starttime = get_u64(o, "starttime"),
                 .helper_pid = get_pid(o, "helper_pid"),
                 .helper_starttime = get_u64(o, "helper_starttime"),
+                .passt_pid = get_pid(o, "passt_pid"),
+                .passt_starttime = get_u64(o, "passt_starttime"),
                 .kvm = streq_ptr(json_get_string_member(o, "accel"), "kvm"),
                 .started_usec = get_u64(o, "started_usec"),
                 .balloon_target_mib = get_u64(o, "balloon_target_mib"),

@@ -21,6 +21,8 @@ typedef struct VmStateRecord {
         uint64_t starttime;             /* clock ticks since boot, with pid = identity */
         int32_t helper_pid;             /* the network/vsock helper; 0: none */
         uint64_t helper_starttime;
+        int32_t passt_pid;              /* passt, the user NIC's network; 0: none */
+        uint64_t passt_starttime;
         bool kvm;                       /* accelerator: KVM, else TCG */
         uint64_t started_usec;          /* CLOCK_REALTIME */
         uint64_t balloon_target_mib;

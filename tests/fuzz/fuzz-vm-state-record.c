@@ -21,7 +21,8 @@
 
 static bool record_equal(const VmStateRecord *a, const VmStateRecord *b) {
         return a->pid == b->pid && a->starttime == b->starttime && a->helper_pid == b->helper_pid &&
-               a->helper_starttime == b->helper_starttime && a->kvm == b->kvm &&
+               a->helper_starttime == b->helper_starttime && a->passt_pid == b->passt_pid &&
+               a->passt_starttime == b->passt_starttime && a->kvm == b->kvm &&
                a->started_usec == b->started_usec && a->balloon_target_mib == b->balloon_target_mib &&
                a->starting == b->starting && a->stop_requested == b->stop_requested;
 }

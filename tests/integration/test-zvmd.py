@@ -33,6 +33,8 @@ from zvmd_infer_cli import scenario_chat_native, scenario_chat_zvmd  # noqa: E40
 from zvmd_chaos import Chaos, scenario_stop_inflight_early  # noqa: E402,F401
 from zvmd_crash import Trials as CrashTrials, crash_paths  # noqa: E402
 from zvmd_exhaust import scenario_fd_limit, scenario_full_disk  # noqa: E402,F401
+import zvmd_net  # noqa: E402
+from zvmd_net import scenario_user_net  # noqa: E402,F401
 from zvmd_density import scenario_autoballoon, scenario_host_memory  # noqa: E402,F401
 from zvmd_sandbox import scenario_sandbox  # noqa: E402,F401  (issue 10: a VM's own uid)
 
@@ -72,6 +74,10 @@ def check_confined(t, pid, what, seccomp=True):
         t.ok(st.get("NoNewPrivs") == "1" and st.get("Seccomp") == "2",
              f"{what} runs under its seccomp sandbox (NoNewPrivs {st.get('NoNewPrivs')}, "
              f"Seccomp {st.get('Seccomp')})", st)
+
+
+def scenario_user_net_passt(t, d):
+    zvmd_net.scenario_user_net_passt(t, d, check_confined)
 
 
 def scenario_lifecycle(t, d):
@@ -1977,6 +1983,8 @@ def main():
         extra = ["--console-log-max", str(CONSOLE_CAP)]
     if name in ("agent_health", "agent_bounds", "hostile"):
         os.environ["ZVM_AGENT_HEALTH_SECONDS"] = "1"
+    if name == "user_net_passt":
+        os.environ["ZVM_USER_NET"] = "passt"
     if name == "hostile":
         os.environ["ZVM_CONSOLE_LOG_MAX"] = str(HOSTILE_CONSOLE_CAP)
     cache_tmp = None

@@ -173,7 +173,7 @@ class Zvmd:
         run = os.path.join(self.root, "run", "zvm", "vms")
         for d in os.listdir(run) if os.path.isdir(run) else []:
             s = self.run_state(d)
-            procs += [(s[k], s.get(k.replace("pid", "starttime"))) for k in ("pid", "helper_pid") if s.get(k)]
+            procs += [(s[k], s.get(k.replace("pid", "starttime"))) for k in ("pid", "helper_pid", "passt_pid") if s.get(k)]
         return procs
 
     def log_text(self):

@@ -70,6 +70,19 @@ static const VmPaths paths_vhost_fd = {
         .model_image = "/var/lib/zvm/models/images/5e1f.img",
 };
 
+/* The user NIC goes to passt over QEMU's end of a socketpair. */
+static const VmPaths paths_passt = {
+        .run_dir = "/run/zvm/vms/100",
+        .qmp_fd = 3,
+        .serial_fd = 5,
+        .vhost_vsock_fd = -1,
+        .vhost_user_vsock_socket = "/run/zvm/vms/100/vhost-vsock.sock",
+        .template_image = "/var/lib/zvm/templates/tiny.img",
+        .upper_image = "/var/lib/zvm/images/100/upper.img",
+        .passt = true,
+        .passt_fd = 7,
+};
+
 /* rootfs is an image path: no template, no upper layer. */
 static const VmPaths paths_image = {
         .run_dir = "/run/zvm/vms/100",
@@ -161,6 +174,10 @@ static const struct {
           "name: nets\nnet0: user\nnet1: user,mac=02:AB:CD:EF:00:01\nnet3: bridge=vmbr0,tag=42\n"
           "net5: bridge=br-lan,mac=52:54:00:12:34:56\n",
           &host_tcg, &paths_std },
+        /* passt serves the first user NIC; a second one (zvmd refuses it
+         * before the builder runs) would get restricted slirp. */
+        { "nets-passt", "name: nets\nnet0: user\nnet1: user\nnet2: bridge=vmbr0\nvsock: cid=1100\n", &host_tcg,
+          &paths_passt },
         { "model", "name: llm\nmemory: 4096\nmodel: qwen\nvsock: cid=1100\n", &host_tcg,
           &paths_std },
         { "model-after-disks",
