@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,8 +218,15 @@ int verb_exec(Cli *cli, int argc, char *argv[]) {
                 cli->exit_status = json_object_get_int(v) & 0xff;
                 return 0;
         }
-        if (json_object_object_get_ex(res, "signal", &v) && json_object_get_string(v))
-                log_error("the command was killed by SIG%s", json_object_get_string(v));
-        cli->exit_status = 128 + 9;
+        /* The agent names the signal ("SIGSEGV"); a shell exits 128 + its number. */
+        cli->exit_status = 128 + SIGKILL;
+        if (json_object_object_get_ex(res, "signal", &v) && json_object_get_string(v)) {
+                const char *sname = json_object_get_string(v);
+
+                log_error("the command was killed by %s", sname);
+                for (int sig = 1; sig < 32; sig++)
+                        if (sigabbrev_np(sig) && streq(startswith(sname, "SIG") ?: sname, sigabbrev_np(sig)))
+                                cli->exit_status = 128 + sig;
+        }
         return 0;
 }

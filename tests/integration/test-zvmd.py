@@ -514,6 +514,9 @@ def scenario_agent(t, d):
          "READY carried the initrd's stage timings", boot)
     t.ok(boot.get("ready_seconds", 0) > 0, f"start → READY measured ({boot.get('ready_seconds')} s)", boot)
 
+    r = d.zvm("exec", "ag", "--", "sh", "-c", "kill -SEGV $$")
+    t.ok(r.returncode == 128 + signal.SIGSEGV and "killed by SIGSEGV" in r.stderr and "SIGSIG" not in r.stderr,
+         "zvm exec: a command killed by SIGSEGV exits 139, the signal named once", f"{r.returncode} {r.stderr!r}")
     r = d.zvm("exec", "ag", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
     t.ok(r.returncode == 3 and r.stdout == "out\n" and r.stderr == "err\n",
          "zvm exec: exit code 3, stdout and stderr separated", f"{r.returncode} {r.stdout!r} {r.stderr!r}")
