@@ -1927,8 +1927,9 @@ def scenario_delete_after_kill(t, d):
 
 def scenario_crash_writes(t, d):
     """Crash-consistency (issue 14): zvmd killed at every step of the atomic
-    writes of a VM config (create, PATCH), tokens.conf and a start's
-    state.json/running.conf/agent.secret: each file old or new, never torn;
+    writes of a VM config (create, PATCH), tokens.conf, a start's
+    state.json/running.conf/agent.secret, known_hosts and a model record:
+    each file old or new, never torn;
     the next zvmd starts, loads every config, leaves no temporary and no
     orphan. ZVM_CRASH_ROUNDS repeats every trial (bench/crash: ~1000)."""
     rounds = int(os.environ.get("ZVM_CRASH_ROUNDS", "1"))
@@ -1938,7 +1939,7 @@ def scenario_crash_writes(t, d):
     for _ in range(rounds):
         crash_paths(c, d, vmid, f"run/zvm/vms/{vmid}")
     t.diag(f"crash_writes: {c.trials} trials, steps per path {c.per_path}")
-    t.ok(len(c.per_path) == 4 and c.trials >= 4 * 6 * rounds,
+    t.ok(len(c.per_path) == 6 and c.trials >= 6 * 6 * rounds,
          f"every path was tried at each of its steps ({c.trials} trials)", c.broken)
     t.ok(not c.torn, f"no torn file in {c.trials} trials: each is the old or the new version",
          "\n".join(str(x) for x in c.torn[:10]))
