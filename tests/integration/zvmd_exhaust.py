@@ -176,3 +176,79 @@ def scenario_fd_limit(t, d):
     d.request("POST", "/vms/f/stop")
     st = d.wait_state("f", ["stopped"], timeout=30)
     t.ok(st and st["state"] == "stopped", "f stops", st)
+
+
+def _root_processes(d, within=10):
+    """Processes other than zvmd whose command line names the test root
+    (a VM's QEMU or helper), once the exits under way are done."""
+    deadline = time.monotonic() + within
+    while True:
+        found = []
+        for p in os.listdir("/proc"):
+            try:
+                if p.isdigit() and int(p) != d.proc.pid and \
+                        d.root in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace"):
+                    found.append(int(p))
+            except OSError:
+                pass
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _answers(d, within=10):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if d.request("GET", "/host", timeout=5)[0] == 200:
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def scenario_fd_start_sweep(t, d):
+    """A start at every fd budget: zvmd at RLIMIT_NOFILE 64 with 3, 4, ...
+    fds to spare until a start succeeds. Each start either succeeds or
+    fails with its reason within zvmd's own deadlines; zvmd keeps answering
+    (a QEMU it could not watch, for lack of an fd for /proc or its pidfd,
+    once made zvmd wait for QEMU's exit in the loop: for ever) and no QEMU
+    outlives a failed start."""
+    status, vm = d.request("POST", "/vms", {"name": "s", "memory": 128})
+    t.ok(status == 201, f"create s ({status})", vm)
+    limit = 64
+    soft, hard = resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (limit, hard))
+    reasons, hung, left, started = {}, [], [], None
+    for spare in range(3, 40):
+        conns = _hold(d, max(0, limit - _fds(d) - spare))
+        try:
+            status, body = d.request("POST", "/vms/s/start", timeout=60)
+        except OSError as e:
+            status, body = 0, f"no answer: {e}"
+        finally:
+            for s in conns:
+                s.close()
+        if not _answers(d):
+            hung.append(spare)
+            break
+        st = d.wait_state("s", ["stopped", "crashed", "running"], timeout=40) or {}
+        if status == 200 and st.get("state") == "running":
+            started = spare
+            break
+        msg = body.get("message", "") if isinstance(body, dict) else str(body)
+        reasons[spare] = (status, msg[:120])
+        procs = _root_processes(d)
+        if st.get("pid") is not None or procs:
+            left.append((spare, st, procs))
+    resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
+    t.diag(f"fd budgets tried: {reasons}; first start with {started} spare fds")
+    t.ok(not hung, f"zvmd answers after a start at every fd budget (hung at {hung})")
+    t.ok(all(s >= 400 and m for s, m in reasons.values()),
+         "each failed start says why", reasons)
+    t.ok(not left, "no failed start leaves QEMU or its helper running", left)
+    t.ok(started is not None, f"with enough fds the start succeeds ({started} spare)")
+    if started is not None:
+        d.request("POST", "/vms/s/stop")
+        st = d.wait_state("s", ["stopped"], timeout=30)
+        t.ok(st and st["state"] == "stopped", "s stops", st)
