@@ -58,7 +58,7 @@ static bool parse_vmid(HttpRequest *req, json_object *body, uint32_t *ret) {
 void route_vms_create(void *ctx, HttpRequest *req, char **params) {
         Manager *m = ((Rest *) ctx)->manager;
         _cleanup_free_ char *err = NULL, *key = NULL;
-        json_object *body;
+        json_object *body, *j = NULL;
         uint32_t vmid;
         Vm *vm = NULL;
         int r;
@@ -79,7 +79,16 @@ void route_vms_create(void *ctx, HttpRequest *req, char **params) {
                 rest_reply_errno(req, r, key, err);
                 goto out;
         }
-        rest_reply_vm(req, vm, 201);
+        r = vm_to_json(vm, true, &j);
+        if (r >= 0)
+                r = http_request_try_reply_json(req, 201, TAKE_PTR(j));
+        if (r == -ENOMEM) {
+                /* No memory for the answer: undo the create, so that the
+                 * 500 is true and a client's retry does not find the name
+                 * taken (zvmd-memory_limit). */
+                (void) manager_delete_vm(m, vm);
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+        }
 out:
         json_object_put(body);
 }

@@ -31,7 +31,9 @@ import zvmd_serve  # noqa: E402
 from zvmd_infer_cli import scenario_chat_native, scenario_chat_zvmd  # noqa: E402,F401  (issue 9: zvm chat/bench/run)
 from zvmd_chaos import Chaos, scenario_stop_inflight_early  # noqa: E402,F401
 from zvmd_crash import Trials as CrashTrials, crash_paths  # noqa: E402
-from zvmd_exhaust import scenario_fd_limit, scenario_fd_start_sweep, scenario_full_disk  # noqa: E402,F401
+from zvmd_exhaust import (scenario_data_full, scenario_fd_limit, scenario_fd_start_sweep,  # noqa: E402,F401
+                          scenario_memory_limit,
+                          scenario_full_disk)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPENAPI = os.path.join(HERE, "..", "..", "api", "openapi.yaml")
