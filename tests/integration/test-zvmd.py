@@ -260,6 +260,18 @@ def scenario_bad_input(t, d):
         ("DELETE", "/host", None, None, 405, "MethodNotAllowed"),
         ("PUT", "/vms/keep/memory", {"target": 1}, None, 409, "InvalidState"),
         ("POST", "/vms/keep/stop", None, None, 409, "InvalidState"),
+        # Request bodies of templates and models (core's *_request_parse()).
+        ("POST", "/templates", {"name": "t", "profile": "tiny", "mirror": "x"}, None, 400, "UnknownKey"),
+        ("POST", "/templates", {"name": "T", "profile": "tiny"}, None, 400, "InvalidValue"),
+        ("POST", "/templates", {"name": "t", "profile": "huge"}, None, 400, "InvalidValue"),
+        ("POST", "/templates", {"name": "t", "profile": "tiny", "suite": "sid"}, None, 400, "InvalidValue"),
+        ("POST", "/templates", {"name": "t", "profile": "standard", "include": ["ok", "-x"]}, None, 400,
+         "InvalidValue"),
+        ("POST", "/templates", {"name": "t", "profile": "standard", "include": 5}, None, 400, "InvalidValue"),
+        ("POST", "/models", {"name": "m", "shape": "tiny", "path": "/etc/shadow"}, None, 400, "UnknownKey"),
+        ("POST", "/models", {"name": "..", "shape": "tiny"}, None, 400, "InvalidValue"),
+        ("POST", "/models", {"name": "m", "shape": "-rf"}, None, 400, "InvalidValue"),
+        ("POST", "/models", {"name": "m", "shape": "tiny", "quant": "f16"}, None, 400, "InvalidValue"),
     ]
     for method, path, body, raw, want, err in cases:
         status, resp = d.request(method, path, body=body, raw=raw)
