@@ -141,14 +141,7 @@ class Trials:
                 if v.get("state") in ("running", "starting", "stopping"):
                     allowed.add(d.request("GET", f"/vms/{v['vmid']}/status", timeout=30)[1].get("pid"))
                     allowed.add(d.run_state(v["vmid"]).get("helper_pid"))
-            left = []
-            for p in os.listdir("/proc"):
-                try:
-                    if p.isdigit() and int(p) not in allowed and \
-                            d.root in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace"):
-                        left.append(int(p))
-                except OSError:
-                    pass
+            left = d.root_processes(exclude=allowed)
             if not left or time.monotonic() > deadline:
                 return left
             time.sleep(0.2)
