@@ -59,7 +59,8 @@ int model_generate_request_parse(json_object *body, ModelGenerateRequest *ret, c
                 if (!streq(key, "name") && !streq(key, "shape") && !streq(key, "quant")) {
                         if (ret_key)
                                 *ret_key = key;
-                        return set_error(ret_error, "%.64s: unknown (name, shape, quant)", key), -EINVAL;
+                        return set_error(ret_error, "%.64s: unknown (name, shape, quant)", string_for_message(key)),
+                               -EINVAL;
                 }
         }
         /* A number or a bool is taken as its text, as it always was. */

@@ -547,7 +547,8 @@ static int parse_include(json_object *v, char ***ret, char **ret_error) {
                 return set_error(ret_error, "include: at most %u packages", TEMPLATE_INCLUDE_MAX), -EINVAL;
         STRV_FOREACH(p, l)
                 if (!template_package_is_valid(*p))
-                        return set_error(ret_error, "include: '%.64s' is not a Debian package name", *p), -EINVAL;
+                        return set_error(ret_error, "include: '%.64s' is not a Debian package name",
+                                         string_for_message(*p)), -EINVAL;
         *ret = TAKE_PTR(l);
         return 0;
 bad:
@@ -572,7 +573,8 @@ int template_build_request_parse(json_object *body, TemplateBuildRequest *ret, c
                 if (!streq(key, "name") && !streq(key, "profile") && !streq(key, "suite") && !streq(key, "include")) {
                         if (ret_key)
                                 *ret_key = key;
-                        return set_error(ret_error, "%.64s: unknown (name, profile, suite, include)", key), -EINVAL;
+                        return set_error(ret_error, "%.64s: unknown (name, profile, suite, include)",
+                                         string_for_message(key)), -EINVAL;
                 }
         }
         if (ret_key)
