@@ -25,13 +25,6 @@
 #endif
 #define CLOSE_RANGE_CLOEXEC_FLAG (1U << 2)
 
-#define EXEC_MAX_ARGV 4096
-#define EXEC_MAX_ENV 4096
-#define EXEC_MAX_STDIN ((size_t) 1 << 20)
-#define EXEC_DEFAULT_TIMEOUT_MS 30000
-#define EXEC_MAX_TIMEOUT_MS 86400000
-#define EXEC_DEFAULT_MAX_OUTPUT ((size_t) 1 << 20)
-#define EXEC_MAX_OUTPUT ((size_t) 8 << 20)
 #define EXEC_KILL_GRACE_MS 2000                 /* after SIGKILL, how long we wait for the pipes and the exit */
 
 extern char **environ;
@@ -204,14 +197,6 @@ static void exec_kill(pid_t pid, bool reaped) {
                 (void) kill(pid, SIGKILL);
 }
 
-typedef struct ExecArgs {
-        char **argv, **envp;
-        const char *cwd;
-        unsigned char *stdin_data;
-        size_t stdin_len;
-        int64_t timeout_ms, max_output;
-} ExecArgs;
-
 /* One running command, as the poll loop sees it. */
 typedef struct ExecRun {
         pid_t pid;
@@ -226,7 +211,7 @@ typedef struct ExecRun {
         uint64_t start, end, deadline, kill_deadline;
 } ExecRun;
 
-static int exec_parse_args(Request *rq, ExecArgs *a) {
+int exec_parse_args(Request *rq, ExecArgs *a) {
         char **env;
         size_t n_argv, n_env;
         int r;

@@ -76,7 +76,17 @@ static size_t file_total_size(int fd, const struct stat *st, size_t got) {
         return MAX(total, st->st_size > 0 ? (size_t) st->st_size : 0);
 }
 
+int file_read_parse_args(Request *rq, FileReadArgs *a) {
+        int r;
+
+        if ((r = request_get_path(rq, "path", &a->path)) < 0 ||
+            (r = request_get_int(rq, "max_bytes", (int64_t) FILE_MAX, 0, (int64_t) FILE_MAX, &a->max_bytes)) < 0)
+                return r;
+        return 0;
+}
+
 int op_file_read(Request *rq, Buf *out) {
+        FileReadArgs a;
         const char *path;
         int64_t max_bytes;
         unsigned char *data = NULL;
@@ -85,9 +95,11 @@ int op_file_read(Request *rq, Buf *out) {
         bool truncated;
         int fd, r;
 
-        if ((r = request_get_path(rq, "path", &path)) < 0 ||
-            (r = request_get_int(rq, "max_bytes", (int64_t) FILE_MAX, 0, (int64_t) FILE_MAX, &max_bytes)) < 0)
+        r = file_read_parse_args(rq, &a);
+        if (r < 0)
                 return r;
+        path = a.path;
+        max_bytes = a.max_bytes;
         /* O_NONBLOCK: opening a FIFO must not wait for a writer, and
          * /proc/kmsg-like files must not wait for data. */
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -135,40 +147,46 @@ finish:
         return r;
 }
 
-int op_file_write(Request *rq, Buf *out) {
-        const char *path, *slash, *name;
-        unsigned char *data;
-        size_t len;
-        int64_t mode;
-        char dir[PATH_MAX];
-        int dfd, r;
+int file_write_parse_args(Request *rq, FileWriteArgs *a) {
+        const char *slash;
+        int r;
 
-        if ((r = request_get_path(rq, "path", &path)) < 0 ||
-            (r = request_get_base64(rq, "data", FILE_MAX, &data, &len)) < 0 ||
-            (r = request_get_int(rq, "mode", 0644, 0, 07777, &mode)) < 0)
+        if ((r = request_get_path(rq, "path", &a->path)) < 0 ||
+            (r = request_get_base64(rq, "data", FILE_MAX, &a->data, &a->len)) < 0 ||
+            (r = request_get_int(rq, "mode", 0644, 0, 07777, &a->mode)) < 0)
                 return r;
         if (!json_get(rq->args, "data"))
                 return request_fail(rq, EINVAL, "'data' is required");
-        slash = strrchr(path, '/');
-        name = slash + 1;
-        if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        slash = strrchr(a->path, '/');
+        a->name = slash + 1;
+        if (!*a->name || strcmp(a->name, ".") == 0 || strcmp(a->name, "..") == 0)
                 return request_fail(rq, EINVAL, "'path' must name a file");
-        if (slash == path)
-                strcpy(dir, "/");
+        if (slash == a->path)
+                strcpy(a->dir, "/");
         else {
-                memcpy(dir, path, (size_t) (slash - path));
-                dir[slash - path] = 0;
+                memcpy(a->dir, a->path, (size_t) (slash - a->path));
+                a->dir[slash - a->path] = 0;
         }
-        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return 0;
+}
+
+int op_file_write(Request *rq, Buf *out) {
+        FileWriteArgs args, *a = &args;
+        int dfd, r;
+
+        r = file_write_parse_args(rq, a);
+        if (r < 0)
+                return r;
+        dfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
-                return request_fail(rq, errno, "cannot open directory '%s': %s", dir, strerror(errno));
-        r = write_file_atomic_at_full(dfd, name, data ? (const void *) data : "", len, (mode_t) mode, (uid_t) -1,
-                                      (gid_t) -1);
+                return request_fail(rq, errno, "cannot open directory '%s': %s", a->dir, strerror(errno));
+        r = write_file_atomic_at_full(dfd, a->name, a->data ? (const void *) a->data : "", a->len, (mode_t) a->mode,
+                                      (uid_t) -1, (gid_t) -1);
         close(dfd);
         if (r < 0)
-                return request_fail(rq, -r, "cannot write '%s': %s", path, strerror(-r));
+                return request_fail(rq, -r, "cannot write '%s': %s", a->path, strerror(-r));
         json_put_key(out, "size");
-        buf_printf(out, "%zu", len);
+        buf_printf(out, "%zu", a->len);
         return 0;
 }
 

@@ -12,32 +12,41 @@
 #include "agent-keys.h"
 #include "fileio.h"
 
-#define KEYS_MAX 1024
-#define KEY_LINE_MAX 16384
+int keys_parse_args(Request *rq, KeysArgs *a) {
+        int r;
+
+        if ((r = request_get_string(rq, "user", false, &a->user)) < 0 ||
+            (r = request_get_strv(rq, "keys", true, KEYS_MAX, &a->keys, &a->n_keys)) < 0)
+                return r;
+        if (!a->user)
+                a->user = "root";
+        for (size_t i = 0; i < a->n_keys; i++) {
+                size_t len = strlen(a->keys[i]);
+
+                if (len == 0 || len > KEY_LINE_MAX)
+                        return request_fail(rq, EINVAL, "'keys' entries must be 1 to %d bytes", KEY_LINE_MAX);
+                for (size_t k = 0; k < len; k++)
+                        if ((unsigned char) a->keys[i][k] < 0x20 && a->keys[i][k] != '\t')
+                                return request_fail(rq, EINVAL, "'keys' entries must be single lines");
+        }
+        return 0;
+}
 
 int op_set_authorized_keys(Request *rq, Buf *out) {
+        KeysArgs a;
         const char *user;
-        char **keys, path[PATH_MAX];
-        size_t n_keys;
+        char path[PATH_MAX];
         struct passwd *pw;
         Buf content = {};
         int home = -1, ssh = -1, r;
         bool created;
 
-        if ((r = request_get_string(rq, "user", false, &user)) < 0 ||
-            (r = request_get_strv(rq, "keys", true, KEYS_MAX, &keys, &n_keys)) < 0)
+        r = keys_parse_args(rq, &a);
+        if (r < 0)
                 return r;
-        if (!user)
-                user = "root";
-        for (size_t i = 0; i < n_keys; i++) {
-                size_t len = strlen(keys[i]);
-
-                if (len == 0 || len > KEY_LINE_MAX)
-                        return request_fail(rq, EINVAL, "'keys' entries must be 1 to %d bytes", KEY_LINE_MAX);
-                for (size_t k = 0; k < len; k++)
-                        if ((unsigned char) keys[i][k] < 0x20 && keys[i][k] != '\t')
-                                return request_fail(rq, EINVAL, "'keys' entries must be single lines");
-                buf_put(&content, keys[i], len);
+        user = a.user;
+        for (size_t i = 0; i < a.n_keys; i++) {
+                buf_puts(&content, a.keys[i]);
                 buf_putc(&content, '\n');
         }
         errno = 0;

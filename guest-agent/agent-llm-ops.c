@@ -123,7 +123,7 @@ static int check_model(Request *rq, const char *path) {
         return 0;
 }
 
-static int llm_parse_config(Request *rq, LlmConfig *c) {
+int llm_parse_args(Request *rq, LlmConfig *c) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         const char *model, *alias = NULL;
         int64_t threads, ctx, parallel, batch, port;
@@ -145,9 +145,6 @@ static int llm_parse_config(Request *rq, LlmConfig *c) {
                 return request_fail(rq, EINVAL, "'port' %u is the agent's own", AGENT_PORT);
         if (strlen(model) >= sizeof(c->model))
                 return request_fail(rq, ENAMETOOLONG, "'model' is too long");
-        r = check_model(rq, model);
-        if (r < 0)
-                return r;
         strcpy(c->model, model);
         snprintf(c->alias, sizeof(c->alias), "%s", alias ? alias : "");
         c->threads = (uint32_t) threads;
@@ -177,7 +174,10 @@ int op_llm_start(Request *rq, Buf *out) {
 
         if (!reply || !c)
                 return request_fail(rq, ENOMEM, "out of memory");
-        r = llm_parse_config(rq, c);
+        r = llm_parse_args(rq, c);
+        if (r < 0)
+                return r;
+        r = check_model(rq, c->model);
         if (r < 0)
                 return r;
         r = llm_ctl_call(rq->conn, LLM_CTL_START, c, reply);

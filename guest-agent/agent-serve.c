@@ -32,6 +32,33 @@ static const struct {
         { "llm-stop", op_llm_stop },
 };
 
+int serve_parse_request(Arena *arena, const char *line, size_t len, char *error, size_t error_size,
+                        const Json **ret_root, const Json **ret_id, const Json **ret_op) {
+        const Json *root, *op;
+
+        *ret_id = NULL;
+        root = json_parse(arena, line, len, error, error_size);
+        if (!root)
+                return -EINVAL;
+        if (root->type != JSON_OBJECT) {
+                snprintf(error, error_size, "a request must be a JSON object");
+                return -EINVAL;
+        }
+        *ret_id = json_get(root, "id");
+        op = json_get(root, "op");
+        if (!op) {
+                snprintf(error, error_size, "'op' is required");
+                return -EINVAL;
+        }
+        if (!json_is_cstring(op)) {
+                snprintf(error, error_size, "'op' must be a string");
+                return -EINVAL;
+        }
+        *ret_root = root;
+        *ret_op = op;
+        return 0;
+}
+
 /* Answers one request line. Returns < 0 if the connection must close. */
 static int serve_request(Conn *c, const char *line, size_t len) {
         Arena arena = {};
@@ -42,26 +69,12 @@ static int serve_request(Conn *c, const char *line, size_t len) {
         Buf out = {};
         int r;
 
-        root = json_parse(&arena, line, len, error, sizeof(error));
-        if (!root) {
-                r = conn_send_error(c, NULL, EINVAL, error);
-                goto finish;
-        }
-        if (root->type != JSON_OBJECT) {
-                r = conn_send_error(c, NULL, EINVAL, "a request must be a JSON object");
+        r = serve_parse_request(&arena, line, len, error, sizeof(error), &root, &id, &op);
+        if (r < 0) {
+                r = conn_send_error(c, id, -r, error);
                 goto finish;
         }
         rq.args = root;
-        id = json_get(root, "id");
-        op = json_get(root, "op");
-        if (!op) {
-                r = conn_send_error(c, id, EINVAL, "'op' is required");
-                goto finish;
-        }
-        if (!json_is_cstring(op)) {
-                r = conn_send_error(c, id, EINVAL, "'op' must be a string");
-                goto finish;
-        }
         if (strcmp(op->s, "auth") == 0) {
                 /* Again, after the first line: harmless if right. */
                 const Json *s = json_get(root, "secret");

@@ -462,6 +462,13 @@ const char *errno_str(int r) {
         return s ? s : "Unknown error";
 }
 
+const char *string_for_message(const char *s) {
+        for (const char *p = s; p && *p; p++)
+                if ((unsigned char) *p < 0x20 || (unsigned char) *p >= 0x7f)
+                        return "(a name with control or non-ASCII characters)";
+        return strempty(s);
+}
+
 int set_error(char **ret_error, const char *fmt, ...) {
         va_list ap;
 

@@ -61,6 +61,9 @@ int parse_size(const char *s, uint64_t *ret);
 /* VM and template names: [A-Za-z0-9][A-Za-z0-9._-]{0,62}, without "..".
  * Such names are safe as a single path component and in a URL path. */
 bool string_is_safe_name(const char *s);
+/* s if it is printable ASCII (fit for a one-line message or log), else a
+ * placeholder saying it is not: for client-chosen names in error messages. */
+const char *string_for_message(const char *s);
 
 /* Template names (zvmd's rule, checked by zvm before it builds a URL): a
  * safe name in lower case, not ending in ".img". */

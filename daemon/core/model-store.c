@@ -48,6 +48,46 @@ bool model_quant_is_valid(const char *quant) {
         return streq_ptr(quant, "q8_0") || streq_ptr(quant, "q4_0");
 }
 
+int model_generate_request_parse(json_object *body, ModelGenerateRequest *ret, const char **ret_key, char **ret_error) {
+        const char *name, *shape, *quant = "q8_0";
+
+        assert_return(body, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        json_object_object_foreach(body, key, val) {
+                (void) val;
+                if (!streq(key, "name") && !streq(key, "shape") && !streq(key, "quant")) {
+                        if (ret_key)
+                                *ret_key = key;
+                        return set_error(ret_error, "%.64s: unknown (name, shape, quant)", string_for_message(key)),
+                               -EINVAL;
+                }
+        }
+        /* A number or a bool is taken as its text, as it always was. */
+        name = json_object_get_string(json_object_object_get(body, "name"));
+        shape = json_object_get_string(json_object_object_get(body, "shape"));
+        if (json_object_object_get_ex(body, "quant", NULL))
+                quant = json_object_get_string(json_object_object_get(body, "quant"));
+        if (!model_name_is_valid(strempty(name))) {
+                if (ret_key)
+                        *ret_key = "name";
+                return set_error(ret_error, "name: must match [A-Za-z0-9][A-Za-z0-9._-]{0,62} without \"..\""), -EINVAL;
+        }
+        if (!model_shape_is_valid(shape)) {
+                if (ret_key)
+                        *ret_key = "shape";
+                return set_error(ret_error, "shape: tiny, qwen2.5-0.5b, qwen2.5-1.5b, llama3.2-1b or custom:k=v,..."),
+                       -EINVAL;
+        }
+        if (!model_quant_is_valid(quant)) {
+                if (ret_key)
+                        *ret_key = "quant";
+                return set_error(ret_error, "quant: q8_0 or q4_0"), -EINVAL;
+        }
+        *ret = (ModelGenerateRequest) { .name = name, .shape = shape, .quant = quant };
+        return 0;
+}
+
 static bool is_sha256_hex(const char *s) {
         return s && strlen(s) == 64 && s[strspn(s, "0123456789abcdef")] == '\0';
 }

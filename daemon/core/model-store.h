@@ -57,6 +57,20 @@ bool model_name_is_valid(const char *name);
 bool model_shape_is_valid(const char *shape);
 bool model_quant_is_valid(const char *quant);          /* q8_0, q4_0 */
 
+/* A POST /models body once checked: the strings are the body's. */
+typedef struct ModelGenerateRequest {
+        const char *name, *shape, *quant;
+} ModelGenerateRequest;
+
+/*
+ * Checks a generate request body (a JSON object) the way POST /models does:
+ * members name, shape, quant (default q8_0) and nothing else. On success
+ * fills *ret. On failure *ret is untouched: -EINVAL with the offending
+ * member in *ret_key (a key other than the three is an unknown one) and
+ * the reason in *ret_error.
+ */
+int model_generate_request_parse(json_object *body, ModelGenerateRequest *ret, const char **ret_key, char **ret_error);
+
 /* Every model and every add under way or failed since start, sorted by
  * name: {name, state: ready|adding|failed, …record…, error?}. */
 int model_store_list_json(ModelStore *s, json_object **ret);

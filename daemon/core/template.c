@@ -523,6 +523,93 @@ bool template_profile_is_valid(const char *p) {
         return streq(p, "tiny") || streq(p, "standard") || streq(p, "llm");
 }
 
+/* "include": an array of package names or a comma-separated string. */
+static int parse_include(json_object *v, char ***ret, char **ret_error) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n;
+
+        if (json_object_is_type(v, json_type_string)) {
+                if (strv_split(json_object_get_string(v), ", ", &l) < 0)
+                        return -ENOMEM;
+        } else if (json_object_is_type(v, json_type_array)) {
+                n = json_object_array_length(v);
+                for (size_t i = 0; i < n; i++) {
+                        json_object *e = json_object_array_get_idx(v, i);
+
+                        if (!json_object_is_type(e, json_type_string))
+                                goto bad;
+                        if (strv_extend(&l, json_object_get_string(e)) < 0)
+                                return -ENOMEM;
+                }
+        } else
+                goto bad;
+        if (strv_length(l) > TEMPLATE_INCLUDE_MAX)
+                return set_error(ret_error, "include: at most %u packages", TEMPLATE_INCLUDE_MAX), -EINVAL;
+        STRV_FOREACH(p, l)
+                if (!template_package_is_valid(*p))
+                        return set_error(ret_error, "include: '%.64s' is not a Debian package name",
+                                         string_for_message(*p)), -EINVAL;
+        *ret = TAKE_PTR(l);
+        return 0;
+bad:
+        return set_error(ret_error, "include: must be an array of package names or a comma-separated string"), -EINVAL;
+}
+
+void template_build_request_done(TemplateBuildRequest *rq) {
+        rq->include = strv_free(rq->include);
+}
+
+int template_build_request_parse(json_object *body, TemplateBuildRequest *ret, const char **ret_key, char **ret_error) {
+        _cleanup_strv_free_ char **include = NULL;
+        const char *name, *profile, *suite = NULL;
+        json_object *v;
+        int r;
+
+        assert_return(body, -EINVAL);
+        assert_return(ret, -EINVAL);
+
+        json_object_object_foreach(body, key, val) {
+                (void) val;
+                if (!streq(key, "name") && !streq(key, "profile") && !streq(key, "suite") && !streq(key, "include")) {
+                        if (ret_key)
+                                *ret_key = key;
+                        return set_error(ret_error, "%.64s: unknown (name, profile, suite, include)",
+                                         string_for_message(key)), -EINVAL;
+                }
+        }
+        if (ret_key)
+                *ret_key = "name";
+        if (!json_object_object_get_ex(body, "name", &v) || !json_object_is_type(v, json_type_string) ||
+            !template_name_is_valid(name = json_object_get_string(v)))
+                return set_error(ret_error, "name: must match [a-z0-9][a-z0-9_.-]* (at most %u bytes, no \"..\", no .img)",
+                                 TEMPLATE_NAME_MAX), -EINVAL;
+        if (ret_key)
+                *ret_key = "profile";
+        if (!json_object_object_get_ex(body, "profile", &v) || !json_object_is_type(v, json_type_string) ||
+            !template_profile_is_valid(profile = json_object_get_string(v)))
+                return set_error(ret_error, "profile: must be tiny, standard or llm"), -EINVAL;
+        if (ret_key)
+                *ret_key = "suite";
+        if (json_object_object_get_ex(body, "suite", &v) &&
+            (!json_object_is_type(v, json_type_string) || !template_suite_is_valid(suite = json_object_get_string(v))))
+                return set_error(ret_error, "suite: must be a Debian suite or codename, e.g. bookworm, trixie, sid"), -EINVAL;
+        if (streq(profile, "tiny") && (suite || json_object_object_get_ex(body, "include", NULL))) {
+                if (ret_key)
+                        *ret_key = suite ? "suite" : "include";
+                return set_error(ret_error, "%s: the tiny profile is busybox, not Debian", suite ? "suite" : "include"),
+                       -EINVAL;
+        }
+        if (ret_key)
+                *ret_key = "include";
+        if (json_object_object_get_ex(body, "include", &v)) {
+                r = parse_include(v, &include, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        *ret = (TemplateBuildRequest) { .name = name, .profile = profile, .suite = suite, .include = TAKE_PTR(include) };
+        return 0;
+}
+
 int template_list_json(Templates *t, json_object **ret) {
         json_object *a = json_object_new_array();
 

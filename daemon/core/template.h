@@ -69,6 +69,24 @@ bool template_profile_is_valid(const char *profile);   /* tiny, standard, llm */
 bool template_suite_is_valid(const char *suite);
 bool template_package_is_valid(const char *package);    /* a Debian package name */
 
+/* A POST /templates body once checked: the strings are the body's. */
+typedef struct TemplateBuildRequest {
+        const char *name, *profile, *suite;     /* suite: NULL for the profile's default */
+        char **include;                          /* owned; NULL for none */
+} TemplateBuildRequest;
+
+/*
+ * Checks a build request body (a JSON object) the way POST /templates
+ * does: members name, profile, suite, include (an array of package names or
+ * a comma-separated string) and nothing else. On success fills *ret (free
+ * its include with strv_free()). On failure *ret is untouched: -EINVAL with
+ * the offending member in *ret_key (a key not among the four is an unknown
+ * one) and the reason in *ret_error, or -ENOMEM.
+ */
+/* Frees what a parsed request owns (its include). */
+void template_build_request_done(TemplateBuildRequest *rq);
+int template_build_request_parse(json_object *body, TemplateBuildRequest *ret, const char **ret_key, char **ret_error);
+
 /* Every template and build, as the API lists them, sorted by name. */
 int template_list_json(Templates *t, json_object **ret);
 /* One template or build; -ENOENT if neither exists. */

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +352,14 @@ static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret
 
 /* Watches the QEMU just spawned through a pidfd. If that fails, QEMU died
  * at once (bad argv?): its exit is handled and its output reported. */
+/* Why zvmd is about to kill QEMU: what the VM's crash_reason will say. */
+static void vm_set_kill_reason(Vm *vm, int r, const char *what) {
+        log_error_errno(r, "VM %u: %s, killing it: %m", vm->vmid, what);
+        free(vm->kill_reason);
+        if (asprintf(&vm->kill_reason, "%s: %s", what, errno_str(r)) < 0)
+                vm->kill_reason = NULL;
+}
+
 static int vm_watch_qemu(Vm *vm) {
         int r;
 
@@ -363,13 +372,29 @@ static int vm_watch_qemu(Vm *vm) {
         if (r < 0) {
                 int status = 0;
 
-                /* Our child, already dead or dying: this wait is short. */
+                /* Without a pidfd zvmd cannot run this VM. Out of fds
+                 * (EMFILE: /proc and pidfd_open both need one) QEMU is
+                 * alive and well, and a plain waitpid() would block the
+                 * loop until it exits, which it never does: kill it first.
+                 * Our own unreaped child, so the pid is still QEMU's, and
+                 * the wait is short. */
+                if (r != -ESRCH)
+                        vm_set_kill_reason(vm, r, "zvmd cannot watch QEMU");
+                (void) kill(vm->pid, SIGKILL);
                 (void) waitpid(vm->pid, &status, 0);
                 vm_handle_exit(vm, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
                                WIFSIGNALED(status) ? WTERMSIG(status) : 0);
                 return -EIO;
         }
         return 0;
+}
+
+/* The start cannot be carried on with a running QEMU (no QMP, no
+ * deadline): end it now with the reason, not later as "did not answer".
+ * Its exit handling cleans up. */
+static void vm_start_abort(Vm *vm, int r, const char *what) {
+        vm_set_kill_reason(vm, r, what);
+        (void) syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
 }
 
 /* The last step: QEMU, with its output (after its command line) in
@@ -432,18 +457,13 @@ static void step_qemu(VmStart *s) {
         s->qmp_fd = safe_close(s->qmp_fd);              /* QEMU holds its own copy */
         if (r >= 0)
                 r = vm_qmp_attach(vm, TAKE_FD(client_fd));
-        if (r < 0) {
-                /* Without QMP zvmd cannot run this VM (out of fds, say):
-                 * end it now with the reason, not after the QMP deadline
-                 * as "did not answer". Its exit handling cleans up. */
-                log_error_errno(r, "VM %u: cannot connect to QEMU's QMP socket, killing it: %m", vm->vmid);
-                free(vm->kill_reason);
-                if (asprintf(&vm->kill_reason, "zvmd cannot connect to QEMU's QMP socket: %s", errno_str(r)) < 0)
-                        vm->kill_reason = NULL;
-                (void) syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
-                return;
-        }
-        (void) vm_arm_timeout(vm, QMP_READY_TIMEOUT_USEC, on_start_timeout);
+        if (r < 0)
+                return vm_start_abort(vm, r, "zvmd cannot connect to QEMU's QMP socket");      /* out of fds, say */
+        /* Without its deadline a QEMU that never answers QMP would stay
+         * "starting" for ever. */
+        r = vm_arm_timeout(vm, QMP_READY_TIMEOUT_USEC, on_start_timeout);
+        if (r < 0)
+                return vm_start_abort(vm, r, "zvmd cannot arm the start deadline");
 }
 
 static void on_helper_socket(FileWait *w, int r, void *userdata) {

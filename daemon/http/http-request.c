@@ -326,6 +326,19 @@ int http_request_reply_json(HttpRequest *r, unsigned status, json_object *body) 
         return ret;
 }
 
+int http_request_try_reply_json(HttpRequest *r, unsigned status, json_object *body) {
+        struct MHD_Response *resp;
+
+        if (!r || !body || r->state != REQUEST_DISPATCHED || !status_is_valid(status) || r->closed || !r->connection)
+                return http_request_reply_json(r, status, body);
+        resp = response_new_json(body);
+        json_object_put(body);
+        if (!resp)
+                return -ENOMEM;
+        http_request_finish_reply(r, status, resp);
+        return 0;
+}
+
 int http_request_reply_errorv(HttpRequest *r, ApiError e, const char *key, const char *fmt, va_list ap) {
         _cleanup_free_ char *message = NULL;
         struct MHD_Response *resp = NULL;

@@ -209,6 +209,10 @@ void http_request_set_closed_handler(HttpRequest *r, http_closed_fn fn, void *us
  * call replaces it. -EINVAL for CR, LF (or ':' in the name). */
 int http_request_set_reply_header(HttpRequest *r, const char *name, const char *value);
 int http_request_reply_json(HttpRequest *r, unsigned status, json_object *body /* reference taken */);
+/* The same, but when the answer cannot be built (-ENOMEM) nothing is sent
+ * yet: the caller can undo what the answer would have confirmed, then
+ * reply an error. body is taken in every case. */
+int http_request_try_reply_json(HttpRequest *r, unsigned status, json_object *body /* reference taken */);
 /* {"error": api_error_to_string(e), "message": …, "key": key} with api_error_http_status(e). */
 int http_request_reply_error(HttpRequest *r, ApiError e, const char *key, const char *fmt, ...) _printf_(4, 5);
 int http_request_reply_errorv(HttpRequest *r, ApiError e, const char *key, const char *fmt, va_list ap) _printf_(4, 0);

@@ -128,37 +128,22 @@ void route_models_generate(void *ctx, HttpRequest *req, char **params) {
         Rest *rest = ctx;
         json_object *body = rest_parse_body_object(req), *j = NULL;
         _cleanup_free_ char *err = NULL;
-        const char *name, *shape, *quant = "q8_0";
+        ModelGenerateRequest rq;
+        const char *key = NULL;
         int r;
 
         if (!body)
                 return;
-        json_object_object_foreach(body, key, val) {
-                (void) val;
-                if (!streq(key, "name") && !streq(key, "shape") && !streq(key, "quant")) {
-                        http_request_reply_error(req, API_ERROR_UNKNOWN_KEY, key, "%.64s: unknown (name, shape, quant)",
-                                                 key);
-                        goto out;
-                }
+        r = model_generate_request_parse(body, &rq, &key, &err);
+        if (r < 0) {
+                bool known = streq(key, "name") || streq(key, "shape") || streq(key, "quant");
+
+                http_request_reply_error(req, known ? API_ERROR_INVALID_VALUE : API_ERROR_UNKNOWN_KEY, key, "%s",
+                                         strempty(err));
+        } else {
+                r = model_store_generate(rest->models, rq.name, rq.shape, rq.quant, &j, &err);
+                reply_add(req, r, j, err);
         }
-        name = json_object_get_string(json_object_object_get(body, "name"));
-        shape = json_object_get_string(json_object_object_get(body, "shape"));
-        if (json_object_object_get_ex(body, "quant", NULL))
-                quant = json_object_get_string(json_object_object_get(body, "quant"));
-        if (reply_bad_name(req, strempty(name)))
-                goto out;
-        if (!model_shape_is_valid(shape)) {
-                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "shape",
-                                         "shape: tiny, qwen2.5-0.5b, qwen2.5-1.5b, llama3.2-1b or custom:k=v,...");
-                goto out;
-        }
-        if (!model_quant_is_valid(quant)) {
-                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "quant", "quant: q8_0 or q4_0");
-                goto out;
-        }
-        r = model_store_generate(rest->models, name, shape, quant, &j, &err);
-        reply_add(req, r, j, err);
-out:
         json_object_put(body);
 }
 

@@ -15,92 +15,26 @@ void route_templates_list(void *ctx, HttpRequest *req, char **params) {
         rest_reply_json(req, 200, a);
 }
 
-/* "include": an array of package names or a comma-separated string.
- * -EINVAL after replying 400. */
-static int parse_include(HttpRequest *req, json_object *v, char ***ret) {
-        _cleanup_strv_free_ char **l = NULL;
-        size_t n;
-
-        if (json_object_is_type(v, json_type_string)) {
-                if (strv_split(json_object_get_string(v), ", ", &l) < 0)
-                        return -ENOMEM;
-        } else if (json_object_is_type(v, json_type_array)) {
-                n = json_object_array_length(v);
-                for (size_t i = 0; i < n; i++) {
-                        json_object *e = json_object_array_get_idx(v, i);
-
-                        if (!json_object_is_type(e, json_type_string))
-                                goto bad;
-                        if (strv_extend(&l, json_object_get_string(e)) < 0)
-                                return -ENOMEM;
-                }
-        } else
-                goto bad;
-        if (strv_length(l) > TEMPLATE_INCLUDE_MAX) {
-                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "include", "include: at most %u packages",
-                                         TEMPLATE_INCLUDE_MAX);
-                return -EINVAL;
-        }
-        STRV_FOREACH(p, l)
-                if (!template_package_is_valid(*p)) {
-                        http_request_reply_error(req, API_ERROR_INVALID_VALUE, "include",
-                                                 "include: '%.64s' is not a Debian package name", *p);
-                        return -EINVAL;
-                }
-        *ret = TAKE_PTR(l);
-        return 0;
-bad:
-        http_request_reply_error(req, API_ERROR_INVALID_VALUE, "include",
-                                 "include: must be an array of package names or a comma-separated string");
-        return -EINVAL;
-}
-
 static void templates_build(Manager *m, HttpRequest *req, json_object *body) {
-        _cleanup_strv_free_ char **include = NULL;
+        _cleanup_(template_build_request_done) TemplateBuildRequest rq = {};
         _cleanup_free_ char *err = NULL;
-        const char *name, *profile, *suite = NULL;
-        json_object *v, *j = NULL;
+        const char *key = NULL;
+        json_object *j = NULL;
         int r;
 
-        json_object_object_foreach(body, key, val) {
-                (void) val;
-                if (!streq(key, "name") && !streq(key, "profile") && !streq(key, "suite") && !streq(key, "include")) {
-                        http_request_reply_error(req, API_ERROR_UNKNOWN_KEY, key,
-                                                 "%.64s: unknown (name, profile, suite, include)", key);
-                        return;
-                }
-        }
-        if (!json_object_object_get_ex(body, "name", &v) || !json_object_is_type(v, json_type_string) ||
-            !template_name_is_valid(name = json_object_get_string(v))) {
-                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "name",
-                                         "name: must match [a-z0-9][a-z0-9_.-]* (at most %u bytes, no \"..\", no .img)",
-                                         TEMPLATE_NAME_MAX);
+        r = template_build_request_parse(body, &rq, &key, &err);
+        if (r == -ENOMEM) {
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
                 return;
         }
-        if (!json_object_object_get_ex(body, "profile", &v) || !json_object_is_type(v, json_type_string) ||
-            !template_profile_is_valid(profile = json_object_get_string(v))) {
-                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "profile", "profile: must be tiny, standard or llm");
+        if (r < 0) {
+                bool known = streq(key, "name") || streq(key, "profile") || streq(key, "suite") || streq(key, "include");
+
+                http_request_reply_error(req, known ? API_ERROR_INVALID_VALUE : API_ERROR_UNKNOWN_KEY, key, "%s",
+                                         strempty(err));
                 return;
         }
-        if (json_object_object_get_ex(body, "suite", &v) &&
-            (!json_object_is_type(v, json_type_string) || !template_suite_is_valid(suite = json_object_get_string(v)))) {
-                http_request_reply_error(req, API_ERROR_INVALID_VALUE, "suite",
-                                         "suite: must be a Debian suite or codename, e.g. bookworm, trixie, sid");
-                return;
-        }
-        if (streq(profile, "tiny") && (suite || json_object_object_get_ex(body, "include", NULL))) {
-                http_request_reply_error(req, API_ERROR_INVALID_VALUE, suite ? "suite" : "include",
-                                         "%s: the tiny profile is busybox, not Debian", suite ? "suite" : "include");
-                return;
-        }
-        if (json_object_object_get_ex(body, "include", &v)) {
-                r = parse_include(req, v, &include);
-                if (r == -ENOMEM)
-                        http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
-                if (r < 0)
-                        return;
-        }
-        r = template_build(&m->templates, name, profile, suite, &include, &j, &err);
+        r = template_build(&m->templates, rq.name, rq.profile, rq.suite, &rq.include, &j, &err);
         if (r < 0) {
                 http_request_reply_error(req, rest_error_from_job_errno(r), r == -EBUSY || r == -EEXIST ? "name" : NULL, "%s",
                                          err ? err : r == -ENOMEM ? "out of memory" : errno_str(r));

@@ -59,7 +59,7 @@ static bool parse_vmid(HttpRequest *req, json_object *body, uint32_t *ret) {
 void route_vms_create(void *ctx, HttpRequest *req, char **params) {
         Manager *m = ((Rest *) ctx)->manager;
         _cleanup_free_ char *err = NULL, *key = NULL;
-        json_object *body;
+        json_object *body, *j = NULL;
         uint32_t vmid;
         Vm *vm = NULL;
         int r;
@@ -80,7 +80,13 @@ void route_vms_create(void *ctx, HttpRequest *req, char **params) {
                 rest_reply_errno(req, r, key, err);
                 goto out;
         }
-        rest_reply_vm(req, vm, 201);
+        if (vm_to_json(vm, true, &j) < 0 || http_request_try_reply_json(req, 201, TAKE_PTR(j)) == -ENOMEM) {
+                /* No memory for the answer: undo the create, so that the
+                 * 500 is true and a client's retry does not find the name
+                 * taken (zvmd-memory_limit). */
+                (void) manager_delete_vm(m, vm);
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
+        }
 out:
         json_object_put(body);
 }
@@ -102,7 +108,7 @@ void route_vm_get(void *ctx, HttpRequest *req, char **params) {
 void route_vm_patch(void *ctx, HttpRequest *req, char **params) {
         Vm *vm = rest_lookup_vm(((Rest *) ctx)->manager, req, params[0]);
         _cleanup_free_ char *err = NULL, *key = NULL;
-        json_object *body;
+        json_object *body, *j = NULL;
         int r;
 
         if (!vm)
@@ -120,7 +126,11 @@ void route_vm_patch(void *ctx, HttpRequest *req, char **params) {
                 rest_reply_errno(req, r, key, err);
                 return;
         }
-        rest_reply_vm(req, vm, 200);
+        /* The config is saved: a 500 for lack of memory must not say it
+         * was refused. */
+        if (vm_to_json(vm, true, &j) < 0 || http_request_try_reply_json(req, 200, TAKE_PTR(j)) == -ENOMEM)
+                http_request_reply_error(req, API_ERROR_INTERNAL, NULL,
+                                         "the change is applied, but zvmd has no memory left to show the VM");
 }
 
 /* DELETE ?force of a running VM: it was killed, and is deleted once down. */

@@ -11,7 +11,11 @@
  *     SSH_KEYS_MAX lines, each one line that ssh_pubkey_check() accepts;
  *   - round trip: the accepted lines, joined by "\n" and percent-encoded
  *     with ssh_keys_encode(), decode to the same lines;
- *   - ssh_keys_encode() emits only the characters a config value may hold.
+ *   - ssh_keys_encode() emits only the characters a config value may hold;
+ *   - ssh_host_key_check() (a guest's host key from READY, before it goes
+ *     into known_hosts): accepted only as "TYPE BASE64" shorter than
+ *     SSH_HOST_KEY_LINE_MAX, one blank, no control character, and then also
+ *     a valid authorized_keys line.
  */
 #include <errno.h>
 
@@ -53,6 +57,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         r = ssh_pubkey_check(text, &why);
         FUZZ_CHECK(r == 0 || r == -ENOMEM || (r == -EINVAL && why));
+
+        why = NULL;
+        r = ssh_host_key_check(text, &why);
+        FUZZ_CHECK(r == 0 || r == -ENOMEM || (r == -EINVAL && why));
+        if (r == 0) {
+                const char *sp = strchr(text, ' ');
+
+                FUZZ_CHECK(size < SSH_HOST_KEY_LINE_MAX && sp && !strchr(sp + 1, ' '));
+                for (const char *p = text; *p; p++)
+                        FUZZ_CHECK((unsigned char) *p >= 0x20 && (unsigned char) *p < 0x7f);
+                FUZZ_CHECK(ssh_pubkey_check(text, &why) == 0);
+        }
 
         r = ssh_keys_decode(text, &keys, &reason);
         if (r < 0) {

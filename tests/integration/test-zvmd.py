@@ -32,7 +32,9 @@ import zvmd_serve  # noqa: E402
 from zvmd_infer_cli import scenario_chat_native, scenario_chat_zvmd  # noqa: E402,F401  (issue 9: zvm chat/bench/run)
 from zvmd_chaos import Chaos, scenario_stop_inflight_early  # noqa: E402,F401
 from zvmd_crash import Trials as CrashTrials, crash_paths  # noqa: E402
-from zvmd_exhaust import scenario_fd_limit, scenario_full_disk  # noqa: E402,F401
+from zvmd_exhaust import (scenario_data_full, scenario_fd_limit, scenario_fd_start_sweep,  # noqa: E402,F401
+                          scenario_memory_limit,
+                          scenario_full_disk)
 import zvmd_net  # noqa: E402
 from zvmd_net import scenario_user_net  # noqa: E402,F401
 from zvmd_density import scenario_autoballoon, scenario_host_memory  # noqa: E402,F401
@@ -261,6 +263,18 @@ def scenario_bad_input(t, d):
         ("DELETE", "/host", None, None, 405, "MethodNotAllowed"),
         ("PUT", "/vms/keep/memory", {"target": 1}, None, 409, "InvalidState"),
         ("POST", "/vms/keep/stop", None, None, 409, "InvalidState"),
+        # Request bodies of templates and models (core's *_request_parse()).
+        ("POST", "/templates", {"name": "t", "profile": "tiny", "mirror": "x"}, None, 400, "UnknownKey"),
+        ("POST", "/templates", {"name": "T", "profile": "tiny"}, None, 400, "InvalidValue"),
+        ("POST", "/templates", {"name": "t", "profile": "huge"}, None, 400, "InvalidValue"),
+        ("POST", "/templates", {"name": "t", "profile": "tiny", "suite": "sid"}, None, 400, "InvalidValue"),
+        ("POST", "/templates", {"name": "t", "profile": "standard", "include": ["ok", "-x"]}, None, 400,
+         "InvalidValue"),
+        ("POST", "/templates", {"name": "t", "profile": "standard", "include": 5}, None, 400, "InvalidValue"),
+        ("POST", "/models", {"name": "m", "shape": "tiny", "path": "/etc/shadow"}, None, 400, "UnknownKey"),
+        ("POST", "/models", {"name": "..", "shape": "tiny"}, None, 400, "InvalidValue"),
+        ("POST", "/models", {"name": "m", "shape": "-rf"}, None, 400, "InvalidValue"),
+        ("POST", "/models", {"name": "m", "shape": "tiny", "quant": "f16"}, None, 400, "InvalidValue"),
     ]
     for method, path, body, raw, want, err in cases:
         status, resp = d.request(method, path, body=body, raw=raw)
@@ -1944,8 +1958,9 @@ def scenario_delete_after_kill(t, d):
 
 def scenario_crash_writes(t, d):
     """Crash-consistency (issue 14): zvmd killed at every step of the atomic
-    writes of a VM config (create, PATCH), tokens.conf and a start's
-    state.json/running.conf/agent.secret: each file old or new, never torn;
+    writes of a VM config (create, PATCH), tokens.conf, a start's
+    state.json/running.conf/agent.secret, known_hosts and a model record:
+    each file old or new, never torn;
     the next zvmd starts, loads every config, leaves no temporary and no
     orphan. ZVM_CRASH_ROUNDS repeats every trial (bench/crash: ~1000)."""
     rounds = int(os.environ.get("ZVM_CRASH_ROUNDS", "1"))
@@ -1955,7 +1970,7 @@ def scenario_crash_writes(t, d):
     for _ in range(rounds):
         crash_paths(c, d, vmid, f"run/zvm/vms/{vmid}")
     t.diag(f"crash_writes: {c.trials} trials, steps per path {c.per_path}")
-    t.ok(len(c.per_path) == 4 and c.trials >= 4 * 6 * rounds,
+    t.ok(len(c.per_path) == 6 and c.trials >= 6 * 6 * rounds,
          f"every path was tried at each of its steps ({c.trials} trials)", c.broken)
     t.ok(not c.torn, f"no torn file in {c.trials} trials: each is the old or the new version",
          "\n".join(str(x) for x in c.torn[:10]))

@@ -176,6 +176,19 @@ class Zvmd:
             procs += [(s[k], s.get(k.replace("pid", "starttime"))) for k in ("pid", "helper_pid", "passt_pid") if s.get(k)]
         return procs
 
+    def root_processes(self, exclude=()):
+        """Pids of the processes other than zvmd that belong to this root
+        (zt.proc_of_root: a VM's QEMU or helper, a builder)."""
+        found = []
+        for p in os.listdir("/proc"):
+            try:
+                if p.isdigit() and int(p) not in exclude and int(p) != self.proc.pid and \
+                        zt.proc_of_root(int(p), self.root):
+                    found.append(int(p))
+            except OSError:
+                pass
+        return found
+
     def log_text(self):
         try:
             with open(self.log_path, errors="replace") as f:

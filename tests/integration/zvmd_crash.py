@@ -2,7 +2,8 @@
 crashpoint.so shim (tests/helpers/crashpoint.c), which kills it with SIGKILL
 right before step N of lib/fileio's atomic write of a chosen file (open of
 the temporary, each write, fsync, close, rename, directory fsync, and after
-it). For every write path and every N, one trial:
+it). For every write path and every N past the steps zvmd makes while it
+starts, one trial:
 
   1. the operation is sent to a zvmd that dies at step N;
   2. each file the operation writes is either the old or the new version,
@@ -11,6 +12,11 @@ it). For every write path and every N, one trial:
   3. a normal zvmd starts on what is left, loads every config, and leaves
      no temporary ".#" file behind (etc, run and data dirs);
   4. the root is put back as it was before the trial.
+
+Write paths: a VM config (create, PATCH), tokens.conf, a start's
+state.json/running.conf/agent.secret, known_hosts (a rename rewrites it from
+the VMs' recorded host keys) and a model record (names/NAME.json, the last
+write of a model add).
 
 Used by the `zvmd-crash_writes` scenario (every step of each path, rounds
 set by ZVM_CRASH_ROUNDS) and bench/crash.
@@ -134,13 +140,7 @@ class Trials:
                 if v.get("state") in ("running", "starting", "stopping"):
                     allowed.add(d.request("GET", f"/vms/{v['vmid']}/status", timeout=30)[1].get("pid"))
                     allowed.add(d.run_state(v["vmid"]).get("helper_pid"))
-            left = []
-            for p in os.listdir("/proc"):
-                try:
-                    if p.isdigit() and int(p) not in allowed and zt.proc_of_root(int(p), d.root):
-                        left.append(int(p))
-                except OSError:
-                    pass
+            left = d.root_processes(exclude=allowed)
             if not left or time.monotonic() > deadline:
                 return left
             time.sleep(0.2)
@@ -153,9 +153,15 @@ class Trials:
         d = self.d
         d.terminate()
         self.save_root()
-        old = {f: snapshot(d.root, f) for f in files}
         # Reference: the operation without a crash, counting its steps.
+        # Steps zvmd makes while it starts (known_hosts is rewritten then)
+        # are not the operation's: trials begin after them.
         logf = self._start_shimmed(match, 0)
+        try:
+            first = int(open(logf).read().strip() or 0)
+        except (OSError, ValueError):
+            first = 0
+        old = {f: snapshot(d.root, f) for f in files}
         try:
             op()
         except CUT:
@@ -164,12 +170,15 @@ class Trials:
         _, total = self._end(logf)
         new = {f: snapshot(d.root, f) for f in files}
         self.restore_root()
-        if total == 0:
+        if total <= first:
             self.broken.append(f"{name}: the operation made no write matching {match!r}")
             return
-        self.log(f"# {name}: {total} steps ({match})")
+        if all(new[f] == old[f] for f in files):
+            self.broken.append(f"{name}: the operation changed none of {files}: its trials would prove nothing")
+            return
+        self.log(f"# {name}: {total - first} steps ({match})" + (f", after {first} at startup" if first else ""))
         n_trials = 0
-        for at in range(1, total + 1):
+        for at in range(first + 1, total + 1):
             n_trials += 1
             self.trials += 1
             logf = self._start_shimmed(match, at)
@@ -202,16 +211,17 @@ class Trials:
             except RuntimeError as e:
                 self.broken.append(f"{name} step {at}: zvmd does not start: {str(e)[-500:]}")
             self.restore_root()
-        self.per_path[name] = (total, n_trials)
+        self.per_path[name] = (total - first, n_trials)
         d.start()
 
 
 def _crash_judge(rel, old, new, now):
-    """Files holding random secrets or pids: old, or a complete new one."""
+    """Files holding random secrets, pids or times (a model record's
+    "created", its sha256 of random weights): old, or a complete new one."""
     if rel.endswith("agent.secret"):
         return now in (None, old) or (new is not None and len(now) == len(new)
                                       and re.fullmatch(rb"[0-9a-f]+\n?", now) is not None)
-    if rel.endswith("state.json"):
+    if rel.endswith("state.json") or "/models/names/" in rel:
         if now in (None, old):
             return True
         try:
@@ -224,6 +234,40 @@ def _crash_judge(rel, old, new, now):
     return now in (old, new)
 
 
+# A guest's host key as its agent reports it in READY (ssh.c records it in
+# the VM's data dir, from which known_hosts is made).
+HOST_KEY = b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINyb+HhEWW5rVsZDoJ38sGvJrQgv2XNL9LI4hYW5thDD\n"
+
+
+def seed_host_key(d, vmid):
+    """Gives VM vmid recorded host keys, as a READY would have; zvmd
+    writes known_hosts from them at its next start."""
+    data = os.path.join(d.root, "var", "lib", "zvm", "vms", str(vmid))
+    os.makedirs(data, exist_ok=True)
+    with open(os.path.join(data, "ssh_host_keys"), "wb") as f:
+        f.write(HOST_KEY)
+
+
+def _rename(d, vmid):
+    """PATCH name: known_hosts is rewritten with the new name; the name is
+    put back by the trial's root restore."""
+    return d.request("PATCH", f"/vms/{vmid}", {"name": "renamed"})
+
+
+def _model_add(d, name):
+    """POST /models (a tiny generated model), then until the add ends or
+    zvmd dies (its record, names/NAME.json, is the add's last write)."""
+    status, _ = d.request("POST", "/models", {"name": name, "shape": "tiny", "quant": "q8_0"})
+    if status != 202:
+        return
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and d.proc.poll() is None:
+        status, m = d.request("GET", f"/models/{name}", timeout=30)
+        if status != 200 or m.get("state") != "adding":
+            return
+        time.sleep(0.1)
+
+
 def crash_paths(c, d, vmid, run):
     """One round of crash trials over every write path (also bench/crash)."""
     c.path("create", f"{vmid + 1}.conf.", lambda: d.request("POST", "/vms", {"name": "cw", "memory": 128}),
@@ -234,3 +278,6 @@ def crash_paths(c, d, vmid, run):
            ["etc/zvm/tokens.conf"], _crash_judge)
     c.path("start", "state.json,running.conf,agent.secret", lambda: d.request("POST", f"/vms/{vmid}/start"),
            [f"{run}/state.json", f"{run}/running.conf", f"{run}/agent.secret"], _crash_judge)
+    seed_host_key(d, vmid)
+    c.path("known_hosts", "ssh_known_hosts.", lambda: _rename(d, vmid), ["var/lib/zvm/ssh_known_hosts"])
+    c.path("model", "cm.json.", lambda: _model_add(d, "cm"), ["var/lib/zvm/models/names/cm.json"], _crash_judge)

@@ -297,7 +297,20 @@ static void test_errno_str(void) {
         is_int(set_error(NULL, "y"), 0, "set_error(NULL, ...) is a no-op");
 }
 
+/* Client-chosen names in error messages (found by fuzz-template-request
+ * and fuzz-model-request: an unknown key "i\nclude" put a newline in the
+ * message). */
+static void test_string_for_message(void) {
+        is_str(string_for_message("mirror"), "mirror", "a printable name is kept");
+        is_str(string_for_message(""), "", "empty stays empty");
+        is_str(string_for_message(NULL), "", "NULL is empty");
+        ok(!strchr(string_for_message("i\nclude"), '\n'), "a newline is not passed on");
+        ok(!strchr(string_for_message("caf\xc3\xa9"), '\xc3'), "non-ASCII is not passed on");
+        ok(!strchr(string_for_message("a\x7f"), 0x7f), "DEL is not passed on");
+}
+
 int main(void) {
+        test_string_for_message();
         test_percent_decode();
         test_errno_str();
         test_strjoin();
