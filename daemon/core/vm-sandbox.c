@@ -102,6 +102,20 @@ static int id_check(uint32_t id, char **ret_error) {
         return 0;
 }
 
+/* The private, read-only mount namespace needs "/" to be a mount: in a
+ * chroot (zvm installed into one, as the package test does) it is a plain
+ * directory and making it private fails with EINVAL. There the VM runs
+ * without the namespace: still its own uid, no capabilities, seccomp. */
+static bool root_is_mount(void) {
+        static int cached = -1;
+        struct statx sx;
+
+        if (cached < 0)
+                cached = statx(AT_FDCWD, "/", 0, 0, &sx) >= 0 && (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+                         (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+        return cached > 0;
+}
+
 int vm_sandbox_identity(const Vm *vm, bool kvm, ProcessSandbox *ret, char **ret_error) {
         uint32_t id;
         struct stat st;
@@ -116,7 +130,7 @@ int vm_sandbox_identity(const Vm *vm, bool kvm, ProcessSandbox *ret, char **ret_
         if (r < 0)
                 return r;
         *ret = (ProcessSandbox) { .uid = id, .gid = id, .extra_gid = (gid_t) -1, .nofile = VM_NOFILE,
-                                  .nproc = VM_NPROC, .cwd = vm->run_dir, .mount_ns = true };
+                                  .nproc = VM_NPROC, .cwd = vm->run_dir, .mount_ns = root_is_mount() };
         /* QEMU 7.2 opens /dev/kvm itself (no fd option): its group is the
          * one supplementary group, and only with KVM. */
         if (kvm && stat("/dev/kvm", &st) >= 0 && st.st_gid != 0)
