@@ -914,7 +914,10 @@ def scenario_agent_bounds(t, d):
     d.request("POST", "/vms/hb/start")
     st = wait_agent(d, "hb")
     t.ok(st and st.get("agent") == "ready", "agent ready", st)
-    uds = os.path.join(d.root, "run", "zvm", "vms", str(st["vmid"]), "vsock.sock")
+    # The socket zvmd connects to: the helper's own, in the VM's vsock dir
+    # (run/vms/ID/vsock.sock is a symlink to it, for clients; zvmd does not
+    # follow symlinks in a dir the VM's uid owns).
+    uds = os.path.join(d.root, "run", "zvm", "vms", str(st["vmid"]), "vsock", "vsock.sock")
     os.rename(uds, uds + ".real")
     hwm0 = vm_hwm_kib(d.proc.pid)
     fake = FakeDevice(uds, 8 * 1024 * 1024)
@@ -951,6 +954,21 @@ def scenario_agent_bounds(t, d):
         os.rename(uds + ".real", uds)
     st = wait_agent(d, "hb", "ready", timeout=30)
     t.ok(st and st.get("agent") == "ready", "with the real device back, the next ping finds the agent ready", st)
+
+    # The VM's uid owns the vsock dir: a symlink it puts there in place of
+    # the socket must not send zvmd (root) to another socket.
+    decoy = FakeDevice(os.path.join(d.tmp, "decoy.sock"), 1024)
+    os.rename(uds, uds + ".real")
+    os.symlink(decoy.path, uds)
+    try:
+        st = wait_agent(d, "hb", "unresponsive", timeout=20)
+        t.ok(st and st.get("agent") == "unresponsive" and not decoy.conns,
+             f"zvmd does not follow a symlink in the VM's vsock dir ({len(decoy.conns)} connections to the decoy)",
+             st)
+    finally:
+        decoy.close()
+        os.unlink(uds)
+        os.rename(uds + ".real", uds)
     d.request("POST", "/vms/hb/stop")
     d.wait_state("hb", ["stopped", "crashed"], timeout=30)
 
