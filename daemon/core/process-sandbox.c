@@ -19,6 +19,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,8 +63,68 @@ static unsigned cap_last_cap(void) {
         return 63;
 }
 
+/* Whether path is dir or lies beneath it (both canonical). */
+static bool path_under(const char *path, const char *dir) {
+        size_t n = strlen(dir);
+
+        if (streq(dir, "/"))
+                return true;
+        return path && strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* sb->hide as the child mounts it: canonical paths of existing dirs that
+ * hold none of what the process needs by path (its cwd, its writable dir,
+ * its executable). Decided here in the parent: realpath() allocates. */
+static int hide_plan(const ProcessSandbox *sb, const char *exe, char ***ret) {
+        _cleanup_free_ char *cwd = NULL, *w = NULL, *x = NULL;
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0, k = 0;
+
+        *ret = NULL;
+        if (!sb->mount_ns || !sb->hide)
+                return 0;
+        while (sb->hide[n])
+                n++;
+        l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        /* A path that cannot be resolved keeps every dir (NULL is beneath none: see below). */
+        cwd = sb->cwd ? realpath(sb->cwd, NULL) : NULL;
+        w = sb->writable ? realpath(sb->writable, NULL) : NULL;
+        x = realpath(exe, NULL);
+        if ((sb->cwd && !cwd) || (sb->writable && !w) || !x)
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *d = realpath(sb->hide[i], NULL);
+                struct stat st;
+
+                if (!d || stat(d, &st) < 0 || !S_ISDIR(st.st_mode))
+                        continue;
+                if (path_under(cwd, d) || path_under(w, d) || path_under(x, d))
+                        continue;
+                l[k++] = TAKE_PTR(d);
+        }
+        /* A dir beneath another one (a symlink such as /var/mail -> spool/mail
+         * resolves there) would be gone once that one is covered. */
+        for (size_t i = 0; i < k; i++)
+                for (size_t j = 0; j < k; j++)
+                        if (i != j && l[i] && l[j] && path_under(l[i], l[j]) && (!streq(l[i], l[j]) || j < i)) {
+                                l[i] = mfree(l[i]);
+                                break;
+                        }
+        n = 0;
+        for (size_t i = 0; i < k; i++)          /* close the gaps: NULL ends the list */
+                if (l[i])
+                        l[n++] = l[i];
+        for (; n < k; n++)
+                l[n] = NULL;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 typedef struct ChildSetup {
         const char *exe;
+        char *const *hide;      /* from hide_plan(), or NULL */
         char *const *argv, *const *envp;
         const int *keep_fds;
         size_t n_keep_fds;
@@ -116,7 +177,10 @@ static int child_drop(const ChildSetup *c) {
  * (bound onto itself first, so that it is a mount of its own): no file in
  * /tmp, /var/tmp or /dev/shm, whatever their modes. Open fds are not
  * affected; device nodes (/dev/kvm, /dev/urandom) still open read-write.
- * Private first, so that nothing propagates back to the host. */
+ * Private first, so that nothing propagates back to the host. Then the
+ * dirs of the plan vanish under an empty read-only tmpfs (one page, no
+ * exec, no device, no suid): other users' homes, zvm's and other daemons'
+ * data, logs, caches, spools; not even their names are left to read. */
 static int child_mount_ns(const ChildSetup *c) {
         struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID };
         struct mount_attr rw = { .attr_clr = MOUNT_ATTR_RDONLY };
@@ -132,6 +196,10 @@ static int child_mount_ns(const ChildSetup *c) {
                 return -1;
         if (w && mount_setattr(AT_FDCWD, w, 0, &rw, sizeof(rw)) < 0)
                 return -1;
+        for (char *const *d = c->hide; d && *d; d++)
+                if (mount("tmpfs", *d, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                          "size=4k,nr_inodes=1,mode=0755") < 0)
+                        return -1;
         return 0;
 }
 
@@ -176,6 +244,7 @@ int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_
                                const ProcessSandbox *sb, pid_t *ret_pid) {
         static const ProcessSandbox as_is = { .extra_gid = (gid_t) -1 };
         _cleanup_free_ char *exe = NULL;
+        _cleanup_strv_free_ char **hide = NULL;
         _cleanup_free_ char *path = strjoin("PATH=", getenv("PATH") ?: "/usr/local/bin:/usr/bin:/bin");
         char *envp[] = { path, (char *) "LC_ALL=C.UTF-8", NULL };
         _cleanup_close_ int null_fd = -EBADF, rfd = -EBADF, wfd = -EBADF;
@@ -188,6 +257,11 @@ int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_
         r = resolve_exe(argv[0], &exe);
         if (r < 0)
                 return r;
+        if (sb) {
+                r = hide_plan(sb, exe, &hide);
+                if (r < 0)
+                        return r;
+        }
         null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null_fd < 0)
                 return -errno;
@@ -197,7 +271,7 @@ int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_
         wfd = fds[1];
 
         ChildSetup c = {
-                .exe = exe, .argv = argv, .envp = envp, .keep_fds = keep_fds, .n_keep_fds = n_keep_fds,
+                .exe = exe, .hide = hide, .argv = argv, .envp = envp, .keep_fds = keep_fds, .n_keep_fds = n_keep_fds,
                 .null_fd = null_fd, .out_fd = out_fd >= 0 ? out_fd : null_fd, .err_pipe = wfd, .sb = sb ?: &as_is,
                 .last_cap = cap_last_cap(),
         };
