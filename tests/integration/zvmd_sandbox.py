@@ -174,8 +174,8 @@ def scenario_sandbox(t, d):
         host = os.listdir(where)
         inside = os.listdir(root + where)
         fs = subprocess.run(["nsenter", "-t", str(qemu), "-m", "--", "findmnt", "-no", "FSTYPE,OPTIONS", where],
-                            capture_output=True, text=True, timeout=30).stdout.strip()
-        t.ok(inside == [] and fs.startswith("tmpfs ro,"), f"in sba's mount namespace {where} is an empty "
+                            capture_output=True, text=True, timeout=30).stdout.split()
+        t.ok(inside == [] and fs[:1] == ["tmpfs"] and fs[1:2] and fs[1].startswith("ro,"), f"in sba's mount namespace {where} is an empty "
              f"read-only tmpfs (the host's has {len(host)} entries)", f"{inside[:5]} {fs}")
     t.ok(os.listdir("/var/lib") and os.listdir(root + "/var/lib") == [],
          "the host's /var/lib (zvm's data in production) cannot be listed there", os.listdir(root + "/var/lib"))
