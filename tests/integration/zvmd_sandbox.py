@@ -2,8 +2,9 @@
 and vsock helper run as the VM's own unprivileged uid, without
 capabilities, with NO_NEW_PRIVS (QEMU also under its seccomp filter),
 limits, in a mount namespace where only their vsock dir is writable and
-where home, data, log, cache and spool dirs are empty tmpfs, and with only the fds zvmd gave them; that uid reaches no host file and
-nothing of another VM."""
+where home, data, log, cache and spool dirs are empty tmpfs, and with only
+the fds zvmd gave them; that uid reaches no host file and nothing of
+another VM."""
 import os
 import subprocess
 import time
@@ -175,8 +176,9 @@ def scenario_sandbox(t, d):
         inside = os.listdir(root + where)
         fs = subprocess.run(["nsenter", "-t", str(qemu), "-m", "--", "findmnt", "-no", "FSTYPE,OPTIONS", where],
                             capture_output=True, text=True, timeout=30).stdout.split()
-        t.ok(inside == [] and fs[:1] == ["tmpfs"] and fs[1:2] and fs[1].startswith("ro,"), f"in sba's mount namespace {where} is an empty "
-             f"read-only tmpfs (the host's has {len(host)} entries)", f"{inside[:5]} {fs}")
+        t.ok(inside == [] and fs[:1] == ["tmpfs"] and fs[1:2] and fs[1].startswith("ro,"),
+             f"in sba's mount namespace {where} is an empty read-only tmpfs (the host's has {len(host)} "
+             "entries)", f"{inside[:5]} {fs}")
     t.ok(os.listdir("/var/lib") and os.listdir(root + "/var/lib") == [],
          "the host's /var/lib (zvm's data in production) cannot be listed there", os.listdir(root + "/var/lib"))
     helper = d.run_state(vms["sba"]).get("helper_pid")
