@@ -22,6 +22,10 @@ typedef struct ProcessSandbox {
         const char *const *hide; /* in it, dirs to cover with an empty read-only tmpfs (NULL-terminated,
                                   * or NULL): skipped when missing, not a dir, or when the cwd, the
                                   * writable dir or the executable lies beneath */
+        bool hide_siblings;     /* in it, an empty read-only tmpfs over the cwd's parent too, with
+                                 * the cwd bound back (other VMs' run dirs): skipped if the writable
+                                 * dir is not beneath the cwd or the executable is beneath that
+                                 * parent */
 } ProcessSandbox;
 
 /* Spawns argv[0] (PATH lookup, in the parent) for a process that faces a

@@ -130,7 +130,7 @@ int vm_sandbox_identity(const Vm *vm, bool kvm, ProcessSandbox *ret, char **ret_
                 return r;
         *ret = (ProcessSandbox) { .uid = id, .gid = id, .extra_gid = (gid_t) -1, .nofile = VM_NOFILE,
                                   .nproc = VM_NPROC, .cwd = vm->run_dir, .mount_ns = true,
-                                  .hide = vm_hidden_dirs };
+                                  .hide = vm_hidden_dirs, .hide_siblings = true };
         /* QEMU 7.2 opens /dev/kvm itself (no fd option): its group is the
          * one supplementary group, and only with KVM. */
         if (kvm && stat("/dev/kvm", &st) >= 0 && st.st_gid != 0)

@@ -185,6 +185,12 @@ def scenario_sandbox(t, d):
     if helper:
         t.ok(os.listdir(f"/proc/{helper}/root/var/lib") == [] and os.listdir(f"/proc/{helper}/root" + a_vsock),
              "so does its vsock helper's, which still reaches its vsock dir")
+    a_run = os.path.realpath(os.path.join(d.root, "run", "zvm", "vms", str(vms["sba"])))
+    vms_dir = os.path.dirname(a_run)
+    t.ok(len(os.listdir(vms_dir)) >= 2 and os.listdir(root + vms_dir) == [str(vms["sba"])],
+         "there the other VMs' run dirs are gone: only its own is left", os.listdir(root + vms_dir))
+    t.ok(sorted(os.listdir(root + a_run)) == sorted(os.listdir(a_run)) and os.readlink(f"/proc/{qemu}/cwd") == a_run,
+         "its own run dir, bound back, is whole and still its cwd", os.listdir(root + a_run))
     qbin = os.readlink(f"/proc/{qemu}/exe")
     t.ok(os.path.exists(root + qbin) and os.path.isdir(root + "/usr/lib") and os.path.isfile(root + "/etc/ld.so.cache"),
          f"while its binary ({qbin}), /usr/lib and /etc/ld.so.cache are there")
