@@ -19,6 +19,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,8 +63,103 @@ static unsigned cap_last_cap(void) {
         return 63;
 }
 
+/* Whether path is dir or lies beneath it (both canonical). */
+static bool path_under(const char *path, const char *dir) {
+        size_t n = strlen(dir);
+
+        if (!path)
+                return false;
+        if (streq(dir, "/"))
+                return true;
+        return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+typedef struct HidePlan {
+        char **dirs;            /* covered by an empty tmpfs, or NULL */
+        char *own, *siblings;   /* the cwd, bound back onto a tmpfs over its parent; or NULL */
+} HidePlan;
+
+static void hide_plan_done(HidePlan *p) {
+        p->dirs = strv_free(p->dirs);
+        p->own = mfree(p->own);
+        p->siblings = mfree(p->siblings);
+}
+
+/* The cwd's parent, when its siblings can go (see hide_siblings). */
+static int hide_siblings_plan(const char *cwd, const char *w, const char *x, HidePlan *p) {
+        const char *slash = strrchr(cwd, '/');
+
+        if ((w && !path_under(w, cwd)) || slash == cwd)
+                return 0;
+        p->siblings = strndup(cwd, slash - cwd);
+        if (!p->siblings)
+                return -ENOMEM;
+        if (path_under(x, p->siblings)) {
+                p->siblings = mfree(p->siblings);
+                return 0;
+        }
+        p->own = strdup(cwd);
+        return p->own ? 0 : -ENOMEM;
+}
+
+/* sb->hide as the child mounts it: canonical paths of existing dirs that
+ * hold none of what the process needs by path (its cwd, its writable dir,
+ * its executable). Decided here in the parent: realpath() allocates. */
+static int hide_plan(const ProcessSandbox *sb, const char *exe, HidePlan *ret) {
+        _cleanup_free_ char *cwd = NULL, *w = NULL, *x = NULL;
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0, k = 0;
+        int r;
+
+        if (!sb->mount_ns || (!sb->hide && !sb->hide_siblings))
+                return 0;
+        while (sb->hide && sb->hide[n])
+                n++;
+        l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        /* A path that cannot be resolved keeps every dir. */
+        cwd = sb->cwd ? realpath(sb->cwd, NULL) : NULL;
+        w = sb->writable ? realpath(sb->writable, NULL) : NULL;
+        x = realpath(exe, NULL);
+        if ((sb->cwd && !cwd) || (sb->writable && !w) || !x)
+                return 0;
+        if (sb->hide_siblings && cwd) {
+                r = hide_siblings_plan(cwd, w, x, ret);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *d = realpath(sb->hide[i], NULL);
+                struct stat st;
+
+                if (!d || stat(d, &st) < 0 || !S_ISDIR(st.st_mode))
+                        continue;
+                if (path_under(cwd, d) || path_under(w, d) || path_under(x, d))
+                        continue;
+                l[k++] = TAKE_PTR(d);
+        }
+        /* A dir beneath another one (a symlink such as /var/mail -> spool/mail
+         * resolves there) would be gone once that one is covered. */
+        for (size_t i = 0; i < k; i++)
+                for (size_t j = 0; j < k; j++)
+                        if (i != j && l[i] && l[j] && path_under(l[i], l[j]) && (!streq(l[i], l[j]) || j < i)) {
+                                l[i] = mfree(l[i]);
+                                break;
+                        }
+        n = 0;
+        for (size_t i = 0; i < k; i++)          /* close the gaps: NULL ends the list */
+                if (l[i])
+                        l[n++] = l[i];
+        for (; n < k; n++)
+                l[n] = NULL;
+        ret->dirs = TAKE_PTR(l);
+        return 0;
+}
+
 typedef struct ChildSetup {
         const char *exe;
+        const HidePlan *hide;
         char *const *argv, *const *envp;
         const int *keep_fds;
         size_t n_keep_fds;
@@ -112,11 +208,34 @@ static int child_drop(const ChildSetup *c) {
         return 0;
 }
 
+/* Its own dir (with the writable bind in it) is cloned before the tmpfs
+ * covers its parent, then moved onto a dir made there; the tmpfs turns
+ * read-only last. */
+static int child_hide_siblings(const HidePlan *h) {
+        struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
+        int tree, r = -1;
+
+        tree = open_tree(AT_FDCWD, h->own, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (tree < 0)
+                return -1;
+        if (mount("tmpfs", h->siblings, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "size=4k,nr_inodes=2,mode=0755") >= 0 &&
+            mkdir(h->own, 0700) >= 0 &&
+            move_mount(tree, "", AT_FDCWD, h->own, MOVE_MOUNT_F_EMPTY_PATH) >= 0 &&
+            mount_setattr(AT_FDCWD, h->siblings, 0, &ro, sizeof(ro)) >= 0)
+                r = 0;
+        (void) close(tree);     /* a close() that succeeds leaves errno as the failed step set it */
+        return r;
+}
+
 /* Nothing of the host is writable by path any more, but the one dir given
  * (bound onto itself first, so that it is a mount of its own): no file in
  * /tmp, /var/tmp or /dev/shm, whatever their modes. Open fds are not
  * affected; device nodes (/dev/kvm, /dev/urandom) still open read-write.
- * Private first, so that nothing propagates back to the host. */
+ * Private first, so that nothing propagates back to the host. Then the
+ * dirs of the plan vanish under an empty read-only tmpfs (one page, no
+ * exec, no device, no suid): other users' homes, zvm's and other daemons'
+ * data, logs, caches, spools; not even their names are left to read. */
 static int child_mount_ns(const ChildSetup *c) {
         struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID };
         struct mount_attr rw = { .attr_clr = MOUNT_ATTR_RDONLY };
@@ -132,7 +251,11 @@ static int child_mount_ns(const ChildSetup *c) {
                 return -1;
         if (w && mount_setattr(AT_FDCWD, w, 0, &rw, sizeof(rw)) < 0)
                 return -1;
-        return 0;
+        for (char *const *d = c->hide->dirs; d && *d; d++)
+                if (mount("tmpfs", *d, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                          "size=4k,nr_inodes=1,mode=0755") < 0)
+                        return -1;
+        return c->hide->own ? child_hide_siblings(c->hide) : 0;
 }
 
 _noreturn_ static void child_run(const ChildSetup *c) {
@@ -176,6 +299,7 @@ int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_
                                const ProcessSandbox *sb, pid_t *ret_pid) {
         static const ProcessSandbox as_is = { .extra_gid = (gid_t) -1 };
         _cleanup_free_ char *exe = NULL;
+        _cleanup_(hide_plan_done) HidePlan hide = {};
         _cleanup_free_ char *path = strjoin("PATH=", getenv("PATH") ?: "/usr/local/bin:/usr/bin:/bin");
         char *envp[] = { path, (char *) "LC_ALL=C.UTF-8", NULL };
         _cleanup_close_ int null_fd = -EBADF, rfd = -EBADF, wfd = -EBADF;
@@ -188,6 +312,11 @@ int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_
         r = resolve_exe(argv[0], &exe);
         if (r < 0)
                 return r;
+        if (sb) {
+                r = hide_plan(sb, exe, &hide);
+                if (r < 0)
+                        return r;
+        }
         null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null_fd < 0)
                 return -errno;
@@ -197,7 +326,7 @@ int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_
         wfd = fds[1];
 
         ChildSetup c = {
-                .exe = exe, .argv = argv, .envp = envp, .keep_fds = keep_fds, .n_keep_fds = n_keep_fds,
+                .exe = exe, .hide = &hide, .argv = argv, .envp = envp, .keep_fds = keep_fds, .n_keep_fds = n_keep_fds,
                 .null_fd = null_fd, .out_fd = out_fd >= 0 ? out_fd : null_fd, .err_pipe = wfd, .sb = sb ?: &as_is,
                 .last_cap = cap_last_cap(),
         };

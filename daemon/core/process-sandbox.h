@@ -19,6 +19,13 @@ typedef struct ProcessSandbox {
                                  * process as the VM's for core/process-scan; NULL: unchanged */
         bool mount_ns;          /* its own mount namespace, where every mount is read-only (and nosuid) */
         const char *writable;   /* in it, the one dir left writable (the VM's vsock dir), or NULL */
+        const char *const *hide; /* in it, dirs to cover with an empty read-only tmpfs (NULL-terminated,
+                                  * or NULL): skipped when missing, not a dir, or when the cwd, the
+                                  * writable dir or the executable lies beneath */
+        bool hide_siblings;     /* in it, an empty read-only tmpfs over the cwd's parent too, with
+                                 * the cwd bound back (other VMs' run dirs): skipped if the writable
+                                 * dir is not beneath the cwd or the executable is beneath that
+                                 * parent */
 } ProcessSandbox;
 
 /* Spawns argv[0] (PATH lookup, in the parent) for a process that faces a

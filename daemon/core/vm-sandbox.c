@@ -116,6 +116,19 @@ static bool root_is_mount(void) {
         return cached > 0;
 }
 
+/* What QEMU and the vsock helper never open by path (they need /usr:
+ * binary, libraries, firmware given to -bios; /etc: ld.so.cache; /dev;
+ * /proc for the /proc/self/fd reopens; their run dir; /tmp holds test
+ * wrappers), hidden in their mount namespace: other users' files, zvm's and
+ * other daemons' data (/var/lib/zvm: disks, configs, secrets), logs,
+ * caches, spools. A dir holding the cwd, the vsock dir or the executable
+ * stays (see process-sandbox.h). */
+static const char *const vm_hidden_dirs[] = {
+        "/home", "/root", "/srv", "/mnt", "/media",
+        "/var/lib", "/var/cache", "/var/log", "/var/backups", "/var/spool", "/var/mail", "/var/tmp",
+        NULL
+};
+
 int vm_sandbox_identity(const Vm *vm, bool kvm, ProcessSandbox *ret, char **ret_error) {
         uint32_t id;
         struct stat st;
@@ -130,7 +143,8 @@ int vm_sandbox_identity(const Vm *vm, bool kvm, ProcessSandbox *ret, char **ret_
         if (r < 0)
                 return r;
         *ret = (ProcessSandbox) { .uid = id, .gid = id, .extra_gid = (gid_t) -1, .nofile = VM_NOFILE,
-                                  .nproc = VM_NPROC, .cwd = vm->run_dir, .mount_ns = root_is_mount() };
+                                  .nproc = VM_NPROC, .cwd = vm->run_dir, .mount_ns = root_is_mount(),
+                                  .hide = vm_hidden_dirs, .hide_siblings = true };
         /* QEMU 7.2 opens /dev/kvm itself (no fd option): its group is the
          * one supplementary group, and only with KVM. */
         if (kvm && stat("/dev/kvm", &st) >= 0 && st.st_gid != 0)

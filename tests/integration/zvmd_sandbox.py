@@ -1,9 +1,10 @@
 """The sandbox scenario of test-zvmd.py (issue 10, item 1): each VM's QEMU
 and vsock helper run as the VM's own unprivileged uid, without
 capabilities, with NO_NEW_PRIVS (QEMU also under its seccomp filter),
-limits, in a mount namespace where only their vsock dir is writable, and
-with only the fds zvmd gave them; that uid reaches no host file and
-nothing of another VM."""
+limits, in a mount namespace where only their vsock dir is writable and
+where home, data, log, cache and spool dirs are empty tmpfs, and with only
+the fds zvmd gave them; that uid reaches no host file and nothing of
+another VM."""
 import os
 import subprocess
 import time
@@ -165,6 +166,36 @@ def scenario_sandbox(t, d):
                            text=True, timeout=30)
         t.ok(r.returncode != 0 and "Read-only file system" in r.stderr,
              f"in sba's mount namespace its uid cannot write {where}", r.stderr)
+    # What it never needs by path is hidden under an empty tmpfs; what it
+    # needs is there (its root as the namespace shows it: /proc/PID/root).
+    root = f"/proc/{qemu}/root"
+    for where in ("/home", "/root", "/srv", "/var/lib", "/var/log", "/var/cache"):
+        if not os.path.isdir(where) or any(p == where or p.startswith(where + "/") for p in (a_vsock, d.root)):
+            continue
+        host = os.listdir(where)
+        inside = os.listdir(root + where)
+        fs = subprocess.run(["nsenter", "-t", str(qemu), "-m", "--", "findmnt", "-no", "FSTYPE,OPTIONS", where],
+                            capture_output=True, text=True, timeout=30).stdout.split()
+        t.ok(inside == [] and fs[:1] == ["tmpfs"] and fs[1:2] and fs[1].startswith("ro,"),
+             f"in sba's mount namespace {where} is an empty read-only tmpfs (the host's has {len(host)} "
+             "entries)", f"{inside[:5]} {fs}")
+    t.ok(os.listdir("/var/lib") and os.listdir(root + "/var/lib") == [],
+         "the host's /var/lib (zvm's data in production) cannot be listed there", os.listdir(root + "/var/lib"))
+    helper = d.run_state(vms["sba"]).get("helper_pid")
+    if helper:
+        t.ok(os.listdir(f"/proc/{helper}/root/var/lib") == [] and os.listdir(f"/proc/{helper}/root" + a_vsock),
+             "so does its vsock helper's, which still reaches its vsock dir")
+    a_run = os.path.realpath(os.path.join(d.root, "run", "zvm", "vms", str(vms["sba"])))
+    vms_dir = os.path.dirname(a_run)
+    t.ok(len(os.listdir(vms_dir)) >= 2 and os.listdir(root + vms_dir) == [str(vms["sba"])],
+         "there the other VMs' run dirs are gone: only its own is left", os.listdir(root + vms_dir))
+    t.ok(sorted(os.listdir(root + a_run)) == sorted(os.listdir(a_run)) and os.readlink(f"/proc/{qemu}/cwd") == a_run,
+         "its own run dir, bound back, is whole and still its cwd", os.listdir(root + a_run))
+    qbin = os.readlink(f"/proc/{qemu}/exe")
+    t.ok(os.path.exists(root + qbin) and os.path.isdir(root + "/usr/lib") and os.path.isfile(root + "/etc/ld.so.cache"),
+         f"while its binary ({qbin}), /usr/lib and /etc/ld.so.cache are there")
+    t.ok(sorted(os.listdir(root + a_vsock)) == sorted(os.listdir(a_vsock)) and os.listdir(a_vsock),
+         "and its vsock dir, with the helper's sockets", os.listdir(a_vsock))
     probe = os.path.join(a_vsock, "probe")
     # As QEMU reaches it: through its fd (no path above it is open to the uid).
     dirfd = [fd for fd, p in _fds(qemu).items() if p == a_vsock]
