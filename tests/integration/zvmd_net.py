@@ -58,9 +58,9 @@ def _fetch(d, vm, host, port):
     return r.stdout.endswith("\n\n" + BODY.decode()), r
 
 
-def _boot(t, d, name):
-    status, _ = d.request("POST", "/vms", {"name": name, "memory": 128, "net0": "user"})
-    t.ok(status == 201, f"create {name} with net0: user", status)
+def _boot(t, d, name, net0="user"):
+    status, _ = d.request("POST", "/vms", {"name": name, "memory": 128, "net0": net0})
+    t.ok(status == 201, f"create {name} with net0: {net0}", status)
     status, body = d.request("POST", f"/vms/{name}/start")
     t.ok(status == 200, f"start {name}", body)
     deadline = time.monotonic() + 90
@@ -97,15 +97,66 @@ def _servers():
     return host, _serve("127.0.0.1"), _serve(host)
 
 
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+FWD_LINE = b"zvm-fwd-ok\n"
+# busybox nc answers one connection on the guest's port 7777, in the
+# background so that the exec returns.
+GUEST_LISTEN = ("setsid sh -c 'echo zvm-fwd-ok | timeout 120 nc -l -p 7777' </dev/null >/dev/null 2>&1 &")
+
+
+def _read_forwarded(port):
+    """Connects to 127.0.0.1:port until the guest's line comes back (slirp
+    accepts at once and closes when the guest's port is not open yet)."""
+    deadline = time.monotonic() + 30
+    got = b""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                c.settimeout(5)
+                got = c.recv(64)
+                if got:
+                    return got
+        except OSError as e:
+            got = str(e).encode()
+        time.sleep(0.5)
+    return got
+
+
+def _check_hostfwd(t, d, port):
+    """net0's hostfwd= reaches the guest's listener through restrict=on; a
+    second VM that forwards the same host port does not start, with QEMU's
+    reason."""
+    r = d.zvm("exec", "ui", "--", "sh", "-c", GUEST_LISTEN, timeout=60)
+    t.ok(r.returncode == 0, "ui: busybox nc listens on the guest's port 7777", r)
+    got = _read_forwarded(port)
+    t.ok(got == FWD_LINE, f"the host's 127.0.0.1:{port} reaches the guest's port 7777 (hostfwd)", got)
+    status, _ = d.request("POST", "/vms", {"name": "ui2", "memory": 128,
+                                           "net0": f"user,hostfwd=tcp:127.0.0.1:{port}-7777"})
+    t.ok(status == 201, "create ui2 forwarding the same host port", status)
+    status, body = d.request("POST", "/vms/ui2/start")
+    msg = body.get("message", "") if isinstance(body, dict) else str(body)
+    t.ok(status != 200 and "forwarding" in msg, "ui2 does not start: the port is taken, QEMU says why", (status, body))
+    st = d.request("GET", "/vms/ui2/status")[1] or {}
+    t.ok(st.get("state") == "stopped", "  ui2 is stopped", st)
+
+
 def scenario_user_net(t, d):
     """The default: net0: user is slirp with restrict=on. The guest reaches
     neither the host's 127.0.0.1 (through the gateway, which open slirp maps
-    to it, or by a route of its own) nor anything else."""
+    to it, or by a route of its own) nor anything else; the host reaches
+    the guest through an explicit hostfwd=."""
     host, loop_srv, net_srv = _servers()
     try:
         lport, nport = loop_srv.server_address[1], net_srv.server_address[1]
-        st = _boot(t, d, "ui")
+        fwd = _free_port()
+        st = _boot(t, d, "ui", f"user,hostfwd=tcp:127.0.0.1:{fwd}-7777")
         t.ok("passt_pid" not in st, "no passt unless ZVM_USER_NET=passt", st)
+        _check_hostfwd(t, d, fwd)
         ok, r = _fetch(d, "ui", "10.0.2.2", lport)
         t.ok(not ok and loop_srv.hits == 0, "the gateway 10.0.2.2 does not reach the host's 127.0.0.1", r)
         ok, r = _fetch(d, "ui", host, nport)
