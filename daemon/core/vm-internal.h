@@ -115,6 +115,10 @@ void vm_helper_detach(VmHelper *hp);
 int vm_passt_socketpair(Vm *vm, int *ret_qemu_fd, int *ret_passt_fd, char **ret_error);
 int vm_passt_spawn(Vm *vm, int passt_fd, char **ret_error);
 
+/* vm-hostfwd.c: whether every hostfwd= of c's user NICs could bind now;
+ * -EADDRINUSE (a taken port), -EINVAL, with the NIC and port named. */
+int vm_hostfwd_check(const VmConfig *c, char **ret_error);
+
 /* vm-running.c: the running config, in memory and in running.conf */
 int vm_running_take(Vm *vm, char **ret_error);
 /* Re-adoption: running.conf, else (older zvmd) the current config. */

@@ -64,6 +64,13 @@ int vm_passt_socketpair(Vm *vm, int *ret_qemu_fd, int *ret_passt_fd, char **ret_
                 return r == -ENOENT ? -EOPNOTSUPP : r;
         if (!vm->ctx->host->passt)
                 return -EOPNOTSUPP;     /* restricted slirp */
+        /* passt forwards nothing unless told (-t/-u); not wired up yet, and
+         * a forward silently missing would be worse than a refusal. */
+        if (vm_running_config(vm)->nets[r].n_hostfwd > 0)
+                return set_error(ret_error, "net%d: hostfwd= is not supported with ZVM_USER_NET=passt (only with "
+                                            "zvm's default restricted slirp)",
+                                 r),
+                       -EINVAL;
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
                 return set_error(ret_error, "cannot create passt's socket pair: %s", errno_str(-errno)), -errno;
         *ret_qemu_fd = fds[0];

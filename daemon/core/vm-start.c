@@ -317,6 +317,9 @@ static int vm_start_prepare(Vm *vm, VmStart *s, const char *template, char **ret
         r = vm_passt_socketpair(vm, &s->passt_qemu_fd, &s->passt_fd, ret_error);
         if (r < 0 && r != -EOPNOTSUPP)
                 return r;
+        r = vm_hostfwd_check(vm_running_config(vm), ret_error);
+        if (r < 0)
+                return r;
         r = agent_prepare(&vm->agent, vm_running_config(vm)->agent, vm_running_config(vm)->cid, &secret);
         if (r < 0)
                 return set_error(ret_error, "cannot prepare the guest agent's secret and listener: %s",

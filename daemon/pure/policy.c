@@ -150,20 +150,22 @@ static int parse_bridges(char ***list, char **words, unsigned line, char **ret_e
         return 0;
 }
 
-static int parse_vlans(Policy *p, char **words, unsigned line, char **ret_error) {
+/* N or N-M words into a bitmap: ZVM_VLANS, ZVM_HOSTFWD_PORTS. */
+static int parse_ranges(const char *key, const char *what, uint8_t *set, bool *any, uint32_t min, uint32_t max,
+                        char **words, unsigned line, char **ret_error) {
         STRV_FOREACH(w, words) {
                 char *dash = strchr(*w, '-');
                 uint32_t lo, hi;
 
                 if (dash)
                         *dash = '\0';
-                if (safe_atou32(*w, &lo) < 0 || (dash ? safe_atou32(dash + 1, &hi) : (hi = lo, 0)) < 0 || lo < 1 ||
-                    hi > POLICY_VLAN_MAX || lo > hi)
-                        return line_error(ret_error, line, "ZVM_VLANS: '%s%s%s' is not a VLAN id or range within 1-%u",
-                                          *w, dash ? "-" : "", dash ? dash + 1 : "", POLICY_VLAN_MAX);
+                if (safe_atou32(*w, &lo) < 0 || (dash ? safe_atou32(dash + 1, &hi) : (hi = lo, 0)) < 0 || lo < min ||
+                    hi > max || lo > hi)
+                        return line_error(ret_error, line, "%s: '%s%s%s' is not %s or range within %u-%u",
+                                          key, *w, dash ? "-" : "", dash ? dash + 1 : "", what, min, max);
                 for (uint32_t v = lo; v <= hi; v++)
-                        p->vlans[v / 8] |= (uint8_t) (1U << (v % 8));
-                p->any_vlan = true;
+                        set[v / 8] |= (uint8_t) (1U << (v % 8));
+                *any = true;
         }
         return 0;
 }
@@ -198,6 +200,7 @@ static int parse_quota(Policy *p, const char *key, const char *value, unsigned l
 
 static const char *const policy_keys[] = {
         "ZVM_STORAGE", "ZVM_RAW_PATHS", "ZVM_BRIDGES", "ZVM_VLANS", "ZVM_MAX_MEMORY", "ZVM_MAX_CORES", "ZVM_MAX_DISK_SIZE",
+        "ZVM_HOSTFWD_PORTS",
 };
 
 static int parse_assignment(Policy *p, char *key, char *value, unsigned line, bool seen[], char **ret_error) {
@@ -217,7 +220,7 @@ static int parse_assignment(Policy *p, char *key, char *value, unsigned line, bo
                 value[l - 1] = '\0';
                 value++;
         }
-        r = strv_split(value, streq(key, "ZVM_VLANS") ? " \t," : " \t", &words);
+        r = strv_split(value, streq(key, "ZVM_VLANS") || streq(key, "ZVM_HOSTFWD_PORTS") ? " \t," : " \t", &words);
         if (r < 0)
                 return r;
         switch (k) {
@@ -228,7 +231,11 @@ static int parse_assignment(Policy *p, char *key, char *value, unsigned line, bo
         case 2:
                 return parse_bridges(&p->bridges, words, line, ret_error);
         case 3:
-                return parse_vlans(p, words, line, ret_error);
+                return parse_ranges(key, "a VLAN id", p->vlans, &p->any_vlan, 1, POLICY_VLAN_MAX, words, line, ret_error);
+        case 7:
+                /* Ports below 1024 are root's on the host, and stay so. */
+                return parse_ranges(key, "a port", p->hostfwd_ports, &p->any_hostfwd_port, 1024, 65535, words, line,
+                                    ret_error);
         default:
                 if (strv_length(words) != 1)
                         return line_error(ret_error, line, "%s takes one value", key);
@@ -339,13 +346,42 @@ static bool key_selected(json_object *keys, const char *key) {
         return !keys || json_object_object_get_ex(keys, key, NULL);
 }
 
+/* A forward opens a port on the host to the guest: only on loopback (other
+ * local users may reach it, the network may not) and only from the ports
+ * the administrator set aside, so that a VM cannot take a port a host
+ * service is meant to get. */
+static int check_hostfwd(const Policy *p, const VmNet *n, const char *key, char **ret_error) {
+        for (unsigned j = 0; j < n->n_hostfwd; j++) {
+                const VmHostfwd *f = &n->hostfwd[j];
+
+                if (!startswith(f->addr, "127."))
+                        return set_error(ret_error, "%s: hostfwd= address %s is not a loopback address; other "
+                                                    "addresses need root",
+                                         key, f->addr),
+                               -EACCES;
+                if (!(p->hostfwd_ports[f->host_port / 8] & (1U << (f->host_port % 8))))
+                        return set_error(ret_error, "%s: hostfwd= host port %u is not declared%s; other ports need "
+                                                    "root or ZVM_HOSTFWD_PORTS in zvm.conf",
+                                         key, f->host_port, p->any_hostfwd_port ? "" : " (no ports are)"),
+                               -EACCES;
+        }
+        return 0;
+}
+
 static int check_nets(const Policy *p, const VmConfig *c, json_object *keys, char **ret_error, char **ret_key) {
+        int r;
+
         for (unsigned i = 0; i < VM_NETS_MAX; i++) {
                 const VmNet *n = &c->nets[i];
                 char key[16];
 
                 snprintf(key, sizeof(key), "net%u", i);
-                if (!n->present || !n->bridge || !key_selected(keys, key))
+                if (!n->present || !key_selected(keys, key))
+                        continue;
+                r = check_hostfwd(p, n, key, ret_error);
+                if (r < 0)
+                        return set_error(ret_key, "%s", key), r;
+                if (!n->bridge)
                         continue;
                 if (!strv_contains(p->bridges, n->ifname)) {
                         _cleanup_free_ char *list = strv_join(p->bridges, " ");

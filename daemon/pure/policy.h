@@ -15,6 +15,9 @@
  *   bridges   only the declared ones (none by default); user networking is
  *             always allowed.
  *   VLANs     tag= only from the declared set (none by default).
+ *   hostfwd   a user NIC's forwards listen only on a loopback address and
+ *             only on declared host ports (none by default, never below
+ *             1024).
  *   quotas    memory, cores, and disk size (a template's writable layer,
  *             an image's or block device's size) at most the declared
  *             ceilings (unlimited by default).
@@ -57,6 +60,8 @@ typedef struct Policy {
         char **bridges;         /* strv, never NULL */
         uint8_t vlans[(POLICY_VLAN_MAX + 1 + 7) / 8];   /* bit n: tag n declared */
         bool any_vlan;
+        uint8_t hostfwd_ports[65536 / 8];       /* bit n: host port n may be forwarded (>= 1024) */
+        bool any_hostfwd_port;
         uint64_t max_memory_mib;        /* 0: unlimited */
         unsigned max_cores;             /* 0: unlimited */
         uint64_t max_disk_size;         /* bytes, 0: unlimited */
@@ -78,6 +83,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Policy *, policy_free);
  *   ZVM_MAX_MEMORY=MiB | SIZE             a bare number is MiB, as memory:
  *   ZVM_MAX_CORES=N
  *   ZVM_MAX_DISK_SIZE=SIZE                bytes, or with K/M/G/T
+ *   ZVM_HOSTFWD_PORTS=N|N-M [...]         host ports for hostfwd=, 1024..65535
  *
  * A policy key given twice is refused (systemd would take the last, and
  * two storage lines were surely meant as one list). local (optional) is

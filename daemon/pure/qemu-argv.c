@@ -596,10 +596,19 @@ int qemu_argv_build(const VmConfig *c, const HostCaps *h, const VmPaths *p, char
                 else if (p->passt && !passt_used) {
                         optf(&a, "-netdev", "stream,id=net%u,server=off,addr.type=fd,addr.str=%d", i, p->passt_fd);
                         passt_used = true;
-                } else
+                } else {
                         /* slirp maps 10.0.2.2 to the host's 127.0.0.1; restricted,
-                         * the guest reaches nothing outside (issue 10). */
-                        optf(&a, "-netdev", "user,id=net%u,restrict=on", i);
+                         * the guest reaches nothing outside (issue 10), but
+                         * hostfwd= connections still come in. */
+                        char fwd[VM_HOSTFWD_MAX * sizeof(",hostfwd=tcp:255.255.255.255:65535-:65535")] = "";
+                        size_t l = 0;
+
+                        for (unsigned j = 0; j < n->n_hostfwd; j++)
+                                l += (size_t) snprintf(fwd + l, sizeof(fwd) - l, ",hostfwd=%s:%s:%u-:%u",
+                                                       n->hostfwd[j].udp ? "udp" : "tcp", n->hostfwd[j].addr,
+                                                       n->hostfwd[j].host_port, n->hostfwd[j].guest_port);
+                        optf(&a, "-netdev", "user,id=net%u,restrict=on%s", i, fwd);
+                }
                 /* A PCI NIC would get QEMU's iPXE option ROM: useless with
                  * qboot and -kernel, and QEMU refuses to start when the
                  * ROM file is not installed. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <ctype.h>
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -490,11 +491,61 @@ static int parse_disk(const char *value, unsigned idx, VmConfig *c, char **reaso
         return 0;
 }
 
+static int parse_port(const char *s, uint16_t *ret) {
+        uint32_t v;
+
+        if (safe_atou32(s, &v) < 0 || v < 1 || v > 65535)
+                return -EINVAL;
+        *ret = (uint16_t) v;
+        return 0;
+}
+
+/* hostfwd=tcp|udp:[ADDR:]HOSTPORT-[:]GUESTPORT, QEMU's form without the
+ * guest address; ADDR is an IPv4 address, 127.0.0.1 when left out (QEMU's
+ * default would be every address). */
+static int parse_hostfwd(const char *v, VmHostfwd *ret, char **reason) {
+        _cleanup_free_ char *copy = strdup(v);
+        char qb[QUOTE_BUF], *rest, *dash, *colon, *host_port;
+        struct in_addr a;
+        VmHostfwd f = { .addr = "127.0.0.1" };
+
+        if (!copy)
+                return -ENOMEM;
+        rest = startswith(copy, "tcp:");
+        if (!rest) {
+                rest = startswith(copy, "udp:");
+                f.udp = true;
+        }
+        dash = rest ? strchr(rest, '-') : NULL;
+        if (!dash)
+                return reason_set(reason, "hostfwd= must be tcp|udp:[ADDR:]HOSTPORT-GUESTPORT (got %s)", quote(v, qb));
+        *dash = '\0';
+        colon = strrchr(rest, ':');
+        host_port = colon ? colon + 1 : rest;
+        if (colon) {
+                *colon = '\0';
+                if (rest[0]) {
+                        if (inet_pton(AF_INET, rest, &a) != 1)
+                                return reason_set(reason, "hostfwd= host address must be an IPv4 address (got %s)",
+                                                  quote(rest, qb));
+                        (void) inet_ntop(AF_INET, &a, f.addr, sizeof(f.addr));
+                }
+        }
+        if (parse_port(host_port, &f.host_port) < 0)
+                return reason_set(reason, "hostfwd= host port must be 1-65535 (got %s)", quote(host_port, qb));
+        if (parse_port(dash[1] == ':' ? dash + 2 : dash + 1, &f.guest_port) < 0)
+                return reason_set(reason, "hostfwd= guest port must be 1-65535 (got %s)", quote(dash + 1, qb));
+        *ret = f;
+        return 0;
+}
+
 static int parse_net(const char *value, unsigned idx, VmConfig *c, char **reason) {
         _cleanup_strv_free_ char **parts = NULL;
         char qb[QUOTE_BUF], mac[18] = "";
         const char *bridge = NULL;
         bool user = false, have_tag = false;
+        VmHostfwd fwd[VM_HOSTFWD_MAX];
+        unsigned n_fwd = 0;
         uint64_t tag = 0;
         int r;
 
@@ -536,15 +587,29 @@ static int parse_net(const char *value, unsigned idx, VmConfig *c, char **reason
                         r = parse_mac(v, mac, reason);
                         if (r < 0)
                                 return r;
+                } else if (r >= 0 && streq(k, "hostfwd")) {
+                        if (n_fwd >= VM_HOSTFWD_MAX)
+                                return reason_set(reason, "more than %u hostfwd=", VM_HOSTFWD_MAX);
+                        r = parse_hostfwd(v, &fwd[n_fwd], reason);
+                        if (r < 0)
+                                return r;
+                        for (unsigned j = 0; j < n_fwd; j++)
+                                if (fwd[j].udp == fwd[n_fwd].udp && fwd[j].host_port == fwd[n_fwd].host_port)
+                                        return reason_set(reason, "hostfwd= %s port %u given twice",
+                                                          fwd[j].udp ? "udp" : "tcp", fwd[j].host_port);
+                        n_fwd++;
                 } else
-                        return reason_set(reason, "unknown option %s (user, bridge=, tag=, mac=)", quote(*o, qb));
+                        return reason_set(reason, "unknown option %s (user, bridge=, tag=, mac=, hostfwd=)",
+                                          quote(*o, qb));
         }
 
         if (user == !!bridge)
-                return reason_set(reason, "must be user[,mac=..] or bridge=<ifname>[,tag=N][,mac=..] (got %s)",
+                return reason_set(reason, "must be user[,mac=..][,hostfwd=..] or bridge=<ifname>[,tag=N][,mac=..] (got %s)",
                                   quote(value, qb));
         if (user && have_tag)
                 return reason_set(reason, "tag= needs bridge=");
+        if (bridge && n_fwd > 0)
+                return reason_set(reason, "hostfwd= needs user (a bridged NIC is reached directly)");
 
         r = set_string(&c->nets[idx].ifname, bridge);
         if (r < 0)
@@ -553,6 +618,8 @@ static int parse_net(const char *value, unsigned idx, VmConfig *c, char **reason
         c->nets[idx].bridge = !!bridge;
         c->nets[idx].tag = (unsigned) tag;
         memcpy(c->nets[idx].mac, mac, sizeof(mac));
+        memcpy(c->nets[idx].hostfwd, fwd, n_fwd * sizeof(fwd[0]));
+        c->nets[idx].n_hostfwd = n_fwd;
         return 0;
 }
 
@@ -780,6 +847,24 @@ VmConfig *vm_config_free(VmConfig *c) {
         return mfree(c);
 }
 
+/* Two NICs forwarding one host port: QEMU would refuse the second at start. */
+static int check_hostfwd_unique(const VmConfig *c, char ret_key[static 8], char **ret_error) {
+        for (unsigned i = 0; i < VM_NETS_MAX; i++)
+                for (unsigned j = 0; j < i; j++)
+                        for (unsigned a = 0; a < c->nets[i].n_hostfwd; a++)
+                                for (unsigned b = 0; b < c->nets[j].n_hostfwd; b++) {
+                                        const VmHostfwd *x = &c->nets[i].hostfwd[a], *y = &c->nets[j].hostfwd[b];
+
+                                        if (x->udp != y->udp || x->host_port != y->host_port)
+                                                continue;
+                                        (void) snprintf(ret_key, 8, "net%u", i);
+                                        return error_set(-EINVAL, ret_error,
+                                                         "net%u: hostfwd= %s port %u is net%u's already", i,
+                                                         x->udp ? "udp" : "tcp", x->host_port, j);
+                                }
+        return 0;
+}
+
 /* The typed view, without the check of vmid (vm_config_apply_json()
  * validates files of VMs that do not have a VMID yet). ret_bad_key
  * (optional) gets the key an error is about. */
@@ -788,6 +873,7 @@ static int vm_config_parse(const ConfigFile *cf, uint32_t vmid, VmConfig **ret, 
         _cleanup_vm_config_free_ VmConfig *c = NULL;
         _cleanup_free_ char *reason = NULL;
         const char *key, *value, *bad = NULL;
+        char fwd_key[8];
         int r;
 
         c = calloc(1, sizeof(VmConfig));
@@ -839,6 +925,12 @@ static int vm_config_parse(const ConfigFile *cf, uint32_t vmid, VmConfig **ret, 
                 bad = "balloon";
                 r = error_set(-EINVAL, ret_error, "balloon: %" PRIu64 " exceeds memory (%" PRIu64 ")",
                               c->balloon_mib, c->memory_mib);
+                goto fail;
+        }
+
+        r = check_hostfwd_unique(c, fwd_key, ret_error);
+        if (r < 0) {
+                bad = fwd_key;
                 goto fail;
         }
 

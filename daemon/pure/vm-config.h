@@ -37,6 +37,7 @@
 
 #define VM_DISKS_MAX 8
 #define VM_NETS_MAX 6
+#define VM_HOSTFWD_MAX 8U      /* hostfwd= per user NIC */
 
 #define VM_MEMORY_MIN_MIB 32ULL
 #define VM_MEMORY_MAX_MIB 1048576ULL
@@ -87,12 +88,22 @@ typedef struct VmDisk {
         bool scsi;              /* bus=scsi, else virtio-blk */
 } VmDisk;
 
+/* hostfwd= of a user NIC: slirp listens on addr:host_port on the host and
+ * forwards to the guest's port (restrict=on still lets these in). */
+typedef struct VmHostfwd {
+        bool udp;               /* else tcp */
+        char addr[16];          /* dotted IPv4, "127.0.0.1" unless given */
+        uint16_t host_port, guest_port;
+} VmHostfwd;
+
 typedef struct VmNet {
         bool present;
         bool bridge;            /* bridge=<ifname>, else user-mode networking */
         char *ifname;           /* the bridge, if bridge */
         unsigned tag;           /* VLAN tag 1..4094, 0 = untagged */
         char mac[18];           /* "xx:xx:xx:xx:xx:xx" lower case, "" = derive (vm_net_derive_mac) */
+        VmHostfwd hostfwd[VM_HOSTFWD_MAX];      /* user NICs only */
+        unsigned n_hostfwd;
 } VmNet;
 
 /* llama-server's settings in llm guests; 0 = the agent's default. */

@@ -86,7 +86,8 @@ void route_vm_start(void *ctx, HttpRequest *req, char **params) {
         r = vm_start(vm, rest_request_is_root(req), &err);
         if (r < 0) {
                 http_request_reply_error(req,
-                                         r == -EINVAL || r == -E2BIG || r == -ENOENT || r == -ENODEV ||
+                                         r == -EADDRINUSE ? API_ERROR_CONFLICT
+                                         : r == -EINVAL || r == -E2BIG || r == -ENOENT || r == -ENODEV ||
                                                          r == -EOPNOTSUPP
                                                  ? API_ERROR_INVALID_VALUE
                                                  : API_ERROR_QEMU_FAILED,

@@ -71,6 +71,7 @@ def write_conf(d, store, bridge):
                 f"ZVM_STORAGE=fast={store}\n"
                 f"ZVM_BRIDGES={bridge}\n"
                 "ZVM_VLANS=10 20-29\n"
+                "ZVM_HOSTFWD_PORTS=20000-20009\n"
                 "ZVM_MAX_MEMORY=256\n"
                 "ZVM_MAX_CORES=2\n"
                 "ZVM_MAX_DISK_SIZE=64M\n")
@@ -146,6 +147,10 @@ def run_policy(t, d, u, store, bridge):
         ("net0", "bridge=vmbr9", 403, ["net0: bridge vmbr9 is not declared", f"(bridges: {bridge})",
                                        "need root or ZVM_BRIDGES"], 200),
         ("net0", f"bridge={bridge},tag=99", 403, ["net0: VLAN 99 is not declared", "ZVM_VLANS"], 200),
+        ("net1", "user,hostfwd=tcp:20010-22", 403, ["net1: hostfwd= host port 20010 is not declared",
+                                                   "ZVM_HOSTFWD_PORTS"], 200),
+        ("net1", "user,hostfwd=tcp:0.0.0.0:20000-22", 403,
+         ["net1: hostfwd= address 0.0.0.0 is not a loopback address; other addresses need root"], 200),
         ("net0", "user,mac=01:00:5e:00:00:01", 400, ["mac:", "01:00:5e:00:00:01", "is a multicast address"], 400),
         ("memory", "512", 403, ["memory: 512 MiB is over the quota of 256 MiB per VM (ZVM_MAX_MEMORY"], 200),
         ("cores", "4", 403, ["cores: 4 is over the quota of 2 per VM (ZVM_MAX_CORES"], 200),
@@ -175,9 +180,10 @@ def run_policy(t, d, u, store, bridge):
 
     # Allowed for the member: paths in storage, the declared bridge and VLAN, within quota.
     allowed = {"disk0": os.path.join(store, "ok.img"), "disk1": os.path.join(d.root, "var/lib/zvm/images/a.img"),
-               "net0": f"bridge={bridge},tag=25", "memory": 256, "cores": 2, "rootfs": "tiny,size=64M"}
+               "net0": f"bridge={bridge},tag=25", "net1": "user,hostfwd=tcp:127.0.0.1:20009-22",
+               "memory": 256, "cores": 2, "rootfs": "tiny,size=64M"}
     status, body = u.request(d.sock, "PATCH", f"/vms/{vmid}", allowed)
-    t.ok(status == 200, "member: paths in storage, the declared bridge and VLAN, quotas met: allowed", (status, body))
+    t.ok(status == 200, "member: paths in storage, the declared bridge, VLAN and forwarded port, quotas met: allowed", (status, body))
 
     # Create: refused whole, no config file made.
     vms_dir = os.path.join(d.root, "etc", "zvm", "vms")

@@ -16,6 +16,7 @@ static const char conf[] =
         "ZVM_RAW_PATHS=\"/dev/vg0/shared\"\n"
         "  ZVM_BRIDGES = vmbr1 vmbr2\n"
         "ZVM_VLANS=10,20-29 4094\n"
+        "ZVM_HOSTFWD_PORTS=20000-20009,30000\n"
         "; a comment\n"
         "ZVM_MAX_MEMORY=1G\n"
         "ZVM_MAX_CORES=2\n"
@@ -44,15 +45,20 @@ static void test_parse(void) {
         ok(p->any_vlan && (p->vlans[10 / 8] & (1 << (10 % 8))) && (p->vlans[29 / 8] & (1 << (29 % 8))) &&
                    !(p->vlans[30 / 8] & (1 << (30 % 8))) && (p->vlans[4094 / 8] & (1 << (4094 % 8))),
            "VLANs 10, 20-29, 4094 and not 30");
+        ok(p->any_hostfwd_port && (p->hostfwd_ports[20009 / 8] & (1 << (20009 % 8))) &&
+                   !(p->hostfwd_ports[20010 / 8] & (1 << (20010 % 8))) &&
+                   (p->hostfwd_ports[30000 / 8] & (1 << (30000 % 8))),
+           "hostfwd ports 20000-20009, 30000 and not 20010");
         is_int(p->max_memory_mib, 1024, "max memory 1G = 1024 MiB");
         is_int(p->max_cores, 2, "max cores");
         is_int(p->max_disk_size, 8ULL << 30, "max disk size");
 
         _cleanup_(policy_freep) Policy *d = parse("");
         if (ok(d, "an empty (or absent) zvm.conf parses"))
-                ok(d->n_storages == 0 && !d->raw_paths[0] && !d->bridges[0] && !d->any_vlan && !d->max_memory_mib &&
+                ok(d->n_storages == 0 && !d->raw_paths[0] && !d->bridges[0] && !d->any_vlan && !d->any_hostfwd_port &&
+                           !d->max_memory_mib &&
                            !d->max_cores && !d->max_disk_size,
-                   "defaults: no storage (zvmd adds local), no raw paths, bridges or VLANs, no quotas");
+                   "defaults: no storage (zvmd adds local), no raw paths, bridges, VLANs or forwarded ports, no quotas");
         /* zvmd's own storage: first, and its name taken. */
         static const char two[] = "ZVM_STORAGE=fast=/srv/fast\n", taken[] = "ZVM_STORAGE=local=/srv/x\n";
         _cleanup_(policy_freep) Policy *own = NULL;
@@ -85,6 +91,10 @@ static void test_parse_refused(void) {
                 { "ZVM_VLANS=0\n", NULL },
                 { "ZVM_VLANS=4095\n", NULL },
                 { "ZVM_VLANS=30-20\n", NULL },
+                { "ZVM_HOSTFWD_PORTS=1000-2000\n",
+                  "zvm.conf line 1: ZVM_HOSTFWD_PORTS: '1000-2000' is not a port or range within 1024-65535" },
+                { "ZVM_HOSTFWD_PORTS=65536\n", NULL },
+                { "ZVM_HOSTFWD_PORTS=ssh\n", NULL },
                 { "ZVM_MAX_MEMORY=16M\n", NULL },
                 { "ZVM_MAX_CORES=0\n", NULL },
                 { "ZVM_MAX_CORES=1 2\n", "zvm.conf line 1: ZVM_MAX_CORES takes one value" },
@@ -150,6 +160,16 @@ static void test_decisions(void) {
                   "in zvm.conf" },
                 { "name: a\nnet0: bridge=vmbr2,tag=30\n", "net0",
                   "net0: VLAN 30 is not declared; other VLANs need root or ZVM_VLANS in zvm.conf" },
+                { "name: a\nnet0: user,hostfwd=tcp:20000-22,hostfwd=udp:127.1.2.3:30000-53\n", NULL, NULL },
+                { "name: a\nnet2: user,hostfwd=tcp:20000-22,hostfwd=tcp:20010-22\n", "net2",
+                  "net2: hostfwd= host port 20010 is not declared; other ports need root or ZVM_HOSTFWD_PORTS in "
+                  "zvm.conf" },
+                { "name: a\nnet0: user,hostfwd=tcp:0.0.0.0:20000-22\n", "net0",
+                  "net0: hostfwd= address 0.0.0.0 is not a loopback address; other addresses need root" },
+                { "name: a\nnet0: user,hostfwd=tcp:192.168.1.5:20000-22\n", "net0",
+                  "net0: hostfwd= address 192.168.1.5 is not a loopback address; other addresses need root" },
+                { "name: a\nnet0: user,hostfwd=tcp:22-22\n", "net0",
+                  "net0: hostfwd= host port 22 is not declared; other ports need root or ZVM_HOSTFWD_PORTS in zvm.conf" },
         };
         _cleanup_(policy_freep) Policy *p = parse(conf);
 
@@ -173,6 +193,21 @@ static void test_decisions(void) {
                 is_int(policy_check_config(p, c, NULL, true, &rerr, NULL), 0, "allowed for root: %s",
                        cases[i].config);
         }
+}
+
+/* Without ZVM_HOSTFWD_PORTS no caller but root forwards a port. */
+static void test_hostfwd_default(void) {
+        _cleanup_(policy_freep) Policy *p = parse("");
+        _cleanup_(vm_config_freep) VmConfig *c = config("name: a\nnet1: user,hostfwd=tcp:20000-22\n");
+        _cleanup_free_ char *err = NULL, *key = NULL;
+
+        if (!ok(p && c, "setup"))
+                return;
+        ok(policy_check_config(p, c, NULL, false, &err, &key) == -EACCES && streq_ptr(key, "net1"),
+           "hostfwd= refused by default");
+        is_str(err, "net1: hostfwd= host port 20000 is not declared (no ports are); other ports need root or "
+                    "ZVM_HOSTFWD_PORTS in zvm.conf", "  and the message says none are declared");
+        is_int(policy_check_config(p, c, NULL, true, NULL, NULL), 0, "root may");
 }
 
 /* PATCH checks the keys its body sets; a start checks every key. */
@@ -230,6 +265,7 @@ int main(void) {
         test_parse();
         test_parse_refused();
         test_decisions();
+        test_hostfwd_default();
         test_keys_filter();
         test_paths();
         return done_testing();

@@ -174,6 +174,14 @@ static const struct {
           "name: nets\nnet0: user\nnet1: user,mac=02:AB:CD:EF:00:01\nnet3: bridge=vmbr0,tag=42\n"
           "net5: bridge=br-lan,mac=52:54:00:12:34:56\n",
           &host_tcg, &paths_std },
+        /* Eight forwards of the longest form fill the builder's buffer. */
+        { "nets-hostfwd",
+          "name: fwd\nnet0: user,hostfwd=tcp:127.0.0.1:2222-22,hostfwd=udp::5353-:53\n"
+          "net1: user,hostfwd=tcp:255.255.255.255:65535-:65535,hostfwd=udp:255.255.255.255:65535-65535,"
+          "hostfwd=tcp:255.255.255.255:65534-65535,hostfwd=tcp:255.255.255.255:65533-65535,"
+          "hostfwd=tcp:255.255.255.255:65532-65535,hostfwd=tcp:255.255.255.255:65531-65535,"
+          "hostfwd=tcp:255.255.255.255:65530-65535,hostfwd=udp:255.255.255.255:65534-65535\n",
+          &host_tcg, &paths_std },
         /* passt serves the first user NIC; a second one (zvmd refuses it
          * before the builder runs) would get restricted slirp. */
         { "nets-passt", "name: nets\nnet0: user\nnet1: user\nnet2: bridge=vmbr0\nvsock: cid=1100\n", &host_tcg,

@@ -65,7 +65,8 @@ static void test_full(void) {
                 "disk0: /srv/d0.img\n"
                 "disk3: /srv/d3.img,ro=1,bus=scsi\n"
                 "disk7: /srv/d7.img,bus=blk,ro=0\n"
-                "net0: user\n"
+                "net0: user,hostfwd=tcp:127.0.0.1:2222-22,hostfwd=udp::5353-:53,hostfwd=tcp:10.0.0.1:8080-80\n"
+                "net1: user,hostfwd=udp:5354-53\n"
                 "net2: bridge=vmbr0,tag=42,mac=52:54:00:AA:BB:CC\n"
                 "net5: mac=02:00:00:00:00:01,bridge=br.lan-1\n"
                 "vsock: cid=1100\n"
@@ -105,12 +106,22 @@ static void test_full(void) {
         ok(!c->disks[7].readonly && !c->disks[7].scsi, "disk7 rw blk");
         ok(!c->disks[1].path, "disk1 unused");
         ok(c->nets[0].present && !c->nets[0].bridge && c->nets[0].mac[0] == 0, "net0 user, derived MAC");
+        is_int(c->nets[0].n_hostfwd, 3, "net0: 3 forwards");
+        ok(!c->nets[0].hostfwd[0].udp && c->nets[0].hostfwd[0].host_port == 2222 &&
+           c->nets[0].hostfwd[0].guest_port == 22, "net0 forward 0: tcp 2222 to 22");
+        is_str(c->nets[0].hostfwd[0].addr, "127.0.0.1", "net0 forward 0 address");
+        ok(c->nets[0].hostfwd[1].udp && c->nets[0].hostfwd[1].host_port == 5353 &&
+           c->nets[0].hostfwd[1].guest_port == 53, "net0 forward 1: udp 5353 to 53, QEMU's -:53 form");
+        is_str(c->nets[0].hostfwd[1].addr, "127.0.0.1", "net0 forward 1: empty address is loopback, not any");
+        is_str(c->nets[0].hostfwd[2].addr, "10.0.0.1", "net0 forward 2: address");
+        ok(c->nets[1].n_hostfwd == 1 && c->nets[1].hostfwd[0].udp, "net1 forward without an address");
+        is_int(c->nets[2].n_hostfwd, 0, "net2: no forwards");
         ok(c->nets[2].present && c->nets[2].bridge, "net2 bridge");
         is_str(c->nets[2].ifname, "vmbr0", "net2 bridge name");
         is_int(c->nets[2].tag, 42, "net2 tag");
         is_str(c->nets[2].mac, "52:54:00:aa:bb:cc", "net2 MAC, lower-cased");
         is_str(c->nets[5].ifname, "br.lan-1", "net5 options in any order");
-        ok(!c->nets[1].present, "net1 unused");
+        ok(!c->nets[3].present, "net3 unused");
         is_int(c->cid, 1100, "cid");
         is_str(c->model, "qwen2.5-0.5b_q8.0", "model");
         ok(c->inference.threads == 2 && c->inference.ctx == 4096 && c->inference.parallel == 4 &&
@@ -145,6 +156,8 @@ static void test_file_errors(void) {
                 { "memory: 512\n", 100, "name: missing (every VM needs a name)" },
                 { "name: a\nballoon: 512\n", 100, "balloon: 512 exceeds memory (256)" },
                 { "name: a\nmemory: 128\nballoon: 129\n", 100, "balloon: 129 exceeds memory (128)" },
+                { "name: a\nnet0: user,hostfwd=tcp:2222-22\nnet3: user,hostfwd=udp:2222-22,hostfwd=tcp:127.0.0.2:2222-23\n", 100,
+                  "net3: hostfwd= tcp port 2222 is net0's already" },
                 { "name: a\nfoo: 1\n", 100, "foo: unknown key" },
                 { "name: a\nvmid: 100\n", 100, "vmid: not a config key (the VMID is the file name, given at creation)" },
                 { "name: a\nmemory: -5\n", 100, "memory: must be an integer between 32 and 1048576 MiB (got \"-5\")" },
@@ -196,6 +209,9 @@ static const struct {
         { "net1", "bridge=vmbr0" },
         { "net1", "bridge=a.b_c-d012345,tag=4094" },  /* 15 characters */
         { "net1", "bridge=x,tag=1,mac=52:54:00:12:34:56" },
+        { "net0", "user,hostfwd=tcp:0.0.0.0:1-65535" },
+        { "net0", "user,mac=02:00:00:00:00:01,hostfwd=tcp:1-2,hostfwd=udp:1-2,hostfwd=tcp:3-4,hostfwd=tcp:5-4,"
+                  "hostfwd=tcp:6-4,hostfwd=tcp:7-4,hostfwd=tcp:8-4,hostfwd=tcp:9-4" },
         { "vsock", "cid=3" },
         { "vsock", "cid=4294967294" },
         { "model", "tiny" },
@@ -315,10 +331,24 @@ static const struct {
         { "disk", "/d.img", -ENOKEY, "disk: unknown key" },
         { "net6", "user", -ENOKEY, "net6: unknown key" },
         { "net0", "", -EINVAL, "net0: empty element in \"\"" },
-        { "net0", "tap", -EINVAL, "net0: unknown option \"tap\" (user, bridge=, tag=, mac=)" },
+        { "net0", "user,hostfwd=tcp:1-2,hostfwd=udp:1-2,hostfwd=tcp:3-4,hostfwd=tcp:5-4,hostfwd=tcp:6-4,"
+                  "hostfwd=tcp:7-4,hostfwd=tcp:8-4,hostfwd=tcp:9-4,hostfwd=tcp:10-4", -EINVAL, "net0: more than 8 hostfwd=" },
+        { "net0", "user,hostfwd=tcp:127.0.0.1:22-22,hostfwd=tcp:127.0.0.2:22-23", -EINVAL, "net0: hostfwd= tcp port 22 given twice" },
+        { "net0", "user,hostfwd=sctp:1-2", -EINVAL, "net0: hostfwd= must be tcp|udp:[ADDR:]HOSTPORT-GUESTPORT (got \"sctp:1-2\")" },
+        { "net0", "user,hostfwd=tcp:2222", -EINVAL, "net0: hostfwd= must be tcp|udp:[ADDR:]HOSTPORT-GUESTPORT (got \"tcp:2222\")" },
+        { "net0", "user,hostfwd=tcp:localhost:2222-22", -EINVAL, "net0: hostfwd= host address must be an IPv4 address (got \"localhost\")" },
+        { "net0", "user,hostfwd=tcp:::1:2222-22", -EINVAL, "net0: hostfwd= host address must be an IPv4 address (got \"::1\")" },
+        { "net0", "user,hostfwd=tcp:127.0.0.1:0-22", -EINVAL, "net0: hostfwd= host port must be 1-65535 (got \"0\")" },
+        { "net0", "user,hostfwd=tcp:127.0.0.1:65536-22", -EINVAL, "net0: hostfwd= host port must be 1-65535 (got \"65536\")" },
+        { "net0", "user,hostfwd=tcp:127.0.0.1:-22", -EINVAL, "net0: hostfwd= host port must be 1-65535 (got \"\")" },
+        { "net0", "user,hostfwd=tcp:2222-10.0.2.15:22", -EINVAL, "net0: hostfwd= guest port must be 1-65535 (got \"10.0.2.15:22\")" },
+        { "net0", "user,hostfwd=tcp:2222-0", -EINVAL, "net0: hostfwd= guest port must be 1-65535 (got \"0\")" },
+        { "net0", "user,hostfwd", -EINVAL, "net0: unknown option \"hostfwd\" (user, bridge=, tag=, mac=, hostfwd=)" },
+        { "net0", "bridge=x,hostfwd=tcp:2222-22", -EINVAL, "net0: hostfwd= needs user (a bridged NIC is reached directly)" },
+        { "net0", "tap", -EINVAL, "net0: unknown option \"tap\" (user, bridge=, tag=, mac=, hostfwd=)" },
         { "net0", "user,tag=5", -EINVAL, "net0: tag= needs bridge=" },
-        { "net0", "user,bridge=x", -EINVAL, "net0: must be user[,mac=..] or bridge=<ifname>[,tag=N][,mac=..] (got \"user,bridge=x\")" },
-        { "net0", "mac=52:54:00:12:34:56", -EINVAL, "net0: must be user[,mac=..] or bridge=<ifname>[,tag=N][,mac=..] (got \"mac=52:54:00:12:34:56\")" },
+        { "net0", "user,bridge=x", -EINVAL, "net0: must be user[,mac=..][,hostfwd=..] or bridge=<ifname>[,tag=N][,mac=..] (got \"user,bridge=x\")" },
+        { "net0", "mac=52:54:00:12:34:56", -EINVAL, "net0: must be user[,mac=..][,hostfwd=..] or bridge=<ifname>[,tag=N][,mac=..] (got \"mac=52:54:00:12:34:56\")" },
         { "net0", "mac=52:54:00:12:34:56,user", -EINVAL, "net0: \"user\" must come first" },
         { "net0", "bridge=0123456789abcdef", -EINVAL, "net0: bridge= must be an interface name of 1-15 characters [A-Za-z0-9_.-] (got \"0123456789abcdef\")" },
         { "net0", "bridge=", -EINVAL, "net0: bridge= must be an interface name of 1-15 characters [A-Za-z0-9_.-] (got \"\")" },
