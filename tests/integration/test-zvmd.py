@@ -1188,6 +1188,32 @@ def ssh_keypair(d, name):
     return path
 
 
+def console_root_shell(t, d, vm):
+    """issue 12 item 1: the serial console of a standard guest is a root
+    shell (agetty --autologin root), not a password prompt."""
+    vmid = d.request("GET", f"/vms/{vm}/status")[1]["vmid"]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(1)
+    out = b""
+    try:
+        s.connect(os.path.join(d.root, "run", "zvm", "vms", str(vmid), "console.sock"))
+        deadline = time.monotonic() + 90
+        sent = 0.0
+        while time.monotonic() < deadline and not re.search(rb"zvm-console-42 uid=\d+\r?\n", out):
+            if time.monotonic() - sent > 5:     # until the getty has logged in
+                s.sendall(b"\recho zvm-console-$((6*7)) uid=$(id -u)\r")
+                sent = time.monotonic()
+            try:
+                out += s.recv(65536)
+            except socket.timeout:
+                pass
+    finally:
+        s.close()
+    text = out.decode(errors="replace")
+    t.ok("zvm-console-42 uid=0" in text and "Password:" not in text,
+         "the standard guest's serial console is a root shell (autologin), no password prompt", text[-1500:])
+
+
 def scenario_ssh(t, d):
     """A standard (Debian) template: OpenSSH over vsock with a verified host
     key, scp both ways, a wrong key and a wrong host key refused."""
@@ -1201,6 +1227,8 @@ def scenario_ssh(t, d):
     st = wait_agent(d, "sv", timeout=240)
     t.ok(st and st.get("agent") == "ready", f"the standard guest's agent is READY ({time.monotonic() - t0:.1f} s "
          "after start)", st)
+
+    console_root_shell(t, d, "sv")
 
     ssh_opts = ["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=60"]
     t0 = time.monotonic()
