@@ -140,37 +140,45 @@ void exec_close_other_fds(void) {
         closedir(d);
 }
 
-typedef struct ExecFailure {
-        int stage;              /* 1: chdir, 2: exec */
-        int err;
-} ExecFailure;
+_noreturn_ void exec_child_fail(int fd_status, int stage, int err) {
+        ExecFailure f = { stage, err };
 
-static __attribute__((noreturn)) void exec_child(char **argv, char **envp, const char *cwd, int fd_in, int fd_out,
-                                                  int fd_err, int fd_status) {
-        ExecFailure f = {};
+        (void) !write(fd_status, &f, sizeof(f));
+        _exit(127);
+}
+
+void exec_child_begin(void) {
         sigset_t none;
 
-        /* Our own session and process group: the timeout kills the group,
-         * and nothing the command does reaches the agent's terminal. */
         (void) setsid();
         sigemptyset(&none);
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
         (void) signal(SIGPIPE, SIG_DFL);
-        if (dup2(fd_in, STDIN_FILENO) < 0 || dup2(fd_out, STDOUT_FILENO) < 0 || dup2(fd_err, STDERR_FILENO) < 0) {
-                f = (ExecFailure) { 2, errno };
-                goto fail;
-        }
+}
+
+_noreturn_ void exec_child_run(char **argv, char **envp, const char *cwd, int fd_in, int fd_out, int fd_err,
+                               int fd_status) {
+        if (dup2(fd_in, STDIN_FILENO) < 0 || dup2(fd_out, STDOUT_FILENO) < 0 || dup2(fd_err, STDERR_FILENO) < 0)
+                exec_child_fail(fd_status, EXEC_STAGE_SETUP, errno);
         exec_close_other_fds();
-        if (chdir(cwd) < 0) {
-                f = (ExecFailure) { 1, errno };
-                goto fail;
-        }
+        if (chdir(cwd) < 0)
+                exec_child_fail(fd_status, EXEC_STAGE_CHDIR, errno);
         environ = envp;
         execvp(argv[0], argv);
-        f = (ExecFailure) { 2, errno };
-fail:
-        (void) !write(fd_status, &f, sizeof(f));
-        _exit(127);
+        exec_child_fail(fd_status, EXEC_STAGE_EXEC, errno);
+}
+
+int exec_failure_reply(Request *rq, const ExecFailure *f, const char *cwd, const char *cmd) {
+        switch (f->stage) {
+        case EXEC_STAGE_CHDIR:
+                return request_fail(rq, f->err, "cannot change to directory '%s': %s", cwd, strerror(f->err));
+        case EXEC_STAGE_EXEC:
+                return request_fail(rq, f->err, "cannot execute '%s': %s", cmd, strerror(f->err));
+        default:
+                return request_fail(rq, f->err, "cannot set up the command's %s: %s",
+                                    f->stage == EXEC_STAGE_TERMINAL ? "terminal" : "stdin, stdout and stderr",
+                                    strerror(f->err));
+        }
 }
 
 /* Reaps pid if it has exited. */
@@ -263,8 +271,13 @@ static int exec_start(Request *rq, const ExecArgs *a, ExecRun *x) {
                 r = request_fail(rq, errno, "cannot fork: %s", strerror(errno));
                 goto finish;
         }
-        if (x->pid == 0)
-                exec_child(a->argv, a->envp, a->cwd, p_in[0], p_out[1], p_err[1], p_status[1]);
+        if (x->pid == 0) {
+                /* Its own session and process group: the timeout kills the
+                 * group, and nothing the command does reaches the agent's
+                 * terminal. */
+                exec_child_begin();
+                exec_child_run(a->argv, a->envp, a->cwd, p_in[0], p_out[1], p_err[1], p_status[1]);
+        }
 
         x->stdin_fd = TAKE_FD(p_in[1]);
         x->out = (Stream) { .fd = TAKE_FD(p_out[0]), .max = (size_t) a->max_output };
@@ -420,12 +433,7 @@ int op_exec(Request *rq, Buf *out) {
         if (x.hangup)
                 log_info("exec %s: the host hung up, killed the command", a.argv[0]);
         if (x.failure_got == sizeof(x.failure) && x.failure.err > 0) {
-                if (x.failure.stage == 1)
-                        r = request_fail(rq, x.failure.err, "cannot change to directory '%s': %s", a.cwd,
-                                         strerror(x.failure.err));
-                else
-                        r = request_fail(rq, x.failure.err, "cannot execute '%s': %s", a.argv[0],
-                                         strerror(x.failure.err));
+                r = exec_failure_reply(rq, &x.failure, a.cwd, a.argv[0]);
                 goto finish;
         }
         exec_reply(&x, out);

@@ -33,11 +33,6 @@
 
 extern char **environ;
 
-typedef struct PtyFailure {
-        int stage;              /* 1: chdir, 2: exec, 3: terminal */
-        int err;
-} PtyFailure;
-
 /* A guest whose init mounted no devpts (the tiny template) still gets
  * terminals: /dev/ptmx finds its instance at /dev/pts. */
 static int pty_open_master(void) {
@@ -61,35 +56,16 @@ static int pty_open_master(void) {
         return fd;
 }
 
-static __attribute__((noreturn)) void pty_child(char **argv, char **envp, const char *cwd, const char *slave,
-                                                 int fd_status) {
-        PtyFailure f = { 3, 0 };
-        sigset_t none;
+_noreturn_ static void pty_child(char **argv, char **envp, const char *cwd, const char *slave, int fd_status) {
         int fd;
 
         /* A session of its own whose controlling terminal is the pty: job
          * control, ^C and SIGWINCH reach the command as on any terminal. */
-        (void) setsid();
-        sigemptyset(&none);
-        (void) sigprocmask(SIG_SETMASK, &none, NULL);
-        (void) signal(SIGPIPE, SIG_DFL);
+        exec_child_begin();
         fd = open(slave, O_RDWR);
-        if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0 || dup2(fd, STDIN_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0 ||
-            dup2(fd, STDERR_FILENO) < 0) {
-                f.err = errno;
-                goto fail;
-        }
-        exec_close_other_fds();
-        if (chdir(cwd) < 0) {
-                f = (PtyFailure) { 1, errno };
-                goto fail;
-        }
-        environ = envp;
-        execvp(argv[0], argv);
-        f = (PtyFailure) { 2, errno };
-fail:
-        (void) !write(fd_status, &f, sizeof(f));
-        _exit(127);
+        if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0)
+                exec_child_fail(fd_status, EXEC_STAGE_TERMINAL, errno);
+        exec_child_run(argv, envp, cwd, fd, fd, fd, fd_status);
 }
 
 typedef struct PtySession {
@@ -300,7 +276,7 @@ static int pty_parse(Request *rq, char ***argv, char ***envp, const char **cwd, 
 static int pty_start(Request *rq, char **argv, char **envp, const char *cwd, const unsigned char size[4],
                      PtySession *s) {
         int p_status[2] = { -1, -1 }, r = 0;
-        PtyFailure f = {};
+        ExecFailure f = {};
         size_t got = 0;
         char slave[64];
 
@@ -335,9 +311,7 @@ static int pty_start(Request *rq, char **argv, char **envp, const char *cwd, con
         if (got == sizeof(f) && f.err > 0) {
                 (void) waitpid(s->pid, NULL, 0);
                 s->reaped = true;
-                r = f.stage == 1 ? request_fail(rq, f.err, "cannot change to directory '%s': %s", cwd, strerror(f.err))
-                    : f.stage == 2 ? request_fail(rq, f.err, "cannot execute '%s': %s", argv[0], strerror(f.err))
-                    : request_fail(rq, f.err, "cannot set up the terminal: %s", strerror(f.err));
+                r = exec_failure_reply(rq, &f, cwd, argv[0]);
         }
 finish:
         close_many(p_status, 2);

@@ -321,21 +321,27 @@ static int on_call_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* The helper's uds path, to which guest→host connections come as
  * <it>_<port>: in the VM's vsock dir, where the helper (the VM's uid) can
- * reach them; in the run dir for a VM an older zvmd started (re-adopted). */
-static char *agent_vsock_listen_base(const char *run_dir) {
+ * reach them; in the run dir for a VM an older zvmd started (re-adopted).
+ * *ret_in_vm_dir says which: the VM's uid may put anything in its own dir,
+ * so a socket there is taken only if it is the socket itself (no symlink);
+ * the run dir is root's. */
+static char *agent_vsock_listen_base(const char *run_dir, bool *ret_in_vm_dir) {
         _cleanup_free_ char *dir = strjoin(run_dir, "/vsock");
+        bool in_vm_dir;
 
         if (!dir)
                 return NULL;
-        return strjoin(run_dir, access(dir, F_OK) >= 0 ? "/vsock/vsock.sock" : "/vsock.sock");
+        in_vm_dir = access(dir, F_OK) >= 0;
+        if (ret_in_vm_dir)
+                *ret_in_vm_dir = in_vm_dir;
+        return strjoin(run_dir, in_vm_dir ? "/vsock/vsock.sock" : "/vsock.sock");
 }
 
 VsockTarget agent_vsock_uds_target(const char *run_dir, char **uds) {
-        /* The helper's socket in the VM's own dir (its uid may put anything
-         * there): taken only if it is the socket itself. A VM started by an
-         * older zvmd has it in the run dir, which is root's. */
-        *uds = agent_vsock_listen_base(run_dir);
-        return (VsockTarget) { .uds_path = *uds, .uds_no_follow = *uds && strstr(*uds, "/vsock/") };
+        bool in_vm_dir = false;
+
+        *uds = agent_vsock_listen_base(run_dir, &in_vm_dir);
+        return (VsockTarget) { .uds_path = *uds, .uds_no_follow = *uds && in_vm_dir };
 }
 
 static VsockTarget agent_vsock_target(VmAgent *a, char **uds) {
@@ -659,7 +665,7 @@ void agent_init(VmAgent *a, AgentHost *host, uint32_t vmid, const char *run_dir)
 }
 
 static int agent_listen_hybrid(VmAgent *a) {
-        _cleanup_free_ char *uds = agent_vsock_listen_base(a->run_dir);
+        _cleanup_free_ char *uds = agent_vsock_listen_base(a->run_dir, NULL);
         _cleanup_free_ char *path = NULL;
         VsockTarget t = { .uds_path = uds };
         int fd, r;
@@ -790,7 +796,7 @@ void agent_stop(VmAgent *a) {
         agent_detach(a);
         if (had_agent && a->run_dir) {
                 _cleanup_free_ char *p = strjoin(a->run_dir, "/agent.secret");
-                _cleanup_free_ char *u = agent_vsock_listen_base(a->run_dir);
+                _cleanup_free_ char *u = agent_vsock_listen_base(a->run_dir, NULL);
                 _cleanup_free_ char *l = u ? strjoin(u, "_1025") : NULL;
 
                 if (p)

@@ -36,10 +36,12 @@ typedef struct ProcessSandbox {
  * directory, then the drop: no supplementary
  * group (but extra_gid), gid and uid sb's, an empty bounding set, no
  * ambient or inheritable capability, NO_NEW_PRIVS; then execve with only
- * PATH and LC_ALL in the environment. A failing step reaches the parent
- * through a CLOEXEC pipe: returns -errno of that step, or 0 with the pid
- * once the exec happened. The wait for the exec is as short as
- * posix_spawn's (which cannot drop privileges). */
+ * PATH and LC_ALL in the environment. Returns 0 with the pid right after
+ * the fork (argv[0] not found and the parent's own failures are -errno):
+ * nothing waits for the child's setup, whose mount namespace alone takes
+ * 20-75 ms, on the event loop. A step that fails in the child writes
+ * "zvmd: cannot run EXE: STEP: REASON" to out_fd and exits 127, which the
+ * caller's exit watch reports. */
 /* sb NULL: no drop, no limits, no namespace (passt, which drops to nobody
  * itself); the rest holds. */
 int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_keep_fds, int out_fd,

@@ -1884,7 +1884,12 @@ def scenario_slow_start(t, d):
     t.ok(out.get("status") == 200 and out.get("took", 0) >= 2 * SLOW_SECONDS,
          f"start waited for the slow mkfs and helper and answered 200 ({out.get('took', 0):.1f}s)", out)
     t.ok("starting" in states, f"GET /vms showed the VM starting meanwhile ({sorted(states)})")
-    t.ok(n >= 20 and worst < 0.1, f"GET /vms answered throughout the start, worst {worst * 1000:.0f} ms over {n}")
+    # Seen from here, a request also waits for this process and for CPU
+    # (two cores, TCG guests of scenarios beside it: 137 ms seen with zvmd's
+    # own worst iteration at 47 ms wall). zvmd's loop itself is held to 150
+    # ms by check_loop(); this bound catches a loop that waits on the
+    # wrappers' sleeps (SLOW_SECONDS each).
+    t.ok(n >= 20 and worst < 0.5, f"GET /vms answered throughout the start, worst {worst * 1000:.0f} ms over {n}")
     t.ok(d.wait_console("slow", "zvm-tiny: ready", timeout=90), "the guest booted")
     d.request("POST", "/vms/slow/stop")
     st = d.wait_state("slow", ["stopped", "crashed"], timeout=30)
@@ -1899,6 +1904,21 @@ def scenario_slow_start(t, d):
     t.ok(st and st["state"] == "stopped" and not orphans(d) and not d.run_state(st["vmid"]),
          "and the VM is stopped, with no process and no state.json left", f"{st} {orphans(d)}")
     os.unlink(os.path.join(d.slow_dir, "fail-helper"))
+
+    # A step that fails in the sandboxed child, after the fork (nothing
+    # waits for it on the loop): the VM's uid may not reach the helper.
+    os.chmod(d.slow_dir, 0o700)
+    try:
+        status, body = d.request("POST", "/vms/slow/start")
+        st = d.wait_state("slow", ["stopped", "crashed"], timeout=10)
+    finally:
+        os.chmod(d.slow_dir, 0o755)
+    msg = body.get("message", "") if isinstance(body, dict) else str(body)
+    t.ok(status == 500 and "vhost-device-vsock did not come up (it exited)" in msg
+         and f"zvmd: cannot run {d.slow_dir}/vhost-device-vsock: execve: Permission denied" in msg,
+         f"a helper its uid cannot run: the start names the failed step ({status})", body)
+    t.ok(st and st["state"] == "stopped" and not orphans(d) and not d.run_state(st["vmid"]),
+         "  and the VM is stopped, with nothing left", f"{st} {orphans(d)}")
 
     th, out = start_in_thread(d, "slow")
     time.sleep(0.5)
@@ -2077,14 +2097,7 @@ def main():
         t.ok(False, f"scenario raised {type(e).__name__}: {e}", d.log_text())
     finally:
         d.terminate()
-        # chaos: two client threads start VMs at once while zvmd is killed
-        # and restarted. Since QEMU and the vsock helper run sandboxed
-        # (issue 10), the spawn waits synchronously for the child's exec,
-        # after its mount namespace is set up: on a quiet host 87-235 ms
-        # under chaos's concurrent starts ("mkfs.ext4 done" → helper spawn,
-        # "helper socket" → QEMU spawn), 20-45 ms elsewhere. Follow-up:
-        # wait for the exec off the loop, then give chaos 150 ms again.
-        d.check_loop(t, max_ms=400 if name == "chaos" else None)
+        d.check_loop(t)
         report = d.sanitizer_report() if d.proc else ""
         # A clean log is not worth a test of its own when nothing else ran:
         # the scenario is then reported as skipped as a whole.

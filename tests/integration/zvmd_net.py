@@ -58,6 +58,29 @@ def _fetch(d, vm, host, port):
     return r.stdout.endswith("\n\n" + BODY.decode()), r
 
 
+def _fetch_through_passt(t, d, vm, host, port, srv, tries=4):
+    """_fetch() through Debian 12's passt, which now and then corrupts a
+    TCP stream: the guest gets the answer, then bytes from offset 11 on
+    again, and no FIN, so nc waits for its timeout (1 of 50 fetches on a
+    quiet host, 5 of 25 after a guest's connection through the loopback
+    hole; docs/networking.md). Tried again then, up to `tries` times: the
+    result is True only if one answer came back whole and every try reached
+    the server exactly once (srv.hits), so a retry hides no lost or extra
+    request. Corrupted tries are reported."""
+    hits = srv.hits
+    results = []
+    ok = False
+    for _ in range(tries):
+        ok, r = _fetch(d, vm, host, port)
+        results.append(f"rc {r.returncode} out {r.stdout[-600:]!r} err {r.stderr[-200:]!r}")
+        if ok:
+            break
+    if len(results) > 1:
+        t.diag(f"passt: {len(results) - (1 if ok else 0)} of {len(results)} fetches from {host} came back "
+               "corrupted or not at all: " + " | ".join(results[:-1] if ok else results))
+    return ok and srv.hits == hits + len(results), f"{srv.hits - hits} hits for {len(results)} tries\n" + "\n".join(results)
+
+
 def _boot(t, d, name, net0="user"):
     status, _ = d.request("POST", "/vms", {"name": name, "memory": 128, "net0": net0})
     t.ok(status == 201, f"create {name} with net0: {net0}", status)
@@ -205,8 +228,8 @@ def scenario_user_net_passt(t, d, check_confined):
                 uid = [line.split()[1] for line in f if line.startswith("Uid:")]
             t.ok(uid and uid[0] != "0", f"passt does not run as root (uid {uid})", uid)
 
-        ok, r = _fetch(d, "up", host, nport)
-        t.ok(ok and net_srv.hits == 1, f"the guest fetches from the host's network address {host}", r)
+        ok, r = _fetch_through_passt(t, d, "up", host, nport, net_srv)
+        t.ok(ok, f"the guest fetches from the host's network address {host}", r)
         _passt_refuses_hostfwd(t, d)
         ok, r = _fetch(d, "up", "10.0.2.2", lport)
         t.ok(not ok and loop_srv.hits == 0, "the gateway 10.0.2.2 is not the host's 127.0.0.1 (--no-map-gw)", r)
@@ -223,8 +246,8 @@ def scenario_user_net_passt(t, d, check_confined):
         d.start()
         st = d.wait_state("up", ("running",), timeout=30) or {}
         t.ok(st.get("passt_pid") == pid, f"the next zvmd re-adopts passt (passt_pid {st.get('passt_pid')})", st)
-        ok, r = _fetch(d, "up", host, nport)
-        t.ok(ok and net_srv.hits == 2, "the guest still fetches from the host after the re-adoption", r)
+        ok, r = _fetch_through_passt(t, d, "up", host, nport, net_srv)
+        t.ok(ok, "the guest still fetches from the host after the re-adoption", r)
 
         status, _ = d.request("POST", "/vms/up/stop")
         st = d.wait_state("up", ("stopped",), timeout=60)

@@ -48,6 +48,13 @@ class Tap:
         print(f"{'ok' if cond else 'not ok'} {self.n} - {name}", flush=True)
         if not cond and detail:
             self.diag(detail)
+        if not cond:
+            # meson's --print-errorlogs shows stderr, not the TAP stream: the
+            # failure and its detail reach CI's output this way.
+            print(f"FAILED {self.n} - {name}", file=sys.stderr)
+            for line in str(detail if detail is not None else "").splitlines()[-30:]:
+                print(f"  {line[:400]}", file=sys.stderr)
+            sys.stderr.flush()
         return cond
 
     def diag(self, text):
