@@ -62,7 +62,7 @@ static void host_memory_add(Vm *vm, json_object *o) {
         json_object_object_add(o, "host_memory", m);
 }
 
-int vm_status_to_json(Vm *vm, json_object **ret) {
+int vm_status_to_json(Vm *vm, bool host_memory, json_object **ret) {
         json_object *o = json_object_new_object();
         uint64_t cpu_ns = 0, rss = 0, hcpu, hrss;
 
@@ -95,7 +95,8 @@ int vm_status_to_json(Vm *vm, json_object **ret) {
                         rss += hrss;
                 json_object_object_add(o, "cpu_seconds", json_object_new_fixed((double) cpu_ns / 1e9, 3));
                 json_object_object_add(o, "rss_bytes", json_object_new_int64((int64_t) rss));
-                host_memory_add(vm, o);
+                if (host_memory)
+                        host_memory_add(vm, o);
                 json_object_object_add(o, "accel", json_object_new_string(vm_accel_to_string(vm->accel)));
                 (void) agent_to_json(&vm->agent, o);
                 if (vm_running_config(vm)->balloon_mib > 0) {
@@ -154,7 +155,7 @@ int vm_to_json(Vm *vm, bool with_status, json_object **ret) {
         if (with_status) {
                 json_object *s = NULL;
 
-                if (vm_status_to_json(vm, &s) >= 0)
+                if (vm_status_to_json(vm, false, &s) >= 0)
                         json_object_object_add(o, "status", s);
         }
         *ret = o;

@@ -182,7 +182,11 @@ const VmConfig *vm_running_config(const Vm *vm);
 /* Keys that need a restart and whose pending value differs from the
  * running one (none without a run); *ret may be NULL (none). */
 int vm_pending_keys(const Vm *vm, char ***ret);
+/* GET /vms and /vms/{id}: config, pending keys, and with_status the status
+ * without host_memory (cheap per VM, a list of hundreds stays fast). */
 int vm_to_json(Vm *vm, bool with_status, json_object **ret);
-int vm_status_to_json(Vm *vm, json_object **ret);
+/* GET /vms/{id}/status; host_memory: also the PSS split, which walks QEMU's
+ * /proc/PID/smaps (~4 ms of the loop per VM: never for a list). */
+int vm_status_to_json(Vm *vm, bool host_memory, json_object **ret);
 void vm_set_state(Vm *vm, VmState s);
 int vm_save_config(Vm *vm);

@@ -272,7 +272,7 @@ void route_vm_status(void *ctx, HttpRequest *req, char **params) {
 
         if (!vm)
                 return;
-        if (vm_status_to_json(vm, &j) < 0) {
+        if (vm_status_to_json(vm, true, &j) < 0) {
                 http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
                 return;
         }
