@@ -11,16 +11,11 @@
 #include "ssh-key.h"
 #include "string-util.h"
 #include "vm-config.h"
+#include "vm-config-internal.h"
 
 /* ---- messages ------------------------------------------------------------------- */
 
-/* Offending values are quoted in messages. They may come from a JSON body
- * (1 MB strings, newlines, invalid UTF-8), so they are cut and escaped: a
- * message is always one short line of printable ASCII. */
-#define QUOTE_CUT 64
-#define QUOTE_BUF (2 + QUOTE_CUT * 4 + 3 + 1)
-
-static const char *quote(const char *v, char buf[static QUOTE_BUF]) {
+const char *vmc_quote(const char *v, char buf[static QUOTE_BUF]) {
         char *p = buf;
         size_t i;
 
@@ -47,13 +42,12 @@ static const char *quote(const char *v, char buf[static QUOTE_BUF]) {
 static const char *key_for_message(const char *key, char buf[static QUOTE_BUF]) {
         if (config_key_is_valid(key) && strlen(key) < QUOTE_BUF)
                 return strcpy(buf, key);
-        return quote(key, buf);
+        return vmc_quote(key, buf);
 }
 
 /* Sets *reason to a new formatted string. Returns -EINVAL, or -ENOMEM if
  * even the message cannot be allocated. */
-static int reason_set(char **reason, const char *format, ...) _printf_(2, 3);
-static int reason_set(char **reason, const char *format, ...) {
+int vmc_reason_set(char **reason, const char *format, ...) {
         va_list ap;
         char *s;
         int r;
@@ -70,7 +64,7 @@ static int reason_set(char **reason, const char *format, ...) {
 }
 
 /* Composes "<key>: <reason>" into *ret_error (if given). Returns r. */
-static int error_for_key(int r, const char *key, const char *reason, char **ret_error) {
+int vmc_error_for_key(int r, const char *key, const char *reason, char **ret_error) {
         char kb[QUOTE_BUF];
         char *s;
 
@@ -83,8 +77,7 @@ static int error_for_key(int r, const char *key, const char *reason, char **ret_
         return r;
 }
 
-static int error_set(int r, char **ret_error, const char *format, ...) _printf_(3, 4);
-static int error_set(int r, char **ret_error, const char *format, ...) {
+int vmc_error_set(int r, char **ret_error, const char *format, ...) {
         va_list ap;
         char *s;
         int k;
@@ -103,7 +96,7 @@ static int error_set(int r, char **ret_error, const char *format, ...) {
 
 /* ---- value helpers -------------------------------------------------------------- */
 
-static int set_string(char **field, const char *value) {
+int vmc_set_string(char **field, const char *value) {
         char *s = NULL;
 
         if (value) {
@@ -122,8 +115,8 @@ static int parse_range(const char *value, uint64_t min, uint64_t max, const char
         uint64_t v;
 
         if (safe_atou64(value, &v) < 0 || v < min || v > max)
-                return reason_set(reason, "must be an integer between %" PRIu64 " and %" PRIu64 "%s (got %s)",
-                                  min, max, unit, quote(value, qb));
+                return vmc_reason_set(reason, "must be an integer between %" PRIu64 " and %" PRIu64 "%s (got %s)",
+                                  min, max, unit, vmc_quote(value, qb));
         *ret = v;
         return 0;
 }
@@ -135,7 +128,7 @@ static int parse_bool01(const char *value, bool *ret, char **reason) {
                 *ret = value[0] == '1';
                 return 0;
         }
-        return reason_set(reason, "must be 0 or 1 (got %s)", quote(value, qb));
+        return vmc_reason_set(reason, "must be 0 or 1 (got %s)", vmc_quote(value, qb));
 }
 
 /* Absolute paths of images, kernels, initrds: '/' first, printable ASCII
@@ -146,19 +139,19 @@ static int check_path(const char *value, char **reason) {
         char qb[QUOTE_BUF];
 
         if (value[0] != '/')
-                return reason_set(reason, "must be an absolute path (got %s)", quote(value, qb));
+                return vmc_reason_set(reason, "must be an absolute path (got %s)", vmc_quote(value, qb));
         if (strlen(value) > VM_PATH_MAX)
-                return reason_set(reason, "path too long (at most %u bytes)", VM_PATH_MAX);
+                return vmc_reason_set(reason, "path too long (at most %u bytes)", VM_PATH_MAX);
         for (const char *p = value; *p; p++)
                 if (*p <= ' ' || *p >= 0x7f || *p == ',')
-                        return reason_set(reason,
+                        return vmc_reason_set(reason,
                                           "path must be printable ASCII without whitespace or ',' (got %s)",
-                                          quote(value, qb));
+                                          vmc_quote(value, qb));
         return 0;
 }
 
 /* "a=b" → *ret_key = "a" (malloc'd), *ret_value = "b" (into opt). */
-static int option_split(const char *opt, char **ret_key, const char **ret_value) {
+int vmc_option_split(const char *opt, char **ret_key, const char **ret_value) {
         const char *eq = strchr(opt, '=');
         char *k;
 
@@ -173,13 +166,13 @@ static int option_split(const char *opt, char **ret_key, const char **ret_value)
 }
 
 /* Splits "first,opt=v,opt=v" strictly: no empty fields. */
-static int option_list_split(const char *value, char ***ret, char **reason) {
+int vmc_option_list_split(const char *value, char ***ret, char **reason) {
         char qb[QUOTE_BUF];
         size_t l = strlen(value);
         int r;
 
         if (l == 0 || value[0] == ',' || value[l - 1] == ',' || strstr(value, ",,"))
-                return reason_set(reason, "empty element in %s", quote(value, qb));
+                return vmc_reason_set(reason, "empty element in %s", vmc_quote(value, qb));
         r = strv_split(value, ",", ret);
         return r < 0 ? r : 0;
 }
@@ -194,57 +187,16 @@ static bool is_template_name(const char *s) {
         return s[strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-")] == '\0';
 }
 
-bool vm_ifname_is_valid(const char *s) {
-        size_t l = strlen(s);
-
-        if (l < 1 || l > VM_IFNAME_MAX || streq(s, ".") || streq(s, ".."))
-                return false;
-        return s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")] == '\0';
-}
-
-/* "xx:xx:xx:xx:xx:xx", unicast, not all zero; stored lower case. */
-static int parse_mac(const char *s, char ret[static 18], char **reason) {
-        char qb[QUOTE_BUF];
-        bool nonzero = false;
-
-        if (strlen(s) != 17)
-                goto bad;
-        for (size_t i = 0; i < 17; i++) {
-                if (i % 3 == 2) {
-                        if (s[i] != ':')
-                                goto bad;
-                } else if (!isxdigit((unsigned char) s[i]))
-                        goto bad;
-                else if (s[i] != '0')
-                        nonzero = true;
-        }
-        if (!nonzero)
-                return reason_set(reason, "mac: %s is not a usable address (all zero)", quote(s, qb));
-        /* The group bit is the lowest bit of the first octet, i.e. of its
-         * second hex digit. */
-        if (strchr("13579bBdDfF", s[1]))
-                return reason_set(reason, "mac: %s is a multicast address, must be unicast", quote(s, qb));
-        for (size_t i = 0; i < 17; i++)
-                ret[i] = (char) tolower((unsigned char) s[i]);
-        ret[17] = '\0';
-        return 0;
-bad:
-        return reason_set(reason, "mac: must look like 52:54:00:12:34:56 (got %s)", quote(s, qb));
-}
-
 /* ---- key parsers ---------------------------------------------------------------- */
 
-/* Parses value into c. idx is the N of diskN/netN. Returns 0, -EINVAL with
- * *reason set (without the "key: " prefix), or -ENOMEM. */
-typedef int (*VmKeyParser)(const char *value, unsigned idx, VmConfig *c, char **reason);
 
 static int parse_name(const char *value, unsigned idx, VmConfig *c, char **reason) {
         char qb[QUOTE_BUF];
 
         if (!string_is_safe_name(value))
-                return reason_set(reason, "must match [A-Za-z0-9][A-Za-z0-9._-]{0,62} without \"..\" (got %s)",
-                                  quote(value, qb));
-        return set_string(&c->name, value);
+                return vmc_reason_set(reason, "must match [A-Za-z0-9][A-Za-z0-9._-]{0,62} without \"..\" (got %s)",
+                                  vmc_quote(value, qb));
+        return vmc_set_string(&c->name, value);
 }
 
 static int parse_memory(const char *value, unsigned idx, VmConfig *c, char **reason) {
@@ -270,12 +222,12 @@ static int parse_cores(const char *value, unsigned idx, VmConfig *c, char **reas
 
 static int parse_kernel(const char *value, unsigned idx, VmConfig *c, char **reason) {
         int r = check_path(value, reason);
-        return r < 0 ? r : set_string(&c->kernel, value);
+        return r < 0 ? r : vmc_set_string(&c->kernel, value);
 }
 
 static int parse_initrd(const char *value, unsigned idx, VmConfig *c, char **reason) {
         int r = check_path(value, reason);
-        return r < 0 ? r : set_string(&c->initrd, value);
+        return r < 0 ? r : vmc_set_string(&c->initrd, value);
 }
 
 /* A model store name, resolved to its image when the VM starts. Image
@@ -285,13 +237,13 @@ static int parse_model(const char *value, unsigned idx, VmConfig *c, char **reas
         char qb[QUOTE_BUF];
 
         if (value[0] == '/')
-                return reason_set(reason, "must be a model name from the store, not a path (got %s); "
+                return vmc_reason_set(reason, "must be a model name from the store, not a path (got %s); "
                                           "add the file with \"zvm model add FILE.gguf --name NAME\"",
-                                  quote(value, qb));
+                                  vmc_quote(value, qb));
         if (!string_is_safe_name(value))
-                return reason_set(reason, "must be a model name [A-Za-z0-9][A-Za-z0-9._-]{0,62} (got %s)",
-                                  quote(value, qb));
-        return set_string(&c->model, value);
+                return vmc_reason_set(reason, "must be a model name [A-Za-z0-9][A-Za-z0-9._-]{0,62} (got %s)",
+                                  vmc_quote(value, qb));
+        return vmc_set_string(&c->model, value);
 }
 
 /* "threads=N,ctx=N,parallel=N,batch=N", any subset, each once; the bounds
@@ -312,7 +264,7 @@ static int parse_inference(const char *value, unsigned idx, VmConfig *c, char **
         char qb[QUOTE_BUF];
         int r;
 
-        r = option_list_split(value, &parts, reason);
+        r = vmc_option_list_split(value, &parts, reason);
         if (r < 0)
                 return r;
         STRV_FOREACH(o, parts) {
@@ -320,24 +272,24 @@ static int parse_inference(const char *value, unsigned idx, VmConfig *c, char **
                 const char *v = NULL;
                 size_t i;
 
-                r = option_split(*o, &k, &v);
+                r = vmc_option_split(*o, &k, &v);
                 if (r == -ENOMEM)
                         return r;
                 for (i = 0; r >= 0 && i < ELEMENTSOF(fields); i++)
                         if (streq(k, fields[i].name))
                                 break;
                 if (r < 0 || i >= ELEMENTSOF(fields))
-                        return reason_set(reason, "unknown option %s (threads=, ctx=, parallel=, batch=)",
-                                          quote(*o, qb));
+                        return vmc_reason_set(reason, "unknown option %s (threads=, ctx=, parallel=, batch=)",
+                                          vmc_quote(*o, qb));
 
                 unsigned *field = (unsigned *) ((uint8_t *) &inf + fields[i].offset);
                 uint64_t n;
 
                 if (*field != 0)
-                        return reason_set(reason, "%s= given twice", fields[i].name);
+                        return vmc_reason_set(reason, "%s= given twice", fields[i].name);
                 if (safe_atou64(v, &n) < 0 || n < fields[i].min || n > fields[i].max)
-                        return reason_set(reason, "%s= must be an integer between %u and %u (got %s)",
-                                          fields[i].name, fields[i].min, fields[i].max, quote(v, qb));
+                        return vmc_reason_set(reason, "%s= must be an integer between %u and %u (got %s)",
+                                          fields[i].name, fields[i].min, fields[i].max, vmc_quote(v, qb));
                 *field = (unsigned) n;
         }
         c->inference = inf;
@@ -353,10 +305,10 @@ static int parse_cpu(const char *value, unsigned idx, VmConfig *c, char **reason
 
         if (l < 1 || l > VM_CPU_MODEL_MAX || !isalnum((unsigned char) value[0]) ||
             value[strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")] != '\0')
-                return reason_set(reason,
+                return vmc_reason_set(reason,
                                   "must be a QEMU CPU model name [A-Za-z0-9][A-Za-z0-9_.-]{0,%u} such as qemu64, "
-                                  "Haswell, max or host (got %s)", VM_CPU_MODEL_MAX - 1, quote(value, qb));
-        return set_string(&c->cpu, value);
+                                  "Haswell, max or host (got %s)", VM_CPU_MODEL_MAX - 1, vmc_quote(value, qb));
+        return vmc_set_string(&c->cpu, value);
 }
 
 /* Kernel parameters zvm sets itself; a second copy from the user would
@@ -372,12 +324,12 @@ static int parse_cmdline(const char *value, unsigned idx, VmConfig *c, char **re
 
         for (const char *p = value; *p; p++)
                 if (*p < ' ' || *p >= 0x7f)
-                        return reason_set(reason, "must be printable ASCII (got %s)", quote(value, qb));
+                        return vmc_reason_set(reason, "must be printable ASCII (got %s)", vmc_quote(value, qb));
         /* The kernel strips quotes ("root=x" is root=x) and keeps quoted
          * spaces inside one parameter: refuse quotes, so that splitting at
          * spaces below sees the parameters the kernel will see. */
         if (strchr(value, '"'))
-                return reason_set(reason, "must not contain '\"'");
+                return vmc_reason_set(reason, "must not contain '\"'");
 
         r = strv_split(value, " ", &words);
         if (r < 0)
@@ -387,11 +339,11 @@ static int parse_cmdline(const char *value, unsigned idx, VmConfig *c, char **re
 
                 for (size_t i = 0; i < ELEMENTSOF(cmdline_reserved); i++)
                         if (n == strlen(cmdline_reserved[i]) && strneq(*w, cmdline_reserved[i], n))
-                                return reason_set(reason, "must not set %s=, zvm sets it itself",
+                                return vmc_reason_set(reason, "must not set %s=, zvm sets it itself",
                                                   cmdline_reserved[i]);
         }
 
-        return set_string(&c->cmdline, isempty(value) ? NULL : value);
+        return vmc_set_string(&c->cmdline, isempty(value) ? NULL : value);
 }
 
 static int parse_rootfs(const char *value, unsigned idx, VmConfig *c, char **reason) {
@@ -401,7 +353,7 @@ static int parse_rootfs(const char *value, unsigned idx, VmConfig *c, char **rea
         bool have_size = false, path;
         int r;
 
-        r = option_list_split(value, &parts, reason);
+        r = vmc_option_list_split(value, &parts, reason);
         if (r < 0)
                 return r;
 
@@ -411,34 +363,34 @@ static int parse_rootfs(const char *value, unsigned idx, VmConfig *c, char **rea
                 if (r < 0)
                         return r;
         } else if (!is_template_name(parts[0]))
-                return reason_set(reason,
+                return vmc_reason_set(reason,
                                   "must be a template name ([a-z0-9][a-z0-9_-]{0,62}) or an absolute image path (got %s)",
-                                  quote(parts[0], qb));
+                                  vmc_quote(parts[0], qb));
 
         for (char **o = parts + 1; *o; o++) {
                 _cleanup_free_ char *k = NULL;
                 const char *v = NULL;
 
-                r = option_split(*o, &k, &v);
+                r = vmc_option_split(*o, &k, &v);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0 || !streq(k, "size"))
-                        return reason_set(reason, "unknown option %s (only size=)", quote(*o, qb));
+                        return vmc_reason_set(reason, "unknown option %s (only size=)", vmc_quote(*o, qb));
                 if (have_size)
-                        return reason_set(reason, "size= given twice");
+                        return vmc_reason_set(reason, "size= given twice");
                 have_size = true;
                 if (parse_size(v, &size) < 0 || size < VM_ROOTFS_SIZE_MIN || size > VM_ROOTFS_SIZE_MAX)
-                        return reason_set(reason, "size= must be a size between 64M and 16T (got %s)",
-                                          quote(v, qb));
+                        return vmc_reason_set(reason, "size= must be a size between 64M and 16T (got %s)",
+                                          vmc_quote(v, qb));
         }
         if (path && have_size)
-                return reason_set(reason,
+                return vmc_reason_set(reason,
                                   "size= applies to the writable layer of a template; an image path is used as is");
 
-        r = set_string(&c->rootfs_template, path ? NULL : parts[0]);
+        r = vmc_set_string(&c->rootfs_template, path ? NULL : parts[0]);
         if (r < 0)
                 return r;
-        r = set_string(&c->rootfs_path, path ? parts[0] : NULL);
+        r = vmc_set_string(&c->rootfs_path, path ? parts[0] : NULL);
         if (r < 0)
                 return r;
         c->rootfs_size = size;
@@ -451,7 +403,7 @@ static int parse_disk(const char *value, unsigned idx, VmConfig *c, char **reaso
         bool have_ro = false, have_bus = false, ro = false, scsi = false;
         int r;
 
-        r = option_list_split(value, &parts, reason);
+        r = vmc_option_list_split(value, &parts, reason);
         if (r < 0)
                 return r;
         r = check_path(parts[0], reason);
@@ -462,164 +414,32 @@ static int parse_disk(const char *value, unsigned idx, VmConfig *c, char **reaso
                 _cleanup_free_ char *k = NULL;
                 const char *v = NULL;
 
-                r = option_split(*o, &k, &v);
+                r = vmc_option_split(*o, &k, &v);
                 if (r == -ENOMEM)
                         return r;
                 if (r >= 0 && streq(k, "ro")) {
                         if (have_ro)
-                                return reason_set(reason, "ro= given twice");
+                                return vmc_reason_set(reason, "ro= given twice");
                         have_ro = true;
                         if (!streq(v, "0") && !streq(v, "1"))
-                                return reason_set(reason, "ro= must be 0 or 1 (got %s)", quote(v, qb));
+                                return vmc_reason_set(reason, "ro= must be 0 or 1 (got %s)", vmc_quote(v, qb));
                         ro = v[0] == '1';
                 } else if (r >= 0 && streq(k, "bus")) {
                         if (have_bus)
-                                return reason_set(reason, "bus= given twice");
+                                return vmc_reason_set(reason, "bus= given twice");
                         have_bus = true;
                         if (!streq(v, "blk") && !streq(v, "scsi"))
-                                return reason_set(reason, "bus= must be blk or scsi (got %s)", quote(v, qb));
+                                return vmc_reason_set(reason, "bus= must be blk or scsi (got %s)", vmc_quote(v, qb));
                         scsi = streq(v, "scsi");
                 } else
-                        return reason_set(reason, "unknown option %s (ro=, bus=)", quote(*o, qb));
+                        return vmc_reason_set(reason, "unknown option %s (ro=, bus=)", vmc_quote(*o, qb));
         }
 
-        r = set_string(&c->disks[idx].path, parts[0]);
+        r = vmc_set_string(&c->disks[idx].path, parts[0]);
         if (r < 0)
                 return r;
         c->disks[idx].readonly = ro;
         c->disks[idx].scsi = scsi;
-        return 0;
-}
-
-static int parse_port(const char *s, uint16_t *ret) {
-        uint32_t v;
-
-        if (safe_atou32(s, &v) < 0 || v < 1 || v > 65535)
-                return -EINVAL;
-        *ret = (uint16_t) v;
-        return 0;
-}
-
-/* hostfwd=tcp|udp:[ADDR:]HOSTPORT-[:]GUESTPORT, QEMU's form without the
- * guest address; ADDR is an IPv4 address, 127.0.0.1 when left out (QEMU's
- * default would be every address). */
-static int parse_hostfwd(const char *v, VmHostfwd *ret, char **reason) {
-        _cleanup_free_ char *copy = strdup(v);
-        char qb[QUOTE_BUF], *rest, *dash, *colon, *host_port;
-        struct in_addr a;
-        VmHostfwd f = { .addr = "127.0.0.1" };
-
-        if (!copy)
-                return -ENOMEM;
-        rest = startswith(copy, "tcp:");
-        if (!rest) {
-                rest = startswith(copy, "udp:");
-                f.udp = true;
-        }
-        dash = rest ? strchr(rest, '-') : NULL;
-        if (!dash)
-                return reason_set(reason, "hostfwd= must be tcp|udp:[ADDR:]HOSTPORT-GUESTPORT (got %s)", quote(v, qb));
-        *dash = '\0';
-        colon = strrchr(rest, ':');
-        host_port = colon ? colon + 1 : rest;
-        if (colon) {
-                *colon = '\0';
-                if (rest[0]) {
-                        if (inet_pton(AF_INET, rest, &a) != 1)
-                                return reason_set(reason, "hostfwd= host address must be an IPv4 address (got %s)",
-                                                  quote(rest, qb));
-                        (void) inet_ntop(AF_INET, &a, f.addr, sizeof(f.addr));
-                }
-        }
-        if (parse_port(host_port, &f.host_port) < 0)
-                return reason_set(reason, "hostfwd= host port must be 1-65535 (got %s)", quote(host_port, qb));
-        if (parse_port(dash[1] == ':' ? dash + 2 : dash + 1, &f.guest_port) < 0)
-                return reason_set(reason, "hostfwd= guest port must be 1-65535 (got %s)", quote(dash + 1, qb));
-        *ret = f;
-        return 0;
-}
-
-static int parse_net(const char *value, unsigned idx, VmConfig *c, char **reason) {
-        _cleanup_strv_free_ char **parts = NULL;
-        char qb[QUOTE_BUF], mac[18] = "";
-        const char *bridge = NULL;
-        bool user = false, have_tag = false;
-        VmHostfwd fwd[VM_HOSTFWD_MAX];
-        unsigned n_fwd = 0;
-        uint64_t tag = 0;
-        int r;
-
-        r = option_list_split(value, &parts, reason);
-        if (r < 0)
-                return r;
-
-        STRV_FOREACH(o, parts) {
-                _cleanup_free_ char *k = NULL;
-                const char *v = NULL;
-
-                if (streq(*o, "user")) {
-                        if (o != parts)
-                                return reason_set(reason, "\"user\" must come first");
-                        user = true;
-                        continue;
-                }
-                r = option_split(*o, &k, &v);
-                if (r == -ENOMEM)
-                        return r;
-                if (r >= 0 && streq(k, "bridge")) {
-                        if (bridge)
-                                return reason_set(reason, "bridge= given twice");
-                        if (!vm_ifname_is_valid(v))
-                                return reason_set(reason,
-                                                  "bridge= must be an interface name of 1-15 characters [A-Za-z0-9_.-] (got %s)",
-                                                  quote(v, qb));
-                        bridge = v;
-                } else if (r >= 0 && streq(k, "tag")) {
-                        if (have_tag)
-                                return reason_set(reason, "tag= given twice");
-                        have_tag = true;
-                        if (safe_atou64(v, &tag) < 0 || tag < 1 || tag > 4094)
-                                return reason_set(reason, "tag= must be a VLAN id between 1 and 4094 (got %s)",
-                                                  quote(v, qb));
-                } else if (r >= 0 && streq(k, "mac")) {
-                        if (mac[0])
-                                return reason_set(reason, "mac= given twice");
-                        r = parse_mac(v, mac, reason);
-                        if (r < 0)
-                                return r;
-                } else if (r >= 0 && streq(k, "hostfwd")) {
-                        if (n_fwd >= VM_HOSTFWD_MAX)
-                                return reason_set(reason, "more than %u hostfwd=", VM_HOSTFWD_MAX);
-                        r = parse_hostfwd(v, &fwd[n_fwd], reason);
-                        if (r < 0)
-                                return r;
-                        for (unsigned j = 0; j < n_fwd; j++)
-                                if (fwd[j].udp == fwd[n_fwd].udp && fwd[j].host_port == fwd[n_fwd].host_port)
-                                        return reason_set(reason, "hostfwd= %s port %u given twice",
-                                                          fwd[j].udp ? "udp" : "tcp", fwd[j].host_port);
-                        n_fwd++;
-                } else
-                        return reason_set(reason, "unknown option %s (user, bridge=, tag=, mac=, hostfwd=)",
-                                          quote(*o, qb));
-        }
-
-        if (user == !!bridge)
-                return reason_set(reason, "must be user[,mac=..][,hostfwd=..] or bridge=<ifname>[,tag=N][,mac=..] (got %s)",
-                                  quote(value, qb));
-        if (user && have_tag)
-                return reason_set(reason, "tag= needs bridge=");
-        if (bridge && n_fwd > 0)
-                return reason_set(reason, "hostfwd= needs user (a bridged NIC is reached directly)");
-
-        r = set_string(&c->nets[idx].ifname, bridge);
-        if (r < 0)
-                return r;
-        c->nets[idx].present = true;
-        c->nets[idx].bridge = !!bridge;
-        c->nets[idx].tag = (unsigned) tag;
-        memcpy(c->nets[idx].mac, mac, sizeof(mac));
-        memcpy(c->nets[idx].hostfwd, fwd, n_fwd * sizeof(fwd[0]));
-        c->nets[idx].n_hostfwd = n_fwd;
         return 0;
 }
 
@@ -629,8 +449,8 @@ static int parse_vsock(const char *value, unsigned idx, VmConfig *c, char **reas
         uint64_t v;
 
         if (!n || safe_atou64(n, &v) < 0 || v < VM_CID_MIN || v > VM_CID_MAX)
-                return reason_set(reason, "must be cid=N with N between %u and %u (got %s)", VM_CID_MIN, VM_CID_MAX,
-                                  quote(value, qb));
+                return vmc_reason_set(reason, "must be cid=N with N between %u and %u (got %s)", VM_CID_MIN, VM_CID_MAX,
+                                  vmc_quote(value, qb));
         c->cid = (uint32_t) v;
         return 0;
 }
@@ -654,21 +474,21 @@ static int parse_tags(const char *value, unsigned idx, VmConfig *c, char **reaso
         int r;
 
         if (l > 0 && (value[0] == ';' || value[l - 1] == ';' || strstr(value, ";;")))
-                return reason_set(reason, "empty tag in %s", quote(value, qb));
+                return vmc_reason_set(reason, "empty tag in %s", vmc_quote(value, qb));
         r = strv_split(value, ";", &tags);
         if (r < 0)
                 return r;
         if ((size_t) r > VM_TAGS_MAX)
-                return reason_set(reason, "too many tags (%d, at most %u)", r, VM_TAGS_MAX);
+                return vmc_reason_set(reason, "too many tags (%d, at most %u)", r, VM_TAGS_MAX);
         for (size_t i = 0; tags[i]; i++) {
                 const char *t = tags[i];
 
                 if (strlen(t) > VM_TAG_LEN_MAX ||
                     t[strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_-")] != '\0')
-                        return reason_set(reason, "tag %s must match [a-z0-9_-]{1,32}", quote(t, qb));
+                        return vmc_reason_set(reason, "tag %s must match [a-z0-9_-]{1,32}", vmc_quote(t, qb));
                 for (size_t j = 0; j < i; j++)
                         if (streq(tags[j], t))
-                                return reason_set(reason, "tag %s given twice", quote(t, qb));
+                                return vmc_reason_set(reason, "tag %s given twice", vmc_quote(t, qb));
         }
 
         strv_free(c->tags);
@@ -679,7 +499,7 @@ static int parse_tags(const char *value, unsigned idx, VmConfig *c, char **reaso
 static int parse_description(const char *value, unsigned idx, VmConfig *c, char **reason) {
         /* Length, single line, no control characters, valid UTF-8: checked
          * for every value by vm_key_parse(). */
-        return set_string(&c->description, isempty(value) ? NULL : value);
+        return vmc_set_string(&c->description, isempty(value) ? NULL : value);
 }
 
 /* OpenSSH public keys for the guest's root, percent-encoded as Proxmox's
@@ -693,7 +513,7 @@ static int parse_sshkeys(const char *value, unsigned idx, VmConfig *c, char **re
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return reason_set(reason, "%s", why);
+                return vmc_reason_set(reason, "%s", why);
         strv_free(c->sshkeys);
         c->sshkeys = keys;
         return 0;
@@ -704,22 +524,12 @@ static int parse_accel(const char *value, unsigned idx, VmConfig *c, char **reas
         VmAccel a = vm_accel_from_string(value);
 
         if (a < 0)
-                return reason_set(reason, "must be auto, kvm or tcg (got %s)", quote(value, qb));
+                return vmc_reason_set(reason, "must be auto, kvm or tcg (got %s)", vmc_quote(value, qb));
         c->accel = a;
         return 0;
 }
 
 /* ---- the key table -------------------------------------------------------------- */
-
-typedef struct VmKey {
-        const char *name;               /* with n_indexed: the prefix of name0..name<n-1> */
-        unsigned n_indexed;
-        VmKeyParser parse;
-        const char *default_value;      /* parsed when the key is absent; NULL: none */
-        bool needs_restart;
-        bool json_int;                  /* an integer in the API's "config" object */
-        size_t max_len;                 /* bytes; 0: what fits in one config line */
-} VmKey;
 
 static const VmKey vm_keys[] = {
         /* name           n   parser              default  restart json_int max_len */
@@ -734,7 +544,7 @@ static const VmKey vm_keys[] = {
         { "cmdline",      0,  parse_cmdline,      NULL,    true,   false,   VM_CMDLINE_MAX },
         { "rootfs",       0,  parse_rootfs,       VM_ROOTFS_DEFAULT, true, false, 0 },
         { "disk",         VM_DISKS_MAX, parse_disk, NULL,  true,   false,   0 },
-        { "net",          VM_NETS_MAX,  parse_net,  NULL,  true,   false,   0 },
+        { "net",          VM_NETS_MAX,  vm_config_parse_net,  NULL,  true,   false,   0 },
         { "vsock",        0,  parse_vsock,        NULL,    true,   false,   0 },
         { "model",        0,  parse_model,        NULL,    true,   false,   63 },
         { "inference",    0,  parse_inference,    NULL,    true,   false,   0 },
@@ -748,7 +558,7 @@ static const VmKey vm_keys[] = {
         { "sshkeys",      0,  parse_sshkeys,      "",      false,  false,   0 },
 };
 
-static const VmKey *vm_key_find(const char *key, unsigned *ret_idx) {
+const VmKey *vm_key_find(const char *key, unsigned *ret_idx) {
         if (!key)
                 return NULL;
 
@@ -791,11 +601,11 @@ const char *vm_config_key_default(const char *key) {
         return k ? k->default_value : NULL;
 }
 
-static int unknown_key(const char *key, char **ret_error) {
+int vmc_unknown_key(const char *key, char **ret_error) {
         if (streq_ptr(key, "vmid"))
-                return error_for_key(-ENOKEY, key,
+                return vmc_error_for_key(-ENOKEY, key,
                                      "not a config key (the VMID is the file name, given at creation)", ret_error);
-        return error_for_key(-ENOKEY, key, "unknown key", ret_error);
+        return vmc_error_for_key(-ENOKEY, key, "unknown key", ret_error);
 }
 
 /* Checks that hold for every value (they would otherwise corrupt the file
@@ -809,16 +619,16 @@ static int vm_key_parse(const VmKey *k, unsigned idx, const char *value, VmConfi
         if (k->max_len > 0)
                 max = MIN(max, k->max_len);
         if (l > max)
-                return reason_set(reason, "too long (%zu bytes, at most %zu)", l, max);
+                return vmc_reason_set(reason, "too long (%zu bytes, at most %zu)", l, max);
         if (strchr(value, '\n'))
-                return reason_set(reason, "must be a single line (contains a newline)");
+                return vmc_reason_set(reason, "must be a single line (contains a newline)");
         for (size_t i = 0; i < l; i++)
                 if ((unsigned char) value[i] < 0x20 || value[i] == 0x7f)
-                        return reason_set(reason, "must not contain control characters");
+                        return vmc_reason_set(reason, "must not contain control characters");
         if (!utf8_is_valid_n(value, l))
-                return reason_set(reason, "must be valid UTF-8");
+                return vmc_reason_set(reason, "must be valid UTF-8");
         if (l > 0 && (value[0] == ' ' || value[l - 1] == ' '))
-                return reason_set(reason, "must not start or end with a space");
+                return vmc_reason_set(reason, "must not start or end with a space");
 
         return k->parse(value, idx, c, reason);
 }
@@ -847,28 +657,10 @@ VmConfig *vm_config_free(VmConfig *c) {
         return mfree(c);
 }
 
-/* Two NICs forwarding one host port: QEMU would refuse the second at start. */
-static int check_hostfwd_unique(const VmConfig *c, char ret_key[static 8], char **ret_error) {
-        for (unsigned i = 0; i < VM_NETS_MAX; i++)
-                for (unsigned j = 0; j < i; j++)
-                        for (unsigned a = 0; a < c->nets[i].n_hostfwd; a++)
-                                for (unsigned b = 0; b < c->nets[j].n_hostfwd; b++) {
-                                        const VmHostfwd *x = &c->nets[i].hostfwd[a], *y = &c->nets[j].hostfwd[b];
-
-                                        if (x->udp != y->udp || x->host_port != y->host_port)
-                                                continue;
-                                        (void) snprintf(ret_key, 8, "net%u", i);
-                                        return error_set(-EINVAL, ret_error,
-                                                         "net%u: hostfwd= %s port %u is net%u's already", i,
-                                                         x->udp ? "udp" : "tcp", x->host_port, j);
-                                }
-        return 0;
-}
-
 /* The typed view, without the check of vmid (vm_config_apply_json()
  * validates files of VMs that do not have a VMID yet). ret_bad_key
  * (optional) gets the key an error is about. */
-static int vm_config_parse(const ConfigFile *cf, uint32_t vmid, VmConfig **ret, char **ret_error,
+int vm_config_parse(const ConfigFile *cf, uint32_t vmid, VmConfig **ret, char **ret_error,
                            char **ret_bad_key) {
         _cleanup_vm_config_free_ VmConfig *c = NULL;
         _cleanup_free_ char *reason = NULL;
@@ -896,7 +688,7 @@ static int vm_config_parse(const ConfigFile *cf, uint32_t vmid, VmConfig **ret, 
 
                 k = vm_key_find(key, &idx);
                 if (!k) {
-                        r = unknown_key(key, ret_error);
+                        r = vmc_unknown_key(key, ret_error);
                         bad = key;
                         r = r == -ENOMEM ? r : -EINVAL;
                         goto fail;
@@ -905,14 +697,14 @@ static int vm_config_parse(const ConfigFile *cf, uint32_t vmid, VmConfig **ret, 
                 if (r < 0) {
                         bad = key;
                         if (r == -EINVAL)
-                                r = error_for_key(r, key, reason, ret_error);
+                                r = vmc_error_for_key(r, key, reason, ret_error);
                         goto fail;
                 }
         }
 
         if (!c->name) {
                 bad = "name";
-                r = error_set(-EINVAL, ret_error, "name: missing (every VM needs a name)");
+                r = vmc_error_set(-EINVAL, ret_error, "name: missing (every VM needs a name)");
                 goto fail;
         }
 
@@ -923,12 +715,12 @@ static int vm_config_parse(const ConfigFile *cf, uint32_t vmid, VmConfig **ret, 
                 c->balloon_mib = MAX(c->memory_mib / 2, (uint64_t) 1);
         else if (c->balloon_mib > c->memory_mib) {
                 bad = "balloon";
-                r = error_set(-EINVAL, ret_error, "balloon: %" PRIu64 " exceeds memory (%" PRIu64 ")",
+                r = vmc_error_set(-EINVAL, ret_error, "balloon: %" PRIu64 " exceeds memory (%" PRIu64 ")",
                               c->balloon_mib, c->memory_mib);
                 goto fail;
         }
 
-        r = check_hostfwd_unique(c, fwd_key, ret_error);
+        r = vm_config_check_hostfwd_unique(c, fwd_key, ret_error);
         if (r < 0) {
                 bad = fwd_key;
                 goto fail;
@@ -953,13 +745,13 @@ int vm_config_from_file(const ConfigFile *cf, uint32_t vmid, VmConfig **ret, cha
         assert_return(ret, -EINVAL);
 
         if (vmid < ZVM_VMID_MIN || vmid > ZVM_VMID_MAX)
-                return error_set(-EINVAL, ret_error, "vmid: %" PRIu32 " is not between %u and %u", vmid,
+                return vmc_error_set(-EINVAL, ret_error, "vmid: %" PRIu32 " is not between %u and %u", vmid,
                                  ZVM_VMID_MIN, ZVM_VMID_MAX);
         return vm_config_parse(cf, vmid, ret, ret_error, NULL);
 }
 
 /* Validates value for key, alone. */
-static int vm_config_check(const char *key, const char *value, char **ret_error) {
+int vm_config_check(const char *key, const char *value, char **ret_error) {
         _cleanup_vm_config_free_ VmConfig *scratch = NULL;
         _cleanup_free_ char *reason = NULL;
         const VmKey *k;
@@ -968,7 +760,7 @@ static int vm_config_check(const char *key, const char *value, char **ret_error)
 
         k = vm_key_find(key, &idx);
         if (!k)
-                return unknown_key(key, ret_error);
+                return vmc_unknown_key(key, ret_error);
 
         scratch = calloc(1, sizeof(VmConfig));
         if (!scratch)
@@ -976,19 +768,19 @@ static int vm_config_check(const char *key, const char *value, char **ret_error)
 
         r = vm_key_parse(k, idx, value, scratch, &reason);
         if (r == -EINVAL)
-                return error_for_key(r, key, reason, ret_error);
+                return vmc_error_for_key(r, key, reason, ret_error);
         return r;
 }
 
 /* config_file_set() with errors explained. */
-static int vm_config_store(ConfigFile *cf, const char *key, const char *value, char **ret_error) {
+int vm_config_store(ConfigFile *cf, const char *key, const char *value, char **ret_error) {
         int r;
 
         r = config_file_set(cf, NULL, key, value);
         if (r == -E2BIG)
-                return error_for_key(-EINVAL, key, "the config file would exceed its size bounds", ret_error);
+                return vmc_error_for_key(-EINVAL, key, "the config file would exceed its size bounds", ret_error);
         if (r == -EINVAL)
-                return error_for_key(-EINVAL, key, "cannot be stored in the config file", ret_error);
+                return vmc_error_for_key(-EINVAL, key, "cannot be stored in the config file", ret_error);
         return r;
 }
 
@@ -1010,230 +802,10 @@ int vm_config_unset(ConfigFile *cf, const char *key, char **ret_error) {
         assert_return(key, -EINVAL);
 
         if (!vm_config_key_known(key))
-                return unknown_key(key, ret_error);
+                return vmc_unknown_key(key, ret_error);
         if (streq(key, "name"))
-                return error_for_key(-EINVAL, key, "cannot be removed (every VM needs a name)", ret_error);
+                return vmc_error_for_key(-EINVAL, key, "cannot be removed (every VM needs a name)", ret_error);
         return config_file_unset(cf, NULL, key);
-}
-
-/* ---- JSON ----------------------------------------------------------------------- */
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
-#define _cleanup_json_object_put_ _cleanup_(json_object_putp)
-
-/* A JSON body value as the string stored in the file: strings as they are,
- * integers in decimal, booleans as 1/0. */
-static int json_value_to_string(json_object *v, char **ret, char **reason) {
-        char *s = NULL;
-
-        switch (json_object_get_type(v)) {
-
-        case json_type_string: {
-                const char *p = json_object_get_string(v);
-
-                /* "\u0000" reaches us as an embedded NUL: the C string
-                 * would silently be cut there. */
-                if (strlen(p) != (size_t) json_object_get_string_len(v))
-                        return reason_set(reason, "must not contain NUL characters");
-                s = strdup(p);
-                break;
-        }
-
-        case json_type_int: {
-                int64_t i = json_object_get_int64(v);
-
-                if (i < 0) {
-                        if (asprintf(&s, "%" PRId64, i) < 0)
-                                s = NULL;
-                } else if (asprintf(&s, "%" PRIu64, json_object_get_uint64(v)) < 0)
-                        s = NULL;
-                break;
-        }
-
-        case json_type_boolean:
-                s = strdup(json_object_get_boolean(v) ? "1" : "0");
-                break;
-
-        case json_type_double:
-                return reason_set(reason, "must be an integer, a string or a boolean (got a number with a fraction or exponent)");
-        case json_type_array:
-                return reason_set(reason, "must be an integer, a string or a boolean (got an array)");
-        default:
-                return reason_set(reason, "must be an integer, a string or a boolean (got an object)");
-        }
-
-        if (!s)
-                return -ENOMEM;
-        *ret = s;
-        return 0;
-}
-
-static int bad_key_set(char **ret_bad_key, const char *key) {
-        char *s;
-
-        if (!ret_bad_key || !key)
-                return 0;
-        s = strdup(key);
-        if (!s)
-                return -ENOMEM;
-        free(*ret_bad_key);
-        *ret_bad_key = s;
-        return 0;
-}
-
-/* Sets (value != NULL) or removes key in cf, without validation. */
-static int vm_config_put_raw(ConfigFile *cf, const char *key, const char *value) {
-        if (value)
-                return config_file_set(cf, NULL, key, value);
-        return config_file_unset(cf, NULL, key);
-}
-
-/* One key of a JSON body: validated, then set in (or, for null, removed
- * from) cf. */
-static int vm_config_apply_one(ConfigFile *cf, const char *key, json_object *val, char **ret_error) {
-        _cleanup_free_ char *value = NULL, *reason = NULL;
-        int r;
-
-        if (!vm_config_key_known(key))
-                return unknown_key(key, ret_error);
-        if (!val)
-                return vm_config_unset(cf, key, ret_error);
-
-        r = json_value_to_string(val, &value, &reason);
-        if (r == -EINVAL)
-                return error_for_key(r, key, reason, ret_error);
-        if (r < 0)
-                return r;
-        r = vm_config_check(key, value, ret_error);
-        if (r < 0)
-                return r;
-        return vm_config_store(cf, key, value, ret_error);
-}
-
-/*
- * Everything is tried on a copy of cf first (format + parse: ConfigFile has
- * no other way to copy), including the whole-file check. Only then are the
- * changed keys replayed on cf in the same order, which gives the same text:
- * config_file_set() and config_file_unset() are deterministic, and what
- * could fail for a bound already failed on the copy. What remains is
- * -ENOMEM half-way through the replay, which is rolled back on a best-effort
- * basis (restored lines may be respelled or moved to the end).
- */
-int vm_config_apply_json(ConfigFile *cf, json_object *obj, char ***ret_changed_keys, char **ret_error,
-                         char **ret_bad_key) {
-        _cleanup_config_file_free_ ConfigFile *copy = NULL;
-        _cleanup_vm_config_free_ VmConfig *check = NULL;
-        _cleanup_strv_free_ char **changed = NULL;
-        _cleanup_free_ char *text = NULL, *bad = NULL;
-        _cleanup_free_ char **old = NULL;
-        size_t size, n_changed;
-        int r;
-
-        assert_return(cf, -EINVAL);
-
-        if (!obj || !json_object_is_type(obj, json_type_object))
-                return error_set(-EINVAL, ret_error, "the config must be a JSON object");
-
-        r = config_file_format(cf, &text, &size);
-        if (r < 0)
-                return r;
-        r = config_file_parse(text, size, &copy, NULL);
-        if (r < 0)
-                return r == -ENOMEM ? r : -EIO;         /* cf formatted into something it cannot parse */
-
-        json_object_object_foreach(obj, key, val) {
-                r = vm_config_apply_one(copy, key, val, ret_error);
-                if (r < 0) {
-                        if (bad_key_set(ret_bad_key, key) < 0)
-                                return -ENOMEM;
-                        return r;
-                }
-
-                /* JSON object keys are unique, so each key is recorded once. */
-                if (!streq_ptr(config_file_get(cf, NULL, key), config_file_get(copy, NULL, key))) {
-                        r = strv_extend(&changed, key);
-                        if (r < 0)
-                                return r;
-                }
-        }
-
-        r = vm_config_parse(copy, 0, &check, ret_error, &bad);
-        if (r < 0) {
-                if (bad_key_set(ret_bad_key, bad) < 0)
-                        return -ENOMEM;
-                return r;
-        }
-
-        /* Replay on cf, remembering the old values for a rollback. */
-        n_changed = strv_length(changed);
-        old = calloc(n_changed + 1, sizeof(char *));
-        if (!old)
-                return -ENOMEM;
-        for (size_t i = 0; i < n_changed; i++) {
-                const char *v = config_file_get(cf, NULL, changed[i]);
-
-                if (v && !(old[i] = strdup(v)))
-                        goto fail_oom;
-        }
-        for (size_t i = 0; i < n_changed; i++) {
-                r = vm_config_put_raw(cf, changed[i], config_file_get(copy, NULL, changed[i]));
-                if (r < 0) {
-                        for (size_t j = i; j > 0; j--)
-                                (void) vm_config_put_raw(cf, changed[j - 1], old[j - 1]);
-                        for (size_t j = 0; j < n_changed; j++)
-                                free(old[j]);
-                        return r;
-                }
-        }
-        for (size_t j = 0; j < n_changed; j++)
-                free(old[j]);
-
-        if (ret_changed_keys) {
-                if (!changed) {
-                        changed = calloc(1, sizeof(char *));
-                        if (!changed)
-                                return -ENOMEM;
-                }
-                *ret_changed_keys = TAKE_PTR(changed);
-        }
-        return 0;
-
-fail_oom:
-        for (size_t j = 0; j < n_changed; j++)
-                free(old[j]);
-        return -ENOMEM;
-}
-
-int vm_config_to_json(const ConfigFile *cf, json_object **ret) {
-        _cleanup_json_object_put_ json_object *o = NULL;
-        const char *key, *value;
-
-        assert_return(cf, -EINVAL);
-        assert_return(ret, -EINVAL);
-
-        o = json_object_new_object();
-        if (!o)
-                return -ENOMEM;
-
-        CONFIG_FILE_FOREACH(cf, NULL, key, value) {
-                const VmKey *k = vm_key_find(key, NULL);
-                json_object *j;
-                uint64_t v;
-
-                if (k && k->json_int && safe_atou64(value, &v) >= 0 && v <= INT64_MAX)
-                        j = json_object_new_int64((int64_t) v);
-                else
-                        j = json_object_new_string(value);
-                if (!j)
-                        return -ENOMEM;
-                if (json_object_object_add(o, key, j) < 0) {
-                        json_object_put(j);
-                        return -ENOMEM;
-                }
-        }
-
-        *ret = TAKE_PTR(o);
-        return 0;
 }
 
 /* ---- small things --------------------------------------------------------------- */
@@ -1257,10 +829,4 @@ VmAccel vm_accel_from_string(const char *s) {
                 if (streq(s, vm_accel_table[i]))
                         return (VmAccel) i;
         return _VM_ACCEL_INVALID;
-}
-
-void vm_net_derive_mac(uint32_t vmid, unsigned idx, char ret[static 18]) {
-        uint32_t v = (uint32_t) (((uint64_t) vmid * 8 + idx) & 0xFFFFFF);
-
-        (void) snprintf(ret, 18, "52:54:00:%02x:%02x:%02x", (v >> 16) & 0xFF, (v >> 8) & 0xFF, v & 0xFF);
 }
