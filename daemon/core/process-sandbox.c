@@ -283,11 +283,15 @@ _noreturn_ static void child_run(const ChildSetup *c) {
                         errno = errno ?: EBADF;
                         child_fail(c, "a kept fd");
                 }
+        /* The namespace before the fd limit: it opens a tree fd, and until
+         * the exec every fd of zvmd is still here (1,000 and more with
+         * ~145 VMs), so under a lowered RLIMIT_NOFILE there would be no
+         * number left for it (EMFILE, found by bench/density). */
+        if (c->sb->mount_ns && child_mount_ns(c) < 0)
+                child_fail(c, "mount namespace");
         if (child_limit(RLIMIT_NOFILE, c->sb->nofile) < 0 || child_limit(RLIMIT_NPROC, c->sb->nproc) < 0 ||
             setrlimit(RLIMIT_CORE, &(struct rlimit) { 0, 0 }) < 0)     /* guest RAM never lands in a core file */
                 child_fail(c, "limits");
-        if (c->sb->mount_ns && child_mount_ns(c) < 0)
-                child_fail(c, "mount namespace");
         if (c->sb->cwd && chdir(c->sb->cwd) < 0)
                 child_fail(c, "working directory");
         if (c->sb->uid != 0 && child_drop(c) < 0)

@@ -32,7 +32,7 @@ typedef struct ProcessSandbox {
  * guest: fork, then in the child only async-signal-safe system calls:
  * stdin /dev/null, stdout+stderr to out_fd (or /dev/null when < 0), keep_fds
  * inherited at the same numbers and every other fd closed at exec, its own
- * session, default signals, the limits, the mount namespace, the working
+ * session, default signals, the mount namespace, the limits, the working
  * directory, then the drop: no supplementary
  * group (but extra_gid), gid and uid sb's, an empty bounding set, no
  * ambient or inheritable capability, NO_NEW_PRIVS; then execve with only
