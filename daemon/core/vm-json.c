@@ -62,9 +62,33 @@ static void host_memory_add(Vm *vm, json_object *o) {
         json_object_object_add(o, "host_memory", m);
 }
 
+#define USAGE_MAX_AGE_USEC (1000ULL * 1000ULL)
+
+/* QEMU's CPU time and the RSS of QEMU and its helpers; fresh: read now,
+ * else a reading up to a second old (GET /vms of 200 VMs would read 400
+ * /proc files each time). */
+static void usage_read(Vm *vm, bool fresh, uint64_t *ret_cpu_ns, uint64_t *ret_rss) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC), cpu_ns = 0, rss = 0, hcpu, hrss;
+
+        if (!fresh && vm->usage_mono > 0 && vm->usage_mono >= vm->started_mono &&
+            now - vm->usage_mono < USAGE_MAX_AGE_USEC) {
+                *ret_cpu_ns = vm->usage_cpu_ns;
+                *ret_rss = vm->usage_rss;
+                return;
+        }
+        (void) process_usage(vm->pid, &cpu_ns, &rss);
+        if (vm->helper.pid > 0 && process_usage(vm->helper.pid, &hcpu, &hrss) >= 0)
+                rss += hrss;
+        if (vm->passt.pid > 0 && process_usage(vm->passt.pid, &hcpu, &hrss) >= 0)
+                rss += hrss;
+        vm->usage_mono = now;
+        *ret_cpu_ns = vm->usage_cpu_ns = cpu_ns;
+        *ret_rss = vm->usage_rss = rss;
+}
+
 int vm_status_to_json(Vm *vm, bool host_memory, json_object **ret) {
         json_object *o = json_object_new_object();
-        uint64_t cpu_ns = 0, rss = 0, hcpu, hrss;
+        uint64_t cpu_ns = 0, rss = 0;
 
         if (!o)
                 return -ENOMEM;
@@ -88,11 +112,7 @@ int vm_status_to_json(Vm *vm, bool host_memory, json_object **ret) {
                         json_object_object_add(o, "passt_pid", json_object_new_int64(vm->passt.pid));
                 json_object_object_add(o, "uptime",
                                        json_object_new_fixed((double) (now_usec(CLOCK_REALTIME) - vm->started_usec) / 1e6, 3));
-                (void) process_usage(vm->pid, &cpu_ns, &rss);
-                if (vm->helper.pid > 0 && process_usage(vm->helper.pid, &hcpu, &hrss) >= 0)
-                        rss += hrss;
-                if (vm->passt.pid > 0 && process_usage(vm->passt.pid, &hcpu, &hrss) >= 0)
-                        rss += hrss;
+                usage_read(vm, host_memory, &cpu_ns, &rss);
                 json_object_object_add(o, "cpu_seconds", json_object_new_fixed((double) cpu_ns / 1e9, 3));
                 json_object_object_add(o, "rss_bytes", json_object_new_int64((int64_t) rss));
                 if (host_memory)

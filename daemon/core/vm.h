@@ -111,6 +111,11 @@ struct Vm {
         uint64_t balloon_actual_mib;
         bool balloon_manual;            /* the target was set by hand: automatic ballooning leaves it */
 
+        /* CPU time and RSS of QEMU + helpers, as a list shows them: read
+         * from /proc at most once a second (10 system calls a VM). */
+        uint64_t usage_mono;            /* CLOCK_MONOTONIC µs of the reading; 0: none */
+        uint64_t usage_cpu_ns, usage_rss;
+
         /* last exit, for crashed */
         int exit_code;
         int exit_signal;
