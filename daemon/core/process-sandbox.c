@@ -167,7 +167,6 @@ typedef struct ChildSetup {
         unsigned last_cap;
 } ChildSetup;
 
-/* Tells the parent errno and dies: the parent waits for it. */
 /* Nothing waits for the child: a step that fails writes why to the
  * process's output (its log) and exits 127, which its watcher reports like
  * any exit, with that log's last lines. Only write() here, and
@@ -274,8 +273,8 @@ _noreturn_ static void child_run(const ChildSetup *c) {
         if (dup2(c->null_fd, STDIN_FILENO) < 0 || dup2(c->out_fd, STDOUT_FILENO) < 0 ||
             dup2(c->out_fd, STDERR_FILENO) < 0)
                 child_fail(c, "stdin/stdout/stderr");
-        /* Everything above 2 closes at exec (the error pipe too), but the
-         * fds given, which must not be 0-2. */
+        /* Everything above 2 closes at exec, but the fds given, which
+         * must not be 0-2. */
         if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
                 child_fail(c, "close_range");
         for (size_t i = 0; i < c->n_keep_fds; i++)
