@@ -708,6 +708,11 @@ int cli_output_host(json_object *host, char **ret) {
                 { "loop_slow_iterations", "loop-slow-iterations", FIELD_TEXT },
                 { "loop_iterations",      "loop-iterations",      FIELD_TEXT },
                 { "autoballoon",          "autoballoon",          FIELD_AUTOBALLOON },
+                { "sync_handovers",       "sync-handovers",       FIELD_TEXT },
+                { "sync_failures",        "sync-failures",        FIELD_TEXT },
+                { "sync_queued",          "sync-queued",          FIELD_TEXT },
+                { "sync_worst_ms",        "sync-worst-ms",        FIELD_TEXT },
+                { "sync_inline",          "sync-inline",          FIELD_TEXT },
         };
 
         return kv_format(host, fields, ELEMENTSOF(fields), true, ret);

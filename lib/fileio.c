@@ -47,11 +47,43 @@ static void random_suffix(char s[static 7]) {
         s[6] = '\0';
 }
 
+static fileio_sync_hook_fn sync_hook;
+static void *sync_hook_userdata;
+
+void fileio_set_sync_hook(fileio_sync_hook_fn fn, void *userdata) {
+        sync_hook = fn;
+        sync_hook_userdata = userdata;
+}
+
+/* Takes fd and dir_fd (either may be negative): to the hook, or fsync()ed
+ * here if there is none or it refuses. */
+static int sync_fds(int fd, int dir_fd) {
+        int r = 0;
+
+        if (sync_hook && sync_hook(fd, dir_fd, sync_hook_userdata) >= 0)
+                return 0;
+        if (fd >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && dir_fd >= 0 && fsync(dir_fd) < 0)
+                r = -errno;
+        safe_close(fd);
+        safe_close(dir_fd);
+        return r;
+}
+
+int fileio_sync_dir(int dir_fd) {
+        int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+
+        if (fd < 0)
+                return -errno;
+        return sync_fds(-EBADF, fd);
+}
+
 /* exact: fchmod to mode (and chown to uid:gid unless uid is -1); else the
  * file keeps mode minus the umask, as open() made it. */
 static int write_file_atomic_internal(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
                                       bool exact, uid_t uid, gid_t gid, bool sync) {
-        _cleanup_close_ int dfd = -EBADF, fd = -EBADF;
+        _cleanup_close_ int dfd = -EBADF, fd = -EBADF, sync_fd = -EBADF;
         _cleanup_free_ char *tmp = NULL;
         int r = 0;
 
@@ -88,7 +120,14 @@ static int write_file_atomic_internal(int dirfd, const char *name, const void *d
                 r = -errno;
         if (r >= 0 && exact && fchmod(fd, mode) < 0)
                 r = -errno;
-        if (r >= 0 && sync && fsync(fd) < 0)
+        /* With a hook, the fsyncs come after the rename, on its thread;
+         * it gets its own descriptor of the file. */
+        if (r >= 0 && sync && sync_hook) {
+                sync_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                if (sync_fd < 0)
+                        r = -errno;
+        }
+        if (r >= 0 && sync && !sync_hook && fsync(fd) < 0)
                 r = -errno;
         /* Delayed write errors (NFS, quota) can surface only at close(). */
         if (r >= 0 && close(TAKE_FD(fd)) < 0)
@@ -100,11 +139,10 @@ static int write_file_atomic_internal(int dirfd, const char *name, const void *d
                 return r;
         }
 
-        /* Make the rename itself durable. */
-        if (sync && fsync(dfd) < 0)
-                return -errno;
-
-        return 0;
+        if (!sync)
+                return 0;
+        /* Make the rename (and, with a hook, the data) durable. */
+        return sync_fds(TAKE_FD(sync_fd), TAKE_FD(dfd));
 }
 
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
@@ -174,6 +212,69 @@ int unlink_temporaries_at(int dir_fd, bool (*may_remove)(int dir_fd, const char 
         }
         closedir(d);
         return r < 0 ? r : n;
+}
+
+#define RM_RF_DEPTH_MAX 16U
+
+static int rm_rf_dir(int parent_fd, const char *name, dev_t dev, unsigned depth);
+
+static int rm_rf_children(int fd, dev_t dev, unsigned depth) {
+        struct dirent *de;
+        DIR *d;
+        int r = 0;
+
+        d = fdopendir(fd);
+        if (!d) {
+                r = -errno;
+                safe_close(fd);
+                return r;
+        }
+        while ((de = readdir(d))) {
+                int q;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (unlinkat(dirfd(d), de->d_name, 0) >= 0 || errno == ENOENT)
+                        continue;
+                q = errno == EISDIR ? rm_rf_dir(dirfd(d), de->d_name, dev, depth + 1) : -errno;
+                if (q < 0 && r >= 0)
+                        r = q;
+        }
+        closedir(d);
+        return r;
+}
+
+static int rm_rf_dir(int parent_fd, const char *name, dev_t dev, unsigned depth) {
+        struct stat st;
+        int fd, r;
+
+        if (depth > RM_RF_DEPTH_MAX)
+                return -ELOOP;
+        fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (fstat(fd, &st) < 0 || st.st_dev != dev) {
+                r = st.st_dev != dev ? -EXDEV : -errno;
+                safe_close(fd);
+                return r;
+        }
+        r = rm_rf_children(fd, dev, depth);
+        if (unlinkat(parent_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r >= 0)
+                r = -errno;
+        return r;
+}
+
+int rm_rf_at(int dir_fd, const char *name) {
+        struct stat st;
+
+        assert_return(filename_is_valid(name), -EINVAL);
+        if (unlinkat(dir_fd, name, 0) >= 0)
+                return 0;
+        if (errno != EISDIR)
+                return errno == ENOENT ? 0 : -errno;
+        if (fstat(dir_fd, &st) < 0)
+                return -errno;
+        return rm_rf_dir(dir_fd, name, st.st_dev, 0);
 }
 
 static int mkdir_one(const char *path, mode_t mode) {

@@ -37,6 +37,21 @@ int write_file_atomic(const char *dir, const char *name, const void *data, size_
  * when the disk is busy. */
 int write_file_replace(const char *dir, const char *name, const void *data, size_t len, mode_t mode);
 
+/* Where the fsync()s of write_file_atomic*() and fileio_sync_dir() go.
+ * Without a hook (the default) they run inline, before the rename. With
+ * one, the file is written and renamed as before, then the hook is given a
+ * descriptor of the new file and one of its directory (either may be -1),
+ * which it owns from then on, to fsync both and close them; a hook that
+ * returns < 0 has refused them, and they are fsync()ed inline. zvmd's hook
+ * hands them to a thread so that its event loop never waits on the disk
+ * (daemon/core/sync-worker.h); a process sets it once, from one thread. */
+typedef int (*fileio_sync_hook_fn)(int fd, int dir_fd, void *userdata);
+void fileio_set_sync_hook(fileio_sync_hook_fn fn, void *userdata);
+
+/* Makes the entries of directory dir_fd durable (fsync(), or via the hook
+ * on a copy of dir_fd). */
+int fileio_sync_dir(int dir_fd);
+
 /* Removes the temporaries (".#<name>.XXXXXX" above) that writers killed
  * before their rename left in dir_fd: regular files whose name starts with
  * ".#", for which may_remove (if not NULL) returns true. Only for a
@@ -44,6 +59,12 @@ int write_file_replace(const char *dir, const char *name, const void *data, size
  * Returns how many were removed, or -errno. */
 int unlink_temporaries_at(int dir_fd, bool (*may_remove)(int dir_fd, const char *name, void *userdata),
                           void *userdata);
+
+/* Removes name in dir_fd and, if it is a directory, all it holds. Never
+ * follows a symlink, never leaves dir_fd's filesystem (-EXDEV), at most 16
+ * levels deep (-ELOOP); a name already gone is fine. Removes what it can
+ * and returns the first error. */
+int rm_rf_at(int dir_fd, const char *name);
 
 /* Creates path and any missing parent directories with mode (minus umask).
  * Existing directories (also via symlinks) are fine; an existing

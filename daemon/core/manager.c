@@ -20,12 +20,14 @@
 #include "config-check.h"
 #include "console-log.h"
 #include "fd-util.h"
+#include "fileio.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 #include "process-async.h"
 #include "ssh.h"
 #include "string-util.h"
+#include "sync-worker.h"
 #include "template.h"
 #include "vm.h"
 #include "zvm-config.h"
@@ -332,6 +334,7 @@ static void manager_wire(Manager *m) {
                 .host = &m->host,
                 .agent = &m->agent_host,
                 .console_log_max = CONSOLE_LOG_MAX_DEFAULT,
+                .sync = m->sync,
                 .state_changed = on_vm_state,
                 .renamed = on_vm_renamed,
                 .unique_error = on_vm_unique_error,
@@ -404,6 +407,14 @@ int manager_new(const char *root, Manager **ret) {
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create the event loop: %m");
+        /* ZVM_FSYNC_INLINE=1: the old way, fsyncs on the loop (bench/disk
+         * compares the two). */
+        if (!streq_ptr(getenv("ZVM_FSYNC_INLINE"), "1")) {
+                r = sync_worker_new(m->event, &m->sync);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to start the fsync worker: %m");
+                fileio_set_sync_hook(sync_worker_hook, m->sync);
+        }
         if (sd_booted() > 0 && isempty(m->paths.root)) {
                 r = sd_bus_open_system(&m->bus);
                 if (r >= 0)
@@ -445,6 +456,10 @@ Manager *manager_free(Manager *m) {
         agent_host_done(&m->agent_host);
         template_builds_free(&m->templates);
         sd_bus_flush_close_unref(m->bus);
+        /* What was acknowledged reaches the disk before zvmd exits. */
+        if (m->sync)
+                fileio_set_sync_hook(NULL, NULL);
+        sync_worker_free(m->sync);
         sd_event_unref(m->event);
         host_done(&m->host);
         paths_done(&m->paths);

@@ -18,6 +18,7 @@
 #include "macro.h"
 #include "paths.h"
 #include "policy.h"
+#include "sync-worker.h"
 #include "template.h"
 #include "vm.h"
 
@@ -33,6 +34,7 @@ typedef void (*manager_event_fn)(Manager *m, Vm *vm, ManagerEvent event, int pre
 struct Manager {
         sd_event *event;
         sd_bus *bus;                    /* system bus when systemd is PID 1, else NULL */
+        SyncWorker *sync;               /* fsyncs off the loop (sync-worker.h) */
         Paths paths;
         Policy *policy;                 /* <etc>/zvm.conf's storage and network policy */
         Host host;

@@ -11,6 +11,7 @@
 /* Not model-store.h (its users include it): a leaf, no cycle with model-store.c. */
 typedef struct ModelStore ModelStore;
 #include "process-async.h"
+#include "sync-worker.h"
 
 #define MODEL_NAMES_DIR "names"
 #define MODEL_IMAGES_DIR "images"
@@ -47,6 +48,7 @@ struct ModelStore {
         size_t n_jobs;
         unsigned n_running;
         unsigned counter;               /* for tmp file names */
+        SyncWorker *sync;               /* removes swept files off the loop; NULL: inline */
 };
 
 void model_dir_sync(const char *dir);

@@ -35,6 +35,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
+#include "sync-worker.h"
 
 typedef struct ModelStore ModelStore;
 
@@ -47,6 +48,8 @@ typedef struct ModelStore ModelStore;
 /* Creates the directories, sweeps leftovers. mkmodel: the zvm-mkmodel
  * binary. Returns 0 or -errno. */
 int model_store_new(sd_event *e, const char *dir, const char *mkmodel, ModelStore **ret);
+/* Leftovers of cancelled imports are then removed off the loop. */
+void model_store_set_sync(ModelStore *s, SyncWorker *w);
 /* Kills running jobs (their temporary files go). NULL is fine. */
 ModelStore *model_store_free(ModelStore *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ModelStore *, model_store_free);

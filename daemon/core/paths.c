@@ -174,6 +174,13 @@ static int sweep_dir(const char *dir, bool subdirs) {
         while ((de = readdir(d))) {
                 _cleanup_close_ int sub = -EBADF;
 
+                /* A deleted VM's files the fsync worker had not removed
+                 * yet (core/vm.c, vm_remove_dir_aside()). */
+                if (startswith(de->d_name, ".#deleted-")) {
+                        if (rm_rf_at(dirfd(d), de->d_name) >= 0)
+                                n++;
+                        continue;
+                }
                 if (de->d_name[0] == '.')
                         continue;
                 sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

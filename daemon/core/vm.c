@@ -14,6 +14,7 @@
  *   vsock.sock        host side of hybrid vsock (CONNECT <port>)
  *   state.json        pid + start time of QEMU and helper: what re-adoption needs
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -47,6 +48,7 @@
 #include "scope.h"
 #include "string-util.h"
 #include "ssh.h"
+#include "sync-worker.h"
 #include "time-util.h"
 #include "vm.h"
 #include "vm-internal.h"
@@ -531,41 +533,110 @@ int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata
         (void) vm_state_file_save(vm);
         return 0;
 }
+/* What zvm puts in a VM's run and data dirs (first path components). */
+static const char *const vm_run_names[] = { "console.log", "console.log.1", "qemu.log", "vsock-helper.log",
+                                            "passt.log", "state.json", "running.conf", "qmp.sock", "serial.sock",
+                                            "console.sock", "vhost-vsock.sock", "vsock.sock", "vsock.sock_1025",
+                                            "agent.secret", "vsock", NULL };
+static const char *const vm_data_names[] = { "upper.img", ".upper.img.tmp", SSH_HOST_KEYS_FILE, NULL };
+
+/* -ENOTEMPTY if dir holds a name not in names (a disk the user put there:
+ * never ours to remove), -ENOENT if there is no dir. */
+static int dir_holds_only(const char *dir, const char *const *names) {
+        struct dirent *de;
+        DIR *d = opendir(dir);
+        int r = 0;
+
+        if (!d)
+                return -errno;
+        while (r >= 0 && (de = readdir(d)))
+                if (!streq(de->d_name, ".") && !streq(de->d_name, "..") &&
+                    !startswith(de->d_name, ".#deleted-") &&   /* the worker's, on its way out */
+                    !strv_contains((char *const *) names, de->d_name))
+                        r = -ENOTEMPTY;
+        closedir(d);
+        return r;
+}
+
+/* Issue 14 (the loop under a busy disk): one rename on the loop, which
+ * frees the VMID's names at once, and the fsync worker removes the rest.
+ * A zvmd killed meanwhile leaves ".#deleted-…", which the next one removes
+ * (paths_sweep_temporaries()). 0 also when there is no dir; < 0: the
+ * caller removes the files itself. */
+static int vm_remove_dir_aside(Vm *vm, const char *dir, const char *const *names) {
+        _cleanup_free_ char *parent = NULL;
+        _cleanup_close_ int pfd = -EBADF;
+        const char *base = strrchr(dir, '/');
+        char aside[64];
+        int r;
+
+        if (!vm->ctx->sync || !base)
+                return -EOPNOTSUPP;
+        r = dir_holds_only(dir, names);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;
+        parent = strndup(dir, (size_t) (base - dir));
+        if (!parent)
+                return -ENOMEM;
+        pfd = open(isempty(parent) ? "/" : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd < 0)
+                return -errno;
+        snprintf(aside, sizeof(aside), ".#deleted-%u-%" PRIx64, vm->vmid, now_usec(CLOCK_MONOTONIC));
+        if (renameat(pfd, base + 1, pfd, aside) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (sync_worker_remove(vm->ctx->sync, pfd, aside) >= 0)
+                TAKE_FD(pfd);
+        else
+                (void) rm_rf_at(pfd, aside);
+        return 0;
+}
+
 int vm_remove_files(Vm *vm) {
-        _cleanup_free_ char *conf = NULL, *upper = strjoin(vm->data_dir, "/upper.img"),
-                            *upper_tmp = strjoin(vm->data_dir, "/.upper.img.tmp"),
-                            *hostkeys = strjoin(vm->data_dir, "/" SSH_HOST_KEYS_FILE);
-        /* Also what a start cut by a killed zvmd leaves (issue 14, chaos):
-         * else the rmdir()s fail and the dirs outlive the VM. */
-        static const char *const run_files[] = { "console.log", "console.log.1", "qemu.log", "vsock-helper.log", "passt.log",
-                                                 "state.json", "running.conf", "qmp.sock", "serial.sock", "console.sock",
-                                                 "vhost-vsock.sock", "vsock.sock", "vsock.sock_1025", "agent.secret",
-                                                 "vsock/vhost-vsock.sock", "vsock/vsock.sock", "vsock/vsock.sock_1025",
-                                                 "vsock" };
+        _cleanup_free_ char *conf = NULL;
+        _cleanup_close_ int vms_fd = -EBADF;
         char name[32];
 
         /* Only what zvm created: never the user's disks, models or rootfs
-         * images named in the config. */
-        for (size_t i = 0; i < ELEMENTSOF(run_files); i++) {
-                _cleanup_free_ char *p = vm_run_path(vm, run_files[i]);
+         * images named in the config. The run dir's names are also what a
+         * start cut by a killed zvmd leaves (issue 14, chaos): else the
+         * rmdir()s fail and the dirs outlive the VM. */
+        if (vm_remove_dir_aside(vm, vm->run_dir, vm_run_names) < 0) {
+                static const char *const in_vsock[] = { "vsock/vhost-vsock.sock", "vsock/vsock.sock",
+                                                        "vsock/vsock.sock_1025" };
 
-                if (p && unlink(p) < 0 && errno == EISDIR)
-                        (void) rmdir(p);        /* vsock/, emptied above */
+                for (size_t i = 0; i < ELEMENTSOF(in_vsock); i++) {
+                        _cleanup_free_ char *p = vm_run_path(vm, in_vsock[i]);
+
+                        if (p)
+                                (void) unlink(p);
+                }
+                for (size_t i = 0; vm_run_names[i]; i++) {
+                        _cleanup_free_ char *p = vm_run_path(vm, vm_run_names[i]);
+
+                        if (p && unlink(p) < 0 && errno == EISDIR)
+                                (void) rmdir(p);        /* vsock/, emptied above */
+                }
+                (void) rmdir(vm->run_dir);
         }
-        (void) rmdir(vm->run_dir);
-        if (upper)
-                (void) unlink(upper);
-        if (upper_tmp)
-                (void) unlink(upper_tmp);
-        if (hostkeys)
-                (void) unlink(hostkeys);
-        (void) rmdir(vm->data_dir);
+        if (vm_remove_dir_aside(vm, vm->data_dir, vm_data_names) < 0) {
+                for (size_t i = 0; vm_data_names[i]; i++) {
+                        _cleanup_free_ char *p = strjoin(vm->data_dir, "/", vm_data_names[i]);
+
+                        if (p)
+                                (void) unlink(p);
+                }
+                (void) rmdir(vm->data_dir);
+        }
         snprintf(name, sizeof(name), "/%u.conf", vm->vmid);
         conf = strjoin(vm->ctx->paths->vms_dir, name);
         if (!conf)
                 return -ENOMEM;
         if (unlink(conf) < 0 && errno != ENOENT)
                 return -errno;
+        /* The delete is durable before it is acknowledged. */
+        vms_fd = open(vm->ctx->paths->vms_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (vms_fd >= 0)
+                (void) fileio_sync_dir(vms_fd);
         snprintf(name, sizeof(name), "/.%u.lock", vm->vmid);
         free(conf);
         conf = strjoin(vm->ctx->paths->vms_dir, name);

@@ -14,6 +14,7 @@
 #include "paths.h"
 #include "policy.h"
 #include "qmp.h"
+#include "sync-worker.h"
 #include "vm-config.h"
 
 typedef struct Vm Vm;
@@ -50,6 +51,7 @@ typedef struct VmContext {
         const Host *host;
         AgentHost *agent;
         uint64_t console_log_max;       /* bytes per console.log part (core/console-log.h) */
+        SyncWorker *sync;               /* fsyncs and removals off the loop; NULL: inline */
         /* vm->state changed; previous is the old VmState, -1 for a new VM */
         void (*state_changed)(Vm *vm, int previous, void *userdata);
         /* the VM's name changed (known_hosts lists VMs by name) */

@@ -275,25 +275,69 @@ void http_request_suspend(HttpRequest *req) {
                 (void) sd_event_source_set_description(req->hup_source, "http-client-hup");
 }
 
+static void reply_deliver(HttpRequest *req, unsigned status, struct MHD_Response *resp) {
+        if (req->closed || !req->connection) {
+                if (resp)
+                        MHD_destroy_response(resp);
+                return;
+        }
+        if (!connection_queue(req->connection, status, resp))
+                /* Not even a 500: the access handler returns MHD_NO on its next call. */
+                req->close_connection = true;
+        http_request_resume(req);
+}
+
+/* Whether the gate holds this reply; if so it keeps resp and the caller's
+ * reference. */
+static bool reply_hold(HttpRequest *req, unsigned status, struct MHD_Response *resp) {
+        HttpServer *s = req->server;
+        uint64_t ticket;
+
+        if (!s || !s->reply_gate || req->stream || !req->method ||
+            streq(req->method, "GET") || streq(req->method, "HEAD"))
+                return false;
+        ticket = s->reply_gate(s->reply_gate_userdata);
+        if (ticket == 0)
+                return false;
+        req->held = true;
+        req->held_status = status;
+        req->held_resp = resp;
+        req->held_ticket = ticket;
+        return true;
+}
+
 /* Common end of every reply: resp (consumed, NULL if it could not be built)
  * replaces the caller's ownership of req. */
 void http_request_finish_reply(HttpRequest *req, unsigned status, struct MHD_Response *resp) {
         assert_se(req->state == REQUEST_DISPATCHED);
         req->state = REQUEST_ANSWERED;
 
-        if (req->closed || !req->connection) {
-                if (resp)
-                        MHD_destroy_response(resp);
-        } else {
-                if (resp && req->reply_header_name)
-                        (void) MHD_add_response_header(resp, req->reply_header_name, req->reply_header_value);
-                if (!connection_queue(req->connection, status, resp))
-                        /* Not even a 500: the access handler returns MHD_NO on its next call. */
-                        req->close_connection = true;
-                http_request_resume(req);
-        }
-
+        if (resp && req->reply_header_name && !req->closed && req->connection)
+                (void) MHD_add_response_header(resp, req->reply_header_name, req->reply_header_value);
+        if (!req->closed && req->connection && reply_hold(req, status, resp))
+                return;
+        reply_deliver(req, status, resp);
         http_request_unref(req);                     /* the caller's reference */
+}
+
+void http_server_set_reply_gate(HttpServer *s, http_reply_gate_fn fn, void *userdata) {
+        s->reply_gate = fn;
+        s->reply_gate_userdata = userdata;
+}
+
+void http_server_release_replies(HttpServer *s, uint64_t done_ticket) {
+        HttpRequest *req, *next;
+
+        /* Delivering never runs MHD (resume only schedules a run), so the
+         * list changes only by the unref of the request at hand. */
+        for (req = s->requests; req; req = next) {
+                next = req->next;
+                if (!req->held || req->held_ticket > done_ticket)
+                        continue;
+                req->held = false;
+                reply_deliver(req, req->held_status, TAKE_PTR(req->held_resp));
+                http_request_unref(req);             /* the caller's reference */
+        }
 }
 
 static bool status_is_valid(unsigned status) {

@@ -80,6 +80,13 @@ struct HttpRequest {
         void *closed_userdata;
 
         HttpStream *stream;                     /* weak; the stream holds a reference on us */
+
+        /* A reply the gate holds (http_server_set_reply_gate()): built,
+         * not yet queued; the caller's reference stays until it goes. */
+        bool held;
+        unsigned held_status;
+        struct MHD_Response *held_resp;
+        uint64_t held_ticket;
 };
 
 struct HttpStream {
@@ -107,6 +114,8 @@ struct HttpServer {
         http_note_fn note;                      /* says what runs, for the loop's timing */
         http_body_sink_fn body_sink;
         void *body_sink_userdata;
+        http_reply_gate_fn reply_gate;
+        void *reply_gate_userdata;
 };
 
 /* http-request.c */

@@ -451,7 +451,7 @@ static enum MHD_Result request_dispatch(HttpListener *l, HttpRequest *req, struc
         if (s->note)
                 s->note("HTTP I/O");
 
-        if (req->state == REQUEST_DISPATCHED && !req->closed)
+        if ((req->state == REQUEST_DISPATCHED || req->held) && !req->closed)
                 http_request_suspend(req);           /* the reply will come later */
 
         enum MHD_Result result = req->close_connection ? MHD_NO : MHD_YES;
@@ -561,6 +561,8 @@ HttpServer *http_server_free(HttpServer *s) {
                 return NULL;
 
         server_close_clients(s);
+        /* Held replies have no client left to go to (above). */
+        http_server_release_replies(s, UINT64_MAX);
 
         /* Stopping the daemons ends all connections (NOTIFY_COMPLETED drops
          * their references). */

@@ -198,6 +198,19 @@ bool http_request_is_closed(HttpRequest *r);
 void http_request_set_closed_handler(HttpRequest *r, http_closed_fn fn, void *userdata);
 
 /*
+ * A reply gate: asked as a reply to anything but GET or HEAD (a reply that
+ * may confirm a change) is about to go out, it returns 0 to send it now or
+ * a ticket: the reply is held, the connection stays suspended, until
+ * http_server_release_replies() is called with a done_ticket at or past
+ * it. For the caller nothing changes: the reply call has consumed the
+ * request. Streams are never held. zvmd's gate holds a reply until the
+ * fsyncs handed to its worker before it have finished (core/sync-worker.h).
+ */
+typedef uint64_t (*http_reply_gate_fn)(void *userdata);
+void http_server_set_reply_gate(HttpServer *s, http_reply_gate_fn fn, void *userdata);
+void http_server_release_replies(HttpServer *s, uint64_t done_ticket);
+
+/*
  * Replies; each consumes the request (see above). They return 0 also when
  * the client has gone away (the reply is then dropped); a negative errno
  * means the reply could not be built (e.g. -ENOMEM, a NULL body, or a status

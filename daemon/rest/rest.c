@@ -143,6 +143,8 @@ int rest_new(Manager *m, Rest **ret) {
         if (r < 0)
                 return log_error_errno(r, "Failed to load %s: %m", m->paths.tokens);
         r = model_store_new(m->event, m->paths.models, m->paths.mkmodel, &rest->models);      /* models */
+        if (r >= 0)
+                model_store_set_sync(rest->models, m->sync);
         if (r < 0)
                 return log_error_errno(r, "Failed to open the model store %s: %m", m->paths.models);
         /* serve: */
@@ -162,6 +164,8 @@ Rest *rest_free(Rest *rest) {
         if (rest->manager && rest->manager->event_userdata == rest)
                 manager_set_event_handler(rest->manager, NULL, NULL);
         rest_events_close_all(rest);
+        if (rest->manager && rest->manager->sync)
+                sync_worker_set_done(rest->manager->sync, NULL, NULL);
         /* Fires the closed handlers of pending requests: their Operations
          * cancel what they wait on while the VMs still exist. */
         rest->http = http_server_free(rest->http);
@@ -171,6 +175,17 @@ Rest *rest_free(Rest *rest) {
         token_store_free(rest->tokens);
         model_store_free(rest->models);                                 /* models */
         return mfree(rest);
+}
+
+static uint64_t rest_reply_gate(void *userdata) {
+        return sync_worker_pending(userdata);
+}
+
+static void rest_on_synced(uint64_t done_ticket, void *userdata) {
+        Rest *rest = userdata;
+
+        if (rest->http)
+                http_server_release_replies(rest->http, done_ticket);
 }
 
 static gid_t zvm_gid(void) {
@@ -187,6 +202,11 @@ int rest_listen(Rest *rest, const RestTcpOptions *tcp) {
         if (r < 0)
                 return log_error_errno(r, "Failed to create the HTTP server: %m");
         http_server_set_note(rest->http, loop_note);
+        /* A reply that confirms a change waits for its fsyncs. */
+        if (m->sync) {
+                http_server_set_reply_gate(rest->http, rest_reply_gate, m->sync);
+                sync_worker_set_done(m->sync, rest_on_synced, rest);
+        }
         http_server_set_body_sink(rest->http, rest_models_body_sink, rest);     /* models: uploads */
         r = http_server_listen_unix(rest->http, m->paths.api_socket, 0660, zvm_gid());
         if (r < 0)

@@ -2016,10 +2016,41 @@ def scenario_delete_after_kill(t, d):
     d.start()
     st = d.wait_state("dk", ["stopped", "crashed"], timeout=30)
     t.ok(st and st["state"] in ("stopped", "crashed"), "the new zvmd ended the cut start", st)
+    # The cut start's half-made layer is not truncated on the loop: it goes
+    # aside (".#deleted-upper.*") to the disk worker, and the start goes on.
+    t.ok(os.path.exists(os.path.join(data, ".upper.img.tmp")), "the cut start left .upper.img.tmp")
+    status, body = d.request("POST", "/vms/dk/start")
+    t.ok(status == 200 and body.get("state") == "running", f"a new start runs ({status})", body)
+    left = [n for n in os.listdir(data) if n != "upper.img"] if os.path.exists(data) else ["(no data dir)"]
+    t.ok(not left and os.path.exists(os.path.join(data, "upper.img")),
+         "its layer is made anew; nothing of the cut one is left (the worker removed it)", left)
+    status, _ = d.request("POST", "/vms/dk/stop")
+    t.ok(status == 200, f"stop ({status})")
     status, _ = d.request("DELETE", "/vms/dk")
     t.ok(status in (200, 204), f"delete ({status})")
     t.ok(not os.path.exists(data) and not os.path.exists(run), "no run or data dir outlives the VM",
          f"{os.listdir(data) if os.path.exists(data) else ''} {os.listdir(run) if os.path.exists(run) else ''}")
+
+    # A file zvm did not make in a VM's data dir is never removed with it.
+    vm = create(t, d, "mine")
+    data = os.path.join(d.root, "var", "lib", "zvm", "vms", str(vm.get("vmid")))
+    os.makedirs(data, exist_ok=True)
+    with open(os.path.join(data, "mine.img"), "w") as f:
+        f.write("the user's\n")
+    status, _ = d.request("DELETE", "/vms/mine")
+    t.ok(status in (200, 204) and os.path.exists(os.path.join(data, "mine.img")),
+         f"delete keeps a file the user put in the VM's data dir ({status})")
+
+    # What the worker had not removed when zvmd was killed goes at start.
+    aside = [os.path.join(d.root, "run", "zvm", "vms", ".#deleted-4242-1"),
+             os.path.join(d.root, "var", "lib", "zvm", "vms", ".#deleted-4242-1")]
+    for a in aside:
+        os.makedirs(os.path.join(a, "vsock"))
+        with open(os.path.join(a, "upper.img"), "w") as f:
+            f.write("x")
+    d.kill9()
+    d.start()
+    t.ok(not any(os.path.exists(a) for a in aside), "a restarted zvmd removes the .#deleted-* dirs left behind")
 
 
 def scenario_crash_writes(t, d):

@@ -451,6 +451,16 @@ static void test_renderers(void) {
                         "autoballoon:  shrink (host 83% used; shrinks balloons at 80%, grows them below 70%)\n",
                 },
                 {
+                        cli_output_host, "host: the disk worker",
+                        "{\"version\":\"0.1.0\",\"sync_handovers\":12,\"sync_failures\":0,\"sync_queued\":1,"
+                        " \"sync_worst_ms\":3.5}", 0,
+                        "version:        0.1.0\n"
+                        "sync-handovers: 12\n"
+                        "sync-failures:  0\n"
+                        "sync-queued:    1\n"
+                        "sync-worst-ms:  3.5\n",
+                },
+                {
                         cli_output_host, "host: automatic ballooning off",
                         "{\"version\":\"0.1.0\",\"autoballoon\":{\"enabled\":false}}", 0,
                         "version:     0.1.0\n"

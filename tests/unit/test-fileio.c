@@ -280,6 +280,84 @@ static void test_unlink_temporaries(void) {
         is_int(unlink_temporaries_at(dfd, NULL, NULL), 0, "nothing left to remove");
 }
 
+/* The hook gets a descriptor of the new file and one of its directory,
+ * after the rename; one that refuses them has them fsync()ed inline. */
+static unsigned hook_calls;
+static int hook_answer;
+static struct stat hook_file_st, hook_dir_st;
+
+static int test_hook(int fd, int dir_fd, void *userdata) {
+        hook_calls++;
+        if (hook_answer < 0)
+                return hook_answer;
+        assert_se(fd < 0 || fstat(fd, &hook_file_st) == 0);
+        assert_se(fstat(dir_fd, &hook_dir_st) == 0);
+        safe_close(fd);
+        safe_close(dir_fd);
+        return 0;
+}
+
+static void test_sync_hook(void) {
+        _cleanup_free_ char *dir = tmp_path("hook"), *f = NULL;
+        _cleanup_close_ int dfd = -EBADF;
+        struct stat st, dst;
+
+        assert_se(mkdir(dir, 0700) == 0);
+        f = strjoin(dir, "/a.conf");
+        assert_se(f);
+        fileio_set_sync_hook(test_hook, NULL);
+        is_int(write_file_atomic(dir, "a.conf", "one\n", 4, 0644), 0, "hook: the write succeeds");
+        ok(file_has_content(f, "one\n") && stat(f, &st) == 0 && stat(dir, &dst) == 0, "hook: the file is in place");
+        is_int((int) hook_calls, 1, "hook: called once per write");
+        ok(hook_file_st.st_ino == st.st_ino && hook_dir_st.st_ino == dst.st_ino,
+           "hook: given the new file (not the temporary) and its directory");
+        is_int(write_file_replace(dir, "a.conf", "two\n", 4, 0644), 0, "hook: write_file_replace works");
+        is_int((int) hook_calls, 1, "hook: not called for a write without fsync");
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_se(dfd >= 0);
+        is_int(fileio_sync_dir(dfd), 0, "hook: fileio_sync_dir");
+        ok(hook_calls == 2 && hook_dir_st.st_ino == dst.st_ino && fcntl(dfd, F_GETFD) >= 0,
+           "hook: fileio_sync_dir hands over a copy, the caller's fd stays");
+        hook_answer = -EAGAIN;
+        is_int(write_file_atomic(dir, "a.conf", "three\n", 6, 0644), 0, "hook refuses: fsync()ed inline");
+        ok(hook_calls == 3 && file_has_content(f, "three\n") && count_temp_files(dir) == 0,
+           "hook refuses: the file is written all the same");
+        fileio_set_sync_hook(NULL, NULL);
+        hook_answer = 0;
+        is_int(write_file_atomic(dir, "a.conf", "four\n", 5, 0644), 0, "no hook: inline again");
+        is_int((int) hook_calls, 3, "no hook: not called");
+}
+
+static void test_rm_rf_at(void) {
+        _cleanup_free_ char *dir = tmp_path("rmrf"), *keep = tmp_path("rmrf-keep"), *p = NULL;
+        _cleanup_close_ int dfd = -EBADF;
+        char deep[512] = "deep";
+
+        assert_se(mkdir(dir, 0700) == 0 && mkdir(keep, 0700) == 0);
+        assert_se(write_file_atomic(keep, "precious", "x", 1, 0644) == 0);
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_se(dfd >= 0);
+        assert_se(mkdirat(dfd, "t", 0700) == 0 && mkdirat(dfd, "t/sub", 0700) == 0);
+        assert_se(write_file_atomic(dir, "file", "x", 1, 0644) == 0);
+        p = strjoin(dir, "/t/sub/f");
+        assert_se(p && close(open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) == 0);
+        free(p);
+        p = strjoin(dir, "/t/link");
+        assert_se(p && symlink(keep, p) == 0);
+        is_int(rm_rf_at(dfd, "t"), 0, "rm_rf_at: a tree");
+        ok(faccessat(dfd, "t", F_OK, AT_SYMLINK_NOFOLLOW) < 0, "rm_rf_at: the tree is gone");
+        ok(access(keep, F_OK) == 0, "rm_rf_at: a symlink's target survives");
+        is_int(rm_rf_at(dfd, "file"), 0, "rm_rf_at: a file");
+        is_int(rm_rf_at(dfd, "file"), 0, "rm_rf_at: a name already gone is fine");
+        is_int(rm_rf_at(dfd, "../rmrf-keep"), -EINVAL, "rm_rf_at: one path component only");
+        for (unsigned i = 0; i < 20; i++) {
+                assert_se(mkdirat(dfd, deep, 0700) == 0);
+                strcat(deep, "/d");
+        }
+        is_int(rm_rf_at(dfd, "deep"), -ELOOP, "rm_rf_at: more than 16 levels is refused");
+        ok(faccessat(dfd, "deep", F_OK, 0) == 0, "rm_rf_at: the too-deep part stays");
+}
+
 int main(void) {
         umask(022);
         assert_se(mkdtemp(tmpdir));
@@ -293,6 +371,8 @@ int main(void) {
         test_readers_see_whole_files();
         test_mkdir_p();
         test_unlink_temporaries();
+        test_sync_hook();
+        test_rm_rf_at();
 
         ok(rm_rf(tmpdir) == 0, "cleaned up");
         return done_testing();
