@@ -410,6 +410,20 @@ static int on_kill_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         }
         return 0;
 }
+/* The backstop of a stop or shutdown: without it a guest that ignores the
+ * request keeps its VM "stopping" for ever (and the requests waiting on
+ * it), so a deadline that cannot be armed (no memory) means the kill now. */
+static int vm_arm_stop_deadline(Vm *vm, uint64_t usec) {
+        int r = vm_arm_timeout(vm, usec, on_kill_timeout);
+
+        if (r >= 0)
+                return 0;
+        log_warning_errno(r, "VM %u (%s): cannot arm the stop deadline, killing it now: %m", vm->vmid,
+                          vm->config->name);
+        if (vm->pidfd >= 0 && syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0) >= 0)
+                return 0;
+        return r;
+}
 bool vm_is_up(const Vm *vm) {
         return vm->state == VM_STATE_RUNNING || vm->state == VM_STATE_STARTING || vm->state == VM_STATE_STOPPING;
 }
@@ -464,7 +478,7 @@ int vm_shutdown(Vm *vm, unsigned timeout_s) {
         if (r < 0)
                 timeout_s = 0;          /* nothing can ask the guest */
         (void) vm_state_file_save(vm);  /* a stop in flight: a new zvmd carries it on */
-        return vm_arm_timeout(vm, (uint64_t) timeout_s * 1000000ULL, on_kill_timeout);
+        return vm_arm_stop_deadline(vm, (uint64_t) timeout_s * 1000000ULL);
 }
 int vm_stop(Vm *vm) {
         int r;
@@ -478,7 +492,7 @@ int vm_stop(Vm *vm) {
         /* quit lets QEMU flush its block layer; the timer is the backstop. */
         r = vm_qmp_invoke(vm, "quit", NULL, NULL, NULL);
         (void) vm_state_file_save(vm);
-        return vm_arm_timeout(vm, r < 0 ? 0 : STOP_TIMEOUT_USEC, on_kill_timeout);
+        return vm_arm_stop_deadline(vm, r < 0 ? 0 : STOP_TIMEOUT_USEC);
 }
 int vm_kill(Vm *vm) {
         if (vm_is_up(vm) && vm->start)

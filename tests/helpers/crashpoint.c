@@ -8,6 +8,12 @@
  *   open of the temporary, each write, fsync, close, rename over the
  *   file, fsync of the directory, and the return from it
  *
+ * zvmd hands its fsyncs to its disk worker thread after the rename
+ * (daemon/core/sync-worker.h): there the first fsync after the rename
+ * (the file's, from the worker) counts as the directory's step, and the
+ * step after it ends the write; a kill from the worker thread ends the
+ * whole process all the same.
+ *
  * and kills the process with SIGKILL right before step $ZVM_CRASH_AT (0:
  * never). After every step it writes the count so far to $ZVM_CRASH_LOG,
  * so a run without a crash tells how many steps an operation has.

@@ -33,7 +33,7 @@ from zvmd_infer_cli import scenario_chat_native, scenario_chat_zvmd  # noqa: E40
 from zvmd_chaos import Chaos, scenario_stop_inflight_early  # noqa: E402,F401
 from zvmd_crash import Trials as CrashTrials, crash_paths  # noqa: E402
 from zvmd_exhaust import (scenario_data_full, scenario_fd_limit, scenario_fd_start_sweep,  # noqa: E402,F401
-                          scenario_memory_limit,
+                          scenario_memory_limit, scenario_timer_fail,
                           scenario_full_disk)
 import zvmd_net  # noqa: E402
 from zvmd_net import scenario_user_net  # noqa: E402,F401

@@ -447,3 +447,63 @@ def scenario_memory_limit(t, d):
     t.ok(made <= names and not (refused_creates & names) and "after" in names,
          f"every acknowledged create is there ({len(made)}), no refused one ({len(refused_creates)})",
          (sorted(made - names), sorted(refused_creates & names)))
+
+
+FAILTIMER = os.path.join(zt.BUILD, "tests", "helpers", "failtimer.so")
+
+
+def scenario_timer_fail(t, d):
+    """A deadline zvmd cannot arm (issue 14: sd_event_add_time_relative()
+    failing, as out of memory, through tests/helpers/failtimer.so while a
+    flag file exists). A stop or shutdown whose backstop cannot be armed
+    kills the VM at once instead of leaving it "stopping" for ever; a start
+    that cannot arm one of its deadlines fails with a clear error and leaves
+    nothing running; with timers back, the same VM starts and stops."""
+    flag = os.path.join(d.tmp, "fail-timers")
+    d.terminate()
+    saved = {k: os.environ.get(k) for k in ("LD_PRELOAD", "ZVM_FAIL_TIMER_FLAG")}
+    os.environ.update(LD_PRELOAD=FAILTIMER, ZVM_FAIL_TIMER_FLAG=flag)
+    try:
+        d.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    status, vm = d.request("POST", "/vms", {"name": "tf", "memory": 128})
+    t.ok(status == 201, f"create tf ({status})", vm)
+    for how in ("shutdown?timeout=60", "stop"):
+        status, body = d.request("POST", "/vms/tf/start", timeout=90)
+        t.ok(status == 200 and body.get("state") == "running", f"tf runs ({status})", body)
+        before = d.log_text_all().count("cannot arm the stop deadline, killing it now")
+        open(flag, "w").close()
+        t0 = time.monotonic()
+        try:
+            status, body = _call(d, "POST", f"/vms/tf/{how}", timeout=30)
+        finally:
+            os.unlink(flag)
+        took = time.monotonic() - t0
+        t.ok(status == 200 and body.get("state") == "stopped",
+             f"{how.split('?')[0]} without a deadline: the VM is stopped ({status}, {took:.1f} s)", body)
+        t.ok(d.log_text_all().count("cannot arm the stop deadline, killing it now") == before + 1,
+             f"{how.split('?')[0]}: zvmd says it killed the VM because it could not arm the deadline")
+
+    open(flag, "w").close()
+    try:
+        status, body = _call(d, "POST", "/vms/tf/start", timeout=60)
+    finally:
+        os.unlink(flag)
+    t.diag(f"the start without timers: {status} {body}")
+    t.ok(status >= 400 and isinstance(body, dict) and body.get("message"),
+         f"a start that cannot arm its deadlines fails and says why ({status})", body)
+    st = d.wait_state("tf", ["stopped", "crashed"], timeout=30)
+    t.ok(st and st["state"] in ("stopped", "crashed"), "and the VM is down, not left starting", st)
+    left = _root_processes(d)
+    t.ok(not left, "nothing of that start is left running", left)
+
+    status, body = d.request("POST", "/vms/tf/start", timeout=90)
+    t.ok(status == 200 and body.get("state") == "running", f"with timers back, tf starts ({status})", body)
+    status, body = d.request("POST", "/vms/tf/stop", timeout=60)
+    t.ok(status == 200 and body.get("state") == "stopped", f"and stops ({status})", body)
