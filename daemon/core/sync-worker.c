@@ -255,8 +255,7 @@ int sync_worker_hook(int fd, int dir_fd, void *userdata) {
 }
 
 int sync_worker_to_json(SyncWorker *w, json_object *o) {
-        uint64_t issued, failed, worst;
-        size_t n;
+        uint64_t issued, failed, worst, n;
 
         if (!w)         /* ZVM_FSYNC_INLINE=1 */
                 return json_object_object_add(o, "sync_inline", json_object_new_boolean(true)) < 0 ? -ENOMEM : 0;
@@ -264,7 +263,7 @@ int sync_worker_to_json(SyncWorker *w, json_object *o) {
         issued = w->issued;
         failed = w->failed;
         worst = w->worst_usec;
-        n = w->n;
+        n = w->issued - w->done;        /* waiting or running: not yet done */
         pthread_mutex_unlock(&w->lock);
         if (json_object_object_add(o, "sync_handovers", json_object_new_uint64(issued)) < 0 ||
             json_object_object_add(o, "sync_failures", json_object_new_uint64(failed)) < 0 ||

@@ -47,7 +47,7 @@ int64_t sync_worker_remove(SyncWorker *w, int dir_fd, const char *name);
 /* The last ticket handed out if any is still unfinished, else 0. */
 uint64_t sync_worker_pending(SyncWorker *w);
 
-/* GET /host's "sync_*": handovers, failures, the queue, the slowest
+/* GET /host's "sync_*": handovers, failures, those not yet done, the slowest
  * handover; for w NULL (zvmd under ZVM_FSYNC_INLINE=1) "sync_inline". */
 int sync_worker_to_json(SyncWorker *w, json_object *o);
 

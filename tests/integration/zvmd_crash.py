@@ -157,6 +157,11 @@ class Trials:
         # Steps zvmd makes while it starts (known_hosts is rewritten then)
         # are not the operation's: trials begin after them.
         logf = self._start_shimmed(match, 0)
+        # The fsyncs of those startup writes run on zvmd's disk worker, after
+        # it answers: their steps are done once nothing is left queued.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and d.request("GET", "/host")[1].get("sync_queued", 0) > 0:
+            time.sleep(0.05)
         try:
             first = int(open(logf).read().strip() or 0)
         except (OSError, ValueError):
