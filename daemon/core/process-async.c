@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fd-util.h"
+#include "loop.h"
 #include "process-async.h"
 #include "process.h"
 #include "string-util.h"
@@ -129,7 +130,11 @@ int process_job_start(sd_event *e, char *const *argv, uint64_t timeout_usec, pro
         wfd = fds[1];
         if (fcntl(j->out_fd, F_SETFL, O_NONBLOCK) < 0)
                 return -errno;
+        /* posix_spawn waits until the child has exec'd: named, so that a
+         * slow exec shows up as such in the loop's timing. */
+        loop_note("spawn of %s", argv[0]);
         r = process_spawn(argv, NULL, 0, wfd, true, &j->pid);
+        loop_note("after the spawn of %s", argv[0]);
         if (r < 0)
                 return r;
         wfd = safe_close(wfd);

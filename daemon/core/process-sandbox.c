@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "fd-util.h"
+#include "loop.h"
 #include "macro.h"
 #include "process-sandbox.h"
 #include "string-util.h"
@@ -333,11 +334,13 @@ int process_spawn_guest_facing(char *const *argv, const int *keep_fds, size_t n_
                 .null_fd = null_fd, .out_fd = out_fd >= 0 ? out_fd : null_fd, .sb = sb ?: &as_is,
                 .last_cap = cap_last_cap(),
         };
+        loop_note("fork for %s", exe);
         pid = fork();
         if (pid < 0)
                 return -errno;
         if (pid == 0)
                 child_run(&c);
+        loop_note("after the fork for %s", exe);
         *ret_pid = pid;
         return 0;
 }

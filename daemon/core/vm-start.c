@@ -615,9 +615,12 @@ int vm_start(Vm *vm, bool root, char **ret_error) {
         s->root = root;
         s->qmp_fd = s->serial_fd = s->vhost_fd = s->passt_qemu_fd = s->passt_fd = -EBADF;
         vm_sandbox_fds_init(&s->fds);
+        /* The steps named for the loop's timing (a start is one iteration). */
+        loop_note("VM %s: start: checks", vm->config->name);
         r = vm_start_check(vm, s, &template, ret_error);
         if (r < 0)
                 return r;
+        loop_note("VM %s: start: sockets, files, argv", vm->config->name);
         r = vm_start_prepare(vm, s, template, ret_error);
         if (r < 0) {
                 agent_stop(&vm->agent);
@@ -629,6 +632,7 @@ int vm_start(Vm *vm, bool root, char **ret_error) {
         vm->accel = s->accel;
         vm->start = TAKE_PTR(s);
         vm_set_state(vm, VM_STATE_STARTING);
+        loop_note("VM %s: start: first step", vm->config->name);
         step_upper(vm->start);
         /* A step that could not even be started, or a QEMU that died at
          * once, ended the start already: the caller hears it now, as no

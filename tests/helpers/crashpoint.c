@@ -9,10 +9,11 @@
  *   file, fsync of the directory, and the return from it
  *
  * zvmd hands its fsyncs to its disk worker thread after the rename
- * (daemon/core/sync-worker.h): there the first fsync after the rename
- * (the file's, from the worker) counts as the directory's step, and the
- * step after it ends the write; a kill from the worker thread ends the
- * whole process all the same.
+ * (daemon/core/sync-worker.h): there the new file's fsync, from the
+ * worker, takes the place of the directory's (both are told by inode from
+ * other files' fsyncs the worker makes in between), and the step after it
+ * ends the write; a kill from the worker thread ends the whole process
+ * all the same.
  *
  * and kills the process with SIGKILL right before step $ZVM_CRASH_AT (0:
  * never). After every step it writes the count so far to $ZVM_CRASH_LOG,
@@ -31,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -38,7 +40,9 @@
 
 static int tracked[TRACKED_MAX];
 static size_t n_tracked;
-static bool dir_fsync_next;
+static volatile bool sync_pending;     /* a matched rename awaits its fsync */
+static dev_t pending_dev;
+static ino_t pending_file_ino, pending_dir_ino;
 static unsigned long steps;
 
 static bool matches(const char *path) {
@@ -74,17 +78,17 @@ static void untrack(int fd) {
  * call of ours may come back through this shim. */
 static void step(void) {
         const char *at = getenv("ZVM_CRASH_AT"), *log = getenv("ZVM_CRASH_LOG");
+        unsigned long n = __atomic_add_fetch(&steps, 1, __ATOMIC_SEQ_CST);
         char buf[32];
-        int fd, n;
+        int fd, len;
 
-        steps++;
-        if (at && strtoul(at, NULL, 10) == steps)
+        if (at && strtoul(at, NULL, 10) == n)
                 (void) syscall(SYS_kill, syscall(SYS_getpid), SIGKILL);
         if (log) {
                 fd = (int) syscall(SYS_openat, AT_FDCWD, log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
                 if (fd >= 0) {
-                        n = snprintf(buf, sizeof(buf), "%lu\n", steps);
-                        (void) syscall(SYS_write, fd, buf, (size_t) n);
+                        len = snprintf(buf, sizeof(buf), "%lu\n", n);
+                        (void) syscall(SYS_write, fd, buf, (size_t) len);
                         (void) syscall(SYS_close, fd);
                 }
         }
@@ -118,17 +122,29 @@ ssize_t write(int fd, const void *buf, size_t n) {
         return REAL(write)(fd, buf, n);
 }
 
+/* After a rename: the fsync that makes it durable is a step, and so is
+ * the return from it. Inline (no disk worker) that is the directory's
+ * fsync; with zvmd's worker, the new file's (then the directory's, not
+ * counted), from the worker thread. Matched by inode, so that the worker's
+ * fsync of another file in between is not taken for it. */
+static bool is_pending_sync(int fd) {
+        struct stat st;
+
+        if (!sync_pending || fstat(fd, &st) < 0)
+                return false;
+        return st.st_dev == pending_dev && (st.st_ino == pending_file_ino || st.st_ino == pending_dir_ino);
+}
+
 int fsync(int fd) {
+        bool pending = !is_tracked(fd) && is_pending_sync(fd);
         int r, saved;
 
-        if (is_tracked(fd))
-                step();
-        else if (dir_fsync_next)
+        if (is_tracked(fd) || pending)
                 step();
         r = REAL(fsync)(fd);
         saved = errno;
-        if (!is_tracked(fd) && dir_fsync_next) {
-                dir_fsync_next = false;
+        if (pending) {
+                sync_pending = false;
                 step();                 /* after the write is complete */
         }
         errno = saved;
@@ -144,12 +160,18 @@ int close(int fd) {
 }
 
 int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
+        struct stat file_st, dir_st;
         int r;
 
         if (!matches(oldpath))
                 return REAL(renameat)(olddirfd, oldpath, newdirfd, newpath);
         step();
         r = REAL(renameat)(olddirfd, oldpath, newdirfd, newpath);
-        dir_fsync_next = r >= 0;
+        if (r >= 0 && fstatat(newdirfd, newpath, &file_st, AT_SYMLINK_NOFOLLOW) >= 0 && fstat(newdirfd, &dir_st) >= 0) {
+                pending_dev = file_st.st_dev;
+                pending_file_ino = file_st.st_ino;
+                pending_dir_ino = dir_st.st_ino;
+                sync_pending = true;
+        }
         return r;
 }

@@ -62,6 +62,11 @@ class Trials:
         self.broken = []                # other failures: zvmd does not start, leftovers
         self.per_path = {}
 
+    def _broke(self, what):
+        """A broken trial: kept for the summary, and said at once."""
+        self.broken.append(what)
+        self.log(f"# BROKEN: {what}")
+
     # -- zvmd under the shim ---------------------------------------------
     def _start_shimmed(self, match, at):
         logf = os.path.join(self.d.tmp, "crash-steps")
@@ -176,10 +181,10 @@ class Trials:
         new = {f: snapshot(d.root, f) for f in files}
         self.restore_root()
         if total <= first:
-            self.broken.append(f"{name}: the operation made no write matching {match!r}")
+            self._broke(f"{name}: the operation made no write matching {match!r}")
             return
         if all(new[f] == old[f] for f in files):
-            self.broken.append(f"{name}: the operation changed none of {files}: its trials would prove nothing")
+            self._broke(f"{name}: the operation changed none of {files}: its trials would prove nothing")
             return
         self.log(f"# {name}: {total - first} steps ({match})" + (f", after {first} at startup" if first else ""))
         n_trials = 0
@@ -193,7 +198,7 @@ class Trials:
                 pass
             died, _ = self._end(logf)
             if not died:
-                self.broken.append(f"{name}: zvmd was not killed at step {at} of {total}")
+                self._broke(f"{name}: zvmd was not killed at step {at} of {total}")
             for f in files:
                 now = snapshot(d.root, f)
                 ok = (judge or (lambda rel, o, n, x: x in (o, n)))(f, old[f], new[f], now)
@@ -206,15 +211,15 @@ class Trials:
                 confs = [x for x in os.listdir(os.path.join(d.root, "etc", "zvm", "vms"))
                          if x.endswith(".conf")] if os.path.isdir(os.path.join(d.root, "etc", "zvm", "vms")) else []
                 if status != 200 or len(vms) != len(confs):
-                    self.broken.append(f"{name} step {at}: {len(confs)} configs, zvmd loaded {status} {vms}")
+                    self._broke(f"{name} step {at}: {len(confs)} configs, zvmd loaded {status} {vms}")
                 orphans = self._orphans()
                 if orphans:
-                    self.broken.append(f"{name} step {at}: processes no VM accounts for: {orphans}")
+                    self._broke(f"{name} step {at}: processes no VM accounts for: {orphans}")
                 left = tmp_files(d.root)
                 if left:
-                    self.broken.append(f"{name} step {at}: temporaries left after the restart: {left}")
+                    self._broke(f"{name} step {at}: temporaries left after the restart: {left}")
             except RuntimeError as e:
-                self.broken.append(f"{name} step {at}: zvmd does not start: {str(e)[-500:]}")
+                self._broke(f"{name} step {at}: zvmd does not start: {str(e)[-500:]}")
             self.restore_root()
         self.per_path[name] = (total - first, n_trials)
         d.start()
