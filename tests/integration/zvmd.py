@@ -66,9 +66,11 @@ class Zvmd:
         self.started = False
 
     # -- process ---------------------------------------------------------
-    def start(self):
+    def start(self, env_extra=None):
+        """Starts zvmd; env_extra: variables for this zvmd only (an
+        LD_PRELOAD shim and its settings)."""
         self.started = True
-        env = dict(os.environ, ZVM_GUEST_DIR=zt.GUEST, ZVM_LOG_LEVEL="debug")
+        env = dict(os.environ, ZVM_GUEST_DIR=zt.GUEST, ZVM_LOG_LEVEL="debug", **(env_extra or {}))
         # Template builds share the developer's (and CI's) content cache,
         # like the kernel: a private root must not mean a cold Debian build.
         env.setdefault("ZVM_CACHE_DIR", os.path.join(os.environ.get("XDG_CACHE_HOME") or

@@ -72,16 +72,8 @@ class Trials:
         logf = os.path.join(self.d.tmp, "crash-steps")
         if os.path.exists(logf):
             os.unlink(logf)
-        saved = {k: os.environ.get(k) for k in ("LD_PRELOAD", "ZVM_CRASH_MATCH", "ZVM_CRASH_AT", "ZVM_CRASH_LOG")}
-        os.environ.update(LD_PRELOAD=SHIM, ZVM_CRASH_MATCH=match, ZVM_CRASH_AT=str(at), ZVM_CRASH_LOG=logf)
-        try:
-            self.d.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        self.d.start(env_extra={"LD_PRELOAD": SHIM, "ZVM_CRASH_MATCH": match, "ZVM_CRASH_AT": str(at),
+                                "ZVM_CRASH_LOG": logf})
         return logf
 
     def _end(self, logf):

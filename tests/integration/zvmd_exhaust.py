@@ -461,16 +461,7 @@ def scenario_timer_fail(t, d):
     nothing running; with timers back, the same VM starts and stops."""
     flag = os.path.join(d.tmp, "fail-timers")
     d.terminate()
-    saved = {k: os.environ.get(k) for k in ("LD_PRELOAD", "ZVM_FAIL_TIMER_FLAG")}
-    os.environ.update(LD_PRELOAD=FAILTIMER, ZVM_FAIL_TIMER_FLAG=flag)
-    try:
-        d.start()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    d.start(env_extra={"LD_PRELOAD": FAILTIMER, "ZVM_FAIL_TIMER_FLAG": flag})
 
     status, vm = d.request("POST", "/vms", {"name": "tf", "memory": 128})
     t.ok(status == 201, f"create tf ({status})", vm)
