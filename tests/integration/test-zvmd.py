@@ -1096,7 +1096,8 @@ def scenario_templates(t, d):
     status, cx = d.request("GET", "/templates/cx")
     t.ok(status == 200 and cx.get("state") == "building", "GET /templates/NAME shows it building", cx)
     r = d.zvm("template", "rm", "cx")
-    deadline = time.monotonic() + 30
+    t0 = time.monotonic()
+    deadline = t0 + 30
     while time.monotonic() < deadline:
         status, cx = d.request("GET", "/templates/cx")
         if cx.get("build", {}).get("state") not in ("building", "cancelling"):
@@ -1104,7 +1105,8 @@ def scenario_templates(t, d):
         time.sleep(0.3)
     t.ok(r.returncode == 0 and cx.get("state") == "cancelled" and template_files(d, "cx") == []
          and not procs_with(os.path.join(d.root, "var", "lib", "zvm", "templates", "cx")),
-         "rm cancels a build in progress: nothing left", f"{cx} {template_files(d, 'cx')}")
+         f"rm cancels a build in progress: nothing left ({time.monotonic() - t0:.1f} s)",
+         f"{cx} {template_files(d, 'cx')}")
 
 
 SLOW_TINY_SECONDS = 8
