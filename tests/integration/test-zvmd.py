@@ -1031,6 +1031,47 @@ def procs_with(text):
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and zt.proc_of_root(int(p), text)]
 
 
+def stat_field(pid, i):
+    """Field i of /proc/PID/stat after the command (0 state, 1 ppid, 2 pgrp,
+    3 session); "" if pid is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[i]
+    except (OSError, IndexError):
+        return ""
+
+
+def running(pid):
+    """Whether pid exists and is not a zombie (where systemd is not PID 1,
+    a reparented zombie can wait seconds for its reaper)."""
+    return stat_field(pid, 0) not in ("", "Z")
+
+
+def session_of(pid):
+    return int(stat_field(pid, 3) or 0)
+
+
+def sessions_members(sid):
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and session_of(int(p)) == sid]
+
+
+def in_child_pid_namespace(pid):
+    """Whether pid runs in a PID namespace below ours (NSpid has two ids)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.startswith("NSpid:") and len(line.split()) > 2 for line in f)
+    except OSError:
+        return False
+
+
+def comm_of(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def template_files(d, name):
     tdir = os.path.join(d.root, "var", "lib", "zvm", "templates")
     return sorted(f for f in os.listdir(tdir) if name in f) if os.path.isdir(tdir) else []
@@ -1107,6 +1148,48 @@ def scenario_templates(t, d):
          and not procs_with(os.path.join(d.root, "var", "lib", "zvm", "templates", "cx")),
          f"rm cancels a build in progress: nothing left ({time.monotonic() - t0:.1f} s)",
          f"{cx} {template_files(d, 'cx')}")
+
+    # A cancel that the build's processes do not act on: mmdebstrap ignores
+    # TERM and waits for its PID namespace's init, which the kernel shields
+    # from a TERM sent from outside; between two of its commands, the build
+    # went on (a cancel took the whole build, CI's failure). Stopped
+    # processes keep a TERM pending for ever: the builder must end them by
+    # KILL, bounded, and still leave nothing. mmdebstrap itself runs on and
+    # removes its temporary tree once its namespace is gone.
+    r = d.zvm("template", "build", "cy", "--profile", "standard", "--include", "less", "--detach")
+    cy_dir = os.path.join(d.root, "var", "lib", "zvm", "templates", "cy")
+    deadline = time.monotonic() + 60
+    session = []
+    while time.monotonic() < deadline and not session:
+        builder = [p for p in procs_with(cy_dir) if session_of(p) == p]
+        session = [p for p in sessions_members(builder[0]) if in_child_pid_namespace(p)] if builder else []
+        time.sleep(0.2)
+    stopped = [p for p in sessions_members(builder[0])
+               if p != builder[0] and not (stat_field(p, 1) == str(builder[0]) and comm_of(p) == "mmdebstrap")] \
+        if session else []
+    for p in stopped:
+        try:
+            os.kill(p, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
+    r = d.zvm("template", "rm", "cy")
+    t0 = time.monotonic()
+    while time.monotonic() < t0 + 30:
+        status, cy = d.request("GET", "/templates/cy")
+        if cy.get("build", {}).get("state") not in ("building", "cancelling"):
+            break
+        time.sleep(0.3)
+    took = time.monotonic() - t0
+    left = [p for p in stopped if running(p)]
+    for p in left:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    t.ok(session and r.returncode == 0 and cy.get("state") == "cancelled" and took < 15 and not left
+         and template_files(d, "cy") == [] and not procs_with(cy_dir),
+         f"rm ends a build whose {len(stopped)} processes are stopped (TERM pending): cancelled in {took:.1f} s, "
+         "nothing left", f"{cy} stopped={stopped} left={left} {template_files(d, 'cy')}")
 
 
 SLOW_TINY_SECONDS = 8
