@@ -271,3 +271,24 @@ def require_daemon():
     for exe in (ZVMD, ZVM):
         if not os.access(exe, os.X_OK):
             zt.skip_all(f"{exe} not built")
+
+
+def create(t, d, name, **keys):
+    """POST /vms of a 128 MiB VM (plus keys), checked 201; the VM or {}."""
+    body = {"name": name, "memory": 128}
+    body.update(keys)
+    status, vm = d.request("POST", "/vms", body)
+    t.ok(status == 201, f"create {name}: 201", f"{status} {vm}")
+    return vm if status == 201 else {}
+
+
+def wait_agent(d, vm, want="ready", timeout=90):
+    """The VM's status once its agent is `want`, else the last one seen."""
+    deadline = time.monotonic() + timeout
+    st = None
+    while time.monotonic() < deadline:
+        st = d.request("GET", f"/vms/{vm}/status")[1]
+        if st.get("agent") == want:
+            return st
+        time.sleep(0.2)
+    return st

@@ -12,18 +12,11 @@ import signal
 import subprocess
 import time
 
-from zvmd import ZVM
+from zvmd import ZVM, wait_agent
 
 
 def wait_agent_ready(d, vm, timeout=90):
-    deadline = time.monotonic() + timeout
-    st = {}
-    while time.monotonic() < deadline:
-        st = d.request("GET", f"/vms/{vm}/status")[1] or {}
-        if st.get("agent") == "ready":
-            break
-        time.sleep(0.2)
-    return st
+    return wait_agent(d, vm, "ready", timeout) or {}
 
 
 def to_console(d, vm, text):

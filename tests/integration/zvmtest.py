@@ -128,6 +128,59 @@ def proc_starttime(pid):
     return None if fields[0] in ("Z", "X") else int(fields[22 - 3])
 
 
+def pid_gone(pid, starttime=None):
+    """Exited: not running, or (with starttime) the pid now names another process."""
+    now = proc_starttime(pid)
+    return now is None or (starttime is not None and now != starttime)
+
+
+def procs_with(text):
+    """PIDs whose command line contains text, or that run under it
+    (proc_of_root)."""
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and proc_of_root(int(p), text)]
+
+
+def stat_field(pid, i):
+    """Field i of /proc/PID/stat after the command (0 state, 1 ppid, 2 pgrp,
+    3 session); "" if pid is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[i]
+    except (OSError, IndexError):
+        return ""
+
+
+def running(pid):
+    """Whether pid exists and is not a zombie (where systemd is not PID 1,
+    a reparented zombie can wait seconds for its reaper)."""
+    return stat_field(pid, 0) not in ("", "Z")
+
+
+def session_of(pid):
+    return int(stat_field(pid, 3) or 0)
+
+
+def sessions_members(sid):
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and session_of(int(p)) == sid]
+
+
+def in_child_pid_namespace(pid):
+    """Whether pid runs in a PID namespace below ours (NSpid has two ids)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.startswith("NSpid:") and len(line.split()) > 2 for line in f)
+    except OSError:
+        return False
+
+
+def comm_of(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def hybrid_connect(uds, port, timeout=15.0):
     """CONNECT <port> on vhost-device-vsock's socket; returns the stream."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
