@@ -1,9 +1,13 @@
 """zvmd's template scenarios: zvm template build/list/rm, a failed and a
 cancelled Debian build leave nothing, a build survives zvmd's kill -9 and is
 adopted; build_template() for the scenarios that boot a Debian template."""
+import fcntl
 import json
 import os
+import pwd
+import shutil
 import signal
+import tempfile
 import time
 
 import zvmtest as zt
@@ -16,6 +20,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def template_files(d, name):
     tdir = os.path.join(d.root, "var", "lib", "zvm", "templates")
     return sorted(f for f in os.listdir(tdir) if name in f) if os.path.isdir(tdir) else []
+
+
+def fake_work_dir():
+    """A work dir as zvm-mktemplate leaves it (the builder's, with .lock and
+    out/data), under its default ZVM_BUILD_TMPDIR."""
+    path = tempfile.mkdtemp(prefix="zvm-mktemplate.zvmtest", dir="/var/tmp")
+    os.makedirs(os.path.join(path, "out"))
+    for f in (".lock", os.path.join("out", "data")):
+        open(os.path.join(path, f), "w").close()
+    builder = pwd.getpwnam(os.environ.get("ZVM_BUILD_USER", "zvm-build"))
+    for root, dirs, files in os.walk(path):
+        for n in [root] + [os.path.join(root, f) for f in dirs + files]:
+            os.chown(n, builder.pw_uid, builder.pw_gid)
+    return path
 
 
 def scenario_templates(t, d):
@@ -57,10 +75,22 @@ def scenario_templates(t, d):
     r = d.zvm("template", "rm", "nosuch")
     t.ok(r.returncode == 3, "rm of an unknown template: exit 3", r.stderr)
 
+    # Work dirs of earlier builds: one killed outright (its lock free) is
+    # swept by the next build, one whose build still runs (lock held) is not.
+    stale, live = fake_work_dir(), fake_work_dir()
+    live_lock = open(os.path.join(live, ".lock"))
+    fcntl.flock(live_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
     # A package that does not exist: mmdebstrap fails, nothing is left.
     t0 = time.monotonic()
     r = d.zvm("template", "build", "bad", "--profile", "standard", "--include", "no-such-package-zvm", timeout=900)
     took = time.monotonic() - t0
+    t.ok(not os.path.exists(stale) and os.path.exists(os.path.join(live, "out", "data")),
+         "a build removes the work dir of a killed build (lock free), not that of a live one",
+         f"stale={os.path.exists(stale)} live={os.listdir(live) if os.path.exists(live) else None}")
+    live_lock.close()
+    shutil.rmtree(live, ignore_errors=True)
+    shutil.rmtree(stale, ignore_errors=True)
     status, bad = d.request("GET", "/templates/bad")
     t.ok(r.returncode == 1 and "no-such-package-zvm" in r.stderr, f"a bad package fails the build ({took:.0f} s), "
          "naming the package", f"{r.returncode} {r.stdout[-800:]!r} {r.stderr[-1500:]!r}")
