@@ -109,7 +109,7 @@ def scenario_models(t, d):
         why = (r.stderr.strip().splitlines() or [""])[-1]
         t.ok(r.returncode != 0 and reason in r.stderr, f"{os.path.basename(path)} refused: {why}",
              r.stdout + r.stderr)
-        t.ok(store_files(d) == before, f"… and nothing of it is left in the store", store_files(d))
+        t.ok(store_files(d) == before, "… and nothing of it is left in the store", store_files(d))
         d.zvm("model", "rm", "bad")
     status, body = d.request("PUT", "/models/empty", raw=b"", headers={"Content-Type": "application/octet-stream"})
     t.ok(status == 400, "an empty upload is refused", body)

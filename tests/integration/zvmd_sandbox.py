@@ -207,7 +207,7 @@ def scenario_sandbox(t, d):
         os.unlink(probe)
 
     # What the uid of sba can reach as a process of its own.
-    a, b = uids["sba"], uids["sbb"]
+    a = uids["sba"]
     a_run = os.path.join(d.root, "run", "zvm", "vms", str(vms["sba"]))
     b_run = os.path.join(d.root, "run", "zvm", "vms", str(vms["sbb"]))
     b_upper = os.path.join(d.root, "var", "lib", "zvm", "vms", str(vms["sbb"]), "upper.img")
