@@ -19,7 +19,7 @@
 #define AGENT_JSON_VALUES_MAX 1024U
 
 /* Answers with no bulk data: auth, ping, info, shutdown, reboot,
- * set-authorized-keys, file-write, errors. */
+ * set-authorized-keys, set-hostname, file-write, errors. */
 #define AGENT_ANSWER_SMALL_MAX (64U * 1024U)
 /* READY: version, timings and up to 8 host keys. */
 #define AGENT_READY_LINE_MAX (64U * 1024U)

@@ -95,6 +95,7 @@ typedef enum FieldKind {
         FIELD_BOOL,             /* yes / no */
         FIELD_HOST_MEMORY,      /* status host_memory: the PSS and its parts on one line */
         FIELD_AUTOBALLOON,      /* host autoballoon: the mode and its thresholds on one line */
+        FIELD_POOL,             /* host pool: ready guests, shape, claims on one line */
 } FieldKind;
 
 typedef struct Field {
@@ -134,6 +135,19 @@ static char *autoballoon_value(json_object *a) {
         return s;
 }
 
+static char *pool_value(json_object *p) {
+        char *s = NULL;
+
+        if (member_double(p, "size") <= 0 && member_double(p, "guests") <= 0)
+                return strdup("off");
+        if (asprintf(&s, "%.0f of %.0f ready (template %s, %.0fM, %.0f core(s)); %.0f claimed, %.0f cold start(s)",
+                     member_double(p, "ready"), member_double(p, "size"),
+                     json_object_get_string(json_get_path(p, "template")) ?: "?", member_double(p, "memory"),
+                     member_double(p, "cores"), member_double(p, "claims"), member_double(p, "misses")) < 0)
+                return NULL;
+        return s;
+}
+
 static char *field_value(FieldKind kind, json_object *v) {
         char buf[CLI_FORMAT_MAX];
         uint64_t u;
@@ -151,6 +165,10 @@ static char *field_value(FieldKind kind, json_object *v) {
         case FIELD_AUTOBALLOON:
                 if (json_object_is_type(v, json_type_object))
                         return autoballoon_value(v);
+                break;
+        case FIELD_POOL:
+                if (json_object_is_type(v, json_type_object))
+                        return pool_value(v);
                 break;
         case FIELD_DURATION:
                 if (json_get_double(v, &d))
@@ -499,6 +517,7 @@ int cli_output_vm_show(json_object *vm, char **ret) {
                 { "state",           "state",           FIELD_TEXT },
                 { "cid",             "cid",             FIELD_TEXT },
                 { "status.uptime",   "uptime",          FIELD_DURATION },
+                { "status.start_path", "start-path",    FIELD_TEXT },
                 { "pending_restart", "pending-restart", FIELD_LIST },
         };
         _cleanup_free_ char *buf = NULL;
@@ -533,6 +552,7 @@ int cli_output_vm_status(json_object *status, char **ret) {
                 { "state",              "state",          FIELD_TEXT },
                 { "pid",                "pid",            FIELD_TEXT },
                 { "uptime",             "uptime",         FIELD_DURATION },
+                { "start_path",         "start-path",     FIELD_TEXT },
                 { "cpu_seconds",        "cpu",            FIELD_CPU },
                 { "rss_bytes",          "rss",            FIELD_BYTES },
                 { "helper_pid",         "helper-pid",     FIELD_TEXT },
@@ -614,6 +634,7 @@ int cli_output_host(json_object *host, char **ret) {
                 { "loop_slow_iterations", "loop-slow-iterations", FIELD_TEXT },
                 { "loop_iterations",      "loop-iterations",      FIELD_TEXT },
                 { "autoballoon",          "autoballoon",          FIELD_AUTOBALLOON },
+                { "pool",                 "pool",                 FIELD_POOL },
                 { "sync_handovers",       "sync-handovers",       FIELD_TEXT },
                 { "sync_failures",        "sync-failures",        FIELD_TEXT },
                 { "sync_queued",          "sync-queued",          FIELD_TEXT },

@@ -46,6 +46,9 @@ static void help(void) {
                "                      balloons toward their floors; below LOW %%, grow them back\n"
                "                      (default 80,70; off: only zvm set-memory moves them;\n"
                "                      also ZVM_AUTOBALLOON)\n"
+               "  --pool SPEC         keep booted, unclaimed guests ready for starts: size=N\n"
+               "                      [,template=NAME][,memory=MIB][,cores=N] (default off;\n"
+               "                      also ZVM_POOL); see the user guide, \"Warm pool\"\n"
                "  --log-level LEVEL   emerg..debug (also ZVM_LOG_LEVEL)\n"
                "  --dump-routes       print the REST route table and exit\n"
                "  --version           print the version and exit\n"
@@ -114,6 +117,7 @@ int main(int argc, char **argv) {
                 { "plain-http", no_argument, NULL, 'P' },
                 { "console-log-max", required_argument, NULL, 'C' },
                 { "autoballoon", required_argument, NULL, 'B' },
+                { "pool", required_argument, NULL, 'O' },
                 { "log-level", required_argument, NULL, 'L' },
                 { "dump-routes", no_argument, NULL, 'D' },
                 { "version", no_argument, NULL, 'V' },
@@ -128,7 +132,9 @@ int main(int argc, char **argv) {
         const char *root = getenv("ZVM_ROOT"), *console_max = getenv("ZVM_CONSOLE_LOG_MAX");
         uint64_t console_log_max = CONSOLE_LOG_MAX_DEFAULT;
         AutoballoonSettings autoballoon = { AUTOBALLOON_DEFAULT_HIGH, AUTOBALLOON_DEFAULT_LOW };
-        const char *autoballoon_arg = getenv("ZVM_AUTOBALLOON");
+        const char *autoballoon_arg = getenv("ZVM_AUTOBALLOON"), *pool_arg = getenv("ZVM_POOL");
+        _cleanup_free_ char *pool_error = NULL;
+        PoolSpec pool = {};
         sigset_t mask;
         int c, r;
 
@@ -156,6 +162,9 @@ int main(int argc, char **argv) {
                         break;
                 case 'B':
                         autoballoon_arg = optarg;
+                        break;
+                case 'O':
+                        pool_arg = optarg;
                         break;
                 case 'L':
                         r = log_parse_level(optarg);
@@ -186,6 +195,10 @@ int main(int argc, char **argv) {
         if (autoballoon_arg && autoballoon_settings_parse(autoballoon_arg, &autoballoon) < 0) {
                 log_error("Invalid --autoballoon '%s': HIGH,LOW (percent of host memory in use, "
                           "1 <= LOW < HIGH <= 99) or off", autoballoon_arg);
+                return 2;
+        }
+        if (pool_spec_parse(pool_arg ?: "off", &pool, &pool_error) < 0) {
+                log_error("Invalid --pool '%s': %s", pool_arg, strnull(pool_error));
                 return 2;
         }
         if (root && (isempty(root) || root[0] != '/')) {
@@ -232,6 +245,9 @@ int main(int argc, char **argv) {
         r = manager_autoballoon_setup(m, &autoballoon);
         if (r < 0)
                 log_warning_errno(r, "Failed to set up automatic ballooning, ignoring: %m");
+        r = manager_pool_setup(m, &pool);
+        if (r < 0)
+                log_warning_errno(r, "Failed to set up the warm pool, ignoring: %m");
 
         if (sd_watchdog_enabled(false, &m->watchdog_usec) > 0) {
                 r = sd_event_add_time_relative(m->event, &m->watchdog, CLOCK_MONOTONIC, m->watchdog_usec / 2, 0,

@@ -8,6 +8,7 @@
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent-contract.h"
 #include "agent-info.h"
@@ -87,6 +88,27 @@ void info_put_ssh_host_keys(Buf *b) {
         buf_putc(b, ']');
 }
 
+
+/* A warm-pool guest takes the name of the VM that claimed it (zvmd's
+ * core/manager-pool.c), as a cold boot takes systemd.hostname=. */
+int op_set_hostname(Request *rq, Buf *out) {
+        const char *name;
+        size_t len;
+        int r;
+
+        r = request_get_string(rq, "hostname", true, &name);
+        if (r < 0)
+                return r;
+        len = strlen(name);
+        if (len == 0 || len > 64 || name[0] == '-' || name[0] == '.' ||
+            strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != len)
+                return request_fail(rq, EINVAL, "'hostname' must be 1 to 64 of [A-Za-z0-9._-], not starting with '-' or '.'");
+        if (sethostname(name, len) < 0)
+                return request_fail(rq, errno, "sethostname(%s) failed: %s", name, strerror(errno));
+        json_put_key(out, "hostname");
+        json_put_string(out, name, len);
+        return 0;
+}
 
 int op_ping(Request *rq, Buf *out) {
         json_put_key(out, "pong");

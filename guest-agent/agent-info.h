@@ -18,3 +18,4 @@ void info_put_ssh_host_keys(Buf *b);
 
 int op_ping(Request *rq, Buf *out);
 int op_info(Request *rq, Buf *out);
+int op_set_hostname(Request *rq, Buf *out);

@@ -22,6 +22,7 @@ static const struct {
 } op_table[] = {
         { "ping", op_ping },
         { "info", op_info },
+        { "set-hostname", op_set_hostname },
         { "exec", op_exec },
         { "file-read", op_file_read },
         { "file-write", op_file_write },

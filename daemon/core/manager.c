@@ -95,11 +95,14 @@ int manager_free_vmid(Manager *m, uint32_t *ret) {
 }
 
 int manager_taken_cids(Manager *m, const Vm *except, uint32_t **ret, size_t *ret_n) {
-        uint32_t *cids = calloc(2 * m->n_vms + 1, sizeof(uint32_t));
+        uint32_t *cids = calloc(2 * m->n_vms + m->n_pool_guests + 1, sizeof(uint32_t));
         size_t n = 0;
 
         if (!cids)
                 return -ENOMEM;
+        for (size_t i = 0; i < m->n_pool_guests; i++)
+                if (m->pool_guests[i] != except && vm_running_config(m->pool_guests[i])->cid > 0)
+                        cids[n++] = vm_running_config(m->pool_guests[i])->cid;
         for (size_t i = 0; i < m->n_vms; i++)
                 if (m->vms[i] != except) {
                         /* a running VM holds its running CID until it stops */
@@ -131,6 +134,12 @@ int manager_pick_cid(Manager *m, uint32_t vmid, uint32_t *ret) {
 }
 
 int manager_check_unique(Manager *m, const Vm *self, const VmConfig *c, Vm **ret_other) {
+        for (size_t i = 0; i < m->n_pool_guests; i++)
+                if (m->pool_guests[i] != self && c->cid > 0 && vm_running_config(m->pool_guests[i])->cid == c->cid) {
+                        if (ret_other)
+                                *ret_other = m->pool_guests[i];
+                        return -EADDRINUSE;
+                }
         for (size_t i = 0; i < m->n_vms; i++) {
                 Vm *o = m->vms[i];
 
@@ -177,6 +186,9 @@ int manager_create_vm(Manager *m, uint32_t vmid, json_object *body, bool root, V
 
         if (manager_find_vmid(m, vmid))
                 return set_error(ret_error, "VMID %u already exists", vmid), set_error(ret_key, "vmid"), -EEXIST;
+        if (pool_vmid(vmid))
+                return set_error(ret_error, "VMID %u is reserved for the warm pool's guests (%u to %u)", vmid,
+                                 POOL_VMID_BASE, POOL_VMID_END - 1), set_error(ret_key, "vmid"), -EINVAL;
         if (m->n_vms >= MANAGER_VMS_MAX)
                 return set_error(ret_error, "this host has %u VMs, the limit", MANAGER_VMS_MAX), -ENOSPC;
         if (!json_object_object_get_ex(body, "name", NULL))
@@ -291,7 +303,12 @@ static int on_vm_taken_cids(Vm *vm, uint32_t **ret, size_t *ret_n, void *userdat
 }
 
 static void on_agent_changed(VmAgent *a, AgentState previous, void *userdata) {
-        manager_emit_agent(userdata, container_of(a, Vm, agent));
+        Vm *vm = container_of(a, Vm, agent);
+
+        if (vm->pool)
+                manager_pool_kick(userdata);    /* ready: claimable */
+        else
+                manager_emit_agent(userdata, vm);
 }
 
 /* The guest said READY: its ssh host keys into known_hosts, the VM's
@@ -446,6 +463,7 @@ int manager_probe_host(Manager *m) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        manager_pool_free(m);
         for (size_t i = 0; i < m->n_vms; i++)
                 vm_free(m->vms[i]);
         free(m->vms);
@@ -502,6 +520,8 @@ int manager_load(Manager *m) {
                 r = vm_adopt(vm);
                 if (r < 0)
                         log_warning_errno(r, "VM %u: re-adoption failed: %m", vmid);
+                if (vm->claim_finished)
+                        manager_pool_personalise(m, vm);        /* zvmd was killed during the claim */
         }
         closedir(d);
         (void) manager_known_hosts_write(m);
@@ -516,7 +536,7 @@ void manager_start_onboot(Manager *m) {
 
                 if (!vm->config->onboot || vm_is_up(vm))
                         continue;
-                if (vm_start(vm, /* root= */ true, &err) < 0)
+                if (manager_start_vm(m, vm, /* root= */ true, &err) < 0)
                         log_error("onboot: cannot start VM %u (%s): %s", vm->vmid, vm->config->name, strnull(err));
         }
 }

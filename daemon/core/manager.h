@@ -18,6 +18,7 @@
 #include "macro.h"
 #include "paths.h"
 #include "policy.h"
+#include "pool-spec.h"
 #include "sync-worker.h"
 #include "template.h"
 #include "vm.h"
@@ -56,6 +57,16 @@ struct Manager {
         sd_event_source *autoballoon_source;
         unsigned autoballoon_used_pct;
         AutoballoonMode autoballoon_mode;
+        /* the warm pool (manager-pool.c) */
+        PoolSpec pool_spec;
+        ConfigFile *pool_cf;            /* the shape a VM must have to claim a guest */
+        VmContext pool_ctx;             /* the guests' hooks: no events, no registry */
+        Vm **pool_guests;
+        size_t n_pool_guests;
+        sd_event_source *pool_timer;
+        unsigned pool_failures;         /* boots that failed in a row: back-off */
+        uint64_t pool_retry_mono;
+        uint64_t pool_claims, pool_misses;
 };
 
 #define MANAGER_VMS_MAX 4096U
@@ -73,6 +84,23 @@ int manager_autoballoon_setup(Manager *m, const AutoballoonSettings *settings);
 /* GET /host's "autoballoon": settings, the host's use, the mode. */
 int manager_autoballoon_to_json(Manager *m, json_object *o);
 void manager_set_event_handler(Manager *m, manager_event_fn fn, void *userdata);
+
+/* ---- the warm pool (manager-pool.c) ---- */
+/* After manager_load(): re-adopts the guests that outlived the last zvmd,
+ * removes what dead ones left, and keeps spec->size guests booted (0:
+ * none; the guests there are stop). */
+int manager_pool_setup(Manager *m, const PoolSpec *spec);
+void manager_pool_free(Manager *m);
+/* A VM whose re-adoption finished a claim (vm->claim_finished): the
+ * guest takes its name and keys. */
+void manager_pool_personalise(Manager *m, Vm *vm);
+/* A guest's agent state changed. */
+void manager_pool_kick(Manager *m);
+/* Starts vm: on a ready pool guest when one fits (vm_pool_claim()), else
+ * cold (vm_start(), whose errors these are). */
+int manager_start_vm(Manager *m, Vm *vm, bool root, char **ret_error);
+/* GET /host's "pool". */
+int manager_pool_to_json(Manager *m, json_object *o);
 
 /* ---- registry ---- */
 Vm *manager_find(Manager *m, const char *id);   /* vmid or name */

@@ -235,6 +235,26 @@ int process_starttime(pid_t pid, uint64_t *ret) {
         return stat_field(f, 22, ret);
 }
 
+int process_ppid(pid_t pid, pid_t *ret) {
+        _cleanup_free_ char *f = NULL;
+        uint64_t v;
+        int r;
+
+        r = read_stat_fields(pid, &f);
+        if (r >= 0)
+                r = stat_field(f, 4, &v);
+        if (r < 0)
+                return r;
+        *ret = (pid_t) v;
+        return 0;
+}
+
+bool process_is_child(pid_t pid) {
+        pid_t ppid;
+
+        return pid > 0 && process_ppid(pid, &ppid) >= 0 && ppid == getpid();
+}
+
 int process_usage(pid_t pid, uint64_t *ret_cpu_ns, uint64_t *ret_rss_bytes) {
         _cleanup_free_ char *f = NULL;
         uint64_t utime, stime, rss_pages;

@@ -21,6 +21,10 @@ int process_run(char *const *argv, int timeout_ms, char **ret_output);
  * 22): with the pid it names a process uniquely, so a recycled pid is never
  * mistaken for a VM. */
 int process_starttime(pid_t pid, uint64_t *ret);
+/* The parent's pid (/proc/PID/stat). */
+int process_ppid(pid_t pid, pid_t *ret);
+/* Whether pid is a child of this process (a zombie too, until reaped). */
+bool process_is_child(pid_t pid);
 
 /* CPU time (user+system, ns) and resident set size (bytes) of a process. */
 int process_usage(pid_t pid, uint64_t *ret_cpu_ns, uint64_t *ret_rss_bytes);

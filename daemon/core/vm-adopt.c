@@ -59,6 +59,8 @@ int vm_state_file_save(Vm *vm) {
                 .balloon_manual = vm->balloon_manual,
                 .starting = vm->state == VM_STATE_STARTING,
                 .stop_requested = vm->stop_requested,
+                .pool_slot = vm->pool_slot,
+                .from_pool = vm->from_pool,
         };
 
         text = vm_state_record_format(&rec);
@@ -98,7 +100,7 @@ int vm_adopt(Vm *vm) {
         _cleanup_free_ char *path = vm_run_path(vm, "state.json"), *text = NULL;
         VmStateRecord rec;
         size_t len = 0;
-        bool starting = false, stopping = false;
+        bool starting = false, stopping = false, claimed;
         int r;
 
         if (!path)
@@ -115,6 +117,17 @@ int vm_adopt(Vm *vm) {
         starting = rec.starting;
         stopping = rec.stop_requested;
         vm->accel = rec.kvm ? VM_ACCEL_KVM : VM_ACCEL_TCG;
+        vm->from_pool = rec.from_pool;
+        /* A claimed pool guest (vm_pool_claim()): finish the claim first,
+         * then it is this VM's run like any other. */
+        vm->pool_slot = rec.pool_slot;
+        claimed = rec.pool_slot > 0 && rec.pool_slot != vm->vmid && !rec.from_pool && !vm->pool;
+        if (claimed && vm->pid > 0) {
+                r = vm_pool_finish(vm, rec.pool_slot);
+                if (r < 0)
+                        log_warning_errno(r, "VM %u: the claim of pool guest %u is not complete: %m", vm->vmid,
+                                          rec.pool_slot);
+        }
         (void) vm_running_load(vm);     /* before anything below uses the run's CID, taps, agent */
 
         vm_helper_adopt(&vm->helper, rec.helper_pid, rec.helper_starttime);
@@ -139,11 +152,17 @@ int vm_adopt(Vm *vm) {
                 vm_handle_exit(vm, -1, 0);
                 return 0;
         }
-        vm->own_child = false;
-        r = sd_event_add_io(vm->ctx->event, &vm->pid_source, vm->pidfd, EPOLLIN, on_adopted_exit, vm);
+        /* Our own child after all when this zvmd started it as a pool
+         * guest: then the loop reaps it and learns its exit status. */
+        vm->own_child = process_is_child(vm->pid);
+        r = vm->own_child ? sd_event_add_child_pidfd(vm->ctx->event, &vm->pid_source, vm->pidfd, WEXITED,
+                                                     vm_on_qemu_child, vm)
+                          : sd_event_add_io(vm->ctx->event, &vm->pid_source, vm->pidfd, EPOLLIN, on_adopted_exit, vm);
         if (r < 0)
                 return r;
         vm->state = VM_STATE_RUNNING;
+        if (claimed)
+                (void) vm_state_file_save(vm);  /* the claim is done: from_pool */
         r = vm_qmp_connect(vm);
         if (r < 0)
                 log_warning_errno(r, "VM %u: re-adopted, but QMP is unreachable: %m", vm->vmid);

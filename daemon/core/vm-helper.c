@@ -73,9 +73,11 @@ void vm_helper_adopt(VmHelper *hp, pid_t pid, uint64_t starttime) {
         hp->pid = pid;
         hp->starttime = starttime;
         hp->own_child = false;
-        if (pid > 0 && pidfd_open_checked(pid, starttime, &hp->pidfd) >= 0)
+        if (pid > 0 && pidfd_open_checked(pid, starttime, &hp->pidfd) >= 0) {
+                /* A claimed pool guest's helper is this zvmd's child. */
+                hp->own_child = process_is_child(pid);
                 (void) vm_helper_watch(hp);
-        else
+        } else
                 hp->pid = 0;
 }
 

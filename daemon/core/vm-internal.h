@@ -121,9 +121,24 @@ int vm_hostfwd_check(const VmConfig *c, char **ret_error);
 
 /* vm-running.c: the running config, in memory and in running.conf */
 int vm_running_take(Vm *vm, char **ret_error);
+/* The same, with the vsock CID the guest runs with (a claimed pool guest's). */
+int vm_running_take_cid(Vm *vm, uint32_t cid, char **ret_error);
 /* Re-adoption: running.conf, else (older zvmd) the current config. */
 int vm_running_load(Vm *vm);
 void vm_running_drop(Vm *vm);
+
+/* vm.c */
+/* Takes cf, on failure too. */
+int vm_new(VmContext *ctx, uint32_t vmid, ConfigFile *cf, Vm **ret, char **ret_error);
+/* What zvm puts in a VM's run dir (first path components). */
+extern const char *const vm_run_names[];
+/* Renames dir aside (if it holds only names) for the fsync worker to
+ * remove: 0 also when there is no dir; < 0 (-ENOTEMPTY: something else is
+ * in it; -EOPNOTSUPP: no worker) the caller removes the files itself. */
+int vm_remove_dir_aside(Vm *vm, const char *dir, const char *const *names);
+
+/* vm-pool.c: a claim of a warm-pool guest, finished on re-adoption */
+int vm_pool_finish(Vm *vm, uint32_t slot);
 
 /* vm-adopt.c */
 int vm_state_file_save(Vm *vm);

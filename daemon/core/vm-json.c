@@ -110,6 +110,8 @@ int vm_status_to_json(Vm *vm, bool host_memory, json_object **ret) {
                         json_object_object_add(o, "helper_pid", json_object_new_int64(vm->helper.pid));
                 if (vm->passt.pid > 0)
                         json_object_object_add(o, "passt_pid", json_object_new_int64(vm->passt.pid));
+                /* How this run began: booted, or a warm-pool guest claimed. */
+                json_object_object_add(o, "start_path", json_object_new_string(vm->from_pool ? "pool" : "cold"));
                 json_object_object_add(o, "uptime",
                                        json_object_new_fixed((double) (now_usec(CLOCK_REALTIME) - vm->started_usec) / 1e6, 3));
                 usage_read(vm, host_memory, &cpu_ns, &rss);

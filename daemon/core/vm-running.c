@@ -47,12 +47,34 @@ static int vm_running_set(Vm *vm, const char *text, size_t len, char **ret_error
         return 0;
 }
 
+/* The config's text, with the vsock CID cid (0: the config's). */
+static int running_text(Vm *vm, uint32_t cid, char **ret_text, size_t *ret_len, char **ret_error) {
+        _cleanup_(config_file_freep) ConfigFile *copy = NULL;
+        ConfigError err = {};
+        char value[32];
+        int r;
+
+        r = config_file_format(vm->cf, ret_text, ret_len);
+        if (r < 0 || cid == 0 || cid == vm->config->cid)
+                return r;
+        r = config_file_parse(*ret_text, *ret_len, &copy, &err);
+        snprintf(value, sizeof(value), "cid=%u", cid);
+        if (r >= 0)
+                r = vm_config_set(copy, "vsock", value, ret_error);
+        *ret_text = mfree(*ret_text);
+        return r < 0 ? r : config_file_format(copy, ret_text, ret_len);
+}
+
 int vm_running_take(Vm *vm, char **ret_error) {
+        return vm_running_take_cid(vm, 0, ret_error);
+}
+
+int vm_running_take_cid(Vm *vm, uint32_t cid, char **ret_error) {
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         int r;
 
-        r = config_file_format(vm->cf, &text, &len);
+        r = running_text(vm, cid, &text, &len, ret_error);
         if (r < 0)
                 return set_error(ret_error, "cannot format the config: %s", errno_str(r)), r;
         /* On disk before QEMU exists: a zvmd killed right after the spawn
@@ -99,10 +121,7 @@ const VmConfig *vm_running_config(const Vm *vm) {
 
 /* An absent key has its default: "agent: 1" is what runs without one. */
 static bool key_pending(const Vm *vm, const char *key) {
-        const char *pending = config_file_get(vm->cf, NULL, key), *running = config_file_get(vm->running_cf, NULL, key);
-
-        return vm_config_key_needs_restart(key) && !streq_ptr(pending ?: vm_config_key_default(key),
-                                                              running ?: vm_config_key_default(key));
+        return vm_config_key_differs(vm->cf, vm->running_cf, key);
 }
 
 /* Pending keys are computed, not recorded: a key set back to the value

@@ -36,12 +36,14 @@
 #include "fd-util.h"
 #include "log.h"
 #include "macro.h"
+#include "pool-spec.h"
 #include "string-util.h"
 #include "vm.h"
 #include "vm-internal.h"
 
 #define VM_UID_BASE 0x71000000U
 #define VM_UID_END 0x7ffe0000U          /* systemd's foreign range starts here */
+_Static_assert(POOL_VMID_END == VM_UID_END - VM_UID_BASE, "the pool slots are the top of the VMs' uid range");
 /* QEMU needs ~100 fds for a microVM (disks, eventfds per queue, vhost-user);
  * tasks: vCPU threads, up to 64 block workers, the helper's threads. */
 #define VM_NOFILE 1024U
@@ -134,6 +136,11 @@ int vm_sandbox_identity(const Vm *vm, bool kvm, ProcessSandbox *ret, char **ret_
         struct stat st;
         int r;
 
+        /* The top of the range is the warm pool's slots (pure/pool-spec.h). */
+        if (!vm->pool && pool_vmid(vm->vmid))
+                return set_error(ret_error, "VMID %u is reserved for the warm pool's guests (%u to %u): use a "
+                                 "VMID below %u", vm->vmid, POOL_VMID_BASE, POOL_VMID_END - 1, POOL_VMID_BASE),
+                       -ERANGE;
         if (vm->vmid >= VM_UID_END - VM_UID_BASE)
                 return set_error(ret_error, "VMID %u has no uid of its own (zvm runs each QEMU as uid 0x%x + VMID, "
                                  "below 0x%x): use a VMID below %u", vm->vmid, VM_UID_BASE, VM_UID_END,

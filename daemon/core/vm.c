@@ -107,29 +107,16 @@ Vm *vm_free(Vm *vm) {
         free(vm->kill_reason);
         return mfree(vm);
 }
-int vm_load(VmContext *ctx, uint32_t vmid, Vm **ret, char **ret_error) {
-        _cleanup_(config_file_freep) ConfigFile *cf = NULL;
-        _cleanup_free_ char *path = NULL;
-        char name[32];
-        ConfigError err = {};
+/* Takes cf, on failure too. */
+int vm_new(VmContext *ctx, uint32_t vmid, ConfigFile *cf, Vm **ret, char **ret_error) {
+        _cleanup_(config_file_freep) ConfigFile *owned = cf;
         VmConfig *config = NULL;
         Vm *vm;
         int r;
 
-        snprintf(name, sizeof(name), "/%u.conf", vmid);
-        path = strjoin(ctx->paths->vms_dir, name);
-        if (!path)
-                return -ENOMEM;
-        r = config_file_load(path, &cf, &err);
-        if (r < 0) {
-                if (ret_error && asprintf(ret_error, "%s: %s", path, err.message[0] ? err.message : errno_str(r)) < 0)
-                        *ret_error = NULL;
-                return r;
-        }
-        r = vm_config_from_file(cf, vmid, &config, ret_error);
+        r = vm_config_from_file(owned, vmid, &config, ret_error);
         if (r < 0)
                 return r;
-
         vm = calloc(1, sizeof(*vm));
         if (!vm) {
                 vm_config_free(config);
@@ -137,7 +124,7 @@ int vm_load(VmContext *ctx, uint32_t vmid, Vm **ret, char **ret_error) {
         }
         vm->ctx = ctx;
         vm->vmid = vmid;
-        vm->cf = TAKE_PTR(cf);
+        vm->cf = TAKE_PTR(owned);
         vm->config = config;
         vm->state = VM_STATE_STOPPED;
         vm->pidfd = -EBADF;
@@ -153,6 +140,26 @@ int vm_load(VmContext *ctx, uint32_t vmid, Vm **ret, char **ret_error) {
         *ret = vm;
         return 0;
 }
+
+int vm_load(VmContext *ctx, uint32_t vmid, Vm **ret, char **ret_error) {
+        _cleanup_(config_file_freep) ConfigFile *cf = NULL;
+        _cleanup_free_ char *path = NULL;
+        char name[32];
+        ConfigError err = {};
+        int r;
+
+        snprintf(name, sizeof(name), "/%u.conf", vmid);
+        path = strjoin(ctx->paths->vms_dir, name);
+        if (!path)
+                return -ENOMEM;
+        r = config_file_load(path, &cf, &err);
+        if (r < 0) {
+                if (ret_error && asprintf(ret_error, "%s: %s", path, err.message[0] ? err.message : errno_str(r)) < 0)
+                        *ret_error = NULL;
+                return r;
+        }
+        return vm_new(ctx, vmid, TAKE_PTR(cf), ret, ret_error);
+}
 /* Writes the config atomically under a per-VM lock file, so that tools
  * other than zvmd that follow the same protocol (flock on
  * <etc>/vms/.<vmid>.lock) never interleave with us. */
@@ -162,6 +169,8 @@ int vm_save_config(Vm *vm) {
         char name[32];
         int r;
 
+        if (vm->pool)
+                return 0;       /* its config is running.conf, never in <etc>/vms */
         snprintf(name, sizeof(name), "/.%u.lock", vm->vmid);
         lock = strjoin(vm->ctx->paths->vms_dir, name);
         if (!lock)
@@ -289,6 +298,7 @@ void vm_cleanup_runtime(Vm *vm) {
         vm->pid = 0;
         vm->starttime = 0;
         vm->started_usec = 0;
+        vm->pool_slot = vm->pool ? vm->vmid : 0;
         vm->balloon_actual_mib = 0;
 }
 /* code < 0: unknown (re-adopted QEMU is not our child). */
@@ -548,7 +558,7 @@ int vm_set_balloon(Vm *vm, uint64_t target_mib, qmp_result_fn cb, void *userdata
         return 0;
 }
 /* What zvm puts in a VM's run and data dirs (first path components). */
-static const char *const vm_run_names[] = { "console.log", "console.log.1", "qemu.log", "vsock-helper.log",
+const char *const vm_run_names[] = { "console.log", "console.log.1", "qemu.log", "vsock-helper.log",
                                             "passt.log", "state.json", "running.conf", "qmp.sock", "serial.sock",
                                             "console.sock", "vhost-vsock.sock", "vsock.sock", "vsock.sock_1025",
                                             "agent.secret", "vsock", NULL };
@@ -577,7 +587,7 @@ static int dir_holds_only(const char *dir, const char *const *names) {
  * A zvmd killed meanwhile leaves ".#deleted-…", which the next one removes
  * (paths_sweep_temporaries()). 0 also when there is no dir; < 0: the
  * caller removes the files itself. */
-static int vm_remove_dir_aside(Vm *vm, const char *dir, const char *const *names) {
+int vm_remove_dir_aside(Vm *vm, const char *dir, const char *const *names) {
         _cleanup_free_ char *parent = NULL;
         _cleanup_close_ int pfd = -EBADF;
         const char *base = strrchr(dir, '/');

@@ -87,6 +87,13 @@ struct Vm {
         VmState state;
         char *run_dir;
         char *data_dir;
+        /* A warm-pool guest (core/manager-pool.c): vmid is its slot, its
+         * config lives only in running.conf (never in <etc>/vms), and no
+         * API request names it. */
+        bool pool;
+        bool from_pool;                 /* this run claimed a pool guest ("start_path": "pool") */
+        uint32_t pool_slot;             /* the slot whose uid this run's QEMU has (pool guest: vmid); 0: none */
+        bool claim_finished;            /* vm_adopt() just finished a claim: the guest is not personalised yet */
 
         /* QEMU */
         pid_t pid;
@@ -139,6 +146,18 @@ struct Vm {
 Vm *vm_free(Vm *vm);
 /* Loads <vms_dir>/<vmid>.conf. */
 int vm_load(VmContext *ctx, uint32_t vmid, Vm **ret, char **ret_error);
+/* A warm-pool guest of slot vmid with this config text (core/manager-pool.c). */
+int vm_new_pool(VmContext *ctx, uint32_t vmid, const char *text, Vm **ret, char **ret_error);
+/* Claims the running, ready pool guest for vm (stopped, never started: no
+ * writable layer yet). The commit is one rename: the guest's run dir
+ * becomes vm's, with its state.json, running.conf, sockets and secret.
+ * The caller then frees guest (which lets go of the processes, as a zvmd
+ * that exits does) and re-adopts vm (vm_adopt()), which finishes the
+ * claim: the writable layer and recorded ssh host keys move to vm's data
+ * dir, vm's config takes the guest's CID, running.conf becomes vm's
+ * config. A zvmd killed anywhere in between finishes it on re-adoption.
+ * -EBUSY: vm cannot take a pool guest (it has a writable layer, or runs). */
+int vm_pool_claim(Vm *vm, Vm *guest, char **ret_error);
 /* Re-adopts a VM that runs since before this zvmd (state file in run dir). */
 int vm_adopt(Vm *vm);
 

@@ -601,6 +601,26 @@ const char *vm_config_key_default(const char *key) {
         return k ? k->default_value : NULL;
 }
 
+bool vm_config_key_differs(const ConfigFile *a, const ConfigFile *b, const char *key) {
+        const char *va = config_file_get(a, NULL, key), *vb = config_file_get(b, NULL, key);
+
+        return vm_config_key_needs_restart(key) &&
+               !streq_ptr(va ?: vm_config_key_default(key), vb ?: vm_config_key_default(key));
+}
+
+static bool keys_match(const ConfigFile *a, const ConfigFile *b, const char *except) {
+        const char *key, *value;
+
+        CONFIG_FILE_FOREACH(a, NULL, key, value)
+                if (!streq_ptr(key, except) && vm_config_key_differs(a, b, key))
+                        return false;
+        return true;
+}
+
+bool vm_config_same_run(const ConfigFile *a, const ConfigFile *b, const char *except) {
+        return keys_match(a, b, except) && keys_match(b, a, except);
+}
+
 int vmc_unknown_key(const char *key, char **ret_error) {
         if (streq_ptr(key, "vmid"))
                 return vmc_error_for_key(-ENOKEY, key,

@@ -177,6 +177,13 @@ bool vm_config_key_needs_restart(const char *key);
 /* The default of a key as a string ("256" for memory, "tiny" for rootfs),
  * NULL if it has none (or depends on another key: balloon = memory). */
 const char *vm_config_key_default(const char *key);
+/* Whether key needs a restart and a and b give it different values (an
+ * absent key has its default). */
+bool vm_config_key_differs(const ConfigFile *a, const ConfigFile *b, const char *key);
+/* Whether a guest booted with config a runs what config b asks for: no
+ * key that needs a restart differs, except `except` (NULL: none). The
+ * warm pool's match (core/pool.h). */
+bool vm_config_same_run(const ConfigFile *a, const ConfigFile *b, const char *except);
 
 /* An interface name as bridge= takes it: 1-15 of [A-Za-z0-9_.-], not "." or "..". */
 bool vm_ifname_is_valid(const char *s);

@@ -8,7 +8,7 @@
 #include "macro.h"
 #include "vm-state-record.h"
 
-/* A flat object of 9 members. */
+/* A flat object of 12 or 13 members. */
 #define RECORD_DEPTH_MAX 2U
 #define RECORD_VALUES_MAX 64U
 
@@ -30,6 +30,10 @@ char *vm_state_record_format(const VmStateRecord *rec) {
         json_object_object_add(o, "balloon_manual", json_object_new_boolean(rec->balloon_manual));
         json_object_object_add(o, "starting", json_object_new_boolean(rec->starting));
         json_object_object_add(o, "stop_requested", json_object_new_boolean(rec->stop_requested));
+        if (rec->from_pool)
+                json_object_object_add(o, "from_pool", json_object_new_boolean(true));
+        if (rec->pool_slot > 0)
+                json_object_object_add(o, "pool_slot", json_object_new_uint64(rec->pool_slot));
         text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         json_object_put(o);
         return text;
@@ -83,6 +87,8 @@ int vm_state_record_parse(const char *text, size_t len, VmStateRecord *ret) {
                 .starting = get_bool(o, "starting"),
                 .stop_requested = get_bool(o, "stop_requested"),
         };
+        ret->from_pool = get_bool(o, "from_pool");
+        ret->pool_slot = get_u64(o, "pool_slot") <= UINT32_MAX ? (uint32_t) get_u64(o, "pool_slot") : 0;
         json_object_put(o);
         return 0;
 }

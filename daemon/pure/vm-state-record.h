@@ -29,6 +29,15 @@ typedef struct VmStateRecord {
         bool balloon_manual;            /* set by hand: automatic ballooning leaves it */
         bool starting;                  /* written before QEMU was spawned */
         bool stop_requested;
+        /* The warm-pool slot (core/manager-pool.c) whose uid QEMU runs as:
+         * a pool guest's own VMID, or the slot a VM's run came from; 0:
+         * none (a cold start). */
+        uint32_t pool_slot;
+        /* The run is a claimed pool guest and the claim is complete. A
+         * pool_slot of another VMID without it: the VM claimed the guest
+         * and the claim may not be finished (the writable layer still in
+         * the slot's data dir). */
+        bool from_pool;
 } VmStateRecord;
 
 /* The record as one JSON line; NULL on OOM. */

@@ -17,7 +17,7 @@ void route_host(void *ctx, HttpRequest *req, char **params) {
                 running += vm_is_up(m->vms[i]);
         json_object_object_add(j, "vms", json_object_new_int((int) m->n_vms));
         json_object_object_add(j, "running", json_object_new_int((int) running));
-        if (loop_stats_to_json(j) < 0 || manager_autoballoon_to_json(m, j) < 0 || sync_worker_to_json(m->sync, j) < 0) {
+        if (loop_stats_to_json(j) < 0 || manager_autoballoon_to_json(m, j) < 0 || manager_pool_to_json(m, j) < 0 || sync_worker_to_json(m->sync, j) < 0) {
                 json_object_put(j);
                 http_request_reply_error(req, API_ERROR_INTERNAL, NULL, "out of memory");
                 return;

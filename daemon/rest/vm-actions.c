@@ -83,7 +83,7 @@ void route_vm_start(void *ctx, HttpRequest *req, char **params) {
         }
         if (!start_allowed(vm, req))
                 return;
-        r = vm_start(vm, rest_request_is_root(req), &err);
+        r = manager_start_vm(((Rest *) ctx)->manager, vm, rest_request_is_root(req), &err);
         if (r < 0) {
                 http_request_reply_error(req,
                                          r == -EADDRINUSE ? API_ERROR_CONFLICT
@@ -180,7 +180,7 @@ static int on_reboot_start(sd_event_source *s, void *userdata) {
                 rest_reply_vm(operation_finish(op), vm, 200);
                 return 0;
         }
-        r = vm_start(vm, rest_request_is_root(op->req), &err);
+        r = manager_start_vm(op->manager, vm, rest_request_is_root(op->req), &err);
         if (r < 0) {
                 http_request_reply_error(operation_finish(op), API_ERROR_QEMU_FAILED, NULL,
                                          "VM %u stopped but did not start again: %s", vm->vmid, err ? err : errno_str(r));

@@ -24,7 +24,9 @@ static bool record_equal(const VmStateRecord *a, const VmStateRecord *b) {
                a->helper_starttime == b->helper_starttime && a->passt_pid == b->passt_pid &&
                a->passt_starttime == b->passt_starttime && a->kvm == b->kvm &&
                a->started_usec == b->started_usec && a->balloon_target_mib == b->balloon_target_mib &&
-               a->starting == b->starting && a->stop_requested == b->stop_requested;
+               a->balloon_manual == b->balloon_manual && a->starting == b->starting &&
+               a->stop_requested == b->stop_requested && a->pool_slot == b->pool_slot &&
+               a->from_pool == b->from_pool;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -38,6 +38,8 @@ from zvmd_exhaust import (scenario_data_full, scenario_fd_limit, scenario_fd_sta
 import zvmd_net  # noqa: E402
 from zvmd_net import scenario_user_net  # noqa: E402,F401
 from zvmd_density import scenario_autoballoon, scenario_host_memory  # noqa: E402,F401
+import zvmd_pool  # noqa: E402
+from zvmd_pool import scenario_pool  # noqa: E402,F401
 from zvmd_sandbox import scenario_sandbox  # noqa: E402,F401  (issue 10: a VM's own uid)
 from zvmd_templates import build_template, scenario_template_adopt, scenario_templates, slow_tiny_builder  # noqa: E402,F401
 
@@ -1925,6 +1927,8 @@ def main():
         extra = ["--console-log-max", str(CONSOLE_CAP)]
     if name in ("agent_health", "agent_bounds", "hostile"):
         os.environ["ZVM_AGENT_HEALTH_SECONDS"] = "1"
+    if name == "pool":
+        os.environ["ZVM_POOL"] = zvmd_pool.POOL_SPEC
     if name == "user_net_passt":
         os.environ["ZVM_USER_NET"] = "passt"
     if name == "hostile":

@@ -461,6 +461,19 @@ static void test_renderers(void) {
                         "sync-worst-ms:  3.5\n",
                 },
                 {
+                        cli_output_host, "host: the warm pool",
+                        "{\"version\":\"0.1.0\",\"pool\":{\"size\":4,\"template\":\"tiny\",\"memory\":128,\"cores\":1,"
+                        " \"guests\":4,\"ready\":3,\"claims\":7,\"misses\":2}}", 0,
+                        "version: 0.1.0\n"
+                        "pool:    3 of 4 ready (template tiny, 128M, 1 core(s)); 7 claimed, 2 cold start(s)\n",
+                },
+                {
+                        cli_output_host, "host: no warm pool",
+                        "{\"version\":\"0.1.0\",\"pool\":{\"size\":0,\"guests\":0}}", 0,
+                        "version: 0.1.0\n"
+                        "pool:    off\n",
+                },
+                {
                         cli_output_host, "host: automatic ballooning off",
                         "{\"version\":\"0.1.0\",\"autoballoon\":{\"enabled\":false}}", 0,
                         "version:     0.1.0\n"
