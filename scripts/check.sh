@@ -52,7 +52,7 @@ if [[ " $suites " == *" vm "* ]]; then
         ZVM_GUEST_DIR=$build/guest ASAN_OPTIONS=detect_leaks=1 ZVM_LOOP_MAX_MS=400 \
                 meson test -C "$asan" --print-errorlogs --num-processes "$(nproc)" \
                 zvmd-lifecycle zvmd-bad_input zvmd-crash zvmd-readopt zvmd-agent zvmd-balloon \
-                zvmd-templates zvmd-ssh zvmd-readopt_clean zvmd-ready_guard zvmd-console_flood || rc=1
+                zvmd-templates zvmd-ssh zvmd-readopt_clean zvmd-ready_guard zvmd-console_flood zvmd-pool || rc=1
 fi
 
 # One plain summary line over both runs, for humans and for CI.
