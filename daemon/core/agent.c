@@ -745,6 +745,13 @@ int agent_prepare(VmAgent *a, bool enabled, uint32_t cid, char **ret_secret_path
         return *ret_secret_path ? 0 : -ENOMEM;
 }
 
+void agent_answered(VmAgent *a) {
+        if (a->state != AGENT_WAITING)
+                return;
+        agent_set_state(a, AGENT_READY);
+        (void) agent_start_health(a);
+}
+
 static void on_readopt_ping(VmAgent *a, json_object *response, const char *code, const char *message, void *userdata) {
         if (response) {
                 agent_set_state(a, AGENT_READY);

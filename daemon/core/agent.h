@@ -100,6 +100,9 @@ void agent_calls_cancel_all(VmAgent *a);
 int agent_prepare(VmAgent *a, bool enabled, uint32_t cid, char **ret_secret_path);
 /* After a zvmd restart: reload the secret and re-listen; a ping decides. */
 int agent_readopt(VmAgent *a, bool enabled, uint32_t cid);
+/* A call of a re-adopted agent was answered: it is READY without waiting
+ * for the re-adoption's ping (a claimed warm-pool guest). */
+void agent_answered(VmAgent *a);
 /* zvmd lets go of a VM that keeps running (zvmd exits): calls, listener and
  * state go, the secret file stays. */
 void agent_detach(VmAgent *a);

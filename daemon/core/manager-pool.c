@@ -38,6 +38,9 @@
 /* A guest that booted but whose agent never said READY is of no use. */
 #define POOL_READY_TIMEOUT_USEC (120ULL * 1000000ULL)
 #define POOL_HOSTNAME_TIMEOUT_USEC (10ULL * 1000000ULL)
+/* A replacement boots this long after the last claim: a boot takes a core
+ * for about a second under TCG, and starts come in bursts. */
+#define POOL_REFILL_QUIET_USEC (1ULL * 1000000ULL)
 
 static bool guest_down(const Vm *g) {
         return g->state == VM_STATE_STOPPED || g->state == VM_STATE_CRASHED;
@@ -167,8 +170,10 @@ static int on_pool_tick(sd_event_source *s, uint64_t usec, void *userdata) {
                 next = MIN(POOL_BACKOFF_MAX_USEC, POOL_TICK_USEC << MIN(m->pool_failures, 6U));
         /* One boot at a time: a refill never takes both cores from the
          * starts and the guests that run. */
-        if (alive < m->pool_spec.size && !booting && host_has_room(m) &&
-            (m->pool_failures == 0 || now >= m->pool_retry_mono)) {
+        if (now < m->pool_quiet_mono)
+                next = MIN(next, m->pool_quiet_mono - now);
+        else if (alive < m->pool_spec.size && !booting && host_has_room(m) &&
+                 (m->pool_failures == 0 || now >= m->pool_retry_mono)) {
                 if (pool_boot(m) < 0)
                         m->pool_retry_mono = now + next;
         }
@@ -280,9 +285,12 @@ static void on_hostname_set(VmAgent *a, json_object *response, const char *code,
                             void *userdata) {
         Vm *vm = container_of(a, Vm, agent);
 
-        if (!response)
+        if (response)
+                agent_answered(a);      /* exec and friends need not wait for the ping */
+        else
                 log_warning("VM %u (%s): the pool guest keeps its name, the agent could not set the hostname: %s (%s)",
                             vm->vmid, vm->config->name, strnull(message), strnull(code));
+        vm->personalising = false;
         if (vm->state == VM_STATE_STARTING)
                 vm_set_state(vm, VM_STATE_RUNNING);
 }
@@ -300,6 +308,7 @@ void manager_pool_personalise(Manager *m, Vm *vm) {
         (void) manager_known_hosts_write(m);    /* its host keys moved to the VM's data dir */
         ssh_push_authorized_keys(&vm->agent, vm->config->sshkeys);
         vm->state = VM_STATE_STOPPED;           /* re-adoption said running, silently */
+        vm->personalising = true;               /* QMP's first answer must not say running */
         vm_set_state(vm, VM_STATE_STARTING);
         json_object_object_add(req, "op", json_object_new_string("set-hostname"));
         json_object_object_add(req, "hostname", json_object_new_string(vm->config->name));
@@ -337,7 +346,8 @@ static int pool_try_claim(Manager *m, Vm *vm) {
                 vm->from_pool = true;
                 m->pool_claims++;
                 manager_pool_personalise(m, vm);
-                pool_arm(m, 0);         /* a replacement */
+                m->pool_quiet_mono = now_usec(CLOCK_MONOTONIC) + POOL_REFILL_QUIET_USEC;
+                pool_arm(m, POOL_REFILL_QUIET_USEC);    /* a replacement, after the burst */
                 return 1;
         }
         m->pool_misses++;

@@ -66,6 +66,7 @@ struct Manager {
         sd_event_source *pool_timer;
         unsigned pool_failures;         /* boots that failed in a row: back-off */
         uint64_t pool_retry_mono;
+        uint64_t pool_quiet_mono;       /* no boot before: the last claim was just now */
         uint64_t pool_claims, pool_misses;
 };
 

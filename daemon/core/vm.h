@@ -94,6 +94,7 @@ struct Vm {
         bool from_pool;                 /* this run claimed a pool guest ("start_path": "pool") */
         uint32_t pool_slot;             /* the slot whose uid this run's QEMU has (pool guest: vmid); 0: none */
         bool claim_finished;            /* vm_adopt() just finished a claim: the guest is not personalised yet */
+        bool personalising;             /* a claimed guest's hostname is being set: starting until it is */
 
         /* QEMU */
         pid_t pid;
