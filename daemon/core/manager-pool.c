@@ -381,6 +381,18 @@ int manager_pool_to_json(Manager *m, json_object *o) {
         return 0;
 }
 
+void manager_pool_template_removed(Manager *m, const char *name) {
+        for (size_t i = 0; i < m->n_pool_guests; i++) {
+                Vm *g = m->pool_guests[i];
+
+                if (vm_is_up(g) && g->state != VM_STATE_STOPPING &&
+                    streq_ptr(vm_running_config(g)->rootfs_template, name)) {
+                        log_info("Warm pool: stopping guest %u, its template %s was removed", g->vmid, name);
+                        (void) vm_stop(g);
+                }
+        }
+}
+
 void manager_pool_kick(Manager *m) {
         pool_arm(m, 0);
 }

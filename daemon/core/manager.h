@@ -100,6 +100,9 @@ void manager_pool_kick(Manager *m);
 /* Starts vm: on a ready pool guest when one fits (vm_pool_claim()), else
  * cold (vm_start(), whose errors these are). */
 int manager_start_vm(Manager *m, Vm *vm, bool root, char **ret_error);
+/* Template name was removed: the guests booted on it are stopped (the
+ * pool boots new ones, which fail while the template is missing). */
+void manager_pool_template_removed(Manager *m, const char *name);
 /* GET /host's "pool". */
 int manager_pool_to_json(Manager *m, json_object *o);
 

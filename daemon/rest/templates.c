@@ -102,5 +102,8 @@ void route_template_delete(void *ctx, HttpRequest *req, char **params) {
                                          NULL, "%s", err ? err : r == -ENOMEM ? "out of memory" : errno_str(r));
                 return;
         }
+        /* Pool guests booted on it must not serve a VM made later with a
+         * new template of the same name. */
+        manager_pool_template_removed(((Rest *) ctx)->manager, params[0]);
         rest_reply_json(req, 200, j);
 }

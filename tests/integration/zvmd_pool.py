@@ -200,3 +200,16 @@ def scenario_pool(t, d):
         time.sleep(0.2)
     t.ok(all(zt.pid_gone(pid) or zt.stat_field(pid, 0) == "Z" for pid in pids), "the VMs' QEMUs are gone after stop",
          pids)
+
+    # Turned off: the next zvmd stops the guests the pool had and removes
+    # their dirs; the VMs are not touched.
+    guests = pool_guest_pids(d)
+    d.terminate()
+    d.start(env_extra={"ZVM_POOL": "off"})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (pool_guest_pids(d) or _pool(d).get("guests")):
+        time.sleep(0.2)
+    slots = [n for n in os.listdir(os.path.join(d.root, "run", "zvm", "vms")) if n.isdigit() and int(n) >= 251526144]
+    t.ok(not slots and _pool(d).get("guests") == 0 and guests and
+         all(zt.pid_gone(pid) or zt.stat_field(pid, 0) == "Z" for pid in guests.values()),
+         "--pool off: the next zvmd stops the pool's guests and removes their run dirs", (slots, guests, _pool(d)))
