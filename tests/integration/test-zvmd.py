@@ -39,7 +39,7 @@ import zvmd_net  # noqa: E402
 from zvmd_net import scenario_user_net  # noqa: E402,F401
 from zvmd_density import scenario_autoballoon, scenario_host_memory  # noqa: E402,F401
 import zvmd_pool  # noqa: E402
-from zvmd_pool import scenario_pool  # noqa: E402,F401
+from zvmd_pool import scenario_pool, scenario_pool_ssh  # noqa: E402,F401
 from zvmd_sandbox import scenario_sandbox  # noqa: E402,F401  (issue 10: a VM's own uid)
 from zvmd_templates import build_template, scenario_template_adopt, scenario_templates, slow_tiny_builder  # noqa: E402,F401
 

@@ -213,3 +213,41 @@ def scenario_pool(t, d):
     t.ok(not slots and _pool(d).get("guests") == 0 and guests and
          all(zt.pid_gone(pid) or zt.stat_field(pid, 0) == "Z" for pid in guests.values()),
          "--pool off: the next zvmd stops the pool's guests and removes their run dirs", (slots, guests, _pool(d)))
+
+
+def scenario_pool_ssh(t, d):
+    """A pool of the standard (Debian, OpenSSH) template: two claimed VMs
+    have their own ssh host keys in zvm's known_hosts under their names, and
+    `zvm ssh` logs into each with the key its config names."""
+    import subprocess
+    from zvmd_templates import build_template
+    if not build_template(t, d, "std", "standard"):
+        return
+    # The template exists now: a zvmd with a pool of it fills at once.
+    d.terminate()
+    d.start(env_extra={"ZVM_POOL": "size=2,template=std,memory=512"})
+    key = os.path.join(d.tmp, "poolkey")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pool", "-f", key], check=True)
+    wait_pool_ready(t, d, 2, "standard guests")
+    names = ("s1", "s2")
+    for name in names:
+        r = d.zvm("create", name, "--template", "std", "--memory", "512", "--ssh-key", key + ".pub")
+        t.ok(r.returncode == 0, f"create {name} with --ssh-key", r.stderr)
+        status, st, took = _start(t, d, name)
+        t.ok(status == 200 and st.get("start_path") == "pool", f"{name} starts from the pool ({took:.2f} s)", st)
+    known = open(os.path.join(d.root, "var", "lib", "zvm", "ssh_known_hosts")).read()
+    keys = {}
+    for name in names:
+        hostkey = d.zvm("exec", name, "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()
+        keys[name] = " ".join(hostkey[:2])
+        t.ok(len(hostkey) >= 2 and f"{name}.zvm {hostkey[0]} {hostkey[1]}\n" in known,
+             f"known_hosts holds {name}'s own ed25519 host key under its name", (hostkey, known))
+    t.ok(keys["s1"] and keys["s1"] != keys["s2"], "the two guests' host keys differ", keys)
+    opts = ["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=60"]
+    for name in names:
+        r = d.zvm("ssh", "-i", key, *opts, name, "--", "hostname", timeout=180)
+        t.ok(r.returncode == 0 and r.stdout.strip() == name,
+             f"zvm ssh {name} -- hostname: a verified login into the claimed guest, called {name}",
+             f"{r.returncode} {r.stdout!r} {r.stderr[-800:]!r}")
+    for name in names:
+        d.request("POST", f"/vms/{name}/stop")

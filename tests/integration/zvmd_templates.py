@@ -223,9 +223,16 @@ def scenario_template_adopt(t, d):
 
 
 def build_template(t, d, name, profile):
-    """zvm template build (a copy when the content cache has it); whether it worked."""
+    """zvm template build (a copy when the content cache has it); whether it worked.
+    Scenarios that run at once and build the same profile take turns (a lock
+    in the cache dir), so the second one copies what the first built."""
     t0 = time.monotonic()
-    r = d.zvm("template", "build", name, "--profile", profile, timeout=2400)
+    cache = os.environ.get("ZVM_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "zvm")
+    os.makedirs(cache, exist_ok=True)
+    with open(os.path.join(cache, f".test-build-{profile}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        r = d.zvm("template", "build", name, "--profile", profile, timeout=2400)
     t.ok(r.returncode == 0, f"zvm template build --profile {profile} ({time.monotonic() - t0:.0f} s; cached by content)",
          f"{r.stdout[-1500:]} {r.stderr[-1500:]}")
     return r.returncode == 0

@@ -283,6 +283,12 @@ def check_bad_input(a):
         (b"{\"a\":[" + b"0," * 70000 + b"0]}", "EINVAL", "70001 values"),
         (b"{\"op\":\"ping\",\"s\":\"\xc0\x80\"}", "EINVAL", "invalid UTF-8"),
         (b"{\"op\":\"ping\"", "EINVAL", "truncated"),
+        # Only refusals: a valid name would rename the host running the test.
+        (b"{\"op\":\"set-hostname\"}", "EINVAL", "set-hostname without hostname"),
+        (b"{\"op\":\"set-hostname\",\"hostname\":\"\"}", "EINVAL", "an empty hostname"),
+        (b"{\"op\":\"set-hostname\",\"hostname\":\"-x\"}", "EINVAL", "a hostname starting with '-'"),
+        (b"{\"op\":\"set-hostname\",\"hostname\":\"a b\"}", "EINVAL", "a space in the hostname"),
+        (b"{\"op\":\"set-hostname\",\"hostname\":\"" + b"a" * 65 + b"\"}", "EINVAL", "a 65-byte hostname"),
     ]
     for line, code, what in cases:
         r = a.call(line)
