@@ -317,8 +317,9 @@ void manager_pool_personalise(Manager *m, Vm *vm) {
                 on_hostname_set(&vm->agent, NULL, "EIO", errno_str(r), NULL);
 }
 
-/* 1: vm runs (is starting) on a pool guest; 0: it starts cold. */
-static int pool_try_claim(Manager *m, Vm *vm) {
+/* 1: vm runs (is starting) on a pool guest; 0: it starts cold; < 0: it
+ * claimed a guest that zvmd could not take over (the start fails). */
+static int pool_try_claim(Manager *m, Vm *vm, char **ret_error) {
         _cleanup_free_ char *err = NULL;
         int r;
 
@@ -338,7 +339,16 @@ static int pool_try_claim(Manager *m, Vm *vm) {
                 }
                 pool_drop(m, i);        /* lets go of its processes: vm takes them */
                 r = vm_adopt(vm);
-                if (r < 0 || !vm_is_up(vm)) {
+                if (r < 0) {
+                        /* Out of memory in the loop: the guest runs on in the
+                         * VM's run dir, the next zvmd re-adopts it. */
+                        if (ret_error)
+                                *ret_error = strdup("cannot take over the claimed pool guest; it runs on, "
+                                                    "restart zvmd to re-adopt it");
+                        return log_warning_errno(r, "VM %u (%s): cannot take over pool guest: %m", vm->vmid,
+                                                 vm->config->name);
+                }
+                if (!vm_is_up(vm)) {
                         log_warning("VM %u (%s): the pool guest it claimed is gone; starting cold", vm->vmid,
                                     vm->config->name);
                         return 0;
@@ -355,8 +365,11 @@ static int pool_try_claim(Manager *m, Vm *vm) {
 }
 
 int manager_start_vm(Manager *m, Vm *vm, bool root, char **ret_error) {
-        if (!vm->pool && !vm_is_up(vm) && pool_try_claim(m, vm) > 0)
-                return 0;
+        int r;
+
+        r = !vm->pool && !vm_is_up(vm) ? pool_try_claim(m, vm, ret_error) : 0;
+        if (r != 0)
+                return MIN(r, 0);
         vm->from_pool = false;
         return vm_start(vm, root, ret_error);
 }
