@@ -285,8 +285,11 @@ static void on_hostname_set(VmAgent *a, json_object *response, const char *code,
                             void *userdata) {
         Vm *vm = container_of(a, Vm, agent);
 
-        if (response)
+        if (response) {
                 agent_answered(a);      /* exec and friends need not wait for the ping */
+                log_info("VM %u (%s): the pool guest took its name, %.1f ms after the start", vm->vmid,
+                         vm->config->name, (double) (now_usec(CLOCK_MONOTONIC) - vm->started_mono) / 1000.0);
+        }
         else
                 log_warning("VM %u (%s): the pool guest keeps its name, the agent could not set the hostname: %s (%s)",
                             vm->vmid, vm->config->name, strnull(message), strnull(code));
@@ -331,6 +334,7 @@ static int pool_try_claim(Manager *m, Vm *vm, char **ret_error) {
                 if (!guest_ready(g) || !vm_config_same_run(g->running_cf, vm->cf, "vsock"))
                         continue;
                 loop_note("VM %s: claiming pool guest %u", vm->config->name, g->vmid);
+                vm->started_mono = now_usec(CLOCK_MONOTONIC);
                 r = vm_pool_claim(vm, g, &err);
                 if (r < 0) {
                         log_info("VM %u (%s): starts cold: %s", vm->vmid, vm->config->name, strnull(err));
