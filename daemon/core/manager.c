@@ -504,6 +504,12 @@ int manager_load(Manager *m) {
                 *dot = 0;
                 if (safe_atou32(de->d_name, &vmid) < 0 || vmid < ZVM_VMID_MIN || vmid > ZVM_VMID_MAX)
                         continue;
+                if (pool_vmid(vmid)) {
+                        /* Its run and data dirs would be a pool guest's. */
+                        log_error("Ignoring VM %u: VMIDs %u to %u are the warm pool's", vmid, POOL_VMID_BASE,
+                                  POOL_VMID_END - 1);
+                        continue;
+                }
                 r = vm_load(&m->vm_ctx, vmid, &vm, &err);
                 if (r < 0) {
                         /* Leave a broken file as it is for the admin to fix;

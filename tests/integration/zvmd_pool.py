@@ -3,6 +3,7 @@ guests (ZVM_POOL=size=2,memory=128 for these scenarios); the first start of
 a VM of that shape claims one instead of booting. The claimed guest must be
 the VM's own (hostname, CID, secret, writable layer, pid), never handed to
 two VMs, also across a zvmd kill -9."""
+import json
 import os
 import time
 
@@ -78,6 +79,9 @@ def scenario_pool(t, d):
     p = _pool(d)
     t.ok(p.get("size") == 2 and p.get("memory") == 128, "GET /host shows the pool's setting", p)
     wait_pool_ready(t, d, 2, "at start")
+    status, body = d.request("POST", "/vms", {"vmid": 251526144, "name": "slot", "memory": 128})
+    t.ok(status == 400 and "reserved for the warm pool" in json.dumps(body),
+         "a VM cannot be created with a pool slot's VMID", (status, body))
     a, b = create(t, d, "pa"), create(t, d, "pb", sshkeys="")
     c = create(t, d, "pc", memory=256)
     if not (a and b and c):
