@@ -44,11 +44,14 @@ static void on_down_done(Vm *vm, int state, void *userdata) {
 
 /* Parks req until the VM reaches `what`. false: nothing parked (too many
  * waiting, or OOM); the request is still the caller's. */
-static bool park(Vm *vm, HttpRequest *req, unsigned what, vm_wait_fn cb) {
+/* m: the manager, for what the Operation does after the wait (a reboot's
+ * start). */
+static bool park(Manager *m, Vm *vm, HttpRequest *req, unsigned what, vm_wait_fn cb) {
         Operation *op = operation_new(req, vm);
 
         if (!op)
                 return false;
+        op->manager = m;
         if (vm_wait(vm, what, cb, op, &op->wait) < 0) {
                 (void) operation_finish(op);
                 return false;
@@ -94,7 +97,8 @@ void route_vm_start(void *ctx, HttpRequest *req, char **params) {
                                          NULL, "cannot start VM %u: %s", vm->vmid, err ? err : errno_str(r));
                 return;
         }
-        if (vm->state == VM_STATE_RUNNING || !park(vm, req, VM_WAIT_RUNNING | VM_WAIT_DOWN, on_start_done))
+        if (vm->state == VM_STATE_RUNNING ||
+            !park(((Rest *) ctx)->manager, vm, req, VM_WAIT_RUNNING | VM_WAIT_DOWN, on_start_done))
                 rest_reply_vm(req, vm, 200);
 }
 
@@ -112,10 +116,11 @@ static int do_kill(Vm *vm, unsigned timeout) {
 
 /* Parks req until the VM is down (cb replies), then asks fn to take it
  * there. */
-static void park_and_take_down(Vm *vm, HttpRequest *req, vm_wait_fn cb, vm_down_fn fn, unsigned timeout) {
+static void park_and_take_down(Manager *m, Vm *vm, HttpRequest *req, vm_wait_fn cb, vm_down_fn fn,
+                               unsigned timeout) {
         int r;
 
-        if (!park(vm, req, VM_WAIT_DOWN, cb)) {
+        if (!park(m, vm, req, VM_WAIT_DOWN, cb)) {
                 http_request_reply_error(req, API_ERROR_CONFLICT, NULL, "too many requests waiting on VM %u", vm->vmid);
                 return;
         }
@@ -135,7 +140,7 @@ static void route_vm_down(Manager *m, HttpRequest *req, const char *id, vm_down_
                                          vm_state_to_string(vm->state));
                 return;
         }
-        park_and_take_down(vm, req, on_down_done, fn, timeout);
+        park_and_take_down(m, vm, req, on_down_done, fn, timeout);
 }
 
 void route_vm_shutdown(void *ctx, HttpRequest *req, char **params) {
@@ -230,7 +235,7 @@ void route_vm_reboot(void *ctx, HttpRequest *req, char **params) {
          * again must not leave the VM down. */
         if (!start_allowed(vm, req))
                 return;
-        park_and_take_down(vm, req, on_reboot_down, do_shutdown, timeout);
+        park_and_take_down(((Rest *) ctx)->manager, vm, req, on_reboot_down, do_shutdown, timeout);
 }
 
 void route_vm_memory(void *ctx, HttpRequest *req, char **params) {

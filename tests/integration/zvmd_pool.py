@@ -155,6 +155,12 @@ def scenario_pool(t, d):
     wait_agent(d, "pe")
     t.ok(_exec(d, "pe", "hostname") == (0, "pe"), "pe's guest is called pe", _exec(d, "pe", "hostname"))
 
+    # A reboot of a claimed VM is a shutdown and a cold start on its layer.
+    status, body = d.request("POST", "/vms/pe/reboot", timeout=180)
+    st = d.request("GET", "/vms/pe/status")[1]
+    t.ok(status == 200 and st.get("state") == "running" and st.get("start_path") == "cold",
+         "pe reboots: a cold start on its own layer", (status, body, st))
+
     # zvmd killed in the middle of a claim: after the run dir and the
     # layer moved, at the write of pf's config with the guest's CID. The
     # next zvmd finishes the claim (CID, running config, hostname).
