@@ -410,6 +410,8 @@ void manager_pool_template_removed(Manager *m, const char *name) {
         }
 }
 
-void manager_pool_kick(Manager *m) {
+void manager_pool_agent_changed(Manager *m, Vm *guest) {
+        if (guest->agent.state == AGENT_READY)
+                m->pool_failures = 0;   /* the shape boots: no more back-off */
         pool_arm(m, 0);
 }

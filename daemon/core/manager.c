@@ -306,7 +306,7 @@ static void on_agent_changed(VmAgent *a, AgentState previous, void *userdata) {
         Vm *vm = container_of(a, Vm, agent);
 
         if (vm->pool)
-                manager_pool_kick(userdata);    /* ready: claimable */
+                manager_pool_agent_changed(userdata, vm);
         else
                 manager_emit_agent(userdata, vm);
 }

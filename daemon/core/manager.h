@@ -95,8 +95,8 @@ void manager_pool_free(Manager *m);
 /* A VM whose re-adoption finished a claim (vm->claim_finished): the
  * guest takes its name and keys. */
 void manager_pool_personalise(Manager *m, Vm *vm);
-/* A guest's agent state changed. */
-void manager_pool_kick(Manager *m);
+/* A guest's agent state changed (READY: claimable, and boots work). */
+void manager_pool_agent_changed(Manager *m, Vm *guest);
 /* Starts vm: on a ready pool guest when one fits (vm_pool_claim()), else
  * cold (vm_start(), whose errors these are). */
 int manager_start_vm(Manager *m, Vm *vm, bool root, char **ret_error);
