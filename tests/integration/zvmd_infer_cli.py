@@ -75,6 +75,16 @@ def answer_of(stdout):
         return {}
 
 
+def answered(a, max_tokens):
+    """A chat answer of max_tokens tokens, or fewer where the model chose to
+    stop: a random-weight model samples its end-of-text token now and then
+    (seen in CI: 2 of 4 tokens, finish_reason "stop")."""
+    n = a.get("usage", {}).get("completion_tokens")
+    choices = a.get("choices") or [{}]
+    return n == max_tokens or (isinstance(n, int) and 1 <= n < max_tokens and
+                               choices[0].get("finish_reason") == "stop")
+
+
 def bench_checks(t, d, zvm, target, what):
     """zvm bench --requests 3: a table of numbers > 0, and the same in JSON."""
     r = zvm("bench", target, "--requests", "3", "--isl", "16", "--osl", "4", "--concurrency", "1,2",
@@ -176,7 +186,7 @@ def scenario_chat_zvmd(t, d):
     r = d.zvm("run", "--model", "tiny", "--name", "runvm", "-p", "Hello", "--max-tokens", "4", "--json",
               timeout=900)
     a = answer_of(r.stdout)
-    t.ok(r.returncode == 0 and a.get("usage", {}).get("completion_tokens") == 4,
+    t.ok(r.returncode == 0 and answered(a, 4),
          f"zvm run --model tiny -p: a throwaway llm VM answers ({time.monotonic() - t0:.0f} s)", r.stdout + r.stderr)
     names = vm_names(d)
     t.ok("runvm" not in names and "?" not in names, "zvm run deleted its VM when the chat ended", names)
@@ -189,7 +199,7 @@ def scenario_chat_zvmd(t, d):
     r = d.zvm("run", "--model", gguf, "--name", "runfile", "-p", "Hello", "--max-tokens", "4", "--json",
               timeout=900)
     a = answer_of(r.stdout)
-    t.ok(r.returncode == 0 and a.get("usage", {}).get("completion_tokens") == 4,
+    t.ok(r.returncode == 0 and answered(a, 4),
          f"zvm run --model FILE.gguf -p: the file added, a throwaway llm VM answers ({time.monotonic() - t0:.0f} s)",
          r.stdout + r.stderr)
     m = answer_of(d.zvm("--json", "model", "show", "filetiny").stdout)
@@ -208,7 +218,7 @@ def scenario_chat_zvmd(t, d):
                          ("cv", "the VM's pass-through (/api/v1/vms/cv/v1/...)")):
         r = d.zvm("chat", target, "-p", "Hello", "--max-tokens", "4", "--json", timeout=STEP)
         a = answer_of(r.stdout)
-        t.ok(r.returncode == 0 and a.get("usage", {}).get("completion_tokens") == 4,
-             f"zvm chat -p through zvmd, {what}: 4 completion tokens", r.stdout + r.stderr)
+        t.ok(r.returncode == 0 and answered(a, 4),
+             f"zvm chat -p through zvmd, {what}: an answer (4 tokens, or fewer ending in stop)", r.stdout + r.stderr)
     bench_checks(t, d, d.zvm, "cv", "through zvmd")
     d.zvm("delete", "--force", "cv")
