@@ -93,6 +93,8 @@ void vm_sandbox_fds_close(VmSandboxFds *f);
 size_t vm_sandbox_fds_list(const VmSandboxFds *f, int *fds);
 
 /* vm-vsock.c */
+/* Sets the config's vsock CID (text, typed view, file). */
+int vm_config_save_cid(Vm *vm, uint32_t cid, char **ret_error);
 int vm_reserve_cid(Vm *vm, int *ret_fd, char **ret_error);
 /* Spawns the helper; its socket is waited for by the caller. */
 int vm_spawn_helper(Vm *vm, const ProcessSandbox *sb, int vsock_dir_fd, char **ret_error);

@@ -78,8 +78,6 @@ static void take_cid(Vm *vm, uint32_t cid) {
         _cleanup_free_ uint32_t *taken = NULL;
         _cleanup_free_ char *err = NULL;
         size_t n = 0;
-        char value[32];
-        VmConfig *c = NULL;
         int r;
 
         if (cid == 0 || vm->config->cid == cid)
@@ -88,16 +86,8 @@ static void take_cid(Vm *vm, uint32_t cid) {
         for (size_t i = 0; r >= 0 && i < n; i++)
                 if (taken[i] == cid)
                         r = -EADDRINUSE;
-        snprintf(value, sizeof(value), "cid=%u", cid);
         if (r >= 0)
-                r = vm_config_set(vm->cf, "vsock", value, &err);
-        if (r >= 0)
-                r = vm_config_from_file(vm->cf, vm->vmid, &c, &err);
-        if (r >= 0) {
-                vm_config_free(vm->config);
-                vm->config = c;
-                r = vm_save_config(vm);
-        }
+                r = vm_config_save_cid(vm, cid, &err);
         if (r < 0)
                 log_warning("VM %u: keeps CID %u in its config, runs with the pool guest's %u: %s", vm->vmid,
                             vm->config->cid, cid, err ? err : errno_str(r));

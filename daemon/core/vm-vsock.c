@@ -77,6 +77,22 @@ void vm_helper_failed(Vm *vm, int r, char **ret_error) {
                   r == -ECHILD ? "it exited" : errno_str(r), joined ? ": " : "", strempty(joined));
         vm_helper_stop(&vm->helper);
 }
+int vm_config_save_cid(Vm *vm, uint32_t cid, char **ret_error) {
+        char value[32];
+        VmConfig *c = NULL;
+        int r;
+
+        snprintf(value, sizeof(value), "cid=%u", cid);
+        r = vm_config_set(vm->cf, "vsock", value, ret_error);
+        if (r >= 0)
+                r = vm_config_from_file(vm->cf, vm->vmid, &c, ret_error);
+        if (r < 0)
+                return r;
+        vm_config_free(vm->config);
+        vm->config = c;
+        return vm_save_config(vm);
+}
+
 /* Kernel vsock: reserve the VM's CID on /dev/vhost-vsock and keep the fd for
  * QEMU. If another user of the host holds the CID, pick the next free one
  * and persist it in the config. */
@@ -94,19 +110,7 @@ int vm_reserve_cid(Vm *vm, int *ret_fd, char **ret_error) {
                 if (r >= 0)
                         r = cid_alloc_pick(vm->vmid, taken, n_taken, cid_probe_vhost, &probe, &cid);
                 if (r >= 0) {
-                        char value[32];
-                        _cleanup_free_ char *err = NULL;
-                        VmConfig *c = NULL;
-
-                        snprintf(value, sizeof(value), "cid=%u", cid);
-                        r = vm_config_set(vm->cf, "vsock", value, &err);
-                        if (r >= 0)
-                                r = vm_config_from_file(vm->cf, vm->vmid, &c, &err);
-                        if (r >= 0) {
-                                vm_config_free(vm->config);
-                                vm->config = c;
-                                r = vm_save_config(vm);
-                        }
+                        r = vm_config_save_cid(vm, cid, NULL);
                         log_notice("VM %u: vsock CID in use on this host, moved to %u", vm->vmid, cid);
                 }
         }
