@@ -357,7 +357,6 @@ static int pool_try_claim(Manager *m, Vm *vm, char **ret_error) {
                                     vm->config->name);
                         return 0;
                 }
-                vm->from_pool = true;
                 m->pool_claims++;
                 manager_pool_personalise(m, vm);
                 m->pool_quiet_mono = now_usec(CLOCK_MONOTONIC) + POOL_REFILL_QUIET_USEC;
@@ -374,7 +373,6 @@ int manager_start_vm(Manager *m, Vm *vm, bool root, char **ret_error) {
         r = !vm->pool && !vm_is_up(vm) ? pool_try_claim(m, vm, ret_error) : 0;
         if (r != 0)
                 return MIN(r, 0);
-        vm->from_pool = false;
         return vm_start(vm, root, ret_error);
 }
 

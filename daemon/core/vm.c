@@ -300,6 +300,7 @@ void vm_cleanup_runtime(Vm *vm) {
         vm->started_usec = 0;
         vm->pool_slot = vm->pool ? vm->vmid : 0;
         vm->personalising = false;
+        vm->from_pool = false;
         vm->balloon_actual_mib = 0;
 }
 /* code < 0: unknown (re-adopted QEMU is not our child). */
