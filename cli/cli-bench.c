@@ -19,8 +19,9 @@ typedef struct BenchLevel {
         double ttft_p50, ttft_p95, e2e_p50, e2e_p95;    /* seconds */
         double prompt_tokens, gen_tokens;       /* means, as the server counted them */
         double wall, total_tps;                 /* all tokens of the level / its wall time */
-        double watts, wh_per_query;
-        bool measured;
+        double watts, wh_per_query;             /* NaN: too short to estimate */
+        double cpu_seconds;                     /* the host's busy CPU-seconds in the level */
+        PowerSource source;
 } BenchLevel;
 
 static void bench_level_done(BenchLevel *l) {
@@ -118,8 +119,9 @@ static int bench_level_stats(const Cli *cli, OaiRequest **reqs, size_t n, const 
         l->e2e_p95 = stats_percentile(e2e, l->ok, 95);
         l->wall = (double) (p1->usec - p0->usec) / 1e6;
         l->total_tps = l->wall > 0 ? tokens / l->wall : 0;
-        l->watts = power_watts(p0, p1, o->cpu_watts, &l->measured);
-        l->wh_per_query = stats_wh_per_query(l->watts, l->total_tps, o->isl, o->osl);
+        l->watts = power_watts(p0, p1, o->cpu_watts, &l->source);
+        l->cpu_seconds = power_cpu_seconds(p0, p1);
+        l->wh_per_query = isnan(l->watts) ? NAN : stats_wh_per_query(l->watts, l->total_tps, o->isl, o->osl);
         return 0;
 }
 
@@ -155,6 +157,11 @@ static int bench_level(const Cli *cli, const OaiTarget *t, const BenchOptions *o
         return r;
 }
 
+/* null for NaN: JSON has no NaN. */
+static json_object *json_double_or_null(double v) {
+        return isnan(v) ? NULL : json_object_new_double(v);
+}
+
 static json_object *bench_level_json(const BenchLevel *l) {
         json_object *o = json_object_new_object(), *e = json_object_new_object();
 
@@ -177,10 +184,12 @@ static json_object *bench_level_json(const BenchLevel *l) {
         json_object_object_add(o, "latency_p95_sec", json_object_new_double(l->e2e_p95));
         json_object_object_add(o, "wall_sec", json_object_new_double(l->wall));
         json_object_object_add(o, "total_tokens_per_sec", json_object_new_double(l->total_tps));
-        json_object_object_add(e, "watts", json_object_new_double(l->watts));
-        json_object_object_add(e, "source", json_object_new_string(l->measured ? "measured" : "estimated"));
-        json_object_object_add(e, "joules_per_token", json_object_new_double(l->total_tps > 0 ? l->watts / l->total_tps : 0));
-        json_object_object_add(e, "wh_per_query", json_object_new_double(l->wh_per_query));
+        json_object_object_add(e, "watts", json_double_or_null(l->watts));
+        json_object_object_add(e, "source", json_object_new_string(power_source_to_string(l->source)));
+        json_object_object_add(e, "cpu_seconds", json_object_new_double(l->cpu_seconds));
+        json_object_object_add(e, "joules_per_token", json_double_or_null(l->total_tps > 0 ? l->watts / l->total_tps :
+                                                                          isnan(l->watts) ? NAN : 0));
+        json_object_object_add(e, "wh_per_query", json_double_or_null(l->wh_per_query));
         json_object_object_add(o, "energy", e);
         return o;
 }
@@ -233,12 +242,13 @@ static int bench_print_table(const OaiTarget *t, const BenchOptions *o, const Be
         };
         _cleanup_table_ CliTable *table = cli_table_new(ELEMENTSOF(header), header);
         _cleanup_free_ char *text = NULL;
-        char watts[64];
+        char watts[64], too_short[80];
         int r = 0;
 
         if (!table)
                 return log_oom();
         (void) snprintf(watts, sizeof(watts), "estimated (CPU-s x %g W)", o->cpu_watts);
+        (void) snprintf(too_short, sizeof(too_short), "too short to estimate (< %u CPU ticks)", POWER_MIN_TICKS);
         for (size_t i = 0; i < n && r >= 0; i++) {
                 const BenchLevel *l = levels + i;
                 double none = l->ok > 0 ? 0 : NAN;       /* NaN: the cell shows "-" */
@@ -255,7 +265,8 @@ static int bench_print_table(const OaiTarget *t, const BenchOptions *o, const Be
                 if (r >= 0) r = table_addf(table, "%.1f", l->total_tps + none);
                 if (r >= 0) r = table_addf(table, "%.1f", l->watts);
                 if (r >= 0) r = table_addf(table, "%.3g", l->wh_per_query + none);
-                if (r >= 0) r = cli_table_add(table, l->measured ? "measured (RAPL)" : watts);
+                if (r >= 0) r = cli_table_add(table, l->source == POWER_MEASURED ? "measured (RAPL)" :
+                                                     l->source == POWER_ESTIMATED ? watts : too_short);
         }
         if (r < 0)
                 return log_oom();

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -55,22 +56,46 @@ int power_sample(PowerSample *ret) {
         return 0;
 }
 
-double power_watts(const PowerSample *a, const PowerSample *b, double cpu_watts, bool *ret_measured) {
-        double secs = (double) (b->usec - a->usec) / 1e6, joules = 0;
+static double clock_ticks_per_sec(void) {
         long hz = sysconf(_SC_CLK_TCK);
 
-        if (secs <= 0)
-                return 0;
+        return hz > 0 ? (double) hz : 100;
+}
+
+double power_cpu_seconds(const PowerSample *a, const PowerSample *b) {
+        return b->busy_ticks > a->busy_ticks ? (double) (b->busy_ticks - a->busy_ticks) / clock_ticks_per_sec() : 0;
+}
+
+double power_watts(const PowerSample *a, const PowerSample *b, double cpu_watts, PowerSource *ret_source) {
+        double secs = (double) (b->usec - a->usec) / 1e6, joules = 0;
+
         if (a->n_zones > 0 && a->n_zones == b->n_zones) {
+                *ret_source = POWER_MEASURED;
+                if (!(secs > 0))
+                        return NAN;
                 for (unsigned i = 0; i < a->n_zones; i++) {
                         uint64_t d = b->energy_uj[i] >= a->energy_uj[i] ? b->energy_uj[i] - a->energy_uj[i] :
                                      b->energy_uj[i] + a->range_uj[i] - a->energy_uj[i];       /* wrapped */
 
                         joules += (double) d / 1e6;
                 }
-                *ret_measured = true;
                 return joules / secs;
         }
-        *ret_measured = false;
-        return (double) (b->busy_ticks - a->busy_ticks) / (double) (hz > 0 ? hz : 100) * cpu_watts / secs;
+        if (!(secs > 0) || b->busy_ticks < a->busy_ticks || b->busy_ticks - a->busy_ticks < POWER_MIN_TICKS) {
+                *ret_source = POWER_TOO_SHORT;
+                return NAN;
+        }
+        *ret_source = POWER_ESTIMATED;
+        return power_cpu_seconds(a, b) * cpu_watts / secs;
+}
+
+const char *power_source_to_string(PowerSource s) {
+        switch (s) {
+        case POWER_MEASURED:
+                return "measured";
+        case POWER_ESTIMATED:
+                return "estimated";
+        default:
+                return "too-short";
+        }
 }

@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <math.h>
+#include <unistd.h>
 
+#include "cli-power.h"
 #include "cli-sse.h"
 #include "tap.h"
 
@@ -109,10 +111,37 @@ static void test_stats(void) {
         is_int(stats_parse_uint_list("-1", l, 16, 1024), -EINVAL, "signs refused");
 }
 
+/* The bench's watts: RAPL where both samples have it; else busy ticks x
+ * watts, but only from POWER_MIN_TICKS ticks up (no "0 W" for a level of
+ * a few milliseconds, as CI once printed). */
+static void test_power(void) {
+        PowerSample a = { .usec = 1000000, .busy_ticks = 500 }, b = { .usec = 2000000, .busy_ticks = 500 };
+        double hz = (double) sysconf(_SC_CLK_TCK);
+        PowerSource s;
+
+        ok(isnan(power_watts(&a, &b, 15, &s)) && s == POWER_TOO_SHORT, "no busy tick in 1 s: too short, no figure");
+        b.busy_ticks = 500 + POWER_MIN_TICKS - 1;
+        ok(isnan(power_watts(&a, &b, 15, &s)) && s == POWER_TOO_SHORT, "POWER_MIN_TICKS - 1 ticks: too short");
+        b.busy_ticks = 500 + 2 * (unsigned) hz;
+        ok(fabs(power_watts(&a, &b, 15, &s) - 30) < 1e-9 && s == POWER_ESTIMATED, "2 CPU-s in 1 s x 15 W = 30 W");
+        ok(fabs(power_cpu_seconds(&a, &b) - 2) < 1e-9 && power_cpu_seconds(&b, &a) == 0, "busy CPU-seconds");
+        is_str(power_source_to_string(s), "estimated", "its name");
+        b.usec = a.usec;
+        ok(isnan(power_watts(&a, &b, 15, &s)), "no time passed: no figure");
+        a.n_zones = b.n_zones = 2;
+        a.energy_uj[0] = 1000000, b.energy_uj[0] = 41000000;    /* 40 J */
+        a.energy_uj[1] = 9000000, b.energy_uj[1] = 1000000, a.range_uj[1] = 10000000;   /* wrapped: 2 J */
+        b.usec = 3000000;
+        ok(fabs(power_watts(&a, &b, 15, &s) - 21) < 1e-9 && s == POWER_MEASURED, "RAPL: 42 J in 2 s = 21 W, a wrap counted");
+        b.n_zones = 1;
+        ok(!isnan(power_watts(&a, &b, 15, &s)) && s == POWER_ESTIMATED, "zones differ: the estimate");
+}
+
 int main(void) {
         test_splits();
         test_byte_by_byte();
         test_bounds();
         test_stats();
+        test_power();
         return done_testing();
 }
