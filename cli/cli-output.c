@@ -140,10 +140,12 @@ static char *pool_value(json_object *p) {
 
         if (member_double(p, "size") <= 0 && member_double(p, "guests") <= 0)
                 return strdup("off");
-        if (asprintf(&s, "%.0f of %.0f ready (template %s, %.0fM, %.0f core(s)); %.0f claimed, %.0f cold start(s)",
+        if (asprintf(&s, "%.0f of %.0f ready (template %s, %.0fM, %.0f core(s)); %.0f claimed, %.0f cold start(s), "
+                     "%.0f with none ready",
                      member_double(p, "ready"), member_double(p, "size"),
                      json_object_get_string(json_get_path(p, "template")) ?: "?", member_double(p, "memory"),
-                     member_double(p, "cores"), member_double(p, "claims"), member_double(p, "misses")) < 0)
+                     member_double(p, "cores"), member_double(p, "claims"), member_double(p, "misses"),
+                     member_double(p, "empty")) < 0)
                 return NULL;
         return s;
 }

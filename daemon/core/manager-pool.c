@@ -320,6 +320,18 @@ void manager_pool_personalise(Manager *m, Vm *vm) {
                 on_hostname_set(&vm->agent, NULL, "EIO", errno_str(r), NULL);
 }
 
+/* Whether vm is of the pool's shape and starts for the first time: a
+ * cold start of such a VM means the pool had no guest ready (too small
+ * for the burst, or still refilling). */
+static bool pool_could_serve(Manager *m, Vm *vm) {
+        _cleanup_free_ char *upper = NULL;
+
+        if (!m->pool_cf || m->pool_spec.size == 0 || !vm_config_same_run(m->pool_cf, vm->cf, "vsock"))
+                return false;
+        upper = strjoin(vm->data_dir, "/upper.img");
+        return upper && access(upper, F_OK) < 0 && errno == ENOENT;
+}
+
 /* 1: vm runs (is starting) on a pool guest; 0: it starts cold; < 0: it
  * claimed a guest that zvmd could not take over (the start fails). */
 static int pool_try_claim(Manager *m, Vm *vm, char **ret_error) {
@@ -364,6 +376,7 @@ static int pool_try_claim(Manager *m, Vm *vm, char **ret_error) {
                 return 1;
         }
         m->pool_misses++;
+        m->pool_empty += pool_could_serve(m, vm);
         return 0;
 }
 
@@ -392,6 +405,7 @@ int manager_pool_to_json(Manager *m, json_object *o) {
         json_object_object_add(p, "ready", json_object_new_int64(ready));
         json_object_object_add(p, "claims", json_object_new_uint64(m->pool_claims));
         json_object_object_add(p, "misses", json_object_new_uint64(m->pool_misses));
+        json_object_object_add(p, "empty", json_object_new_uint64(m->pool_empty));
         json_object_object_add(o, "pool", p);
         return 0;
 }

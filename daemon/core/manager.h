@@ -67,7 +67,8 @@ struct Manager {
         unsigned pool_failures;         /* boots that failed in a row: back-off */
         uint64_t pool_retry_mono;
         uint64_t pool_quiet_mono;       /* no boot before: the last claim was just now */
-        uint64_t pool_claims, pool_misses;
+        uint64_t pool_claims, pool_misses;      /* starts from the pool; cold starts while it is on */
+        uint64_t pool_empty;                    /* of those, ones a ready guest would have served */
 };
 
 #define MANAGER_VMS_MAX 4096U

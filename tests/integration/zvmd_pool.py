@@ -84,7 +84,8 @@ def scenario_pool(t, d):
          "a VM cannot be created with a pool slot's VMID", (status, body))
     a, b = create(t, d, "pa"), create(t, d, "pb", sshkeys="")
     c = create(t, d, "pc", memory=256)
-    if not (a and b and c):
+    z = create(t, d, "pz")
+    if not (a and b and c and z):
         return
     guests = pool_guest_pids(d)
     t.ok(len(guests) == 2, "two guests run in the pool's slots", guests)
@@ -97,6 +98,11 @@ def scenario_pool(t, d):
     t.ok(status == 200 and st_b.get("start_path") == "pool", f"pb starts from the pool ({took:.2f} s)", st_b)
     t.ok(st_b.get("pid") in guests.values() and st_b.get("pid") != st_a.get("pid"),
          "pb runs the other pool guest, not pa's", (st_a, st_b, guests))
+    # Both guests are taken and the pool waits 1 s before it boots a
+    # replacement: pz, of the pool's shape, finds none ready.
+    status, st_z, _ = _start(t, d, "pz")
+    t.ok(status == 200 and st_z.get("start_path") == "cold", "pz, of the pool's shape, starts cold: none ready", st_z)
+    d.request("POST", "/vms/pz/stop")
     wait_agent(d, "pa")
     wait_agent(d, "pb")
     t.ok(_exec(d, "pa", "hostname") == (0, "pa"), "pa's guest is called pa", _exec(d, "pa", "hostname"))
@@ -132,7 +138,8 @@ def scenario_pool(t, d):
     taken = {st_a.get("pid"), st_b.get("pid"), st_c.get("pid")}
     t.ok(len(refill) == 2 and not taken & set(refill.values()), "the refilled guests are new processes",
          (refill, taken))
-    t.ok(p.get("claims") == 2, "GET /host counts 2 claims", p)
+    t.ok(p.get("claims") == 2 and p.get("misses") == 2 and p.get("empty") == 1,
+         "GET /host counts 2 claims, 2 cold starts (pz and pc), 1 of them for want of a ready guest (pz)", p)
     uids = {pid: _uid(pid) for pid in list(refill.values()) + [st_a.get("pid"), st_b.get("pid")]}
     t.ok(None not in uids.values() and len(set(uids.values())) == 4,
          "no two QEMUs share a uid: a claimed VM keeps its slot's, the new guests get others", uids)

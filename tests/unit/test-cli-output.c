@@ -463,9 +463,9 @@ static void test_renderers(void) {
                 {
                         cli_output_host, "host: the warm pool",
                         "{\"version\":\"0.1.0\",\"pool\":{\"size\":4,\"template\":\"tiny\",\"memory\":128,\"cores\":1,"
-                        " \"guests\":4,\"ready\":3,\"claims\":7,\"misses\":2}}", 0,
+                        " \"guests\":4,\"ready\":3,\"claims\":7,\"misses\":2,\"empty\":1}}", 0,
                         "version: 0.1.0\n"
-                        "pool:    3 of 4 ready (template tiny, 128M, 1 core(s)); 7 claimed, 2 cold start(s)\n",
+                        "pool:    3 of 4 ready (template tiny, 128M, 1 core(s)); 7 claimed, 2 cold start(s), 1 with none ready\n",
                 },
                 {
                         cli_output_host, "host: no warm pool",
