@@ -285,6 +285,11 @@ static void on_hostname_set(VmAgent *a, json_object *response, const char *code,
                             void *userdata) {
         Vm *vm = container_of(a, Vm, agent);
 
+        /* Cancelled: the VM went down (its clean-up ends the claim's
+         * naming and says why the start failed) or zvmd lets go of it
+         * (the next zvmd names it: state.json still says naming). */
+        if (!response && code && streq(code, "ESHUTDOWN"))
+                return;
         if (response) {
                 agent_answered(a);      /* exec and friends need not wait for the ping */
                 log_info("VM %u (%s): the pool guest took its name, %.1f ms after the start", vm->vmid,
@@ -293,7 +298,7 @@ static void on_hostname_set(VmAgent *a, json_object *response, const char *code,
         else
                 log_warning("VM %u (%s): the pool guest keeps its name, the agent could not set the hostname: %s (%s)",
                             vm->vmid, vm->config->name, strnull(message), strnull(code));
-        vm->personalising = false;
+        vm_pool_named(vm);      /* done, or given up: a restart of zvmd does not try again */
         if (vm->state == VM_STATE_STARTING)
                 vm_set_state(vm, VM_STATE_RUNNING);
 }
@@ -305,13 +310,14 @@ void manager_pool_personalise(Manager *m, Vm *vm) {
         json_object *req = json_object_new_object();
         int r;
 
-        vm->claim_finished = false;
-        if (vm->state != VM_STATE_RUNNING)
+        if (vm->state != VM_STATE_RUNNING) {
+                vm->naming = VM_NAMING_NONE;
                 return (void) json_object_put(req);
+        }
         (void) manager_known_hosts_write(m);    /* its host keys moved to the VM's data dir */
         ssh_push_authorized_keys(&vm->agent, vm->config->sshkeys);
         vm->state = VM_STATE_STOPPED;           /* re-adoption said running, silently */
-        vm->personalising = true;               /* QMP's first answer must not say running */
+        vm->naming = VM_NAMING_IN_FLIGHT;       /* QMP's first answer must not say running */
         vm_set_state(vm, VM_STATE_STARTING);
         json_object_object_add(req, "op", json_object_new_string("set-hostname"));
         json_object_object_add(req, "hostname", json_object_new_string(vm->config->name));

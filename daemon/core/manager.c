@@ -526,7 +526,7 @@ int manager_load(Manager *m) {
                 r = vm_adopt(vm);
                 if (r < 0)
                         log_warning_errno(r, "VM %u: re-adoption failed: %m", vmid);
-                if (vm->claim_finished)
+                if (vm->naming == VM_NAMING_PENDING)
                         manager_pool_personalise(m, vm);        /* zvmd was killed during the claim */
         }
         closedir(d);

@@ -93,8 +93,8 @@ void manager_set_event_handler(Manager *m, manager_event_fn fn, void *userdata);
  * none; the guests there are stop). */
 int manager_pool_setup(Manager *m, const PoolSpec *spec);
 void manager_pool_free(Manager *m);
-/* A VM whose re-adoption finished a claim (vm->claim_finished): the
- * guest takes its name and keys. */
+/* A claimed VM whose guest has not taken its name and keys yet
+ * (vm->naming VM_NAMING_PENDING) takes them. */
 void manager_pool_personalise(Manager *m, Vm *vm);
 /* A guest's agent state changed (READY: claimable, and boots work). */
 void manager_pool_agent_changed(Manager *m, Vm *guest);

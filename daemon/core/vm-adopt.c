@@ -61,6 +61,7 @@ int vm_state_file_save(Vm *vm) {
                 .stop_requested = vm->stop_requested,
                 .pool_slot = vm->pool_slot,
                 .from_pool = vm->from_pool,
+                .naming = vm->naming != VM_NAMING_NONE,
         };
 
         text = vm_state_record_format(&rec);
@@ -118,6 +119,9 @@ int vm_adopt(Vm *vm) {
         stopping = rec.stop_requested;
         vm->accel = rec.kvm ? VM_ACCEL_KVM : VM_ACCEL_TCG;
         vm->from_pool = rec.from_pool;
+        /* Claimed, but zvmd was killed before the guest took the VM's
+         * name and keys: it takes them now (manager_load()). */
+        vm->naming = rec.from_pool && rec.naming ? VM_NAMING_PENDING : VM_NAMING_NONE;
         /* A claimed pool guest (vm_pool_claim()): finish the claim first,
          * then it is this VM's run like any other. */
         vm->pool_slot = rec.pool_slot;
@@ -162,7 +166,7 @@ int vm_adopt(Vm *vm) {
                 return r;
         vm->state = VM_STATE_RUNNING;
         if (claimed)
-                (void) vm_state_file_save(vm);  /* the claim is done: from_pool */
+                (void) vm_state_file_save(vm);  /* the claim is done: from_pool, naming */
         r = vm_qmp_connect(vm);
         if (r < 0)
                 log_warning_errno(r, "VM %u: re-adopted, but QMP is unreachable: %m", vm->vmid);

@@ -122,7 +122,12 @@ int vm_pool_finish(Vm *vm, uint32_t slot) {
         if (r < 0)
                 return log_warning_errno(r, "VM %u: %s", vm->vmid, strnull(err));
         vm->from_pool = true;
-        vm->claim_finished = true;
+        vm->naming = VM_NAMING_PENDING;
         log_info("VM %u (%s): the claim of pool guest %u is complete", vm->vmid, vm->config->name, slot);
         return 0;
+}
+
+void vm_pool_named(Vm *vm) {
+        vm->naming = VM_NAMING_NONE;
+        (void) vm_state_file_save(vm);
 }

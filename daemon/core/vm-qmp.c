@@ -131,7 +131,7 @@ static void on_query_status(QmpClient *c, json_object *result, const char *error
         }
         if (vm_running_config(vm)->balloon_mib > 0)
                 (void) vm_qmp_invoke(vm, "query-balloon", NULL, on_query_balloon, vm);
-        if (vm->state == VM_STATE_STARTING && !vm->personalising) {
+        if (vm->state == VM_STATE_STARTING && vm->naming != VM_NAMING_IN_FLIGHT) {
                 /* The start's deadline only: a re-adopted VM's stop in
                  * flight has its kill timer there too (issue 14, chaos). */
                 vm->timeout_source = sd_event_source_disable_unref(vm->timeout_source);

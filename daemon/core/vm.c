@@ -299,7 +299,7 @@ void vm_cleanup_runtime(Vm *vm) {
         vm->starttime = 0;
         vm->started_usec = 0;
         vm->pool_slot = vm->pool ? vm->vmid : 0;
-        vm->personalising = false;
+        vm->naming = VM_NAMING_NONE;
         vm->from_pool = false;
         vm->balloon_actual_mib = 0;
 }

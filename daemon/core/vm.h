@@ -75,6 +75,12 @@ typedef struct VmHelper {
         bool own_child;                 /* spawned by this zvmd: the loop reaps it */
 } VmHelper;
 
+typedef enum VmNaming {
+        VM_NAMING_NONE,                 /* a cold start, or the guest has its name */
+        VM_NAMING_PENDING,              /* claimed: the name and keys are still to be given */
+        VM_NAMING_IN_FLIGHT,            /* set-hostname is on its way: starting until it answers */
+} VmNaming;
+
 struct Vm {
         VmContext *ctx;
         uint32_t vmid;
@@ -93,8 +99,10 @@ struct Vm {
         bool pool;
         bool from_pool;                 /* this run claimed a pool guest ("start_path": "pool") */
         uint32_t pool_slot;             /* the slot whose uid this run's QEMU has (pool guest: vmid); 0: none */
-        bool claim_finished;            /* vm_adopt() just finished a claim: the guest is not personalised yet */
-        bool personalising;             /* a claimed guest's hostname is being set: starting until it is */
+        /* A claimed guest takes the VM's name and keys after the claim
+         * (manager_pool_personalise()); state.json records that it has
+         * not yet, so a zvmd killed meanwhile does it after re-adoption. */
+        VmNaming naming;
 
         /* QEMU */
         pid_t pid;
@@ -159,6 +167,9 @@ int vm_new_pool(VmContext *ctx, uint32_t vmid, const char *text, Vm **ret, char 
  * config. A zvmd killed anywhere in between finishes it on re-adoption.
  * -EBUSY: vm cannot take a pool guest (it has a writable layer, or runs). */
 int vm_pool_claim(Vm *vm, Vm *guest, char **ret_error);
+/* The claimed guest took the VM's name and keys, or will not: state.json
+ * stops saying naming. */
+void vm_pool_named(Vm *vm);
 /* Re-adopts a VM that runs since before this zvmd (state file in run dir). */
 int vm_adopt(Vm *vm);
 

@@ -32,6 +32,8 @@ char *vm_state_record_format(const VmStateRecord *rec) {
         json_object_object_add(o, "stop_requested", json_object_new_boolean(rec->stop_requested));
         if (rec->from_pool)
                 json_object_object_add(o, "from_pool", json_object_new_boolean(true));
+        if (rec->naming)
+                json_object_object_add(o, "naming", json_object_new_boolean(true));
         if (rec->pool_slot > 0)
                 json_object_object_add(o, "pool_slot", json_object_new_uint64(rec->pool_slot));
         text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -88,6 +90,7 @@ int vm_state_record_parse(const char *text, size_t len, VmStateRecord *ret) {
                 .stop_requested = get_bool(o, "stop_requested"),
         };
         ret->from_pool = get_bool(o, "from_pool");
+        ret->naming = get_bool(o, "naming");
         ret->pool_slot = get_u64(o, "pool_slot") <= UINT32_MAX ? (uint32_t) get_u64(o, "pool_slot") : 0;
         json_object_put(o);
         return 0;

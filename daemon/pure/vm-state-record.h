@@ -38,6 +38,9 @@ typedef struct VmStateRecord {
          * and the claim may not be finished (the writable layer still in
          * the slot's data dir). */
         bool from_pool;
+        /* A claimed guest that has not yet taken the VM's name and keys
+         * (the agent's set-hostname, the VM's sshkeys). */
+        bool naming;
 } VmStateRecord;
 
 /* The record as one JSON line; NULL on OOM. */

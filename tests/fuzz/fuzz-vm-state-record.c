@@ -26,7 +26,7 @@ static bool record_equal(const VmStateRecord *a, const VmStateRecord *b) {
                a->started_usec == b->started_usec && a->balloon_target_mib == b->balloon_target_mib &&
                a->balloon_manual == b->balloon_manual && a->starting == b->starting &&
                a->stop_requested == b->stop_requested && a->pool_slot == b->pool_slot &&
-               a->from_pool == b->from_pool;
+               a->from_pool == b->from_pool && a->naming == b->naming;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -5,6 +5,7 @@ the VM's own (hostname, CID, secret, writable layer, pid), never handed to
 two VMs, also across a zvmd kill -9."""
 import json
 import os
+import signal
 import time
 
 import zvmtest as zt
@@ -57,6 +58,15 @@ def _start(t, d, name):
     took = time.monotonic() - t0
     st = d.request("GET", f"/vms/{name}/status")[1]
     return status, st, took
+
+
+def _record(path):
+    """A VM's state.json, {} when there is none (yet)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
 
 
 def _uid(pid):
@@ -202,6 +212,38 @@ def scenario_pool(t, d):
     t.ok(st_f.get("pid") not in pool_guest_pids(d).values(), "the pool does not hold pf's guest any more",
          (st_f, pool_guest_pids(d)))
 
+    # zvmd killed after a claim is complete, before the guest took the
+    # VM's name and keys: the pool guests' vsock helpers are stopped
+    # (SIGSTOP), so set-hostname cannot reach the agent. state.json says
+    # so, and the next zvmd gives the name and keys once they run again.
+    g = create(t, d, "pg")
+    wait_pool_ready(t, d, 2, "before the claim left unnamed")
+    frozen = {slot: d.run_state(slot).get("helper_pid") for slot in pool_guest_pids(d)}
+    t.ok(all(frozen.values()), "the pool guests' vsock helpers", frozen)
+    for pid in frozen.values():
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        d.request("POST", "/vms/pg/start", timeout=3)
+    except OSError:
+        pass
+    record = os.path.join(d.root, "run", "zvm", "vms", str(g.get("vmid")), "state.json")
+    rec_g = _record(record)
+    t.ok(rec_g.get("from_pool") and rec_g.get("naming"),
+         "a claim whose guest cannot answer: state.json says from_pool and naming", rec_g)
+    d.kill9()
+    for pid in frozen.values():
+        os.kill(pid, signal.SIGCONT)
+    d.start()
+    wait_agent(d, "pg")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _record(record).get("naming"):
+        time.sleep(0.2)
+    st_g = d.request("GET", "/vms/pg/status")[1]
+    t.ok(_exec(d, "pg", "hostname") == (0, "pg") and not _record(record).get("naming") and
+         st_g.get("state") == "running" and st_g.get("start_path") == "pool",
+         "the next zvmd names it: pg is called pg, running from the pool, naming gone from state.json",
+         (_exec(d, "pg", "hostname"), _record(record), st_g))
+
     # Stop and start again: cold, on its own layer, which kept the file.
     d.request("POST", "/vms/pa/stop")
     status, st_a3, _ = _start(t, d, "pa")
@@ -209,9 +251,9 @@ def scenario_pool(t, d):
     wait_agent(d, "pa")
     t.ok(_exec(d, "pa", "cat", "/root/marker") == (0, "mine"), "pa's layer kept its file across the claim",
          _exec(d, "pa", "cat", "/root/marker"))
-    for name in ("pa", "pb", "pc", "pe", "pf"):
+    for name in ("pa", "pb", "pc", "pe", "pf", "pg"):
         d.request("POST", f"/vms/{name}/stop")
-    pids = [pid for pid in taken | {st_e.get("pid"), st_a3.get("pid"), st_f.get("pid")} if pid]
+    pids = [pid for pid in taken | {st_e.get("pid"), st_a3.get("pid"), st_f.get("pid"), st_g.get("pid")} if pid]
     deadline = time.monotonic() + 15   # a re-adopted QEMU's zombie is init's to reap
     while time.monotonic() < deadline and not all(zt.pid_gone(pid) or zt.stat_field(pid, 0) == "Z" for pid in pids):
         time.sleep(0.2)
