@@ -100,7 +100,7 @@ static bool slot_used(Manager *m, uint32_t id) {
 
 /* Boots one more guest. */
 static int pool_boot(Manager *m) {
-        _cleanup_free_ char *text = NULL, *err = NULL;
+        _cleanup_free_ char *text = NULL, *err = NULL, *data = NULL, *name = NULL;
         uint32_t id = POOL_VMID_BASE, cid;
         Vm *g = NULL;
         int r;
@@ -109,6 +109,18 @@ static int pool_boot(Manager *m) {
                 id++;
         if (id >= POOL_VMID_END)
                 return -ENOSPC;
+        /* A new guest inherits nothing: not a layer that a claim could not
+         * move out (its VM has stopped since, or the slot would be used). */
+        data = paths_vm_data_dir(&m->paths, id);
+        if (!data || asprintf(&name, "%" PRIu32, id) < 0)
+                return -ENOMEM;
+        if (access(data, F_OK) >= 0) {
+                _cleanup_close_ int dfd = open(m->paths.data_vms, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+                log_warning("Warm pool: removing what a run left in %s before guest %u boots", data, id);
+                if (dfd >= 0)
+                        (void) rm_rf_at(dfd, name);
+        }
         r = manager_pick_cid(m, id, &cid);
         if (r >= 0)
                 r = pool_spec_config(&m->pool_spec, id, cid, &text);
@@ -203,6 +215,10 @@ static void pool_readopt(Manager *m, uint32_t id) {
         r = vm_adopt(g);
         if (r < 0)
                 log_warning_errno(r, "Warm pool: guest %u: re-adoption failed: %m", id);
+        /* READY's deadline counts from now: a re-adopted guest whose agent
+         * never answers is stopped like a new one, and does not hold the
+         * pool's one boot at a time for ever. */
+        g->started_mono = now_usec(CLOCK_MONOTONIC);
         if (vm_is_up(g) && !vm_config_same_run(g->cf, m->pool_cf, "vsock")) {
                 log_info("Warm pool: guest %u is of another shape than the pool's; stopping it", id);
                 (void) vm_stop(g);
@@ -217,7 +233,6 @@ static void pool_scan(Manager *m, const char *dir, bool run) {
         if (!d)
                 return;
         while ((de = readdir(d))) {
-                _cleanup_free_ char *other = NULL;
                 uint32_t id;
 
                 if (safe_atou32(de->d_name, &id) < 0 || !pool_vmid(id))
@@ -226,10 +241,11 @@ static void pool_scan(Manager *m, const char *dir, bool run) {
                         pool_readopt(m, id);
                         continue;
                 }
-                /* A data dir without a run dir: its guest is gone (what a
-                 * claim moves out has been moved: VMs are re-adopted first). */
-                other = paths_vm_run_dir(&m->paths, id);
-                if (other && access(other, F_OK) < 0 && errno == ENOENT) {
+                /* A data dir of a slot nothing runs on: its guest is gone
+                 * (what a claim moves out has been moved: VMs are
+                 * re-adopted first; a VM whose claim could not move its
+                 * layer still runs on it, and holds the slot). */
+                if (!slot_used(m, id)) {
                         log_info("Warm pool: removing what guest %u left in %s", id, dir);
                         (void) rm_rf_at(dirfd(d), de->d_name);
                 }
