@@ -149,6 +149,15 @@ int vm_adopt(Vm *vm) {
         }
         vm->stop_requested = stopping;
         r = vm->pid > 0 ? pidfd_open_checked(vm->pid, vm->starttime, &vm->pidfd) : -ESRCH;
+        if (r < 0 && r != -ESRCH && r != -ENOENT) {
+                /* Out of fds or memory: QEMU may well run on. Nothing of
+                 * its run is touched, and the VM counts as running, so no
+                 * second QEMU starts on its layer; a restarted zvmd
+                 * adopts it. The caller reports it. */
+                vm->state = VM_STATE_RUNNING;
+                return log_warning_errno(r, "VM %u (%s): cannot watch QEMU (pid %d): %m", vm->vmid,
+                                         vm->config->name, (int) vm->pid);
+        }
         if (r < 0) {
                 log_warning("VM %u (%s): QEMU (pid %d) exited while zvmd was not running", vm->vmid,
                             vm->config->name, (int) vm->pid);
