@@ -346,12 +346,8 @@ void manager_pool_personalise(Manager *m, Vm *vm) {
  * cold start of such a VM means the pool had no guest ready (too small
  * for the burst, or still refilling). */
 static bool pool_could_serve(Manager *m, Vm *vm) {
-        _cleanup_free_ char *upper = NULL;
-
-        if (!m->pool_cf || m->pool_spec.size == 0 || !vm_config_same_run(m->pool_cf, vm->cf, "vsock"))
-                return false;
-        upper = strjoin(vm->data_dir, "/upper.img");
-        return upper && access(upper, F_OK) < 0 && errno == ENOENT;
+        return m->pool_cf && m->pool_spec.size > 0 && vm_config_same_run(m->pool_cf, vm->cf, "vsock") &&
+               vm_pool_first_start(vm) > 0;
 }
 
 /* 1: vm runs (is starting) on a pool guest; 0: it starts cold; < 0: it

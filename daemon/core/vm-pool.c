@@ -39,22 +39,30 @@ int vm_new_pool(VmContext *ctx, uint32_t vmid, const char *text, Vm **ret, char 
         return 0;
 }
 
-int vm_pool_claim(Vm *vm, Vm *guest, char **ret_error) {
+int vm_pool_first_start(const Vm *vm) {
         _cleanup_free_ char *upper = strjoin(vm->data_dir, "/upper.img");
-        int r;
 
         if (!upper)
                 return -ENOMEM;
+        if (access(upper, F_OK) >= 0)
+                return 0;
+        return errno == ENOENT ? 1 : -errno;
+}
+
+int vm_pool_claim(Vm *vm, Vm *guest, char **ret_error) {
+        int r;
+
         if (vm->pool || !guest->pool || vm_is_up(vm) || vm->start)
                 return set_error(ret_error, "VM %u cannot claim a pool guest now", vm->vmid), -EBUSY;
         if (guest->state != VM_STATE_RUNNING || guest->agent.state != AGENT_READY || guest->stop_requested)
                 return set_error(ret_error, "pool guest %u is not ready", guest->vmid), -EBUSY;
         /* A pool guest's writable layer is new: it only serves a VM that
          * has none yet (its first start), never one with its own data. */
-        if (access(upper, F_OK) >= 0)
+        r = vm_pool_first_start(vm);
+        if (r == 0)
                 return set_error(ret_error, "VM %u has a writable layer", vm->vmid), -EBUSY;
-        if (errno != ENOENT)
-                return set_error(ret_error, "%s: %s", upper, errno_str(-errno)), -errno;
+        if (r < 0)
+                return set_error(ret_error, "%s/upper.img: %s", vm->data_dir, errno_str(r)), r;
         /* What an earlier failed start left (logs) goes; anything else in
          * the run dir is not zvm's, and the VM starts cold. */
         r = vm_remove_dir_aside(vm, vm->run_dir, vm_run_names);

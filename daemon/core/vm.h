@@ -167,6 +167,9 @@ int vm_new_pool(VmContext *ctx, uint32_t vmid, const char *text, Vm **ret, char 
  * config. A zvmd killed anywhere in between finishes it on re-adoption.
  * -EBUSY: vm cannot take a pool guest (it has a writable layer, or runs). */
 int vm_pool_claim(Vm *vm, Vm *guest, char **ret_error);
+/* 1: vm has no writable layer yet (its first start, which a pool guest
+ * can serve); 0: it has one; -errno: cannot tell. */
+int vm_pool_first_start(const Vm *vm);
 /* The claimed guest took the VM's name and keys, or will not: state.json
  * stops saying naming. */
 void vm_pool_named(Vm *vm);
